@@ -1,0 +1,68 @@
+"""Kernel grids: each conv filter as a small image on ONE symmetric colour scale per layer.
+
+The tutorials draw ``kernel[:, :, 0, i]`` with ``vmin=-0.5, vmax=0.5``; we
+derive the symmetric limit from the layer's own weights so no layer is clipped
+or washed out, and keep it shared across the layer's filters so they compare.
+
+Which slice is shown:
+
+- Conv2D / Conv2DTranspose / SeparableConv2D (depthwise part): the kernel's
+  spatial taps for one input channel (``channel``, default 0, ``--kernel-channel``);
+  a layer with fewer channels shows the last one.
+- DepthwiseConv2D: every (channel, multiplier) filter, each its own tap set.
+- Conv1D: each filter as a 1 x k strip; Conv3D: the middle depth slice.
+- A first conv layer on 3-channel input also as RGB composites (each filter's
+  three input channels as one colour tile, on the same symmetric scale).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from reportgen import graph
+from reportgen.plots import symmetric_limit
+
+
+def filter_bank(layer: Any) -> np.ndarray:
+    """The layer's kernel as (kh, kw, in_channels, filters), whatever its type."""
+    kernel = np.asarray(graph.main_kernel(layer).numpy(), dtype=np.float32)
+    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
+        kernel = np.swapaxes(kernel, -1, -2)  # transposed convs store (..., out, in)
+    if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        # (..., in, multiplier): every (channel, multiplier) pair is one filter
+        kernel = kernel.reshape(kernel.shape[:-2] + (1, -1))
+    if kernel.ndim == 3:  # Conv1D: (k, in, out) -> (1, k, in, out)
+        kernel = kernel[np.newaxis]
+    elif kernel.ndim == 5:  # Conv3D: middle depth slice
+        kernel = kernel[kernel.shape[0] // 2]
+    return kernel
+
+
+def kernel_grid(layer: Any, max_filters: int = 64, channel: int = 0, rgb: bool = False,
+                limit: float | None = None) -> dict:
+    """The tiles to draw for one conv layer, and the shared colour scale.
+
+    Returns ``tiles`` (n, kh, kw) for the chosen input channel, ``rgb_tiles``
+    (n, kh, kw, 3) when ``rgb`` and the layer has 3 input channels, ``limit``
+    (the symmetric scale, from all of the layer's weights unless given), and
+    the counts shown / total.
+    """
+    bank = filter_bank(layer)
+    kh, kw, cin, cout = bank.shape
+    n = min(max_filters, cout)
+    used_channel = min(max(channel, 0), cin - 1)
+    lim = symmetric_limit(bank) if limit is None else float(limit)
+    out = {
+        "tiles": np.moveaxis(bank[:, :, used_channel, :n], -1, 0),
+        "rgb_tiles": np.moveaxis(bank[:, :, :3, :n], -1, 0) if rgb and cin == 3 else None,
+        "limit": lim,
+        "channel": used_channel,
+        "in_channels": int(cin),
+        "shown": int(n),
+        "total": int(cout),
+        "kernel_size": [int(kh), int(kw)],
+    }
+    return out

@@ -1,0 +1,236 @@
+"""Command line: ``reportgen MODEL``, ``reportgen demo`` and ``reportgen compare A B``.
+
+Exit status: 0 report written; 1 report written but a finding at or above
+``--fail-on`` exists; 2 bad input (one line on stderr, nothing written);
+130 interrupted (nothing half-written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from reportgen import __version__
+from reportgen.context import SECTION_NAMES, Options
+from reportgen.errors import UserError
+
+ALL_SECTIONS = SECTION_NAMES + ("findings",)
+FORMATS = ("html", "pdf", "json")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit status 2, like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message}; see '{self.prog} --help'")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be 0 or more")
+    return value
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in ALL_SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown section '{(unknown or [text])[0]}'; choose from {','.join(ALL_SECTIONS)}"
+        )
+    return names
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    p.add_argument("--format", action="append", choices=FORMATS, dest="formats", metavar="FMT",
+                   help="html, pdf or json; repeat for several (default: all three)")
+    p.add_argument("--quiet", action="store_true", help="hide the progress bars")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
+                   help="weights for an architecture given by name (default: imagenet, downloaded and cached by Keras)")
+    p.add_argument("--unsafe", action="store_true",
+                   help="turn Keras safe mode off to load a TRUSTED file whose Lambda layers carry code")
+
+
+def report_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="reportgen",
+        description="Write an audit report (HTML, PDF, JSON) of a trained Keras CNN. "
+        "Other commands: 'reportgen demo' (offline example) and 'reportgen compare A B'.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 file, or a keras.applications name (vgg16, resnet50, ...)")
+    _add_model_options(p)
+    _add_output_options(p)
+    p.add_argument("--sections", type=_sections, default=ALL_SECTIONS, metavar="LIST",
+                   help=f"comma-separated sections (default: all): {','.join(ALL_SECTIONS)}")
+    p.add_argument("--version", action="version", version=f"reportgen {__version__}")
+    g = p.add_argument_group("kernel grids")
+    g.add_argument("--max-filters", type=_positive, default=64, metavar="N", help="filters shown per layer (default 64)")
+    g.add_argument("--kernel-channel", type=_non_negative, default=0, metavar="C",
+                   help="input channel shown in kernel grids of deeper layers (default 0)")
+    g = p.add_argument_group("images, feature maps, Grad-CAM")
+    g.add_argument("--image", action="append", dest="images", default=[], metavar="PATH",
+                   help="input image (PNG, JPEG, BMP, GIF, .npy); repeatable")
+    g.add_argument("--preprocess", default="auto", choices=("auto", "none", "unit", "caffe", "tf", "torch"),
+                   help="input preprocessing (default auto: the architecture's own, else /255)")
+    g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
+    g.add_argument("--layers", nargs="+", metavar="NAME", help="layers whose feature maps are shown")
+    g.add_argument("--feature-channels", type=_positive, default=64, metavar="N", help="channels per feature-map grid (default 64)")
+    g.add_argument("--gradcam-layer", metavar="NAME", help="Grad-CAM target layer (default: last conv layer)")
+    g.add_argument("--top-k", type=_positive, default=3, metavar="K", help="predictions explained per image (default 3)")
+    g = p.add_argument_group("filter patterns")
+    g.add_argument("--pattern-layers", nargs="+", metavar="NAME", help="conv layers for the pattern mosaics")
+    g.add_argument("--pattern-filters", type=_positive, default=64, metavar="N", help="filters per layer (default 64)")
+    g.add_argument("--pattern-size", type=_positive, metavar="PX", help="pattern side in pixels")
+    g.add_argument("--pattern-steps", type=_positive, metavar="N", help="gradient-ascent steps")
+    g.add_argument("--pattern-style", choices=("classic", "robust"), default="classic")
+    g.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0): same seed, same report")
+    g = p.add_argument_group("findings")
+    g.add_argument("--config", metavar="FILE", help="TOML file with finding thresholds (default: [tool.reportgen] in ./pyproject.toml)")
+    g.add_argument("--fail-on", choices=("warning", "error"), help="exit 1 when a finding at or above this severity exists")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    return Options(
+        sections=tuple(args.sections),
+        max_filters=args.max_filters,
+        kernel_channel=args.kernel_channel,
+        images=tuple(args.images),
+        preprocess=args.preprocess,
+        class_names=args.class_names,
+        layers=tuple(args.layers) if args.layers else None,
+        feature_channels=args.feature_channels,
+        gradcam_layer=args.gradcam_layer,
+        top_k=args.top_k,
+        pattern_layers=tuple(args.pattern_layers) if args.pattern_layers else None,
+        pattern_filters=args.pattern_filters,
+        pattern_size=args.pattern_size,
+        pattern_steps=args.pattern_steps,
+        pattern_style=args.pattern_style,
+        seed=args.seed,
+        config=args.config,
+        fail_on=args.fail_on,
+        quiet=args.quiet,
+    )
+
+
+def cmd_report(argv: Sequence[str]) -> int:
+    args = report_parser().parse_args(argv)
+    options = options_from(args)
+    from reportgen import render
+    from reportgen.loading import load
+    from reportgen.report import build_report
+
+    render.check_out_dir(Path(args.out))
+    loaded = load(args.model, weights=args.weights, unsafe=args.unsafe)
+    folder, data = build_report(loaded, options, Path(args.out), args.formats or FORMATS)
+    _announce(folder, args.formats or FORMATS, args.quiet)
+    return _gate(data, options.fail_on)
+
+
+def _announce(folder: Path, formats: Sequence[str], quiet: bool) -> None:
+    if not quiet:
+        for fmt in FORMATS:
+            if fmt in formats:
+                print(folder / f"report.{fmt}")
+
+
+def _gate(data: dict, fail_on: str | None) -> int:
+    if not fail_on:
+        return 0
+    from reportgen.analyses.findings import exceeds
+
+    if exceeds(data.get("findings", []), fail_on):
+        counts = data.get("findings_summary", {})
+        print(f"reportgen: findings at or above '{fail_on}' ({counts}); exit status 1", file=sys.stderr)
+        return 1
+    return 0
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="reportgen demo", description="Train the tutorials' Fashion-MNIST-style CNN offline and report on it.")
+    _add_output_options(p)
+    p.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="digits",
+                   help="digits: scikit-learn's bundled handwritten digits upscaled to 28x28 (offline, default); "
+                   "fashion-mnist: Keras' download (online)")
+    p.add_argument("--epochs", type=_positive, default=20, help="maximum epochs (early stopping, patience 2)")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    return p
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    args = demo_parser().parse_args(argv)
+    from reportgen import render
+    from reportgen.demo import run_demo
+
+    render.check_out_dir(Path(args.out))
+    folder = run_demo(Path(args.out), dataset=args.dataset, epochs=args.epochs, seed=args.seed,
+                      formats=args.formats or FORMATS, quiet=args.quiet)
+    _announce(folder, args.formats or FORMATS, args.quiet)
+    return 0
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="reportgen compare", description="Weight drift between two models of one architecture.")
+    p.add_argument("model_a", metavar="A", help="the model before (a .keras/.h5 file or architecture name)")
+    p.add_argument("model_b", metavar="B", help="the model after")
+    _add_model_options(p)
+    _add_output_options(p)
+    return p
+
+
+def cmd_compare(argv: Sequence[str]) -> int:
+    args = compare_parser().parse_args(argv)
+    from reportgen import render
+    from reportgen.compare import build
+    from reportgen.loading import load
+    from reportgen.report import page_variables, progress_factory
+
+    render.check_out_dir(Path(args.out))
+    a = load(args.model_a, weights=args.weights, unsafe=args.unsafe)
+    b = load(args.model_b, weights=args.weights, unsafe=args.unsafe)
+    options = Options(quiet=args.quiet)
+    data, view = build(a, b, options)
+    variables = page_variables(f"{a.name} vs. {b.name}", f"{a.source} → {b.source}") | view
+    progress = progress_factory(args.quiet)
+    folder = render.write_report(Path(args.out), f"{a.name}-vs-{b.name}", data, "compare.html.j2", variables,
+                                 args.formats or FORMATS, progress)
+    _announce(folder, args.formats or FORMATS, args.quiet)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "compare": cmd_compare}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:])
+        return cmd_report(argv)
+    except UserError as exc:
+        print(f"reportgen: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("reportgen: interrupted; no report was written (an earlier report is left as it was)", file=sys.stderr)
+        return 130

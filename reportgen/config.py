@@ -1,0 +1,209 @@
+"""Thresholds of the audit findings: documented defaults, changed per project.
+
+A reviewer gating models in CI needs to tune what counts as "wrong" without
+patching code, and to see in the report which thresholds were applied. The
+values come from, in order (later wins per key):
+
+1. the defaults below (documented in ``docs/findings.md``);
+2. ``[tool.reportgen]`` in ``./pyproject.toml`` (the working directory), if present;
+3. ``--config FILE``: a TOML file holding the keys at its top level, or in a
+   ``[tool.reportgen]`` table (so another project's ``pyproject.toml`` works too).
+
+Example::
+
+    [tool.reportgen]
+    duplicate_cosine = 0.95
+    untrained_ks = 0.03
+
+    [tool.reportgen.severity]
+    duplicate_filters = "error"   # info | warning | error | off
+    pattern_not_rising = "off"
+
+Unknown keys and bad values raise :class:`UserError` naming the key and the fix,
+so a typo never silently leaves a default in force.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from reportgen.errors import UserError
+
+SEVERITIES = ("info", "warning", "error")
+
+# Every finding kind with its default severity (the severity table may change it).
+KINDS: dict[str, str] = {
+    "nonfinite_weights": "error",
+    "dead_filter": "warning",
+    "dead_unit": "warning",
+    "untrained_layer": "warning",
+    "duplicate_filters": "warning",
+    "exploding_scale": "warning",
+    "vanishing_scale": "warning",
+    "saturation": "warning",
+    "bn_gamma": "warning",
+    "bn_variance": "warning",
+    "gradcam_sanity": "warning",
+    "pattern_not_rising": "info",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every threshold of the findings, with its default and why (see docs/findings.md)."""
+
+    # Dead filters / units: a kernel (one output filter or Dense unit) whose L2 norm is
+    # at most this fraction of the layer's median filter norm ignores its input.
+    dead_kernel_norm: float = 1e-3
+    # A unit whose largest absolute activation over every input image and position is
+    # at most this is dead on the data (needs images).
+    dead_activation: float = 1e-6
+    # Untrained layer: the two-sample Kolmogorov-Smirnov test between the trained kernel
+    # and a fresh initialisation of the same layer cannot tell them apart: statistic
+    # below ``untrained_ks`` AND p-value above ``untrained_p``. The p-value condition
+    # keeps briefly trained small layers (statistic ~0.06 on 5k weights) from being
+    # flagged; the statistic condition keeps tiny samples from being called untrained.
+    untrained_ks: float = 0.1
+    untrained_p: float = 0.01
+    # Layers with fewer kernel weights than this are not KS-tested (too few samples for
+    # the test to tell a trained layer from a fresh one).
+    untrained_min_weights: int = 1000
+    # Near-duplicate filters: cosine similarity of two flattened kernels above this.
+    duplicate_cosine: float = 0.98
+    # Exploding / vanishing scale: trained std over the fresh initialiser's std above
+    # this, or below its inverse.
+    scale_ratio: float = 10.0
+    # Saturation: fraction of a sigmoid/tanh layer's outputs within ``saturation_margin``
+    # of the function's limits (0/1 for sigmoid, -1/1 for tanh) above this.
+    saturation_fraction: float = 0.9
+    saturation_margin: float = 0.01
+    # BatchNormalization: |gamma| at most this (the channel is switched off) ...
+    bn_gamma: float = 1e-3
+    # ... or a moving variance at most this (the channel's input is constant).
+    bn_variance: float = 1e-6
+    # Grad-CAM sanity check: the mean Spearman rank correlation between the original
+    # heatmaps and those of the randomised model stays above this at every step.
+    sanity_correlation: float = 0.5
+    # Cost bounds of the sanity check: randomisation steps (groups of layers, top
+    # down, by stage) and the number of images.
+    sanity_steps: int = 6
+    sanity_images: int = 2
+    # Patterns: a filter's activation must rise by more than this (end - start) during
+    # the gradient ascent, else its pattern shows nothing.
+    pattern_min_rise: float = 0.0
+    # At most this many findings of one kind in one layer are listed one by one; the
+    # rest are summed up in one finding.
+    max_per_layer: int = 10
+    # Severity of each finding kind: info | warning | error | off.
+    severity: dict = field(default_factory=lambda: dict(KINDS))
+    # Where the values came from, for the report ("defaults", a file name).
+    source: str = "defaults"
+
+    def as_dict(self) -> dict:
+        """The thresholds as report.json shows them."""
+        return {f.name: (dict(getattr(self, f.name)) if f.name == "severity" else getattr(self, f.name))
+                for f in fields(self)}
+
+
+_RANGES: dict[str, tuple[float, float, str]] = {
+    # key: (lowest, highest, description of valid values)
+    "dead_kernel_norm": (0.0, 1.0, "a number from 0 to 1"),
+    "dead_activation": (0.0, math.inf, "a number >= 0"),
+    "untrained_ks": (0.0, 1.0, "a number from 0 to 1"),
+    "untrained_p": (0.0, 1.0, "a number from 0 to 1"),
+    "untrained_min_weights": (1, math.inf, "an integer >= 1"),
+    "duplicate_cosine": (0.0, 1.0, "a number from 0 to 1"),
+    "scale_ratio": (1.0, math.inf, "a number >= 1"),
+    "saturation_fraction": (0.0, 1.0, "a number from 0 to 1"),
+    "saturation_margin": (0.0, 0.5, "a number from 0 to 0.5"),
+    "bn_gamma": (0.0, math.inf, "a number >= 0"),
+    "bn_variance": (0.0, math.inf, "a number >= 0"),
+    "sanity_correlation": (-1.0, 1.0, "a number from -1 to 1"),
+    "sanity_steps": (0, 50, "an integer from 0 (skip the check) to 50"),
+    "sanity_images": (1, 16, "an integer from 1 to 16"),
+    "pattern_min_rise": (-math.inf, math.inf, "a number"),
+    "max_per_layer": (1, 10_000, "an integer >= 1"),
+}
+_INTEGER_KEYS = {"untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer"}
+KEYS = tuple(_RANGES) + ("severity",)
+
+
+def _unknown(key: str, valid: tuple[str, ...], where: str) -> UserError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return UserError(f"{where}: unknown key '{key}'; {hint}valid keys: {', '.join(valid)}")
+
+
+def _apply(values: dict, table: Any, where: str) -> None:
+    """Check ``table`` (one TOML table) and merge it into ``values``."""
+    if not isinstance(table, dict):
+        raise UserError(f"{where} must be a table of thresholds; see docs/findings.md")
+    for key, value in table.items():
+        if key == "severity":
+            if not isinstance(value, dict):
+                raise UserError(f"{where}: 'severity' must be a table like {{ duplicate_filters = \"error\" }}")
+            sev = dict(values["severity"])
+            for kind, level in value.items():
+                if kind not in KINDS:
+                    raise _unknown(kind, tuple(KINDS), f"{where}.severity")
+                if level not in SEVERITIES + ("off",):
+                    raise UserError(f"{where}.severity.{kind}: '{level}' is not a severity; "
+                                    "use info, warning, error or off")
+                sev[kind] = level
+            values["severity"] = sev
+            continue
+        if key not in _RANGES:
+            raise _unknown(key, KEYS, where)
+        lo, hi, valid = _RANGES[key]
+        ok_type = isinstance(value, int) if key in _INTEGER_KEYS else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not (lo <= value <= hi) or (
+                isinstance(value, float) and math.isnan(value)):
+            raise UserError(f"{where}.{key} = {value!r} is not valid; use {valid} (default "
+                            f"{getattr(Thresholds, key)})")
+        values[key] = float(value) if key not in _INTEGER_KEYS else int(value)
+
+
+def _read_toml(path: Path, option: str) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"{option} '{path}' does not exist; give the path of a TOML file") from None
+    except IsADirectoryError:
+        raise UserError(f"{option} '{path}' is a folder; give the path of a TOML file") from None
+    except OSError as exc:
+        raise UserError(f"{option} '{path}' cannot be read ({exc.strerror}); check its permissions") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{option} '{path}' is not valid TOML ({exc}); fix the file") from None
+
+
+def load(config_file: str | None = None, cwd: str | Path | None = None) -> Thresholds:
+    """The thresholds in force: defaults, then ./pyproject.toml, then ``--config FILE``."""
+    values: dict[str, Any] = {f.name: getattr(Thresholds(), f.name) for f in fields(Thresholds)}
+    sources = []
+    project = Path(cwd if cwd is not None else Path.cwd()) / "pyproject.toml"
+    if project.is_file():
+        data = _read_toml(project, "pyproject.toml")
+        table = data.get("tool", {}).get("reportgen") if isinstance(data.get("tool"), dict) else None
+        if table is not None:
+            _apply(values, table, f"{project.name} [tool.reportgen]")
+            sources.append(str(project.name))
+    if config_file is not None:
+        path = Path(config_file)
+        data = _read_toml(path, "--config")
+        tool = data.get("tool")
+        if isinstance(tool, dict) and "reportgen" in tool:
+            _apply(values, tool["reportgen"], f"--config {path.name} [tool.reportgen]")
+        elif set(data) <= {"tool", "project", "build-system"} and data:
+            raise UserError(f"--config '{path}' has no [tool.reportgen] table; add one with the "
+                            "thresholds to change (see docs/findings.md)")
+        else:
+            _apply(values, data, f"--config {path.name}")
+        sources.append(str(path))
+    values["source"] = " + ".join(["defaults"] + sources)
+    return Thresholds(**values)

@@ -1,0 +1,202 @@
+"""Render: Jinja templates -> report.html, report.pdf (WeasyPrint), report.json.
+
+Templates only present; everything they show was computed before. Output goes
+to a temporary folder beside the final one and is moved into place at the end,
+so a failed or interrupted run never leaves a half-written report and never
+destroys an earlier good one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from reportgen.errors import UserError
+
+FORMATS = ("html", "pdf", "json")
+
+
+def slug(text: Any) -> str:
+    """An id-safe form of a layer path: ``vgg16/block1_conv1`` -> ``vgg16-block1-conv1``."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+
+
+def templates_dir() -> Path:
+    """Templates ship inside the package when installed, beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "report.html.j2").is_file():
+            return candidate
+    raise RuntimeError("reportgen's templates are missing; reinstall reportgen")
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    """Numbers for people: fixed or scientific as fits, NaN/Inf spelled out."""
+    if value is None:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Inf" if v > 0 else "-Inf"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.{max(1, digits - 1)}e}"
+    return f"{v:.{digits}f}"
+
+
+def _shape(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], (list, tuple)):
+            return ", ".join(_shape(v) for v in value)
+        return "(" + ", ".join("None" if d is None else str(d) for d in value) + ")"
+    return str(value)
+
+
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["slug"] = slug
+    env.filters["fmt"] = _fmt
+    env.filters["shape"] = _shape
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100.0 * float(v):.1f}%"
+    return env
+
+
+def to_jsonable(obj: Any) -> Any:
+    """NumPy values to plain Python; NaN and Inf to null (strict JSON has neither)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj
+
+
+def deep_merge(into: dict, new: dict) -> dict:
+    """Merge section JSON: dicts recursively, equal-length lists of dicts element-wise."""
+    for key, value in new.items():
+        old = into.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            deep_merge(old, value)
+        elif (
+            isinstance(old, list)
+            and isinstance(value, list)
+            and len(old) == len(value)
+            and all(isinstance(v, dict) for v in old + value)
+        ):
+            for a, b in zip(old, value):
+                deep_merge(a, b)
+        else:
+            into[key] = value
+    return into
+
+
+def check_out_dir(out_root: Path) -> None:
+    """Fail early, before any analysis, when ``--out`` cannot be written."""
+    probe = out_root
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"--out '{out_root}' is inside a file, not a folder; choose a writable folder with --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"--out '{out_root}' is not writable; choose a writable folder with --out")
+
+
+def render_html(template_name: str, variables: dict) -> str:
+    env = environment()
+    # Macros (imported without context) read the findings through a global.
+    env.globals["findings_by_anchor"] = variables.get("findings_by_anchor", {})
+    css = (templates_dir() / "report.css").read_text(encoding="utf-8")
+    return env.get_template(template_name).render(css=css, **variables)
+
+
+def write_report(
+    out_root: Path,
+    name: str,
+    json_data: dict,
+    template_name: str,
+    variables: dict,
+    formats: Iterable[str] = FORMATS,
+    progress: Callable[..., Any] | None = None,
+) -> Path:
+    """Write the report folder ``out_root/name`` atomically and return its path."""
+    formats = tuple(f for f in FORMATS if f in set(formats))
+    out_root = Path(out_root)
+    check_out_dir(out_root)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_root))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the report private
+    except OSError as exc:
+        raise UserError(f"cannot write to --out '{out_root}' ({exc.strerror}); choose a writable folder with --out") from None
+    final = out_root / name
+    try:
+        html = render_html(template_name, variables) if {"html", "pdf"} & set(formats) else ""
+        steps = list(formats)
+        bar = progress(steps, desc="render", total=len(steps)) if progress else steps
+        for fmt in bar:
+            if fmt == "html":
+                (tmp / "report.html").write_text(html, encoding="utf-8")
+            elif fmt == "pdf":
+                import weasyprint
+
+                weasyprint.HTML(string=html, base_url=str(templates_dir())).write_pdf(tmp / "report.pdf")
+            elif fmt == "json":
+                with open(tmp / "report.json", "w", encoding="utf-8") as fh:
+                    json.dump(to_jsonable(json_data), fh, indent=1, allow_nan=False)
+                    fh.write("\n")
+        _replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    """Move the finished folder into place; the earlier report goes only after that."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

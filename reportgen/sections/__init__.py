@@ -1,0 +1,24 @@
+"""The report's sections, in report order: one module per section.
+
+Each module ``reportgen.sections.<name>`` defines
+
+- ``TITLE``: the heading shown in the report and its table of contents;
+- ``validate(ctx) -> None`` (optional): checks the user's options for this
+  section before any analysis runs, raising :class:`reportgen.errors.UserError`;
+- ``run(ctx) -> SectionResult``: the analysis (from ``reportgen.analyses``) and
+  its figures (from ``reportgen.plots``).
+
+and its template is ``templates/sections/<name>.html.j2``, which receives the
+result's ``view`` as ``s``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+ORDER = ("findings", "overview", "layers", "weights", "kernels", "features", "gradcam", "patterns")
+
+
+def module(name: str) -> ModuleType:
+    return importlib.import_module(f"reportgen.sections.{name}")
