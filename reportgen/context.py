@@ -59,6 +59,7 @@ class LoadedModel:
     # held-out samples): list of (pixels uint8 HxWxC, label str).
     sample_images: list = field(default_factory=list)
     class_names: list[str] | None = None
+    unsafe: bool = False  # loaded with --unsafe: cloning may re-create its Lambda layers
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Context:
         """The same architecture freshly initialised with its own initialisers (seeded)."""
         from reportgen.analyses.weights import fresh_copy
 
-        return fresh_copy(self.model, seed=self.options.seed)
+        return fresh_copy(self.model, seed=self.options.seed, unsafe=self.loaded.unsafe)
 
     @cached_property
     def rng(self) -> np.random.Generator:

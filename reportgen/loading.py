@@ -66,7 +66,7 @@ def load_file(path: Path, unsafe: bool = False) -> LoadedModel:
         raise _explain_load_error(path, exc, unsafe) from None
     if not isinstance(model, keras.Model):
         raise UserError(f"'{path}' holds no Keras model (only weights?); save the whole model with model.save()")
-    return LoadedModel(model=model, name=path.stem, source=str(path), sha256=sha256(path))
+    return LoadedModel(model=model, name=path.stem, source=str(path), sha256=sha256(path), unsafe=unsafe)
 
 
 def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:

@@ -66,12 +66,17 @@ def colorize(x01: np.ndarray, cmap: str) -> np.ndarray:
 
 # --- encoding ----------------------------------------------------------------------
 
-def fig_to_uri(fig: "plt.Figure", dpi: int = DPI) -> str:
-    """Encode a Matplotlib figure as a PNG data URI and close it."""
+def fig_to_uri(fig: "plt.Figure", dpi: int = DPI, fmt: str = "png") -> str:
+    """Encode a Matplotlib figure as a PNG (or JPEG, for photo-like content) data URI and close it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    if fmt == "jpeg":
+        fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": 88})
+        mime = "image/jpeg"
+    else:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        mime = "image/png"
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def array_to_uri(pixels: np.ndarray, fmt: str = "png") -> str:

@@ -53,7 +53,7 @@ def compute(model: Any, refs: Sequence[graph.LayerRef], inputs: np.ndarray) -> l
     x = np.asarray(inputs, dtype=np.float32)
     sub = graph.submodel(model, [r.path for r in refs])
     try:
-        outputs = sub(x, training=False)
+        outputs = sub([x], training=False)
     except Exception as exc:  # a model that cannot take this input at all
         raise UserError(
             f"the model cannot run on the input images ({type(exc).__name__}: {exc}); "

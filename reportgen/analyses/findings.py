@@ -97,7 +97,7 @@ def filter_matrix(layer: Any) -> np.ndarray | None:
     separable conv's output filters are the columns of its pointwise kernel.
     """
     if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
-        k = _array(layer.depthwise_kernel)
+        k = _array(layer.kernel)
         return k.reshape(-1, k.shape[-2] * k.shape[-1]).T
     if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
         k = _array(layer.pointwise_kernel)
@@ -329,49 +329,61 @@ def check_batchnorm(path: str, layer: Any, t: Thresholds) -> list[Finding]:
 
 # --- activation checks --------------------------------------------------------------
 
-def check_dead_activations(path: str, activations: np.ndarray, t: Thresholds,
-                           unit_kind: str = "dead_filter", skip: Iterable[int] = ()) -> list[Finding]:
-    """Units whose output is zero on every input image and position (ReLU dead on the data).
-
-    ``activations`` has the channels last: ``(images, ..., channels)``.
-    """
+def channel_peaks(activations: np.ndarray) -> np.ndarray:
+    """Largest absolute activation per channel (channels last) over images and positions."""
     a = np.asarray(activations, dtype=np.float64)
-    if a.ndim < 2 or a.shape[0] == 0:
+    return np.nanmax(np.abs(a.reshape(-1, a.shape[-1])), axis=0)
+
+
+def saturated_count(outputs: np.ndarray, function: str, margin: float) -> tuple[int, int]:
+    """How many sigmoid/tanh outputs lie within ``margin`` of the function's limits, of how many."""
+    y = np.asarray(outputs, dtype=np.float64).ravel()
+    y = y[np.isfinite(y)]
+    if function == "sigmoid":
+        sat = (y <= margin) | (y >= 1.0 - margin)
+    else:
+        sat = np.abs(y) >= 1.0 - margin
+    return int(sat.sum()), int(y.size)
+
+
+def check_dead_activations(path: str, peaks: np.ndarray, n_images: int, t: Thresholds,
+                           unit_kind: str = "dead_filter", skip: Iterable[int] = ()) -> list[Finding]:
+    """Units whose output is zero on every input image and position (a ReLU dead on the data).
+
+    ``peaks`` is each channel's largest absolute activation over all images
+    and positions (:func:`channel_peaks`).
+    """
+    peaks = np.asarray(peaks, dtype=np.float64).ravel()
+    if n_images <= 0:
         return []
-    peak = np.nanmax(np.abs(a.reshape(-1, a.shape[-1])), axis=0)
     skip = set(int(s) for s in skip)
     word = "unit" if unit_kind == "dead_unit" else "filter"
     out = []
-    for c in np.flatnonzero(peak <= t.dead_activation):
+    for c in np.flatnonzero(peaks <= t.dead_activation):
         if int(c) in skip:
             continue
         out.append(finding(
-            unit_kind, path, c, peak[c], t.dead_activation,
-            f"{word} {c} of {path} outputs 0 on every one of the {a.shape[0]} input image(s) "
+            unit_kind, path, c, peaks[c], t.dead_activation,
+            f"{word} {c} of {path} outputs 0 on every one of the {n_images} input image(s) "
             "(a dead ReLU): it contributes nothing; re-initialise it, lower the learning rate or "
             "use a leaky activation.",
             anchor=f"features-{_slug(path)}" if unit_kind == "dead_filter" else None))
     return out
 
 
-def check_saturation(path: str, outputs: np.ndarray, function: str, t: Thresholds) -> list[Finding]:
-    """Most sigmoid/tanh outputs at the function's limits: gradients vanish there."""
-    y = np.asarray(outputs, dtype=np.float64).ravel()
-    y = y[np.isfinite(y)]
-    if y.size == 0 or function not in SATURATING:
-        return []
-    m = t.saturation_margin
-    if function == "sigmoid":
-        sat = (y <= m) | (y >= 1.0 - m)
-    else:
-        sat = np.abs(y) >= 1.0 - m
-    frac = float(sat.mean())
-    if frac <= t.saturation_fraction:
+def check_saturation(path: str, fraction: float, function: str, t: Thresholds) -> list[Finding]:
+    """Most sigmoid/tanh outputs at the function's limits, where gradients vanish.
+
+    ``fraction`` is the saturated share of the layer's outputs over the input
+    images (:func:`saturated_count`).
+    """
+    if not np.isfinite(fraction) or fraction <= t.saturation_fraction:
         return []
     return [finding(
-        "saturation", path, None, frac, t.saturation_fraction,
-        f"{100 * frac:.0f}% of the {function} outputs of {path} are saturated (within {m:g} of "
-        "the limits), where its gradient vanishes; normalise its input or lower the weight scale.")]
+        "saturation", path, None, fraction, t.saturation_fraction,
+        f"{100 * fraction:.0f}% of the {function} outputs of {path} are saturated (within "
+        f"{t.saturation_margin:g} of the limits), where its gradient vanishes; normalise its input "
+        "or lower the weight scale.")]
 
 
 # --- other sections' results --------------------------------------------------------
@@ -509,19 +521,48 @@ def activation_layers(model: keras.Model) -> list[graph.LayerRef]:
     return refs
 
 
-def activation_findings(refs: Sequence[graph.LayerRef], activations: Sequence[np.ndarray],
-                        t: Thresholds, output_paths: Iterable[str] = (),
-                        already: Iterable[Finding] = ()) -> list[Finding]:
-    """Dead-on-the-data units and saturation, given each layer's activations (images first)."""
+def activation_findings(model: keras.Model, inputs: np.ndarray, t: Thresholds,
+                        already: Iterable[Finding] = (), batch: int = 4) -> list[Finding]:
+    """Dead-on-the-data units and saturation over the input images.
+
+    ONE multi-output sub-model gives every checked layer's output; images go
+    through in small batches and only per-channel peaks and saturation counts
+    are kept, so VGG16's 224x224 feature maps never pile up in memory.
+    """
+    refs = activation_layers(model)
+    x = np.asarray(inputs, dtype=np.float32)
+    if not refs or x.shape[0] == 0:
+        return []
+    sub = graph.submodel(model, [r.path for r in refs])
+    peaks: list[np.ndarray | None] = [None] * len(refs)
+    sat = np.zeros((len(refs), 2), dtype=np.int64)
+    for start in range(0, x.shape[0], batch):
+        outs = sub(x[start:start + batch], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for i, (ref, o) in enumerate(zip(refs, outs)):
+            o = np.asarray(o)
+            p = channel_peaks(o)
+            peaks[i] = p if peaks[i] is None else np.maximum(peaks[i], p)
+            act = activation_name(ref.layer)
+            if act in SATURATING:
+                sat[i] += saturated_count(o, act, t.saturation_margin)
     known = {(f["layer"], f["filter"]) for f in already if f["kind"] in ("dead_filter", "dead_unit")}
-    outputs = set(output_paths)
+    outputs = set(output_paths(model))
     out: list[Finding] = []
-    for ref, acts in zip(refs, activations):
+    for i, ref in enumerate(refs):
         act = activation_name(ref.layer)
         if act in RELU_LIKE:
             kind = "dead_unit" if len(ref.output_shape) == 2 else "dead_filter"
             skip = [f for (layer, f) in known if layer == ref.path]
-            out += check_dead_activations(ref.path, acts, t, kind, skip)
-        elif act in SATURATING and ref.path not in outputs:
-            out += check_saturation(ref.path, acts, act, t)
+            out += check_dead_activations(ref.path, peaks[i], x.shape[0], t, kind, skip)
+        elif act in SATURATING and ref.path not in outputs and sat[i, 1]:
+            out += check_saturation(ref.path, sat[i, 0] / sat[i, 1], act, t)
     return out
+
+
+def output_paths(model: keras.Model) -> list[str]:
+    """Paths of the layers producing the model's outputs (nested output layers included)."""
+    flat = graph.flat_graph(model)
+    outs = flat.outputs if isinstance(flat.outputs, (list, tuple)) else [flat.outputs]
+    ids = {id(o) for o in outs}
+    return [p for p, _layer, _d in flat.order if id(flat.by_path.get(p)) in ids]

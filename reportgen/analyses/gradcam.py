@@ -200,7 +200,7 @@ def compute(
     x = tf.convert_to_tensor(np.asarray(inputs, dtype=np.float32))
     n = int(x.shape[0])
     with tf.GradientTape(persistent=True) as tape:
-        acts, second = sub(x, training=False)
+        acts, second = sub([x], training=False)
         scores_all, outputs = scoring(second)
         if class_indices is None:
             k = max(1, min(int(top_k), head.units))

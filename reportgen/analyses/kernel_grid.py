@@ -6,10 +6,11 @@ or washed out, and keep it shared across the layer's filters so they compare.
 
 Which slice is shown:
 
-- Conv2D / Conv2DTranspose / SeparableConv2D (depthwise part): the kernel's
+- Conv2D / Conv2DTranspose: the kernel's
   spatial taps for one input channel (``channel``, default 0, ``--kernel-channel``);
   a layer with fewer channels shows the last one.
-- DepthwiseConv2D: every (channel, multiplier) filter, each its own tap set.
+- DepthwiseConv2D and SeparableConv2D's depthwise part: every (channel,
+  multiplier) filter, each its own tap set.
 - Conv1D: each filter as a 1 x k strip; Conv3D: the middle depth slice.
 - A first conv layer on 3-channel input also as RGB composites (each filter's
   three input channels as one colour tile, on the same symmetric scale).
@@ -31,8 +32,9 @@ def filter_bank(layer: Any) -> np.ndarray:
     kernel = np.asarray(graph.main_kernel(layer).numpy(), dtype=np.float32)
     if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
         kernel = np.swapaxes(kernel, -1, -2)  # transposed convs store (..., out, in)
-    if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
-        # (..., in, multiplier): every (channel, multiplier) pair is one filter
+    depthwise = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+    if isinstance(layer, depthwise) or "depthwise_kernel" in graph.kernel_variables(layer):
+        # depthwise and separable: (..., in, multiplier), every (channel, multiplier) pair is one filter
         kernel = kernel.reshape(kernel.shape[:-2] + (1, -1))
     if kernel.ndim == 3:  # Conv1D: (k, in, out) -> (1, k, in, out)
         kernel = kernel[np.newaxis]

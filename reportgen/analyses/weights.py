@@ -20,10 +20,17 @@ NEAR_ZERO = 1e-3
 BINS = 60
 
 
-def fresh_copy(model: keras.Model, seed: int = 0) -> keras.Model:
-    """The same architecture with freshly initialised weights (reproducible for a seed)."""
+def fresh_copy(model: keras.Model, seed: int = 0, unsafe: bool = False) -> keras.Model:
+    """The same architecture with freshly initialised weights (reproducible for a seed).
+
+    Cloning re-creates layers from their configs, so a Lambda layer is
+    deserialised again: allowed only for a model the user loaded with --unsafe.
+    """
+    from keras.src.saving.serialization_lib import SafeModeScope
+
     keras.utils.set_random_seed(seed)
-    clone = keras.models.clone_model(model)
+    with SafeModeScope(not unsafe):
+        clone = keras.models.clone_model(model)
     if not clone.built:
         clone.build(model.inputs[0].shape)
     return clone

@@ -1,0 +1,261 @@
+"""Audit findings: models carrying one defect each, found with the right layer and filter.
+
+The truth is the defect put in on purpose (and NumPy / a plain Keras sub-model
+where a check reads activations); a healthy model trained on real data
+(scikit-learn's digits) must get no warnings.
+"""
+
+from __future__ import annotations
+
+import reportgen  # noqa: F401
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import digits_models as dm
+from reportgen import config
+from reportgen.analyses import findings as F
+from reportgen.analyses.weights import fresh_copy
+from reportgen.config import Thresholds
+from reportgen.context import LoadedModel, Options
+from reportgen.errors import UserError
+
+T = Thresholds()
+
+
+def _all_findings(model, images=None, t=T):
+    base = fresh_copy(model, seed=0)
+    found = F.weight_findings(model, base, t)
+    if images is not None:
+        found += F.activation_findings(model, images, t, already=found)
+    return found
+
+
+def _of(found, kind):
+    return [f for f in found if f["kind"] == kind]
+
+
+def _set(model, layer, var, fn):
+    v = getattr(model.get_layer(layer), var)
+    arr = v.numpy().copy()
+    arr = fn(arr)
+    v.assign(arr)
+    return arr
+
+
+@pytest.fixture(scope="module")
+def healthy():
+    return dm.trained()
+
+
+def test_healthy_trained_model_gets_no_warnings(healthy):
+    assert dm.held_out_accuracy() > 0.85  # it really learned something
+    found = _all_findings(healthy, dm.held_out(32))
+    assert [f for f in found if f["severity"] != "info"] == []
+    assert not F.exceeds(found, "warning")
+
+
+def test_nan_and_inf_weights_are_errors_with_layer_and_filter():
+    model = dm.trained()
+    _set(model, "conv2", "kernel", lambda k: (k.__setitem__((1, 1, 3, 5), np.nan), k)[1])
+    _set(model, "dense1", "bias", lambda b: (b.__setitem__(7, np.inf), b)[1])
+    found = _of(_all_findings(model), "nonfinite_weights")
+    got = {(f["layer"], f["filter"], f["severity"]) for f in found}
+    assert got == {("conv2", 5, "error"), ("dense1", 7, "error")}
+    assert F.exceeds(found, "error") and F.exceeds(found, "warning")
+    assert all(f["value"] == 1 for f in found)
+
+
+def test_zeroed_filter_is_a_dead_filter():
+    model = dm.trained()
+    _set(model, "conv2", "kernel", lambda k: (k.__setitem__((..., 3), 0.0), k)[1])
+    found = _all_findings(model, dm.held_out(8))
+    dead = _of(found, "dead_filter")
+    assert [(f["layer"], f["filter"]) for f in dead] == [("conv2", 3)]
+    assert dead[0]["value"] == 0.0 and dead[0]["severity"] == "warning"
+    assert dead[0]["anchor"] == "kernels-conv2"
+    assert F.exceeds(found, "warning") and not F.exceeds(found, "error")
+
+
+def test_dead_relu_units_found_on_the_data_and_from_the_weights():
+    model = dm.trained()
+    x = dm.held_out(16)
+    # unit 6: weights intact, bias so negative that ReLU never fires on these images
+    _set(model, "dense1", "bias", lambda b: (b.__setitem__(6, -1e4), b)[1])
+    # unit 9: zero incoming weights and a negative bias -> dead for any input
+    _set(model, "dense1", "kernel", lambda k: (k.__setitem__((..., 9), 0.0), k)[1])
+    _set(model, "dense1", "bias", lambda b: (b.__setitem__(9, -0.5), b)[1])
+    # independent truth: a plain Keras sub-model's dense1 output
+    sub = keras.Model(model.inputs, model.get_layer("dense1").output)
+    out = np.asarray(sub(x))
+    truly_dead = set(np.flatnonzero(out.max(axis=0) <= 0).tolist())
+    assert {6, 9} <= truly_dead
+    found = _of(_all_findings(model, x), "dead_unit")
+    assert {f["filter"] for f in found if f["layer"] == "dense1"} == truly_dead
+    # without images only the weight-based one is visible
+    assert {f["filter"] for f in _of(_all_findings(model), "dead_unit")} == {9}
+
+
+def test_untrained_layer_inside_a_trained_model():
+    model = dm.trained()
+    k = model.get_layer("dense1").kernel
+    k.assign(keras.initializers.GlorotUniform(seed=123)(k.shape))  # as if never trained
+    c = model.get_layer("conv2").kernel
+    c.assign(keras.initializers.GlorotUniform(seed=7)(c.shape))
+    found = _of(_all_findings(model), "untrained_layer")
+    assert sorted(f["layer"] for f in found) == ["conv2", "dense1"]
+    assert all(f["value"] < T.untrained_ks for f in found)
+    # the trained layers are far from their initialisation (KS truth from scipy)
+    from scipy.stats import ks_2samp
+
+    base = fresh_copy(model, seed=0)
+    trained_out = dm.trained().get_layer("dense1").kernel.numpy().ravel()
+    assert ks_2samp(trained_out, base.get_layer("dense1").kernel.numpy().ravel()).pvalue < 1e-6
+
+
+def test_duplicated_filters_reported_as_a_pair():
+    model = dm.trained()
+    _set(model, "conv2", "kernel", lambda k: (k.__setitem__((..., 7), 1.5 * k[..., 2]), k)[1])
+    found = _of(_all_findings(model), "duplicate_filters")
+    assert [(f["layer"], f["filter"]) for f in found] == [("conv2", 7)]
+    assert found[0]["value"] == pytest.approx(1.0, abs=1e-6)
+    assert "filters 2 and 7" in found[0]["message"]
+
+
+def test_batchnorm_gamma_zero_and_variance_zero():
+    model = dm.trained()
+    _set(model, "bn", "gamma", lambda g: (g.__setitem__(4, 0.0), g)[1])
+    _set(model, "bn", "moving_variance", lambda v: (v.__setitem__(9, 0.0), v)[1])
+    found = _all_findings(model)
+    assert [(f["layer"], f["filter"]) for f in _of(found, "bn_gamma")] == [("bn", 4)]
+    assert [(f["layer"], f["filter"]) for f in _of(found, "bn_variance")] == [("bn", 9)]
+
+
+@pytest.mark.parametrize("factor, kind", [(30.0, "exploding_scale"), (1 / 30.0, "vanishing_scale")])
+def test_exploding_and_vanishing_scale(factor, kind):
+    model = dm.trained()
+    _set(model, "dense1", "kernel", lambda k: k * factor)
+    found = _all_findings(model)
+    hits = [f for f in found if f["kind"] in ("exploding_scale", "vanishing_scale")]
+    assert [(f["kind"], f["layer"]) for f in hits] == [(kind, "dense1")]
+    base = fresh_copy(model, seed=0)
+    truth = model.get_layer("dense1").kernel.numpy().std() / base.get_layer("dense1").kernel.numpy().std()
+    assert hits[0]["value"] == pytest.approx(truth, rel=1e-4)
+
+
+def test_saturated_tanh_layer_but_not_a_sigmoid_output():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(16, activation="tanh", name="hidden")(inp)
+    out = keras.layers.Dense(3, activation="sigmoid", name="out")(h)
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).normal(size=(20, 6)).astype("float32")
+    assert _of(F.activation_findings(model, x, T), "saturation") == []
+    model.get_layer("hidden").kernel.assign(model.get_layer("hidden").kernel.numpy() * 200)
+    model.get_layer("out").kernel.assign(model.get_layer("out").kernel.numpy() * 500)
+    hidden = np.asarray(keras.Model(inp, h)(x))
+    truth = float((np.abs(hidden) >= 0.99).mean())
+    assert truth > 0.9
+    found = _of(F.activation_findings(model, x, T), "saturation")
+    assert [f["layer"] for f in found] == ["hidden"]  # the sigmoid output is left alone
+    assert found[0]["value"] == pytest.approx(truth)
+
+
+def test_patterns_that_never_rose():
+    patterns = {"conv2": {"filters": [0, 1, 2, 3], "size": 32, "steps": 10,
+                          "activation_start": [0.1, 0.2, 0.5, 0.0],
+                          "activation_end": [1.4, 0.2, 0.3, 2.0], "dead": [1]},
+                "conv1": {"filters": [0], "activation_start": [0.0], "activation_end": [0.5], "dead": []}}
+    found = F.check_patterns(patterns, T)
+    assert [(f["layer"], f["filter"]) for f in found] == [("conv2", 1), ("conv2", 2)]
+    assert found[1]["value"] == pytest.approx(-0.2)
+    assert found[0]["anchor"] == "patterns-conv2"
+
+
+def test_severity_config_cap_and_sorting():
+    found = [F.finding("dead_filter", "c", i, 0.0, 0.0, "m") for i in range(15)]
+    found.append(F.finding("nonfinite_weights", "d", 0, 1, 0, "m"))
+    capped = F.cap(found, 10)
+    assert len(capped) == 10 + 1 + 1
+    summary_row = [f for f in capped if f["kind"] == "dead_filter" and f["filter"] is None][0]
+    assert summary_row["value"] == 5 and "10, 11, 12, 13, 14" in summary_row["message"]
+    ordered = F.sort_findings(capped, ["c", "d"])
+    assert ordered[0]["kind"] == "nonfinite_weights"
+    t = Thresholds(severity={**config.KINDS, "dead_filter": "off", "nonfinite_weights": "warning"})
+    after = F.apply_severity(capped, t)
+    assert [f["kind"] for f in after] == ["nonfinite_weights"] and after[0]["severity"] == "warning"
+    assert F.summarise(after) == {"error": 0, "warning": 1, "info": 0}
+    assert F.exceeds(after, "warning") and not F.exceeds(after, "error")
+    assert not F.exceeds([], "warning") and not F.exceeds(after, None)
+
+
+# --- configuration ------------------------------------------------------------------
+
+def test_config_defaults_pyproject_and_file(tmp_path):
+    assert config.load(None, cwd=tmp_path) == Thresholds()
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.reportgen]\nduplicate_cosine = 0.9\n'
+        '[tool.reportgen.severity]\nduplicate_filters = "error"\n')
+    t = config.load(None, cwd=tmp_path)
+    assert t.duplicate_cosine == 0.9 and t.severity["duplicate_filters"] == "error"
+    assert t.untrained_ks == Thresholds().untrained_ks
+    extra = tmp_path / "strict.toml"
+    extra.write_text("duplicate_cosine = 0.8\nmax_per_layer = 3\n")
+    t2 = config.load(str(extra), cwd=tmp_path)
+    assert t2.duplicate_cosine == 0.8 and t2.max_per_layer == 3
+    assert t2.severity["duplicate_filters"] == "error"  # pyproject still applies
+    assert "strict.toml" in t2.source
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("duplicate_cosin = 0.9", "unknown key 'duplicate_cosin'; did you mean 'duplicate_cosine'"),
+    ("duplicate_cosine = 2.0", "duplicate_cosine = 2.0 is not valid; use a number from 0 to 1"),
+    ("max_per_layer = 2.5", "max_per_layer = 2.5 is not valid; use an integer"),
+    ("scale_ratio = \"big\"", "scale_ratio = 'big' is not valid"),
+    ("[severity]\ndead_filter = \"fatal\"", "severity.dead_filter: 'fatal' is not a severity"),
+    ("[severity]\ndead_filters = \"error\"", "unknown key 'dead_filters'; did you mean 'dead_filter'"),
+    ("this is not toml", "is not valid TOML"),
+])
+def test_config_errors_name_the_key_and_the_fix(tmp_path, text, needle):
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    with pytest.raises(UserError) as err:
+        config.load(str(f), cwd=tmp_path)
+    assert needle in str(err.value)
+
+
+def test_config_missing_file_and_pyproject_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        config.load(str(tmp_path / "nope.toml"), cwd=tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.reportgen]\nbogus = 1\n")
+    with pytest.raises(UserError, match=r"pyproject.toml \[tool.reportgen\]: unknown key 'bogus'"):
+        config.load(None, cwd=tmp_path)
+
+
+# --- the section in a report ----------------------------------------------------------
+
+def test_findings_section_in_report_json_and_html(tmp_path):
+    from reportgen.report import build_report
+
+    model = dm.trained()
+    _set(model, "conv2", "kernel", lambda k: (k.__setitem__((..., 3), 0.0), k)[1])
+    _set(model, "bn", "gamma", lambda g: (g.__setitem__(4, 0.0), g)[1])
+    loaded = LoadedModel(model=model, name="defective", source="(test)", sha256=None)
+    options = Options(sections=("weights", "kernels", "findings"), quiet=True)
+    folder, _ = build_report(loaded, options, tmp_path, ("json", "html"))
+    data = json.loads((folder / "report.json").read_text())
+    rows = {(f["kind"], f["layer"], f["filter"]): f for f in data["findings"]}
+    assert set(rows) == {("dead_filter", "conv2", 3), ("bn_gamma", "bn", 4)}
+    for f in data["findings"]:
+        assert set(f) >= {"kind", "severity", "layer", "filter", "value", "threshold", "message", "anchor"}
+    assert rows[("dead_filter", "conv2", 3)]["anchor"] == "kernels-conv2"
+    assert rows[("bn_gamma", "bn", 4)]["anchor"] == "findings-bn-bn"
+    assert data["findings_summary"] == {"error": 0, "warning": 2, "info": 0}
+    html = (folder / "report.html").read_text()
+    # page 1: the findings come before every other section, each linking to its evidence
+    assert html.index('id="findings"') < html.index('id="weights"')
+    assert 'href="#kernels-conv2"' in html and 'id="kernels-conv2"' in html
+    assert 'href="#findings-bn-bn"' in html and 'id="findings-bn-bn"' in html

@@ -1,0 +1,178 @@
+"""Weight statistics, baseline, layer table and kernel grids against NumPy on the model's own weights."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import nested_cnn, small_cnn
+from reportgen import graph
+from reportgen.analyses.kernel_grid import filter_bank, kernel_grid
+from reportgen.analyses.layer_table import layer_rows
+from reportgen.analyses.weights import fresh_copy, weight_statistics
+from reportgen.context import LoadedModel, Options
+from reportgen.report import build_report
+
+SPINE = ("overview", "layers", "weights", "kernels")
+
+
+def _report(model, tmp_path, name="m", sections=SPINE, formats=("json",)):
+    loaded = LoadedModel(model=model, name=name, source="(test)", sha256=None)
+    folder, data = build_report(loaded, Options(sections=sections, quiet=True), tmp_path, formats)
+    return folder, data
+
+
+def test_weight_statistics_equal_numpy_on_the_models_own_weights(tmp_path, nested_model):
+    folder, _ = _report(nested_model, tmp_path)
+    data = json.loads((folder / "report.json").read_text())
+    expected_layers = {"backbone/block1_conv1", "backbone/block2_conv1", "classifier"}
+    assert set(data["weights"]) == expected_layers
+    for path in expected_layers:
+        name = path.split("/")[-1]
+        layer = nested_model.get_layer("backbone").get_layer(name) if "/" in path else nested_model.get_layer(name)
+        w = layer.kernel.numpy().astype(np.float64).ravel()
+        b = layer.bias.numpy().astype(np.float64)
+        got = data["weights"][path]
+        assert got["mean"] == pytest.approx(w.mean(), rel=1e-6, abs=1e-9)
+        assert got["std"] == pytest.approx(w.std(), rel=1e-6)
+        assert got["min"] == pytest.approx(w.min())
+        assert got["max"] == pytest.approx(w.max())
+        assert got["near_zero_fraction"] == pytest.approx((np.abs(w) < 1e-3).mean())
+        assert got["bias_mean"] == pytest.approx(b.mean(), abs=1e-9)
+        counts, edges = np.histogram(w, bins=np.asarray(got["histogram"]["edges"]))
+        assert got["histogram"]["counts"] == counts.tolist()
+        assert sum(got["histogram"]["counts"]) == w.size
+        # trained and baseline share the bins
+        assert got["baseline"]["histogram"]["edges"] == got["histogram"]["edges"]
+        assert got["std_ratio"] == pytest.approx(got["std"] / got["baseline"]["std"])
+
+
+def test_baseline_is_a_seeded_fresh_clone_with_the_layers_own_initialisers(small_model):
+    base = fresh_copy(small_model, seed=3)
+    again = fresh_copy(small_model, seed=3)
+    for a, b, orig in zip(base.weights, again.weights, small_model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())  # reproducible
+        assert a.shape == orig.shape
+    # independent truth: Glorot uniform on the Dense head has std sqrt(2 / (fan_in + fan_out))
+    head = base.get_layer("head").kernel.numpy()
+    fan_in, fan_out = head.shape
+    # a 12x4 kernel is small: check the bound instead of the std
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    assert np.abs(head).max() <= limit + 1e-6
+    conv = base.get_layer("conv_b").kernel.numpy()
+    rf = conv.shape[0] * conv.shape[1]
+    expected_std = np.sqrt(2.0 / (rf * conv.shape[2] + rf * conv.shape[3]))
+    assert conv.std() == pytest.approx(expected_std, rel=0.12)
+    np.testing.assert_array_equal(base.get_layer("conv_b").bias.numpy(), 0.0)
+    # the report's baseline numbers are this clone's numbers
+    stats = weight_statistics(small_model, fresh_copy(small_model, seed=3))
+    assert stats["conv_b"]["baseline"]["std"] == pytest.approx(float(conv.astype(np.float64).std()))
+
+
+def test_trained_weights_spread_out_against_the_baseline(tmp_path):
+    """A genuinely trained model (digits, a few epochs) has a std ratio above 1 in its first conv layer."""
+    from reportgen.demo import build_model, load_digits_28
+
+    images, labels, _ = load_digits_28()
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(images[:600, ..., None] / 255.0, labels[:600], epochs=2, batch_size=32, verbose=0)
+    stats = weight_statistics(model, fresh_copy(model))
+    first = next(iter(stats))
+    assert stats[first]["std_ratio"] > 1.05
+
+
+def test_layer_table_matches_model_summary_counts(nested_model):
+    rows = layer_rows(nested_model)
+    by_name = {r["name"]: r for r in rows}
+    assert [r["name"] for r in rows] == [
+        "rescale", "backbone", "backbone/block1_conv1", "backbone/block1_pool", "backbone/block2_conv1",
+        "flatten", "classifier",
+    ]
+    top = [r for r in rows if r["depth"] == 0]
+    assert sum(r["params"] for r in top) == nested_model.count_params()
+    for layer in nested_model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        assert by_name[layer.name]["params"] == layer.count_params()
+    conv = by_name["backbone/block1_conv1"]
+    assert conv["kernel_shape"] == [3, 3, 3, 6]
+    assert conv["bias_shape"] == [6]
+    assert conv["output_shape"] == [None, 14, 14, 6]
+    assert conv["activation"] == "relu"
+    assert by_name["classifier"]["kernel_shape"] == [250, 5]
+
+
+def test_kernel_grid_tiles_are_the_kernel_slices_on_one_symmetric_scale(small_model):
+    layer = small_model.get_layer("conv_b")
+    kernel = layer.kernel.numpy()
+    grid = kernel_grid(layer, max_filters=5, channel=2)
+    assert grid["shown"] == 5 and grid["total"] == 12 and grid["channel"] == 2
+    np.testing.assert_array_equal(grid["tiles"], np.moveaxis(kernel[:, :, 2, :5], -1, 0))
+    assert grid["limit"] == pytest.approx(np.abs(kernel).max())
+    first = kernel_grid(small_model.get_layer("conv_a"), rgb=True)
+    np.testing.assert_array_equal(first["rgb_tiles"][0], small_model.get_layer("conv_a").kernel.numpy()[:, :, :, 0])
+    # a channel beyond the layer's input falls back to its last channel
+    assert kernel_grid(small_model.get_layer("conv_a"), channel=99)["channel"] == 2
+
+
+@pytest.mark.parametrize(
+    "layer, bank_shape",
+    [
+        (keras.layers.Conv1D(4, 5), (1, 5, 3, 4)),
+        (keras.layers.Conv2DTranspose(4, 3), (3, 3, 3, 4)),
+        (keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (3, 3, 1, 6)),
+        (keras.layers.SeparableConv2D(4, 3), (3, 3, 1, 3)),
+        (keras.layers.Conv3D(4, 3), (3, 3, 3, 4)),
+    ],
+)
+def test_filter_bank_normalises_every_conv_type(layer, bank_shape):
+    shape = {"Conv1D": (20, 3), "Conv3D": (8, 8, 8, 3)}.get(type(layer).__name__, (10, 10, 3))
+    layer.build((None,) + shape)
+    assert filter_bank(layer).shape == bank_shape
+
+
+def test_kernel_layers_cover_every_kernel_type():
+    inp = keras.Input((12, 12, 3))
+    x = keras.layers.SeparableConv2D(4, 3, name="sep")(inp)
+    x = keras.layers.DepthwiseConv2D(3, name="dw")(x)
+    x = keras.layers.Conv2DTranspose(4, 3, name="tr")(x)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(2, name="fc")(x)
+    model = keras.Model(inp, out)
+    assert [r.path for r in graph.kernel_layers(model)] == ["sep", "dw", "tr", "fc"]
+    stats = weight_statistics(model, fresh_copy(model))
+    sep = model.get_layer("sep")
+    both = np.concatenate([sep.depthwise_kernel.numpy().ravel(), sep.pointwise_kernel.numpy().ravel()])
+    assert stats["sep"]["count"] == both.size
+    assert stats["sep"]["std"] == pytest.approx(both.astype(np.float64).std())
+
+
+def test_nan_and_inf_weights_are_counted_not_crashed(tmp_path, small_model):
+    kernel = small_model.get_layer("conv_a").kernel
+    values = kernel.numpy()
+    values[0, 0, 0, 0] = np.nan
+    values[1, 1, 0, 0] = np.inf
+    kernel.assign(values)
+    folder, _ = _report(small_model, tmp_path, formats=("json", "html"))
+    text = (folder / "report.json").read_text()
+    data = json.loads(text)  # strict JSON: no NaN literals
+    assert "NaN" not in text
+    stats = data["weights"]["conv_a"]
+    assert stats["nan_count"] == 1 and stats["inf_count"] == 1
+    finite = values[np.isfinite(values)].astype(np.float64)
+    assert stats["std"] == pytest.approx(finite.std())
+    assert "1 / 1" in (folder / "report.html").read_text()
+
+
+def test_a_model_without_kernel_layers_gets_a_report_that_says_so(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.MaxPooling2D(2), keras.layers.Flatten()])
+    folder, data = _report(model, tmp_path, formats=("json", "html"))
+    assert data["weights"] == {} and data["kernels"] == {}
+    html = (folder / "report.html").read_text()
+    assert "no layer with a kernel" in html
+    assert "no convolutional layer" in html
