@@ -224,6 +224,9 @@ COMMANDS = {"demo": cmd_demo, "compare": cmd_compare}
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from reportgen._quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     try:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:])

@@ -93,10 +93,26 @@ def test_dead_relu_units_found_on_the_data_and_from_the_weights():
     out = np.asarray(sub(x))
     truly_dead = set(np.flatnonzero(out.max(axis=0) <= 0).tolist())
     assert {6, 9} <= truly_dead
-    found = _of(_all_findings(model, x), "dead_unit")
-    assert {f["filter"] for f in found if f["layer"] == "dense1"} == truly_dead
+    found = _all_findings(model, x)
+    by_weights = [f for f in _of(found, "dead_unit") if f["layer"] == "dense1"]
+    on_data = [f for f in _of(found, "inactive_unit") if f["layer"] == "dense1"]
+    assert [f["filter"] for f in by_weights] == [9] and by_weights[0]["severity"] == "warning"
+    assert {f["filter"] for f in on_data} == truly_dead - {9}  # each unit reported once
+    assert all(f["severity"] == "info" for f in on_data)
     # without images only the weight-based one is visible
-    assert {f["filter"] for f in _of(_all_findings(model), "dead_unit")} == {9}
+    assert [f["filter"] for f in _of(_all_findings(model), "dead_unit")] == [9]
+
+
+def test_a_layer_mostly_silent_on_the_data_is_a_warning():
+    model = dm.trained()
+    _set(model, "conv1", "bias", lambda b: np.where(np.arange(b.size) < 12, -1e3, b))
+    found = _all_findings(model, dm.held_out(8))
+    layer = _of(found, "inactive_layer")
+    assert [(f["layer"], f["severity"]) for f in layer] == [("conv1", "warning")]
+    assert layer[0]["value"] == pytest.approx(12 / 16)
+    assert {f["filter"] for f in _of(found, "inactive_unit") if f["layer"] == "conv1"} == set(range(12))
+    # on fewer images than inactive_min_images it stays info
+    assert _of(_all_findings(model, dm.held_out(2)), "inactive_layer") == []
 
 
 def test_untrained_layer_inside_a_trained_model():
