@@ -99,8 +99,13 @@ def array_to_uri(pixels: np.ndarray, fmt: str = "png") -> str:
 
 # --- mosaics -----------------------------------------------------------------------
 
-def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill: int = 0) -> np.ndarray:
-    """Stitch equally sized tiles (HxW or HxWx3, uint8) into one grid with margins."""
+def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill: int = 0,
+           label_band: int = 0) -> np.ndarray:
+    """Stitch equally sized tiles (HxW or HxWx3, uint8) into one grid with margins.
+
+    ``label_band`` reserves that many pixels above every row of tiles, so
+    labels can sit beside the pixels instead of on top of them.
+    """
     tiles = [np.asarray(t) for t in tiles]
     if not tiles:
         return np.zeros((1, 1, 3), dtype=np.uint8)
@@ -108,11 +113,11 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill:
     colour = tiles[0].ndim == 3
     rows = -(-len(tiles) // columns)
     cols = min(columns, len(tiles))
-    shape = (rows * h + (rows + 1) * margin, cols * w + (cols + 1) * margin) + ((3,) if colour else ())
+    shape = (rows * (h + label_band) + (rows + 1) * margin, cols * w + (cols + 1) * margin) + ((3,) if colour else ())
     out = np.full(shape, fill, dtype=np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
-        y, x = margin + r * (h + margin), margin + c * (w + margin)
+        y, x = margin + label_band + r * (h + label_band + margin), margin + c * (w + margin)
         out[y : y + h, x : x + w] = t
     return out
 
@@ -133,8 +138,13 @@ def labelled_grid(
     title: str,
     colorbar: tuple[float, float, str] | None = None,
     width_in: float = 7.0,
+    label_band: int = 0,
 ) -> str:
-    """Draw a composited mosaic with a title, tile labels and an optional colour bar."""
+    """Draw a composited mosaic with a title, tile labels and an optional colour bar.
+
+    With ``label_band`` (as given to :func:`mosaic`) the labels sit in the band
+    above each tile; without it they sit in the tile's corner on a dark box.
+    """
     h, w = grid.shape[:2]
     height_in = max(1.2, width_in * h / w + 0.6)
     fig, ax = plt.subplots(figsize=(width_in, height_in))
@@ -145,9 +155,13 @@ def labelled_grid(
     fontsize = 6 if columns >= 8 else 7
     for i, label in enumerate(labels):
         r, c = divmod(i, columns)
-        y, x = margin + r * (th + margin), margin + c * (tw + margin)
-        ax.text(x + 1, y + 1, label, color="white", fontsize=fontsize, va="top", ha="left",
-                bbox=dict(facecolor="black", alpha=0.55, pad=0.6, linewidth=0))
+        y, x = margin + label_band + r * (th + label_band + margin), margin + c * (tw + margin)
+        if label_band:
+            ax.text(x + tw / 2, y - label_band / 2, label, color="#222", fontsize=fontsize, va="center",
+                    ha="center")
+        else:
+            ax.text(x + 1, y + 1, label, color="white", fontsize=fontsize, va="top", ha="left",
+                    bbox=dict(facecolor="black", alpha=0.55, pad=0.6, linewidth=0))
     if colorbar is not None:
         lo, hi, cmap = colorbar
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))

@@ -29,11 +29,13 @@ def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
         tiles = [upscale((normalise(t, -lim, lim) * 255).astype(np.uint8), TILE_PX) for t in grid["rgb_tiles"]]
     else:
         tiles = [upscale(colorize(normalise(t, -lim, lim), WEIGHT_CMAP), TILE_PX) for t in grid["tiles"]]
-    image = mosaic(tiles, columns=COLUMNS, margin=MARGIN, fill=255)
+    band = max(8, tiles[0].shape[0] // 3)
+    image = mosaic(tiles, columns=COLUMNS, margin=MARGIN, fill=255, label_band=band)
     labels = [str(i) for i in range(len(tiles))]
     colorbar = None if rgb else (-lim, lim, WEIGHT_CMAP)
     width = 6.8 if len(tiles) > 4 else 3.5
-    return labelled_grid(image, tiles[0].shape[:2], labels, COLUMNS, MARGIN, title, colorbar, width_in=width)
+    return labelled_grid(image, tiles[0].shape[:2], labels, COLUMNS, MARGIN, title, colorbar, width_in=width,
+                         label_band=band)
 
 
 def run(ctx: Context) -> SectionResult:
