@@ -284,3 +284,48 @@ def default_feature_layers(model: keras.Model) -> list[LayerRef]:
     if convs:
         chosen.add(convs[-1].path)
     return [r for r in convs if r.path in chosen]
+
+
+# --- filter patterns ------------------------------------------------------------------
+
+MAX_ALL_PATTERN_LAYERS = 6
+
+
+def pattern_candidates(model: keras.Model) -> list[LayerRef]:
+    """Conv layers with a 2-D output: the layers whose filters can be visualised as images."""
+    return [r for r in conv_layers(model) if has_spatial_output(r)]
+
+
+def _with_concrete_sizes(model: keras.Model, refs: Sequence[LayerRef], size: int = 224) -> list[LayerRef]:
+    """``refs`` with output shapes traced at ``size`` px when the model's are unknown.
+
+    A model built with ``input_shape=(None, None, 3)`` reports no spatial sizes,
+    so stages cannot be told apart; re-tracing it on a concrete input can.
+    """
+    inputs = flat_graph(model).inputs
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        return list(refs)
+    try:
+        probe = FlatGraph(inputs=[], outputs=None)
+        x = keras.Input((size, size, int(inputs[0].shape[-1])))
+        _trace(model, x, "", 0, probe)
+    except Exception:  # a head that needs the original size: keep what we know
+        return list(refs)
+    return [LayerRef(r.path, r.layer, r.depth, _shape(probe.by_path.get(r.path)) or r.output_shape) for r in refs]
+
+
+def default_pattern_layers(model: keras.Model) -> list[LayerRef]:
+    """The conv layers whose filter patterns the report shows by default.
+
+    Every conv layer (with a 2-D output) for models with up to
+    :data:`MAX_ALL_PATTERN_LAYERS` of them; otherwise the first conv layer of
+    each stage (a run of conv layers at one spatial resolution), which for
+    VGG16 is ``block1_conv1`` ... ``block5_conv1``, the tutorial's choice.
+    """
+    convs = pattern_candidates(model)
+    if len(convs) <= MAX_ALL_PATTERN_LAYERS:
+        return convs
+    if any(s is None or None in s for s in (spatial_size(r) for r in convs)):
+        convs = _with_concrete_sizes(model, convs)
+    chosen = {r.path for r in stage_starts(convs)}
+    return [r for r in pattern_candidates(model) if r.path in chosen]

@@ -146,7 +146,7 @@ def test_heatmap_peak_falls_on_the_bright_square():
         keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Conv2D(16, 3, activation="relu", padding="same", name="last_conv"),
-        keras.layers.GlobalMaxPooling2D(),
+        keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(2, activation="softmax"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])

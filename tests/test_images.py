@@ -266,3 +266,38 @@ def test_class_names_resolution(tmp_path):
     plain = Context(LoadedModel(_model((4, 4, 3)), "m", "m", None), Options())
     assert imgs.class_names(plain) is None
     assert imgs.label_for(7, None) == "class 7" and imgs.label_for(1, ["a", "b"]) == "b"
+
+
+# --- through the command line: exit 2, one line on stderr, no report folder ------------------
+
+@pytest.mark.parametrize("bad", ["notes.png", "empty.jpg", "truncated.png", "tiny.png", "cube.npy", "missing.png"])
+def test_cli_bad_image_exits_2_and_writes_nothing(cli, saved_small, tmp_path, bad):
+    _bad_files(tmp_path)
+    out = tmp_path / "reports"
+    result = cli(saved_small, "--image", tmp_path / bad, "--out", out, "--quiet")
+    assert result.status == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and bad in lines[0], result.stderr
+    assert not (out / "small-model").exists()
+
+
+@pytest.mark.parametrize("option, name", [("--layers", "nope"), ("--gradcam-layer", "nope")])
+def test_cli_unknown_layer_lists_valid_names(cli, saved_small, tmp_path, option, name):
+    out = tmp_path / "reports"
+    result = cli(saved_small, option, name, "--out", out, "--quiet")
+    assert result.status == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0] and "conv_a" in lines[0] and "conv_b" in lines[0]
+    assert not (out / "small-model").exists()
+
+
+def test_cli_image_for_a_1d_model(cli, tmp_path):
+    inp = keras.Input((10,))
+    path = tmp_path / "flat.keras"
+    keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inp)).save(path)
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    out = tmp_path / "reports"
+    result = cli(path, "--image", tmp_path / "a.png", "--out", out, "--quiet")
+    assert result.status == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "not an image" in result.stderr
+    assert not (out / "flat").exists()

@@ -93,8 +93,8 @@ def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, 
     inp = fig.add_axes((0.0, top - 1.25 / height_in, 1.25 / width_in, 1.25 / height_in))
     pixels = image.pixels
     inp.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0, vmax=255)
-    inp.set_title("input", fontsize=8)
     inp.set_axis_off()
+    inp.text(0.5, -0.04, "input", transform=inp.transAxes, ha="center", va="top", fontsize=8)
     ax = fig.add_axes((1.4 / width_in, top - grid_h / height_in, grid_w / width_in, grid_h / height_in))
     ax.imshow(grid, interpolation="antialiased")
     ax.set_axis_off()
