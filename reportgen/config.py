@@ -41,6 +41,8 @@ KINDS: dict[str, str] = {
     "nonfinite_weights": "error",
     "dead_filter": "warning",
     "dead_unit": "warning",
+    "inactive_unit": "info",
+    "inactive_layer": "warning",
     "untrained_layer": "warning",
     "duplicate_filters": "warning",
     "exploding_scale": "warning",
@@ -61,8 +63,12 @@ class Thresholds:
     # at most this fraction of the layer's median filter norm ignores its input.
     dead_kernel_norm: float = 1e-3
     # A unit whose largest absolute activation over every input image and position is
-    # at most this is dead on the data (needs images).
+    # at most this is inactive on the data (needs images; info per unit) ...
     dead_activation: float = 1e-6
+    # ... and a layer with more than this fraction of inactive units, on at least
+    # ``inactive_min_images`` images, is a warning (a few silent units are normal).
+    inactive_fraction: float = 0.5
+    inactive_min_images: int = 8
     # Untrained layer: the two-sample Kolmogorov-Smirnov test between the trained kernel
     # and a fresh initialisation of the same layer cannot tell them apart: statistic
     # below ``untrained_ks`` AND p-value above ``untrained_p``. The p-value condition
@@ -70,6 +76,10 @@ class Thresholds:
     # flagged; the statistic condition keeps tiny samples from being called untrained.
     untrained_ks: float = 0.1
     untrained_p: float = 0.01
+    # ... and its largest singular value is within this factor of the fresh one's: training
+    # builds structure (a dominant direction) even where the weight histogram barely moves,
+    # as in a small classifier head (the demo's 100x10 output layer: 1.13; re-initialised: ~1.0).
+    untrained_sv_ratio: float = 1.1
     # Layers with fewer kernel weights than this are not KS-tested (too few samples for
     # the test to tell a trained layer from a fresh one).
     untrained_min_weights: int = 1000
@@ -114,8 +124,11 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     # key: (lowest, highest, description of valid values)
     "dead_kernel_norm": (0.0, 1.0, "a number from 0 to 1"),
     "dead_activation": (0.0, math.inf, "a number >= 0"),
+    "inactive_fraction": (0.0, 1.0, "a number from 0 to 1"),
+    "inactive_min_images": (1, math.inf, "an integer >= 1"),
     "untrained_ks": (0.0, 1.0, "a number from 0 to 1"),
     "untrained_p": (0.0, 1.0, "a number from 0 to 1"),
+    "untrained_sv_ratio": (1.0, math.inf, "a number >= 1"),
     "untrained_min_weights": (1, math.inf, "an integer >= 1"),
     "duplicate_cosine": (0.0, 1.0, "a number from 0 to 1"),
     "scale_ratio": (1.0, math.inf, "a number >= 1"),
@@ -129,7 +142,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "pattern_min_rise": (-math.inf, math.inf, "a number"),
     "max_per_layer": (1, 10_000, "an integer >= 1"),
 }
-_INTEGER_KEYS = {"untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer"}
+_INTEGER_KEYS = {"inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer"}
 KEYS = tuple(_RANGES) + ("severity",)
 
 

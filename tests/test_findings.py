@@ -275,3 +275,51 @@ def test_findings_section_in_report_json_and_html(tmp_path):
     assert html.index('id="findings"') < html.index('id="weights"')
     assert 'href="#kernels-conv2"' in html and 'id="kernels-conv2"' in html
     assert 'href="#findings-bn-bn"' in html and 'id="findings-bn-bn"' in html
+
+
+# --- the command line: --fail-on and --config ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    dm.trained().save(folder / "healthy.keras")
+    warn = dm.trained()
+    _set(warn, "conv2", "kernel", lambda k: (k.__setitem__((..., 3), 0.0), k)[1])
+    warn.save(folder / "warning.keras")
+    err = dm.trained()
+    _set(err, "dense1", "kernel", lambda k: (k.__setitem__((0, 0), np.nan), k)[1])
+    err.save(folder / "error.keras")
+    return folder
+
+
+@pytest.mark.parametrize("model, level, status", [
+    ("healthy", "warning", 0),
+    ("warning", "warning", 1),
+    ("warning", "error", 0),
+    ("error", "error", 1),
+    ("error", "warning", 1),
+])
+def test_fail_on_exit_status_and_the_report_is_still_written(saved, tmp_path, cli, model, level, status):
+    res = cli(saved / f"{model}.keras", "--sections", "weights,kernels", "--format", "json",
+              "--out", tmp_path, "--fail-on", level, "--quiet")
+    assert res.status == status, res.stderr
+    data = json.loads((tmp_path / model / "report.json").read_text())
+    assert F.exceeds(data["findings"], level) == (status == 1)
+    if status:
+        assert f"findings at or above '{level}'" in res.stderr
+
+
+def test_config_file_changes_the_verdict_and_bad_keys_exit_2(saved, tmp_path, cli):
+    off = tmp_path / "lenient.toml"
+    off.write_text('[severity]\ndead_filter = "info"\n')
+    res = cli(saved / "warning.keras", "--sections", "weights", "--format", "json", "--out", tmp_path,
+              "--fail-on", "warning", "--config", off, "--quiet")
+    assert res.status == 0, res.stderr
+    data = json.loads((tmp_path / "warning" / "report.json").read_text())
+    assert [(f["kind"], f["severity"]) for f in data["findings"]] == [("dead_filter", "info")]
+    assert data["findings_config"]["severity"]["dead_filter"] == "info"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("duplicate_cosine = 7\n")
+    res = cli(saved / "warning.keras", "--sections", "weights", "--out", tmp_path / "never", "--config", bad, "--quiet")
+    assert res.status == 2 and "duplicate_cosine = 7 is not valid" in res.stderr
+    assert not (tmp_path / "never" / "warning").exists()

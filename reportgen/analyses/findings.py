@@ -34,6 +34,8 @@ ANCHOR_SECTION: dict[str, str] = {
     "nonfinite_weights": "weights",
     "dead_filter": "kernels",
     "dead_unit": "weights",
+    "inactive_unit": "features",
+    "inactive_layer": "features",
     "untrained_layer": "weights",
     "duplicate_filters": "kernels",
     "exploding_scale": "weights",
@@ -218,8 +220,29 @@ def ks_test(trained: np.ndarray, baseline: np.ndarray,
     return float(res.statistic), float(res.pvalue)
 
 
+def top_singular_value(matrix: np.ndarray | None) -> float | None:
+    """Largest singular value of a (filters, fan_in) matrix; None when not a usable 2-D matrix."""
+    if matrix is None or matrix.ndim != 2 or min(matrix.shape) < 2 or not np.isfinite(matrix).all():
+        return None
+    if matrix.size > 4_000_000:
+        # VGG16's fc1 (4096 x 25088): power iteration, a few dozen matrix-vector products.
+        m = matrix.astype(np.float32, copy=False)
+        v = np.random.default_rng(0).standard_normal(m.shape[1]).astype(np.float32)
+        sigma = 0.0
+        for _ in range(40):
+            u = m @ v
+            v = m.T @ u
+            norm = float(np.linalg.norm(v))
+            if norm == 0.0:
+                return 0.0
+            v /= norm
+            sigma = float(np.sqrt(norm))
+        return sigma
+    return float(np.linalg.svd(matrix.astype(np.float64), compute_uv=False)[0])
+
+
 def check_untrained(path: str, trained: np.ndarray, baseline: np.ndarray, t: Thresholds,
-                    rng: np.random.Generator | None = None) -> list[Finding]:
+                    rng: np.random.Generator | None = None, sv_ratio: float | None = None) -> list[Finding]:
     """A layer whose weight distribution is indistinguishable from a fresh initialisation.
 
     Training moves weights away from the initialiser's distribution (it widens
@@ -234,6 +257,8 @@ def check_untrained(path: str, trained: np.ndarray, baseline: np.ndarray, t: Thr
     d, p = ks_test(trained, baseline, rng)
     if not np.isfinite(d) or d >= t.untrained_ks or p <= t.untrained_p:
         return []
+    if sv_ratio is not None and sv_ratio >= t.untrained_sv_ratio:
+        return []  # same histogram, but training gave the kernel a dominant direction
     return [finding(
         "untrained_layer", path, None, d, t.untrained_ks,
         f"{path} looks untrained: its weights are distributed like a fresh initialisation "
@@ -331,8 +356,12 @@ def check_batchnorm(path: str, layer: Any, t: Thresholds) -> list[Finding]:
 
 def channel_peaks(activations: np.ndarray) -> np.ndarray:
     """Largest absolute activation per channel (channels last) over images and positions."""
-    a = np.asarray(activations, dtype=np.float64)
-    return np.nanmax(np.abs(a.reshape(-1, a.shape[-1])), axis=0)
+    a = np.abs(np.asarray(activations, dtype=np.float64).reshape(-1, np.shape(activations)[-1]))
+    # NaN activations (from NaN weights, reported on their own) must not look silent:
+    # a channel that is NaN everywhere gets a NaN peak, which no threshold calls inactive.
+    a = np.where(np.isnan(a), -np.inf, a)
+    peak = a.max(axis=0)
+    return np.where(np.isneginf(peak), np.nan, peak)
 
 
 def saturated_count(outputs: np.ndarray, function: str, margin: float) -> tuple[int, int]:
@@ -347,27 +376,37 @@ def saturated_count(outputs: np.ndarray, function: str, margin: float) -> tuple[
 
 
 def check_dead_activations(path: str, peaks: np.ndarray, n_images: int, t: Thresholds,
-                           unit_kind: str = "dead_filter", skip: Iterable[int] = ()) -> list[Finding]:
-    """Units whose output is zero on every input image and position (a ReLU dead on the data).
+                           skip: Iterable[int] = ()) -> list[Finding]:
+    """Units whose output is zero on every input image and position (a ReLU silent on the data).
 
     ``peaks`` is each channel's largest absolute activation over all images
-    and positions (:func:`channel_peaks`).
+    and positions (:func:`channel_peaks`). A few silent units are normal in a
+    trained ReLU network and a few images are weak evidence, so each unit is
+    ``inactive_unit`` (info); when more than ``inactive_fraction`` of a layer is
+    silent on at least ``inactive_min_images`` images, one ``inactive_layer``
+    finding (warning) says so.
     """
     peaks = np.asarray(peaks, dtype=np.float64).ravel()
-    if n_images <= 0:
+    if n_images <= 0 or peaks.size == 0:
         return []
     skip = set(int(s) for s in skip)
-    word = "unit" if unit_kind == "dead_unit" else "filter"
+    silent = np.flatnonzero(peaks <= t.dead_activation)
     out = []
-    for c in np.flatnonzero(peaks <= t.dead_activation):
+    for c in silent:
         if int(c) in skip:
             continue
         out.append(finding(
-            unit_kind, path, c, peaks[c], t.dead_activation,
-            f"{word} {c} of {path} outputs 0 on every one of the {n_images} input image(s) "
-            "(a dead ReLU): it contributes nothing; re-initialise it, lower the learning rate or "
-            "use a leaky activation.",
-            anchor=f"features-{_slug(path)}" if unit_kind == "dead_filter" else None))
+            "inactive_unit", path, c, peaks[c], t.dead_activation,
+            f"unit {c} of {path} outputs 0 on every one of the {n_images} input image(s): a dead "
+            "ReLU if it stays silent on more data; re-initialise it, lower the learning rate or "
+            "use a leaky activation."))
+    fraction = silent.size / peaks.size
+    if fraction > t.inactive_fraction and n_images >= t.inactive_min_images:
+        out.append(finding(
+            "inactive_layer", path, None, fraction, t.inactive_fraction,
+            f"{100 * fraction:.0f}% of the units of {path} ({silent.size} of {peaks.size}) output 0 "
+            f"on all {n_images} input images: the layer has largely died; lower the learning rate, "
+            "use a leaky activation or normalise its input."))
     return out
 
 
@@ -457,7 +496,7 @@ def sort_findings(findings: Sequence[Finding], layer_order: Sequence[str] = ()) 
     pos = {p: i for i, p in enumerate(layer_order)}
     return sorted(findings, key=lambda f: (-SEVERITY_RANK[f["severity"]],
                                            pos.get(f["layer"], len(pos)),
-                                           f["filter"] if f["filter"] is not None else -1))
+                                           f["filter"] if f["filter"] is not None else 1 << 30))
 
 
 def summarise(findings: Iterable[Finding]) -> dict[str, int]:
@@ -500,7 +539,13 @@ def weight_findings(model: keras.Model, baseline: keras.Model | None, t: Thresho
         if graph.kernel_variables(layer) and ref.path in base:
             w, w0 = kernel_values(layer), kernel_values(base[ref.path])
             if w.size == w0.size:
-                out += check_untrained(ref.path, w, w0, t, rng)
+                flagged = check_untrained(ref.path, w, w0, t, rng)
+                if flagged:  # the spectrum only for layers the KS test cannot tell apart
+                    s1 = top_singular_value(filter_matrix(layer))
+                    s0 = top_singular_value(filter_matrix(base[ref.path]))
+                    if s1 is not None and s0 and s1 / s0 >= t.untrained_sv_ratio:
+                        flagged = []
+                out += flagged
                 out += check_scale(ref.path, w, w0, t)
     return out
 
@@ -537,7 +582,7 @@ def activation_findings(model: keras.Model, inputs: np.ndarray, t: Thresholds,
     peaks: list[np.ndarray | None] = [None] * len(refs)
     sat = np.zeros((len(refs), 2), dtype=np.int64)
     for start in range(0, x.shape[0], batch):
-        outs = sub(x[start:start + batch], training=False)
+        outs = sub([x[start:start + batch]], training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         for i, (ref, o) in enumerate(zip(refs, outs)):
             o = np.asarray(o)
@@ -552,9 +597,8 @@ def activation_findings(model: keras.Model, inputs: np.ndarray, t: Thresholds,
     for i, ref in enumerate(refs):
         act = activation_name(ref.layer)
         if act in RELU_LIKE:
-            kind = "dead_unit" if len(ref.output_shape) == 2 else "dead_filter"
             skip = [f for (layer, f) in known if layer == ref.path]
-            out += check_dead_activations(ref.path, peaks[i], x.shape[0], t, kind, skip)
+            out += check_dead_activations(ref.path, peaks[i], x.shape[0], t, skip)
         elif act in SATURATING and ref.path not in outputs and sat[i, 1]:
             out += check_saturation(ref.path, sat[i, 0] / sat[i, 1], act, t)
     return out

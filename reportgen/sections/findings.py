@@ -30,6 +30,8 @@ KIND_LABELS = {
     "nonfinite_weights": "NaN/Inf weights",
     "dead_filter": "dead filter",
     "dead_unit": "dead unit",
+    "inactive_unit": "inactive unit",
+    "inactive_layer": "inactive layer",
     "untrained_layer": "untrained layer",
     "duplicate_filters": "duplicate filters",
     "exploding_scale": "exploding scale",
@@ -116,7 +118,7 @@ def bn_figure(path: str, layer: Any, t: config.Thresholds) -> str:
     return fig_to_uri(fig, dpi=100)
 
 
-def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray]) -> str:
+def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None) -> str:
     """The cascade as a strip per image: original heatmap, then each randomisation step."""
     from reportgen.analyses.gradcam import upsample
 
@@ -137,12 +139,13 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray]) -> str:
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                title = "original" if j == 0 else f"− {result.steps[j - 1]}"
+                title = "original" if j == 0 else f"random: {result.steps[j - 1]}"
                 ax.set_title(title, fontsize=6.5)
             if j > 0:
                 ax.set_xlabel(f"ρ = {result.correlations[j - 1, i]:.2f}", fontsize=7, labelpad=2)
             else:
-                ax.set_ylabel(f"image {i + 1}\nclass {int(result.class_indices[i])}", fontsize=7)
+                name = labels[i] if labels else f"class {int(result.class_indices[i])}"
+                ax.set_ylabel(f"image {i + 1}\n{name}", fontsize=7)
     fig.suptitle(f"Grad-CAM at {result.layer} as weights are re-initialised from the top down "
                  "(cumulative)", fontsize=8)
     fig.tight_layout()
@@ -150,6 +153,16 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray]) -> str:
 
 
 # --- the section --------------------------------------------------------------------
+
+def _class_labels(ctx: Context, result: S.SanityResult) -> list[str]:
+    from reportgen.images import class_names, label_for
+
+    try:
+        names = class_names(ctx)
+    except UserError:
+        names = None
+    return [label_for(int(c), names)[:18] for c in result.class_indices]
+
 
 def _sanity(ctx: Context, t: config.Thresholds, x: np.ndarray | None, images: list) -> tuple[dict, dict | None, list]:
     """Run the Grad-CAM sanity check when Grad-CAM is part of the report."""
@@ -173,7 +186,8 @@ def _sanity(ctx: Context, t: config.Thresholds, x: np.ndarray | None, images: li
         return {"status": f"not run: {exc}"}, None, []
     data = {"status": "run", **result.as_json(), "threshold": t.sanity_correlation}
     view = {
-        "figure": sanity_figure(result, [im.pixels for im in images[:k]]) if result.steps else None,
+        "figure": sanity_figure(result, [im.pixels for im in images[:k]], _class_labels(ctx, result))
+        if result.steps else None,
         "layer": target,
         "steps": [{"label": s, "layers": len(ls), "mean": float(m)}
                   for s, ls, m in zip(result.steps, result.step_layers, result.mean_correlations)],
@@ -182,6 +196,33 @@ def _sanity(ctx: Context, t: config.Thresholds, x: np.ndarray | None, images: li
         "images": k,
     }
     return data, view, S.check_sanity(result, t.sanity_correlation)
+
+
+def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
+    """The page-1 table: one row per finding, but one row per (severity, kind, layer)
+    when a layer has more than ``group_over`` findings of a kind (report.json keeps each)."""
+    groups: dict[tuple, list[dict]] = {}
+    for f in found:
+        groups.setdefault((f["severity"], f["kind"], f["layer"]), []).append(f)
+    rows, done = [], set()
+    for f in found:
+        key = (f["severity"], f["kind"], f["layer"])
+        group = groups[key]
+        label = KIND_LABELS.get(f["kind"], f["kind"])
+        if len(group) <= group_over:
+            rows.append({**f, "label": label, "filters": None})
+            continue
+        if key in done:
+            continue
+        done.add(key)
+        listed = [g for g in group if g["filter"] is not None]
+        extra = sum(int(g["value"] or 0) for g in group if g["filter"] is None)  # capped remainder
+        count = len(listed) + extra
+        shown = ", ".join(str(g["filter"]) for g in listed[:12]) + (" …" if count > 12 else "")
+        first = listed[0] if listed else f
+        rows.append({**first, "label": label, "filters": f"{shown} ({count})",
+                     "message": f"{count} filters/units of {f['layer']}, e.g. {first['message']}"})
+    return rows
 
 
 def run(ctx: Context) -> SectionResult:
@@ -219,7 +260,7 @@ def run(ctx: Context) -> SectionResult:
     view = {
         "summary": summary,
         "total": len(found),
-        "findings": [{**f, "label": KIND_LABELS.get(f["kind"], f["kind"])} for f in found],
+        "findings": table_rows(found),
         "sanity": sanity_view,
         "sanity_status": sanity_json.get("status"),
         "bn_figures": bn_figures,

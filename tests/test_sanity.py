@@ -1,0 +1,64 @@
+"""Grad-CAM sanity check (Adebayo et al. 2018): the cascading parameter-randomisation test."""
+
+from __future__ import annotations
+
+import reportgen  # noqa: F401
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+import digits_models as dm
+from reportgen.analyses import sanity as S
+from reportgen.analyses.gradcam import find_target_layer, gradcam_heatmaps
+from reportgen.analyses.weights import fresh_copy
+
+
+def test_rank_correlation_matches_scipy_and_handles_flat_maps():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((6, 6)), rng.random((6, 6))
+    assert S.rank_correlation(a, a) == pytest.approx(1.0)
+    assert S.rank_correlation(a, 3 * a + 1) == pytest.approx(1.0)  # ranks, not values
+    assert S.rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert S.rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel()).statistic)
+    zero = np.zeros((6, 6))
+    assert S.rank_correlation(zero, zero) == 1.0
+    assert S.rank_correlation(a, zero) == 0.0
+
+
+def test_cascade_groups_top_down_by_stage_and_bounded():
+    model = dm.trained()
+    assert S.cascade_groups(model, 6) == [("dense1…out", ["dense1", "out"]), ("conv1…bn", ["conv1", "conv2", "bn"])]
+    assert S.cascade_groups(model, 1) == [("conv1…out", ["conv1", "conv2", "bn", "dense1", "out"])]
+    assert S.cascade_groups(model, 0) == []
+
+
+def test_unchanged_heatmaps_give_about_1_and_a_finding():
+    model = dm.trained()
+    layer = find_target_layer(model).path
+    same = fresh_copy(model, seed=5)
+    same.set_weights(model.get_weights())  # "randomising" to the same weights changes nothing
+    result = S.cascade(model, same, layer, dm.held_out(4))
+    assert result.statistic == pytest.approx(1.0, abs=1e-6)
+    found = S.check_sanity(result, 0.5)
+    assert [(f["kind"], f["layer"], f["anchor"]) for f in found] == [("gradcam_sanity", layer, "findings-sanity")]
+
+
+def test_trained_model_vs_randomised_copy_is_clearly_lower_and_the_model_is_untouched():
+    model = dm.trained()
+    before = [w.copy() for w in model.get_weights()]
+    layer = find_target_layer(model).path
+    x = dm.held_out(4)
+    base = fresh_copy(model, seed=0)
+    result = S.cascade(model, base, layer, x)
+    # independent truth: the original heatmaps are Grad-CAM of the untouched model
+    classes = np.argmax(np.asarray(model(x)), axis=1)
+    np.testing.assert_array_equal(result.class_indices, classes)
+    np.testing.assert_allclose(result.original, gradcam_heatmaps(model, layer, x, classes), atol=1e-6)
+    # and the last step equals Grad-CAM of the fully re-initialised model (the baseline)
+    np.testing.assert_allclose(result.heatmaps[-1], gradcam_heatmaps(base, layer, x, classes), atol=1e-5)
+    assert result.correlations.shape == (2, 4)
+    assert result.statistic < 0.3
+    assert S.check_sanity(result, 0.5) == []
+    for w, w0 in zip(model.get_weights(), before):  # the user's model is never modified
+        np.testing.assert_array_equal(w, w0)
