@@ -16,7 +16,7 @@ from reportgen import __version__
 from reportgen.context import SECTION_NAMES, Options
 from reportgen.errors import UserError
 
-ALL_SECTIONS = SECTION_NAMES + ("findings",)
+ALL_SECTIONS = SECTION_NAMES
 FORMATS = ("html", "pdf", "json")
 
 
@@ -142,6 +142,10 @@ def cmd_report(argv: Sequence[str]) -> int:
     from reportgen.report import build_report
 
     render.check_out_dir(Path(args.out))
+    if options.config:
+        from reportgen import config
+
+        config.load(options.config)  # a bad thresholds file is an error even when findings don't run
     loaded = load(args.model, weights=args.weights, unsafe=args.unsafe)
     folder, data = build_report(loaded, options, Path(args.out), args.formats or FORMATS)
     _announce(folder, args.formats or FORMATS, args.quiet)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-SECTION_NAMES = ("overview", "layers", "weights", "kernels", "features", "gradcam", "patterns")
+SECTION_NAMES = ("findings", "overview", "layers", "weights", "kernels", "features", "gradcam", "patterns")
 
 
 @dataclass

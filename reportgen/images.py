@@ -248,6 +248,11 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
     if p.suffix.lower() == ".npy":
         pixels = _load_npy(p, steps)
     else:
+        from PIL import ImageFile
+
+        # WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES; a
+        # truncated input must fail here, not be padded with grey.
+        lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
         try:
             with Image.open(p) as img:
                 img.load()
@@ -262,6 +267,8 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
                 f"image '{p}' cannot be read ({' '.join(str(exc).split()) or type(exc).__name__}); "
                 "use an intact PNG, JPEG, BMP, GIF or .npy file"
             ) from None
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     h, w = pixels.shape[:2]
     if h == 0 or w == 0:
         raise UserError(f"image '{p}' is empty ({w}x{h} pixels); use a real image")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from functools import partial
 from pathlib import Path
@@ -24,9 +23,14 @@ def progress_factory(quiet: bool) -> Callable[..., Any]:
 
 
 def selected_sections(options: Options) -> list[str]:
+    """The sections to run, in report order.
+
+    ``findings`` is part of the default set; an explicit ``--sections`` list
+    runs it only when named, or when ``--fail-on`` needs it to gate.
+    """
     chosen = set(options.sections)
-    if chosen - {"findings"} and importlib.util.find_spec("reportgen.sections.findings"):  # TODO(lead): drop guard
-        chosen.add("findings")  # the audit summary goes with every analysed report
+    if options.fail_on:
+        chosen.add("findings")
     return [name for name in registry.ORDER if name in chosen]
 
 

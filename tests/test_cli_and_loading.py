@@ -218,7 +218,7 @@ def test_html_is_self_contained_and_pdf_has_one_bookmark_per_section(cli, saved_
     titles = [item.get_title() for item in pdf.get_toc()]
     from reportgen import sections
 
-    expected = [sections.module(n).TITLE for n in ("findings", "overview", "layers", "weights", "kernels")]
+    expected = [sections.module(n).TITLE for n in ("overview", "layers", "weights", "kernels")]
     assert titles == expected
     assert len(pdf) >= 3
     text = pdf[0].get_textpage().get_text_range()
