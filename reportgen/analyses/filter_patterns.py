@@ -54,10 +54,13 @@ from reportgen import graph
 from reportgen.preprocessing import Preprocessor
 
 STYLES = ("classic", "robust")
-DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per chunk (forward + backward)
-# Chunks bigger than this gain nothing on a CPU (measured: 8-16 images per
-# chunk are fastest for VGG16 at 150 px; larger batches fall out of cache).
-CPU_MAX_CHUNK = 16
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per chunk (forward + backward), CPU
+GPU_MEMORY_BUDGET = 8 << 30  # a GPU has its own memory; bigger batches keep it busy
+# Images per chunk on a CPU: measured on VGG16 at 150 px (docs/benchmarks.md),
+# 4-8 images are fastest (80% of the matmul rate at block3_conv1; 16: 74%, 2:
+# 63%); bigger batches fall out of cache. Smaller images allow more per chunk:
+# the cap is 8 images' worth of 150x150 pixels (at 64 px: 43 images).
+CPU_CHUNK_PIXELS = 8 * 150 * 150
 GPU_MAX_CHUNK = 256
 DEAD_TOLERANCE = 1e-6
 
@@ -280,9 +283,9 @@ def build_prefix(model: Any, path: str, size: int) -> _Prefix:
     return built
 
 
-def chunk_size(n_filters: int, bytes_per_image: int, budget: int, gpu: bool) -> int:
-    """Images per batch: within the memory budget, near-equal chunks."""
-    cap = GPU_MAX_CHUNK if gpu else CPU_MAX_CHUNK
+def chunk_size(n_filters: int, bytes_per_image: int, budget: int, gpu: bool, size: int = 150) -> int:
+    """Images per batch: within the memory budget and the CPU's cache sweet spot, near-equal chunks."""
+    cap = GPU_MAX_CHUNK if gpu else max(1, CPU_CHUNK_PIXELS // (size * size))
     most = max(1, min(n_filters, cap, budget // max(1, bytes_per_image)))
     chunks = math.ceil(n_filters / most)
     return math.ceil(n_filters / chunks)
@@ -355,7 +358,7 @@ def filter_patterns(
     preprocessor: Preprocessor,
     seed: int = 0,
     style: str = "classic",
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     tick: Callable[[int], None] | None = None,
     jit: bool | None = None,
     max_chunk: int | None = None,
@@ -374,7 +377,9 @@ def filter_patterns(
     jit = gpu if jit is None else jit
     pre = build_prefix(model, path, size)
     filters = _layer_filters(pre, filters)
-    chunk = chunk_size(len(filters), pre.bytes_per_image, memory_budget, gpu)
+    if memory_budget is None:
+        memory_budget = GPU_MEMORY_BUDGET if gpu else DEFAULT_MEMORY_BUDGET
+    chunk = chunk_size(len(filters), pre.bytes_per_image, memory_budget, gpu, size)
     if max_chunk:
         chunk = min(chunk, max_chunk)
     start_px = start_pixels(filters, size, pre.channels, seed)

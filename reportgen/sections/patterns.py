@@ -1,0 +1,210 @@
+"""Filter patterns: for each chosen conv layer, the inputs that maximise its filters.
+
+The ascent is :mod:`reportgen.analyses.filter_patterns`; this module picks the
+layers and settings, draws ONE 8-wide mosaic per layer (filter indices in the
+corners, the layer name as title, dead filters marked), and writes
+``patterns`` { layer path: {filters, size, steps, style, seed,
+activation_start, activation_end, dead, preprocess} } into report.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from reportgen import graph
+from reportgen.analyses import filter_patterns as fp
+from reportgen.context import Context, SectionResult
+from reportgen.errors import UserError
+from reportgen.plots import DPI, fig_to_uri, mosaic
+from reportgen.preprocessing import Preprocessor
+
+TITLE = "Filter patterns"
+COLUMNS = 8
+# Defaults sized so that a default VGG16 report (five layers x 64 filters)
+# spends at most ~3 minutes here on a 2-core CPU (see docs/benchmarks.md);
+# the tutorial's settings are --pattern-size 150 --pattern-steps 40.
+DEFAULT_SIZE = 64
+DEFAULT_STEPS = 20
+MIN_SIZE, MAX_SIZE = 8, 1024
+TILE_MIN_PX = 56  # small patterns (28 px for MNIST-sized models) are enlarged, nearest-neighbour
+JPEG_ABOVE = 350_000  # bytes: noisy classic patterns compress badly as PNG
+
+
+def _input_hw(model: Any) -> tuple[int | None, int | None] | None:
+    shape = graph.flat_graph(model).inputs[0].shape if len(graph.flat_graph(model).inputs) == 1 else None
+    if shape is None or len(shape) != 4:
+        return None
+    return shape[1], shape[2]
+
+
+def settings(ctx: Context) -> tuple[int, int]:
+    """(size, steps): the user's, else the defaults; size never exceeds a fixed model input."""
+    opts = ctx.options
+    steps = DEFAULT_STEPS if opts.pattern_steps is None else int(opts.pattern_steps)
+    if opts.pattern_size is not None:
+        return int(opts.pattern_size), steps
+    hw = _input_hw(ctx.model)
+    fixed = [d for d in (hw or ()) if d is not None]
+    size = min([DEFAULT_SIZE] + [int(d) for d in fixed])
+    return max(MIN_SIZE, size), steps
+
+
+def select(ctx: Context) -> list[graph.LayerRef]:
+    opts = ctx.options
+    if opts.pattern_layers:
+        return graph.find_layers(graph.pattern_candidates(ctx.model), opts.pattern_layers, "--pattern-layers")
+    return graph.default_pattern_layers(ctx.model)
+
+
+def validate(ctx: Context) -> None:
+    opts = ctx.options
+    if opts.pattern_filters < 1:
+        raise UserError(f"--pattern-filters must be at least 1 (got {opts.pattern_filters})")
+    if opts.pattern_size is not None and not MIN_SIZE <= opts.pattern_size <= MAX_SIZE:
+        raise UserError(f"--pattern-size must be between {MIN_SIZE} and {MAX_SIZE} pixels "
+                        f"(got {opts.pattern_size})")
+    if opts.pattern_steps is not None and opts.pattern_steps < 1:
+        raise UserError(f"--pattern-steps must be at least 1 (got {opts.pattern_steps})")
+    if opts.pattern_style not in fp.STYLES:
+        raise UserError(f"--pattern-style '{opts.pattern_style}' is not known; use one of {', '.join(fp.STYLES)}")
+    if opts.pattern_layers:
+        if _input_hw(ctx.model) is None:
+            raise UserError("--pattern-layers: filter patterns need a model with one image input (N, H, W, C); "
+                            "leave out the patterns section with --sections")
+        select(ctx)
+    Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture)
+
+
+def _ticker(ctx: Context, desc: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """A per-layer progress bar driven by ``tick(n)``; ``done()`` closes it."""
+    if ctx.progress is None:
+        return (lambda n: None), (lambda: None)
+    it = iter(ctx.progress(range(total), desc=desc, total=total))
+
+    def tick(n: int) -> None:
+        for _ in range(n):
+            next(it, None)
+
+    def done() -> None:
+        for _ in it:
+            pass
+
+    return tick, done
+
+
+def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
+    k = max(1, int(np.ceil(TILE_MIN_PX / result.size)))
+    tiles = []
+    for img in result.images:
+        t = img[..., 0] if img.shape[-1] == 1 else img
+        tiles.append(np.repeat(np.repeat(t, k, axis=0), k, axis=1) if k > 1 else t)
+    return tiles
+
+
+def _draw(result: fp.PatternResult, class_name: str) -> Any:
+    """The 8-wide mosaic on black margins, filter indices, layer name as title, dead filters in red."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    tiles = _tiles(result)
+    th, tw = tiles[0].shape[:2]
+    margin = max(2, th // 20)
+    grid = mosaic(tiles, columns=COLUMNS, margin=margin, fill=0)
+    gh, gw = grid.shape[:2]
+    width_in = max(3.0, gw / DPI)
+    title_in = 0.3
+    height_in = width_in * gh / gw + title_in
+    fig = plt.figure(figsize=(width_in, height_in))
+    ax = fig.add_axes((0, 0, 1, (height_in - title_in) / height_in))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    fig.suptitle(f"{result.path} ({class_name}): filters {result.filters[0]}–{result.filters[-1]}, "
+                 f"{result.size}×{result.size} px, {result.steps} steps, {result.style}",
+                 fontsize=8, x=0.01, ha="left", y=1 - 0.06 / height_in, va="top")
+    dead = set(result.dead)
+    fontsize = 6 if tw >= 60 else 5
+    for i, f in enumerate(result.filters):
+        r, c = divmod(i, COLUMNS)
+        y, x = margin + r * (th + margin), margin + c * (tw + margin)
+        is_dead = f in dead
+        ax.text(x + 1, y + 1, f"{f} dead" if is_dead else str(f), color="white", fontsize=fontsize,
+                va="top", ha="left",
+                bbox=dict(facecolor="#c0392b" if is_dead else "black", alpha=0.7, pad=0.5, linewidth=0))
+        if is_dead:
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), tw, th, fill=False, edgecolor="#e74c3c", linewidth=1.2))
+    return fig
+
+
+def mosaic_figure(result: fp.PatternResult, class_name: str) -> str:
+    """ONE picture per layer: PNG, or JPEG when the PNG would be large (noisy classic patterns)."""
+    uri = fig_to_uri(_draw(result, class_name), dpi=DPI)
+    if len(uri) * 3 // 4 > JPEG_ABOVE:
+        uri = fig_to_uri(_draw(result, class_name), dpi=DPI, fmt="jpeg")
+    return uri
+
+
+def _round(values: np.ndarray, digits: int = 6) -> list[float]:
+    return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
+
+
+def _slug(text: str) -> str:
+    from reportgen.render import slug
+
+    return slug(text)
+
+
+def run(ctx: Context) -> SectionResult:
+    opts = ctx.options
+    size, steps = settings(ctx)
+    view: dict = {"layers": [], "note": None, "size": size, "steps": steps, "style": opts.pattern_style,
+                  "seed": opts.seed, "filters": opts.pattern_filters, "user_layers": bool(opts.pattern_layers)}
+    if _input_hw(ctx.model) is None:
+        view["note"] = "The model's input is not an image, so its filters have no image patterns to show."
+        return SectionResult(json={}, view=view)
+    refs = select(ctx)
+    if not refs:
+        view["note"] = "The model has no conv layer with a 2-D output, so there are no filter patterns to show."
+        return SectionResult(json={}, view=view)
+    preprocessor = Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture)
+    view["preprocess"] = preprocessor.describe()
+    view["step"] = fp.pixel_step(preprocessor, int(graph.flat_graph(ctx.model).inputs[0].shape[-1]))
+    total_convs = len(graph.pattern_candidates(ctx.model))
+    if opts.pattern_layers:
+        view["selection"] = f"{len(refs)} layer(s) chosen with --pattern-layers"
+    elif total_convs <= graph.MAX_ALL_PATTERN_LAYERS:
+        view["selection"] = f"all {total_convs} conv layers"
+    else:
+        view["selection"] = (f"the first conv layer of each resolution stage, {len(refs)} of {total_convs} conv "
+                             "layers (choose others with --pattern-layers)")
+    patterns_json: dict = {}
+    for ref in refs:
+        channels = int(ref.output_shape[-1]) if ref.output_shape else opts.pattern_filters
+        filters = list(range(min(opts.pattern_filters, channels)))
+        tick, done = _ticker(ctx, f"patterns {ref.path}", len(filters) * steps)
+        result = fp.filter_patterns(ctx.model, ref.path, filters, size, steps, preprocessor,
+                                    seed=opts.seed, style=opts.pattern_style, tick=tick)
+        done()
+        entry = result.to_json()
+        entry["activation_start"] = _round(result.activation_start)
+        entry["activation_end"] = _round(result.activation_end)
+        entry["preprocess"] = preprocessor.mode
+        entry["channels"] = channels
+        patterns_json[ref.path] = entry
+        gain = result.activation_end - result.activation_start
+        view["layers"].append({
+            "path": ref.path,
+            "class_name": ref.class_name,
+            "anchor": f"patterns-{_slug(ref.path)}",
+            "figure": mosaic_figure(result, ref.class_name),
+            "shown": len(filters),
+            "channels": channels,
+            "dead": result.dead,
+            "mean_start": float(np.mean(result.activation_start)),
+            "mean_end": float(np.mean(result.activation_end)),
+            "rose": int(np.sum(gain > 0)),
+            "seconds": result.seconds,
+            "chunk": result.chunk,
+        })
+    return SectionResult(json={"patterns": patterns_json}, view=view)

@@ -1,0 +1,215 @@
+"""Filter patterns: the ascent raises every filter's activation, batched == per-filter, dead filters flagged."""
+
+from __future__ import annotations
+
+import reportgen  # noqa: F401  (quiet TensorFlow before keras)
+
+import base64
+import io
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from reportgen import graph
+from reportgen.analyses import filter_patterns as fp
+from reportgen.context import Context, LoadedModel, Options
+from reportgen.errors import UserError
+from reportgen.preprocessing import Preprocessor
+from reportgen.sections import patterns
+
+UNIT = Preprocessor("unit")
+
+
+def lively_cnn(input_shape=(16, 16, 3), seed: int = 3) -> keras.Model:
+    """A small CNN whose filters all respond to a grey start image (positive biases)."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(input_shape),
+        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv_a"),
+        keras.layers.MaxPooling2D(2, name="pool_a"),
+        keras.layers.Conv2D(10, 3, activation="relu", padding="same", name="conv_b"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(3, activation="softmax", name="head"),
+    ], name="lively")
+    rng = np.random.default_rng(seed)
+    for name in ("conv_a", "conv_b"):
+        layer = model.get_layer(name)
+        layer.kernel.assign(rng.normal(0, 0.3, layer.kernel.shape).astype("float32"))
+        layer.bias.assign(np.full(layer.bias.shape, 2.0, dtype="float32"))
+    return model
+
+
+def _mean_activation(model: keras.Model, name: str, x: np.ndarray) -> np.ndarray:
+    """Independent truth: a plain Keras sub-model, mean of each image's own filter."""
+    out = np.asarray(keras.Model(model.inputs, model.get_layer(name).output)(x))
+    return out.mean(axis=(1, 2))
+
+
+def _decode(uri: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+@pytest.mark.parametrize("layer", ["conv_a", "conv_b"])
+def test_every_patterns_activation_rises_and_start_matches_keras(layer):
+    model = lively_cnn()
+    n = model.get_layer(layer).filters
+    filters = list(range(n))
+    r = fp.filter_patterns(model, layer, filters, 16, 6, UNIT, seed=5)
+    assert r.images.shape == (n, 16, 16, 3) and r.images.dtype == np.uint8
+    assert np.all(r.activation_end > r.activation_start), (r.activation_start, r.activation_end)
+    assert r.dead == []
+    start = UNIT.forward(fp.start_pixels(filters, 16, 3, 5))
+    truth = _mean_activation(model, layer, start)
+    np.testing.assert_allclose(r.activation_start, truth[np.arange(n), filters], rtol=1e-4)
+
+
+def test_batched_agrees_with_the_per_filter_loop_for_the_same_seed():
+    model = lively_cnn()
+    filters = list(range(10))
+    ref = fp.reference_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7)
+    whole = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7)
+    chunked = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7, max_chunk=3)
+    assert chunked.chunk == 3 and whole.chunk == 10
+    for got in (whole, chunked):
+        np.testing.assert_allclose(got.activation_start, ref.activation_start, rtol=1e-4)
+        np.testing.assert_allclose(got.activation_end, ref.activation_end, rtol=1e-4)
+        assert np.abs(got.images.astype(int) - ref.images.astype(int)).max() <= 1
+    # the end activation is the truth for the returned image's model input: recompute it independently
+    assert np.mean(whole.activation_end) >= np.mean(ref.activation_end) * (1 - 1e-5)
+
+
+def test_a_layer_with_an_all_zero_filter_is_flagged_dead():
+    model = lively_cnn()
+    layer = model.get_layer("conv_a")
+    kernel = np.asarray(layer.kernel).copy()
+    bias = np.asarray(layer.bias).copy()
+    kernel[..., 2] = 0.0
+    bias[2] = 0.0
+    layer.kernel.assign(kernel)
+    layer.bias.assign(bias)
+    r = fp.filter_patterns(model, "conv_a", list(range(6)), 16, 4, UNIT)
+    assert r.dead == [2]
+    assert r.activation_start[2] == 0.0 and r.activation_end[2] == 0.0
+    ctx = Context(LoadedModel(model, "m", "m", None), Options(pattern_layers=("conv_a",), pattern_steps=4))
+    patterns.validate(ctx)
+    result = patterns.run(ctx)
+    entry = result.json["patterns"]["conv_a"]
+    assert entry["dead"] == [2] and entry["filters"] == list(range(6))
+    assert entry["size"] == 16 and entry["steps"] == 4  # default size capped at the model's 16 px input
+    assert len(entry["activation_start"]) == len(entry["activation_end"]) == 6
+    assert result.view["layers"][0]["dead"] == [2]
+
+
+def test_same_seed_same_mosaic_and_other_seed_differs():
+    model = lively_cnn()
+
+    def run(seed):
+        ctx = Context(LoadedModel(model, "m", "m", None), Options(pattern_steps=3, pattern_filters=4, seed=seed))
+        patterns.validate(ctx)
+        return patterns.run(ctx)
+
+    a, b, c = run(1), run(1), run(2)
+    assert list(a.json["patterns"]) == ["conv_a", "conv_b"]  # <= 6 conv layers: all of them
+    assert [L["figure"] for L in a.view["layers"]] == [L["figure"] for L in b.view["layers"]]
+    assert a.json == b.json
+    assert a.view["layers"][0]["figure"] != c.view["layers"][0]["figure"]
+    grid = _decode(a.view["layers"][0]["figure"])
+    assert grid.shape[0] > 60 and grid.shape[1] > 200  # 4 tiles of >= 56 px in one row
+    assert a.view["layers"][0]["anchor"] == "patterns-conv-a"
+
+
+def test_greyscale_model_gets_greyscale_patterns():
+    model = lively_cnn(input_shape=(16, 16, 1))
+    r = fp.filter_patterns(model, "conv_a", [0, 1], 16, 3, UNIT)
+    assert r.images.shape == (2, 16, 16, 1)
+    ctx = Context(LoadedModel(model, "g", "g", None), Options(pattern_layers=("conv_a",), pattern_steps=3))
+    result = patterns.run(ctx)
+    img = _decode(result.view["layers"][0]["figure"])[..., :3].astype(int)
+    assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
+
+
+def test_nested_model_with_rescaling_inside_works_on_its_own_input(nested_model):
+    r = fp.filter_patterns(nested_model, "backbone/block2_conv1", list(range(4)), 16, 3, Preprocessor("none"))
+    start = fp.start_pixels(list(range(4)), 16, 3, 0)  # 'none': the model receives pixels and rescales itself
+    sub = graph.submodel(nested_model, ["backbone/block2_conv1"])
+    truth = np.asarray(sub(start)).mean(axis=(1, 2))
+    np.testing.assert_allclose(r.activation_start, truth[np.arange(4), np.arange(4)], rtol=1e-4, atol=1e-7)
+    assert fp.pixel_step(Preprocessor("none"), 3) == 1.0  # the tutorial's step of one pixel unit
+
+
+def test_display_maps_model_input_back_to_pixels():
+    px = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    plain = fp.deprocess(px, Preprocessor("none"))
+    for mode in ("unit", "tf", "caffe", "torch"):
+        pre = Preprocessor(mode)
+        got = fp.deprocess(pre.forward(px), pre)
+        assert np.abs(got.astype(int) - plain.astype(int)).max() <= 1, mode
+    # the tutorial's deprocessing: centred, std 0.1 around 0.5, clipped, 0-255
+    x = px[0] - px[0].mean()
+    expected = np.clip((x / (x.std() + 1e-5)) * 0.1 + 0.5, 0, 1) * 255
+    assert np.abs(plain[0].astype(int) - expected.astype(np.uint8).astype(int)).max() <= 1
+    assert fp.pixel_step(Preprocessor("unit"), 3) == pytest.approx(1 / 255)
+    assert fp.pixel_step(Preprocessor("caffe"), 3) == pytest.approx(1.0)
+
+
+def test_robust_style_raises_activations_and_is_reproducible():
+    model = lively_cnn()
+    a = fp.filter_patterns(model, "conv_b", [0, 1, 2], 16, 8, UNIT, style="robust", seed=4)
+    b = fp.filter_patterns(model, "conv_b", [0, 1, 2], 16, 8, UNIT, style="robust", seed=4)
+    assert a.images.shape == (3, 16, 16, 3)
+    assert np.array_equal(a.images, b.images)
+    assert np.all(a.activation_end > a.activation_start)
+
+
+def test_flop_count_and_default_layers():
+    model = lively_cnn()
+    # conv_a: 16*16 px * 9 * 3 in * 6 out; conv_b: 8*8 px * 9 * 6 in * 10 out (at 16 px)
+    assert fp.macs_up_to(model, "conv_a", 16) == 16 * 16 * 9 * 3 * 6
+    assert fp.macs_up_to(model, "conv_b", 16) == 16 * 16 * 9 * 3 * 6 + 8 * 8 * 9 * 6 * 10
+    assert fp.macs_up_to(model, "conv_b", 32) == 4 * fp.macs_up_to(model, "conv_b", 16)
+    vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    assert [r.path for r in graph.default_pattern_layers(vgg)] == [f"block{i}_conv1" for i in range(1, 6)]
+    flexible = keras.applications.VGG16(weights=None, include_top=False)  # (None, None, 3): sizes unknown
+    assert [r.path for r in graph.default_pattern_layers(flexible)] == [f"block{i}_conv1" for i in range(1, 6)]
+    assert [r.path for r in graph.default_pattern_layers(model)] == ["conv_a", "conv_b"]
+
+
+def test_patterns_at_any_size_even_when_the_model_input_is_fixed():
+    model = lively_cnn()  # 16 x 16 input, Dense head
+    r = fp.filter_patterns(model, "conv_b", [0, 1], 24, 2, UNIT)
+    assert r.images.shape == (2, 24, 24, 3)
+
+
+def test_interrupt_propagates():
+    model = lively_cnn()
+
+    def tick(n):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fp.filter_patterns(model, "conv_a", [0, 1], 16, 3, UNIT, tick=tick)
+
+
+def test_bad_options_name_the_fix():
+    model = lively_cnn()
+    for opts, needle in [
+        (Options(pattern_layers=("nope",)), "valid names: conv_a, conv_b"),
+        (Options(pattern_layers=("pool_a",)), "not a valid layer"),
+        (Options(pattern_filters=0), "--pattern-filters"),
+        (Options(pattern_size=2), "--pattern-size"),
+        (Options(pattern_steps=0), "--pattern-steps"),
+        (Options(pattern_style="fancy"), "classic, robust"),
+    ]:
+        with pytest.raises(UserError, match=needle):
+            patterns.validate(Context(LoadedModel(model, "m", "m", None), opts))
+
+
+def test_non_image_model_gets_a_note():
+    inp = keras.Input((10,))
+    model = keras.Model(inp, keras.layers.Dense(2)(inp))
+    ctx = Context(LoadedModel(model, "m", "m", None), Options())
+    patterns.validate(ctx)
+    result = patterns.run(ctx)
+    assert result.json == {} and "not an image" in result.view["note"]
