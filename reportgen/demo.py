@@ -78,9 +78,11 @@ def train(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: int =
     """Train and checkpoint the demo model; returns (model path, validation accuracy, held-out samples, names)."""
     import keras
 
+    from reportgen.preprocessing import Preprocessor
+
     images, labels, names = load_fashion_mnist() if dataset == "fashion-mnist" else load_digits_28()
     train_idx, val_idx, test_idx = split(len(images), seed)
-    x = images[..., np.newaxis].astype("float32") / 255.0
+    x = Preprocessor("unit").forward(images[..., np.newaxis])  # the tutorials' / 255
     keras.utils.set_random_seed(seed)
     model = build_model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -64,6 +64,16 @@ def colorize(x01: np.ndarray, cmap: str) -> np.ndarray:
     return (rgba[..., :3] * 255).astype(np.uint8)
 
 
+HEATMAP_ALPHA = 0.45  # heatmap opacity over the image
+
+
+def heatmap_overlay(pixels: np.ndarray, heatmap01: np.ndarray, alpha: float = HEATMAP_ALPHA) -> np.ndarray:
+    """A [0, 1] heatmap at the image's size, coloured with the heatmap map, blended over the image."""
+    base = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
+    blend = (1 - alpha) * base.astype(np.float32) + alpha * colorize(heatmap01, HEATMAP_CMAP).astype(np.float32)
+    return np.clip(blend, 0, 255).astype(np.uint8)
+
+
 # --- encoding ----------------------------------------------------------------------
 
 def fig_to_uri(fig: "plt.Figure", dpi: int = DPI, fmt: str = "png") -> str:

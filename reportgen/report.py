@@ -64,11 +64,7 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
     }
     for name in names:
         render.deep_merge(data, ctx.results[name].json)
-    findings = data.get("findings", [])
-    by_anchor: dict[str, list] = {}
-    for finding in findings:
-        if finding.get("anchor"):
-            by_anchor.setdefault(finding["anchor"], []).append(finding)
+    by_anchor = findings_by_anchor(data.get("findings", []))
     variables = page_variables(ctx.loaded.name, ctx.loaded.source, generated) | {
         "sections": [
             {"name": n, "title": registry.module(n).TITLE, "view": ctx.results[n].view} for n in names
@@ -76,6 +72,32 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
         "findings_by_anchor": by_anchor,
     }
     return data, variables
+
+
+def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, list[dict]]:
+    """Findings to show beside each figure, one line per (severity, kind) when many.
+
+    A feature-map grid can carry dozens of "unit N is silent" findings; beside
+    the figure they read better as one line naming the filters.
+    """
+    groups: dict[str, dict[tuple, list[dict]]] = {}
+    for f in findings:
+        if f.get("anchor"):
+            groups.setdefault(f["anchor"], {}).setdefault((f["severity"], f["kind"]), []).append(f)
+    out: dict[str, list[dict]] = {}
+    for anchor, kinds in groups.items():
+        lines = []
+        for (severity, kind), group in kinds.items():
+            if len(group) <= spell_out:
+                lines.extend(group)
+                continue
+            filters = [str(g["filter"]) for g in group if g.get("filter") is not None]
+            listed = ", ".join(filters[:24]) + (", …" if len(filters) > 24 else "")
+            what = f" (filters/units {listed})" if filters else ""
+            lines.append({"severity": severity, "kind": kind,
+                          "message": f"{len(group)} × {kind.replace('_', ' ')}{what}. For example: {group[0]['message']}"})
+        out[anchor] = lines
+    return out
 
 
 def page_variables(title: str, source: str, generated: str | None = None) -> dict:

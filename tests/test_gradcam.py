@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reportgen import graph
+
 from reportgen.analyses import gradcam as gc
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError

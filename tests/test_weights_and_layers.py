@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import nested_cnn, small_cnn
+
 from reportgen import graph
 from reportgen.analyses.kernel_grid import filter_bank, kernel_grid
 from reportgen.analyses.layer_table import layer_rows

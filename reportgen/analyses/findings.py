@@ -487,7 +487,7 @@ def cap(findings: Sequence[Finding], per_layer: int) -> list[Finding]:
             more = ", ".join(str(f["filter"]) for f in rest[:20]) + (", ..." if len(rest) > 20 else "")
             out.append({**rest[0], "filter": None, "value": float(len(rest)), "threshold": None,
                         "message": f"{len(rest)} more {kind.replace('_', ' ')} finding(s) in {layer} "
-                                   f"(filters {more}); see report.json for each."})
+                                   f"(filters {more}); report.json lists each."})
     return out
 
 

@@ -21,7 +21,7 @@ from reportgen.analyses import findings as F
 from reportgen.analyses import sanity as S
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import HEATMAP_CMAP, fig_to_uri
+from reportgen.plots import fig_to_uri, heatmap_overlay
 from reportgen.render import slug
 
 TITLE = "Findings"
@@ -128,14 +128,10 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
     for i in range(n):
         px = np.asarray(pixels[i])
         h, w = px.shape[:2]
-        grey = px[..., 0] if px.ndim == 3 and px.shape[-1] == 1 else None
         maps = [result.original[i]] + [result.heatmaps[s, i] for s in range(len(result.steps))]
         for j, heat in enumerate(maps):
             ax = axes[i, j]
-            ax.imshow(grey if grey is not None else px, cmap="gray" if grey is not None else None,
-                      interpolation="nearest")
-            ax.imshow(upsample(heat, h, w), cmap=HEATMAP_CMAP, alpha=0.5, vmin=0, vmax=1,
-                      interpolation="bilinear")
+            ax.imshow(heatmap_overlay(px, upsample(heat, h, w)), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -251,16 +247,18 @@ def run(ctx: Context) -> SectionResult:
                   for p in bn_layers]
     own = {b["id"] for b in bn_figures} | ({"findings-sanity"} if sanity_view else set())
 
+    order = [r.path for r in refs]
     found = F.apply_severity(found, t)
-    found = F.cap(found, t.max_per_layer)
-    found = F.sort_findings(found, [r.path for r in refs])
+    found = F.sort_findings(found, order)
     found = _point(found, _available_anchors(ctx), own)
     summary = F.summarise(found)
+    # report.json keeps every finding; the page caps each (kind, layer) run.
+    shown = F.sort_findings(F.cap(found, t.max_per_layer), order)
 
     view = {
         "summary": summary,
         "total": len(found),
-        "findings": table_rows(found),
+        "findings": table_rows(shown),
         "sanity": sanity_view,
         "sanity_status": sanity_json.get("status"),
         "bn_figures": bn_figures,

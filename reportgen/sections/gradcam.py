@@ -7,7 +7,6 @@ batch (:func:`reportgen.analyses.gradcam.compute`).
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
@@ -15,11 +14,10 @@ from reportgen import images as imgs
 from reportgen.analyses import gradcam as gc
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import HEATMAP_CMAP, colorize, fig_to_uri
+from reportgen.plots import HEATMAP_CMAP, fig_to_uri, heatmap_overlay
 from reportgen.sections.features import image_entry, image_view
 
 TITLE = "Grad-CAM"
-ALPHA = 0.45  # heatmap opacity over the image
 
 
 def validate(ctx: Context) -> None:
@@ -35,12 +33,9 @@ def validate(ctx: Context) -> None:
 
 
 def overlay(pixels: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """The heatmap, upsampled to the image and coloured with ``jet``, blended over it."""
+    """The heatmap, upsampled to the image, blended over it."""
     h, w = pixels.shape[:2]
-    up = gc.upsample(heatmap, h, w)
-    base = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
-    blend = (1 - ALPHA) * base.astype(np.float32) + ALPHA * colorize(up, HEATMAP_CMAP).astype(np.float32)
-    return np.clip(blend, 0, 255).astype(np.uint8)
+    return heatmap_overlay(pixels, gc.upsample(heatmap, h, w))
 
 
 def _title(rank: int, pred: dict) -> str:
