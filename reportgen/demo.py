@@ -54,16 +54,18 @@ def build_model():
     """The tutorials' CNN, layer for layer."""
     import keras
 
+    # Names as a fresh Keras session gives them in the tutorials, fixed so that
+    # the report reads the same however many models the process built before.
     model = keras.Sequential(name="sequential")
     model.add(keras.Input(shape=(28, 28, 1)))
-    model.add(keras.layers.Conv2D(32, kernel_size=3, activation="relu", padding="same"))
-    model.add(keras.layers.MaxPooling2D(2))
-    model.add(keras.layers.Conv2D(64, kernel_size=3, activation="relu", padding="same"))
-    model.add(keras.layers.MaxPooling2D(2))
-    model.add(keras.layers.Flatten())
-    model.add(keras.layers.Dense(100, activation="relu"))
-    model.add(keras.layers.Dropout(0.4))
-    model.add(keras.layers.Dense(10, activation="softmax"))
+    model.add(keras.layers.Conv2D(32, kernel_size=3, activation="relu", padding="same", name="conv2d"))
+    model.add(keras.layers.MaxPooling2D(2, name="max_pooling2d"))
+    model.add(keras.layers.Conv2D(64, kernel_size=3, activation="relu", padding="same", name="conv2d_1"))
+    model.add(keras.layers.MaxPooling2D(2, name="max_pooling2d_1"))
+    model.add(keras.layers.Flatten(name="flatten"))
+    model.add(keras.layers.Dense(100, activation="relu", name="dense"))
+    model.add(keras.layers.Dropout(0.4, name="dropout"))
+    model.add(keras.layers.Dense(10, activation="softmax", name="dense_1"))
     return model
 
 
