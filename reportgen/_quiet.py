@@ -33,6 +33,9 @@ def import_tensorflow_quietly() -> None:
         os.dup2(devnull, 2)
         import tensorflow as tf
 
+        # One compiled ascent step per layer is by design; TensorFlow's
+        # "triggered tf.function retracing" advice is noise to our users.
+        tf.get_logger().setLevel("ERROR")
         tf.config.list_physical_devices()
         try:
             tf.constant(0.0)  # first device use triggers the cuInit probe

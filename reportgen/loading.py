@@ -112,8 +112,10 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
         try:
             model = build(weights="imagenet")
         except Exception as exc:
+            text = str(exc)
+            reason = "the download failed; no network?" if "fetch failure" in text or "Errno" in text else _first_line(exc)
             raise UserError(
-                f"could not get the ImageNet weights for {name} ({_first_line(exc)}); offline, use --weights none "
+                f"could not get the ImageNet weights for {name} ({reason}); offline, use --weights none "
                 "for a freshly initialised model or --weights PATH for a local weights file"
             ) from None
         label = "imagenet"

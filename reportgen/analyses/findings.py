@@ -486,8 +486,9 @@ def cap(findings: Sequence[Finding], per_layer: int) -> list[Finding]:
         if rest:
             more = ", ".join(str(f["filter"]) for f in rest[:20]) + (", ..." if len(rest) > 20 else "")
             out.append({**rest[0], "filter": None, "value": float(len(rest)), "threshold": None,
+                        "filters": [f["filter"] for f in rest],
                         "message": f"{len(rest)} more {kind.replace('_', ' ')} finding(s) in {layer} "
-                                   f"(filters {more}); report.json lists each."})
+                                   f"(filters {more}); report.json lists them all under 'filters'."})
     return out
 
 
