@@ -205,14 +205,24 @@ def spatial_size(ref: LayerRef) -> tuple | None:
     return tuple(ref.output_shape[1:-1])
 
 
+def _single_pixel(ref: LayerRef) -> bool:
+    size = spatial_size(ref)
+    return size is not None and all(d == 1 for d in size)
+
+
 def stage_starts(refs: Sequence[LayerRef]) -> list[LayerRef]:
     """The first layer of each stage: a stage is a run of layers at one spatial size.
 
     For VGG16's conv layers this gives ``block1_conv1`` ... ``block5_conv1``.
+    Layers whose output is a single pixel (the squeeze-and-excitation convs of
+    EfficientNet and MobileNetV3, which act on globally pooled features) neither
+    start nor end a stage: they would otherwise split every block in two.
     """
     starts: list[LayerRef] = []
     last = object()
     for ref in refs:
+        if _single_pixel(ref):
+            continue
         size = spatial_size(ref)
         if size != last:
             starts.append(ref)
@@ -280,9 +290,10 @@ def default_feature_layers(model: keras.Model) -> list[LayerRef]:
     if len(refs) <= MAX_DEFAULT_FEATURE_LAYERS:
         return refs
     convs = [r for r in refs if is_conv(r.layer)]
-    chosen = {r.path for r in stage_starts(convs)}
-    if convs:
-        chosen.add(convs[-1].path)
+    chosen = {r.path for r in model_stage_starts(model, convs)}
+    last = last_map_conv(model)
+    if last is not None:
+        chosen.add(last.path)
     return [r for r in convs if r.path in chosen]
 
 
@@ -325,7 +336,27 @@ def default_pattern_layers(model: keras.Model) -> list[LayerRef]:
     convs = pattern_candidates(model)
     if len(convs) <= MAX_ALL_PATTERN_LAYERS:
         return convs
+    chosen = {r.path for r in model_stage_starts(model, convs)}
+    return [r for r in convs if r.path in chosen]
+
+
+def last_map_conv(model: keras.Model) -> LayerRef | None:
+    """The last conv layer whose output is still a map (more than one pixel).
+
+    The Grad-CAM target (``block5_conv3`` for VGG16). Convs on a single pixel,
+    such as MobileNetV3's 1x1 ``logits`` head, have no "where" to show.
+    """
+    convs = [r for r in conv_layers(model) if has_spatial_output(r)]
     if any(s is None or None in s for s in (spatial_size(r) for r in convs)):
         convs = _with_concrete_sizes(model, convs)
-    chosen = {r.path for r in stage_starts(convs)}
-    return [r for r in pattern_candidates(model) if r.path in chosen]
+    maps = [r for r in convs if not _single_pixel(r)]
+    if not maps:
+        return None
+    return next(r for r in walk(model) if r.path == maps[-1].path)
+
+
+def model_stage_starts(model: keras.Model, refs: Sequence[LayerRef]) -> list[LayerRef]:
+    """:func:`stage_starts` of ``refs``, tracing at 224 px first when sizes are unknown."""
+    if any(s is None or None in s for s in (spatial_size(r) for r in refs)):
+        refs = _with_concrete_sizes(model, refs)
+    return stage_starts(refs)

@@ -129,19 +129,19 @@ def is_classifier(model: Any) -> bool:
 
 
 def find_target_layer(model: Any) -> graph.LayerRef:
-    """The last convolutional layer with a 2-D output (nested models included).
+    """The last convolutional layer with a 2-D output of more than one pixel (nested models included).
 
     ``block5_conv3`` for VGG16, as in Chollet. Raises :class:`UserError` when
     the model has none.
     """
-    convs = [r for r in graph.conv_layers(model) if graph.has_spatial_output(r)]
-    if not convs:
+    target = graph.last_map_conv(model)
+    if target is None:
         spatial = ", ".join(r.path for r in graph.spatial_layers(model)) or "(none)"
         raise UserError(
             "Grad-CAM: the model has no 2-D convolutional layer; pick a layer with a 2-D output "
             f"with --gradcam-layer (valid names: {spatial}) or drop the gradcam section"
         )
-    return convs[-1]
+    return target
 
 
 def resolve_layer(model: Any, name: str | None) -> graph.LayerRef:

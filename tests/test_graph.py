@@ -1,0 +1,53 @@
+"""Layer selections that live in reportgen.graph: stages, Grad-CAM target, defaults."""
+
+from __future__ import annotations
+
+import keras
+
+from reportgen import graph
+from reportgen.analyses.gradcam import find_target_layer
+
+
+def se_model() -> keras.Model:
+    """Two resolution stages, each with a squeeze-and-excitation block (1x1-pixel convs)."""
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="s1_conv")(inp)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = keras.layers.Conv2D(2, 1, name="s1_se_reduce")(s)
+    s = keras.layers.Conv2D(8, 1, activation="sigmoid", name="s1_se_expand")(s)
+    x = keras.layers.Multiply()([x, s])
+    x = keras.layers.Conv2D(8, 3, padding="same", name="s1_project")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="s2_conv")(x)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = keras.layers.Conv2D(4, 1, name="s2_se_reduce")(s)
+    s = keras.layers.Conv2D(16, 1, activation="sigmoid", name="s2_se_expand")(s)
+    x = keras.layers.Multiply()([x, s])
+    x = keras.layers.Conv2D(16, 3, padding="same", name="s2_project")(x)
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    x = keras.layers.Conv2D(5, 1, name="logits")(x)  # a conv classifier on one pixel, as in MobileNetV3
+    out = keras.layers.Activation("softmax")(keras.layers.Flatten()(x))
+    return keras.Model(inp, out)
+
+
+def test_squeeze_excitation_convs_neither_start_nor_split_a_stage():
+    model = se_model()
+    starts = [r.path for r in graph.stage_starts(graph.conv_layers(model))]
+    assert starts == ["s1_conv", "s2_conv"]
+
+
+def test_gradcam_target_is_the_last_conv_that_still_has_a_map():
+    assert find_target_layer(se_model()).path == "s2_project"
+
+
+def test_vgg16_stages_are_the_tutorials_layers():
+    vgg = keras.applications.VGG16(weights=None)
+    assert [r.path for r in graph.default_pattern_layers(vgg)] == [f"block{i}_conv1" for i in range(1, 6)]
+    assert find_target_layer(vgg).path == "block5_conv3"
+    assert len(graph.default_feature_layers(vgg)) == 18  # 13 conv + 5 pooling, all of them
+
+
+def test_unknown_spatial_sizes_are_traced_at_a_concrete_size():
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(None, None, 3), include_top=True)
+    assert find_target_layer(model).path == "conv_1"
+    starts = [r.path for r in graph.default_pattern_layers(model)]
+    assert len(starts) == 5 and starts[0] == "conv"
