@@ -110,8 +110,11 @@ def dead_filters(filters: Sequence[int], start: np.ndarray, end: np.ndarray) -> 
     """
     start = np.asarray(start, dtype=np.float64)
     end = np.asarray(end, dtype=np.float64)
-    tol = DEAD_TOLERANCE * np.maximum(1.0, np.abs(start))
-    return [int(f) for f, s, e, t in zip(filters, start, end, tol) if not (e - s > t) or not np.isfinite(e)]
+    # Relative to the activation's own scale: deep layers of an untrained
+    # network output ~1e-6 and still rise by tens of percent.
+    tol = DEAD_TOLERANCE * np.maximum(np.abs(start), np.abs(end))
+    return [int(f) for f, s, e, t in zip(filters, start, end, tol)
+            if not np.isfinite(e) or not (e - s > t and e > s)]
 
 
 def start_pixels(filters: Sequence[int], size: int, channels: int, seed: int) -> np.ndarray:

@@ -441,13 +441,15 @@ def check_patterns(patterns: dict, t: Thresholds) -> list[Finding]:
         filters = entry.get("filters")
         start, end = entry.get("activation_start"), entry.get("activation_end")
         flagged: dict[int, float] = {}
+        change: dict[int, float] = {}
         if isinstance(filters, (list, tuple)) and isinstance(start, (list, tuple)) \
                 and isinstance(end, (list, tuple)) and len(start) == len(end) == len(filters):
             for f, s, e in zip(filters, start, end):
+                change[int(f)] = float("nan") if s is None or e is None else float(e - s)
                 if s is None or e is None or not np.isfinite(e - s) or e - s <= t.pattern_min_rise:
-                    flagged[int(f)] = float("nan") if s is None or e is None else float(e - s)
+                    flagged[int(f)] = change[int(f)]
         for f in entry.get("dead") or []:
-            flagged.setdefault(int(f), float("nan"))
+            flagged.setdefault(int(f), change.get(int(f), float("nan")))
         for f in sorted(flagged):
             rise = flagged[f]
             out.append(finding(
