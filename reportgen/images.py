@@ -112,7 +112,7 @@ def require_image_input(model: Any, what: str) -> InputSpec:
         raise UserError(
             f"{what}: the model's input {shapes or '(unknown)'} is not an image "
             "(expected one input of height x width x 1 or 3 channels); "
-            "drop --image for this model"
+            f"drop {what} for this model"
         )
     return spec
 

@@ -29,8 +29,7 @@ def validate(ctx: Context) -> None:
     if opts.feature_channels < 1:
         raise UserError(f"--feature-channels must be at least 1 (got {opts.feature_channels})")
     if opts.layers:
-        if imgs.image_input_spec(ctx.model) is None:
-            imgs.require_image_input(ctx.model, "--layers")
+        imgs.require_image_input(ctx.model, "--layers")
         feature_maps.select_layers(ctx.model, opts.layers)
     ctx.images  # noqa: B018  (loads and checks every --image before any analysis runs)
 

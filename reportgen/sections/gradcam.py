@@ -25,8 +25,7 @@ def validate(ctx: Context) -> None:
     if opts.top_k < 1:
         raise UserError(f"--top-k must be at least 1 (got {opts.top_k})")
     if opts.gradcam_layer:
-        if imgs.image_input_spec(ctx.model) is None:
-            imgs.require_image_input(ctx.model, "--gradcam-layer")
+        imgs.require_image_input(ctx.model, "--gradcam-layer")
         gc.resolve_layer(ctx.model, opts.gradcam_layer)
     imgs.class_names(ctx)  # a bad --class-names file fails now, before any analysis
     ctx.images  # noqa: B018  (loads and checks every --image)
