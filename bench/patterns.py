@@ -5,7 +5,7 @@ weights) at the tutorial's settings (150x150, 40 steps, 64 filters):
 
 - the machine's own fp32 matrix-multiply rate (a large ``tf.matmul`` and a
   NumPy/OpenBLAS matmul, best of several, before and after the work);
-- our time per layer (``reportgen.analyses.filter_patterns.filter_patterns``);
+- our time per layer (``reportgen.analyses.patterns.filter_patterns``);
 - the per-filter loop's time (``reference_patterns``) on a subset of layers
   and filters (all five layers x 64 filters would take ~30 minutes on 2
   cores), extrapolated linearly in the number of filters -- the loop's cost is
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from reportgen.analyses import filter_patterns as fp
+    from reportgen.analyses import patterns as fp
     from reportgen.preprocessing import Preprocessor
 
     jit = None if args.jit == "auto" else args.jit == "on"

@@ -2,7 +2,11 @@
 
 Exit status: 0 report written; 1 report written but a finding at or above
 ``--fail-on`` exists; 2 bad input (one line on stderr, nothing written);
-130 interrupted (nothing half-written).
+3 report written but a section failed (it says which, errors.log has the
+traceback); 130 interrupted (nothing half-written).
+
+Nothing heavy is imported until a model is to be loaded: ``--help``,
+``--version`` and argument errors answer without Keras or TensorFlow.
 """
 
 from __future__ import annotations
@@ -46,6 +50,17 @@ _positive = _int_at_least(1)
 _non_negative = _int_at_least(0)
 
 
+CAMS = ("gradcam", "gradcampp", "layercam", "scorecam")
+
+
+def _cams(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in CAMS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown method '{(unknown or [text])[0]}'; choose from {','.join(CAMS)}")
+    return names
+
+
 def _sections(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in ALL_SECTIONS]
@@ -63,11 +78,24 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="hide the progress bars")
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not H,W,C (whole numbers, e.g. 224,224,3)") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"'{text}' must be positive whole numbers, as H,W,C")
+    return dims
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
-                   help="weights for an architecture given by name (default: imagenet, downloaded and cached by Keras)")
+                   help="weights for an architecture given by name (default: imagenet, downloaded and cached by "
+                   "Keras), or a .weights.h5 file for a module:callable")
     p.add_argument("--unsafe", action="store_true",
                    help="turn Keras safe mode off to load a TRUSTED file whose Lambda layers carry code")
+    p.add_argument("--input-shape", type=_shape, metavar="H,W,C",
+                   help="build a model that was saved or returned unbuilt with this input shape")
 
 
 def report_parser() -> argparse.ArgumentParser:
@@ -76,7 +104,9 @@ def report_parser() -> argparse.ArgumentParser:
         description="Write an audit report (HTML, PDF, JSON) of a trained Keras CNN. "
         "Other commands: 'reportgen demo' (offline example) and 'reportgen compare A B'.",
     )
-    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 file, or a keras.applications name (vgg16, resnet50, ...)")
+    p.add_argument("model", metavar="MODEL",
+                   help="a .keras or .h5 file, a keras.applications name (vgg16, resnet50, ...), or module:callable "
+                   "(imports and RUNS that code, as python -m would)")
     _add_model_options(p)
     _add_output_options(p)
     p.add_argument("--sections", type=_sections, default=ALL_SECTIONS, metavar="LIST",
@@ -94,8 +124,13 @@ def report_parser() -> argparse.ArgumentParser:
     g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
     g.add_argument("--layers", nargs="+", action="extend", metavar="NAME", help="layers whose feature maps are shown")
     g.add_argument("--feature-channels", type=_positive, default=64, metavar="N", help="channels per feature-map grid (default 64)")
-    g.add_argument("--gradcam-layer", metavar="NAME", help="Grad-CAM target layer (default: last conv layer)")
+    g.add_argument("--gradcam-layer", metavar="NAME", help="CAM target layer (default: last conv layer)")
     g.add_argument("--top-k", type=_positive, default=3, metavar="K", help="predictions explained per image (default 3)")
+    g.add_argument("--cam", type=_cams, default=("gradcam",), metavar="LIST",
+                   help=f"comma-separated CAM methods, side by side (default gradcam): {','.join(CAMS)}")
+    g.add_argument("--output", metavar="NAME", help="the output to explain, for a model with several")
+    g.add_argument("--input", action="append", dest="inputs", default=[], metavar="NAME=FILE.npy",
+                   help="a value for a non-image input (default zeros); repeatable")
     g = p.add_argument_group("filter patterns")
     g.add_argument("--pattern-layers", nargs="+", action="extend", metavar="NAME", help="conv layers for the pattern mosaics")
     g.add_argument("--pattern-filters", type=_positive, default=64, metavar="N", help="filters per layer (default 64)")
@@ -121,6 +156,9 @@ def options_from(args: argparse.Namespace) -> Options:
         feature_channels=args.feature_channels,
         gradcam_layer=args.gradcam_layer,
         top_k=args.top_k,
+        cam=tuple(args.cam),
+        output=args.output,
+        inputs=tuple(args.inputs),
         pattern_layers=tuple(args.pattern_layers) if args.pattern_layers else None,
         pattern_filters=args.pattern_filters,
         pattern_size=args.pattern_size,
@@ -145,10 +183,21 @@ def cmd_report(argv: Sequence[str]) -> int:
         from reportgen import config
 
         config.load(options.config)  # a bad thresholds file is an error even when findings don't run
-    loaded = load(args.model, weights=args.weights, unsafe=args.unsafe)
+    loaded = load(args.model, weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape)
     folder, data = build_report(loaded, options, Path(args.out), args.formats or FORMATS)
     _announce(folder, args.formats or FORMATS, args.quiet)
-    return _gate(data, options.fail_on)
+    return _status(folder, data, options.fail_on)
+
+
+def _status(folder: Path, data: dict, fail_on: str | None) -> int:
+    """3 when a section failed (the report is written, but incomplete), else the --fail-on gate."""
+    errors = data.get("section_errors") or []
+    if errors:
+        names = ", ".join(f"{e['section']} ({e['error']})" for e in errors)
+        print(f"reportgen: {len(errors)} section(s) failed: {names}; the report was written without them; "
+              f"tracebacks in {folder / 'errors.log'}; exit status 3", file=sys.stderr)
+        return 3
+    return _gate(data, fail_on)
 
 
 def _announce(folder: Path, formats: Sequence[str], quiet: bool) -> None:
@@ -210,8 +259,8 @@ def cmd_compare(argv: Sequence[str]) -> int:
     from reportgen.report import page_variables, progress_factory
 
     render.check_out_dir(Path(args.out))
-    a = load(args.model_a, weights=args.weights, unsafe=args.unsafe)
-    b = load(args.model_b, weights=args.weights, unsafe=args.unsafe)
+    a = load(args.model_a, weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape)
+    b = load(args.model_b, weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape)
     options = Options(quiet=args.quiet)
     data, view = build(a, b, options)
     variables = page_variables(f"{a.name} vs. {b.name}", f"{a.source} → {b.source}") | view
@@ -227,9 +276,6 @@ COMMANDS = {"demo": cmd_demo, "compare": cmd_compare}
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from reportgen._quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
     try:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:])

@@ -66,6 +66,7 @@ def _relative_change(a: np.ndarray, b: np.ndarray) -> float | None:
     """||b - a|| / ||a|| over finite pairs; None when either holds NaN/Inf or a is zero."""
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
+    a, b = a.astype(np.float64), b.astype(np.float64)
     na = float(np.linalg.norm(a))
     diff = float(np.linalg.norm(b - a))
     if na == 0.0:
@@ -81,8 +82,8 @@ def drift(layer_a: Any, layer_b: Any, rng: np.random.Generator) -> dict:
     """The drift of one kernel layer from A to B."""
     wa, wb = kernel_values(layer_a), kernel_values(layer_b)
     fa, fb = wa[np.isfinite(wa)], wb[np.isfinite(wb)]
-    std_a = float(fa.std()) if fa.size else None
-    std_b = float(fb.std()) if fb.size else None
+    std_a = float(fa.std(dtype=np.float64)) if fa.size else None
+    std_b = float(fb.std(dtype=np.float64)) if fb.size else None
     ba, bb = bias_values(layer_a), bias_values(layer_b)
     sa, sb = _sample(fa, rng), _sample(fb, rng)
     edges = shared_edges(sa, sb, bins=BINS)
@@ -92,8 +93,8 @@ def drift(layer_a: Any, layer_b: Any, rng: np.random.Generator) -> dict:
         "std_a": std_a,
         "std_b": std_b,
         "std_ratio": (std_b / std_a) if std_a and std_b is not None else None,
-        "mean_a": float(fa.mean()) if fa.size else None,
-        "mean_b": float(fb.mean()) if fb.size else None,
+        "mean_a": float(fa.mean(dtype=np.float64)) if fa.size else None,
+        "mean_b": float(fb.mean(dtype=np.float64)) if fb.size else None,
         "changed_fraction": float(np.mean(wa != wb)) if wa.size else 0.0,
         "bias_relative_l2_change": _relative_change(ba, bb) if ba is not None and bb is not None else None,
         "nonfinite_a": int(wa.size - fa.size),

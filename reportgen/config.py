@@ -36,23 +36,18 @@ from reportgen.errors import UserError
 
 SEVERITIES = ("info", "warning", "error")
 
-# Every finding kind with its default severity (the severity table may change it).
-KINDS: dict[str, str] = {
-    "nonfinite_weights": "error",
-    "dead_filter": "warning",
-    "dead_unit": "warning",
-    "inactive_unit": "info",
-    "inactive_layer": "warning",
-    "untrained_layer": "warning",
-    "duplicate_filters": "warning",
-    "exploding_scale": "warning",
-    "vanishing_scale": "warning",
-    "saturation": "warning",
-    "bn_gamma": "warning",
-    "bn_variance": "warning",
-    "gradcam_sanity": "warning",
-    "pattern_not_rising": "info",
-}
+
+def default_severities() -> dict[str, str]:
+    """Every finding kind with its default severity (the registry: reportgen.analyses.findings.kinds)."""
+    from reportgen.analyses.findings.kinds import DEFAULT_SEVERITY
+
+    return dict(DEFAULT_SEVERITY)
+
+
+def __getattr__(name: str):
+    if name == "KINDS":  # the kinds and their default severities, for code that reads config.KINDS
+        return default_severities()
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -109,8 +104,11 @@ class Thresholds:
     # At most this many findings of one kind in one layer are listed one by one; the
     # rest are summed up in one finding.
     max_per_layer: int = 10
+    # A kind found in more layers than this becomes one finding that lists the layers
+    # (an untrained model gets one "untrained" finding, not one per layer).
+    rollup_layers: int = 3
     # Severity of each finding kind: info | warning | error | off.
-    severity: dict = field(default_factory=lambda: dict(KINDS))
+    severity: dict = field(default_factory=default_severities)
     # Where the values came from, for the report ("defaults", a file name).
     source: str = "defaults"
 
@@ -141,8 +139,10 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "sanity_images": (1, 16, "an integer from 1 to 16"),
     "pattern_min_rise": (-math.inf, math.inf, "a number"),
     "max_per_layer": (1, 10_000, "an integer >= 1"),
+    "rollup_layers": (1, 100_000, "an integer >= 1"),
 }
-_INTEGER_KEYS = {"inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer"}
+_INTEGER_KEYS = {"inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer",
+                 "rollup_layers"}
 KEYS = tuple(_RANGES) + ("severity",)
 
 
@@ -161,9 +161,10 @@ def _apply(values: dict, table: Any, where: str) -> None:
             if not isinstance(value, dict):
                 raise UserError(f"{where}: 'severity' must be a table like {{ duplicate_filters = \"error\" }}")
             sev = dict(values["severity"])
+            kinds = default_severities()
             for kind, level in value.items():
-                if kind not in KINDS:
-                    raise _unknown(kind, tuple(KINDS), f"{where}.severity")
+                if kind not in kinds:
+                    raise _unknown(kind, tuple(kinds), f"{where}.severity")
                 if level not in SEVERITIES + ("off",):
                     raise UserError(f"{where}.severity.{kind}: '{level}' is not a severity; "
                                     "use info, warning, error or off")

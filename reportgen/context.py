@@ -1,8 +1,10 @@
-"""What every analysis receives (:class:`Context`) and returns (:class:`SectionResult`).
+"""What every section receives (:class:`Context`) and returns (:class:`SectionResult`).
 
-Analyses *describe*: they compute plain data (NumPy arrays, dicts). The JSON
-part goes into ``report.json``; the view part (numbers, figure data URIs) goes
-to the section's template, which only presents.
+Compute, then describe, then present: the analyses compute typed data, which
+the context computes once, when first asked, and shares between sections
+(``ctx.weights``, ``ctx.activity``, ``ctx.images``, ``ctx.analyses``). A
+section describes that data as JSON for report.json and as a view (numbers,
+figure data URIs) for its template, which only presents.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class Options:
     # kernels
     max_filters: int = 64
     kernel_channel: int = 0
-    # images, feature maps and Grad-CAM
+    # images, feature maps and CAMs
     images: tuple[str, ...] = ()
     preprocess: str = "auto"
     class_names: str | None = None
@@ -32,6 +34,9 @@ class Options:
     feature_channels: int = 64
     gradcam_layer: str | None = None
     top_k: int = 3
+    cam: tuple[str, ...] = ("gradcam",)
+    output: str | None = None  # one output of a multi-output model
+    inputs: tuple[str, ...] = ()  # NAME=FILE.npy for the model's other inputs
     # filter patterns
     pattern_layers: tuple[str, ...] | None = None
     pattern_filters: int = 64
@@ -50,8 +55,8 @@ class LoadedModel:
     """A model and where it came from."""
 
     model: Any
-    name: str  # the report folder's name: file stem or architecture name
-    source: str  # the path, or "keras.applications.VGG16 (weights=imagenet)"
+    name: str  # the report folder's name: file stem, architecture name or callable name
+    source: str  # the path, "keras.applications.VGG16 (weights=imagenet)", or "module:callable"
     sha256: str | None
     architecture: str | None = None  # keras.applications name, when loaded by name
     weights: str | None = None
@@ -59,15 +64,28 @@ class LoadedModel:
     # held-out samples): list of (pixels uint8 HxWxC, label str).
     sample_images: list = field(default_factory=list)
     class_names: list[str] | None = None
-    unsafe: bool = False  # loaded with --unsafe: cloning may re-create its Lambda layers
+    unsafe: bool = False  # loaded with --unsafe
 
 
 @dataclass
 class SectionResult:
-    """An analysis' output: ``json`` merges into report.json, ``view`` feeds the template."""
+    """A section's output: ``json`` merges into report.json, ``view`` feeds the template."""
 
     json: dict = field(default_factory=dict)
     view: dict = field(default_factory=dict)
+
+
+@dataclass
+class SectionError:
+    """A section that raised: the report is written without it, and says so."""
+
+    section: str
+    error: str  # the exception's type
+    message: str  # its first line
+    traceback: str = ""
+
+    def to_json(self) -> dict:
+        return {"section": self.section, "error": self.error, "message": self.message}
 
 
 @dataclass
@@ -76,30 +94,64 @@ class Context:
     options: Options
     results: dict[str, SectionResult] = field(default_factory=dict)
     progress: Callable[..., Any] | None = None
+    errors: list[SectionError] = field(default_factory=list)
+    # Typed analysis results one section computes and another reads (patterns, CAMs).
+    analyses: dict[str, Any] = field(default_factory=dict)
+    # The mixed-precision policies computed in float32 for this report (reportgen.forward.float32).
+    float32_policies: list[str] = field(default_factory=list)
 
     @property
     def model(self) -> Any:
         return self.loaded.model
 
     @cached_property
-    def baseline(self) -> Any:
-        """The same architecture freshly initialised with its own initialisers (seeded)."""
-        from reportgen.analyses.weights import fresh_copy
-
-        return fresh_copy(self.model, seed=self.options.seed, unsafe=self.loaded.unsafe)
-
-    @cached_property
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.options.seed)
 
+    @cached_property
+    def thresholds(self) -> Any:
+        from reportgen import config
 
-def _images(ctx: "Context") -> list:
-    from reportgen.images import prepare_inputs
+        return config.load(self.options.config)
 
-    return prepare_inputs(ctx)
+    @cached_property
+    def feeds(self) -> Any:
+        """The model's inputs around its image input (:mod:`reportgen.inputs`)."""
+        from reportgen.inputs import feeds_for
 
+        return feeds_for(self.model, self.options.inputs)
 
-# Prepared input images (reportgen.images.PreparedImage), computed once and
-# shared by the feature-map and Grad-CAM sections.
-Context.images = cached_property(_images)  # type: ignore[attr-defined]
-Context.images.__set_name__(Context, "images")  # type: ignore[attr-defined]
+    @cached_property
+    def images(self) -> list:
+        """Prepared input images (reportgen.images.PreparedImage), shared by the image sections."""
+        from reportgen.images import prepare_inputs
+
+        return prepare_inputs(self)
+
+    @cached_property
+    def weights(self) -> dict:
+        """Every weighted layer's :class:`~reportgen.analyses.weights.LayerWeights`, computed one layer at a time."""
+        from reportgen.analyses.weights import weight_analysis
+
+        return weight_analysis(self.model, self.options.seed, self.progress)
+
+    @cached_property
+    def activity(self) -> Any:
+        """How each unit behaves on the report's images (None without images)."""
+        from reportgen.analyses import activations as A
+
+        images = self.images
+        if not images:
+            return None
+        x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images])
+        refs = A.activation_layers(self.model)
+        t = self.thresholds
+        return A.unit_activity(self.model, A.batches_of(x, A.batch_size(refs) if refs else 8), self.feeds,
+                               t.dead_activation, t.saturation_margin)
+
+    @cached_property
+    def head(self) -> Any:
+        """What the chosen model output is (:func:`reportgen.analyses.cam.classifier_head`)."""
+        from reportgen.analyses.cam import classifier_head
+
+        return classifier_head(self.model, self.options.output)

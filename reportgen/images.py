@@ -92,26 +92,29 @@ class InputSpec:
 
 
 def image_input_spec(model: Any) -> InputSpec | None:
-    """The model's image input, or None when its input is not an image (e.g. 1-D)."""
-    inputs = getattr(model, "inputs", None) or []
-    if len(inputs) != 1:
+    """The model's image input, or None when no input is an image (1-D features, say).
+
+    A model with one image input beside other inputs (image plus metadata)
+    has an image input too; the other inputs are fed by :mod:`reportgen.inputs`.
+    """
+    from reportgen import graph
+
+    spec = graph.image_input(model)
+    if spec is None:
         return None
-    shape = tuple(inputs[0].shape)
-    if len(shape) != 4:
-        return None
-    _, h, w, c = shape
-    if c not in (1, 3):
-        return None
+    _, h, w, c = spec.shape
     return InputSpec(int(h or DEFAULT_SIZE), int(w or DEFAULT_SIZE), int(c))
 
 
 def require_image_input(model: Any, what: str) -> InputSpec:
+    from reportgen import graph
+
     spec = image_input_spec(model)
     if spec is None:
-        shapes = ", ".join(str(tuple(t.shape)) for t in getattr(model, "inputs", []) or [])
+        shapes = ", ".join(str(tuple(t.shape)) for t in graph.anatomy(model).inputs)
         raise UserError(
             f"{what}: the model's input {shapes or '(unknown)'} is not an image "
-            "(expected one input of height x width x 1 or 3 channels); "
+            "(expected an input of height x width x 1 or 3 channels); "
             f"drop {what} for this model"
         )
     return spec
@@ -449,12 +452,12 @@ def imagenet_class_names() -> list[str]:
     return [line.strip() for line in IMAGENET_CLASSES.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def output_units(model: Any) -> int | None:
-    outputs = getattr(model, "outputs", None) or []
-    if len(outputs) != 1:
-        return None
-    shape = tuple(outputs[0].shape)
-    return int(shape[-1]) if len(shape) == 2 and shape[-1] is not None else None
+def output_units(model: Any, output: str | None = None) -> int | None:
+    """Classes of the chosen output: a vector's length, or a per-pixel classifier's channels."""
+    from reportgen.analyses.cam import classifier_head
+
+    head = classifier_head(model, output)
+    return head.units if head.kind != "map" else None
 
 
 def class_names(ctx: Any) -> list[str] | None:
@@ -463,7 +466,7 @@ def class_names(ctx: Any) -> list[str] | None:
     ImageNet names are used for keras.applications models and any model with
     exactly 1000 outputs. With None, labels read ``class 7``.
     """
-    units = output_units(ctx.model)
+    units = output_units(ctx.model, ctx.options.output)
     if ctx.options.class_names:
         names = load_class_names(ctx.options.class_names)
         if units is not None and len(names) != units:

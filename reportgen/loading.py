@@ -1,23 +1,35 @@
-"""Load the model to audit: a ``.keras`` / ``.h5`` file, or a ``keras.applications`` name.
+"""Load the model to audit: a ``.keras`` / ``.h5`` file, a ``keras.applications`` name, or Python code.
 
-Model files are untrusted input: Keras' safe mode stays on (a Lambda layer that
-carries Python code is refused) unless the user passes ``--unsafe`` for a file
-they trust. Every failure becomes a one-line :class:`UserError`.
+- **A file.** Model files are untrusted input: Keras' safe mode stays on (a
+  Lambda layer that carries Python code is refused) unless the user passes
+  ``--unsafe`` for a file they trust.
+- **An architecture name** (``vgg16``), with ``--weights imagenet|none|PATH``.
+- **Code**, ``module:callable`` (as ``uvicorn app:app``): the module is
+  imported from the current directory or from installed packages and the
+  callable -- a ``keras.Model`` subclass or a factory -- is called with no
+  arguments. This RUNS the named code, as ``python -m`` would; ``--weights
+  FILE`` then loads a ``.weights.h5`` into the result.
+
+A model that was never built (a ``Sequential`` without an ``Input``, a
+subclassed model never called) is built with ``--input-shape H,W,C``.
+Every failure becomes a one-line :class:`UserError`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import re
+import sys
 import zipfile
 from pathlib import Path
-from typing import Callable
-
-import keras
+from typing import Any, Callable
 
 from reportgen.context import LoadedModel
 from reportgen.errors import UserError
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+CODE_SPEC = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)$")
 
 
 def sha256(path: Path) -> str:
@@ -34,6 +46,8 @@ def _key(name: str) -> str:
 
 def architectures() -> dict[str, Callable]:
     """``keras.applications`` constructors by normalised name (``mobilenet_v2`` -> MobileNetV2)."""
+    import keras
+
     found = {}
     for attr in dir(keras.applications):
         obj = getattr(keras.applications, attr)
@@ -42,22 +56,53 @@ def architectures() -> dict[str, Callable]:
     return found
 
 
+def is_code_spec(spec: str) -> bool:
+    return bool(CODE_SPEC.match(spec)) and not Path(spec).exists()
+
+
 def is_model_path(spec: str) -> bool:
     return Path(spec).suffix.lower() in MODEL_SUFFIXES or "/" in spec or Path(spec).exists()
 
 
-def load(spec: str, weights: str = "imagenet", unsafe: bool = False) -> LoadedModel:
-    """Load ``spec`` (a path or an architecture name) into a :class:`LoadedModel`."""
-    if is_model_path(spec):
-        return load_file(Path(spec), unsafe=unsafe)
-    return load_architecture(spec, weights)
+def load(spec: str, weights: str = "imagenet", unsafe: bool = False,
+         input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+    """Load ``spec`` (a path, an architecture name or ``module:callable``) into a :class:`LoadedModel`."""
+    from reportgen import backend
+
+    backend.import_keras()
+    if is_code_spec(spec):
+        loaded = load_code(spec, weights=None if weights == "imagenet" else weights, input_shape=input_shape)
+    elif is_model_path(spec):
+        loaded = load_file(Path(spec), unsafe=unsafe, input_shape=input_shape)
+    else:
+        loaded = load_architecture(spec, weights)
+    return loaded
 
 
-def load_file(path: Path, unsafe: bool = False) -> LoadedModel:
+# --- files ---------------------------------------------------------------------------
+
+def _is_weights_only(path: Path) -> bool:
+    return path.name.lower().endswith(".weights.h5")
+
+
+def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+    import keras
+
     if not path.exists():
-        raise UserError(f"model file '{path}' does not exist; check the path, or give a keras.applications name such as vgg16")
+        raise UserError(f"model file '{path}' does not exist; check the path, or give a keras.applications "
+                        "name such as vgg16 or a module:callable")
     if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            raise UserError(
+                f"'{path}' is a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; convert it: "
+                "in TF 2.15 / tf_keras load it with tf.keras.models.load_model and save it with "
+                "model.save('model.keras'), or give the code that builds it as module:callable --weights FILE")
         raise UserError(f"'{path}' is a directory; give a .keras or .h5 model file inside it")
+    if _is_weights_only(path):
+        raise UserError(
+            f"'{path}' holds weights only, not a model; give the architecture and the weights: "
+            f"reportgen ARCH --weights {path} (a keras.applications name) or "
+            f"reportgen module:callable --weights {path}")
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise UserError(f"'{path}' is not a .keras or .h5 file; save the model with model.save('model.keras')")
     try:
@@ -66,6 +111,7 @@ def load_file(path: Path, unsafe: bool = False) -> LoadedModel:
         raise _explain_load_error(path, exc, unsafe) from None
     if not isinstance(model, keras.Model):
         raise UserError(f"'{path}' holds no Keras model (only weights?); save the whole model with model.save()")
+    model = ensure_built(model, input_shape, str(path))
     return LoadedModel(model=model, name=path.stem, source=str(path), sha256=sha256(path), unsafe=unsafe)
 
 
@@ -85,18 +131,172 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
         return UserError(f"'{path}' holds weights only, not a model; save the whole model with model.save()")
     if "unknown layer" in lowered or "could not locate" in lowered:
         return UserError(
-            f"'{path}' uses a custom layer that Keras cannot find ({_first_line(exc)}); register it or re-save the model"
+            f"'{path}' uses a custom layer or model class that Keras cannot find ({_first_line(exc)}); register it "
+            "with keras.saving.register_keras_serializable, or give the code as module:callable --weights FILE"
         )
+    if "input_shape" in lowered or "has not yet been built" in lowered or "'nonetype'" in lowered:
+        return UserError(f"'{path}' holds a model saved before it was built (no input shape); "
+                         "give it with --input-shape H,W,C")
     return UserError(
         f"cannot read '{path}' as a Keras model ({_first_line(exc)}); the file may be truncated or not a .keras/.h5 model"
     )
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     line = lines[0] if lines else type(exc).__name__
     return line[:160]
 
+
+# --- building ----------------------------------------------------------------------------
+
+def _has_input_shape(model: Any) -> bool:
+    from reportgen import graph
+
+    if graph.is_traceable(model):
+        try:
+            return bool(model.inputs)
+        except (AttributeError, ValueError):
+            return False
+    return graph.declared_input_shapes(model) is not None
+
+
+def ensure_built(model: Any, input_shape: tuple[int, ...] | None, what: str) -> Any:
+    """A model that knows its input shape: built with ``--input-shape`` when it was never built."""
+    import keras
+    import numpy as np
+
+    if input_shape is None:
+        if _has_input_shape(model):
+            return model
+        raise UserError(f"'{what}' was never built, so its input shape is unknown; "
+                        "give it with --input-shape H,W,C")
+    try:
+        model(np.zeros((1,) + tuple(input_shape), dtype="float32"), training=False)
+    except Exception as exc:
+        raise UserError(f"--input-shape {','.join(map(str, input_shape))} does not fit '{what}' "
+                        f"({_first_line(exc)}); give the shape the model takes") from None
+    if isinstance(model, keras.Sequential) and not _has_input_shape(model):
+        rebuilt = keras.Sequential([keras.Input(tuple(input_shape))] + list(model.layers), name=model.name)
+        return rebuilt
+    return model
+
+
+# --- code -----------------------------------------------------------------------------------
+
+def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+    """Import ``module``, call ``callable`` with no arguments, and load ``weights`` into the result."""
+    import keras
+
+    module_name, attr = CODE_SPEC.match(spec).groups()
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise UserError(f"cannot import '{module_name}' for {spec} ({type(exc).__name__}: {_first_line(exc)}); "
+                            "run reportgen from the folder that holds it, or install it") from None
+    finally:
+        if added:
+            with _suppress():
+                sys.path.remove(cwd)
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise UserError(f"cannot import '{attr}' from '{module_name}' for {spec}: no such name; "
+                            "check the spelling after the colon")
+        target = getattr(target, part)
+    if not callable(target):
+        raise UserError(f"{spec} is not callable; name a keras.Model subclass or a function that returns a model")
+    try:
+        model = target()
+    except Exception as exc:
+        raise UserError(f"{spec}() raised {type(exc).__name__}: {_first_line(exc)}; it must build the model "
+                        "when called with no arguments") from None
+    if not isinstance(model, keras.Model):
+        raise UserError(f"{spec}() returned {type(model).__name__}, not a Keras model; "
+                        "it must return a keras.Model (or be a keras.Model subclass)")
+    if weights is not None and weights.lower() == "none":
+        weights = None
+    if weights is None and input_shape is None and not _has_input_shape(model):
+        raise UserError(f"{spec}() returned a model that was never built, so its input shape is unknown; "
+                        "give it with --input-shape H,W,C")
+    model = ensure_built(model, input_shape, spec)
+    digest = None
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise UserError(f"--weights '{weights}' does not exist; give a .weights.h5 file saved with "
+                            "model.save_weights()")
+        load_weights_checked(model, path, spec)
+        digest = sha256(path)
+    name = attr.rsplit(".", 1)[-1]
+    source = f"{spec} (code, weights={weights})" if weights else f"{spec} (code, freshly built)"
+    return LoadedModel(model=model, name=name, source=source, sha256=digest, weights=weights or "none")
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> bool:
+        return True
+
+
+def load_weights_checked(model: Any, path: Path, what: str) -> None:
+    """``model.load_weights(path)`` with a one-line error naming the first layer that does not match."""
+    try:
+        model.load_weights(path)
+        return
+    except Exception as exc:
+        reason = _first_line(exc)
+    mismatch = first_mismatch(model, path)
+    detail = mismatch or reason
+    raise UserError(f"the weights in '{path}' do not fit {what} ({detail}); use weights saved from this "
+                    "architecture") from None
+
+
+def first_mismatch(model: Any, path: Path) -> str | None:
+    """The first layer whose stored weights do not match the model's (name and shapes), if readable."""
+    try:
+        import h5py
+    except ImportError:
+        return None
+    try:
+        with h5py.File(path, "r") as fh:
+            stored: list[tuple[str, list[tuple]]] = []
+
+            def visit(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    stored.append((name, [tuple(obj.shape)]))
+
+            fh.visititems(visit)
+    except Exception:
+        return None
+    shapes = [tuple(v.shape) for v in model.weights]
+    stored_shapes = [s for _n, (s,) in stored]
+    from reportgen import graph
+
+    owners = []
+    for ref in graph.walk(model):
+        if ref.is_model or graph.children(ref.layer):
+            continue
+        for v in graph.weights_of(ref.layer):
+            owners.append((ref.path, tuple(v.shape)))
+    if len(stored_shapes) != len(shapes):
+        where = owners[min(len(owners), len(stored_shapes)) - 1][0] if owners else "?"
+        return (f"the file holds {len(stored_shapes)} weight arrays, the model {len(shapes)}; "
+                f"they part at layer '{where}'" if owners else f"{len(stored_shapes)} vs {len(shapes)} weight arrays")
+    for (path_name, shape), got in zip(owners, sorted(stored_shapes, key=lambda s: 0)):
+        if shape != got:
+            return f"layer '{path_name}' has weights of shape {shape}, the file {got}"
+    return None
+
+
+# --- keras.applications --------------------------------------------------------------------
 
 def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
     """Build a ``keras.applications`` model; ``weights`` is imagenet, none or a file path."""
@@ -104,7 +304,8 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
     key = _key(name)
     if key not in constructors:
         known = "vgg16, vgg19, resnet50, mobilenet_v2, efficientnet_b0, densenet121, inception_v3, xception, convnext_tiny"
-        raise UserError(f"unknown architecture '{name}' and no such model file; give a .keras/.h5 file or one of: {known}, ...")
+        raise UserError(f"unknown architecture '{name}' and no such model file; give a .keras/.h5 file, a "
+                        f"module:callable, or one of: {known}, ...")
     build = constructors[key]
     label = weights
     digest = None
@@ -127,10 +328,7 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
         if not path.is_file():
             raise UserError(f"--weights '{weights}' is neither imagenet, none nor an existing weights file; check the path")
         model = build(weights=None)
-        try:
-            model.load_weights(path)
-        except Exception as exc:
-            raise UserError(f"cannot load weights '{path}' into {name} ({_first_line(exc)}); use weights saved for this architecture") from None
+        load_weights_checked(model, path, name)
         digest = sha256(path)
     return LoadedModel(
         model=model,

@@ -28,20 +28,6 @@ HEATMAP_CMAP = "jet"
 
 # --- colour scales -----------------------------------------------------------------
 
-def symmetric_limit(values: np.ndarray, percentile: float = 100.0) -> float:
-    """One symmetric scale [-v, v] for a whole layer, derived from its finite values.
-
-    The tutorials hard-code ``vmin=-0.5, vmax=0.5``; a layer's own largest
-    magnitude keeps every filter comparable without clipping.
-    """
-    finite = np.abs(np.asarray(values, dtype=np.float64))
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return 1.0
-    v = float(np.percentile(finite, percentile)) if percentile < 100 else float(finite.max())
-    return v if v > 0 else 1.0
-
-
 def channel_range(channel: np.ndarray) -> tuple[float, float]:
     """Each feature-map channel on its own scale (min..max), flat channels kept flat."""
     c = np.asarray(channel, dtype=np.float64)
@@ -178,3 +164,47 @@ def labelled_grid(
         cb = fig.colorbar(sm, ax=ax, fraction=0.035, pad=0.02)
         cb.ax.tick_params(labelsize=7)
     return fig_to_uri(fig)
+
+
+# --- charts across depth ------------------------------------------------------------
+
+def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[tuple[int, str]] = (),
+                title: str | None = None) -> str:
+    """Several per-layer series against depth, one panel each, stage starts marked.
+
+    ``panels``: ``{"name", "values" (None = not measured), "log" (bool),
+    "lines" [(y, label)], "highlight" (indices drawn in red)}``. With many
+    layers the x axis names only the stages; with few it names every layer.
+    """
+    n = len(labels)
+    x = np.arange(n)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 0.35 + 1.45 * len(panels)), sharex=True, squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels):
+        vals = np.array([np.nan if v is None else float(v) for v in panel["values"]], dtype=np.float64)
+        if panel.get("log"):
+            vals = np.where(vals > 0, vals, np.nan)
+            ax.set_yscale("log")
+        ax.plot(x, vals, marker="o", markersize=2.2 if n > 60 else 3, linewidth=0.8, color="#1f5fa8")
+        hi = [i for i in panel.get("highlight", ()) if 0 <= i < n and np.isfinite(vals[i])]
+        if hi:
+            ax.plot(hi, vals[hi], "o", markersize=4, color="#b3261e", label="finding")
+        for y, label in panel.get("lines", ()):
+            ax.axhline(y, color="#b3261e", linestyle="--", linewidth=0.7)
+            ax.text(n - 0.5, y, f" {label}", fontsize=6, color="#b3261e", va="bottom", ha="right")
+        for start, _label in stages:
+            ax.axvline(start - 0.5, color="#c8ccd4", linewidth=0.6, zorder=0)
+        ax.set_ylabel(panel["name"], fontsize=7)
+        ax.tick_params(labelsize=6.5)
+        ax.grid(axis="y", color="#eceef2", linewidth=0.5)
+    bottom = axes[-1, 0]
+    if n <= 40:
+        bottom.set_xticks(x)
+        bottom.set_xticklabels([lab[-22:] for lab in labels], rotation=90, fontsize=5.5)
+    else:
+        bottom.set_xticks([s for s, _ in stages])
+        bottom.set_xticklabels([lab for _, lab in stages], rotation=90, fontsize=6)
+        bottom.set_xlabel(f"layer (depth order, {n} layers); ticks at stage starts", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8.5, x=0.01, ha="left")
+    fig.tight_layout()
+    return fig_to_uri(fig, dpi=100)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,14 +18,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from reportgen.anchors import anchor_id, slug  # noqa: F401  (the templates' id helpers)
 from reportgen.errors import UserError
 
 FORMATS = ("html", "pdf", "json")
 
 
-def slug(text: Any) -> str:
-    """An id-safe form of a layer path: ``vgg16/block1_conv1`` -> ``vgg16-block1-conv1``."""
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
 
 
 def templates_dir() -> Path:
@@ -80,6 +77,7 @@ def environment():
         undefined=jinja2.StrictUndefined,
     )
     env.filters["slug"] = slug
+    env.globals["anchor"] = anchor_id
     env.filters["fmt"] = _fmt
     env.filters["shape"] = _shape
     env.filters["pct"] = lambda v: "–" if v is None else f"{100.0 * float(v):.1f}%"
@@ -150,8 +148,12 @@ def write_report(
     variables: dict,
     formats: Iterable[str] = FORMATS,
     progress: Callable[..., Any] | None = None,
+    extra_files: dict[str, str | None] | None = None,
 ) -> Path:
-    """Write the report folder ``out_root/name`` atomically and return its path."""
+    """Write the report folder ``out_root/name`` atomically and return its path.
+
+    ``extra_files`` are written beside the report (``errors.log``).
+    """
     formats = tuple(f for f in FORMATS if f in set(formats))
     out_root = Path(out_root)
     check_out_dir(out_root)
@@ -179,6 +181,9 @@ def write_report(
                 with open(tmp / "report.json", "w", encoding="utf-8") as fh:
                     json.dump(to_jsonable(json_data), fh, indent=1, allow_nan=False)
                     fh.write("\n")
+        for file_name, text in (extra_files or {}).items():
+            if text is not None:
+                (tmp / file_name).write_text(text, encoding="utf-8")
         _replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,8 +1,17 @@
-"""The pipeline: validate every selected section, run them, render one report."""
+"""The pipeline: validate every selected section, run each on its own, render one report.
+
+A section that raises does not sink the report: the others still run, the
+report is written, the failed section shows its error in one line (HTML, PDF
+and report.json's ``section_errors``), the traceback goes to ``errors.log``
+beside the report, and the command exits with status 3. Bad input is found
+before any section runs (each section's ``validate``) and stays exit 2 with
+nothing written.
+"""
 
 from __future__ import annotations
 
 import sys
+import traceback
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -11,8 +20,10 @@ import reportgen
 from reportgen import render
 from reportgen import sections as registry
 from reportgen.analyses.overview import generated_at
-from reportgen.context import Context, LoadedModel, Options
+from reportgen.context import Context, LoadedModel, Options, SectionError, SectionResult
 from reportgen.errors import UserError
+
+EXIT_SECTION_FAILED = 3
 
 
 def progress_factory(quiet: bool) -> Callable[..., Any]:
@@ -34,21 +45,37 @@ def selected_sections(options: Options) -> list[str]:
     return [name for name in registry.ORDER if name in chosen]
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    return (text[:300] + "…") if len(text) > 300 else text or type(exc).__name__
+
+
 def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., Any] | None = None) -> Context:
-    """Validate, then run, every selected section; results land in ``ctx.results``."""
+    """Validate, then run, every selected section; results land in ``ctx.results``, failures in ``ctx.errors``."""
+    from reportgen import forward
+
     ctx = Context(loaded=loaded, options=options, progress=progress)
     names = selected_sections(options)
     modules = {name: registry.module(name) for name in names}
-    for name, mod in modules.items():
-        validate = getattr(mod, "validate", None)
-        if validate is not None:
-            validate(ctx)
-    compute_order = [n for n in names if n != "findings"] + [n for n in names if n == "findings"]
-    bar = progress(compute_order, desc="analyses") if progress else compute_order
-    for name in bar:
-        if progress is not None and hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(name)
-        ctx.results[name] = modules[name].run(ctx)
+    with forward.float32(loaded.model) as policies:
+        ctx.float32_policies = policies
+        for name, mod in modules.items():
+            validate = getattr(mod, "validate", None)
+            if validate is not None:
+                validate(ctx)
+        compute_order = [n for n in names if n != "findings"] + [n for n in names if n == "findings"]
+        bar = progress(compute_order, desc="analyses") if progress else compute_order
+        for name in bar:
+            if progress is not None and hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(name)
+            try:
+                ctx.results[name] = modules[name].run(ctx)
+            except (UserError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # one section's bug or limit must not sink the report
+                ctx.errors.append(SectionError(name, type(exc).__name__, _first_line(exc), traceback.format_exc()))
+                ctx.results[name] = SectionResult(json={}, view={})
     return ctx
 
 
@@ -56,32 +83,74 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
     """report.json and the template variables from the section results."""
     names = [n for n in registry.ORDER if n in ctx.results]
     generated = generated_at()
+    failed = {e.section: e for e in ctx.errors}
     data: dict = {
         "reportgen_version": reportgen.__version__,
         "generated": generated,
         "sections": names,
         "settings": _settings(ctx.options),
+        "section_errors": [e.to_json() for e in ctx.errors],
     }
     for name in names:
         render.deep_merge(data, ctx.results[name].json)
+    if "findings" in data:
+        available: set[str] = set()
+        for res in ctx.results.values():
+            available |= set(res.view.get("figure_ids", ()))
+        data["findings"] = point_anchors(data["findings"], available)
+        registry.module("findings").present(ctx.results["findings"].view, data["findings"])
     by_anchor = findings_by_anchor(data.get("findings", []))
     variables = page_variables(ctx.loaded.name, ctx.loaded.source, generated) | {
         "sections": [
-            {"name": n, "title": registry.module(n).TITLE, "view": ctx.results[n].view} for n in names
+            {"name": n, "title": registry.module(n).TITLE, "view": ctx.results[n].view,
+             "error": failed[n].to_json() if n in failed else None}
+            for n in names
         ],
+        "section_errors": [e.to_json() for e in ctx.errors],
         "findings_by_anchor": by_anchor,
     }
     return data, variables
+
+
+def point_anchors(findings: list[dict], available: set[str]) -> list[dict]:
+    """Each finding's anchor: its kind's figure if this report has it, else the layer's weight
+    histogram, else none (the section was not selected, or the layer's figure was not drawn)."""
+    from reportgen.anchors import anchor_id
+
+    out = []
+    for f in findings:
+        anchor = f.get("anchor")
+        if anchor not in available:
+            layer = f.get("layer") or (f.get("layers") or [None])[0]
+            fallback = anchor_id("weights", layer) if layer else None
+            anchor = fallback if fallback in available else None
+        out.append({**f, "anchor": anchor})
+    return out
 
 
 def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, list[dict]]:
     """Findings to show beside each figure, one line per (severity, kind) when many.
 
     A feature-map grid can carry dozens of "unit N is silent" findings; beside
-    the figure they read better as one line naming the filters.
+    the figure they read better as one line naming the filters. A finding
+    rolled up over many layers is shown beside each of its layers' figures.
     """
+    from reportgen.analyses.findings import KINDS
+
+    valid = {f.get("anchor") for f in findings} | {KINDS[f["kind"]].anchor(i["layer"]) for f in findings
+                                                   for i in f.get("items") or [] if f["kind"] in KINDS}
     groups: dict[str, dict[tuple, list[dict]]] = {}
     for f in findings:
+        anchors = [f.get("anchor")]
+        if f.get("items"):
+            kind = KINDS.get(f["kind"])
+            anchors = [kind.anchor(item["layer"]) if kind else None for item in f["items"]]
+            anchors = [a if a in valid else None for a in anchors]
+            for item, anchor in zip(f["items"], anchors):
+                if anchor:
+                    groups.setdefault(anchor, {}).setdefault((f["severity"], f["kind"]), []).append(
+                        {**f, **item, "message": f["message"]})
+            continue
         if f.get("anchor"):
             groups.setdefault(f["anchor"], {}).setdefault((f["severity"], f["kind"]), []).append(f)
     out: dict[str, list[dict]] = {}
@@ -108,13 +177,26 @@ def page_variables(title: str, source: str, generated: str | None = None) -> dic
         "model_name": title,
         "model_source": source,
         "findings_by_anchor": {},
+        "section_errors": [],
     }
 
 
 def _settings(options: Options) -> dict:
     keys = ("max_filters", "kernel_channel", "preprocess", "feature_channels", "gradcam_layer", "top_k",
-            "pattern_filters", "pattern_size", "pattern_steps", "pattern_style", "seed")
-    return {k: getattr(options, k) for k in keys}
+            "pattern_filters", "pattern_size", "pattern_steps", "pattern_style", "seed", "output")
+    out = {k: getattr(options, k) for k in keys}
+    out["cam"] = list(options.cam)
+    return out
+
+
+def errors_log(ctx: Context) -> str | None:
+    """The tracebacks of the failed sections, for ``errors.log``."""
+    if not ctx.errors:
+        return None
+    parts = [f"reportgen {reportgen.__version__}: {len(ctx.errors)} section(s) failed for {ctx.loaded.source}\n"]
+    for e in ctx.errors:
+        parts.append(f"=== section '{e.section}': {e.error}: {e.message}\n{e.traceback}")
+    return "\n".join(parts)
 
 
 def build_report(
@@ -122,14 +204,20 @@ def build_report(
     options: Options,
     out_root: Path,
     formats: Iterable[str] = render.FORMATS,
+    name: str | None = None,
 ) -> tuple[Path, dict]:
-    """Run the analyses and write ``out_root/<model name>/report.*``; returns (folder, json)."""
+    """Run the analyses and write ``out_root/<model name>/report.*``; returns (folder, json).
+
+    ``json["section_errors"]`` lists the sections that failed (the CLI exits 3).
+    """
     render.check_out_dir(Path(out_root))
     progress = progress_factory(options.quiet)
     ctx = run_sections(loaded, options, progress)
     data, variables = assemble(ctx)
-    folder = render.write_report(Path(out_root), loaded.name, data, "report.html.j2", variables, formats, progress)
+    extra = {"errors.log": errors_log(ctx)} if ctx.errors else {}
+    folder = render.write_report(Path(out_root), name or loaded.name, data, "report.html.j2", variables, formats,
+                                 progress, extra_files=extra)
     return folder, data
 
 
-__all__ = ["build_report", "run_sections", "assemble", "UserError"]
+__all__ = ["build_report", "run_sections", "assemble", "UserError", "EXIT_SECTION_FAILED"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reportgen import graph
+from reportgen import forward, graph
 from reportgen.analyses import feature_maps
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError
@@ -50,13 +50,13 @@ def test_nested_layers_equal_the_inner_models_own_outputs(nested_model):
 
 def test_one_forward_pass_for_all_layers(small_model, monkeypatch):
     calls = []
-    real = graph.submodel
+    real = forward.run
 
-    def spy(model, paths, with_output=False):
-        calls.append(list(paths))
-        return real(model, paths, with_output)
+    def spy(model, inputs, taps=None):
+        calls.append(list(taps or {}))
+        return real(model, inputs, taps)
 
-    monkeypatch.setattr(feature_maps.graph, "submodel", spy)
+    monkeypatch.setattr(forward, "run", spy)
     feature_maps.compute(small_model, graph.default_feature_layers(small_model), _inputs())
     assert calls == [["conv_a", "pool_a", "conv_b"]]
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from reportgen import graph
-from reportgen.analyses import filter_patterns as fp
+from reportgen.analyses import patterns as fp
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError
 from reportgen.preprocessing import Preprocessor
@@ -42,9 +42,18 @@ def lively_cnn(input_shape=(16, 16, 3), seed: int = 3) -> keras.Model:
 
 
 def _mean_activation(model: keras.Model, name: str, x: np.ndarray) -> np.ndarray:
-    """Independent truth: a plain Keras sub-model, mean of each image's own filter."""
+    """Independent truth: a plain Keras sub-model, mean of each image's own filter (after the ReLU)."""
     out = np.asarray(keras.Model(model.inputs, model.get_layer(name).output)(x))
     return out.mean(axis=(1, 2))
+
+
+def _mean_preactivation(model: keras.Model, name: str, x: np.ndarray) -> np.ndarray:
+    """Independent truth for the default objective: the layer's input from a plain Keras sub-model,
+    then its convolution and bias by ``keras.ops.conv``, without the activation."""
+    layer = model.get_layer(name)
+    h = keras.Model(model.inputs, layer.input)(x)
+    out = keras.ops.conv(h, layer.kernel, padding=layer.padding) + layer.bias
+    return np.asarray(out).mean(axis=(1, 2))
 
 
 def _decode(uri: str) -> np.ndarray:
@@ -61,16 +70,19 @@ def test_every_patterns_activation_rises_and_start_matches_keras(layer):
     assert np.all(r.activation_end > r.activation_start), (r.activation_start, r.activation_end)
     assert r.dead == []
     start = UNIT.forward(fp.start_pixels(filters, 16, 3, 5))
-    truth = _mean_activation(model, layer, start)
-    np.testing.assert_allclose(r.activation_start, truth[np.arange(n), filters], rtol=1e-4)
+    truth = _mean_preactivation(model, layer, start)
+    np.testing.assert_allclose(r.activation_start, truth[np.arange(n), filters], rtol=1e-4, atol=1e-6)
+    post = fp.filter_patterns(model, layer, filters, 16, 1, UNIT, seed=5, objective="activation")
+    np.testing.assert_allclose(post.activation_start, _mean_activation(model, layer, start)[np.arange(n), filters],
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_batched_agrees_with_the_per_filter_loop_for_the_same_seed():
     model = lively_cnn()
     filters = list(range(10))
-    ref = fp.reference_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7)
-    whole = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7)
-    chunked = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7, max_chunk=3)
+    ref = fp.reference_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7)  # the book's loss: after the ReLU
+    whole = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7, objective="activation")
+    chunked = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7, max_chunk=3, objective="activation")
     assert chunked.chunk == 3 and whole.chunk == 10
     for got in (whole, chunked):
         np.testing.assert_allclose(got.activation_start, ref.activation_start, rtol=1e-4)
@@ -133,8 +145,10 @@ def test_greyscale_model_gets_greyscale_patterns():
 def test_nested_model_with_rescaling_inside_works_on_its_own_input(nested_model):
     r = fp.filter_patterns(nested_model, "backbone/block2_conv1", list(range(4)), 16, 3, Preprocessor("none"))
     start = fp.start_pixels(list(range(4)), 16, 3, 0)  # 'none': the model receives pixels and rescales itself
-    sub = graph.submodel(nested_model, ["backbone/block2_conv1"])
-    truth = np.asarray(sub(start)).mean(axis=(1, 2))
+    backbone = nested_model.get_layer("backbone")
+    conv = backbone.get_layer("block2_conv1")
+    h = backbone.get_layer("block1_pool")(backbone.get_layer("block1_conv1")(nested_model.get_layer("rescale")(start)))
+    truth = np.asarray(keras.ops.conv(h, conv.kernel) + conv.bias).mean(axis=(1, 2))  # before its ReLU
     np.testing.assert_allclose(r.activation_start, truth[np.arange(4), np.arange(4)], rtol=1e-4, atol=1e-7)
     assert fp.pixel_step(Preprocessor("none"), 3) == 1.0  # the tutorial's step of one pixel unit
 

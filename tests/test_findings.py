@@ -18,7 +18,7 @@ import pytest
 import digits_models as dm
 from reportgen import config
 from reportgen.analyses import findings as F
-from reportgen.analyses.weights import fresh_copy
+from reportgen.analyses.weights import weight_analysis
 from reportgen.config import Thresholds
 from reportgen.context import LoadedModel, Options
 from reportgen.errors import UserError
@@ -27,11 +27,16 @@ T = Thresholds()
 
 
 def _all_findings(model, images=None, t=T):
-    base = fresh_copy(model, seed=0)
-    found = F.weight_findings(model, base, t)
+    found = F.weight_findings(weight_analysis(model, seed=0), t)
     if images is not None:
         found += F.activation_findings(model, images, t, already=found)
     return found
+
+
+def glorot_std(kernel) -> float:
+    """The analytic std of Keras' default initialiser (Glorot uniform) for a Dense kernel."""
+    fan_in, fan_out = kernel.shape
+    return float(np.sqrt(6.0 / (fan_in + fan_out)) / np.sqrt(3.0))
 
 
 def _of(found, kind):
@@ -124,12 +129,13 @@ def test_untrained_layer_inside_a_trained_model():
     found = _of(_all_findings(model), "untrained_layer")
     assert sorted(f["layer"] for f in found) == ["conv2", "dense1"]
     assert all(f["value"] < T.untrained_ks for f in found)
-    # the trained layers are far from their initialisation (KS truth from scipy)
+    # the trained layers are far from their initialisation (KS truth from scipy, against an
+    # independent draw of Keras' default initialiser)
     from scipy.stats import ks_2samp
 
-    base = fresh_copy(model, seed=0)
-    trained_out = dm.trained().get_layer("dense1").kernel.numpy().ravel()
-    assert ks_2samp(trained_out, base.get_layer("dense1").kernel.numpy().ravel()).pvalue < 1e-6
+    kernel = dm.trained().get_layer("dense1").kernel.numpy()
+    fresh = np.asarray(keras.initializers.GlorotUniform(seed=99)(kernel.shape))
+    assert ks_2samp(kernel.ravel(), fresh.ravel()).pvalue < 1e-6
 
 
 def test_duplicated_filters_reported_as_a_pair():
@@ -157,9 +163,9 @@ def test_exploding_and_vanishing_scale(factor, kind):
     found = _all_findings(model)
     hits = [f for f in found if f["kind"] in ("exploding_scale", "vanishing_scale")]
     assert [(f["kind"], f["layer"]) for f in hits] == [(kind, "dense1")]
-    base = fresh_copy(model, seed=0)
-    truth = model.get_layer("dense1").kernel.numpy().std() / base.get_layer("dense1").kernel.numpy().std()
-    assert hits[0]["value"] == pytest.approx(truth, rel=1e-4)
+    kernel = model.get_layer("dense1").kernel.numpy()
+    truth = kernel.std() / glorot_std(kernel)
+    assert hits[0]["value"] == pytest.approx(truth, rel=2e-2)  # sampling error of a 32k-weight fresh draw
 
 
 def test_saturated_tanh_layer_but_not_a_sigmoid_output():
@@ -201,7 +207,7 @@ def test_severity_config_cap_and_sorting():
     ordered = F.sort_findings(capped, ["c", "d"])
     assert ordered[0]["kind"] == "nonfinite_weights"
     t = Thresholds(severity={**config.KINDS, "dead_filter": "off", "nonfinite_weights": "warning"})
-    after = F.apply_severity(capped, t)
+    after = F.apply_severity(capped, t.severity)
     assert [f["kind"] for f in after] == ["nonfinite_weights"] and after[0]["severity"] == "warning"
     assert F.summarise(after) == {"error": 0, "warning": 1, "info": 0}
     assert F.exceeds(after, "warning") and not F.exceeds(after, "error")

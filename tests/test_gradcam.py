@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 
-from reportgen.analyses import gradcam as gc
+from reportgen import forward
+from reportgen.analyses import cam as gc
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError
 from reportgen.sections import gradcam as section
@@ -49,7 +50,7 @@ def reference_gradcam(model, layer_name, x, classes, logits=True):
 def test_equals_direct_reference_computation(small_model):
     x = _inputs(3)
     classes = [0, 2, 3]
-    got = gc.gradcam_heatmaps(small_model, "conv_b", x, classes)
+    got = gc.heatmaps(small_model, "conv_b", x, classes)
     expected = reference_gradcam(small_model, "conv_b", x, classes)
     assert got.shape == (3, 8, 8)
     assert got.min() >= 0 and got.max() <= 1
@@ -66,7 +67,7 @@ def test_raw_output_head_uses_the_output(small_model):
     assert "not a class score" in head.note
     x = _inputs(2)
     np.testing.assert_allclose(
-        gc.gradcam_heatmaps(logits, "conv_b", x, [1, 2]),
+        gc.heatmaps(logits, "conv_b", x, [1, 2]),
         reference_gradcam(logits, "conv_b", x, [1, 2], logits=False),
         atol=1e-5,
     )
@@ -74,15 +75,15 @@ def test_raw_output_head_uses_the_output(small_model):
 
 def test_one_batch_for_all_images_and_classes(small_model, monkeypatch):
     calls = []
-    real = keras.Model.__call__
+    real = forward.run
 
-    def spy(self, *args, **kwargs):
-        calls.append(np.shape(args[0][0] if isinstance(args[0], list) else args[0]))
-        return real(self, *args, **kwargs)
+    def spy(model, inputs, taps=None):
+        calls.append(tuple(np.shape(inputs)))
+        return real(model, inputs, taps)
 
     x = _inputs(4)
-    monkeypatch.setattr(keras.Model, "__call__", spy)
-    result = gc.compute(small_model, "conv_b", x, top_k=3)
+    monkeypatch.setattr(forward, "run", spy)
+    result = gc.explain(small_model, "conv_b", x, top_k=3)
     monkeypatch.undo()
     assert calls == [(4, 16, 16, 3)]
     assert result.heatmaps.shape == (4, 3, 8, 8)
@@ -90,7 +91,7 @@ def test_one_batch_for_all_images_and_classes(small_model, monkeypatch):
     np.testing.assert_array_equal(result.class_indices, np.argsort(-probs, axis=1, kind="stable")[:, :3])
     np.testing.assert_allclose(result.outputs, probs, atol=1e-6)
     # each (image, class) equals the single-image computation
-    single = gc.gradcam_heatmaps(small_model, "conv_b", x[2:3], [int(result.class_indices[2, 1])])
+    single = gc.heatmaps(small_model, "conv_b", x[2:3], [int(result.class_indices[2, 1])])
     np.testing.assert_allclose(result.heatmaps[2, 1], single[0], atol=1e-5)
 
 
@@ -103,7 +104,7 @@ def test_target_layer_is_the_last_conv_nested_included(small_model, nested_model
 
 def test_nested_target_equals_reference(nested_model):
     x = _inputs(2) * 255
-    got = gc.gradcam_heatmaps(nested_model, "backbone/block2_conv1", x, [4, 1])
+    got = gc.heatmaps(nested_model, "backbone/block2_conv1", x, [4, 1])
     # reference on a flattened copy of the same network
     inp = keras.Input((16, 16, 3))
     y = nested_model.get_layer("rescale")(inp)
@@ -155,7 +156,7 @@ def test_heatmap_peak_falls_on_the_bright_square():
     assert model.evaluate(tx, ty, verbose=0)[1] > 0.95
     assert gc.find_target_layer(model).path == "last_conv"
     with_square = np.flatnonzero(ty == 1)
-    maps = gc.gradcam_heatmaps(model, "last_conv", tx[with_square], np.ones(len(with_square), int))
+    maps = gc.heatmaps(model, "last_conv", tx[with_square], np.ones(len(with_square), int))
     hits = 0
     for m, i in zip(maps, with_square):
         up = gc.upsample(m, 32, 32)
@@ -194,7 +195,10 @@ def test_heads():
     inp = keras.Input((4, 4, 1))
     seg = keras.Model(inp, keras.layers.Conv2D(2, 1)(inp))
     head = gc.classifier_head(seg)
-    assert head.units is None and "not one vector of class scores" in head.note
+    assert head.kind == "map" and "mean of the output map" in head.note
+    seg = keras.Model(inp, keras.layers.Conv2D(3, 1, activation="softmax")(inp))
+    head = gc.classifier_head(seg)
+    assert head.kind == "pixel-softmax" and head.score == "logit" and head.units == 3
 
 
 def test_section_json(small_model, tmp_path):

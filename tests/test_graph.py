@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from reportgen import graph
-from reportgen.analyses.gradcam import find_target_layer
+from reportgen.analyses.cam import find_target_layer
 
 
 def se_model() -> keras.Model:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import reportgen  # noqa: F401
 
+import keras
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
 import digits_models as dm
 from reportgen.analyses import sanity as S
-from reportgen.analyses.gradcam import find_target_layer, gradcam_heatmaps
-from reportgen.analyses.weights import fresh_copy
+from reportgen.analyses.baseline import fresh_values
+from reportgen.analyses.cam import find_target_layer
+from reportgen.analyses.cam import heatmaps as gradcam_heatmaps
 
 
 def test_rank_correlation_matches_scipy_and_handles_flat_maps():
@@ -33,12 +35,15 @@ def test_cascade_groups_top_down_by_stage_and_bounded():
     assert S.cascade_groups(model, 0) == []
 
 
-def test_unchanged_heatmaps_give_about_1_and_a_finding():
+def test_unchanged_heatmaps_give_about_1_and_a_finding(monkeypatch):
     model = dm.trained()
     layer = find_target_layer(model).path
-    same = fresh_copy(model, seed=5)
-    same.set_weights(model.get_weights())  # "randomising" to the same weights changes nothing
-    result = S.cascade(model, same, layer, dm.held_out(4))
+
+    def unchanged(m, paths, seed):  # "randomising" to the same weights changes nothing
+        return [(v, v.numpy()) for p in paths for v in m.get_layer(p).weights]
+
+    monkeypatch.setattr(S, "randomised", unchanged)
+    result = S.cascade(model, layer, dm.held_out(4))
     assert result.statistic == pytest.approx(1.0, abs=1e-6)
     found = S.check_sanity(result, 0.5)
     assert [(f["kind"], f["layer"], f["anchor"]) for f in found] == [("gradcam_sanity", layer, "findings-sanity")]
@@ -49,8 +54,12 @@ def test_trained_model_vs_randomised_copy_is_clearly_lower_and_the_model_is_unto
     before = [w.copy() for w in model.get_weights()]
     layer = find_target_layer(model).path
     x = dm.held_out(4)
-    base = fresh_copy(model, seed=0)
-    result = S.cascade(model, base, layer, x)
+    result = S.cascade(model, layer, x, seed=0)
+    # the fully re-initialised model, built by hand: a copy with every layer's fresh draw (seed + 1)
+    base = keras.models.clone_model(model)
+    for lay in base.layers:
+        if lay.weights:
+            lay.set_weights(fresh_values(model.get_layer(lay.name), lay.name, 1))
     # independent truth: the original heatmaps are Grad-CAM of the untouched model
     classes = np.argmax(np.asarray(model(x)), axis=1)
     np.testing.assert_array_equal(result.class_indices, classes)

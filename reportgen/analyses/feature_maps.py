@@ -1,8 +1,9 @@
 """Feature maps: what each selected layer outputs for the input images.
 
-All selected activations come from ONE forward pass of one multi-output
-sub-model (:func:`reportgen.graph.submodel`), not one model per layer as in the
-tutorials: a VGG16 report would otherwise run the convolutional base 18 times.
+All selected activations come from ONE forward pass with a tap on every
+selected layer (:func:`reportgen.forward.run`), not one model per layer as in
+the tutorials: a VGG16 report would otherwise run the convolutional base 18
+times. Taps work on subclassed models too, where there is no graph to cut.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from reportgen import graph
+from reportgen import backend, forward, graph
 from reportgen.errors import UserError
 
 
@@ -46,24 +47,24 @@ def channel_stats(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return m.mean(axis=axes, dtype=np.float64), (m == 0).mean(axis=axes)
 
 
-def compute(model: Any, refs: Sequence[graph.LayerRef], inputs: np.ndarray) -> list[LayerMaps]:
+def compute(model: Any, refs: Sequence[graph.LayerRef], inputs: np.ndarray, feeds: Any = None) -> list[LayerMaps]:
     """Activations of ``refs`` for a batch of preprocessed ``inputs`` in one forward pass."""
     if not refs:
         return []
-    x = np.asarray(inputs, dtype=np.float32)
-    sub = graph.submodel(model, [r.path for r in refs])
+    x = backend.tensor(np.asarray(inputs, dtype=np.float32))
+    taps = {r.path: forward.Tap() for r in refs}
     try:
-        outputs = sub([x], training=False)
+        with backend.no_grad():
+            trace = forward.run(model, feeds.batch(x) if feeds is not None else x, taps)
     except Exception as exc:  # a model that cannot take this input at all
+        first = " ".join(str(exc).split())[:200]
         raise UserError(
-            f"the model cannot run on the input images ({type(exc).__name__}: {exc}); "
+            f"the model cannot run on the input images ({type(exc).__name__}: {first}); "
             "check --image and --preprocess"
         ) from None
-    if not isinstance(outputs, (list, tuple)):
-        outputs = [outputs]
     result = []
-    for ref, out in zip(refs, outputs):
-        maps = np.asarray(out, dtype=np.float32)
+    for ref in refs:
+        maps = backend.numpy(trace.captured[ref.path]).astype(np.float32)
         mean, zeros = channel_stats(maps)
         result.append(LayerMaps(ref.path, ref.class_name, maps, mean, zeros))
     return result

@@ -24,12 +24,21 @@ import keras
 import numpy as np
 
 from reportgen import graph
-from reportgen.plots import symmetric_limit
 
 
-def filter_bank(layer: Any) -> np.ndarray:
-    """The layer's kernel as (kh, kw, in_channels, filters), whatever its type."""
-    kernel = np.asarray(graph.main_kernel(layer).numpy(), dtype=np.float32)
+def filter_bank(layer: Any, values: dict | None = None) -> np.ndarray:
+    """The layer's kernel as (kh, kw, in_channels, filters), whatever its type.
+
+    ``values`` (variable name -> array) stands in for the layer's own weights
+    (the freshly initialised baseline).
+    """
+    var = graph.main_kernel(layer)
+    if values is not None:
+        from reportgen.analyses.baseline import variable_name
+
+        kernel = np.asarray(values[variable_name(var)], dtype=np.float32)
+    else:
+        kernel = np.asarray(keras.ops.convert_to_numpy(var.value), dtype=np.float32)
     if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
         kernel = np.swapaxes(kernel, -1, -2)  # transposed convs store (..., out, in)
     depthwise = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
@@ -44,7 +53,7 @@ def filter_bank(layer: Any) -> np.ndarray:
 
 
 def kernel_grid(layer: Any, max_filters: int = 64, channel: int = 0, rgb: bool = False,
-                limit: float | None = None) -> dict:
+                limit: float | None = None, values: dict | None = None) -> dict:
     """The tiles to draw for one conv layer, and the shared colour scale.
 
     Returns ``tiles`` (n, kh, kw) for the chosen input channel, ``rgb_tiles``
@@ -52,7 +61,7 @@ def kernel_grid(layer: Any, max_filters: int = 64, channel: int = 0, rgb: bool =
     (the symmetric scale, from all of the layer's weights unless given), and
     the counts shown / total.
     """
-    bank = filter_bank(layer)
+    bank = filter_bank(layer, values)
     kh, kw, cin, cout = bank.shape
     n = min(max_filters, cout)
     used_channel = min(max(channel, 0), cin - 1)
@@ -68,3 +77,15 @@ def kernel_grid(layer: Any, max_filters: int = 64, channel: int = 0, rgb: bool =
         "kernel_size": [int(kh), int(kw)],
     }
     return out
+
+
+def symmetric_limit(values: np.ndarray) -> float:
+    """One symmetric scale [-v, v] for a whole layer: its largest finite magnitude.
+
+    The tutorials hard-code ``vmin=-0.5, vmax=0.5``; a layer's own largest
+    magnitude keeps every filter comparable without clipping.
+    """
+    finite = np.abs(np.asarray(values, dtype=np.float64))
+    finite = finite[np.isfinite(finite)]
+    v = float(finite.max()) if finite.size else 0.0
+    return v if v > 0 else 1.0

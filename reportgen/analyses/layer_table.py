@@ -1,10 +1,8 @@
-"""The layer table: every layer in call order, as ``model.summary()`` lists it and more."""
+"""The layer table: every layer and graph operation in call order, as ``model.summary()`` lists it and more."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import keras
 
 from reportgen import graph
 
@@ -16,8 +14,17 @@ def _activation(layer: Any) -> str | None:
     return getattr(act, "__name__", None) or str(act)
 
 
-def layer_rows(model: keras.Model) -> list[dict]:
-    """One row per layer (nested layers included, with their path and depth)."""
+def _params(layer: Any) -> int:
+    if not isinstance(layer, graph.keras.layers.Layer) or not getattr(layer, "built", False):
+        return 0
+    try:
+        return int(layer.count_params())
+    except Exception:  # a layer whose weights are not all created
+        return int(sum(int(__import__("numpy").prod(w.shape)) for w in graph.weights_of(layer)))
+
+
+def layer_rows(model: Any) -> list[dict]:
+    """One row per layer (nested layers included, with their path and depth); operations have 0 params."""
     rows = []
     for ref in graph.walk(model):
         layer = ref.layer
@@ -29,14 +36,15 @@ def layer_rows(model: keras.Model) -> list[dict]:
                 "name": ref.path,
                 "class_name": ref.class_name,
                 "output_shape": list(ref.output_shape) if ref.output_shape is not None else None,
-                "params": int(layer.count_params()) if layer.built else 0,
+                "params": _params(layer),
                 "kernel_shape": list(kernel.shape) if kernel is not None else None,
                 "bias_shape": list(bias.shape) if bias is not None else None,
                 "other_kernels": extra or None,
                 "activation": _activation(layer),
-                "trainable": bool(layer.trainable),
+                "trainable": bool(getattr(layer, "trainable", True)),
                 "depth": ref.depth,
                 "is_model": ref.is_model,
+                "operation": ref.is_op,
             }
         )
     return rows

@@ -11,8 +11,8 @@ import numpy as np
 from reportgen.context import LoadedModel
 
 
-def _shapes(tensors: Any) -> Any:
-    shapes = [list(t.shape) for t in tensors]
+def _shapes(specs: Any) -> Any:
+    shapes = [list(s.shape) for s in specs]
     return shapes[0] if len(shapes) == 1 else shapes
 
 
@@ -22,7 +22,10 @@ def count_params(weights: list) -> int:
 
 def describe_model(loaded: LoadedModel) -> dict:
     """The ``model`` block of report.json."""
+    from reportgen import graph
+
     model = loaded.model
+    an = graph.anatomy(model)
     trainable = count_params(model.trainable_weights)
     non_trainable = count_params(model.non_trainable_weights)
     return {
@@ -32,23 +35,28 @@ def describe_model(loaded: LoadedModel) -> dict:
         "sha256": loaded.sha256,
         "architecture": loaded.architecture,
         "weights": loaded.weights,
+        "kind": "subclassed" if an.subclassed else ("sequential" if type(model).__name__ == "Sequential"
+                                                    else "functional"),
         "total_params": trainable + non_trainable,
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,
-        "input_shape": _shapes(model.inputs),
-        "output_shape": _shapes(model.outputs),
+        "input_shape": _shapes(an.inputs),
+        "output_shape": _shapes(an.outputs),
+        "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in an.inputs],
+        "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in an.outputs],
+        "dtype_policy": getattr(getattr(model, "dtype_policy", None), "name", None),
     }
 
 
 def versions() -> dict:
     import keras
-    import tensorflow as tf
 
     import reportgen
+    from reportgen import backend
 
     return {
         "reportgen": reportgen.__version__,
-        "tensorflow": tf.__version__,
+        **backend.versions(),
         "keras": keras.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),

@@ -1,4 +1,4 @@
-"""Grad-CAM sanity check: the cascading model-parameter randomisation test.
+"""CAM sanity check: the cascading model-parameter randomisation test.
 
 Adebayo et al. (2018), "Sanity Checks for Saliency Maps": an explanation that
 stays the same when the model's learned weights are replaced by random ones
@@ -10,11 +10,15 @@ similar it stays to the original (Spearman rank correlation, as in the paper).
 Cost bound: instead of one step per layer, the weighted layers are grouped by
 stage (a run of layers at one spatial resolution, the dense head being one
 stage), top down, and at most ``max_steps`` steps are taken (the lowest stages
-are merged into the last step). Each step is one Grad-CAM pass over a few
-images; the randomised weights are copied from the report's fresh baseline
-(``ctx.baseline``), so no extra initialisation is drawn per step. Everything
-happens on a private copy: the user's model is never modified. On VGG16 with
-2 images this is 6 steps of one forward+backward pass each.
+are merged into the last step). Each step is one CAM pass over a few images.
+
+The user's model is never modified and never copied: the randomised weights
+are fresh draws from each layer's own initialisers
+(:mod:`reportgen.analyses.baseline`), substituted for the trained ones inside
+a ``keras.StatelessScope`` for the length of one pass, one layer's values at a
+time in memory beyond the model itself. The explained targets are the
+original model's (its top classes, or the mean of its output map) at every
+step, as in the paper. It runs for each chosen CAM method.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from reportgen import graph
 class SanityResult:
     """The cascade: original heatmaps, each step's heatmaps and their rank correlations."""
 
-    layer: str  # the Grad-CAM target layer
-    class_indices: np.ndarray  # (N,) the class explained per image (the original model's top-1)
+    layer: str  # the CAM target layer
+    class_indices: np.ndarray  # (N,) the class explained per image (the original model's top-1; -1: a map)
     original: np.ndarray  # (N, h, w)
+    method: str = "gradcam"
     steps: list[str] = field(default_factory=list)  # short label per step
     step_layers: list[list[str]] = field(default_factory=list)  # layers re-initialised at each step
     heatmaps: np.ndarray | None = None  # (S, N, h, w)
@@ -54,6 +59,7 @@ class SanityResult:
 
     def as_json(self) -> dict:
         return {
+            "method": self.method,
             "layer": self.layer,
             "class_indices": [int(c) for c in self.class_indices],
             "steps": [{"label": label, "layers": list(layers),
@@ -84,10 +90,6 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def _weighted(ref: graph.LayerRef) -> bool:
-    return not ref.is_model and len(ref.layer.weights) > 0
-
-
 def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
     """Weighted layers grouped by stage, top down: [(label, [layer paths])], at most ``max_steps``.
 
@@ -98,9 +100,7 @@ def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
         return []
     groups: list[list[str]] = []
     last = object()
-    for ref in graph.walk(model):
-        if not _weighted(ref):
-            continue
+    for ref in graph.weighted_layers(model):
         size = graph.spatial_size(ref)
         if size != last or not groups:
             groups.append([])
@@ -118,58 +118,64 @@ def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
     return [(label(g), g) for g in groups]
 
 
-def _working_copy(model: Any, seed: int) -> Any:
-    """A private model with the trained weights: randomising it never touches the user's model."""
-    from reportgen.analyses.weights import fresh_copy
+def randomised(model: Any, paths: Sequence[str], seed: int) -> list[tuple[Any, Any]]:
+    """``(variable, fresh value)`` for every weight of the layers at ``paths`` (a StatelessScope mapping)."""
+    from reportgen.analyses.baseline import fresh_values
 
-    work = fresh_copy(model, seed=seed)
-    work.set_weights(model.get_weights())
-    return work
+    an = graph.anatomy(model)
+    refs = {r.path: r for r in an.layers}
+    mapping = []
+    for p in paths:
+        layer = an.by_path[p]
+        values = fresh_values(layer, p, seed, refs[p].input_shape if p in refs else None)
+        if values:
+            mapping.extend(zip(layer.weights, values))
+    return mapping
 
 
 def cascade(
     model: Any,
-    baseline: Any,
     layer_path: str,
     inputs: np.ndarray,
     max_steps: int = 6,
-    class_indices: Sequence[int] | None = None,
-    heatmaps_fn: Callable[..., np.ndarray] | None = None,
+    method: str = "gradcam",
     seed: int = 0,
     progress: Callable[..., Any] | None = None,
+    head: Any = None,
+    feeds: Any = None,
+    target: Any = None,
 ) -> SanityResult:
-    """Run the cascading randomisation test for Grad-CAM at ``layer_path``.
+    """Run the cascading randomisation test for a CAM method at ``layer_path``.
 
-    ``baseline`` is the same architecture freshly initialised (``ctx.baseline``);
-    its weights replace the trained ones, group by group, top down, on a
-    private copy of ``model``. ``class_indices`` defaults to each image's
-    top-1 class under the trained model, which stays the explained class at
-    every step (as in the paper).
+    ``target`` defaults to each image's top-1 class under the trained model
+    (or the mean of its output map), which stays the explained target at every
+    step (as in the paper).
     """
-    from reportgen.analyses import gradcam
+    import keras
 
-    heatmaps_fn = heatmaps_fn or gradcam.gradcam_heatmaps
+    from reportgen.analyses import cam
+
+    head = head or cam.classifier_head(model)
+    explainer = cam.method(method)(model, layer_path, head, feeds)
     x = np.asarray(inputs, dtype=np.float32)
-    if class_indices is None:
-        outputs = np.asarray(model(x, training=False))
-        class_indices = np.argmax(outputs.reshape(len(x), -1), axis=1)
-    classes = np.asarray(class_indices, dtype=np.int64).reshape(-1)
-    original = np.asarray(heatmaps_fn(model, layer_path, x, classes))
+    first = explainer.explain(x, target, top_k=1)
+    target = first.target
+    classes = getattr(target, "classes", None)
+    classes = np.asarray(classes)[:, 0] if classes is not None else np.full(len(x), -1)
+    original = first.heatmaps[:, 0]
     groups = cascade_groups(model, max_steps)
-    result = SanityResult(layer=layer_path, class_indices=classes, original=original)
+    result = SanityResult(layer=layer_path, class_indices=classes, original=original, method=method)
     if not groups:
         result.heatmaps = np.zeros((0,) + original.shape, dtype=np.float32)
         result.correlations = np.zeros((0, len(x)))
         return result
-    work = _working_copy(model, seed + 1)
-    work_layers = {r.path: r.layer for r in graph.walk(work)}
-    base_layers = {r.path: r.layer for r in graph.walk(baseline)}
     maps, corrs = [], []
-    steps = progress(groups, desc="sanity check", total=len(groups)) if progress else groups
+    done: list[str] = []
+    steps = progress(groups, desc=f"sanity check ({method})", total=len(groups)) if progress else groups
     for label, paths in steps:
-        for p in paths:
-            work_layers[p].set_weights(base_layers[p].get_weights())
-        h = np.asarray(heatmaps_fn(work, layer_path, x, classes))
+        done.extend(paths)
+        with keras.StatelessScope(state_mapping=randomised(model, done, seed + 1)):
+            h = explainer.explain(x, target, top_k=1).heatmaps[:, 0]
         maps.append(h)
         corrs.append([rank_correlation(o, r) for o, r in zip(original, h)])
         result.steps.append(label)
@@ -181,14 +187,16 @@ def cascade(
 
 def check_sanity(result: SanityResult, threshold: float) -> list[dict]:
     """A finding when the heatmaps stay similar however much of the model is randomised."""
+    from reportgen.analyses.cam import METHODS
     from reportgen.analyses.findings import finding
 
     stat = result.statistic
     if stat is None or stat <= threshold:
         return []
+    title = METHODS[result.method].title if result.method in METHODS else result.method
     return [finding(
         "gradcam_sanity", result.layer, None, stat, threshold,
-        f"Grad-CAM at {result.layer} fails the randomisation sanity check: with the weights "
+        f"{title} at {result.layer} fails the randomisation sanity check: with the weights "
         f"re-initialised from the top down, its heatmaps still rank-correlate {stat:.2f} with the "
         "original, so they do not show what the model learned; do not rely on them (try another "
         "--gradcam-layer).")]

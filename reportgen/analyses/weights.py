@@ -1,124 +1,379 @@
-"""Weight statistics per kernel layer, beside a freshly initialised copy.
+"""Weights, one layer at a time: statistics beside a fresh initialisation, and the facts the audit reads.
 
-Training spreads weights out (the tutorials show a trained std of 0.21-0.25
-against 0.08 untrained); a layer whose weights still look like their
-initialiser's has learned little. The baseline is the same architecture
-re-initialised with each layer's own initialisers, seeded so that two runs
-give the same numbers.
+One pass over the layers that hold weights computes everything weight-based
+for each layer and then lets its arrays go, so that peak memory grows with
+the largest layer, not with the number of layers (VGG16's 103M-weight
+``fc1`` is the largest there is to hold):
+
+- kernel statistics (mean, std, min, max, near-zero fraction, NaN/Inf counts)
+  and a histogram, beside the same for a freshly initialised copy of the
+  layer (:mod:`reportgen.analyses.baseline`) on shared bins -- computed in
+  float32 chunks with float64 sums, never a float64 copy of the weights;
+- the facts the findings read: per-filter kernel norms, each conv filter's
+  most similar earlier filter, a two-sample Kolmogorov-Smirnov test against
+  the fresh draw (on seeded samples of at most ``KS_SAMPLES`` per side), the
+  largest singular values of both, BatchNormalization's gamma and moving
+  variance, and where NaN/Inf sit.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
-import keras
 import numpy as np
 
 from reportgen import graph
+from reportgen.analyses.baseline import fresh_values, variable_name
 
 NEAR_ZERO = 1e-3
 BINS = 60
+CHUNK = 1 << 22  # values per chunk in the streaming statistics
+# Samples per side for the KS test: the statistic's sampling error is ~1/sqrt(n),
+# far below the default threshold, and VGG16's 100M-weight fc1 stays affordable.
+KS_SAMPLES = 50_000
 
 
-def fresh_copy(model: keras.Model, seed: int = 0, unsafe: bool = False) -> keras.Model:
-    """The same architecture with freshly initialised weights (reproducible for a seed).
+def _array(var: Any) -> np.ndarray:
+    """A variable's value as float32 NumPy (16-bit weights are widened)."""
+    import keras
 
-    Cloning re-creates layers from their configs, so a Lambda layer is
-    deserialised again: allowed only for a model the user loaded with --unsafe.
+    arr = np.asarray(keras.ops.convert_to_numpy(var.value if hasattr(var, "value") else var))
+    return arr if arr.dtype == np.float32 else arr.astype(np.float32)
+
+
+def _chunks(arrays: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+    for a in arrays:
+        flat = a.reshape(-1)
+        for lo in range(0, flat.size, CHUNK):
+            yield flat[lo: lo + CHUNK]
+
+
+def statistics(arrays: Iterable[np.ndarray] | np.ndarray) -> dict:
+    """Mean, std, min, max and the near-zero fraction over the finite values, streamed in chunks.
+
+    NaN and Inf are counted, not propagated: a report on a broken model must
+    still say what the rest of the weights look like.
     """
-    from keras.src.saving.serialization_lib import SafeModeScope
+    arrays = [np.asarray(arrays)] if isinstance(arrays, np.ndarray) else [np.asarray(a) for a in arrays]
+    count = nan = inf = finite = near = 0
+    total = 0.0
+    lo, hi = np.inf, -np.inf
+    for c in _chunks(arrays):
+        count += c.size
+        ok = np.isfinite(c)
+        n_ok = int(ok.sum())
+        nan += int(np.isnan(c).sum())
+        inf += c.size - n_ok - int(np.isnan(c).sum())
+        if n_ok == 0:
+            continue
+        v = c if n_ok == c.size else c[ok]
+        finite += n_ok
+        total += float(v.sum(dtype=np.float64))
+        lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+        near += int((np.abs(v) < NEAR_ZERO).sum())
+    stats = {"count": int(count), "nan_count": int(nan), "inf_count": int(inf)}
+    if not finite:
+        stats.update(mean=None, std=None, min=None, max=None, near_zero_fraction=None)
+        return stats
+    mean = total / finite
+    squares = 0.0
+    for c in _chunks(arrays):
+        v = c[np.isfinite(c)]
+        d = v.astype(np.float64) - mean
+        squares += float(np.dot(d, d))
+    stats.update(mean=mean, std=float(np.sqrt(squares / finite)), min=lo, max=hi,
+                 near_zero_fraction=near / finite)
+    return stats
 
-    keras.utils.set_random_seed(seed)
-    with SafeModeScope(not unsafe):
-        clone = keras.models.clone_model(model)
-    if not clone.built:
-        clone.build(model.inputs[0].shape)
-    return clone
+
+def shared_edges(*arrays: Any, bins: int = BINS) -> np.ndarray:
+    """Histogram bin edges covering the finite values of all arrays (same bins for both)."""
+    lo, hi = np.inf, -np.inf
+    for group in arrays:
+        for c in _chunks(group if isinstance(group, (list, tuple)) else [np.asarray(group)]):
+            v = c[np.isfinite(c)]
+            if v.size:
+                lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+    if not np.isfinite(lo):
+        return np.linspace(-1.0, 1.0, bins + 1)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+def histogram(arrays: Any, edges: np.ndarray) -> dict:
+    counts = np.zeros(len(edges) - 1, dtype=np.int64)
+    for c in _chunks(arrays if isinstance(arrays, (list, tuple)) else [np.asarray(arrays)]):
+        counts += np.histogram(c[np.isfinite(c)], bins=edges)[0]
+    return {"edges": edges.tolist(), "counts": counts.astype(int).tolist()}
+
+
+def sample(arrays: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``n`` finite values drawn without replacement across ``arrays`` (float64)."""
+    sizes = [a.size for a in arrays]
+    total = sum(sizes)
+    if total <= n:
+        flat = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
+        return flat[np.isfinite(flat)]
+    idx = np.sort(rng.choice(total, n, replace=False))
+    out, start = [], 0
+    for a, size in zip(arrays, sizes):
+        sel = idx[(idx >= start) & (idx < start + size)] - start
+        out.append(a.reshape(-1)[sel].astype(np.float64))
+        start += size
+    v = np.concatenate(out)
+    return v[np.isfinite(v)]
+
+
+def ks_test(trained: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov test between two weight samples: (statistic, p-value)."""
+    from scipy.stats import ks_2samp
+
+    if trained.size == 0 or baseline.size == 0:
+        return float("nan"), float("nan")
+    res = ks_2samp(trained, baseline)
+    return float(res.statistic), float(res.pvalue)
+
+
+def top_singular_value(matrix: np.ndarray | None) -> float | None:
+    """Largest singular value of a (filters, fan_in) matrix; None when not a usable 2-D matrix."""
+    if matrix is None or matrix.ndim != 2 or min(matrix.shape) < 2 or not np.isfinite(matrix).all():
+        return None
+    m = matrix.astype(np.float32, copy=False)
+    if m.size > 4_000_000:
+        # VGG16's fc1 (4096 x 25088): power iteration, a few dozen matrix-vector products.
+        v = np.random.default_rng(0).standard_normal(m.shape[1]).astype(np.float32)
+        sigma = 0.0
+        for _ in range(40):
+            v = m.T @ (m @ v)
+            norm = float(np.linalg.norm(v))
+            if norm == 0.0:
+                return 0.0
+            v /= norm
+            sigma = float(np.sqrt(norm))
+        return sigma
+    return float(np.linalg.svd(m.astype(np.float64), compute_uv=False)[0])
+
+
+def filter_matrix(layer: Any, kernel: np.ndarray | None = None) -> np.ndarray | None:
+    """Each output filter's (or Dense unit's) incoming weights, one row each: (filters, fan_in).
+
+    Conv kernels are ``(..., in, out)``; transposed convs store ``(..., out, in)``;
+    a depthwise conv's filters are its ``in * multiplier`` spatial kernels; a
+    separable conv's output filters are the columns of its pointwise kernel.
+    A view where possible (no copy of a large kernel).
+    """
+    import keras
+
+    if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        k = _array(layer.kernel) if kernel is None else kernel
+        return k.reshape(-1, k.shape[-2] * k.shape[-1]).T
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        k = _array(layer.pointwise_kernel) if kernel is None else kernel
+        return k.reshape(-1, k.shape[-1]).T
+    var = getattr(layer, "kernel", None)
+    if var is None or not isinstance(layer, graph.KERNEL_TYPES):
+        return None
+    k = _array(var) if kernel is None else kernel
+    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+                          keras.layers.Conv3DTranspose)):
+        k = np.moveaxis(k, -2, -1)
+    return k.reshape(-1, k.shape[-1]).T
+
+
+def row_norms(w: np.ndarray) -> np.ndarray:
+    """L2 norm of each row, NaN/Inf counted as 0, without a full-size temporary."""
+    out = np.empty(w.shape[0], dtype=np.float64)
+    step = max(1, CHUNK // max(1, w.shape[1]))
+    for lo in range(0, w.shape[0], step):
+        rows = np.nan_to_num(w[lo: lo + step].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        out[lo: lo + step] = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    return out
+
+
+def nearest_earlier(w: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the most cosine-similar earlier usable row: (cosine, index); -inf/-1 where none."""
+    n = w.shape[0]
+    best = np.full(n, -np.inf)
+    which = np.full(n, -1, dtype=np.int64)
+    idx = np.flatnonzero(usable)
+    if idx.size < 2:
+        return best, which
+    unit = w[idx].astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    for col in range(1, idx.size):
+        i = int(np.argmax(cos[col, :col]))
+        best[idx[col]], which[idx[col]] = cos[col, i], idx[i]
+    return best, which
+
+
+@dataclass
+class Nonfinite:
+    variable: str
+    nan: int
+    inf: int
+    filters: list[int]
+
+
+@dataclass
+class LayerWeights:
+    """Everything the report knows of one layer's weights (arrays released after the pass)."""
+
+    path: str
+    class_name: str
+    has_kernel: bool
+    is_conv: bool
+    is_dense: bool
+    is_depthwise: bool
+    activation: str | None
+    stats: dict | None = None  # kernel statistics (trained)
+    baseline: dict | None = None  # the same for the fresh initialisation
+    histogram: dict | None = None
+    bias: dict | None = None  # {"mean", "std"}
+    std_ratio: float | None = None
+    ks: tuple[float, float] | None = None  # (statistic, p-value) trained vs fresh
+    kernel_size: int = 0  # number of finite kernel weights
+    sv: tuple[float | None, float | None] = (None, None)  # top singular value, trained and fresh
+    norms: np.ndarray | None = None  # per output filter / unit
+    finite_rows: np.ndarray | None = None
+    duplicate_cos: np.ndarray | None = None
+    duplicate_of: np.ndarray | None = None
+    bias_values: np.ndarray | None = None  # Dense layers (what a dead unit outputs)
+    gamma: np.ndarray | None = None
+    moving_variance: np.ndarray | None = None
+    nonfinite: list[Nonfinite] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The ``weights`` entry of report.json (kernel layers)."""
+        entry = dict(self.stats or {})
+        entry["histogram"] = self.histogram
+        entry["bias_mean"] = (self.bias or {}).get("mean")
+        entry["bias_std"] = (self.bias or {}).get("std")
+        if self.baseline is not None:
+            entry["baseline"] = dict(self.baseline)
+        entry["std_ratio"] = self.std_ratio
+        if self.ks is not None:
+            entry["ks_statistic"], entry["ks_pvalue"] = self.ks
+        return entry
+
+
+def activation_name(layer: Any) -> str | None:
+    """The elementwise activation a layer applies to its output (``relu``, ``tanh``...)."""
+    import keras
+
+    if isinstance(layer, keras.layers.ReLU):
+        return "relu"
+    fn = getattr(layer, "activation", None)
+    if fn is None:
+        return None
+    if isinstance(fn, str):
+        return fn
+    return getattr(fn, "__name__", None)
+
+
+def _nonfinite(layer: Any, values: list[np.ndarray]) -> list[Nonfinite]:
+    out = []
+    for var, w in zip(layer.weights, values):
+        bad = ~np.isfinite(w)
+        if not bad.any():
+            continue
+        per_filter = bad.reshape(-1, w.shape[-1]).any(axis=0) if w.ndim else bad.reshape(1)
+        nan = int(np.isnan(w).sum())
+        out.append(Nonfinite(variable_name(var), nan, int(bad.sum()) - nan,
+                             [int(f) for f in np.flatnonzero(per_filter)] if w.ndim else []))
+    return out
+
+
+def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator | None = None,
+                   dead_kernel_norm: float = 1e-3) -> LayerWeights:
+    """One layer's :class:`LayerWeights` (trained values read once, a fresh draw made once)."""
+    import keras
+
+    layer = ref.layer
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    kernels = graph.kernel_variables(layer)
+    lw = LayerWeights(
+        path=ref.path, class_name=ref.class_name, has_kernel=bool(kernels), is_conv=graph.is_conv(layer),
+        is_dense=isinstance(layer, keras.layers.Dense),
+        is_depthwise=isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)),
+        activation=activation_name(layer),
+    )
+    values = [_array(v) for v in layer.weights]
+    lw.nonfinite = _nonfinite(layer, values)
+    by_name = {variable_name(v): a for v, a in zip(layer.weights, values)}
+    if isinstance(layer, keras.layers.BatchNormalization):
+        lw.gamma = by_name.get("gamma")
+        lw.moving_variance = by_name.get("moving_variance")
+    if not kernels:
+        return lw
+    fresh = fresh_values(layer, ref.path, seed, ref.input_shape)
+    fresh_by_name = {variable_name(v): a for v, a in zip(layer.weights, fresh)} if fresh else {}
+    trained = [by_name[variable_name(v)] for v in kernels.values()]
+    base = [fresh_by_name[variable_name(v)] for v in kernels.values()] if fresh else None
+    edges = shared_edges(trained, base) if base else shared_edges(trained)
+    lw.stats = statistics(trained)
+    lw.histogram = histogram(trained, edges)
+    bias = by_name.get("bias") if getattr(layer, "use_bias", True) else None
+    if bias is not None:
+        finite = bias[np.isfinite(bias)]
+        lw.bias = {"mean": float(finite.mean()) if finite.size else None,
+                   "std": float(finite.std()) if finite.size else None}
+        if lw.is_dense:
+            lw.bias_values = bias.astype(np.float64)
+    lw.kernel_size = int(lw.stats["count"] - lw.stats["nan_count"] - lw.stats["inf_count"])
+    if base is not None:
+        lw.baseline = statistics(base)
+        lw.baseline["histogram"] = histogram(base, edges)
+        b0 = fresh_by_name.get("bias")
+        lw.baseline["bias_mean"] = float(b0.mean()) if b0 is not None and b0.size else None
+        lw.baseline["bias_std"] = float(b0.std()) if b0 is not None and b0.size else None
+        s, s0 = lw.stats["std"], lw.baseline["std"]
+        lw.std_ratio = float(s / s0) if s is not None and s0 else None
+        lw.ks = ks_test(sample(trained, KS_SAMPLES, rng), sample(base, KS_SAMPLES, rng))
+    w = filter_matrix(layer, _main_for_filters(layer, by_name))
+    if w is not None:
+        lw.norms = row_norms(w)
+        lw.finite_rows = np.isfinite(w).all(axis=1) if w.size <= CHUNK * 8 else np.array(
+            [np.isfinite(w[i]).all() for i in range(w.shape[0])])
+        w0 = filter_matrix(layer, _main_for_filters(layer, fresh_by_name)) if fresh else None
+        lw.sv = (top_singular_value(w), top_singular_value(w0))
+        if lw.is_conv and not lw.is_depthwise and w.shape[0] >= 2 and w.shape[1] >= 2:
+            ok = lw.finite_rows.copy()
+            ref_norm = float(np.median(lw.norms[ok])) if ok.any() else 0.0
+            ok &= lw.norms > max(1e-12, dead_kernel_norm * ref_norm)  # dead filters have no direction
+            lw.duplicate_cos, lw.duplicate_of = nearest_earlier(np.nan_to_num(w), ok)
+    return lw
+
+
+def _main_for_filters(layer: Any, by_name: dict) -> np.ndarray | None:
+    """The array :func:`filter_matrix` reads for this layer type (pointwise for separable convs)."""
+    import keras
+
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        return by_name.get("pointwise_kernel")
+    if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        return by_name.get("kernel", by_name.get("depthwise_kernel"))
+    return by_name.get("kernel")
+
+
+def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | None = None) -> dict[str, LayerWeights]:
+    """:class:`LayerWeights` for every leaf layer that holds weights, in model order, by path."""
+    refs = graph.weighted_layers(model)
+    rng = np.random.default_rng(seed)
+    items = progress(refs, desc="weights", total=len(refs)) if progress else refs
+    return {ref.path: describe_layer(ref, seed, rng) for ref in items}
 
 
 def kernel_values(layer: Any) -> np.ndarray:
-    """All kernel weights of a layer, flattened (both kernels of a separable conv)."""
-    parts = [np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64).ravel()
-             for v in graph.kernel_variables(layer).values()]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    """All kernel weights of a layer, flattened, float32 (both kernels of a separable conv)."""
+    parts = [_array(v).ravel() for v in graph.kernel_variables(layer).values()]
+    return np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros(0, dtype=np.float32))
 
 
 def bias_values(layer: Any) -> np.ndarray | None:
     bias = getattr(layer, "bias", None)
     if bias is None:
         return None
-    return np.asarray(bias.numpy(), dtype=np.float64).ravel()
-
-
-def statistics(values: np.ndarray) -> dict:
-    """Mean, std, min, max and the near-zero fraction over the finite values.
-
-    NaN and Inf are counted, not propagated: a report on a broken model must
-    still say what the rest of the weights look like.
-    """
-    values = np.asarray(values, dtype=np.float64).ravel()
-    finite = values[np.isfinite(values)]
-    stats = {
-        "count": int(values.size),
-        "nan_count": int(np.isnan(values).sum()),
-        "inf_count": int(np.isinf(values).sum()),
-    }
-    if finite.size:
-        stats.update(
-            mean=float(finite.mean()),
-            std=float(finite.std()),
-            min=float(finite.min()),
-            max=float(finite.max()),
-            near_zero_fraction=float((np.abs(finite) < NEAR_ZERO).mean()),
-        )
-    else:
-        stats.update(mean=None, std=None, min=None, max=None, near_zero_fraction=None)
-    return stats
-
-
-def shared_edges(*arrays: np.ndarray, bins: int = BINS) -> np.ndarray:
-    """Histogram bin edges covering the finite values of all arrays (same bins for both)."""
-    finite = [a[np.isfinite(a)] for a in arrays]
-    finite = [a for a in finite if a.size]
-    if not finite:
-        return np.linspace(-1.0, 1.0, bins + 1)
-    lo = min(float(a.min()) for a in finite)
-    hi = max(float(a.max()) for a in finite)
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
-    return np.linspace(lo, hi, bins + 1)
-
-
-def histogram(values: np.ndarray, edges: np.ndarray) -> dict:
-    counts, _ = np.histogram(values[np.isfinite(values)], bins=edges)
-    return {"edges": edges.tolist(), "counts": counts.astype(int).tolist()}
-
-
-def describe_layer(trained: Any, baseline: Any) -> dict:
-    """Statistics, bias statistics, shared-bin histograms and the std ratio for one layer."""
-    w = kernel_values(trained)
-    w0 = kernel_values(baseline)
-    edges = shared_edges(w, w0)
-    entry = statistics(w)
-    entry["histogram"] = histogram(w, edges)
-    b = bias_values(trained)
-    entry["bias_mean"] = float(np.nanmean(b)) if b is not None and np.isfinite(b).any() else None
-    entry["bias_std"] = float(np.nanstd(b)) if b is not None and np.isfinite(b).any() else None
-    base = statistics(w0)
-    base["histogram"] = histogram(w0, edges)
-    b0 = bias_values(baseline)
-    base["bias_mean"] = float(b0.mean()) if b0 is not None and b0.size else None
-    base["bias_std"] = float(b0.std()) if b0 is not None and b0.size else None
-    entry["baseline"] = base
-    std, std0 = entry["std"], base["std"]
-    entry["std_ratio"] = float(std / std0) if std is not None and std0 else None
-    return entry
-
-
-def weight_statistics(model: keras.Model, baseline: keras.Model) -> dict[str, dict]:
-    """``weights`` block of report.json: one entry per kernel layer, by layer path."""
-    base_refs = {r.path: r for r in graph.kernel_layers(baseline)}
-    out = {}
-    for ref in graph.kernel_layers(model):
-        out[ref.path] = describe_layer(ref.layer, base_refs[ref.path].layer)
-    return out
+    return _array(bias).ravel()

@@ -13,6 +13,7 @@ import numpy as np
 
 from reportgen import graph, images as imgs
 from reportgen.analyses import feature_maps
+from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.plots import ACTIVATION_CMAP, channel_range, colorize, fig_to_uri, mosaic, normalise
@@ -164,7 +165,7 @@ def run(ctx: Context) -> SectionResult:
     if not refs:
         view["note"] = "The model has no conv or pooling layer with a 2-D output; choose layers with --layers."
     batch = np.stack([im.input for im in images])
-    layers = feature_maps.compute(ctx.model, refs, batch)
+    layers = feature_maps.compute(ctx.model, refs, batch, ctx.feeds)
     json_images = []
     jobs = [(i, L) for i in range(len(images)) for L in layers]
     figures: dict = {}
@@ -194,17 +195,13 @@ def run(ctx: Context) -> SectionResult:
                 "zero_fraction": float(L.zero_fraction[i].mean()),
                 "dead": int((L.zero_fraction[i] >= 1.0).sum()),
                 "figure": figures[(i, L.path)],
-                "anchor": f"features-{_slug(L.path)}" + (f"-{i}" if i else ""),
+                "anchor": anchor_id("features", L.path) + (f"-{i}" if i else ""),
             }
             for L in layers
         ]
         view["images"].append(iv)
+    view["figure_ids"] = {L["anchor"] for iv in view["images"] for L in iv["layers"]}
     info = {"layers": [L.path for L in layers], "selection": view["selection"],
             "channels_shown": opts.feature_channels}
     return SectionResult(json={"images": json_images, "feature_maps": info}, view=view)
 
-
-def _slug(text: str) -> str:
-    from reportgen.render import slug
-
-    return slug(text)

@@ -1,12 +1,14 @@
 """Audit findings: what is wrong with the model, on page 1, each linked to its evidence.
 
-Computed last (it reads the other sections' results), rendered first. The
-checks themselves live in :mod:`reportgen.analyses.findings` and
-:mod:`reportgen.analyses.sanity`; this module gathers their inputs (weights,
-the fresh baseline, activations over the report's images, the patterns JSON),
-points each finding at a figure that exists in this report, and draws the
-evidence no other section shows (BatchNormalization channels, the Grad-CAM
-sanity-check strip).
+Computed last, rendered first. The checks live in
+:mod:`reportgen.analyses.findings` and declare what they read: the weight
+facts (always), how units behave on the report's images (when it has images),
+the pattern ascent (when the patterns section ran) and the CAM sanity check
+(run here for each CAM method of the report). This module gathers those
+inputs, applies the configured severities, caps and roll-ups, and draws the
+evidence no other section shows (BatchNormalization channels, the sanity
+strips). Which figure each finding links to is settled when the report is
+assembled (:func:`reportgen.report.assemble`).
 """
 
 from __future__ import annotations
@@ -19,29 +21,12 @@ import numpy as np
 from reportgen import config, graph
 from reportgen.analyses import findings as F
 from reportgen.analyses import sanity as S
+from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.plots import fig_to_uri, heatmap_overlay
-from reportgen.render import slug
 
 TITLE = "Findings"
-
-KIND_LABELS = {
-    "nonfinite_weights": "NaN/Inf weights",
-    "dead_filter": "dead filter",
-    "dead_unit": "dead unit",
-    "inactive_unit": "inactive unit",
-    "inactive_layer": "inactive layer",
-    "untrained_layer": "untrained layer",
-    "duplicate_filters": "duplicate filters",
-    "exploding_scale": "exploding scale",
-    "vanishing_scale": "vanishing scale",
-    "saturation": "saturation",
-    "bn_gamma": "BN gamma ~ 0",
-    "bn_variance": "BN variance ~ 0",
-    "gradcam_sanity": "Grad-CAM sanity",
-    "pattern_not_rising": "pattern not rising",
-}
 
 
 def validate(ctx: Context) -> None:
@@ -49,57 +34,15 @@ def validate(ctx: Context) -> None:
     config.load(ctx.options.config)
 
 
-# --- inputs -------------------------------------------------------------------------
-
-def _image_inputs(ctx: Context) -> tuple[np.ndarray | None, list]:
-    """The report's prepared images as one batch (None when there are none)."""
-    wanted = {"features", "gradcam"} & set(ctx.options.sections)
-    if not wanted and "features" not in ctx.results and "gradcam" not in ctx.results:
-        return None, []
-    images = list(ctx.images)
-    if not images:
-        return None, []
-    return np.stack([np.asarray(im.input, dtype=np.float32) for im in images]), images
-
-
-def _available_anchors(ctx: Context) -> set[str]:
-    """Figure ids the other sections put in this report (by the shared anchor convention)."""
-    ids: set[str] = set()
-
-    def json_of(name: str) -> dict:
-        res = ctx.results.get(name)
-        return res.json if res is not None and isinstance(res.json, dict) else {}
-
-    for name in ("weights", "kernels", "patterns"):
-        block = json_of(name).get(name)
-        if isinstance(block, dict):
-            ids.update(f"{name}-{slug(p)}" for p in block)
-    for image in json_of("features").get("images", []) or []:
-        if isinstance(image, dict) and isinstance(image.get("features"), dict):
-            ids.update(f"features-{slug(p)}" for p in image["features"])
-    return ids
-
-
-def _point(findings: list[dict], available: set[str], own: set[str]) -> list[dict]:
-    """Each finding's anchor: its kind's figure if this report has it, else the weights figure, else none."""
-    out = []
-    for f in findings:
-        anchor = f.get("anchor")
-        if anchor not in available and anchor not in own:
-            fallback = f"weights-{slug(f['layer'])}" if f.get("layer") else None
-            anchor = fallback if fallback in available else None
-        out.append({**f, "anchor": anchor})
-    return out
-
-
 # --- figures ------------------------------------------------------------------------
 
-def bn_figure(path: str, layer: Any, t: config.Thresholds) -> str:
+def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
     """|gamma| and moving variance per channel, log scale, flagged channels in red."""
     panels = []
-    if getattr(layer, "gamma", None) is not None:
-        panels.append(("|gamma|", np.abs(np.asarray(layer.gamma.numpy(), dtype=np.float64)), t.bn_gamma))
-    panels.append(("moving variance", np.asarray(layer.moving_variance.numpy(), dtype=np.float64), t.bn_variance))
+    if lw.gamma is not None:
+        panels.append(("|gamma|", np.abs(np.asarray(lw.gamma, dtype=np.float64)), t.bn_gamma))
+    if lw.moving_variance is not None:
+        panels.append(("moving variance", np.asarray(lw.moving_variance, dtype=np.float64), t.bn_variance))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.2), squeeze=False)
     for ax, (name, values, limit) in zip(axes[0], panels):
         shown = np.where(np.isfinite(values), values, np.nan)
@@ -118,9 +61,10 @@ def bn_figure(path: str, layer: Any, t: config.Thresholds) -> str:
     return fig_to_uri(fig, dpi=100)
 
 
-def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None) -> str:
+def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None,
+                  title: str = "Grad-CAM") -> str:
     """The cascade as a strip per image: original heatmap, then each randomisation step."""
-    from reportgen.analyses.gradcam import upsample
+    from reportgen.analyses.cam import upsample
 
     n = len(result.original)
     cols = 1 + len(result.steps)
@@ -140,9 +84,10 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
             if j > 0:
                 ax.set_xlabel(f"ρ = {result.correlations[j - 1, i]:.2f}", fontsize=7, labelpad=2)
             else:
-                name = labels[i] if labels else f"class {int(result.class_indices[i])}"
+                name = labels[i] if labels else (f"class {int(result.class_indices[i])}"
+                                                  if result.class_indices[i] >= 0 else "output map")
                 ax.set_ylabel(f"image {i + 1}\n{name}", fontsize=7)
-    fig.suptitle(f"Grad-CAM at {result.layer} as weights are re-initialised from the top down "
+    fig.suptitle(f"{title} at {result.layer} as weights are re-initialised from the top down "
                  "(cumulative)", fontsize=8)
     fig.tight_layout()
     return fig_to_uri(fig, dpi=110)
@@ -157,41 +102,45 @@ def _class_labels(ctx: Context, result: S.SanityResult) -> list[str]:
         names = class_names(ctx)
     except UserError:
         names = None
-    return [label_for(int(c), names)[:18] for c in result.class_indices]
+    return [label_for(int(c), names)[:18] if c >= 0 else "output map" for c in result.class_indices]
 
 
-def _sanity(ctx: Context, t: config.Thresholds, x: np.ndarray | None, images: list) -> tuple[dict, dict | None, list]:
-    """Run the Grad-CAM sanity check when Grad-CAM is part of the report."""
+def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[S.SanityResult]]:
+    """Run the sanity check for each CAM method of the report (JSON, views, results)."""
+    from reportgen.analyses import cam
+
     if "gradcam" not in ctx.options.sections:
-        return {"status": "not run: the gradcam section was not selected"}, None, []
+        return {"status": "not run: the gradcam section was not selected"}, [], []
     if t.sanity_steps == 0:
-        return {"status": "not run: sanity_steps = 0 in the configuration"}, None, []
-    if x is None:
-        return {"status": "not run: no input images"}, None, []
-    from reportgen.analyses import gradcam
-
-    try:
-        target = gradcam.resolve_layer(ctx.model, ctx.options.gradcam_layer).path
-        head = gradcam.classifier_head(ctx.model)
-        if head.units is None:
-            return {"status": "not run: " + (head.note or "the model has no class scores")}, None, []
-        k = min(t.sanity_images, len(x))
-        result = S.cascade(ctx.model, ctx.baseline, target, x[:k], max_steps=t.sanity_steps,
-                           seed=ctx.options.seed, progress=ctx.progress)
-    except UserError as exc:
-        return {"status": f"not run: {exc}"}, None, []
-    data = {"status": "run", **result.as_json(), "threshold": t.sanity_correlation}
-    view = {
-        "figure": sanity_figure(result, [im.pixels for im in images[:k]], _class_labels(ctx, result))
-        if result.steps else None,
-        "layer": target,
-        "steps": [{"label": s, "layers": len(ls), "mean": float(m)}
-                  for s, ls, m in zip(result.steps, result.step_layers, result.mean_correlations)],
-        "statistic": result.statistic,
-        "threshold": t.sanity_correlation,
-        "images": k,
-    }
-    return data, view, S.check_sanity(result, t.sanity_correlation)
+        return {"status": "not run: sanity_steps = 0 in the configuration"}, [], []
+    done = ctx.analyses.get("cam")
+    if not done:
+        return {"status": "not run: the report has no class activation maps"}, [], []
+    images = ctx.images
+    k = min(t.sanity_images, len(images))
+    x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images[:k]])
+    results, views, blocks = [], [], []
+    for name in ctx.options.cam:
+        result = S.cascade(ctx.model, done["layer"], x, max_steps=t.sanity_steps, method=name,
+                           seed=ctx.options.seed, progress=ctx.progress, head=done["head"], feeds=ctx.feeds)
+        results.append(result)
+        title = cam.METHODS[name].title
+        blocks.append({**result.as_json(), "threshold": t.sanity_correlation})
+        views.append({
+            "method": name, "title": title,
+            "id": "findings-sanity" if not views else f"findings-sanity-{name}",
+            "figure": sanity_figure(result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title)
+            if result.steps else None,
+            "layer": done["layer"],
+            "steps": [{"label": s, "layers": len(ls), "mean": float(m)}
+                      for s, ls, m in zip(result.steps, result.step_layers, result.mean_correlations)],
+            "statistic": result.statistic,
+            "threshold": t.sanity_correlation,
+            "images": k,
+        })
+    first = blocks[0]
+    data = {"status": "run", **first, "methods": blocks}
+    return data, views, results
 
 
 def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
@@ -204,9 +153,11 @@ def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
     for f in found:
         key = (f["severity"], f["kind"], f["layer"])
         group = groups[key]
-        label = KIND_LABELS.get(f["kind"], f["kind"])
-        if len(group) <= group_over:
-            rows.append({**f, "label": label, "filters": None})
+        label = F.KINDS[f["kind"]].label
+        layer_text = f["layer"] if f["layer"] is not None else (
+            f"{len(f['layers'])} layers" if f.get("layers") else None)
+        if len(group) <= group_over or f["layer"] is None:
+            rows.append({**f, "label": label, "filters": None, "layer_text": layer_text})
             continue
         if key in done:
             continue
@@ -216,58 +167,57 @@ def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
         count = len(listed) + extra
         shown = ", ".join(str(g["filter"]) for g in listed[:12]) + (" …" if count > 12 else "")
         first = listed[0] if listed else f
-        rows.append({**first, "label": label, "filters": f"{shown} ({count})",
+        rows.append({**first, "label": label, "filters": f"{shown} ({count})", "layer_text": layer_text,
                      "message": f"{count} filters/units of {f['layer']}, e.g. {first['message']}"})
     return rows
 
 
+def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[dict]]:
+    """Every check whose inputs this report has; (raw findings, sanity JSON, sanity views)."""
+    images_wanted = {"features", "gradcam"} & set(ctx.options.sections)
+    inputs: dict[str, Any] = {"weights": ctx.weights}
+    if images_wanted and ctx.images:
+        inputs["activity"] = ctx.activity
+    if "patterns" in ctx.analyses:
+        inputs["patterns"] = ctx.analyses["patterns"]
+    sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
+    if sanity_results:
+        inputs["sanity"] = sanity_results
+    return F.run_checks(ctx.model, inputs, t), sanity_json, sanity_views
+
+
 def run(ctx: Context) -> SectionResult:
-    t = config.load(ctx.options.config)
-    model = ctx.model
-    rng = np.random.default_rng(ctx.options.seed)
-    found = F.weight_findings(model, ctx.baseline, t, rng)
-
-    x, images = _image_inputs(ctx)
-    if x is not None:
-        found += F.activation_findings(model, x, t, already=found)
-
-    patterns = ctx.results.get("patterns")
-    if patterns is not None:
-        found += F.check_patterns(patterns.json.get("patterns", {}), t)
-
-    sanity_json, sanity_view, sanity_findings = _sanity(ctx, t, x, images)
-    found += sanity_findings
-
+    t = ctx.thresholds
+    found, sanity_json, sanity_views = collect(ctx, t)
     # Evidence figures drawn here: BN channels with findings.
-    refs = graph.walk(model)
-    by_path = {r.path: r.layer for r in refs}
-    bn_layers = sorted({f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")},
-                       key=[r.path for r in refs].index)
-    bn_figures = [{"layer": p, "id": f"findings-bn-{slug(p)}", "figure": bn_figure(p, by_path[p], t)}
+    order = [r.path for r in graph.walk(ctx.model)]
+    bn_layers = sorted({f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index)
+    bn_figures = [{"layer": p, "id": anchor_id("findings-bn", p), "figure": bn_figure(p, ctx.weights[p], t)}
                   for p in bn_layers]
-    own = {b["id"] for b in bn_figures} | ({"findings-sanity"} if sanity_view else set())
-
-    order = [r.path for r in refs]
-    found = F.apply_severity(found, t)
-    # Long runs of one kind in one layer (an untrained MobileNet has thousands of
-    # silent units) end in one entry whose `filters` lists the rest.
-    found = F.sort_findings(F.cap(found, t.max_per_layer), order)
-    found = _point(found, _available_anchors(ctx), own)
+    found = F.apply_severity(found, t.severity)
+    # Long runs of one kind in one layer (an untrained MobileNet has thousands of silent units)
+    # end in one entry whose `filters` lists the rest; a kind over many layers in one entry listing them.
+    found = F.sort_findings(F.rollup(F.cap(found, t.max_per_layer), t.rollup_layers), order)
     summary = F.summarise(found)
-    shown = found
-
+    n_images = len(ctx.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0
+    need = None
+    if 0 < n_images < t.inactive_min_images:
+        need = (f"Dead units are judged on at least {t.inactive_min_images} images; this report has {n_images}, "
+                f"so no unit is called inactive. Give {t.inactive_min_images} or more with --image.")
     view = {
         "summary": summary,
         "total": len(found),
-        "findings": table_rows(shown),
-        "sanity": sanity_view,
+        "findings": found,
+        "sanity": sanity_views,
         "sanity_status": sanity_json.get("status"),
         "bn_figures": bn_figures,
         "thresholds": [(k, v) for k, v in t.as_dict().items() if k not in ("severity", "source")],
         "severity": t.severity,
         "config_source": t.source,
-        "images": 0 if x is None else int(x.shape[0]),
+        "images": n_images,
+        "images_needed": need,
         "fail_on": ctx.options.fail_on,
+        "figure_ids": {b["id"] for b in bn_figures} | {v["id"] for v in sanity_views if v["figure"]},
     }
     json = {
         "findings": found,
@@ -276,3 +226,9 @@ def run(ctx: Context) -> SectionResult:
         "gradcam_sanity": sanity_json,
     }
     return SectionResult(json=json, view=view)
+
+
+def present(view: dict, findings: list[dict]) -> None:
+    """The page-1 table rows of the report's findings, once their anchors are settled."""
+    view["findings"] = table_rows(findings)
+    view["total"] = len(findings)

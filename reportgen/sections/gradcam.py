@@ -1,32 +1,40 @@
-"""Grad-CAM: the top predictions for each image and where in the image they come from.
+"""Class activation maps: the top predictions for each image and where in the image they come from.
 
 Target layer: the last conv layer before the classifier (found automatically,
-nested models included) or ``--gradcam-layer``. All images go through one
-batch (:func:`reportgen.analyses.gradcam.compute`).
+nested models included) or ``--gradcam-layer``. The methods (``--cam``,
+default Grad-CAM) run on one batch of all images and explain the same
+targets, shown side by side. A model whose output is a map (segmentation,
+edges, depth) is explained through a scalar made from the map (the head
+says which, and the report states it).
 """
 
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 
 from reportgen import images as imgs
-from reportgen.analyses import gradcam as gc
+from reportgen.analyses import cam
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.plots import HEATMAP_CMAP, fig_to_uri, heatmap_overlay
 from reportgen.sections.features import image_entry, image_view
 
-TITLE = "Grad-CAM"
+TITLE = "Class activation maps"
 
 
 def validate(ctx: Context) -> None:
     opts = ctx.options
     if opts.top_k < 1:
         raise UserError(f"--top-k must be at least 1 (got {opts.top_k})")
+    for name in opts.cam:
+        cam.method(name)
+    if opts.output is not None:
+        cam.output_index(ctx.model, opts.output)
     if opts.gradcam_layer:
         imgs.require_image_input(ctx.model, "--gradcam-layer")
-        gc.resolve_layer(ctx.model, opts.gradcam_layer)
+        cam.resolve_layer(ctx.model, opts.gradcam_layer)
     imgs.class_names(ctx)  # a bad --class-names file fails now, before any analysis
     ctx.images  # noqa: B018  (loads and checks every --image)
 
@@ -34,76 +42,111 @@ def validate(ctx: Context) -> None:
 def overlay(pixels: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     """The heatmap, upsampled to the image, blended over it."""
     h, w = pixels.shape[:2]
-    return heatmap_overlay(pixels, gc.upsample(heatmap, h, w))
+    return heatmap_overlay(pixels, cam.upsample(heatmap, h, w))
 
 
-def _title(rank: int, pred: dict) -> str:
-    label = pred["label"]
-    if len(label) > 22:
-        label = label[:21] + "…"
-    value = pred["probability"] if pred["probability"] is not None else pred["value"]
-    word = "p" if pred["probability"] is not None else "out"
-    return f"{rank}. {label}\n{word} = {value:.3g}"
+def _short(label: str, n: int = 22) -> str:
+    return label if len(label) <= n else label[: n - 1] + "…"
 
 
-def image_figure(image: imgs.PreparedImage, preds: list[dict], heatmaps: np.ndarray, layer: str) -> str:
-    """One picture per image: input + overlays on top, raw layer-resolution heatmaps below."""
+def _title(rank: int, label: str, value: float | None, word: str) -> str:
+    text = f"{rank}. {_short(label)}"
+    return text + (f"\n{word} = {value:.3g}" if value is not None else "")
+
+
+def output_picture(output: np.ndarray, head: cam.Head) -> np.ndarray:
+    """A dense output as a picture: the winning class per pixel, or the mean over channels."""
+    import matplotlib
+
+    if head.kind == "pixel-softmax":
+        winner = output.argmax(axis=-1)
+        colours = (matplotlib.colormaps["tab20"](np.arange(20))[:, :3] * 255).astype(np.uint8)
+        return colours[winner % 20]
+    m = output if output.ndim == 2 else output.mean(axis=-1)
+    lo, hi = float(np.min(m)), float(np.max(m))
+    scaled = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+    return (matplotlib.colormaps["gray"](scaled)[..., :3] * 255).astype(np.uint8)
+
+
+def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[float | None], word: str,
+                 results: dict[str, cam.CamResult], index: int, layer: str, head: cam.Head,
+                 output: np.ndarray | None) -> str:
+    """One picture per image: the input (and output map), each method's overlays in a row, raw maps below."""
     import matplotlib.pyplot as plt
 
-    k = len(preds)
+    k = len(labels)
+    methods = list(results)
+    rows = len(methods) + (1 if len(methods) == 1 else 0)
     cols = k + 1
     width = 7.0 if cols >= 3 else 2.3 * cols + 0.6
     cell = min(1.55, (width - 0.6) / cols)
-    fig, axes = plt.subplots(2, cols, figsize=(width, 2 * cell + 0.75), squeeze=False,
-                             gridspec_kw={"hspace": 0.06, "wspace": 0.08})
+    fig, axes = plt.subplots(rows, cols, figsize=(width, rows * cell + 0.75), squeeze=False,
+                             gridspec_kw={"hspace": 0.12, "wspace": 0.08})
     px = image.pixels
     axes[0, 0].imshow(px[..., 0] if px.shape[-1] == 1 else px, cmap="gray", vmin=0, vmax=255)
-    title = "input" + (f"\ntrue: {image.label}" if image.label is not None else "")
-    axes[0, 0].set_title(title, fontsize=7.5)
-    hh, hw = heatmaps.shape[-2:]
-    axes[1, 0].text(0.5, 0.5, f"raw heatmaps\n{layer}\n{hh}×{hw}", ha="center", va="center",
-                    fontsize=7, transform=axes[1, 0].transAxes, wrap=True)
-    for j, pred in enumerate(preds):
-        axes[0, j + 1].imshow(overlay(px, heatmaps[j]))
-        axes[0, j + 1].set_title(_title(j + 1, pred), fontsize=7.5)
-        axes[1, j + 1].imshow(heatmaps[j], cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
+    axes[0, 0].set_title("input" + (f"\ntrue: {_short(image.label, 16)}" if image.label is not None else ""),
+                         fontsize=7.5)
+    if output is not None and rows > 1:
+        axes[1, 0].imshow(output_picture(output, head), interpolation="nearest")
+        axes[1, 0].set_title("model output", fontsize=7)
+    elif len(methods) == 1:
+        hh, hw = results[methods[0]].heatmaps.shape[-2:]
+        axes[1, 0].text(0.5, 0.5, f"raw heatmaps\n{layer[-20:]}\n{hh}×{hw}", ha="center", va="center",
+                        fontsize=7, transform=axes[1, 0].transAxes, wrap=True)
+        axes[1, 0].set_axis_off()
+    for r, name in enumerate(methods):
+        res = results[name]
+        for j in range(k):
+            ax = axes[r, j + 1]
+            ax.imshow(overlay(px, res.heatmaps[index, j]))
+            if r == 0:
+                ax.set_title(_title(j + 1, labels[j], values[j], word), fontsize=7.5)
+            if j == 0 and len(methods) > 1:
+                ax.set_ylabel(cam.METHODS[name].title, fontsize=7.5)
+    if len(methods) == 1:
+        res = results[methods[0]]
+        for j in range(k):
+            axes[1, j + 1].imshow(res.heatmaps[index, j], cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
+    for r in range(1, rows):
+        if len(methods) > 1 and r < len(methods):
+            axes[r, 0].set_axis_off() if not (r == 1 and output is not None) else None
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[1, 0].set_axis_off()
     sm = plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1))
     cb = fig.colorbar(sm, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02)
-    cb.set_label("Grad-CAM (0 = none, 1 = strongest)", fontsize=7)
+    cb.set_label("evidence (0 = none, 1 = strongest)", fontsize=7)
     cb.ax.tick_params(labelsize=6.5)
     return fig_to_uri(fig, fmt="jpeg" if px.shape[0] * px.shape[1] > 96 * 96 else "png")
 
 
-def _prediction(index: int, outputs: np.ndarray, head: gc.Head, names: list[str] | None) -> dict:
-    value = float(outputs[index])
-    return {
-        "index": int(index),
-        "label": imgs.label_for(int(index), names),
-        "probability": value if head.is_classifier else None,
-        "value": value,
-    }
+def target_text(head: cam.Head) -> str:
+    """What is explained, in words (report.json's ``gradcam.target``)."""
+    if head.kind == "pixel-softmax":
+        return f"each of the top classes by area: the mean class {head.score} over the pixels it wins"
+    if head.kind == "map":
+        return "the mean of the output map"
+    if head.score == "logit":
+        return f"the class logit before the final {head.kind}"
+    return "the raw output value"
 
 
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
     images = ctx.images
-    view: dict = {"images": [], "note": None, "head_note": None, "layer": None, "score": None}
+    view: dict = {"images": [], "note": None, "head_note": None, "layer": None, "score": None, "methods": []}
     if not images:
-        view["note"] = "The model's input is not an image, so there is no Grad-CAM."
+        view["note"] = "The model's input is not an image, so there is no class activation map."
         return SectionResult(json={"gradcam": {"note": view["note"]}}, view=view)
-    head = gc.classifier_head(ctx.model)
+    head = ctx.head
     view["head_note"] = head.note
     json_images = [image_entry(im) | {"predictions": [], "gradcam": []} for im in images]
-    if head.units is None:
+    if head.units is None and not head.is_map:
         view["note"] = head.note
         view["images"] = [image_view(im, i) | {"figure": None, "predictions": []} for i, im in enumerate(images)]
         return SectionResult(json={"images": json_images, "gradcam": {"note": head.note}}, view=view)
     try:
-        ref = gc.resolve_layer(ctx.model, opts.gradcam_layer)
+        ref = cam.resolve_layer(ctx.model, opts.gradcam_layer)
     except UserError as exc:
         if opts.gradcam_layer:
             raise
@@ -111,34 +154,62 @@ def run(ctx: Context) -> SectionResult:
         return SectionResult(json={"images": json_images, "gradcam": {"note": view["note"]}}, view=view)
     names = imgs.class_names(ctx)
     batch = np.stack([im.input for im in images])
-    result = gc.compute(ctx.model, ref.path, batch, top_k=opts.top_k)
-    view["layer"], view["score"] = ref.path, head.score
-    view["kind"] = head.kind
-    bar = ctx.progress(range(len(images)), desc="grad-cam") if ctx.progress else range(len(images))
-    for i in bar:
-        image = images[i]
-        preds = [_prediction(c, result.outputs[i], head, names) for c in result.class_indices[i]]
-        json_images[i]["predictions"] = [
-            {k: p[k] for k in ("index", "label", "probability")} | ({} if head.is_classifier else {"value": p["value"]})
-            for p in preds
-        ]
-        json_images[i]["gradcam"] = [
-            {
-                "class_index": int(c),
-                "label": imgs.label_for(int(c), names),
-                "layer": ref.path,
-                "score": head.score,
-                "peak": float(result.peaks[i, j]),
-                "heatmap": np.round(result.heatmaps[i, j].astype(np.float64), 4).tolist(),
-            }
-            for j, c in enumerate(result.class_indices[i])
-        ]
+    results: dict[str, cam.CamResult] = {}
+    target = None
+    bar = ctx.progress(list(opts.cam), desc="class activation maps") if ctx.progress else opts.cam
+    for name in bar:
+        res = cam.method(name)(ctx.model, ref.path, head, ctx.feeds).explain(batch, target, opts.top_k, names)
+        target = res.target
+        results[name] = res
+    ctx.analyses["cam"] = {"layer": ref.path, "results": results, "head": head}
+    first = results[opts.cam[0]]
+    outputs = first.outputs
+    view.update(layer=ref.path, score=head.score, kind=head.kind, methods=[
+        {"name": n, "title": cam.METHODS[n].title, "paper": cam.METHODS[n].paper, "formula": cam.METHODS[n].formula}
+        for n in results], target=target_text(head), output_name=head.output_name if len(
+            ctx.feeds.names) >= 1 else None, multi_output=head.output_name != "output")
+    classes = first.class_indices
+    for i, image in enumerate(images):
+        labels = list(first.target.labels[i])
+        values: list[float | None]
+        if head.is_map:
+            values = [float(v) for v in first.scores[i]]
+            word = "score"
+        else:
+            values = [float(outputs[i, int(c)]) for c in classes[i]]
+            word = "p" if head.is_classifier else "out"
+            json_images[i]["predictions"] = [
+                {"index": int(c), "label": imgs.label_for(int(c), names),
+                 "probability": float(outputs[i, int(c)]) if head.is_classifier else None}
+                | ({} if head.is_classifier else {"value": float(outputs[i, int(c)])})
+                for c in classes[i]
+            ]
+        entries = []
+        for name, res in results.items():
+            for j in range(res.heatmaps.shape[1]):
+                entries.append({
+                    "method": name,
+                    "class_index": int(classes[i, j]) if classes is not None else None,
+                    "label": labels[j],
+                    "layer": ref.path,
+                    "score": head.score,
+                    "target": target_text(head),
+                    "explained_value": float(res.scores[i, j]),
+                    "peak": float(res.peaks[i, j]),
+                    "heatmap": np.round(res.heatmaps[i, j].astype(np.float64), 4).tolist(),
+                })
+        json_images[i]["gradcam"] = entries
         iv = image_view(image, i)
-        iv["predictions"] = preds
-        iv["correct"] = (image.label is not None and preds and preds[0]["label"] == image.label)
-        iv["figure"] = image_figure(image, preds, result.heatmaps[i], ref.path)
-        iv["empty"] = [p["label"] for j, p in enumerate(preds) if result.peaks[i, j] <= 0]
+        iv["predictions"] = ([{"index": int(c), "label": labels[j], "value": values[j]}
+                              for j, c in enumerate(classes[i])] if classes is not None else
+                             [{"index": None, "label": labels[j], "value": values[j]} for j in range(len(labels))])
+        iv["correct"] = (image.label is not None and not head.is_map and labels and labels[0] == image.label)
+        map_output = np.asarray(outputs[i]) if head.is_map else None
+        iv["figure"] = image_figure(image, labels, values, word, results, i, ref.path, head, map_output)
+        iv["empty"] = [labels[j] for j in range(len(labels)) if first.peaks[i, j] <= 0]
         view["images"].append(iv)
-    info = {"layer": ref.path, "layer_resolution": list(result.heatmaps.shape[-2:]), "score": head.score,
-            "output": head.kind, "note": head.note}
+    view["figure_ids"] = {f"gradcam-{i}" for i in range(len(images))}
+    info = {"layer": ref.path, "layer_resolution": list(first.heatmaps.shape[-2:]), "score": head.score,
+            "output": head.kind, "output_name": head.output_name, "target": target_text(head), "note": head.note,
+            "methods": list(results)}
     return SectionResult(json={"images": json_images, "gradcam": info}, view=view)

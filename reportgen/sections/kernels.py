@@ -1,11 +1,14 @@
-"""Kernel grids for every conv layer, one shared symmetric colour scale per layer."""
+"""Kernel grids for every conv layer (a selection in deep models), one shared symmetric colour scale per layer."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from reportgen import graph
+from reportgen.analyses.baseline import fresh_values, variable_name
+from reportgen.analyses.findings import weight_findings
 from reportgen.analyses.kernel_grid import kernel_grid
+from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.plots import WEIGHT_CMAP, colorize, labelled_grid, mosaic, normalise, upscale
@@ -26,7 +29,8 @@ def validate(ctx: Context) -> None:
 def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
     lim = grid["limit"]
     if rgb:
-        tiles = [upscale((normalise(t, -lim, lim) * 255).astype(np.uint8), TILE_PX) for t in grid["rgb_tiles"]]
+        tiles = [upscale((np.nan_to_num(normalise(t, -lim, lim), nan=0.5) * 255).astype(np.uint8), TILE_PX)
+                 for t in grid["rgb_tiles"]]
     else:
         tiles = [upscale(colorize(normalise(t, -lim, lim), WEIGHT_CMAP), TILE_PX) for t in grid["tiles"]]
     band = max(8, tiles[0].shape[0] // 3)
@@ -38,16 +42,32 @@ def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
                          label_band=band)
 
 
+def _fresh_kernel(ref: graph.LayerRef, seed: int) -> dict | None:
+    """The first conv layer's freshly initialised kernel, as the layer's own variables would hold it."""
+    values = fresh_values(ref.layer, ref.path, seed, ref.input_shape)
+    if not values:
+        return None
+    return {variable_name(v): a for v, a in zip(ref.layer.weights, values)}
+
+
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
     convs = graph.conv_layers(ctx.model)
-    base = {r.path: r for r in graph.conv_layers(ctx.baseline)} if convs else {}
+    kinds = ("dead_filter", "duplicate_filters")
+    facts = {r.path: ctx.weights[r.path] for r in convs if r.path in ctx.weights}
+    flagged = {f["layer"] for f in weight_findings(facts, ctx.thresholds) if f["kind"] in kinds}
+    shown, why = graph.detail_layers(convs, opts.layers or (), flagged)
     layers, data = [], {}
-    bar = ctx.progress(convs, desc="kernel grids") if ctx.progress else convs
-    for i, ref in enumerate(bar):
+    for i, ref in enumerate(convs):
         grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=i == 0)
+        data[ref.path] = {k: grid[k] for k in ("limit", "channel", "in_channels", "shown", "total", "kernel_size")}
+    bar = ctx.progress(shown, desc="kernel grids") if ctx.progress else shown
+    for ref in bar:
+        first = ref.path == convs[0].path
+        grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=first)
         entry = {
             "path": ref.path,
+            "anchor": anchor_id("kernels", ref.path),
             "class_name": ref.class_name,
             "grid": grid,
             "figure": grid_figure(grid, f"{ref.path}: channel {grid['channel']}, ±{grid['limit']:.3g}"),
@@ -56,9 +76,14 @@ def run(ctx: Context) -> SectionResult:
         }
         if grid["rgb_tiles"] is not None:
             entry["rgb_figure"] = grid_figure(grid, f"{ref.path}: RGB composites", rgb=True)
-        if i == 0:
-            fresh = kernel_grid(base[ref.path].layer, opts.max_filters, opts.kernel_channel, limit=grid["limit"])
-            entry["untrained_figure"] = grid_figure(fresh, f"{ref.path} untrained: channel {fresh['channel']}, same scale")
+        if first:
+            fresh = _fresh_kernel(ref, opts.seed)
+            if fresh is not None:
+                untrained = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, limit=grid["limit"],
+                                        values=fresh)
+                entry["untrained_figure"] = grid_figure(
+                    untrained, f"{ref.path} untrained: channel {untrained['channel']}, same scale")
         layers.append(entry)
-        data[ref.path] = {k: grid[k] for k in ("limit", "channel", "in_channels", "shown", "total", "kernel_size")}
-    return SectionResult(json={"kernels": data}, view={"layers": layers, "max_filters": opts.max_filters})
+    return SectionResult(json={"kernels": data},
+                         view={"layers": layers, "max_filters": opts.max_filters, "selection": why,
+                               "total": len(convs), "figure_ids": {e["anchor"] for e in layers}})

@@ -13,7 +13,7 @@ def run(ctx: Context) -> SectionResult:
     total = sum(r["params"] for r in rows if r["depth"] == 0)
     public = [
         {k: r[k] for k in ("name", "class_name", "output_shape", "params", "kernel_shape", "bias_shape", "activation")}
-        | {"depth": r["depth"], "trainable": r["trainable"]}
+        | {"depth": r["depth"], "trainable": r["trainable"], "operation": r["operation"]}
         for r in rows
     ]
     return SectionResult(json={"layers": public}, view={"rows": rows, "total": total})

@@ -1,8 +1,9 @@
 """Filter patterns: for each chosen conv layer, the inputs that maximise its filters.
 
-The ascent is :mod:`reportgen.analyses.filter_patterns`; this module picks the
+The ascent is :mod:`reportgen.analyses.patterns`; this module picks the
 layers and settings, draws ONE 8-wide mosaic per layer (filter indices in the
-corners, the layer name as title, dead filters marked), and writes
+corners, the layer name as title, filters whose objective did not rise marked
+*flat*), and writes
 ``patterns`` { layer path: {filters, size, steps, style, seed,
 activation_start, activation_end, dead, preprocess} } into report.json.
 """
@@ -14,7 +15,8 @@ from typing import Any, Callable
 import numpy as np
 
 from reportgen import graph
-from reportgen.analyses import filter_patterns as fp
+from reportgen.analyses import patterns as fp
+from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.plots import DPI, fig_to_uri, mosaic
@@ -28,27 +30,35 @@ COLUMNS = 8
 DEFAULT_SIZE = 64
 DEFAULT_STEPS = 20
 MIN_SIZE, MAX_SIZE = 8, 1024
+OBJECTIVE = "pre-activation"  # measured in bench/pattern_objective.py: every filter alive on data rises
 TILE_MIN_PX = 56  # small patterns (28 px for MNIST-sized models) are enlarged, nearest-neighbour
 JPEG_ABOVE = 350_000  # bytes: noisy classic patterns compress badly as PNG
 
 
 def _input_hw(model: Any) -> tuple[int | None, int | None] | None:
-    shape = graph.flat_graph(model).inputs[0].shape if len(graph.flat_graph(model).inputs) == 1 else None
-    if shape is None or len(shape) != 4:
-        return None
-    return shape[1], shape[2]
+    spec = graph.image_input(model)
+    return None if spec is None else (spec.shape[1], spec.shape[2])
 
 
-def settings(ctx: Context) -> tuple[int, int]:
-    """(size, steps): the user's, else the defaults; size never exceeds a fixed model input."""
+def settings(ctx: Context, refs: list[graph.LayerRef] | None = None) -> tuple[int, int]:
+    """(size, steps): the user's, else the defaults.
+
+    The default size is 64 px, at most a fixed model input's size, and at
+    least the model's minimum input size for the deepest chosen layer: valid
+    convolutions and pooling shrink the image (InceptionV3's last stage needs
+    75 px), so the size grows until that layer still has a map of at least
+    one pixel (:func:`reportgen.graph.min_input_size`).
+    """
     opts = ctx.options
     steps = DEFAULT_STEPS if opts.pattern_steps is None else int(opts.pattern_steps)
     if opts.pattern_size is not None:
         return int(opts.pattern_size), steps
     hw = _input_hw(ctx.model)
     fixed = [d for d in (hw or ()) if d is not None]
-    size = min([DEFAULT_SIZE] + [int(d) for d in fixed])
-    return max(MIN_SIZE, size), steps
+    size = max(MIN_SIZE, min([DEFAULT_SIZE] + [int(d) for d in fixed]))
+    if refs:
+        size = max(size, graph.min_input_size(ctx.model, refs[-1].path, size, limit=max([MAX_SIZE] + fixed)))
+    return size, steps
 
 
 def select(ctx: Context) -> list[graph.LayerRef]:
@@ -104,7 +114,7 @@ def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
 
 
 def _draw(result: fp.PatternResult, class_name: str) -> Any:
-    """The 8-wide mosaic on black margins, filter indices, layer name as title, dead filters in red."""
+    """The 8-wide mosaic on black margins, filter indices, layer name as title, flat filters in red."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -129,7 +139,7 @@ def _draw(result: fp.PatternResult, class_name: str) -> Any:
         r, c = divmod(i, COLUMNS)
         y, x = margin + r * (th + margin), margin + c * (tw + margin)
         is_dead = f in dead
-        ax.text(x + 1, y + 1, f"{f} dead" if is_dead else str(f), color="white", fontsize=fontsize,
+        ax.text(x + 1, y + 1, f"{f} flat" if is_dead else str(f), color="white", fontsize=fontsize,
                 va="top", ha="left",
                 bbox=dict(facecolor="#c0392b" if is_dead else "black", alpha=0.7, pad=0.5, linewidth=0))
         if is_dead:
@@ -149,16 +159,10 @@ def _round(values: np.ndarray, digits: int = 6) -> list[float]:
     return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
 
 
-def _slug(text: str) -> str:
-    from reportgen.render import slug
-
-    return slug(text)
-
 
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
-    size, steps = settings(ctx)
-    view: dict = {"layers": [], "note": None, "size": size, "steps": steps, "style": opts.pattern_style,
+    view: dict = {"layers": [], "note": None, "style": opts.pattern_style,
                   "seed": opts.seed, "filters": opts.pattern_filters, "user_layers": bool(opts.pattern_layers)}
     if _input_hw(ctx.model) is None:
         view["note"] = "The model's input is not an image, so its filters have no image patterns to show."
@@ -167,9 +171,16 @@ def run(ctx: Context) -> SectionResult:
     if not refs:
         view["note"] = "The model has no conv layer with a 2-D output, so there are no filter patterns to show."
         return SectionResult(json={}, view=view)
+    size, steps = settings(ctx, refs)
+    view["size"], view["steps"] = size, steps
+    view["min_size_note"] = None
+    if opts.pattern_size is None and size > min([DEFAULT_SIZE] + [d for d in _input_hw(ctx.model) if d]):
+        view["min_size_note"] = (f"{size} px: the smallest image whose pass still reaches {refs[-1].path} "
+                                 "with a map of at least one pixel")
     preprocessor = Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture)
     view["preprocess"] = preprocessor.describe()
-    view["step"] = fp.pixel_step(preprocessor, int(graph.flat_graph(ctx.model).inputs[0].shape[-1]))
+    view["step"] = fp.pixel_step(preprocessor, int(graph.image_input(ctx.model).shape[-1]))
+    view["objective"] = OBJECTIVE
     total_convs = len(graph.pattern_candidates(ctx.model))
     if opts.pattern_layers:
         view["selection"] = f"{len(refs)} layer(s) chosen with --pattern-layers"
@@ -179,13 +190,17 @@ def run(ctx: Context) -> SectionResult:
         view["selection"] = (f"the first conv layer of each resolution stage, {len(refs)} of {total_convs} conv "
                              "layers (choose others with --pattern-layers)")
     patterns_json: dict = {}
+    results: dict[str, fp.PatternResult] = {}
+    ctx.analyses["patterns"] = results
     for ref in refs:
         channels = int(ref.output_shape[-1]) if ref.output_shape else opts.pattern_filters
         filters = list(range(min(opts.pattern_filters, channels)))
         tick, done = _ticker(ctx, f"patterns {ref.path}", len(filters) * steps)
         result = fp.filter_patterns(ctx.model, ref.path, filters, size, steps, preprocessor,
-                                    seed=opts.seed, style=opts.pattern_style, tick=tick)
+                                    seed=opts.seed, style=opts.pattern_style, tick=tick, objective=OBJECTIVE,
+                                    feeds=ctx.feeds)
         done()
+        results[ref.path] = result
         entry = result.to_json()
         entry["activation_start"] = _round(result.activation_start)
         entry["activation_end"] = _round(result.activation_end)
@@ -196,7 +211,7 @@ def run(ctx: Context) -> SectionResult:
         view["layers"].append({
             "path": ref.path,
             "class_name": ref.class_name,
-            "anchor": f"patterns-{_slug(ref.path)}",
+            "anchor": anchor_id("patterns", ref.path),
             "figure": mosaic_figure(result, ref.class_name),
             "shown": len(filters),
             "channels": channels,
@@ -207,4 +222,5 @@ def run(ctx: Context) -> SectionResult:
             "seconds": result.seconds,
             "chunk": result.chunk,
         })
+    view["figure_ids"] = {L["anchor"] for L in view["layers"]}
     return SectionResult(json={"patterns": patterns_json}, view=view)

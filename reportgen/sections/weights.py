@@ -1,27 +1,40 @@
-"""Weight statistics and histograms per kernel layer, trained beside untrained."""
+"""Weights: statistics and histograms per kernel layer, trained beside untrained, and charts across depth.
+
+A model with up to 30 kernel layers gets every layer's histogram. A deep one
+(ResNet152, EfficientNetB7) gets the picture a reviewer reads first -- charts
+of the weight std, its ratio to a fresh initialisation and the near-zero
+fraction (and the zero fraction of activations on the images) across depth,
+stages marked -- then full figures only for the layers findings point at,
+the layers named with ``--layers`` and one sample per stage. Every layer's
+numbers stay in the table and in report.json.
+"""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from reportgen.analyses.weights import NEAR_ZERO, weight_statistics
+from reportgen import graph
+from reportgen.anchors import anchor_id
+from reportgen.analyses.findings import weight_findings
+from reportgen.analyses.weights import NEAR_ZERO
 from reportgen.context import Context, SectionResult
-from reportgen.plots import fig_to_uri
+from reportgen.plots import depth_chart, fig_to_uri
 
 TITLE = "Weights: trained vs. untrained"
+CHART_FROM = 6  # kernel layers from which the depth chart is drawn
 
 
 def histogram_figure(path: str, entry: dict) -> str:
     """Trained and freshly initialised kernel values on the same bins."""
     edges = np.asarray(entry["histogram"]["edges"])
     fig, ax = plt.subplots(figsize=(4.2, 2.3))
-    for counts, label, colour in (
-        (entry["baseline"]["histogram"]["counts"], "untrained (fresh init)", "#9aa5b1"),
-        (entry["histogram"]["counts"], "trained", "#1f5fa8"),
-    ):
+    series = [(entry["histogram"]["counts"], "trained", "#1f5fa8")]
+    if entry.get("baseline"):
+        series.insert(0, (entry["baseline"]["histogram"]["counts"], "untrained (fresh init)", "#9aa5b1"))
+    for counts, label, colour in series:
         ax.stairs(counts, edges, fill=True, alpha=0.55, color=colour, label=label)
-    ax.set_title(path, fontsize=9)
+    ax.set_title(path if len(path) <= 48 else "…" + path[-47:], fontsize=9)
     ax.set_xlabel("kernel weight value", fontsize=8)
     ax.set_ylabel("count", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -30,11 +43,51 @@ def histogram_figure(path: str, entry: dict) -> str:
     return fig_to_uri(fig, dpi=100)
 
 
+def stage_marks(refs: list[graph.LayerRef]) -> list[tuple[int, str]]:
+    """(index, label) of each stage start among ``refs``: the spatial size, else the layer name."""
+    starts = {r.path for r in graph.stage_starts(refs)}
+    marks = []
+    for i, r in enumerate(refs):
+        if r.path in starts:
+            size = graph.spatial_size(r)
+            marks.append((i, "×".join(str(d) for d in size) if size else r.name))
+    return marks
+
+
+def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]) -> str:
+    t = ctx.thresholds
+    labels = [r.path for r in refs]
+    hi = [i for i, r in enumerate(refs) if r.path in flagged]
+    panels = [
+        {"name": "weight std", "values": [stats[p]["std"] for p in labels], "log": True, "highlight": hi},
+        {"name": "std / fresh std", "values": [stats[p].get("std_ratio") for p in labels], "log": True,
+         "lines": [(1.0, "= untrained"), (t.scale_ratio, "exploding"), (1 / t.scale_ratio, "vanishing")],
+         "highlight": hi},
+        {"name": "|w| < 1e-3", "values": [stats[p]["near_zero_fraction"] for p in labels], "highlight": hi},
+    ]
+    activity = ctx.activity if ctx.images else None
+    if activity is not None and activity.layers:
+        panels.append({"name": "activations = 0", "values": [
+            activity.layers[p].zero_fraction if p in activity.layers else None for p in labels]})
+    title = f"{len(refs)} kernel layers in depth order; red: layers with a weight finding"
+    if activity is not None and activity.layers:
+        title += f"; activation zeros over {activity.images} image(s)"
+    return depth_chart(labels, panels, stage_marks(refs), title)
+
+
 def run(ctx: Context) -> SectionResult:
-    stats = weight_statistics(ctx.model, ctx.baseline)
-    items = ctx.progress(stats.items(), desc="weight histograms", total=len(stats)) if ctx.progress else stats.items()
-    figures = {path: histogram_figure(path, entry) for path, entry in items}
+    facts = ctx.weights
+    refs = [r for r in graph.kernel_layers(ctx.model) if r.path in facts and facts[r.path].stats is not None]
+    stats = {r.path: facts[r.path].to_json() for r in refs}
+    flagged = {f["layer"] for f in weight_findings({r.path: facts[r.path] for r in refs}, ctx.thresholds)}
+    shown, why = graph.detail_layers(refs, ctx.options.layers or (), flagged)
+    items = ctx.progress(shown, desc="weight histograms", total=len(shown)) if ctx.progress else shown
+    figures = {r.path: histogram_figure(r.path, stats[r.path]) for r in items}
+    depth = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else None
     return SectionResult(
         json={"weights": stats},
-        view={"stats": stats, "figures": figures, "near_zero": NEAR_ZERO, "seed": ctx.options.seed},
+        view={"stats": stats, "figures": figures, "near_zero": NEAR_ZERO, "seed": ctx.options.seed,
+              "anchors": {p: anchor_id("weights", p) for p in stats}, "depth": depth, "selection": why,
+              "big": len(refs) > graph.FULL_DETAIL_LAYERS,
+              "figure_ids": {anchor_id("weights", p) for p in figures} | ({"weights-depth"} if depth else set())},
     )

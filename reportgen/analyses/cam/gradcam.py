@@ -1,0 +1,17 @@
+"""Grad-CAM (Selvaraju et al. 2017): channels weighted by their mean gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reportgen.analyses.cam.base import BaseCAM
+
+
+class GradCAM(BaseCAM):
+    name = "gradcam"
+    title = "Grad-CAM"
+    paper = "Selvaraju et al. 2017"
+    formula = "ReLU(Σ_k α_k A^k), α_k = mean over (i, j) of ∂y/∂A^k_ij"
+
+    def weights(self, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        return grads.mean(axis=(1, 2))

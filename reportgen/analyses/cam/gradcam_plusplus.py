@@ -1,0 +1,29 @@
+"""Grad-CAM++ (Chattopadhyay et al. 2018): positive gradients weighted per position.
+
+The paper's closed form for an exponential score (its Eq. 19): with g the
+gradient of the score, the weight of position (i, j) in channel k is
+``g^2 / (2 g^2 + sum_ab A_ab g^3)`` (zero where g is zero), and the channel
+weight sums ``alpha * ReLU(g)`` over positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reportgen.analyses.cam.base import BaseCAM
+
+EPS = 1e-7
+
+
+class GradCAMPlusPlus(BaseCAM):
+    name = "gradcampp"
+    title = "Grad-CAM++"
+    paper = "Chattopadhyay et al. 2018"
+    formula = "ReLU(Σ_k w_k A^k), w_k = Σ_ij α_ij ReLU(g_ij), α = g² / (2g² + Σ_ab A_ab g³)"
+
+    def weights(self, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        g2 = grads**2
+        g3 = g2 * grads
+        total = acts.sum(axis=(1, 2), keepdims=True)
+        alpha = np.where(grads != 0, g2 / (2 * g2 + total * g3 + EPS), 0.0)
+        return (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2))

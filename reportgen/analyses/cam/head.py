@@ -1,0 +1,161 @@
+"""What a model outputs, and so what a CAM can explain.
+
+A model's (chosen) output is one of:
+
+- a **vector of class scores** ending in a softmax or sigmoid: the CAM
+  explains the class *logit*, before the activation, when that activation can
+  be separated from the model (as in the Grad-CAM paper and the keras-io
+  example); after a softmax the gradient of one probability also carries every
+  other class' score;
+- a **vector of raw outputs** (logits, a regression head): the largest outputs;
+- a **map** (segmentation, edges, depth: height x width x channels):
+  Seg-Grad-CAM (Vinogradova et al. 2020) explains a scalar made from the map.
+  A per-pixel classifier (a softmax over channels) explains each of its top
+  classes by area, as the mean logit over the pixels it wins; any other map
+  explains its mean.
+
+``--output NAME`` picks one output of a multi-output model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reportgen import graph
+from reportgen.errors import UserError
+
+_SEPARABLE = ("softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class Head:
+    """How the model turns its last features into the chosen output.
+
+    ``kind``: ``softmax`` / ``sigmoid`` (class probabilities), ``none`` (raw
+    vector outputs), ``map`` (a dense output) or ``pixel-softmax`` (a per-pixel
+    classifier). ``score``: what the CAM differentiates, ``logit`` (before the
+    activation) or ``output``. ``output``: the index of the chosen output.
+    """
+
+    kind: str
+    score: str
+    final_path: str | None
+    units: int | None
+    note: str | None = None
+    output: int = 0
+    output_name: str = "output"
+    output_shape: tuple = ()
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.kind in _SEPARABLE
+
+    @property
+    def is_map(self) -> bool:
+        return self.kind in ("map", "pixel-softmax")
+
+
+def activation_name(layer: Any) -> str:
+    import keras
+
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return ""
+    return act if isinstance(act, str) else getattr(act, "__name__", "")
+
+
+def output_index(model: Any, name: str | None) -> int:
+    """The output ``--output NAME`` picks (a name, or a position), else the only one."""
+    outputs = graph.anatomy(model).outputs
+    if name is None:
+        return 0
+    names = [o.name for o in outputs]
+    if name in names:
+        return names.index(name)
+    if name.isdigit() and int(name) < len(outputs):
+        return int(name)
+    raise UserError(f"--output: the model has no output '{name}'; its outputs are: {', '.join(names)}")
+
+
+def _separable(layer: Any) -> bool:
+    import keras
+
+    return isinstance(layer, (keras.layers.Dense, keras.layers.Activation, keras.layers.Softmax)) or graph.is_conv(layer)
+
+
+def classifier_head(model: Any, output: str | int | None = None) -> Head:
+    """Inspect the chosen output: class scores, raw outputs, or a map."""
+    an = graph.anatomy(model)
+    index = output if isinstance(output, int) else output_index(model, output)
+    if not an.outputs:
+        return Head("none", "output", None, None, note="The model's output could not be identified.")
+    spec = an.outputs[index]
+    shape = tuple(spec.shape)
+    final_path = an.output_layers[index] if index < len(an.output_layers) else None
+    layer = an.by_path.get(final_path) if final_path else None
+    act = activation_name(layer) if layer is not None else ""
+    many = len(an.outputs) > 1
+    where = f"output '{spec.name}'" if many else "output"
+    common = dict(output=index, output_name=spec.name, output_shape=shape)
+    if len(shape) == 4 or len(shape) == 3:
+        channels = shape[-1] if len(shape) == 4 else 1
+        if act == "softmax" and channels and channels > 1:
+            score = "logit" if layer is not None and _separable(layer) else "output"
+            return Head("pixel-softmax", score, final_path, int(channels), note=(
+                f"The model's {where} {shape} is a per-pixel classifier (softmax over {channels} classes): "
+                "each explained class is the mean "
+                f"{'logit' if score == 'logit' else 'probability'} over the pixels it wins "
+                "(Seg-Grad-CAM, Vinogradova et al. 2020), for the classes covering the most pixels."), **common)
+        return Head("map", "output", final_path, None if channels is None else int(channels), note=(
+            f"The model's {where} {shape} is a map, not class scores: the CAM explains the mean of the "
+            "output map (Seg-Grad-CAM, Vinogradova et al. 2020)."), **common)
+    if len(shape) != 2:
+        return Head("none", "output", final_path, None, note=(
+            f"The model's {where} {shape} is neither class scores nor a map, so there is nothing to explain."),
+            **common)
+    units = int(shape[-1]) if shape[-1] is not None else None
+    if final_path is None:
+        return Head("none", "output", None, units, note=(
+            "The model's output layer could not be identified; the CAM uses the raw outputs."), **common)
+    if act in _SEPARABLE:
+        note = None
+        if act == "sigmoid":
+            note = ("The model ends in a sigmoid: each output is an independent probability, "
+                    "so the probabilities below need not sum to 1.")
+        return Head(act, "logit" if _separable(layer) else "output", final_path, units, note, **common)
+    what = f"a '{act}' activation" if act and act != "linear" else "no softmax"
+    return Head("none", "output", final_path, units, (
+        f"The model's {where} has {what}: it is not a class score (a regression head, or logits). "
+        "Values below are raw outputs, not probabilities, and the CAM explains the largest raw outputs."),
+        **common)
+
+
+def is_classifier(model: Any) -> bool:
+    """True when the model ends in a softmax (or sigmoid) over class scores."""
+    return classifier_head(model).is_classifier
+
+
+def find_target_layer(model: Any) -> graph.LayerRef:
+    """The last convolutional layer with a 2-D output of more than one pixel (nested models included).
+
+    ``block5_conv3`` for VGG16, as in Chollet. Raises :class:`UserError` when
+    the model has none.
+    """
+    target = graph.last_map_conv(model)
+    if target is None:
+        spatial = ", ".join(r.path for r in graph.spatial_layers(model)) or "(none)"
+        raise UserError(
+            "Grad-CAM: the model has no 2-D convolutional layer; pick a layer with a 2-D output "
+            f"with --gradcam-layer (valid names: {spatial}) or drop the gradcam section"
+        )
+    return target
+
+
+def resolve_layer(model: Any, name: str | None) -> graph.LayerRef:
+    """``--gradcam-layer`` (any layer with a 2-D output), else :func:`find_target_layer`."""
+    if name:
+        return graph.find_layers(graph.spatial_layers(model), [name], "--gradcam-layer")[0]
+    return find_target_layer(model)

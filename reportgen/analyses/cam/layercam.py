@@ -1,0 +1,17 @@
+"""LayerCAM (Jiang et al. 2021): each position weighted by its own positive gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reportgen.analyses.cam.base import BaseCAM, Pass
+
+
+class LayerCAM(BaseCAM):
+    name = "layercam"
+    title = "LayerCAM"
+    paper = "Jiang et al. 2021"
+    formula = "ReLU(Σ_k ReLU(∂y/∂A^k_ij) · A^k_ij)"
+
+    def maps(self, p: Pass) -> list[np.ndarray]:
+        return [(np.maximum(g, 0.0) * p.acts).sum(axis=-1) for g in p.grads]

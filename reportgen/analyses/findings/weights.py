@@ -1,0 +1,173 @@
+"""Checks that read only the weights (:class:`~reportgen.analyses.weights.LayerWeights` facts)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reportgen.analyses.findings.core import Finding, finding, num
+from reportgen.analyses.weights import LayerWeights
+from reportgen.config import Thresholds
+
+RELU_LIKE = ("relu", "relu6")
+
+
+def check_nonfinite(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """NaN or Inf in any weight (kernel, bias, BN statistics): the model's outputs are garbage."""
+    out = []
+    for nf in lw.nonfinite:
+        what = " and ".join(p for p in (f"{nf.nan} NaN" if nf.nan else "", f"{nf.inf} Inf" if nf.inf else "") if p)
+        filters = nf.filters
+        where = (f"filter {filters[0]}" if len(filters) == 1
+                 else f"{len(filters)} filters (first: {filters[0]})" if filters else "a scalar")
+        out.append(finding(
+            "nonfinite_weights", lw.path, filters[0] if filters else None, nf.nan + nf.inf, 0,
+            f"{lw.path} {nf.variable} holds {what} value(s) in {where}: every output depending on it is "
+            "invalid; retrain from a checkpoint before the divergence (lower the learning rate, "
+            "clip gradients)."))
+    return out
+
+
+def _dead_rows(lw: LayerWeights, t: Thresholds) -> tuple[np.ndarray, float, float]:
+    norms, finite = lw.norms, lw.finite_rows
+    ref = float(np.median(norms[finite])) if finite.any() else 0.0
+    if ref == 0.0 and finite.any():
+        ref = float(norms[finite].max())
+    limit = t.dead_kernel_norm * ref
+    return np.flatnonzero(finite & (norms <= limit)), ref, limit
+
+
+def check_dead_kernels(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """Conv filters / Dense units whose incoming weights are (near) zero: they ignore their input.
+
+    "Near zero" is relative to the layer's median filter norm, so the check does
+    not depend on the layer's scale. A Dense unit is reported when its output is
+    constant (zero weights); for ReLU units with bias <= 0 that constant is 0.
+    """
+    if lw.norms is None or lw.norms.size < 2:
+        return []
+    dead, ref, limit = _dead_rows(lw, t)
+    out = []
+    for f in dead:
+        if lw.is_dense:
+            b = lw.bias_values
+            bf = float(b[f]) if b is not None and f < b.size else 0.0
+            if lw.activation in RELU_LIKE and bf <= 0:
+                consequence = "its ReLU output is 0 for every input"
+            else:
+                consequence = f"its output is the constant {lw.activation or 'linear'}({num(bf)})"
+            out.append(finding(
+                "dead_unit", lw.path, f, lw.norms[f], limit,
+                f"unit {f} of {lw.path} has all-zero incoming weights (norm {num(lw.norms[f])}), so "
+                f"{consequence}; prune it or re-initialise it and retrain."))
+        else:
+            out.append(finding(
+                "dead_filter", lw.path, f, lw.norms[f], limit,
+                f"filter {f} of {lw.path} has a (near) zero kernel (norm {num(lw.norms[f])}, layer median "
+                f"{num(ref)}): it ignores its input; prune it or re-initialise it and retrain."))
+    return out
+
+
+def check_untrained(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """A layer whose weight distribution is indistinguishable from a fresh initialisation.
+
+    Training moves weights away from the initialiser's distribution (it widens
+    and reshapes it); when the KS test cannot tell the trained kernel from a
+    fresh draw of the same initialiser (small statistic, large p-value), and
+    the kernel has no dominant direction a fresh one lacks (largest singular
+    value within ``untrained_sv_ratio``), the layer looks as if it had never
+    been trained: frozen by mistake, never reached by gradients, or its weights
+    were not loaded.
+    """
+    if lw.ks is None or lw.kernel_size < t.untrained_min_weights:
+        return []
+    d, p = lw.ks
+    if not np.isfinite(d) or d >= t.untrained_ks or p <= t.untrained_p:
+        return []
+    s1, s0 = lw.sv
+    if s1 is not None and s0 and s1 / s0 >= t.untrained_sv_ratio:
+        return []  # same histogram, but training gave the kernel a dominant direction
+    return [finding(
+        "untrained_layer", lw.path, None, d, t.untrained_ks,
+        f"{lw.path} looks untrained: its weights are distributed like a fresh initialisation "
+        f"(KS statistic {num(d)}, p = {num(p)}); check that it is trainable, that gradients "
+        "reach it and that its weights were loaded.")]
+
+
+def check_scale(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """Weight std far above (exploding) or below (vanishing) the initialiser's."""
+    ratio = lw.std_ratio
+    if ratio is None or not np.isfinite(ratio) or (lw.stats or {}).get("count", 0) < 2:
+        return []
+    s, s0 = lw.stats["std"], lw.baseline["std"]
+    if ratio > t.scale_ratio:
+        return [finding(
+            "exploding_scale", lw.path, None, ratio, t.scale_ratio,
+            f"{lw.path} weights have {num(ratio)}x the std of its initialiser ({num(s)} vs "
+            f"{num(s0)}): the scale is exploding; add weight decay or normalisation, or lower "
+            "the learning rate.")]
+    if ratio < 1.0 / t.scale_ratio:
+        return [finding(
+            "vanishing_scale", lw.path, None, ratio, 1.0 / t.scale_ratio,
+            f"{lw.path} weights have only {num(ratio)}x the std of its initialiser ({num(s)} vs "
+            f"{num(s0)}): the scale is vanishing; check the weight decay and the initialiser.")]
+    return []
+
+
+def check_duplicates(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """Near-duplicate filters: two kernels pointing the same way (cosine > threshold).
+
+    Convolutions only (depthwise filters see different channels, so equal
+    kernels there are not redundant). One finding per duplicated filter, naming
+    the earlier filter it repeats.
+    """
+    if lw.duplicate_cos is None:
+        return []
+    out = []
+    for b in np.flatnonzero(lw.duplicate_cos > t.duplicate_cosine):
+        a, c = int(lw.duplicate_of[b]), float(lw.duplicate_cos[b])
+        out.append(finding(
+            "duplicate_filters", lw.path, int(b), c, t.duplicate_cosine,
+            f"filters {a} and {int(b)} of {lw.path} are near-duplicates (cosine similarity "
+            f"{c:.4f}): one is redundant; prune it or add a diversity regulariser."))
+    return out
+
+
+def check_batchnorm(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """BatchNormalization channels switched off (gamma ~ 0) or fed a constant (variance ~ 0)."""
+    out = []
+    if lw.gamma is not None:
+        g = lw.gamma.astype(np.float64).ravel()
+        for c in np.flatnonzero(np.isfinite(g) & (np.abs(g) <= t.bn_gamma)):
+            out.append(finding(
+                "bn_gamma", lw.path, c, abs(g[c]), t.bn_gamma,
+                f"channel {c} of {lw.path} has gamma {num(g[c])}: the channel outputs a constant "
+                "and carries no information; prune it or check the weight decay on gamma."))
+    if lw.moving_variance is not None:
+        v = lw.moving_variance.astype(np.float64).ravel()
+        for c in np.flatnonzero(np.isfinite(v) & (v <= t.bn_variance)):
+            out.append(finding(
+                "bn_variance", lw.path, c, v[c], t.bn_variance,
+                f"channel {c} of {lw.path} has moving variance {num(v[c])}: its input is constant "
+                "on the training data (a dead filter upstream); prune that filter."))
+    return out
+
+
+CHECKS = (check_nonfinite, check_dead_kernels, check_duplicates, check_batchnorm, check_untrained, check_scale)
+
+
+def weight_findings(weights: dict[str, LayerWeights], t: Thresholds) -> list[Finding]:
+    """Every weight-based check over every layer's facts."""
+    out: list[Finding] = []
+    for lw in weights.values():
+        for check in CHECKS:
+            out += check(lw, t)
+    return out
+
+
+def dead_units(weights: dict[str, LayerWeights], t: Thresholds) -> dict[str, set[int]]:
+    """Filters/units dead by their weights, per layer: the activation checks do not report them twice."""
+    out: dict[str, set[int]] = {}
+    for lw in weights.values():
+        if lw.norms is not None and lw.norms.size >= 2:
+            out[lw.path] = {int(f) for f in _dead_rows(lw, t)[0]}
+    return out

@@ -1,0 +1,27 @@
+"""Filter patterns: the input that maximises each filter of a conv layer, by gradient ascent.
+
+- :mod:`~reportgen.analyses.patterns.objective`: what is maximised (a filter's
+  mean pre-activation, computed only up to the layer and only for the chunk's
+  filters);
+- :mod:`~reportgen.analyses.patterns.ascent`: the batched loop shared by the
+  styles, and the classic style (Chollet 5.4);
+- :mod:`~reportgen.analyses.patterns.robust`: the Lucid-style robust ascent;
+- :mod:`~reportgen.analyses.patterns.reference`: the tutorial's per-filter loop
+  (the benchmark's yardstick);
+- :mod:`~reportgen.analyses.patterns.cost`: the work, in multiply-adds.
+"""
+
+from reportgen.analyses.patterns.ascent import (  # noqa: F401
+    STYLES,
+    PatternResult,
+    affine_of,
+    chunk_size,
+    dead_filters,
+    deprocess,
+    filter_patterns,
+    pixel_step,
+    start_pixels,
+)
+from reportgen.analyses.patterns.cost import macs_up_to  # noqa: F401
+from reportgen.analyses.patterns.objective import OBJECTIVES, Objective  # noqa: F401
+from reportgen.analyses.patterns.reference import reference_patterns  # noqa: F401

@@ -1,0 +1,112 @@
+"""What a model receives besides the image: its other inputs, fed zeros unless given.
+
+A model may take an image and something else (metadata, a class embedding,
+a mask). The image sections vary the image and hold every other input fixed:
+at zeros, or at the example the user gives with ``--input NAME=FILE.npy``
+(one example, without a batch dimension, or a batch of one). The report says
+which inputs were fed what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from reportgen.errors import UserError
+
+
+@dataclass
+class Feeds:
+    """The model's inputs around its image input: ``batch(images)`` gives what the model is called with."""
+
+    image_index: int | None
+    names: list[str]
+    shapes: list[tuple]
+    dtypes: list[str]
+    fixed: dict[int, np.ndarray] = field(default_factory=dict)  # input index -> one example
+    sources: dict[int, str] = field(default_factory=dict)  # input index -> "zeros" or the file
+
+    @property
+    def single(self) -> bool:
+        return len(self.names) == 1
+
+    def batch(self, images: Any) -> Any:
+        """The model's inputs for a batch of images: a tensor, or a list for several inputs."""
+        import keras
+
+        if self.single:
+            return images
+        n = int(keras.ops.shape(images)[0])
+        out = []
+        for i in range(len(self.names)):
+            if i == self.image_index:
+                out.append(images)
+            else:
+                example = self.fixed[i]
+                out.append(keras.ops.convert_to_tensor(np.broadcast_to(example, (n,) + example.shape).copy(),
+                                                       dtype=self.dtypes[i]))
+        return out
+
+    def describe(self) -> list[dict]:
+        """One entry per input: name, shape, and what it was fed."""
+        return [{"name": n, "shape": list(s), "fed": "images" if i == self.image_index else self.sources.get(i, "zeros")}
+                for i, (n, s) in enumerate(zip(self.names, self.shapes))]
+
+
+def _parse(spec: str) -> tuple[str, str]:
+    if "=" not in spec:
+        raise UserError(f"--input '{spec}' is not NAME=FILE.npy; give the input's name, '=', and a .npy file")
+    name, path = spec.split("=", 1)
+    return name.strip(), path.strip()
+
+
+def feeds_for(model: Any, given: Sequence[str] = ()) -> Feeds:
+    """The :class:`Feeds` of ``model``; ``given`` holds ``--input NAME=FILE.npy`` options."""
+    from reportgen import graph
+
+    an = graph.anatomy(model)
+    names = [s.name for s in an.inputs]
+    shapes = [tuple(s.shape) for s in an.inputs]
+    dtypes = [s.dtype if "float" in s.dtype or "int" in s.dtype else "float32" for s in an.inputs]
+    feeds = Feeds(graph.image_input_index(model), names, shapes, dtypes)
+    files: dict[int, str] = {}
+    for spec in given:
+        name, path = _parse(spec)
+        if name not in names:
+            raise UserError(f"--input: the model has no input named '{name}'; its inputs are: {', '.join(names)}")
+        index = names.index(name)
+        if index == feeds.image_index:
+            raise UserError(f"--input: '{name}' is the image input; give images with --image")
+        files[index] = path
+    for i, shape in enumerate(shapes):
+        if i == feeds.image_index:
+            continue
+        want = tuple(1 if d is None else int(d) for d in shape[1:])
+        if i in files:
+            feeds.fixed[i] = _load(files[i], names[i], want, dtypes[i])
+            feeds.sources[i] = files[i]
+        else:
+            feeds.fixed[i] = np.zeros(want, dtype=dtypes[i])
+            feeds.sources[i] = "zeros"
+    return feeds
+
+
+def _load(path: str, name: str, want: tuple, dtype: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--input {name}: '{path}' does not exist; give a .npy file saved with numpy.save")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"--input {name}: '{path}' is not a readable .npy array ({exc}); save it with numpy.save") from None
+    if arr.shape == (1,) + want:
+        arr = arr[0]
+    if arr.shape != want:
+        raise UserError(f"--input {name}: '{path}' has shape {arr.shape} but the input takes {want} "
+                        "(one example, without the batch dimension)")
+    if arr.dtype.kind not in "uifb":
+        raise UserError(f"--input {name}: '{path}' is not numeric")
+    return arr.astype(dtype)
