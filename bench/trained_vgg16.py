@@ -3,11 +3,19 @@
 ImageNet weights are a download away, and benchmarks run without a network.
 So this trains ``keras.applications.VGG16`` (the whole 14.7M-parameter
 convolutional base, 13 conv layers, from a fresh initialisation) with a small
-dense head on scikit-learn's bundled handwritten digits, upscaled to 48x48 RGB
-and lightly augmented (shifts), with Adam. The result is a VGG16-size network
+dense head on scikit-learn's bundled handwritten digits, upscaled to 32x32 RGB
+and lightly augmented (shifts), with AdamW. The result is a VGG16-size network
 whose every layer was trained on real images: what a reviewer brings, at a
 size the 2-core CI machine can make in minutes. It is cached in
 ``bench/.cache/vgg16-digits.keras`` and re-used.
+
+Why weight decay: a network trained for long (ImageNet: ~100 epochs with
+weight decay) has forgotten its initial noise; a few epochs of plain Adam
+leave most weights where the initialiser put them (measured: std ratios of
+1.00-1.02, and the 512x128 head statistically indistinguishable from a fresh
+draw), which no trained model a reviewer brings looks like. Decoupled weight
+decay with ``learning_rate * weight_decay * steps`` of about 1 decays the
+initial noise as a long training does, in minutes.
 
 Usage::
 
@@ -31,7 +39,7 @@ import numpy as np  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 PATH = CACHE / "vgg16-digits.keras"
-SIZE = 48
+SIZE = 32
 
 
 def digits_rgb(size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
@@ -66,14 +74,15 @@ def build(size: int = SIZE):
     return keras.Model(inp, out, name="vgg16_digits")
 
 
-def train(epochs: int = 12, seed: int = 0, verbose: int = 2):
+def train(epochs: int = 30, seed: int = 0, verbose: int = 2):
     import keras
 
     x, y = digits_rgb()
     tr, te = split(len(x), seed)
     keras.utils.set_random_seed(seed)
     model = build()
-    model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(keras.optimizers.AdamW(1e-4, weight_decay=6.0), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     rng = np.random.default_rng(seed)
 
     def shifted(batch: np.ndarray) -> np.ndarray:
@@ -105,7 +114,7 @@ def ensure(force: bool = False) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--force", action="store_true")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=30)
     args = p.parse_args()
     if args.force or not PATH.exists():
         train(args.epochs)

@@ -174,7 +174,7 @@ def tensor(x: Any, dtype: str | None = "float32") -> Any:
 
 # --- TensorFlow's name scopes --------------------------------------------------------
 
-_SCOPE_CHARS = re.compile(r"[^A-Za-z0-9_.\-/>]")
+_SCOPE_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 @contextlib.contextmanager
@@ -182,7 +182,7 @@ def safe_name_scopes() -> Iterator[None]:
     """Let layers with any name Keras accepts run inside ``tf.function``.
 
     Keras opens a TensorFlow name scope per layer call; in graph mode
-    TensorFlow refuses scope names outside ``[A-Za-z0-9_.\\-/>]`` (a layer
+    TensorFlow refuses scope and node names outside ``[A-Za-z0-9_.-]`` (a layer
     named ``<img src=x>`` crashes). While a function is traced, the scope
     gets the name with other characters replaced by ``_``; the layer's own
     name is untouched.
@@ -196,7 +196,10 @@ def safe_name_scopes() -> Iterator[None]:
 
     class _Safe(original):  # type: ignore[misc,valid-type]
         def __init__(self, scope_name: str, **kwargs: Any) -> None:
-            super().__init__(_SCOPE_CHARS.sub("_", str(scope_name)) or "_", **kwargs)
+            clean = _SCOPE_CHARS.sub("_", str(scope_name))
+            if not clean or not (clean[0].isalnum() or clean[0] == "."):
+                clean = "x" + clean  # a root scope must start with a letter, digit or '.'
+            super().__init__(clean, **kwargs)
 
     kb.name_scope = _Safe
     try:

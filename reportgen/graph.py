@@ -656,13 +656,63 @@ def default_pattern_layers(model: keras.Model) -> list[LayerRef]:
     return [r for r in convs if r.path in chosen]
 
 
-def last_map_conv(model: keras.Model) -> LayerRef | None:
-    """The last conv layer whose output is still a map (more than one pixel).
+def ancestors(model: keras.Model, output: int = 0) -> set[str] | None:
+    """Paths of the layers that output ``output`` depends on (functional models); None when unknown."""
+    if not is_traceable(model):
+        return None
+    fg = flat_graph(model)
+    outs = _flatten(fg.outputs)
+    if output >= len(outs):
+        return None
+    path_of: dict[int, str] = {}
+    for path, tensor in fg.by_path.items():
+        for t in _flatten(tensor):
+            path_of.setdefault(id(t), path)
+    seen: set[str] = set()
+    stack = [outs[output]]
+    visited: set[int] = set()
+    while stack:
+        t = stack.pop()
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        path = path_of.get(id(t))
+        if path is not None:
+            seen.add(path)
+            parts = path.split("/")
+            seen.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            for arg in _flatten(list(fg.args_by_path.get(path, ()))):
+                if hasattr(arg, "shape"):
+                    stack.append(arg)
+        else:
+            hist = getattr(t, "_keras_history", None)
+            if hist is not None:
+                op, node_index, _ = hist
+                try:
+                    stack.extend(op._inbound_nodes[node_index].input_tensors)
+                except (AttributeError, IndexError):
+                    pass
+    return seen
+
+
+def last_map_conv(model: keras.Model, output: int = 0) -> LayerRef | None:
+    """The last conv layer whose output is still a map (more than one pixel), on the way to ``output``.
 
     The Grad-CAM target (``block5_conv3`` for VGG16). Convs on a single pixel,
-    such as MobileNetV3's 1x1 ``logits`` head, have no "where" to show.
+    such as MobileNetV3's 1x1 ``logits`` head, have no "where" to show; in a
+    model with several outputs, only the layers the chosen output depends on
+    count. The conv that produces a dense output (a segmentation head) and
+    single-channel convs (HED's side outputs) are passed over while another
+    candidate exists: a map weighted by one channel is that channel.
     """
     convs = [r for r in conv_layers(model) if has_spatial_output(r)]
+    needed = ancestors(model, output) if len(anatomy(model).outputs) > 1 else None
+    if needed is not None:
+        convs = [r for r in convs if r.path in needed]
+    outputs = set(anatomy(model).output_layers)
+    better = [r for r in convs if r.path not in outputs and (r.output_shape or (None,))[-1] not in (1,)]
+    if better:
+        convs = better
     if any(s is None or None in s for s in (spatial_size(r) for r in convs)):
         convs = _with_concrete_sizes(model, convs)
     maps = [r for r in convs if not _single_pixel(r)]

@@ -259,40 +259,58 @@ def load_weights_checked(model: Any, path: Path, what: str) -> None:
                     "architecture") from None
 
 
+def _h5_arrays(path: Path) -> dict[str, tuple[tuple, str | None]]:
+    """Every weight array in a Keras weights file: key -> (shape, name of the layer that saved it)."""
+    import h5py
+
+    out: dict[str, tuple[tuple, str | None]] = {}
+    with h5py.File(path, "r") as fh:
+        def visit(key: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset):
+                group = obj.parent
+                name = group.attrs.get("name")
+                if name is None and group.parent is not None:
+                    name = group.parent.attrs.get("name")
+                out[key] = (tuple(obj.shape), name.decode() if isinstance(name, bytes) else name)
+
+        fh.visititems(visit)
+    return out
+
+
 def first_mismatch(model: Any, path: Path) -> str | None:
-    """The first layer whose stored weights do not match the model's (name and shapes), if readable."""
-    try:
-        import h5py
-    except ImportError:
-        return None
-    try:
-        with h5py.File(path, "r") as fh:
-            stored: list[tuple[str, list[tuple]]] = []
+    """The first layer, in model order, whose weights the file does not hold in the model's shapes.
 
-            def visit(name: str, obj: Any) -> None:
-                if isinstance(obj, h5py.Dataset):
-                    stored.append((name, [tuple(obj.shape)]))
+    Keras stores weights by the model's attribute structure; saving the model
+    itself gives the keys and shapes it expects, which are compared with the
+    file's key by key.
+    """
+    import tempfile
 
-            fh.visititems(visit)
-    except Exception:
-        return None
-    shapes = [tuple(v.shape) for v in model.weights]
-    stored_shapes = [s for _n, (s,) in stored]
     from reportgen import graph
 
-    owners = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            own = Path(tmp) / "expected.weights.h5"
+            model.save_weights(own)
+            expected = _h5_arrays(own)
+        stored = _h5_arrays(path)
+    except Exception:
+        return None
+    bad: dict[str, str] = {}
+    for key, (shape, name) in expected.items():
+        got = stored.get(key)
+        if got is None:
+            bad.setdefault(name, f"the file holds no weights for it (expected {shape})")
+        elif got[0] != shape:
+            bad.setdefault(name, f"its weights have shape {shape}, the file's {got[0]}")
+    if not bad and len(stored) > len(expected):
+        return f"the file holds {len(stored)} weight arrays, the model {len(expected)}"
     for ref in graph.walk(model):
-        if ref.is_model or graph.children(ref.layer):
-            continue
-        for v in graph.weights_of(ref.layer):
-            owners.append((ref.path, tuple(v.shape)))
-    if len(stored_shapes) != len(shapes):
-        where = owners[min(len(owners), len(stored_shapes)) - 1][0] if owners else "?"
-        return (f"the file holds {len(stored_shapes)} weight arrays, the model {len(shapes)}; "
-                f"they part at layer '{where}'" if owners else f"{len(stored_shapes)} vs {len(shapes)} weight arrays")
-    for (path_name, shape), got in zip(owners, sorted(stored_shapes, key=lambda s: 0)):
-        if shape != got:
-            return f"layer '{path_name}' has weights of shape {shape}, the file {got}"
+        if ref.name in bad and not graph.children(ref.layer):
+            return f"layer '{ref.path}': {bad[ref.name]}"
+    if bad:
+        name, why = next(iter(bad.items()))
+        return f"layer '{name}': {why}"
     return None
 
 

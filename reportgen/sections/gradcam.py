@@ -146,7 +146,7 @@ def run(ctx: Context) -> SectionResult:
         view["images"] = [image_view(im, i) | {"figure": None, "predictions": []} for i, im in enumerate(images)]
         return SectionResult(json={"images": json_images, "gradcam": {"note": head.note}}, view=view)
     try:
-        ref = cam.resolve_layer(ctx.model, opts.gradcam_layer)
+        ref = cam.resolve_layer(ctx.model, opts.gradcam_layer, opts.output)
     except UserError as exc:
         if opts.gradcam_layer:
             raise

@@ -138,13 +138,15 @@ def is_classifier(model: Any) -> bool:
     return classifier_head(model).is_classifier
 
 
-def find_target_layer(model: Any) -> graph.LayerRef:
+def find_target_layer(model: Any, output: str | int | None = None) -> graph.LayerRef:
     """The last convolutional layer with a 2-D output of more than one pixel (nested models included).
 
-    ``block5_conv3`` for VGG16, as in Chollet. Raises :class:`UserError` when
-    the model has none.
+    ``block5_conv3`` for VGG16, as in Chollet; in a model with several outputs,
+    the last one on the way to the chosen output. Raises :class:`UserError`
+    when the model has none.
     """
-    target = graph.last_map_conv(model)
+    index = output if isinstance(output, int) else output_index(model, output)
+    target = graph.last_map_conv(model, index)
     if target is None:
         spatial = ", ".join(r.path for r in graph.spatial_layers(model)) or "(none)"
         raise UserError(
@@ -154,8 +156,8 @@ def find_target_layer(model: Any) -> graph.LayerRef:
     return target
 
 
-def resolve_layer(model: Any, name: str | None) -> graph.LayerRef:
+def resolve_layer(model: Any, name: str | None, output: str | int | None = None) -> graph.LayerRef:
     """``--gradcam-layer`` (any layer with a 2-D output), else :func:`find_target_layer`."""
     if name:
         return graph.find_layers(graph.spatial_layers(model), [name], "--gradcam-layer")[0]
-    return find_target_layer(model)
+    return find_target_layer(model, output)
