@@ -10,6 +10,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+# oneDNN's own memory pool keeps every freed block: building VGG16 (0.55 GB of weights) left TensorFlow
+# at 2.17 GB RSS with it and 1.35 GB with the system allocator, which also returns freed tensors
+# (docs/benchmarks.md, "Memory"). Set before TensorFlow is imported; a user's own setting wins.
+os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "true")
 
 
 def import_tensorflow_quietly() -> None:

@@ -61,8 +61,10 @@ class Thresholds:
     # at most this is inactive on the data (needs images; info per unit) ...
     dead_activation: float = 1e-6
     # ... and a layer with more than this fraction of inactive units, on at least
-    # ``inactive_min_images`` images, is a warning (a few silent units are normal).
-    inactive_fraction: float = 0.5
+    # ``inactive_min_images`` images, is a warning. Many silent units are normal after
+    # dropout training: the demo's 100-unit dense layer has 55 silent on all 1,797
+    # digits and the model is 98% accurate; a layer 80% silent has lost its capacity.
+    inactive_fraction: float = 0.8
     inactive_min_images: int = 8
     # Untrained layer: the two-sample Kolmogorov-Smirnov test between the trained kernel
     # and a fresh initialisation of the same layer cannot tell them apart: statistic

@@ -41,7 +41,8 @@ class Tap:
     activation (a Dense softmax's logits, a conv's pre-activation), or pass an
     ``Activation``/``Softmax`` layer's input through. ``replace``:
     ``fn(layer, call, *args, **kwargs)`` computes the output instead (``call``
-    is the layer's own). ``stop``: end the pass after this layer.
+    is the layer's own, without its activation when ``linear``). ``stop``: end
+    the pass after this layer.
     ``capture``: keep the output in :attr:`Trace.captured`.
     """
 
@@ -86,12 +87,14 @@ class _Session:
             out = original(*args, **kwargs)
         else:
             self.done.add(path)
+            call = original
+            if tap.linear:
+                def call(*a: Any, **k: Any) -> Any:
+                    return _without_activation(layer, original, a, k)
             if tap.replace is not None:
-                out = tap.replace(layer, original, *args, **kwargs)
-            elif tap.linear:
-                out = _without_activation(layer, original, args, kwargs)
+                out = tap.replace(layer, call, *args, **kwargs)
             else:
-                out = original(*args, **kwargs)
+                out = call(*args, **kwargs)
             if tap.add is not None:
                 out = out + tap.add
             if tap.capture:

@@ -110,12 +110,12 @@ def test_dead_relu_units_found_on_the_data_and_from_the_weights():
 
 def test_a_layer_mostly_silent_on_the_data_is_a_warning():
     model = dm.trained()
-    _set(model, "conv1", "bias", lambda b: np.where(np.arange(b.size) < 12, -1e3, b))
+    _set(model, "conv1", "bias", lambda b: np.where(np.arange(b.size) < 14, -1e3, b))
     found = _all_findings(model, dm.held_out(8))
     layer = _of(found, "inactive_layer")
     assert [(f["layer"], f["severity"]) for f in layer] == [("conv1", "warning")]
-    assert layer[0]["value"] == pytest.approx(12 / 16)
-    assert {f["filter"] for f in _of(found, "inactive_unit") if f["layer"] == "conv1"} == set(range(12))
+    assert layer[0]["value"] == pytest.approx(14 / 16)
+    assert {f["filter"] for f in _of(found, "inactive_unit") if f["layer"] == "conv1"} == set(range(14))
     # on fewer images than inactive_min_images it stays info
     assert _of(_all_findings(model, dm.held_out(2)), "inactive_layer") == []
 

@@ -40,7 +40,7 @@ def test_unchanged_heatmaps_give_about_1_and_a_finding(monkeypatch):
     layer = find_target_layer(model).path
 
     def unchanged(m, paths, seed):  # "randomising" to the same weights changes nothing
-        return [(v, v.numpy()) for p in paths for v in m.get_layer(p).weights]
+        return {}
 
     monkeypatch.setattr(S, "randomised", unchanged)
     result = S.cascade(model, layer, dm.held_out(4))

@@ -118,19 +118,36 @@ def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
     return [(label(g), g) for g in groups]
 
 
-def randomised(model: Any, paths: Sequence[str], seed: int) -> list[tuple[Any, Any]]:
-    """``(variable, fresh value)`` for every weight of the layers at ``paths`` (a StatelessScope mapping)."""
+def randomised(model: Any, paths: Sequence[str], seed: int) -> dict[str, Any]:
+    """Taps that run each layer at ``paths`` with fresh weights in place of its trained ones.
+
+    The fresh values are drawn when the layer runs and dropped after it, and
+    stand in for the layer's variables inside a ``keras.StatelessScope`` for
+    that one call: the model is never modified, and no more than one layer's
+    fresh weights exist at a time.
+    """
+    import keras
+
+    from reportgen import backend, forward
     from reportgen.analyses.baseline import fresh_values
 
     an = graph.anatomy(model)
     refs = {r.path: r for r in an.layers}
-    mapping = []
+    taps = {}
     for p in paths:
-        layer = an.by_path[p]
-        values = fresh_values(layer, p, seed, refs[p].input_shape if p in refs else None)
-        if values:
-            mapping.extend(zip(layer.weights, values))
-    return mapping
+        ref = refs.get(p)
+
+        def fresh_call(layer: Any, call: Any, *args: Any, _path: str = p, _shape: Any = ref.input_shape if ref else None,
+                       **kwargs: Any) -> Any:
+            values = fresh_values(layer, _path, seed, _shape)
+            if not values:
+                return call(*args, **kwargs)
+            mapping = [(v, backend.from_numpy(values.pop(0))) for v in layer.weights]
+            with keras.StatelessScope(state_mapping=mapping):
+                return call(*args, **kwargs)
+
+        taps[p] = forward.Tap(replace=fresh_call, capture=False)
+    return taps
 
 
 def cascade(
@@ -151,8 +168,6 @@ def cascade(
     (or the mean of its output map), which stays the explained target at every
     step (as in the paper).
     """
-    import keras
-
     from reportgen.analyses import cam
 
     head = head or cam.classifier_head(model)
@@ -174,8 +189,8 @@ def cascade(
     steps = progress(groups, desc=f"sanity check ({method})", total=len(groups)) if progress else groups
     for label, paths in steps:
         done.extend(paths)
-        with keras.StatelessScope(state_mapping=randomised(model, done, seed + 1)):
-            h = explainer.explain(x, target, top_k=1).heatmaps[:, 0]
+        explainer.extra_taps = randomised(model, done, seed + 1)
+        h = explainer.explain(x, target, top_k=1).heatmaps[:, 0]
         maps.append(h)
         corrs.append([rank_correlation(o, r) for o, r in zip(original, h)])
         result.steps.append(label)

@@ -35,10 +35,10 @@ KS_SAMPLES = 50_000
 
 
 def _array(var: Any) -> np.ndarray:
-    """A variable's value as float32 NumPy (16-bit weights are widened)."""
-    import keras
+    """A variable's value as float32 NumPy (a read-only view where possible; 16-bit weights are widened)."""
+    from reportgen import backend
 
-    arr = np.asarray(keras.ops.convert_to_numpy(var.value if hasattr(var, "value") else var))
+    arr = backend.array(var)
     return arr if arr.dtype == np.float32 else arr.astype(np.float32)
 
 
@@ -136,11 +136,22 @@ def ks_test(trained: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def top_singular_value(matrix: np.ndarray | None) -> float | None:
-    """Largest singular value of a (filters, fan_in) matrix; None when not a usable 2-D matrix."""
-    if matrix is None or matrix.ndim != 2 or min(matrix.shape) < 2 or not np.isfinite(matrix).all():
+def top_singular_value(matrix: np.ndarray | None, finite: bool | None = None) -> float | None:
+    """Largest singular value of a (filters, fan_in) matrix; None when not a usable 2-D matrix.
+
+    Small matrices: the largest eigenvalue of the smaller Gram matrix (exact,
+    and far cheaper than a full SVD of a 512 x 4608 conv kernel); huge ones
+    (VGG16's fc1, 4096 x 25088): power iteration.
+    """
+    if matrix is None or matrix.ndim != 2 or min(matrix.shape) < 2:
+        return None
+    if not (finite if finite is not None else _all_finite(matrix)):
         return None
     m = matrix.astype(np.float32, copy=False)
+    if min(m.shape) <= 2048 and m.size <= 40_000_000:
+        small = m.astype(np.float64)
+        gram = small @ small.T if small.shape[0] <= small.shape[1] else small.T @ small
+        return float(np.sqrt(max(0.0, np.linalg.eigvalsh(gram)[-1])))
     if m.size > 4_000_000:
         # VGG16's fc1 (4096 x 25088): power iteration, a few dozen matrix-vector products.
         v = np.random.default_rng(0).standard_normal(m.shape[1]).astype(np.float32)
@@ -234,6 +245,7 @@ class LayerWeights:
     bias: dict | None = None  # {"mean", "std"}
     std_ratio: float | None = None
     ks: tuple[float, float] | None = None  # (statistic, p-value) trained vs fresh
+    outside_init: int | None = None  # kernel weights outside the initialiser's support (None: unbounded)
     kernel_size: int = 0  # number of finite kernel weights
     sv: tuple[float | None, float | None] = (None, None)  # top singular value, trained and fresh
     norms: np.ndarray | None = None  # per output filter / unit
@@ -273,9 +285,16 @@ def activation_name(layer: Any) -> str | None:
     return getattr(fn, "__name__", None)
 
 
+def _all_finite(w: np.ndarray) -> bool:
+    """No NaN or Inf, checked with a float64 sum (no full-size temporary; finite float32 cannot overflow it)."""
+    return bool(np.isfinite(w.sum(dtype=np.float64))) if w.size else True
+
+
 def _nonfinite(layer: Any, values: list[np.ndarray]) -> list[Nonfinite]:
     out = []
     for var, w in zip(layer.weights, values):
+        if _all_finite(w):
+            continue
         bad = ~np.isfinite(w)
         if not bad.any():
             continue
@@ -311,6 +330,7 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     fresh = fresh_values(layer, ref.path, seed, ref.input_shape)
     fresh_by_name = {variable_name(v): a for v, a in zip(layer.weights, fresh)} if fresh else {}
     trained = [by_name[variable_name(v)] for v in kernels.values()]
+    lw.outside_init = _outside_support(layer, kernels.values(), trained)
     base = [fresh_by_name[variable_name(v)] for v in kernels.values()] if fresh else None
     edges = shared_edges(trained, base) if base else shared_edges(trained)
     lw.stats = statistics(trained)
@@ -335,16 +355,34 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     w = filter_matrix(layer, _main_for_filters(layer, by_name))
     if w is not None:
         lw.norms = row_norms(w)
-        lw.finite_rows = np.isfinite(w).all(axis=1) if w.size <= CHUNK * 8 else np.array(
-            [np.isfinite(w[i]).all() for i in range(w.shape[0])])
+        if not lw.nonfinite:
+            lw.finite_rows = np.ones(w.shape[0], dtype=bool)
+        else:
+            lw.finite_rows = np.array([np.isfinite(w[i]).all() for i in range(w.shape[0])])
         w0 = filter_matrix(layer, _main_for_filters(layer, fresh_by_name)) if fresh else None
-        lw.sv = (top_singular_value(w), top_singular_value(w0))
+        lw.sv = (top_singular_value(w, finite=not lw.nonfinite), top_singular_value(w0, finite=True))
         if lw.is_conv and not lw.is_depthwise and w.shape[0] >= 2 and w.shape[1] >= 2:
             ok = lw.finite_rows.copy()
             ref_norm = float(np.median(lw.norms[ok])) if ok.any() else 0.0
             ok &= lw.norms > max(1e-12, dead_kernel_norm * ref_norm)  # dead filters have no direction
             lw.duplicate_cos, lw.duplicate_of = nearest_earlier(np.nan_to_num(w), ok)
     return lw
+
+
+def _outside_support(layer: Any, variables: Iterable[Any], arrays: list[np.ndarray]) -> int | None:
+    """How many kernel weights lie outside the support of the initialisers that drew them (None: unbounded)."""
+    from reportgen.analyses.baseline import initializer_of, support
+
+    total = 0
+    for var, a in zip(variables, arrays):
+        bounds = support(initializer_of(layer, var), tuple(a.shape))
+        if bounds is None:
+            return None
+        lo, hi = bounds
+        tol = 1e-6 * max(abs(lo), abs(hi), 1e-12)
+        for c in _chunks([a]):
+            total += int(((c < lo - tol) | (c > hi + tol)).sum())
+    return total
 
 
 def _main_for_filters(layer: Any, by_name: dict) -> np.ndarray | None:

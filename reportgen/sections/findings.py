@@ -194,10 +194,9 @@ def run(ctx: Context) -> SectionResult:
     bn_layers = sorted({f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index)
     bn_figures = [{"layer": p, "id": anchor_id("findings-bn", p), "figure": bn_figure(p, ctx.weights[p], t)}
                   for p in bn_layers]
-    found = F.apply_severity(found, t.severity)
     # Long runs of one kind in one layer (an untrained MobileNet has thousands of silent units)
     # end in one entry whose `filters` lists the rest; a kind over many layers in one entry listing them.
-    found = F.sort_findings(F.rollup(F.cap(found, t.max_per_layer), t.rollup_layers), order)
+    found = F.finish(found, t, order)
     summary = F.summarise(found)
     n_images = len(ctx.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0
     need = None

@@ -1,11 +1,42 @@
-"""Layer table: types, output shapes, parameters, kernel and bias shapes."""
+"""Layer table: types, output shapes, parameters, kernel and bias shapes, graph operations too.
+
+A deep model (NASNetLarge: 1,040 layers) is first summed up by stage -- runs
+of layers at one spatial size, with their parameters -- and its full table
+is kept in the HTML (folded) and in report.json, not printed page after page.
+"""
 
 from __future__ import annotations
 
+from reportgen import graph
 from reportgen.analyses.layer_table import layer_rows
 from reportgen.context import Context, SectionResult
 
 TITLE = "Layers"
+FULL_TABLE_ROWS = 150  # more rows than this: a stage summary first, the full table folded
+
+
+def stage_summary(rows: list[dict]) -> list[dict]:
+    """Top-level layers grouped into stages (runs at one spatial size)."""
+    top = [r for r in rows if r["depth"] == 0]
+    out: list[dict] = []
+    last = object()
+    for r in top:
+        shape = r["output_shape"]
+        size = tuple(shape[1:-1]) if shape and len(shape) >= 3 else None
+        if size is not None and size != last and not all(d == 1 for d in size if d is not None):
+            out.append({"size": size, "first": r["name"], "last": r["name"], "layers": 0, "params": 0,
+                        "channels": shape[-1]})
+            last = size
+        elif not out:
+            out.append({"size": size, "first": r["name"], "last": r["name"], "layers": 0, "params": 0,
+                        "channels": shape[-1] if shape else None})
+        s = out[-1]
+        s["last"] = r["name"]
+        s["layers"] += 1
+        s["params"] += r["params"]
+        if shape and len(shape) >= 2:
+            s["channels"] = shape[-1]
+    return out
 
 
 def run(ctx: Context) -> SectionResult:
@@ -16,4 +47,10 @@ def run(ctx: Context) -> SectionResult:
         | {"depth": r["depth"], "trainable": r["trainable"], "operation": r["operation"]}
         for r in rows
     ]
-    return SectionResult(json={"layers": public}, view={"rows": rows, "total": total})
+    big = len(rows) > FULL_TABLE_ROWS
+    an = graph.anatomy(ctx.model)
+    return SectionResult(json={"layers": public},
+                         view={"rows": rows, "total": total, "big": big,
+                               "stages": stage_summary(rows) if big else None,
+                               "operations": sum(1 for r in rows if r["operation"]),
+                               "subclassed": an.subclassed})

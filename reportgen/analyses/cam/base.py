@@ -17,7 +17,7 @@ maxima. Everything runs in float32 (:func:`reportgen.forward.float32`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -120,6 +120,8 @@ class BaseCAM:
         self.layer = layer
         self.head = head
         self.feeds = feeds
+        # Taps of the caller's own on other layers (the sanity check's randomised weights).
+        self.extra_taps: dict[str, forward.Tap] = {}
 
     # --- the shared machinery -------------------------------------------------------------
 
@@ -128,9 +130,11 @@ class BaseCAM:
 
     def forward(self, x: Any, delta: Any = None) -> tuple[Any, Any]:
         """(the chosen output -- logits when explained before the activation --, the layer's activations)."""
-        taps = {self.layer: forward.Tap(add=delta)}
+        taps = dict(self.extra_taps)
+        taps[self.layer] = replace(taps.get(self.layer, forward.Tap()), add=delta, capture=True)
         if self.head.score == "logit" and self.head.final_path and self.head.final_path != self.layer:
-            taps[self.head.final_path] = forward.Tap(linear=True, capture=False)
+            final = taps.get(self.head.final_path, forward.Tap(capture=False))
+            taps[self.head.final_path] = replace(final, linear=True)
         trace = forward.run(self.model, self.inputs(x), taps)
         return pick(trace.output, self.head.output), trace.captured[self.layer]
 

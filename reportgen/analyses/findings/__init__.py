@@ -80,3 +80,31 @@ def run_checks(model, inputs: dict, t) -> list[Finding]:
         if all(inputs.get(n) is not None for n in check.needs):
             found += check.run(model, inputs, t)
     return found
+
+
+def finish(found: list[Finding], t, layer_order: list[str]) -> list[Finding]:
+    """Configured severities, per-layer caps and roll-ups over layers, most severe first."""
+    found = apply_severity(found, t.severity)
+    return sort_findings(rollup(cap(found, t.max_per_layer), t.rollup_layers), layer_order)
+
+
+def audit(model, images=None, t=None, seed: int = 0, feeds=None, weights=None) -> list[Finding]:
+    """The weight and activation findings of ``model`` (``images``: model input, N x H x W x C).
+
+    What the findings section reports without the pattern ascent and the CAM
+    sanity check: for CI gates, the fault-injection benchmark and the API.
+    """
+    import numpy as np
+
+    from reportgen import config, graph
+    from reportgen.analyses import activations as A
+    from reportgen.analyses.weights import weight_analysis
+
+    t = t if t is not None else config.load(None)
+    inputs = {"weights": weights if weights is not None else weight_analysis(model, seed)}
+    if images is not None and len(images):
+        x = np.asarray(images, dtype=np.float32)
+        refs = A.activation_layers(model)
+        inputs["activity"] = A.unit_activity(model, A.batches_of(x, A.batch_size(refs) if refs else 8), feeds,
+                                             t.dead_activation, t.saturation_margin)
+    return finish(run_checks(model, inputs, t), t, [r.path for r in graph.walk(model)])

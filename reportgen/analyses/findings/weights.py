@@ -76,9 +76,15 @@ def check_untrained(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     the kernel has no dominant direction a fresh one lacks (largest singular
     value within ``untrained_sv_ratio``), the layer looks as if it had never
     been trained: frozen by mistake, never reached by gradients, or its weights
-    were not loaded.
+    were not loaded. A kernel with a single weight outside the support of a
+    bounded initialiser (Glorot and He uniform, truncated normal) has moved,
+    whatever its histogram says: a layer half of whose inputs are dead ReLUs
+    keeps those rows at their initial values and mixes the KS statistic down,
+    but its live rows left the initialiser's interval.
     """
     if lw.ks is None or lw.kernel_size < t.untrained_min_weights:
+        return []
+    if lw.outside_init:
         return []
     d, p = lw.ks
     if not np.isfinite(d) or d >= t.untrained_ks or p <= t.untrained_p:

@@ -317,6 +317,19 @@ def filter_patterns(
             images[lo: lo + len(idx)] = px
             a_start[lo: lo + len(idx)] = s
             a_end[lo: lo + len(idx)] = e
+        flat = dead_filters(filters, a_start, a_end)
+        if flat and style == "classic" and start == "grey":
+            # A filter whose input channels are all silent on grey (an upstream ReLU) has no
+            # gradient from the grey start; a noise start reaches it if anything does.
+            again = styles()[style](target, min(chunk, len(flat)), preprocessor, jit, "noise")
+            where = {f: i for i, f in enumerate(filters)}
+            for lo in range(0, len(flat), again.chunk):
+                idx = flat[lo: lo + again.chunk]
+                px, s, e = again.run(idx, steps, seed, None)
+                for j, f in enumerate(idx):
+                    if not dead_filters([f], s[j:j + 1], e[j:j + 1]):
+                        i = where[f]
+                        images[i], a_start[i], a_end[i] = px[j], s[j], e[j]
     return PatternResult(
         path=path, filters=filters, images=images, activation_start=a_start, activation_end=a_end,
         size=size, steps=steps, style=style, seed=seed, objective=objective, chunk=chunk,
