@@ -66,10 +66,11 @@ def test_subclassed_feature_maps_equal_the_layers_computed_by_hand():
     refs = graph.find_layers(graph.spatial_layers(model), ["block1_conv2", "block2/block2_conv1", "side2"], "--layers")
     got = {m.path: m.maps for m in feature_maps.compute(model, refs, x)}
     # truth: the model's own blocks and layers called one after another
-    b1 = np.asarray(model.block1(x))
+    np_ = keras.ops.convert_to_numpy
+    b1 = np_(model.block1(x))
     h = model.block2.get_layer("block2_pool")(b1)
-    b2c1 = np.asarray(model.block2.get_layer("block2_conv1")(h))
-    side2 = np.asarray(model.sides[1](model.block2(b1)))
+    b2c1 = np_(model.block2.get_layer("block2_conv1")(h))
+    side2 = np_(model.sides[1](model.block2(b1)))
     np.testing.assert_allclose(got["block1/block1_conv2"], b1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["block2/block2_conv1"], b2c1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["side2"], side2, rtol=1e-5, atol=1e-6)
@@ -110,7 +111,7 @@ def test_per_pixel_classifier_explains_its_top_classes_by_area():
     model = A.segmentation(classes=3)
     x = A.images(2, 24)
     got = cam.explain(model, "enc2", x, top_k=2)
-    probs = np.asarray(model(x))
+    probs = keras.ops.convert_to_numpy(model(x))
     winner = probs.argmax(-1)
     pixels = model.get_layer("pixels")
     sub = keras.Model(model.inputs, [model.get_layer("enc2").output, pixels.input])
@@ -160,7 +161,7 @@ def test_image_plus_metadata_gets_the_image_sections_other_inputs_zero_or_given(
         assert data["images"][0]["features"] and data["images"][0]["predictions"]
         # truth: the model called on the report's image and what was fed beside it
         x = load_image(sample_photo_path(), InputSpec(20, 20, 3), Preprocessor("unit")).input[None]
-        truth = np.asarray(model([x, (meta if given else np.zeros(5, "float32"))[None]]))[0]
+        truth = keras.ops.convert_to_numpy(model([x, (meta if given else np.zeros(5, "float32"))[None]]))[0]
         probs = [p["probability"] for p in data["images"][0]["predictions"]]
         np.testing.assert_allclose(probs, np.sort(truth)[::-1][:len(probs)], rtol=1e-5)
     res = cli(path, "--input", "mood=x.npy", "--out", tmp_path / "never", "--quiet")

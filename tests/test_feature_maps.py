@@ -31,7 +31,7 @@ def test_maps_equal_a_plain_keras_submodel_per_layer(small_model):
     for layer_maps, ref in zip(got, refs):
         layer = small_model.get_layer(ref.path)
         expected = keras.Model(small_model.inputs, layer.output)(x)
-        np.testing.assert_allclose(layer_maps.maps, np.asarray(expected), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer_maps.maps, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
         assert layer_maps.shape == tuple(expected.shape[1:])
 
 
@@ -45,7 +45,7 @@ def test_nested_layers_equal_the_inner_models_own_outputs(nested_model):
     into_backbone = keras.Model(nested_model.inputs, nested_model.get_layer("rescale").output)(x)
     for name in ("block1_conv1", "block1_pool", "block2_conv1"):
         inner = keras.Model(backbone.inputs, backbone.get_layer(name).output)
-        np.testing.assert_allclose(got[f"backbone/{name}"], np.asarray(inner(into_backbone)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[f"backbone/{name}"], keras.ops.convert_to_numpy(inner(into_backbone)), rtol=1e-5, atol=1e-6)
 
 
 def test_one_forward_pass_for_all_layers(small_model, monkeypatch):
@@ -106,7 +106,7 @@ def test_section_json_matches_the_reference_and_draws_one_image_per_layer(small_
     assert images[0]["preprocess"]["mode"] == "unit"
     x = np.stack([s[0] for s in samples]).astype("float32") / 255.0
     for name in ("conv_a", "pool_a", "conv_b"):
-        ref = np.asarray(keras.Model(small_model.inputs, small_model.get_layer(name).output)(x))
+        ref = keras.ops.convert_to_numpy(keras.Model(small_model.inputs, small_model.get_layer(name).output)(x))
         for i in range(2):
             entry = images[i]["features"][name]
             assert entry["shape"] == list(ref.shape[1:])

@@ -43,7 +43,7 @@ def lively_cnn(input_shape=(16, 16, 3), seed: int = 3) -> keras.Model:
 
 def _mean_activation(model: keras.Model, name: str, x: np.ndarray) -> np.ndarray:
     """Independent truth: a plain Keras sub-model, mean of each image's own filter (after the ReLU)."""
-    out = np.asarray(keras.Model(model.inputs, model.get_layer(name).output)(x))
+    out = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer(name).output)(x))
     return out.mean(axis=(1, 2))
 
 
@@ -53,7 +53,7 @@ def _mean_preactivation(model: keras.Model, name: str, x: np.ndarray) -> np.ndar
     layer = model.get_layer(name)
     h = keras.Model(model.inputs, layer.input)(x)
     out = keras.ops.conv(h, layer.kernel, padding=layer.padding) + layer.bias
-    return np.asarray(out).mean(axis=(1, 2))
+    return keras.ops.convert_to_numpy(out).mean(axis=(1, 2))
 
 
 def _decode(uri: str) -> np.ndarray:
@@ -95,8 +95,8 @@ def test_batched_agrees_with_the_per_filter_loop_for_the_same_seed():
 def test_a_layer_with_an_all_zero_filter_is_flagged_dead():
     model = lively_cnn()
     layer = model.get_layer("conv_a")
-    kernel = np.asarray(layer.kernel).copy()
-    bias = np.asarray(layer.bias).copy()
+    kernel = keras.ops.convert_to_numpy(layer.kernel).copy()
+    bias = keras.ops.convert_to_numpy(layer.bias).copy()
     kernel[..., 2] = 0.0
     bias[2] = 0.0
     layer.kernel.assign(kernel)
@@ -148,7 +148,7 @@ def test_nested_model_with_rescaling_inside_works_on_its_own_input(nested_model)
     backbone = nested_model.get_layer("backbone")
     conv = backbone.get_layer("block2_conv1")
     h = backbone.get_layer("block1_pool")(backbone.get_layer("block1_conv1")(nested_model.get_layer("rescale")(start)))
-    truth = np.asarray(keras.ops.conv(h, conv.kernel) + conv.bias).mean(axis=(1, 2))  # before its ReLU
+    truth = keras.ops.convert_to_numpy(keras.ops.conv(h, conv.kernel) + conv.bias).mean(axis=(1, 2))  # before its ReLU
     np.testing.assert_allclose(r.activation_start, truth[np.arange(4), np.arange(4)], rtol=1e-4, atol=1e-7)
     assert fp.pixel_step(Preprocessor("none"), 3) == 1.0  # the tutorial's step of one pixel unit
 

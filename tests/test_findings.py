@@ -95,7 +95,7 @@ def test_dead_relu_units_found_on_the_data_and_from_the_weights():
     _set(model, "dense1", "bias", lambda b: (b.__setitem__(9, -0.5), b)[1])
     # independent truth: a plain Keras sub-model's dense1 output
     sub = keras.Model(model.inputs, model.get_layer("dense1").output)
-    out = np.asarray(sub(x))
+    out = keras.ops.convert_to_numpy(sub(x))
     truly_dead = set(np.flatnonzero(out.max(axis=0) <= 0).tolist())
     assert {6, 9} <= truly_dead
     found = _all_findings(model, x)
@@ -134,7 +134,7 @@ def test_untrained_layer_inside_a_trained_model():
     from scipy.stats import ks_2samp
 
     kernel = dm.trained().get_layer("dense1").kernel.numpy()
-    fresh = np.asarray(keras.initializers.GlorotUniform(seed=99)(kernel.shape))
+    fresh = keras.ops.convert_to_numpy(keras.initializers.GlorotUniform(seed=99)(kernel.shape))
     assert ks_2samp(kernel.ravel(), fresh.ravel()).pvalue < 1e-6
 
 
@@ -178,7 +178,7 @@ def test_saturated_tanh_layer_but_not_a_sigmoid_output():
     assert _of(F.activation_findings(model, x, T), "saturation") == []
     model.get_layer("hidden").kernel.assign(model.get_layer("hidden").kernel.numpy() * 200)
     model.get_layer("out").kernel.assign(model.get_layer("out").kernel.numpy() * 500)
-    hidden = np.asarray(keras.Model(inp, h)(x))
+    hidden = keras.ops.convert_to_numpy(keras.Model(inp, h)(x))
     truth = float((np.abs(hidden) >= 0.99).mean())
     assert truth > 0.9
     found = _of(F.activation_findings(model, x, T), "saturation")

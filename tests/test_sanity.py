@@ -61,7 +61,7 @@ def test_trained_model_vs_randomised_copy_is_clearly_lower_and_the_model_is_unto
         if lay.weights:
             lay.set_weights(fresh_values(model.get_layer(lay.name), lay.name, 1))
     # independent truth: the original heatmaps are Grad-CAM of the untouched model
-    classes = np.argmax(np.asarray(model(x)), axis=1)
+    classes = np.argmax(keras.ops.convert_to_numpy(model(x)), axis=1)
     np.testing.assert_array_equal(result.class_indices, classes)
     np.testing.assert_allclose(result.original, gradcam_heatmaps(model, layer, x, classes), atol=1e-6)
     # and the last step equals Grad-CAM of the fully re-initialised model (the baseline)

@@ -48,7 +48,7 @@ def test_weight_statistics_equal_numpy_on_the_models_own_weights(tmp_path, neste
         assert got["max"] == pytest.approx(w.max())
         assert got["near_zero_fraction"] == pytest.approx((np.abs(w) < 1e-3).mean())
         assert got["bias_mean"] == pytest.approx(b.mean(), abs=1e-9)
-        counts, edges = np.histogram(w, bins=np.asarray(got["histogram"]["edges"]))
+        counts, edges = np.histogram(w, bins=keras.ops.convert_to_numpy(got["histogram"]["edges"]))
         assert got["histogram"]["counts"] == counts.tolist()
         assert sum(got["histogram"]["counts"]) == w.size
         # trained and baseline share the bins

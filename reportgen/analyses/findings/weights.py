@@ -9,6 +9,9 @@ from reportgen.analyses.weights import LayerWeights
 from reportgen.config import Thresholds
 
 RELU_LIKE = ("relu", "relu6")
+# With a bounded initialiser, "no weight left its interval" is itself evidence, so the KS test may
+# judge small kernels too (a 3x3x1x32 first conv: 288 weights); below this it says nothing.
+MIN_BOUNDED_WEIGHTS = 100
 
 
 def check_nonfinite(lw: LayerWeights, t: Thresholds) -> list[Finding]:
@@ -80,14 +83,21 @@ def check_untrained(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     bounded initialiser (Glorot and He uniform, truncated normal) has moved,
     whatever its histogram says: a layer half of whose inputs are dead ReLUs
     keeps those rows at their initial values and mixes the KS statistic down,
-    but its live rows left the initialiser's interval.
+    but its live rows left the initialiser's interval. When every weight is
+    inside that interval, the KS p-value alone decides, down to
+    ``MIN_BOUNDED_WEIGHTS`` weights; for unbounded initialisers the statistic
+    must also be below ``untrained_ks`` and the kernel hold at least
+    ``untrained_min_weights`` weights.
     """
-    if lw.ks is None or lw.kernel_size < t.untrained_min_weights:
+    if lw.ks is None or lw.outside_init:
         return []
-    if lw.outside_init:
+    bounded = lw.outside_init is not None  # every weight inside the initialiser's interval
+    if lw.kernel_size < (MIN_BOUNDED_WEIGHTS if bounded else t.untrained_min_weights):
         return []
     d, p = lw.ks
-    if not np.isfinite(d) or d >= t.untrained_ks or p <= t.untrained_p:
+    if not np.isfinite(d) or p <= t.untrained_p:
+        return []
+    if not bounded and d >= t.untrained_ks:
         return []
     s1, s0 = lw.sv
     if s1 is not None and s0 and s1 / s0 >= t.untrained_sv_ratio:

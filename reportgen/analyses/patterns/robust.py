@@ -42,9 +42,9 @@ class Robust(Style):
         fy = np.fft.fftfreq(size)[:, None]
         fx = np.fft.fftfreq(size)[None, :]
         freqs = np.sqrt(fx * fx + fy * fy)
-        scale = (1.0 / np.maximum(freqs, 1.0 / size) ** self.DECAY * size).astype(np.float32)  # (H, W)
-        m, b = affine_of(preprocessor, c)
-        colour = (_COLOR_SQRT.T if c == 3 else np.eye(c, dtype=np.float32)).astype(np.float32)
+        scale = backend.tensor((1.0 / np.maximum(freqs, 1.0 / size) ** self.DECAY * size).astype(np.float32))
+        m, b = (backend.tensor(a) for a in affine_of(preprocessor, c))
+        colour = backend.tensor((_COLOR_SQRT.T if c == 3 else np.eye(c, dtype=np.float32)).astype(np.float32))
         padded = size + 2 * self.PAD
         pad = self.PAD
 
