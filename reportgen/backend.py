@@ -120,7 +120,35 @@ def import_keras() -> Any:
                 tf.constant(0.0)  # first device use triggers the cuInit probe
         import keras
     _IMPORTED = True
+    set_precision(os.environ.get("REPORTGEN_PRECISION", "highest"))
     return keras
+
+
+def set_precision(level: str = "highest") -> None:
+    """Matrix-multiply precision on GPUs: ``highest`` (full float32, the report's) or ``default``.
+
+    On NVIDIA GPUs since Ampere, JAX's default matmul and convolution
+    precision, TensorFlow's TF32 and cuDNN's convolutions round inputs to a
+    10-bit mantissa. The report computes in full float32 so that its numbers
+    are the same on a laptop's CPU and on a GPU (tests compare the backends to
+    1e-4); ``REPORTGEN_PRECISION=default`` trades that for speed. CPUs compute
+    float32 either way.
+    """
+    current = name()
+    highest = level == "highest"
+    if current == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest" if highest else None)
+    elif current == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float_32_execution(not highest)
+    else:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = not highest
+        torch.backends.cudnn.allow_tf32 = not highest
 
 
 def name() -> str:

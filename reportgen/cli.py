@@ -175,18 +175,18 @@ def cmd_report(argv: Sequence[str]) -> int:
     args = report_parser().parse_args(argv)
     options = options_from(args)
     from reportgen import render
-    from reportgen.loading import load
-    from reportgen.report import build_report
+    from reportgen.api import Report
 
     render.check_out_dir(Path(args.out))
     if options.config:
         from reportgen import config
 
         config.load(options.config)  # a bad thresholds file is an error even when findings don't run
-    loaded = load(args.model, weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape)
-    folder, data = build_report(loaded, options, Path(args.out), args.formats or FORMATS)
+    report = Report(args.model, weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape,
+                    options=options)
+    folder = report.to_folder(Path(args.out), args.formats or FORMATS)
     _announce(folder, args.formats or FORMATS, args.quiet)
-    return _status(folder, data, options.fail_on)
+    return _status(folder, report.json, options.fail_on)
 
 
 def _status(folder: Path, data: dict, fail_on: str | None) -> int:

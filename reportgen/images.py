@@ -365,7 +365,9 @@ def sample_photo_path() -> str:
 
 
 def _pick_samples(samples: Sequence) -> list:
-    """One held-out sample per class, up to :data:`MAX_SAMPLES`, in the given order."""
+    """One held-out sample per class, up to :data:`MAX_SAMPLES`, in the given order (unlabelled ones: all)."""
+    if all(label is None for _p, label in samples):
+        return list(samples)
     chosen, seen = [], set()
     for pixels, label in samples:
         key = str(label)
@@ -398,7 +400,9 @@ def prepare_inputs(ctx: Any) -> list[PreparedImage]:
     samples = _pick_samples(getattr(loaded, "sample_images", None) or [])
     if samples:
         return [
-            prepare(np.asarray(px), spec, preprocessor, f"held-out sample {i + 1}", str(label))
+            prepare(np.asarray(px), spec, preprocessor,
+                    f"held-out sample {i + 1}" if label is not None else f"image {i + 1} (array)",
+                    None if label is None else str(label))
             for i, (px, label) in enumerate(samples)
         ]
     photo = sample_photo_path()

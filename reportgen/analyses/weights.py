@@ -32,6 +32,7 @@ CHUNK = 1 << 22  # values per chunk in the streaming statistics
 # Samples per side for the KS test: the statistic's sampling error is ~1/sqrt(n),
 # far below the default threshold, and VGG16's 100M-weight fc1 stays affordable.
 KS_SAMPLES = 50_000
+SV_DRAWS, SV_DRAWS_BELOW = 8, 1_000_000  # fresh draws for the top singular value of kernels up to this size
 
 
 def _array(var: Any) -> np.ndarray:
@@ -247,7 +248,8 @@ class LayerWeights:
     ks: tuple[float, float] | None = None  # (statistic, p-value) trained vs fresh
     outside_init: int | None = None  # kernel weights outside the initialiser's support (None: unbounded)
     kernel_size: int = 0  # number of finite kernel weights
-    sv: tuple[float | None, float | None] = (None, None)  # top singular value, trained and fresh
+    sv: tuple[float | None, float | None] = (None, None)  # top singular value, trained and fresh (mean of draws)
+    sv_spread: float = 0.0  # std of the fresh draws' top singular values (small kernels: several draws)
     norms: np.ndarray | None = None  # per output filter / unit
     finite_rows: np.ndarray | None = None
     duplicate_cos: np.ndarray | None = None
@@ -360,7 +362,16 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         else:
             lw.finite_rows = np.array([np.isfinite(w[i]).all() for i in range(w.shape[0])])
         w0 = filter_matrix(layer, _main_for_filters(layer, fresh_by_name)) if fresh else None
-        lw.sv = (top_singular_value(w, finite=not lw.nonfinite), top_singular_value(w0, finite=True))
+        s0 = [top_singular_value(w0, finite=True)]
+        if fresh and w.size <= SV_DRAWS_BELOW:
+            # a small random matrix's top singular value varies by +-10% between draws: average several
+            for k in range(1, SV_DRAWS):
+                extra = fresh_values(layer, f"{ref.path}#sv{k}", seed, ref.input_shape)
+                by = {variable_name(v): a for v, a in zip(layer.weights, extra)}
+                s0.append(top_singular_value(filter_matrix(layer, _main_for_filters(layer, by)), finite=True))
+        s0 = [v for v in s0 if v is not None]
+        lw.sv = (top_singular_value(w, finite=not lw.nonfinite), float(np.mean(s0)) if s0 else None)
+        lw.sv_spread = float(np.std(s0)) if len(s0) > 1 else 0.0
         if lw.is_conv and not lw.is_depthwise and w.shape[0] >= 2 and w.shape[1] >= 2:
             ok = lw.finite_rows.copy()
             ref_norm = float(np.median(lw.norms[ok])) if ok.any() else 0.0

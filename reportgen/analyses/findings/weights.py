@@ -100,7 +100,7 @@ def check_untrained(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     if not bounded and d >= t.untrained_ks:
         return []
     s1, s0 = lw.sv
-    if s1 is not None and s0 and s1 / s0 >= t.untrained_sv_ratio:
+    if s1 is not None and s0 and s1 / s0 >= t.untrained_sv_ratio and s1 - s0 > 4 * lw.sv_spread:
         return []  # same histogram, but training gave the kernel a dominant direction
     return [finding(
         "untrained_layer", lw.path, None, d, t.untrained_ks,

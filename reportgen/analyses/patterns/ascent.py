@@ -289,6 +289,7 @@ def filter_patterns(
     objective: str = "pre-activation",
     feeds: Feeds | None = None,
     start: str = "grey",
+    retry_flat: bool = True,
 ) -> PatternResult:
     """The patterns of ``filters`` of the conv layer at ``path``, batched.
 
@@ -318,7 +319,7 @@ def filter_patterns(
             a_start[lo: lo + len(idx)] = s
             a_end[lo: lo + len(idx)] = e
         flat = dead_filters(filters, a_start, a_end)
-        if flat and style == "classic" and start == "grey":
+        if flat and retry_flat and style == "classic" and start == "grey":
             # A filter whose input channels are all silent on grey (an upstream ReLU) has no
             # gradient from the grey start; a noise start reaches it if anything does.
             again = styles()[style](target, min(chunk, len(flat)), preprocessor, jit, "noise")
