@@ -56,6 +56,14 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+def breakable(text: Any) -> Any:
+    """A layer path, escaped, with line-break opportunities after ``/`` and ``_`` (for narrow table cells)."""
+    import markupsafe
+
+    escaped = str(markupsafe.escape(str(text)))
+    return markupsafe.Markup(escaped.replace("/", "/<wbr>").replace("_", "_<wbr>"))
+
+
 def _shape(value: Any) -> str:
     if value is None:
         return "–"
@@ -77,6 +85,7 @@ def environment():
         undefined=jinja2.StrictUndefined,
     )
     env.filters["slug"] = slug
+    env.filters["path"] = breakable
     env.globals["anchor"] = anchor_id
     env.filters["fmt"] = _fmt
     env.filters["shape"] = _shape

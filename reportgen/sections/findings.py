@@ -79,8 +79,9 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                title = "original" if j == 0 else f"random: {result.steps[j - 1]}"
-                ax.set_title(title, fontsize=6.5)
+                step = result.steps[j - 1] if j else ""
+                ax.set_title("original" if j == 0 else f"{j}. random\n" + step.replace("…", "…\n"),
+                             fontsize=6 if cols > 5 else 6.5)
             if j > 0:
                 ax.set_xlabel(f"ρ = {result.correlations[j - 1, i]:.2f}", fontsize=7, labelpad=2)
             else:

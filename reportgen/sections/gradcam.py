@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from reportgen import images as imgs
+from reportgen import graph, images as imgs
 from reportgen.analyses import cam
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
@@ -50,7 +50,8 @@ def _short(label: str, n: int = 22) -> str:
 
 
 def _title(rank: int, label: str, value: float | None, word: str) -> str:
-    text = f"{rank}. {_short(label)}"
+    name, _, detail = label.partition(" (")
+    text = f"{rank}. {_short(name, 18)}" + (f"\n({_short(detail, 20)}" if detail else "")
     return text + (f"\n{word} = {value:.3g}" if value is not None else "")
 
 
@@ -86,14 +87,18 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
     axes[0, 0].imshow(px[..., 0] if px.shape[-1] == 1 else px, cmap="gray", vmin=0, vmax=255)
     axes[0, 0].set_title("input" + (f"\ntrue: {_short(image.label, 16)}" if image.label is not None else ""),
                          fontsize=7.5)
-    if output is not None and rows > 1:
-        axes[1, 0].imshow(output_picture(output, head), interpolation="nearest")
-        axes[1, 0].set_title("model output", fontsize=7)
-    elif len(methods) == 1:
-        hh, hw = results[methods[0]].heatmaps.shape[-2:]
-        axes[1, 0].text(0.5, 0.5, f"raw heatmaps\n{layer[-20:]}\n{hh}×{hw}", ha="center", va="center",
-                        fontsize=7, transform=axes[1, 0].transAxes, wrap=True)
-        axes[1, 0].set_axis_off()
+    for r in range(1, rows):  # the first column below the input: the output map, a caption, or nothing
+        cell = axes[r, 0]
+        if r == 1 and output is not None:
+            cell.imshow(output_picture(output, head), interpolation="nearest")
+            cell.set_title("model output", fontsize=7)
+        elif r == rows - 1 and len(methods) == 1:
+            hh, hw = results[methods[0]].heatmaps.shape[-2:]
+            cell.text(0.5, 0.5, f"raw heatmaps\n{layer[-20:]}\n{hh}×{hw}", ha="center", va="center",
+                      fontsize=7, transform=cell.transAxes, wrap=True)
+            cell.set_axis_off()
+        else:
+            cell.set_axis_off()
     for r, name in enumerate(methods):
         res = results[name]
         for j in range(k):
@@ -102,14 +107,12 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
             if r == 0:
                 ax.set_title(_title(j + 1, labels[j], values[j], word), fontsize=7.5)
             if j == 0 and len(methods) > 1:
-                ax.set_ylabel(cam.METHODS[name].title, fontsize=7.5)
+                ax.text(0.03, 0.97, cam.METHODS[name].title, transform=ax.transAxes, color="white", fontsize=6.5,
+                        va="top", ha="left", bbox=dict(facecolor="black", alpha=0.6, pad=1.0, linewidth=0))
     if len(methods) == 1:
         res = results[methods[0]]
         for j in range(k):
             axes[1, j + 1].imshow(res.heatmaps[index, j], cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
-    for r in range(1, rows):
-        if len(methods) > 1 and r < len(methods):
-            axes[r, 0].set_axis_off() if not (r == 1 and output is not None) else None
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -166,8 +169,8 @@ def run(ctx: Context) -> SectionResult:
     outputs = first.outputs
     view.update(layer=ref.path, score=head.score, kind=head.kind, methods=[
         {"name": n, "title": cam.METHODS[n].title, "paper": cam.METHODS[n].paper, "formula": cam.METHODS[n].formula}
-        for n in results], target=target_text(head), output_name=head.output_name if len(
-            ctx.feeds.names) >= 1 else None, multi_output=head.output_name != "output")
+        for n in results], target=target_text(head), output_name=head.output_name,
+        multi_output=len(graph.anatomy(ctx.model).outputs) > 1)
     classes = first.class_indices
     for i, image in enumerate(images):
         labels = list(first.target.labels[i])

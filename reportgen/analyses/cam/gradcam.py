@@ -11,7 +11,7 @@ class GradCAM(BaseCAM):
     name = "gradcam"
     title = "Grad-CAM"
     paper = "Selvaraju et al. 2017"
-    formula = "ReLU(Σ_k α_k A^k), α_k = mean over (i, j) of ∂y/∂A^k_ij"
+    formula = "ReLU(Σ<sub>k</sub> α<sub>k</sub> A<sup>k</sup>), α<sub>k</sub> = mean<sub>i,j</sub> ∂y / ∂A<sup>k</sup><sub>ij</sub>"
 
     def weights(self, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         return grads.mean(axis=(1, 2))

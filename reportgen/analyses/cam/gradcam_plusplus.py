@@ -19,7 +19,7 @@ class GradCAMPlusPlus(BaseCAM):
     name = "gradcampp"
     title = "Grad-CAM++"
     paper = "Chattopadhyay et al. 2018"
-    formula = "ReLU(Σ_k w_k A^k), w_k = Σ_ij α_ij ReLU(g_ij), α = g² / (2g² + Σ_ab A_ab g³)"
+    formula = "ReLU(Σ<sub>k</sub> w<sub>k</sub> A<sup>k</sup>), w<sub>k</sub> = Σ<sub>ij</sub> α<sub>ij</sub> ReLU(g<sub>ij</sub>), α = g² / (2g² + Σ<sub>ab</sub> A<sub>ab</sub> g³), g = ∂y / ∂A"
 
     def weights(self, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         g2 = grads**2

@@ -24,13 +24,13 @@ class ScoreCAM(BaseCAM):
     name = "scorecam"
     title = "Score-CAM"
     paper = "Wang et al. 2020"
-    formula = "ReLU(Σ_k C_k A^k), C_k = f(X ∘ H^k) − f(X_b), H^k = A^k upsampled, scaled to [0, 1]"
+    formula = "ReLU(Σ<sub>k</sub> C<sub>k</sub> A<sup>k</sup>), C<sub>k</sub> = f(X ∘ H<sup>k</sup>) − f(X<sub>b</sub>), H<sup>k</sup> = A<sup>k</sup> upsampled, scaled to [0, 1]"
     uses_gradients = False
 
     def confidence(self, batch: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
         """(B, K): f for each input of ``batch``, for each target given by its cotangent row."""
         with backend.no_grad():
-            out = forward.run(self.model, self.inputs(backend.tensor(batch)), {}).output
+            out = forward.run(self.model, self.inputs(backend.tensor(batch)), dict(self.extra_taps)).output
         f = backend.numpy(pick(out, self.head.output)).astype(np.float64)
         axes = tuple(range(1, f.ndim))
         return np.stack([(r * f).sum(axis=axes) for r in rows], axis=1)
