@@ -49,8 +49,12 @@ def make_options(sections: str | Sequence[str] | None = None, images: Any = None
         elif value is not None:
             options[key] = tuple(value)
     paths, _arrays = _split_images(images)
-    if paths:
-        options["images"] = tuple(paths)
+    dirs = [p for p in paths if Path(p).is_dir()]
+    files = [p for p in paths if p not in dirs]
+    if files:
+        options["images"] = tuple(files)
+    if dirs:
+        options["image_dirs"] = tuple(options.get("image_dirs", ())) + tuple(dirs)
     options.setdefault("quiet", True)  # no progress bars in a notebook unless asked
     return Options(**options)
 

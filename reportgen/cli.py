@@ -1,9 +1,15 @@
-"""Command line: ``reportgen MODEL``, ``reportgen demo`` and ``reportgen compare A B``.
+"""Command line: ``reportgen MODEL ...``, ``reportgen demo``, ``reportgen compare A B`` and ``reportgen index DIR``.
 
-Exit status: 0 report written; 1 report written but a finding at or above
-``--fail-on`` exists; 2 bad input (one line on stderr, nothing written);
-3 report written but a section failed (it says which, errors.log has the
-traceback); 130 interrupted (nothing half-written).
+Exit status of one MODEL: 0 report written; 1 report written but a finding
+at or above ``--fail-on`` exists; 2 bad input (one line on stderr, nothing
+written); 3 report written but a section failed (it says which, errors.log
+has the traceback); 130 interrupted (nothing half-written).
+
+Several models (``reportgen A B C``, a folder, a glob; :mod:`reportgen.batch`)
+write one report each and ``OUT/index.{html,json}``; the exit status is 2
+when any model failed, else 3 when any report has a failed section, else 1
+when ``--fail-on`` tripped for any model, else 0. A glob that matches no
+model file or a folder without one is bad input: exit 2, nothing written.
 
 Nothing heavy is imported until a model is to be loaded: ``--help``,
 ``--version`` and argument errors answer without Keras or TensorFlow.
@@ -101,17 +107,29 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def report_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="reportgen",
-        description="Write an audit report (HTML, PDF, JSON) of a trained Keras CNN. "
-        "Other commands: 'reportgen demo' (offline example) and 'reportgen compare A B'.",
+        description="Write an audit report (HTML, PDF, JSON) of a trained Keras CNN. Several models, a folder of "
+        "model files or a glob write one report each and OUT/index.html, OUT/index.json. Other commands: "
+        "'reportgen demo' (offline example), 'reportgen compare A B' and 'reportgen index DIR'.",
     )
-    p.add_argument("model", metavar="MODEL",
+    p.add_argument("model", metavar="MODEL", nargs="+",
                    help="a .keras or .h5 file, a keras.applications name (vgg16, resnet50, ...), or module:callable "
-                   "(imports and RUNS that code, as python -m would)")
+                   "(imports and RUNS that code, as python -m would); several, a folder (its .keras/.h5/.hdf5 "
+                   "files, not its sub-folders') or a quoted glob ('ckpt/*.keras') for one report each and an index")
     _add_model_options(p)
     _add_output_options(p)
     p.add_argument("--sections", type=_sections, default=ALL_SECTIONS, metavar="LIST",
                    help=f"comma-separated sections (default: all): {','.join(ALL_SECTIONS)}")
     p.add_argument("--version", action="version", version=f"reportgen {__version__}")
+    g = p.add_argument_group("several models")
+    g.add_argument("--jobs", type=_positive, metavar="N",
+                   help="reports built at once: N worker processes (default 1: one after the other, in this "
+                   "process); with --executor ray, at most N tasks at once (a local Ray instance gets N CPUs)")
+    g.add_argument("--executor", choices=("process", "ray"), default="process",
+                   help="process: this machine (default); ray: one Ray task per model (pip install 'reportgen[ray]')")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="the Ray cluster to use with --executor ray (default: $RAY_ADDRESS, else a local Ray "
+                   "instance for this run); its nodes need reportgen installed and must see the model files and "
+                   "--out under the same paths")
     g = p.add_argument_group("kernel grids")
     g.add_argument("--max-filters", type=_positive, default=64, metavar="N", help="filters shown per layer (default 64)")
     g.add_argument("--kernel-channel", type=_non_negative, default=0, metavar="C",
@@ -119,6 +137,11 @@ def report_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("images, feature maps, Grad-CAM")
     g.add_argument("--image", action="append", dest="images", default=[], metavar="PATH",
                    help="input image (PNG, JPEG, BMP, GIF, .npy); repeatable")
+    g.add_argument("--images", action="append", dest="image_dirs", default=[], metavar="DIR",
+                   help="a folder of images, read recursively, class sub-folders as labels; repeatable. "
+                   "Statistics cover every image, the other sections show --sample of them")
+    g.add_argument("--sample", type=_positive, default=8, metavar="N",
+                   help="images of the --images folders shown in the image sections (default 8)")
     g.add_argument("--preprocess", default="auto", choices=("auto", "none", "unit", "caffe", "tf", "torch"),
                    help="input preprocessing (default auto: the architecture's own, else /255)")
     g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
@@ -150,6 +173,8 @@ def options_from(args: argparse.Namespace) -> Options:
         max_filters=args.max_filters,
         kernel_channel=args.kernel_channel,
         images=tuple(args.images),
+        image_dirs=tuple(args.image_dirs),
+        sample=args.sample,
         preprocess=args.preprocess,
         class_names=args.class_names,
         layers=tuple(args.layers) if args.layers else None,
@@ -172,21 +197,79 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def cmd_report(argv: Sequence[str]) -> int:
-    args = report_parser().parse_args(argv)
+    args = report_parser().parse_intermixed_args(argv)
     options = options_from(args)
-    from reportgen import render
-    from reportgen.api import Report
+    from reportgen import batch, render
 
+    if args.ray_address and args.executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
+    if args.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UserError(batch.RAY_MISSING)
+    if batch.is_many(args.model) or args.executor == "ray":
+        return cmd_many(args, options)
     render.check_out_dir(Path(args.out))
     if options.config:
         from reportgen import config
 
         config.load(options.config)  # a bad thresholds file is an error even when findings don't run
-    report = Report(args.model, weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape,
+    from reportgen.api import Report
+
+    report = Report(args.model[0], weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape,
                     options=options)
     folder = report.to_folder(Path(args.out), args.formats or FORMATS)
     _announce(folder, args.formats or FORMATS, args.quiet)
     return _status(folder, report.json, options.fail_on)
+
+
+def cmd_many(args: argparse.Namespace, options: Options) -> int:
+    """Several models: one report each (in parallel with --jobs or on Ray), then OUT/index.{html,json}."""
+    from reportgen import batch, render
+
+    specs = batch.expand(args.model)  # a glob or folder without a model file: exit 2, nothing written
+    out = Path(args.out)
+    render.check_out_dir(out)
+    if options.config:
+        from reportgen import config
+
+        config.load(options.config)
+    formats = args.formats or FORMATS
+    finished: list[dict] = []
+
+    def done(row: dict) -> None:
+        finished.append(row)
+        folder = out / row["name"]
+        if row["status"] == "failed":
+            print(f"reportgen: error: {row['name']} ({row['spec']}): {row['error']}", file=sys.stderr)
+            return
+        _announce(folder, formats, args.quiet)
+        if row["section_errors"]:
+            names = ", ".join(f"{e['section']} ({e['error']})" for e in row["section_errors"])
+            print(f"reportgen: {row['name']}: {len(row['section_errors'])} section(s) failed: {names}; "
+                  f"tracebacks in {folder / 'errors.log'}", file=sys.stderr)
+        elif row["exit_status"] == 1:
+            print(f"reportgen: {row['name']}: findings at or above '{options.fail_on}' "
+                  f"({row['findings_summary']})", file=sys.stderr)
+
+    try:
+        data = batch.run_batch(specs, out, formats, options, weights=args.weights, unsafe=args.unsafe,
+                               input_shape=args.input_shape, jobs=args.jobs, executor=args.executor,
+                               ray_address=args.ray_address, on_done=done)
+    except KeyboardInterrupt:
+        print(f"reportgen: interrupted after {len(finished)} of {len(specs)} models; their report folders are "
+              "written, the index is not", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(out / "index.html")
+        print(out / "index.json")
+    status = data["exit_status"]
+    if status:
+        s = data["summary"]
+        print(f"reportgen: {s['models']} models: {s['written']} written, {s['flagged']} with failed sections, "
+              f"{s['failed']} failed; index in {out / 'index.html'}; exit status {status}", file=sys.stderr)
+    return status
 
 
 def _status(folder: Path, data: dict, fail_on: str | None) -> int:
@@ -271,7 +354,31 @@ def cmd_compare(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "compare": cmd_compare}
+def index_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="reportgen index",
+                description="Write DIR/index.html and DIR/index.json from the report folders in DIR (their "
+                "report.json files; nothing is recomputed). The weight drift across checkpoints is added when "
+                "each folder has its model file beside it (reportgen.keras.ReportCallback saves one) or names "
+                "an unchanged source file.")
+    p.add_argument("folder", metavar="DIR", help="a folder of report folders (the --out of earlier runs)")
+    p.add_argument("--no-drift", action="store_true", help="do not load the models' files for the weight drift")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def cmd_index(argv: Sequence[str]) -> int:
+    args = index_parser().parse_args(argv)
+    from reportgen import batch
+
+    root = Path(args.folder)
+    batch.index_folders(root, drift=not args.no_drift)
+    if not args.quiet:
+        print(root / "index.html")
+        print(root / "index.json")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "compare": cmd_compare, "index": cmd_index}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-SECTION_NAMES = ("findings", "overview", "layers", "weights", "kernels", "features", "gradcam", "patterns")
+SECTION_NAMES = ("findings", "overview", "dataset", "layers", "weights", "kernels", "features", "gradcam", "patterns")
 
 
 @dataclass
@@ -28,6 +28,8 @@ class Options:
     kernel_channel: int = 0
     # images, feature maps and CAMs
     images: tuple[str, ...] = ()
+    image_dirs: tuple[str, ...] = ()  # --images DIR: folders of images (classes in sub-folders)
+    sample: int = 8  # images of the folders shown in the report
     preprocess: str = "auto"
     class_names: str | None = None
     layers: tuple[str, ...] | None = None
@@ -136,10 +138,59 @@ class Context:
         return weight_analysis(self.model, self.options.seed, self.progress)
 
     @cached_property
+    def folder(self) -> Any:
+        """The ``--images`` folders' files and labels (:mod:`reportgen.folders`); None without folders."""
+        if not self.options.image_dirs:
+            return None
+        from reportgen import folders, images
+
+        names = images.load_class_names(self.options.class_names) if self.options.class_names else None
+        return folders.scan(self.options.image_dirs, names, images.output_units(self.model, self.options.output))
+
+    @cached_property
+    def dataset(self) -> Any:
+        """Statistics over every image of the folders (:mod:`reportgen.analyses.dataset`); None without folders."""
+        folder = self.folder
+        if folder is None:
+            return None
+        from reportgen import folders, graph
+        from reportgen.analyses import dataset as D
+        from reportgen.analyses.cam import find_target_layer
+        from reportgen.errors import UserError
+        from reportgen.images import require_image_input
+        from reportgen.preprocessing import Preprocessor
+
+        spec = require_image_input(self.model, "--images")
+        pre = Preprocessor.resolve(self.options.preprocess, self.loaded.architecture)
+        try:
+            layer = (graph.find_layers(graph.spatial_layers(self.model), [self.options.gradcam_layer],
+                                       "--gradcam-layer")[0].path if self.options.gradcam_layer
+                     else find_target_layer(self.model, self.options.output).path)
+        except UserError:
+            layer = None
+        refs = graph.walk(self.model)
+        size = D.batch_size(self.model, refs)
+        skipped: list = []
+        bar = self.progress(total=len(folder), desc="images") if self.progress else None
+        stats = D.run_pass(self.model, self.head, layer, folders.batches(folder, spec, pre, size, skipped),
+                           len(folder.class_names) if folder.class_names else None, self.feeds,
+                           self.thresholds.dead_activation, self.thresholds.saturation_margin,
+                           tick=(lambda n: bar.update(n)) if bar is not None else None)
+        if bar is not None:
+            bar.close()
+        if stats.images == 0:
+            raise UserError(f"--images: none of the {len(folder)} files could be read as an image "
+                            f"(first: {skipped[0].path}: {skipped[0].reason}); give a folder of PNG or JPEG images")
+        stats.skipped = skipped
+        return stats
+
+    @cached_property
     def activity(self) -> Any:
-        """How each unit behaves on the report's images (None without images)."""
+        """How each unit behaves on the report's images: every image of the folders, else the shown ones."""
         from reportgen.analyses import activations as A
 
+        if self.dataset is not None:
+            return self.dataset.activity
         images = self.images
         if not images:
             return None

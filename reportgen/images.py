@@ -397,6 +397,9 @@ def prepare_inputs(ctx: Any) -> list[PreparedImage]:
     preprocessor = Preprocessor.resolve(options.preprocess, loaded.architecture)
     if paths:
         return [load_image(p, spec, preprocessor) for p in paths]
+    folder = getattr(ctx, "folder", None)
+    if folder is not None:
+        return folder_sample(folder, spec, preprocessor, options.sample)
     samples = _pick_samples(getattr(loaded, "sample_images", None) or [])
     if samples:
         return [
@@ -407,6 +410,25 @@ def prepare_inputs(ctx: Any) -> list[PreparedImage]:
         ]
     photo = sample_photo_path()
     return [load_image(photo, spec, preprocessor)]
+
+
+def folder_sample(folder: Any, spec: InputSpec, preprocessor: Preprocessor, n: int) -> list[PreparedImage]:
+    """The images of ``--images`` folders shown in the report: ``n`` of them, one per class in turn."""
+    from reportgen.folders import sample_indices
+
+    names = folder.class_names
+    shown = []
+    for i in sample_indices(folder, n * 2):
+        if len(shown) == n:
+            break
+        try:
+            image = load_image(folder.files[i], spec, preprocessor)
+        except UserError:
+            continue  # unreadable: the data-set pass counts and names it
+        label = folder.labels[i]
+        image.label = None if label is None else (names[label] if names and label < len(names) else str(label))
+        shown.append(image)
+    return shown
 
 
 # --- class names ---------------------------------------------------------------------

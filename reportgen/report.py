@@ -42,6 +42,8 @@ def selected_sections(options: Options) -> list[str]:
     chosen = set(options.sections)
     if options.fail_on:
         chosen.add("findings")
+    if not options.image_dirs and options.sections == registry.ORDER:
+        chosen.discard("dataset")  # by default, only a report given --images has a data-set section
     return [name for name in registry.ORDER if name in chosen]
 
 

@@ -175,9 +175,9 @@ def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
 
 def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[dict]]:
     """Every check whose inputs this report has; (raw findings, sanity JSON, sanity views)."""
-    images_wanted = {"features", "gradcam"} & set(ctx.options.sections)
+    images_wanted = {"features", "gradcam", "dataset"} & set(ctx.options.sections)
     inputs: dict[str, Any] = {"weights": ctx.weights}
-    if images_wanted and ctx.images:
+    if ctx.options.image_dirs or (images_wanted and ctx.images):
         inputs["activity"] = ctx.activity
     if "patterns" in ctx.analyses:
         inputs["patterns"] = ctx.analyses["patterns"]
@@ -199,7 +199,8 @@ def run(ctx: Context) -> SectionResult:
     # end in one entry whose `filters` lists the rest; a kind over many layers in one entry listing them.
     found = F.finish(found, t, order)
     summary = F.summarise(found)
-    n_images = len(ctx.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0
+    n_images = ctx.activity.images if ctx.options.image_dirs else (
+        len(ctx.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0)
     need = None
     if 0 < n_images < t.inactive_min_images:
         need = (f"Dead units are judged on at least {t.inactive_min_images} images; this report has {n_images}, "

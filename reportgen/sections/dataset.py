@@ -1,0 +1,152 @@
+"""Data set: the model judged on every image of the ``--images`` folders.
+
+Accuracy, per-class accuracy and the confusion matrix (labelled folders),
+how often each unit fires, the mean Grad-CAM per class and the most
+confident mistakes. The other image sections show a sample (``--sample``);
+these numbers cover every readable image, and say how many.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reportgen.context import Context, SectionResult
+from reportgen.errors import UserError
+from reportgen.plots import HEATMAP_CMAP, fig_to_uri, heatmap_overlay
+
+TITLE = "Data set"
+
+
+def validate(ctx: Context) -> None:
+    if not ctx.options.image_dirs:
+        raise UserError("the dataset section needs --images DIR (a folder of images, classes in sub-folders)")
+    if ctx.options.sample < 1:
+        raise UserError(f"--sample must be at least 1 (got {ctx.options.sample})")
+    ctx.folder  # noqa: B018  (a missing folder or an unknown class folder fails now)
+
+
+def _label(names: list[str] | None, c: int) -> str:
+    from reportgen.images import label_for
+
+    return label_for(int(c), names)
+
+
+def confusion_figure(confusion: np.ndarray, names: list[str]) -> str:
+    import matplotlib.pyplot as plt
+
+    k = confusion.shape[0]
+    rows = confusion.sum(axis=1, keepdims=True)
+    share = np.divide(confusion, rows, out=np.zeros_like(confusion, dtype=np.float64), where=rows > 0)
+    size = min(6.5, 1.6 + 0.32 * k)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if confusion[i, j]:
+                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=6.5,
+                            color="white" if share[i, j] > 0.5 else "#222")
+        ax.set_xticks(range(k))
+        ax.set_yticks(range(k))
+        ax.set_xticklabels([n[:12] for n in names], rotation=90, fontsize=6.5)
+        ax.set_yticklabels([n[:12] for n in names], fontsize=6.5)
+    ax.set_xlabel("predicted", fontsize=8)
+    ax.set_ylabel("true", fontsize=8)
+    cb = fig.colorbar(im, ax=ax, fraction=0.046)
+    cb.set_label("share of the true class", fontsize=7)
+    cb.ax.tick_params(labelsize=6.5)
+    fig.tight_layout()
+    return fig_to_uri(fig, dpi=100)
+
+
+def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
+    import matplotlib.pyplot as plt
+
+    cols = min(8, len(maps))
+    rows = -(-len(maps) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.95 * cols + 0.6, 1.1 * rows + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, (name, m, n) in zip(axes.ravel(), maps):
+        ax.imshow(m, cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{name[:14]}\n{n} images", fontsize=6.5)
+    fig.suptitle(f"Mean Grad-CAM per class at {layer[-40:]} (each image's map normalised first)", fontsize=8)
+    fig.tight_layout()
+    return fig_to_uri(fig, dpi=100)
+
+
+def mistakes_figure(ctx: Context, stats, names: list[str] | None) -> str | None:
+    import matplotlib.pyplot as plt
+
+    from reportgen.analyses.cam import upsample
+    from reportgen.images import fit_to_input, image_input_spec, load_pixels
+
+    if not stats.mistakes:
+        return None
+    spec = image_input_spec(ctx.model)
+    cols = min(4, len(stats.mistakes))
+    rows = -(-len(stats.mistakes) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.95 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, m in zip(axes.ravel(), stats.mistakes):
+        pixels = fit_to_input(load_pixels(ctx.folder.files[m.index]), spec)
+        shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
+        if m.cam is not None:
+            shown = heatmap_overlay(shown, upsample(m.cam, shown.shape[0], shown.shape[1]))
+        ax.imshow(shown)
+        ax.set_title(f"true {_label(names, m.label)[:12]}\npredicted {_label(names, m.predicted)[:12]}\n"
+                     f"p = {m.confidence:.3f}", fontsize=6.5)
+    fig.tight_layout()
+    return fig_to_uri(fig, dpi=100, fmt="jpeg")
+
+
+def run(ctx: Context) -> SectionResult:
+    from reportgen import images as imgs
+
+    stats = ctx.dataset
+    folder = ctx.folder
+    names = folder.class_names or imgs.class_names(ctx)
+    head = ctx.head
+    per_class = {}
+    if stats.per_class_images is not None:
+        for c in np.flatnonzero(stats.per_class_images):
+            per_class[_label(names, c)] = {"images": int(stats.per_class_images[c]),
+                                           "accuracy": float(stats.per_class_correct[c] / stats.per_class_images[c])}
+    units = {p: ua.to_json() for p, ua in stats.activity.layers.items()}
+    json = {
+        "images": stats.images,
+        "folders": list(ctx.options.image_dirs),
+        "labels": stats.labelled > 0,
+        "labelled_images": stats.labelled,
+        "accuracy": stats.accuracy,
+        "per_class": per_class,
+        "class_names": list(names) if names else None,
+        "confusion": stats.confusion.tolist() if stats.confusion is not None and stats.labelled else None,
+        "units": units,
+        "cam_layer": stats.layer,
+        "mean_cam": {("all" if c == -1 else _label(names, c)): np.round(stats.mean_cam(c), 4).tolist()
+                     for c in sorted(stats.cam_sum)},
+        "mistakes": [{"path": folder.files[m.index], "true": _label(names, m.label),
+                      "predicted": _label(names, m.predicted), "confidence": m.confidence}
+                     for m in stats.mistakes],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in stats.skipped],
+        "seconds": stats.seconds,
+    }
+    confusion = None
+    if stats.confusion is not None and stats.labelled:
+        used = np.flatnonzero(stats.confusion.sum(axis=0) + stats.confusion.sum(axis=1))
+        confusion = confusion_figure(stats.confusion[np.ix_(used, used)], [_label(names, c) for c in used])
+    maps = [("all" if c == -1 else _label(names, c), stats.mean_cam(c), stats.cam_count[c])
+            for c in sorted(stats.cam_sum)]
+    layers = [{"path": p, "kind": ua.activation, "units": int(ua.active_images.size),
+               "never": int((ua.active_images == 0).sum()),
+               "median": float(np.median(ua.active_fraction)) if ua.active_images.size else None,
+               "zero_fraction": ua.zero_fraction} for p, ua in stats.activity.layers.items()]
+    view = {
+        "stats": json, "confusion": confusion, "mean_cam": mean_cam_figure(maps[:32], stats.layer) if maps and stats.layer else None,
+        "mistakes": mistakes_figure(ctx, stats, names), "layers": layers, "per_class": per_class,
+        "sample": len(ctx.images), "classifier": head.units is not None and not head.is_map,
+        "figure_ids": {"dataset-confusion", "dataset-mistakes"},
+    }
+    return SectionResult(json={"dataset": json}, view=view)
