@@ -142,3 +142,12 @@ def test_bad_folders_exit_2(tmp_path, cli, saved_small):
     assert res.status == 2 and "class folder 'zebra'" in res.stderr and "ant, bee, cat, dog" in res.stderr
     res = cli(saved_small, "--images", tmp_path / "missing", "--out", tmp_path / "never", "--quiet")
     assert res.status == 2 and "does not exist" in res.stderr
+
+
+def test_report_json_with_a_folder_follows_the_schema(report):
+    import jsonschema
+    from pathlib import Path
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "report.schema.json").read_text())
+    _model, r = report
+    jsonschema.validate(r.json, schema)
