@@ -190,3 +190,21 @@ def test_every_backend_gives_the_same_numbers(saved, other):
         np.testing.assert_allclose(there[name], here[name], atol=1e-4)
     np.testing.assert_allclose(there["patterns"], here["patterns"], rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(there["hed"], here["hed"], atol=1e-4)
+
+
+@pytest.mark.parametrize("other", [b for b in ("jax", "torch") if importlib.util.find_spec(b)])
+def test_a_report_on_another_backend_never_imports_tensorflow(other, saved):
+    code = textwrap.dedent(f'''
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        from reportgen import Report
+        r = Report({str(saved["model"])!r}, sections="overview,layers,weights,kernels,features,gradcam,patterns,findings",
+                   pattern_steps=1, pattern_filters=2)
+        data = r.json
+        print("RESULT", data["versions"]["backend"], data["section_errors"], "tensorflow" in sys.modules)
+    ''')
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "KERAS_BACKEND": other})
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
+    assert line, res.stderr[-3000:]
+    assert line[0] == f"RESULT {other} [] False"

@@ -40,11 +40,19 @@ _INITIALIZER_ATTRS = {
 
 
 def initializer_of(layer: Any, var: Any) -> Any:
-    """The initializer that made ``var`` (the layer's ``<name>_initializer``), or None."""
+    """The initializer that made ``var`` (the layer's ``<name>_initializer``), or None.
+
+    A depthwise convolution calls its kernel ``kernel`` and its initializer
+    ``depthwise_initializer``.
+    """
     import keras
 
-    init = getattr(layer, _INITIALIZER_ATTRS.get(variable_name(var), "_none_"), None)
-    return init if isinstance(init, keras.initializers.Initializer) else None
+    name = variable_name(var)
+    for attr in (_INITIALIZER_ATTRS.get(name, "_none_"), "depthwise_initializer" if name == "kernel" else "_none_"):
+        init = getattr(layer, attr, None)
+        if isinstance(init, keras.initializers.Initializer):
+            return init
+    return None
 
 
 def support(init: Any, shape: tuple) -> tuple[float, float] | None:
@@ -107,8 +115,8 @@ def fresh_values(layer: Any, path: str, seed: int = 0, input_shape: tuple | None
     out: list[np.ndarray] = []
     for var in weights:
         name = variable_name(var)
-        init = getattr(layer, _INITIALIZER_ATTRS.get(name, "_none_"), None)
-        if not isinstance(init, keras.initializers.Initializer):
+        init = initializer_of(layer, var)
+        if init is None:
             return _rebuilt(layer, path, seed, input_shape)
         shape = tuple(int(d) for d in var.shape)
         drawn = draw(init, shape, derived_seed(seed, path, name))
@@ -211,15 +219,23 @@ def _rebuilt(layer: Any, path: str, seed: int, input_shape: tuple | None) -> lis
     """Re-create the layer from its config, build it, and read its fresh weights."""
     import keras
 
+    import random
+
     if input_shape is None:
         return None
+    # Keras draws an unseeded initializer's seed from Python's random module; seed it for this one
+    # layer and give the user's program its random state back (keras.utils.set_random_seed would
+    # also import TensorFlow on any backend).
+    state = random.getstate()
     try:
-        keras.utils.set_random_seed(derived_seed(seed, path, "*"))
+        random.seed(derived_seed(seed, path, "*"))
         clone = layer.__class__.from_config(layer.get_config())
         clone.build(input_shape)
         values = [np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float32) for v in clone.weights]
     except Exception:
         return None
+    finally:
+        random.setstate(state)
     if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
         return None
     return values
