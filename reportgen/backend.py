@@ -120,8 +120,39 @@ def import_keras() -> Any:
                 tf.constant(0.0)  # first device use triggers the cuInit probe
         import keras
     _IMPORTED = True
-    set_precision(os.environ.get("REPORTGEN_PRECISION", "highest"))
     return keras
+
+
+@contextlib.contextmanager
+def precision(level: str | None = None) -> Iterator[None]:
+    """:func:`set_precision` (``REPORTGEN_PRECISION``, else ``highest``) while a report runs, then as it was.
+
+    A notebook that makes a report keeps its own matmul precision afterwards.
+    """
+    level = level or os.environ.get("REPORTGEN_PRECISION", "highest")
+    current = name()
+    if current == "jax":
+        import jax
+
+        saved: Any = jax.config.jax_default_matmul_precision
+    elif current == "tensorflow":
+        import tensorflow as tf
+
+        saved = tf.config.experimental.tensor_float_32_execution_enabled()
+    else:
+        import torch
+
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    set_precision(level)
+    try:
+        yield
+    finally:
+        if current == "jax":
+            jax.config.update("jax_default_matmul_precision", saved)
+        elif current == "tensorflow":
+            tf.config.experimental.enable_tensor_float_32_execution(saved)
+        else:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def set_precision(level: str = "highest") -> None:
@@ -195,7 +226,7 @@ def numpy(x: Any) -> Any:
 
 
 def array(variable: Any) -> Any:
-    """A variable's value as a read-only NumPy array, without a copy where the backend allows it.
+    """A variable's value as a NumPy array, without a copy where the backend allows it (so: never write to it).
 
     VGG16's fc1 kernel is 411 MB; the weight statistics read every layer once,
     and a copy per read would double the peak memory of the largest layer.

@@ -55,7 +55,7 @@ from urllib.parse import quote
 from reportgen.context import Options
 from reportgen.errors import UserError
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+from reportgen.names import MODEL_SUFFIXES, is_savedmodel  # noqa: E402
 EXECUTORS = ("process", "ray")
 RAY_MISSING = "--executor ray needs Ray, which is not installed; pip install 'reportgen[ray]'"
 INDEX_FILES = ("index.html", "index.json")
@@ -76,7 +76,7 @@ def is_pattern(spec: str) -> bool:
 
 
 def _is_savedmodel(folder: Path) -> bool:
-    return (folder / "saved_model.pb").exists() or (folder / "saved_model.pbtxt").exists()
+    return is_savedmodel(folder)
 
 
 def is_folder(spec: str) -> bool:

@@ -56,7 +56,7 @@ _positive = _int_at_least(1)
 _non_negative = _int_at_least(0)
 
 
-CAMS = ("gradcam", "gradcampp", "layercam", "scorecam")
+from reportgen.names import CAM_METHODS as CAMS, PATTERN_STYLES, PREPROCESS_MODES  # noqa: E402
 
 
 def _cams(text: str) -> tuple[str, ...]:
@@ -142,7 +142,7 @@ def report_parser() -> argparse.ArgumentParser:
                    "Statistics cover every image, the other sections show --sample of them")
     g.add_argument("--sample", type=_positive, default=8, metavar="N",
                    help="images of the --images folders shown in the image sections (default 8)")
-    g.add_argument("--preprocess", default="auto", choices=("auto", "none", "unit", "caffe", "tf", "torch"),
+    g.add_argument("--preprocess", default="auto", choices=PREPROCESS_MODES,
                    help="input preprocessing (default auto: the architecture's own, else /255)")
     g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
     g.add_argument("--layers", nargs="+", action="extend", metavar="NAME", help="layers whose feature maps are shown")
@@ -159,7 +159,7 @@ def report_parser() -> argparse.ArgumentParser:
     g.add_argument("--pattern-filters", type=_positive, default=64, metavar="N", help="filters per layer (default 64)")
     g.add_argument("--pattern-size", type=_positive, metavar="PX", help="pattern side in pixels")
     g.add_argument("--pattern-steps", type=_positive, metavar="N", help="gradient-ascent steps")
-    g.add_argument("--pattern-style", choices=("classic", "robust"), default="classic")
+    g.add_argument("--pattern-style", choices=PATTERN_STYLES, default="classic")
     g.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0): same seed, same report")
     g = p.add_argument_group("findings")
     g.add_argument("--config", metavar="FILE", help="TOML file with finding thresholds (default: [tool.reportgen] in ./pyproject.toml)")
@@ -393,3 +393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("reportgen: interrupted; no report was written (an earlier report is left as it was)", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours (or of a library): one line, the traceback in a file
+        import tempfile
+        import traceback
+
+        from reportgen.errors import one_line
+
+        fd, log = tempfile.mkstemp(prefix="reportgen-traceback-", suffix=".log")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+        print(f"reportgen: internal error: {type(exc).__name__}: {one_line(exc)}; no report was written; "
+              f"please report it with the traceback in {log}", file=sys.stderr)
+        return 4

@@ -97,6 +97,7 @@ class Context:
     results: dict[str, SectionResult] = field(default_factory=dict)
     progress: Callable[..., Any] | None = None
     errors: list[SectionError] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per section, in the order they ran
     # Typed analysis results one section computes and another reads (patterns, CAMs).
     analyses: dict[str, Any] = field(default_factory=dict)
     # The mixed-precision policies computed in float32 for this report (reportgen.forward.float32).
@@ -138,6 +139,13 @@ class Context:
         return weight_analysis(self.model, self.options.seed, self.progress)
 
     @cached_property
+    def weight_findings(self) -> list:
+        """The weight-only checks over every layer, once: the findings, weights and kernels sections read them."""
+        from reportgen.analyses.findings import weight_findings
+
+        return weight_findings(self.weights, self.thresholds)
+
+    @cached_property
     def folder(self) -> Any:
         """The ``--images`` folders' files and labels (:mod:`reportgen.folders`); None without folders."""
         if not self.options.image_dirs:
@@ -156,7 +164,7 @@ class Context:
         from reportgen import folders, graph
         from reportgen.analyses import dataset as D
         from reportgen.analyses.cam import find_target_layer
-        from reportgen.errors import UserError
+        from reportgen.errors import BadInput, UserError
         from reportgen.images import require_image_input
         from reportgen.preprocessing import Preprocessor
 
@@ -172,17 +180,26 @@ class Context:
         size = D.batch_size(self.model, refs)
         skipped: list = []
         bar = self.progress(total=len(folder), desc="images") if self.progress else None
-        stats = D.run_pass(self.model, self.head, layer, folders.batches(folder, spec, pre, size, skipped),
-                           len(folder.class_names) if folder.class_names else None, self.feeds,
-                           self.thresholds.dead_activation, self.thresholds.saturation_margin,
-                           tick=(lambda n: bar.update(n)) if bar is not None else None)
-        if bar is not None:
-            bar.close()
+        try:
+            stats = D.run_pass(self.model, self.head, layer, folders.batches(folder, spec, pre, size, skipped),
+                               len(folder.class_names) if folder.class_names else None, self.feeds,
+                               self.thresholds.dead_activation, self.thresholds.saturation_margin,
+                               tick=(lambda n: bar.update(n)) if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
         if stats.images == 0:
-            raise UserError(f"--images: none of the {len(folder)} files could be read as an image "
+            raise BadInput(f"--images: none of the {len(folder)} files could be read as an image "
                             f"(first: {skipped[0].path}: {skipped[0].reason}); give a folder of PNG or JPEG images")
         stats.skipped = skipped
         return stats
+
+    @property
+    def wants_activity(self) -> bool:
+        """Whether this report looks at units on images: it has image folders, or images and an image section."""
+        if self.options.image_dirs:
+            return True
+        return bool({"features", "gradcam"} & set(self.options.sections)) and bool(self.images)
 
     @cached_property
     def activity(self) -> Any:

@@ -43,10 +43,13 @@ class Tap:
     ``fn(layer, call, *args, **kwargs)`` computes the output instead (``call``
     is the layer's own, without its activation when ``linear``). ``stop``: end
     the pass after this layer.
-    ``capture``: keep the output in :attr:`Trace.captured`.
+    ``capture``: keep the output in :attr:`Trace.captured`; with ``reduce``, keep
+    ``reduce(output)`` instead (a few numbers per channel), so that a pass
+    tapping every layer does not hold every layer's map.
     """
 
     capture: bool = True
+    reduce: Callable[[Any], Any] | None = None
     add: Any = None
     linear: bool = False
     replace: Callable[..., Any] | None = None
@@ -98,7 +101,7 @@ class _Session:
             if tap.add is not None:
                 out = out + tap.add
             if tap.capture:
-                self.captured[path] = out
+                self.captured[path] = tap.reduce(out) if tap.reduce is not None else out
         if index is not None:
             self.records[index] = (path, layer, graph._shape(args), graph._shape(out))
         if self.outputs is not None and id(out) not in self.outputs:
@@ -238,7 +241,7 @@ def run(model: Any, inputs: Any, taps: dict[str, Tap] | None = None) -> Trace:
     with _hooks(session, [an.by_path[p] for p in taps]):
         try:
             if graph.is_traceable(model):
-                trace.output = graph._trace(model, x, "", 0, graph.FlatGraph(inputs=[], outputs=None))
+                trace.output = graph._trace(model, x, "", 0, graph.FlatGraph(inputs=[], outputs=None, keep=False))
             else:
                 trace.output = model(x, training=False)
         except _Stop:

@@ -25,9 +25,10 @@ and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import keras
 
@@ -104,6 +105,9 @@ class FlatGraph:
     order: list[tuple[str, Any, int]] = field(default_factory=list)
     # The symbolic arguments each layer path was called with.
     args_by_path: dict[str, tuple] = field(default_factory=dict)
+    # False for a concrete pass: keeping every layer's output would hold all of a model's
+    # activations at once (EfficientNetB7 at 600 px: 4.2 GB an image).
+    keep: bool = True
 
 
 def weights_of(layer: Any) -> list:
@@ -186,14 +190,16 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
 
     def record(op: Any, args: tuple, kwargs: dict) -> Any:
         path = prefix + op.name
-        graph.args_by_path.setdefault(path, args)
-        graph.order.append((path, op, depth))
+        if graph.keep:
+            graph.args_by_path.setdefault(path, args)
+            graph.order.append((path, op, depth))
         if isinstance(op, keras.Model) and is_traceable(op):
             inner = args[0] if len(args) == 1 else list(args)
             out = _trace(op, inner, path + "/", depth + 1, graph, stop_at)
         else:
             out = op(*args, **kwargs)
-        graph.by_path[path] = out
+        if graph.keep:
+            graph.by_path[path] = out
         if path == stop_at:
             raise StopTrace()
         return out
@@ -211,7 +217,49 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
 
         return call
 
-    return model._run_through_graph(x, operation_fn=operation_fn)
+    return _run_graph(model, x, operation_fn)
+
+
+def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
+    """``Functional._run_through_graph``, dropping each tensor once its last consumer has run.
+
+    Keras keeps every intermediate tensor of an eager pass until the pass
+    ends; that is the whole model's activations at once. Freed as we go, a
+    pass holds what is still to be consumed (and what a gradient tape keeps).
+    """
+    from keras import tree
+
+    flat = tree.flatten(inputs)
+    tensors: dict[int, Any] = {id(k): v for k, v in zip(model.inputs, flat)}
+    depths = sorted(model._nodes_by_depth, reverse=True)
+    nodes = [n for d in depths for n in model._nodes_by_depth[d] if n.operation and not n.is_input]
+    uses: dict[int, int] = {}
+    for node in nodes:
+        for t in node.input_tensors:
+            uses[id(t)] = uses.get(id(t), 0) + 1
+    for t in model.outputs:
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    lookup = getattr(model, "_get_operation_for_node", None)
+    for node in nodes:
+        if any(id(t) not in tensors for t in node.input_tensors):
+            continue  # not computable from these inputs (Keras skips it too)
+        args, kwargs = node.arguments.fill_in(tensors)
+        op = operation_fn(lookup(node) if lookup is not None else node.operation)
+        outputs = op(*args, **kwargs)
+        del args, kwargs
+        for k, v in zip(node.outputs, tree.flatten(outputs)):
+            tensors[id(k)] = v
+        del outputs
+        for t in node.input_tensors:
+            uses[id(t)] -= 1
+            if uses[id(t)] == 0:
+                tensors.pop(id(t), None)
+    out = []
+    for t in model.outputs:
+        if id(t) not in tensors:
+            raise ValueError(f"output {t.name} of model '{model.name}' is not connected to its inputs")
+        out.append(tensors[id(t)])
+    return tree.pack_sequence_as(model._outputs_struct, out)
 
 
 _FLAT_CACHE: "weakref.WeakKeyDictionary[Any, FlatGraph]" = weakref.WeakKeyDictionary()
@@ -239,15 +287,6 @@ def flat_graph(model: keras.Model) -> FlatGraph:
     graph.outputs = _trace(model, x, "", 0, graph)
     _FLAT_CACHE[model] = graph
     return graph
-
-
-def submodel(model: keras.Model, paths: Sequence[str], with_output: bool = False) -> keras.Model:
-    """ONE multi-output ``keras.Model`` from a functional model's input to the layers at ``paths``."""
-    graph = flat_graph(model)
-    outputs = [graph.by_path[p] for p in paths]
-    if with_output:
-        outputs.append(graph.outputs)
-    return keras.Model(graph.inputs, outputs)
 
 
 # --- the anatomy: layers, inputs, outputs -------------------------------------------------
@@ -499,22 +538,6 @@ def stage_starts(refs: Sequence[LayerRef]) -> list[LayerRef]:
     return starts
 
 
-def stages(refs: Sequence[LayerRef]) -> list[list[LayerRef]]:
-    """``refs`` cut into stages (runs at one spatial size; single-pixel layers join the current run)."""
-    out: list[list[LayerRef]] = []
-    last = object()
-    for ref in refs:
-        size = spatial_size(ref)
-        if not out or (not _single_pixel(ref) and size != last):
-            if out and not out[-1]:
-                out.pop()
-            out.append([])
-            if not _single_pixel(ref):
-                last = size
-        out[-1].append(ref)
-    return out
-
-
 def find_layers(refs: Sequence[LayerRef], names: Iterable[str], option: str) -> list[LayerRef]:
     """Look user-given names up among ``refs``: a full path, or a plain name if unique."""
     by_path = {r.path: r for r in refs}
@@ -559,9 +582,24 @@ def has_spatial_output(ref: LayerRef) -> bool:
     return ref.output_shape is not None and len(ref.output_shape) == 4
 
 
+def activation_name(layer: Any) -> str | None:
+    """The elementwise activation a layer applies to its output (``relu``, ``softmax``, ``tanh``...), or None."""
+    if isinstance(layer, keras.layers.ReLU):
+        return "relu"
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    fn = getattr(layer, "activation", None)
+    if fn is None:
+        return None
+    if isinstance(fn, str):
+        return fn
+    return getattr(fn, "__name__", None)
+
+
 def spatial_layers(model: keras.Model) -> list[LayerRef]:
     """Every layer (nested ones included) whose output is a 2-D feature map."""
-    return [r for r in walk(model) if has_spatial_output(r) and not r.is_model and not children(r.layer)]
+    return [r for r in walk(model) if has_spatial_output(r) and not r.is_model and not r.is_op
+            and not children(r.layer)]
 
 
 def default_feature_layers(model: keras.Model) -> list[LayerRef]:
@@ -613,7 +651,7 @@ def shapes_at(model: keras.Model, size: int, upto: str | None = None) -> dict[st
         probe = FlatGraph(inputs=[], outputs=None)
         tree = layer_tree(model)
         records: list = []
-        with forward.recording(model, tree, records, skip_traceable=True):
+        with _nodes_kept(model), forward.recording(model, tree, records, skip_traceable=True):
             x = _functional_inputs(model, shapes)
             try:
                 _trace(model, x[0] if len(x) == 1 else x, "", 0, probe, stop_at=upto)
@@ -623,6 +661,37 @@ def shapes_at(model: keras.Model, size: int, upto: str | None = None) -> dict[st
         out.update({p: (i, o) for p, _l, i, o in records})
         return out
     return forward.shapes(model, shapes, upto)
+
+
+@contextlib.contextmanager
+def _nodes_kept(model: keras.Model) -> Iterator[None]:
+    """Drop the graph nodes a symbolic trace adds to each layer: the user's model is left as it was.
+
+    Each symbolic call appends a node to a layer's inbound and outbound
+    lists; :func:`min_input_size` traces a model a dozen times.
+    """
+    layers = [model, *_all_sublayers(model)]
+    sizes = [(len(getattr(x, "_inbound_nodes", [])), len(getattr(x, "_outbound_nodes", []))) for x in layers]
+    try:
+        yield
+    finally:
+        for layer, (n_in, n_out) in zip(layers, sizes):
+            if hasattr(layer, "_inbound_nodes"):
+                del layer._inbound_nodes[n_in:]
+            if hasattr(layer, "_outbound_nodes"):
+                del layer._outbound_nodes[n_out:]
+
+
+def _all_sublayers(model: Any) -> list:
+    out, stack, seen = [], [model], {id(model)}
+    while stack:
+        node = stack.pop()
+        for child in getattr(node, "operations", None) or getattr(node, "layers", None) or ():
+            if id(child) not in seen:
+                seen.add(id(child))
+                out.append(child)
+                stack.append(child)
+    return out
 
 
 def _with_concrete_sizes(model: keras.Model, refs: Sequence[LayerRef], size: int = DEFAULT_SIZE) -> list[LayerRef]:
@@ -695,7 +764,7 @@ def ancestors(model: keras.Model, output: int = 0) -> set[str] | None:
     return seen
 
 
-def last_map_conv(model: keras.Model, output: int = 0) -> LayerRef | None:
+def last_map_conv(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) -> LayerRef | None:
     """The last conv layer whose output is still a map (more than one pixel), on the way to ``output``.
 
     The Grad-CAM target (``block5_conv3`` for VGG16). Convs on a single pixel,
@@ -704,8 +773,10 @@ def last_map_conv(model: keras.Model, output: int = 0) -> LayerRef | None:
     count. The conv that produces a dense output (a segmentation head) and
     single-channel convs (HED's side outputs) are passed over while another
     candidate exists: a map weighted by one channel is that channel.
+    ``exclude``: paths found not to lead to the output (a subclassed model's other heads).
     """
-    convs = [r for r in conv_layers(model) if has_spatial_output(r)]
+    skip = set(exclude)
+    convs = [r for r in conv_layers(model) if has_spatial_output(r) and r.path not in skip]
     needed = ancestors(model, output) if len(anatomy(model).outputs) > 1 else None
     if needed is not None:
         convs = [r for r in convs if r.path in needed]

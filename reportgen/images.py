@@ -482,7 +482,11 @@ def output_units(model: Any, output: str | None = None) -> int | None:
     """Classes of the chosen output: a vector's length, or a per-pixel classifier's channels."""
     from reportgen.analyses.cam import classifier_head
 
+    from reportgen.analyses.dataset import is_binary
+
     head = classifier_head(model, output)
+    if is_binary(head):
+        return 2  # one sigmoid unit scores two classes
     return head.units if head.kind != "map" else None
 
 
@@ -503,6 +507,9 @@ def class_names(ctx: Any) -> list[str] | None:
         return names
     if ctx.loaded.class_names:
         return list(ctx.loaded.class_names)
+    folder = getattr(ctx, "folder", None)
+    if folder is not None and folder.class_names and (units is None or len(folder.class_names) <= units):
+        return list(folder.class_names)  # the class folders, in Keras' alphanumeric order
     if units == 1000:
         return imagenet_class_names()
     return None

@@ -39,15 +39,14 @@ class Feeds:
 
         if self.single:
             return images
-        n = int(keras.ops.shape(images)[0])
+        n = keras.ops.shape(images)[0]  # symbolic inside a compiled step: the batch may vary
         out = []
         for i in range(len(self.names)):
             if i == self.image_index:
                 out.append(images)
             else:
-                example = self.fixed[i]
-                out.append(keras.ops.convert_to_tensor(np.broadcast_to(example, (n,) + example.shape).copy(),
-                                                       dtype=self.dtypes[i]))
+                example = keras.ops.convert_to_tensor(self.fixed[i], dtype=self.dtypes[i])
+                out.append(keras.ops.broadcast_to(example[None], (n,) + tuple(self.fixed[i].shape)))
         return out
 
     def describe(self) -> list[dict]:
@@ -84,17 +83,18 @@ def feeds_for(model: Any, given: Sequence[str] = ()) -> Feeds:
     for i, shape in enumerate(shapes):
         if i == feeds.image_index:
             continue
-        want = tuple(1 if d is None else int(d) for d in shape[1:])
+        want = tuple(None if d is None else int(d) for d in shape[1:])
         if i in files:
             feeds.fixed[i] = _load(files[i], names[i], want, dtypes[i])
             feeds.sources[i] = files[i]
         else:
-            feeds.fixed[i] = np.zeros(want, dtype=dtypes[i])
+            feeds.fixed[i] = np.zeros(tuple(1 if d is None else d for d in want), dtype=dtypes[i])
             feeds.sources[i] = "zeros"
     return feeds
 
 
 def _load(path: str, name: str, want: tuple, dtype: str) -> np.ndarray:
+    """One example for input ``name``; ``want`` is its shape without the batch, None where any size goes."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"--input {name}: '{path}' does not exist; give a .npy file saved with numpy.save")
@@ -102,9 +102,13 @@ def _load(path: str, name: str, want: tuple, dtype: str) -> np.ndarray:
         arr = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise UserError(f"--input {name}: '{path}' is not a readable .npy array ({exc}); save it with numpy.save") from None
-    if arr.shape == (1,) + want:
+
+    def fits(shape: tuple) -> bool:
+        return len(shape) == len(want) and all(w is None or w == d for w, d in zip(want, shape))
+
+    if arr.ndim == len(want) + 1 and arr.shape[0] == 1 and fits(arr.shape[1:]):
         arr = arr[0]
-    if arr.shape != want:
+    if not fits(arr.shape):
         raise UserError(f"--input {name}: '{path}' has shape {arr.shape} but the input takes {want} "
                         "(one example, without the batch dimension)")
     if arr.dtype.kind not in "uifb":

@@ -17,6 +17,7 @@ Every failure becomes a one-line :class:`UserError`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import re
@@ -26,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reportgen.context import LoadedModel
-from reportgen.errors import UserError
+from reportgen.errors import UserError, one_line
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+from reportgen.names import MODEL_SUFFIXES, is_savedmodel  # noqa: E402
 CODE_SPEC = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)$")
 
 
@@ -92,7 +93,7 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
         raise UserError(f"model file '{path}' does not exist; check the path, or give a keras.applications "
                         "name such as vgg16 or a module:callable")
     if path.is_dir():
-        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+        if is_savedmodel(path):
             raise UserError(
                 f"'{path}' is a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; convert it: "
                 "in TF 2.15 / tf_keras load it with tf.keras.models.load_model and save it with "
@@ -143,9 +144,7 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else type(exc).__name__
-    return line[:160]
+    return one_line(exc, 160)
 
 
 # --- building ----------------------------------------------------------------------------
@@ -201,7 +200,7 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
                             "run reportgen from the folder that holds it, or install it") from None
     finally:
         if added:
-            with _suppress():
+            with contextlib.suppress(ValueError):
                 sys.path.remove(cwd)
     target: Any = module
     for part in attr.split("."):
@@ -236,14 +235,6 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
     name = attr.rsplit(".", 1)[-1]
     source = f"{spec} (code, weights={weights})" if weights else f"{spec} (code, freshly built)"
     return LoadedModel(model=model, name=name, source=source, sha256=digest, weights=weights or "none")
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return True
 
 
 def load_weights_checked(model: Any, path: Path, what: str) -> None:

@@ -15,6 +15,8 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+# Layer names are text, never mathtext: Keras accepts "conv$_{$1", which Matplotlib would try to typeset.
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -65,13 +67,15 @@ def heatmap_overlay(pixels: np.ndarray, heatmap01: np.ndarray, alpha: float = HE
 def fig_to_uri(fig: "plt.Figure", dpi: int = DPI, fmt: str = "png") -> str:
     """Encode a Matplotlib figure as a PNG (or JPEG, for photo-like content) data URI and close it."""
     buf = io.BytesIO()
-    if fmt == "jpeg":
-        fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": 88})
-        mime = "image/jpeg"
-    else:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        mime = "image/png"
-    plt.close(fig)
+    try:
+        if fmt == "jpeg":
+            fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": 88})
+            mime = "image/jpeg"
+        else:
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+            mime = "image/png"
+    finally:
+        plt.close(fig)
     return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from reportgen.errors import UserError
 
-MODES = ("auto", "none", "unit", "caffe", "tf", "torch")
+from reportgen.names import PREPROCESS_MODES as MODES  # noqa: E402
 
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

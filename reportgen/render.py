@@ -163,8 +163,11 @@ def write_report(
 
     ``extra_files`` are written beside the report (``errors.log``).
     """
+    from reportgen.names import folder_name
+
     formats = tuple(f for f in FORMATS if f in set(formats))
     out_root = Path(out_root)
+    name = folder_name(name)
     check_out_dir(out_root)
     try:
         out_root.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ nothing written.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,7 @@ from reportgen import render
 from reportgen import sections as registry
 from reportgen.analyses.overview import generated_at
 from reportgen.context import Context, LoadedModel, Options, SectionError, SectionResult
-from reportgen.errors import UserError
+from reportgen.errors import BadInput, UserError, one_line
 
 EXIT_SECTION_FAILED = 3
 
@@ -47,21 +48,16 @@ def selected_sections(options: Options) -> list[str]:
     return [name for name in registry.ORDER if name in chosen]
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    return (text[:300] + "…") if len(text) > 300 else text or type(exc).__name__
-
-
 def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., Any] | None = None) -> Context:
     """Validate, then run, every selected section; results land in ``ctx.results``, failures in ``ctx.errors``."""
-    from reportgen import forward
+    from reportgen import backend, forward
 
     ctx = Context(loaded=loaded, options=options, progress=progress)
     names = selected_sections(options)
     modules = {name: registry.module(name) for name in names}
-    with forward.float32(loaded.model) as policies:
+    with backend.precision(), forward.float32(loaded.model) as policies:
         ctx.float32_policies = policies
+        validate_common(ctx)
         for name, mod in modules.items():
             validate = getattr(mod, "validate", None)
             if validate is not None:
@@ -71,14 +67,26 @@ def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., 
         for name in bar:
             if progress is not None and hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(name)
+            started = time.perf_counter()
             try:
                 ctx.results[name] = modules[name].run(ctx)
-            except (UserError, KeyboardInterrupt):
+            except (BadInput, KeyboardInterrupt):
                 raise
-            except Exception as exc:  # one section's bug or limit must not sink the report
-                ctx.errors.append(SectionError(name, type(exc).__name__, _first_line(exc), traceback.format_exc()))
+            except Exception as exc:  # one section's bug, limit or odd model must not sink the report
+                ctx.errors.append(SectionError(name, type(exc).__name__, one_line(exc), traceback.format_exc()))
                 ctx.results[name] = SectionResult(json={}, view={})
+            finally:
+                ctx.timings[name] = time.perf_counter() - started
     return ctx
+
+
+def validate_common(ctx: Context) -> None:
+    """Input every section may read, checked before any runs: ``--input`` files, ``--output``."""
+    ctx.feeds  # noqa: B018  (an --input that names no input, or a file of the wrong shape: exit 2 now)
+    if ctx.options.output is not None:
+        from reportgen.analyses.cam import output_index
+
+        output_index(ctx.model, ctx.options.output)
 
 
 def assemble(ctx: Context) -> tuple[dict, dict]:
@@ -92,6 +100,7 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
         "sections": names,
         "settings": _settings(ctx.options),
         "section_errors": [e.to_json() for e in ctx.errors],
+        "timings": {n: round(ctx.timings[n], 2) for n in names if n in ctx.timings},
     }
     for name in names:
         render.deep_merge(data, ctx.results[name].json)
@@ -139,15 +148,12 @@ def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, li
     """
     from reportgen.analyses.findings import KINDS
 
-    valid = {f.get("anchor") for f in findings} | {KINDS[f["kind"]].anchor(i["layer"]) for f in findings
-                                                   for i in f.get("items") or [] if f["kind"] in KINDS}
     groups: dict[str, dict[tuple, list[dict]]] = {}
     for f in findings:
         anchors = [f.get("anchor")]
         if f.get("items"):
             kind = KINDS.get(f["kind"])
             anchors = [kind.anchor(item["layer"]) if kind else None for item in f["items"]]
-            anchors = [a if a in valid else None for a in anchors]
             for item, anchor in zip(f["items"], anchors):
                 if anchor:
                     groups.setdefault(anchor, {}).setdefault((f["severity"], f["kind"]), []).append(

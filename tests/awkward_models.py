@@ -186,5 +186,45 @@ def mixed_precision(policy: str = "mixed_float16", seed: int = 0) -> keras.Model
     return model
 
 
+class TwoHeads(keras.Model):
+    """Subclassed, two outputs: class scores from a short branch; an edge map from a deeper one, called last."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stem = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")
+        self.cls_conv = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="cls_conv")
+        self.gap = keras.layers.GlobalAveragePooling2D(name="gap")
+        self.classes = keras.layers.Dense(4, activation="softmax", name="classes")
+        self.edge_conv = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="edge_conv")
+        self.edges = keras.layers.Conv2D(1, 1, activation="sigmoid", name="edges")
+
+    def call(self, x):
+        x = self.stem(x)
+        scores = self.classes(self.gap(self.cls_conv(x)))
+        return [scores, self.edges(self.edge_conv(x))]
+
+
+def subclassed_two_heads(seed: int = 0, size: int = 20) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = TwoHeads(name="two_heads_subclassed")
+    model(np.zeros((1, size, size, 3), "float32"))
+    _spread(model, seed)
+    return model
+
+
+def binary(seed: int = 0, size: int = 16) -> keras.Model:
+    """A two-class classifier with ONE sigmoid unit (cats vs dogs)."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((size, size, 3)),
+        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv1"),
+        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv2"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(1, activation="sigmoid", name="is_dog"),
+    ], name="binary")
+    _spread(model, seed)
+    return model
+
+
 def images(n: int = 2, size: int = 16, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 1, (n, size, size, 3)).astype("float32")

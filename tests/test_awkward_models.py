@@ -30,7 +30,8 @@ def report(model, tmp_path, name="m", formats=("json", "html"), **options):
 
 
 @pytest.mark.parametrize("build", ["hed", "segmentation", "depth_map", "multi_output", "image_and_metadata",
-                                   "odd_names", "with_operations", "mixed_precision"])
+                                   "odd_names", "with_operations", "mixed_precision", "subclassed_two_heads",
+                                   "binary"])
 def test_every_kind_of_model_gets_every_section(build, tmp_path):
     import jsonschema
 
@@ -38,6 +39,7 @@ def test_every_kind_of_model_gets_every_section(build, tmp_path):
     folder, data = report(model, tmp_path, build)
     assert data["section_errors"] == []
     assert data["sections"] == list(ALL)
+    assert set(data["timings"]) == set(ALL) and all(t >= 0 for t in data["timings"].values())
     jsonschema.validate(json.loads((folder / "report.json").read_text()), SCHEMA)
     assert data["weights"] and data["kernels"] and data["patterns"]
     image = data["images"][0]
@@ -219,3 +221,10 @@ def test_the_issues_hed_example_with_tf_image_resize(tmp_path):
     folder, data = report(A.hed(cls=A.TFResizeHED), tmp_path, "hed_tf")
     assert data["section_errors"] == [] and data["gradcam"]["output"] == "map"
     assert data["gradcam"]["layer"] == "block3/block3_conv2"
+
+
+def test_subclassed_multi_output_explains_a_layer_the_chosen_output_depends_on():
+    """Call order puts the edge branch last; the class output never sees it, so Grad-CAM must not pick it."""
+    model = A.subclassed_two_heads()
+    assert cam.find_target_layer(model, 0).path == "cls_conv"
+    assert cam.find_target_layer(model, 1).path == "edge_conv"

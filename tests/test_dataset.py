@@ -151,3 +151,44 @@ def test_report_json_with_a_folder_follows_the_schema(report):
     schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "report.schema.json").read_text())
     _model, r = report
     jsonschema.validate(r.json, schema)
+
+
+def test_one_sigmoid_unit_with_open_sizes_is_a_two_class_classifier(folder, tmp_path):
+    """Cats-vs-dogs models end in ONE sigmoid unit, and many take any image size (None x None)."""
+    import shutil
+
+    from reportgen.images import DEFAULT_SIZE
+
+    two = tmp_path / "two"
+    for c in ("0", "1"):
+        shutil.copytree(folder / c, two / c)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((None, None, 1)),
+        keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv1"),
+        keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv2"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(1, activation="sigmoid", name="is_one"),
+    ], name="binary_open")
+    model.get_layer("is_one").bias.assign([-0.05])
+    r = Report(model, images=[two], sections="dataset,findings", sample=2)
+    ds = r.json["dataset"]
+    assert r.json["section_errors"] == []
+    xs, labels = [], []
+    for c in (0, 1):  # independent truth: PIL's bicubic resize to the default side, /255, model.predict
+        for f in sorted((two / str(c)).glob("*.png")):
+            img = Image.open(f).resize((DEFAULT_SIZE, DEFAULT_SIZE), Image.Resampling.BICUBIC)
+            xs.append(np.asarray(img, dtype=np.float32)[..., None] / 255.0)
+            labels.append(c)
+    labels = np.asarray(labels)
+    p = model.predict(np.stack(xs), verbose=0)[:, 0]
+    predicted = (p > 0.5).astype(int)
+    assert ds["images"] == len(labels)
+    assert ds["accuracy"] == pytest.approx(float((predicted == labels).mean()))
+    confusion = np.zeros((2, 2), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    assert np.array_equal(np.asarray(ds["confusion"]), confusion)
+    out = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer("conv2").output)(np.stack(xs)))
+    fired = (out.reshape(len(xs), -1, 4) > 1e-6).any(axis=1).mean(axis=0)
+    np.testing.assert_allclose(ds["units"]["conv2"]["active_fraction"], fired, atol=1e-6)
+    assert "is_one" not in ds["units"]  # the output's sigmoid is explained as a logit, not counted as units

@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from reportgen import backend, forward, graph
-from reportgen.analyses.weights import activation_name
 
 RELU_LIKE = ("relu", "relu6")
 SATURATING = ("sigmoid", "tanh")
@@ -64,35 +63,88 @@ def activation_layers(model: Any) -> list[graph.LayerRef]:
             continue
         if ref.output_shape is None or len(ref.output_shape) < 2:
             continue
-        act = activation_name(ref.layer)
+        act = graph.activation_name(ref.layer)
         if act in RELU_LIKE or act in SATURATING:
             refs.append(ref)
     return refs
 
 
-def channel_peaks(activations: np.ndarray) -> np.ndarray:
-    """Largest absolute activation per channel (channels last) over images and positions."""
-    a = np.abs(np.asarray(activations, dtype=np.float64).reshape(-1, np.shape(activations)[-1]))
-    # NaN activations (from NaN weights, reported on their own) must not look silent:
-    # a channel that is NaN everywhere gets a NaN peak, which no threshold calls inactive.
-    a = np.where(np.isnan(a), -np.inf, a)
-    peak = a.max(axis=0)
-    return np.where(np.isneginf(peak), np.nan, peak)
+def unit_reduction(kind: str, margin: float) -> Callable[[Any], tuple]:
+    """What a tap keeps of one layer's output ``a`` (N, ..., C), computed where ``a`` is made (``keras.ops``).
+
+    Per image and channel the largest |activation| (NaN where a channel saw a
+    NaN: a NaN unit must never look silent); over the whole batch the number
+    of exact zeros, of saturated sigmoid/tanh outputs, and of outputs. The
+    map itself is dropped as soon as the next layer has used it.
+    """
+    from keras import ops
+
+    def reduce(a: Any) -> tuple:
+        axes = tuple(range(1, len(a.shape) - 1))
+        magnitude = ops.abs(a)
+        nan = ops.isnan(a)
+        if axes:
+            peaks = ops.max(ops.where(nan, 0.0, magnitude), axis=axes)
+            nan = ops.any(nan, axis=axes)
+        else:
+            peaks = ops.where(nan, 0.0, magnitude)
+        peaks = ops.where(nan, float("nan"), peaks)
+        zeros = ops.sum(ops.cast(ops.equal(a, 0.0), "int32"))
+        if kind == "sigmoid":
+            saturated = ops.sum(ops.cast(ops.logical_or(a <= margin, a >= 1.0 - margin), "int32"))
+        elif kind == "tanh":
+            saturated = ops.sum(ops.cast(magnitude >= 1.0 - margin, "int32"))
+        else:
+            saturated = ops.zeros((), "int32")
+        return peaks, zeros, saturated, ops.size(a)
+
+    return reduce
 
 
-def saturated_count(outputs: np.ndarray, function: str, margin: float) -> tuple[int, int]:
-    """How many sigmoid/tanh outputs lie within ``margin`` of the function's limits, of how many."""
-    y = np.asarray(outputs, dtype=np.float64).ravel()
-    y = y[np.isfinite(y)]
-    if function == "sigmoid":
-        sat = (y <= margin) | (y >= 1.0 - margin)
-    else:
-        sat = np.abs(y) >= 1.0 - margin
-    return int(sat.sum()), int(y.size)
+class UnitCounter:
+    """Running per-unit counts over batches of :func:`unit_reduction` results."""
+
+    def __init__(self, kinds: dict[str, str], tolerance: float) -> None:
+        self.kinds, self.tolerance = kinds, tolerance
+        self.layers: dict[str, UnitActivity] = {}
+        self.zeros: dict[str, list[int]] = {p: [0, 0] for p in kinds}
+        self.images = 0
+
+    def add(self, path: str, stats: tuple) -> None:
+        peaks, zeros, saturated, count = (backend.numpy(v) if not isinstance(v, (int, np.ndarray)) else v
+                                          for v in stats)
+        peaks = np.asarray(peaks, dtype=np.float64)
+        fired = (np.nan_to_num(peaks, nan=np.inf) > self.tolerance).sum(axis=0).astype(np.int64)
+        top = _nan_max(peaks)
+        ua = self.layers.get(path)
+        if ua is None:
+            ua = self.layers[path] = UnitActivity(path, self.kinds[path], top, fired, 0.0, tolerance=self.tolerance)
+        else:
+            ua.peaks = np.where(np.isnan(ua.peaks), top, np.where(np.isnan(top), ua.peaks, np.fmax(ua.peaks, top)))
+            ua.active_images += fired
+        self.zeros[path][0] += int(zeros)
+        self.zeros[path][1] += int(count)
+        if self.kinds[path] in SATURATING:
+            ua.saturated += int(saturated)
+            ua.outputs += int(count)
+
+    def result(self) -> Activity:
+        for path, ua in self.layers.items():
+            ua.images = self.images
+            ua.zero_fraction = self.zeros[path][0] / max(1, self.zeros[path][1])
+        return Activity(layers=dict(self.layers), images=self.images)
+
+
+def _nan_max(peaks: np.ndarray) -> np.ndarray:
+    """Per channel, the largest peak over images; NaN only where every image's peak was NaN."""
+    if not np.isnan(peaks).any():
+        return peaks.max(axis=0)
+    return np.fmax.reduce(peaks, axis=0)
 
 
 def batch_size(refs: list[graph.LayerRef]) -> int:
-    per_image = sum(int(np.prod([d or 1 for d in r.output_shape[1:]])) for r in refs) * 4
+    """Images per batch: the largest tapped map, kept until the next layer has read it, within :data:`BATCH_BYTES`."""
+    per_image = max((int(np.prod([d or 1 for d in r.output_shape[1:]])) for r in refs), default=1) * 4 * 4
     return int(max(1, min(64, BATCH_BYTES // max(1, per_image))))
 
 
@@ -100,44 +152,20 @@ def unit_activity(model: Any, batches: Iterable[np.ndarray], feeds: Any = None, 
                   margin: float = 0.01, progress: Callable[..., Any] | None = None) -> Activity:
     """Stream ``batches`` of model input (N, H, W, C) through the model; keep per-unit counts."""
     refs = activation_layers(model)
-    result = Activity()
-    if not refs:
-        for batch in batches:
-            result.images += len(batch)
-        return result
-    taps = {r.path: forward.Tap() for r in refs}
-    acts = {r.path: activation_name(r.layer) for r in refs}
-    zeros = {r.path: [0, 0] for r in refs}
+    kinds = {r.path: graph.activation_name(r.layer) for r in refs}
+    counter = UnitCounter(kinds, tolerance)
+    taps = {r.path: forward.Tap(reduce=unit_reduction(kinds[r.path], margin)) for r in refs}
     for batch in batches:
-        x = backend.tensor(np.asarray(batch, dtype=np.float32))
-        with backend.no_grad():
-            trace = forward.run(model, feeds.batch(x) if feeds is not None and not feeds.single else x, taps)
-        n = int(batch.shape[0])
-        for ref in refs:
-            out = backend.numpy(trace.captured[ref.path]).astype(np.float32)
-            flat = np.abs(out.reshape(n, -1, out.shape[-1]))
-            peaks = channel_peaks(out)
-            fired = (np.nan_to_num(flat, nan=np.inf) > tolerance).any(axis=1).sum(axis=0)
-            ua = result.layers.get(ref.path)
-            if ua is None:
-                ua = UnitActivity(ref.path, acts[ref.path], peaks, fired.astype(np.int64), 0.0, tolerance=tolerance)
-                result.layers[ref.path] = ua
-            else:
-                ua.peaks = np.fmax(ua.peaks, peaks)
-                ua.active_images += fired
-            zeros[ref.path][0] += int((out == 0).sum())
-            zeros[ref.path][1] += int(out.size)
-            if acts[ref.path] in SATURATING:
-                s, total = saturated_count(out, acts[ref.path], margin)
-                ua.saturated += s
-                ua.outputs += total
-        result.images += n
+        if refs:
+            x = backend.tensor(np.asarray(batch, dtype=np.float32))
+            with backend.no_grad():
+                trace = forward.run(model, feeds.batch(x) if feeds is not None and not feeds.single else x, taps)
+            for ref in refs:
+                counter.add(ref.path, trace.captured[ref.path])
+        counter.images += len(batch)
         if progress is not None:
-            progress(n)
-    for path, ua in result.layers.items():
-        ua.images = result.images
-        ua.zero_fraction = zeros[path][0] / max(1, zeros[path][1])
-    return result
+            progress(len(batch))
+    return counter.result()
 
 
 def batches_of(x: np.ndarray, size: int) -> Iterable[np.ndarray]:

@@ -20,10 +20,9 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from reportgen import backend, forward, graph
-from reportgen.analyses.activations import RELU_LIKE, SATURATING, Activity, UnitActivity, activation_layers
+from reportgen.analyses.activations import Activity, UnitCounter, activation_layers, unit_reduction
 from reportgen.analyses.cam.base import activate, pick
 from reportgen.analyses.cam.head import Head
-from reportgen.analyses.weights import activation_name
 
 BATCH_BYTES = 384 << 20  # activations kept for one batch's backward pass
 MISTAKES = 8
@@ -78,36 +77,30 @@ class DatasetPass:
         from keras import ops
 
         self.model, self.head, self.layer, self.feeds = model, head, cam_layer, feeds
-        self.refs = activation_layers(model)
-        self.kinds = {r.path: activation_name(r.layer) for r in self.refs}
+        linear_head = head.score == "logit" and head.final_path and head.final_path != cam_layer
+        # The output layer's activation is stripped to explain its logit, so it is not a unit to count.
+        self.refs = [r for r in activation_layers(model) if not (linear_head and r.path == head.final_path)]
+        self.kinds = {r.path: graph.activation_name(r.layer) for r in self.refs}
         self.tolerance, self.margin = tolerance, margin
+        self.binary = is_binary(head)
+        self._shapes: dict[tuple, tuple] = {}
+        binary = self.binary
         classify = head.units is not None and not head.is_map
 
+        reducers = {r.path: unit_reduction(self.kinds[r.path], margin) for r in self.refs}
+
         def run(delta: Any, x: Any, labels: Any) -> tuple[Any, Any]:
-            taps = {r.path: forward.Tap() for r in self.refs}
+            taps = {p: forward.Tap(reduce=f) for p, f in reducers.items()}
             if cam_layer is not None:
                 taps[cam_layer] = forward.Tap(add=delta)
-            if head.score == "logit" and head.final_path and head.final_path != cam_layer:
+            if linear_head:
                 taps[head.final_path] = forward.Tap(linear=True, capture=False)
             inputs = x if feeds is None or feeds.single else feeds.batch(x)
             trace = forward.run(model, inputs, taps)
             y = pick(trace.output, head.output)
-            stats = {}
-            for r in self.refs:
-                a = trace.captured[r.path]
-                axes = tuple(range(1, len(a.shape) - 1))
-                flat = ops.abs(a)
-                peaks = ops.max(flat, axis=axes) if axes else flat  # (N, C)
-                zeros = ops.sum(ops.cast(ops.equal(a, 0.0), "float32"))
-                if self.kinds[r.path] in SATURATING:
-                    if self.kinds[r.path] == "sigmoid":
-                        sat = ops.logical_or(a <= margin, a >= 1.0 - margin)
-                    else:
-                        sat = ops.abs(a) >= 1.0 - margin
-                    saturated = ops.sum(ops.cast(sat, "float32"))
-                else:
-                    saturated = ops.zeros(())
-                stats[r.path] = (peaks, zeros, saturated)
+            stats = {p: f(trace.captured[p]) if p == cam_layer else trace.captured[p] for p, f in reducers.items()}
+            if binary:  # one sigmoid unit: class 1 is its logit (or probability), class 0 the opposite
+                y = ops.concatenate([-y, y] if head.score == "logit" else [1.0 - y, y], axis=-1)
             if classify:
                 predicted = ops.argmax(y, axis=-1)
                 target = ops.where(labels >= 0, labels, predicted)
@@ -130,8 +123,23 @@ class DatasetPass:
 
         self._step = backend.function(step, list(model.variables))
 
-    def __call__(self, x: np.ndarray, labels: np.ndarray, delta_shape: tuple) -> tuple:
-        delta = backend.tensor(np.zeros(delta_shape, dtype=np.float32))
+    def delta_shape(self, x: np.ndarray) -> tuple:
+        """The CAM layer's output shape for this batch (a spatial size the model leaves open is measured)."""
+        if self.layer is None:
+            return (len(x),)
+        key = tuple(x.shape)
+        if key not in self._shapes:
+            shape = graph.anatomy(self.model).ref(self.layer).output_shape
+            dims = tuple(shape[1:])
+            if any(d is None for d in dims):
+                inputs = x[:1] if self.feeds is None or self.feeds.single else self.feeds.batch(x[:1])
+                trace = forward.run(self.model, inputs, {self.layer: forward.Tap(stop=True)})
+                dims = tuple(int(d) for d in backend.numpy(trace.captured[self.layer]).shape[1:])
+            self._shapes[key] = tuple(int(d) for d in dims)
+        return (len(x),) + self._shapes[key]
+
+    def __call__(self, x: np.ndarray, labels: np.ndarray) -> tuple:
+        delta = backend.tensor(np.zeros(self.delta_shape(x), dtype=np.float32))
         y, stats, cam = self._step(delta, backend.tensor(x), backend.tensor(labels.astype(np.int32), "int32"))
         out = backend.numpy(y).astype(np.float64)
         stats = {p: tuple(backend.numpy(v) for v in s) for p, s in stats.items()}
@@ -148,39 +156,22 @@ def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tu
     runner = DatasetPass(model, head, cam_layer, feeds, tolerance, margin)
     stats = DatasetStats(layer=cam_layer)
     classify = head.units is not None and not head.is_map
-    k = head.units if classify else None
+    k = (2 if runner.binary else head.units) if classify else None
     if classify and classes:
         k = max(k, classes)
     if classify:
         stats.confusion = np.zeros((k, k), dtype=np.int64)
         stats.per_class_images = np.zeros(k, dtype=np.int64)
         stats.per_class_correct = np.zeros(k, dtype=np.int64)
-    layer_shape = graph.anatomy(model).ref(cam_layer).output_shape if cam_layer else None
-    acts: dict[str, UnitActivity] = {}
-    zeros: dict[str, list[int]] = {}
+    counter = UnitCounter(runner.kinds, tolerance)
     heap: list[tuple[float, int, Mistake]] = []
     for x, labels, idx in batches:
         n = len(x)
-        delta_shape = (n,) + tuple(int(d) for d in layer_shape[1:]) if layer_shape else (n,)
-        y, unit_stats, cam = runner(x, labels, delta_shape)
-        probs = activate(head, y)
-        for path, (peaks, zero_count, saturated) in unit_stats.items():
-            peaks = peaks.astype(np.float64)
-            fired = (np.nan_to_num(peaks, nan=np.inf) > tolerance).sum(axis=0)
-            ua = acts.get(path)
-            if ua is None:
-                ua = acts[path] = UnitActivity(path, runner.kinds[path], peaks.max(axis=0), fired.astype(np.int64),
-                                               0.0, tolerance=tolerance)
-                zeros[path] = [0, 0, 0, 0]
-            else:
-                ua.peaks = np.fmax(ua.peaks, peaks.max(axis=0))
-                ua.active_images += fired
-            size = int(np.prod(unit_stats[path][0].shape)) // max(1, n)  # channels
-            positions = _positions(model, path)
-            zeros[path][0] += int(zero_count)
-            zeros[path][1] += n * size * positions
-            ua.saturated += int(saturated)
-            ua.outputs += n * size * positions if runner.kinds[path] in SATURATING else 0
+        y, unit_stats, cam = runner(x, labels)
+        probs = activate(head, y)  # one sigmoid unit: y is already (-z, z), so probs are (1 - p, p)
+        for path, reduced in unit_stats.items():
+            counter.add(path, reduced)
+        counter.images += n
         if cam.ndim == 3:
             peak = cam.reshape(n, -1).max(axis=1)
             norm = cam / np.where(peak > 0, peak, 1.0)[:, None, None]
@@ -215,15 +206,12 @@ def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tu
         stats.images += n
         if tick is not None:
             tick(n)
-    for path, ua in acts.items():
-        ua.images = stats.images
-        ua.zero_fraction = zeros[path][0] / max(1, zeros[path][1])
-    stats.activity = Activity(layers=acts, images=stats.images)
+    stats.activity = counter.result()
     stats.mistakes = [m for _c, _i, m in sorted(heap, key=lambda t: (-t[0], t[1]))]
     stats.seconds = time.perf_counter() - t0
     return stats
 
 
-def _positions(model: Any, path: str) -> int:
-    shape = graph.anatomy(model).ref(path).output_shape or ()
-    return int(np.prod([d or 1 for d in shape[1:-1]])) if len(shape) > 2 else 1
+def is_binary(head: Head) -> bool:
+    """One sigmoid unit: a two-class classifier (class 1 when the probability passes 0.5)."""
+    return head.kind == "sigmoid" and head.units == 1

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from reportgen import backend, forward, graph
-from reportgen.errors import UserError
 
 
 @dataclass
@@ -53,15 +52,8 @@ def compute(model: Any, refs: Sequence[graph.LayerRef], inputs: np.ndarray, feed
         return []
     x = backend.tensor(np.asarray(inputs, dtype=np.float32))
     taps = {r.path: forward.Tap() for r in refs}
-    try:
-        with backend.no_grad():
-            trace = forward.run(model, feeds.batch(x) if feeds is not None else x, taps)
-    except Exception as exc:  # a model that cannot take this input at all
-        first = " ".join(str(exc).split())[:200]
-        raise UserError(
-            f"the model cannot run on the input images ({type(exc).__name__}: {first}); "
-            "check --image and --preprocess"
-        ) from None
+    with backend.no_grad():  # a model that cannot run on the images fails this section, with its own error
+        trace = forward.run(model, feeds.batch(x) if feeds is not None else x, taps)
     result = []
     for ref in refs:
         maps = backend.numpy(trace.captured[ref.path]).astype(np.float32)

@@ -101,6 +101,8 @@ def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
     groups: list[list[str]] = []
     last = object()
     for ref in graph.weighted_layers(model):
+        if not getattr(ref.layer, "trainable_weights", None):
+            continue  # a fixed preprocessing layer (Normalization): nothing the model learned
         size = graph.spatial_size(ref)
         if size != last or not groups:
             groups.append([])

@@ -8,7 +8,8 @@ the largest layer, not with the number of layers (VGG16's 103M-weight
 - kernel statistics (mean, std, min, max, near-zero fraction, NaN/Inf counts)
   and a histogram, beside the same for a freshly initialised copy of the
   layer (:mod:`reportgen.analyses.baseline`) on shared bins -- computed in
-  float32 chunks with float64 sums, never a float64 copy of the weights;
+  float32 chunks with float64 sums, never a float64 copy of a large kernel
+  (the exact singular value copies kernels of at most 40M weights);
 - the facts the findings read: per-filter kernel norms, each conv filter's
   most similar earlier filter, a two-sample Kolmogorov-Smirnov test against
   the fresh draw (on seeded samples of at most ``KS_SAMPLES`` per side), the
@@ -273,20 +274,6 @@ class LayerWeights:
         return entry
 
 
-def activation_name(layer: Any) -> str | None:
-    """The elementwise activation a layer applies to its output (``relu``, ``tanh``...)."""
-    import keras
-
-    if isinstance(layer, keras.layers.ReLU):
-        return "relu"
-    fn = getattr(layer, "activation", None)
-    if fn is None:
-        return None
-    if isinstance(fn, str):
-        return fn
-    return getattr(fn, "__name__", None)
-
-
 def _all_finite(w: np.ndarray) -> bool:
     """No NaN or Inf, checked with a float64 sum (no full-size temporary; finite float32 cannot overflow it)."""
     return bool(np.isfinite(w.sum(dtype=np.float64))) if w.size else True
@@ -319,7 +306,7 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         path=ref.path, class_name=ref.class_name, has_kernel=bool(kernels), is_conv=graph.is_conv(layer),
         is_dense=isinstance(layer, keras.layers.Dense),
         is_depthwise=isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)),
-        activation=activation_name(layer),
+        activation=graph.activation_name(layer),
     )
     values = [_array(v) for v in layer.weights]
     lw.nonfinite = _nonfinite(layer, values)

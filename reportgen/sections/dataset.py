@@ -23,6 +23,9 @@ def validate(ctx: Context) -> None:
     if ctx.options.sample < 1:
         raise UserError(f"--sample must be at least 1 (got {ctx.options.sample})")
     ctx.folder  # noqa: B018  (a missing folder or an unknown class folder fails now)
+    from reportgen import images as imgs
+
+    imgs.class_names(ctx)  # --class-names must name every output
 
 
 def _label(names: list[str] | None, c: int) -> str:
@@ -148,5 +151,6 @@ def run(ctx: Context) -> SectionResult:
         "mistakes": mistakes_figure(ctx, stats, names), "layers": layers, "per_class": per_class,
         "sample": len(ctx.images), "classifier": head.units is not None and not head.is_map,
         "figure_ids": {"dataset-confusion", "dataset-mistakes"},
+        "tolerance": f"{ctx.thresholds.dead_activation:g}",
     }
     return SectionResult(json={"dataset": json}, view=view)

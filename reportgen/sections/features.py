@@ -195,7 +195,7 @@ def run(ctx: Context) -> SectionResult:
                 "zero_fraction": float(L.zero_fraction[i].mean()),
                 "dead": int((L.zero_fraction[i] >= 1.0).sum()),
                 "figure": figures[(i, L.path)],
-                "anchor": anchor_id("features", L.path) + (f"-{i}" if i else ""),
+                "anchor": anchor_id("features", L.path) if i == 0 else anchor_id(f"features-image{i}", L.path),
             }
             for L in layers
         ]

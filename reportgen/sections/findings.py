@@ -175,9 +175,8 @@ def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
 
 def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[dict]]:
     """Every check whose inputs this report has; (raw findings, sanity JSON, sanity views)."""
-    images_wanted = {"features", "gradcam", "dataset"} & set(ctx.options.sections)
     inputs: dict[str, Any] = {"weights": ctx.weights}
-    if ctx.options.image_dirs or (images_wanted and ctx.images):
+    if ctx.wants_activity:
         inputs["activity"] = ctx.activity
     if "patterns" in ctx.analyses:
         inputs["patterns"] = ctx.analyses["patterns"]
@@ -204,7 +203,7 @@ def run(ctx: Context) -> SectionResult:
     need = None
     if 0 < n_images < t.inactive_min_images:
         need = (f"Dead units are judged on at least {t.inactive_min_images} images; this report has {n_images}, "
-                f"so no unit is called inactive. Give {t.inactive_min_images} or more with --image.")
+                f"so no unit is called inactive. Give {t.inactive_min_images} or more with --image, or a folder with --images.")
     view = {
         "summary": summary,
         "total": len(found),

@@ -10,7 +10,6 @@ says which, and the report states it).
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 

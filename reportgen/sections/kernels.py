@@ -6,7 +6,6 @@ import numpy as np
 
 from reportgen import graph
 from reportgen.analyses.baseline import fresh_values, variable_name
-from reportgen.analyses.findings import weight_findings
 from reportgen.analyses.kernel_grid import kernel_grid
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
@@ -54,17 +53,20 @@ def run(ctx: Context) -> SectionResult:
     opts = ctx.options
     convs = graph.conv_layers(ctx.model)
     kinds = ("dead_filter", "duplicate_filters")
-    facts = {r.path: ctx.weights[r.path] for r in convs if r.path in ctx.weights}
-    flagged = {f["layer"] for f in weight_findings(facts, ctx.thresholds) if f["kind"] in kinds}
+    paths = {r.path for r in convs}
+    flagged = {f["layer"] for f in ctx.weight_findings if f["kind"] in kinds and f["layer"] in paths}
     shown, why = graph.detail_layers(convs, opts.layers or (), flagged)
-    layers, data = [], {}
+    shown_paths = {r.path for r in shown}
+    layers, data, grids = [], {}, {}
     for i, ref in enumerate(convs):
         grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=i == 0)
         data[ref.path] = {k: grid[k] for k in ("limit", "channel", "in_channels", "shown", "total", "kernel_size")}
+        if ref.path in shown_paths:
+            grids[ref.path] = grid
     bar = ctx.progress(shown, desc="kernel grids") if ctx.progress else shown
     for ref in bar:
         first = ref.path == convs[0].path
-        grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=first)
+        grid = grids[ref.path]
         entry = {
             "path": ref.path,
             "anchor": anchor_id("kernels", ref.path),

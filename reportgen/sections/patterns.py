@@ -91,17 +91,8 @@ def _ticker(ctx: Context, desc: str, total: int) -> tuple[Callable[[int], None],
     """A per-layer progress bar driven by ``tick(n)``; ``done()`` closes it."""
     if ctx.progress is None:
         return (lambda n: None), (lambda: None)
-    it = iter(ctx.progress(range(total), desc=desc, total=total))
-
-    def tick(n: int) -> None:
-        for _ in range(n):
-            next(it, None)
-
-    def done() -> None:
-        for _ in it:
-            pass
-
-    return tick, done
+    bar = ctx.progress(total=total, desc=desc)
+    return bar.update, bar.close
 
 
 def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
@@ -196,10 +187,12 @@ def run(ctx: Context) -> SectionResult:
         channels = int(ref.output_shape[-1]) if ref.output_shape else opts.pattern_filters
         filters = list(range(min(opts.pattern_filters, channels)))
         tick, done = _ticker(ctx, f"patterns {ref.path}", len(filters) * steps)
-        result = fp.filter_patterns(ctx.model, ref.path, filters, size, steps, preprocessor,
-                                    seed=opts.seed, style=opts.pattern_style, tick=tick, objective=OBJECTIVE,
-                                    feeds=ctx.feeds)
-        done()
+        try:
+            result = fp.filter_patterns(ctx.model, ref.path, filters, size, steps, preprocessor,
+                                        seed=opts.seed, style=opts.pattern_style, tick=tick, objective=OBJECTIVE,
+                                        feeds=ctx.feeds)
+        finally:
+            done()
         results[ref.path] = result
         entry = result.to_json()
         entry["activation_start"] = _round(result.activation_start)

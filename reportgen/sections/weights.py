@@ -16,7 +16,6 @@ import numpy as np
 
 from reportgen import graph
 from reportgen.anchors import anchor_id
-from reportgen.analyses.findings import weight_findings
 from reportgen.analyses.weights import NEAR_ZERO
 from reportgen.context import Context, SectionResult
 from reportgen.plots import depth_chart, fig_to_uri
@@ -65,7 +64,7 @@ def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged:
          "highlight": hi},
         {"name": "|w| < 1e-3", "values": [stats[p]["near_zero_fraction"] for p in labels], "highlight": hi},
     ]
-    activity = ctx.activity if ctx.images else None
+    activity = ctx.activity if ctx.wants_activity else None
     if activity is not None and activity.layers:
         panels.append({"name": "activations = 0", "values": [
             activity.layers[p].zero_fraction if p in activity.layers else None for p in labels]})
@@ -79,7 +78,8 @@ def run(ctx: Context) -> SectionResult:
     facts = ctx.weights
     refs = [r for r in graph.kernel_layers(ctx.model) if r.path in facts and facts[r.path].stats is not None]
     stats = {r.path: facts[r.path].to_json() for r in refs}
-    flagged = {f["layer"] for f in weight_findings({r.path: facts[r.path] for r in refs}, ctx.thresholds)}
+    paths = {r.path for r in refs}
+    flagged = {f["layer"] for f in ctx.weight_findings if f["layer"] in paths}
     shown, why = graph.detail_layers(refs, ctx.options.layers or (), flagged)
     items = ctx.progress(shown, desc="weight histograms", total=len(shown)) if ctx.progress else shown
     figures = {r.path: histogram_figure(r.path, stats[r.path]) for r in items}

@@ -33,8 +33,10 @@ from reportgen.analyses.cam.layercam import LayerCAM
 from reportgen.analyses.cam.scorecam import ScoreCAM
 from reportgen.analyses.cam.targets import ClassScores, MapMean, PixelClasses, Target, top_classes  # noqa: F401
 from reportgen.errors import UserError
+from reportgen.names import CAM_METHODS
 
 METHODS: dict[str, type[BaseCAM]] = {m.name: m for m in (GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM)}
+assert tuple(METHODS) == CAM_METHODS, "reportgen.names.CAM_METHODS lists the methods the command line accepts"
 
 
 def method(name: str) -> type[BaseCAM]:

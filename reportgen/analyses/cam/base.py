@@ -18,7 +18,7 @@ maxima. Everything runs in float32 (:func:`reportgen.forward.float32`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -215,5 +215,3 @@ def upsample(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
     img = Image.fromarray(np.ascontiguousarray(heatmap, dtype=np.float32))
     return np.clip(np.asarray(img.resize((width, height), Image.Resampling.BILINEAR)), 0.0, 1.0)
 
-
-Factory = Callable[..., BaseCAM]

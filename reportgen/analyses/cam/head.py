@@ -56,17 +56,6 @@ class Head:
         return self.kind in ("map", "pixel-softmax")
 
 
-def activation_name(layer: Any) -> str:
-    import keras
-
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    act = getattr(layer, "activation", None)
-    if act is None:
-        return ""
-    return act if isinstance(act, str) else getattr(act, "__name__", "")
-
-
 def output_index(model: Any, name: str | None) -> int:
     """The output ``--output NAME`` picks (a name, or a position), else the only one."""
     outputs = graph.anatomy(model).outputs
@@ -96,7 +85,7 @@ def classifier_head(model: Any, output: str | int | None = None) -> Head:
     shape = tuple(spec.shape)
     final_path = an.output_layers[index] if index < len(an.output_layers) else None
     layer = an.by_path.get(final_path) if final_path else None
-    act = activation_name(layer) if layer is not None else ""
+    act = (graph.activation_name(layer) or "") if layer is not None else ""
     many = len(an.outputs) > 1
     where = f"output '{spec.name}'" if many else "output"
     common = dict(output=index, output_name=spec.name, output_shape=shape)
@@ -147,6 +136,12 @@ def find_target_layer(model: Any, output: str | int | None = None) -> graph.Laye
     """
     index = output if isinstance(output, int) else output_index(model, output)
     target = graph.last_map_conv(model, index)
+    if target is not None and len(graph.anatomy(model).outputs) > 1 and not graph.is_traceable(model):
+        # A subclassed model's graph is unknown: probe that the chosen output depends on the layer.
+        rejected: list[str] = []
+        while target is not None and not _reaches(model, target.path, index):
+            rejected.append(target.path)
+            target = graph.last_map_conv(model, index, exclude=rejected)
     if target is None:
         spatial = ", ".join(r.path for r in graph.spatial_layers(model)) or "(none)"
         raise UserError(
@@ -154,6 +149,32 @@ def find_target_layer(model: Any, output: str | int | None = None) -> graph.Laye
             f"with --gradcam-layer (valid names: {spatial}) or drop the gradcam section"
         )
     return target
+
+
+def _reaches(model: Any, path: str, index: int) -> bool:
+    """Whether output ``index`` changes when noise is added to the layer at ``path`` (one pass on zeros)."""
+    import numpy as np
+    from keras import ops
+
+    from reportgen import backend, forward
+
+    shapes = [tuple(s.shape) for s in graph.anatomy(model).inputs]
+    inputs = [forward.zeros(s) for s in shapes]
+    x = inputs[0] if len(inputs) == 1 else inputs
+    base = forward.run(model, x, {path: forward.Tap()})
+    if path not in base.captured:
+        return False  # the layer never ran on this input
+    shape = tuple(int(d) for d in base.captured[path].shape)
+    noise = ops.convert_to_tensor(np.random.default_rng(0).normal(0.0, 10.0, shape).astype("float32"))
+    moved = forward.run(model, x, {path: forward.Tap(add=noise, capture=False)})
+
+    def chosen(out: Any) -> np.ndarray:
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        if isinstance(out, dict):
+            outs = list(out.values())
+        return backend.numpy(outs[index]) if index < len(outs) else np.zeros(())
+
+    return not np.array_equal(chosen(base.output), chosen(moved.output))
 
 
 def resolve_layer(model: Any, name: str | None, output: str | int | None = None) -> graph.LayerRef:

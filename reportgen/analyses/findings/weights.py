@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from reportgen.analyses.activations import RELU_LIKE
 from reportgen.analyses.findings.core import Finding, finding, num
 from reportgen.analyses.weights import LayerWeights
 from reportgen.config import Thresholds
 
-RELU_LIKE = ("relu", "relu6")
 # With a bounded initialiser, "no weight left its interval" is itself evidence, so the KS test may
 # judge small kernels too (a 3x3x1x32 first conv: 288 weights); below this it says nothing.
 MIN_BOUNDED_WEIGHTS = 100

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import numpy as np
 from reportgen import backend
 from reportgen.analyses.patterns.objective import Objective
 from reportgen.inputs import Feeds
+from reportgen.names import PATTERN_STYLES
 from reportgen.preprocessing import Preprocessor
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per chunk (forward + backward), CPU
@@ -182,6 +184,7 @@ def allocator_tuned() -> Iterator[None]:
     finally:
         libc.mallopt(m_mmap, 128 * 1024)
         libc.mallopt(m_trim, 128 * 1024)
+        libc.mallopt(m_arena_max, 8 * (os.cpu_count() or 1))  # glibc's own limit on 64-bit
         with contextlib.suppress(AttributeError):
             libc.malloc_trim(0)
 
@@ -270,7 +273,7 @@ def styles() -> dict[str, type[Style]]:
     return {"classic": Classic, "robust": Robust}
 
 
-STYLES = ("classic", "robust")
+STYLES = PATTERN_STYLES
 
 
 def filter_patterns(

@@ -14,7 +14,7 @@ activation function. A conv with a fused ReLU outputs exactly zero wherever its
 pre-activation is negative; from a grey start image a filter that is negative
 everywhere has a zero gradient and the ascent cannot move it, although the
 filter responds to real images. On the trained VGG16-size network of
-``bench/trained_vgg16.py`` the post-activation ascent left 23% of the filters
+``bench/trained_vgg16.py`` the post-activation ascent left 14% of the filters
 flat; the pre-activation ascent raises all of them (docs/benchmarks.md,
 "pattern objective"). The post-activation objective (the tutorial's) remains
 available for the reference loop and the benchmark.
@@ -86,7 +86,6 @@ class Objective:
         """Each image's mean activation of its own filter: x (B, H, W, C), filters (B,) -> (B,)."""
         from keras import ops
 
-        layer = self.layer
         pre = self.kind == "pre-activation"
         if self.head_trick and n_chunk < self.out_channels:
             def chunk_conv(lay: Any, _call: Any, h: Any, *args: Any, **kwargs: Any) -> Any:
