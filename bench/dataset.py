@@ -86,7 +86,7 @@ def main() -> None:
     x = x8.astype("float32")  # the model rescales inside: pixels 0..255
     head = classifier_head(model)
     layer = find_target_layer(model).path
-    size = D.batch_size(model, graph.walk(model))
+    size = D.batch_size(model)
     print(f"{args.images} images, batches of {size}, CAM layer {layer}")
 
     # reference: predict, then keras-io Grad-CAM of the predicted class, compiled, same batches
@@ -126,6 +126,24 @@ def main() -> None:
     print(f"model.predict {t_predict:.1f} s + plain Grad-CAM {t_gradcam:.1f} s = {t_predict + t_gradcam:.1f} s; "
           f"ours {t_ours:.1f} s = {t_ours / (t_predict + t_gradcam):.2f}x; accuracy {stats.accuracy:.4f}")
 
+    # against the machine: the pass's FLOPs (a forward pass, 2 per multiply-add, plus the backward from
+    # the output to the CAM layer, input gradients only: 2 per multiply-add) over a compiled 2048^3 matmul
+    from reportgen.analyses.patterns.cost import macs_up_to
+
+    side = int(model.input_shape[1])
+    total = macs_up_to(model, head.final_path, side)
+    upto = macs_up_to(model, layer, side)
+    flops = len(x) * (2 * total + 2 * (total - upto))
+    a = tf.random.normal((2048, 2048))
+    mm = tf.function(lambda m: m @ m)
+    mm(a).numpy()
+    t = time.perf_counter()
+    for _ in range(10):
+        mm(a).numpy()
+    rate = 10 * 2 * 2048 ** 3 / (time.perf_counter() - t)
+    print(f"matmul {rate / 1e9:.0f} GFLOP/s; the pass {flops / t_ours / 1e9:.1f} GFLOP/s = "
+          f"{100 * flops / t_ours / rate:.1f}% of it ({flops / 1e9:.0f} GFLOP)")
+
     tmp = Path(tempfile.mkdtemp(prefix="dataset-bench-"))
     try:
         small, large = tmp / "small", tmp / "large"
@@ -145,6 +163,8 @@ def main() -> None:
         print(f"| reference total | {t_predict + t_gradcam:.1f} s |")
         print(f"| ours (data-set pass: outputs, unit statistics, Grad-CAM, running sums) | {t_ours:.1f} s "
               f"= **{t_ours / (t_predict + t_gradcam):.2f}x** |")
+        print(f"| the pass against the machine: {flops / 1e9:.0f} GFLOP at {flops / t_ours / 1e9:.1f} GFLOP/s, "
+              f"matmul {rate / 1e9:.0f} GFLOP/s | {100 * flops / t_ours / rate:.1f}% |")
         for n, sec, rss in rows:
             print(f"| `reportgen ... --images` ({n} PNG files, whole command) | {sec:.1f} s, peak RSS {rss:.2f} GB |")
         print(f"| peak RSS ratio, {rows[1][0]} / {rows[0][0]} images | **{rows[1][2] / rows[0][2]:.2f}** |")

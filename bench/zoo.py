@@ -66,6 +66,7 @@ def run_one(name: str, out: Path, quick: bool, timeout: int) -> dict:
         row["findings"] = data.get("findings_summary", {})
         row["failed"] = [e["section"] for e in data.get("section_errors", [])]
         row["layers"] = len(data.get("layers", []))
+        row["timings"] = data.get("timings", {})
     pdf = folder / "report.pdf"
     if pdf.exists():
         import pypdfium2
@@ -117,6 +118,12 @@ def table(rows: list[dict], quick: bool, machine: str) -> str:
         lines += ["", f"{len(ok)} of {len(rows)} exit 0. Largest peak RSS: {worst['name']} "
                   f"{(worst.get('peak_rss_gb') or 0):.2f} GB. Slowest: "
                   + ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in slow) + "."]
+        lines += ["", "Where their time goes (report.json `timings`; the rest is loading the model and rendering):", ""]
+        for r in slow:
+            t = r.get("timings") or {}
+            parts = [f"{k} {v:.0f} s" for k, v in sorted(t.items(), key=lambda kv: -kv[1]) if v >= 1]
+            rest = r["seconds"] - sum(t.values())
+            lines.append(f"- {r['name']}: " + ", ".join(parts + [f"load and render {rest:.0f} s"]))
     return "\n".join(lines)
 
 

@@ -176,8 +176,7 @@ class Context:
                      else find_target_layer(self.model, self.options.output).path)
         except UserError:
             layer = None
-        refs = graph.walk(self.model)
-        size = D.batch_size(self.model, refs)
+        size = D.batch_size(self.model)
         skipped: list = []
         bar = self.progress(total=len(folder), desc="images") if self.progress else None
         try:
@@ -212,9 +211,8 @@ class Context:
         if not images:
             return None
         x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images])
-        refs = A.activation_layers(self.model)
         t = self.thresholds
-        return A.unit_activity(self.model, A.batches_of(x, A.batch_size(refs) if refs else 8), self.feeds,
+        return A.unit_activity(self.model, A.batches_of(x, A.batch_size(self.model)), self.feeds,
                                t.dead_activation, t.saturation_margin)
 
     @cached_property

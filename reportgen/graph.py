@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 import keras
+import numpy as np
 
 from reportgen.errors import UserError
 
@@ -708,6 +709,15 @@ def _with_concrete_sizes(model: keras.Model, refs: Sequence[LayerRef], size: int
         return list(refs)
     return [LayerRef(r.path, r.layer, r.depth, (probe.get(r.path) or (None, None))[1] or r.output_shape,
                      r.input_shape) for r in refs]
+
+
+def map_elements(model: keras.Model) -> list[int]:
+    """Elements of each layer's output for ONE image, at the size images are fitted to when the model leaves
+    it open (a ``(None, None, 3)`` input is fed 224 x 224 images: its maps are sized at that)."""
+    refs = [r for r in walk(model) if r.output_shape is not None and len(r.output_shape) > 1 and not r.is_model]
+    if any(d is None for r in refs for d in r.output_shape[1:]):
+        refs = _with_concrete_sizes(model, refs)
+    return [int(np.prod([d or 1 for d in r.output_shape[1:]])) for r in refs]
 
 
 def default_pattern_layers(model: keras.Model) -> list[LayerRef]:

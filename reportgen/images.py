@@ -482,12 +482,8 @@ def output_units(model: Any, output: str | None = None) -> int | None:
     """Classes of the chosen output: a vector's length, or a per-pixel classifier's channels."""
     from reportgen.analyses.cam import classifier_head
 
-    from reportgen.analyses.dataset import is_binary
-
     head = classifier_head(model, output)
-    if is_binary(head):
-        return 2  # one sigmoid unit scores two classes
-    return head.units if head.kind != "map" else None
+    return head.classes if head.kind != "map" else None  # one sigmoid unit scores two classes
 
 
 def class_names(ctx: Any) -> list[str] | None:

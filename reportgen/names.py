@@ -31,4 +31,6 @@ def folder_name(name: str) -> str:
     import re
 
     cleaned = re.sub(r"[\x00-\x1f/\\]", "_", str(name)).strip()
-    return "model" if cleaned in ("", ".", "..") else cleaned[:200]
+    # File systems count bytes (255 a name); keep room for the temporary folder's prefix and suffix.
+    cleaned = cleaned.encode("utf-8")[:200].decode("utf-8", "ignore").strip()
+    return "model" if cleaned in ("", ".", "..") else cleaned

@@ -77,3 +77,17 @@ def test_a_model_by_name_loads_lazily():
     r = Report("mobilenet_v3_small", weights="none", sections="overview")
     assert r._loaded is None
     assert r.name == "mobilenet_v3_small" and r._loaded is not None
+
+
+@pytest.mark.parametrize("name, folder", [("..", "model"), ("a\\b\tc", "a_b_c"), ("模型" * 150, None)])
+def test_any_model_name_keras_accepts_gets_a_report_folder(name, folder, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="c"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")],
+                             name=name)
+    out = Report(model, sections="overview,layers").to_folder(tmp_path, formats=("json",))
+    assert out.parent == tmp_path and (out / "report.json").exists()
+    if folder is not None:
+        assert out.name == folder
+    else:  # a long name is cut to 200 bytes at a character boundary
+        assert len(out.name.encode()) <= 200 and name.startswith(out.name)

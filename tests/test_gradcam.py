@@ -232,3 +232,41 @@ def test_section_json(small_model, tmp_path):
     assert img["preprocess"]["mode"] == "unit" and img["true_label"] == "cat"
     assert result.view["images"][0]["figure"].startswith("data:image/")
     assert result.json["gradcam"]["layer"] == "conv_b"
+
+
+@needs_tf
+def test_one_sigmoid_unit_explains_the_predicted_class_of_two():
+    """A cats-vs-dogs model with ONE sigmoid unit: class 1 ("dog") is its logit z, class 0 ("cat") is -z.
+    Reference: the keras-io recipe on +z and on -z."""
+    import awkward_models as A
+
+    model = A.binary()
+    x = _inputs(4)
+    res = gc.explain(model, "conv2", x, top_k=2, names=["cat", "dog"])
+    m = keras.models.clone_model(model)
+    m.set_weights(model.get_weights())
+    m.layers[-1].activation = None
+    inp = keras.Input(model.input_shape[1:])
+    y, conv = inp, None
+    for layer in m.layers:
+        y = layer(y)
+        conv = y if layer.name == "conv2" else conv
+    grad_model = keras.Model(inp, [conv, y])
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            a, logit = grad_model(x[i: i + 1])
+            score = logit[0, 0]
+        g = tape.gradient(score, a)[0].numpy()
+        a = a[0].numpy()
+        z = float(score)
+        p = 1 / (1 + np.exp(-z))
+        predicted = int(p > 0.5)
+        assert list(res.class_indices[i]) == [predicted, 1 - predicted]
+        assert res.target.labels[i] == [["cat", "dog"][predicted], ["cat", "dog"][1 - predicted]]
+        np.testing.assert_allclose(res.outputs[i], [1 - p, p], rtol=1e-5)
+        for j, c in enumerate(res.class_indices[i]):
+            sign = 1.0 if c == 1 else -1.0
+            np.testing.assert_allclose(res.scores[i, j], sign * z, rtol=1e-5, atol=1e-6)
+            cam = np.maximum((a * (sign * g).mean(axis=(0, 1))).sum(axis=-1), 0)
+            cam = cam / cam.max() if cam.max() > 0 else cam
+            np.testing.assert_allclose(res.heatmaps[i, j], cam, atol=1e-5)

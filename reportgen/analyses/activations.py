@@ -29,7 +29,7 @@ class UnitActivity:
 
     path: str
     activation: str
-    peaks: np.ndarray  # (C,) largest |activation| (NaN where every output was NaN)
+    peaks: np.ndarray  # (C,) largest |activation| (NaN where any output was NaN)
     active_images: np.ndarray  # (C,) images on which the unit exceeded ``tolerance`` somewhere
     zero_fraction: float  # share of exactly-zero outputs over everything
     saturated: int = 0  # outputs within ``margin`` of a sigmoid/tanh limit
@@ -72,31 +72,38 @@ def activation_layers(model: Any) -> list[graph.LayerRef]:
 def unit_reduction(kind: str, margin: float) -> Callable[[Any], tuple]:
     """What a tap keeps of one layer's output ``a`` (N, ..., C), computed where ``a`` is made (``keras.ops``).
 
-    Per image and channel the largest |activation| (NaN where a channel saw a
-    NaN: a NaN unit must never look silent); over the whole batch the number
-    of exact zeros, of saturated sigmoid/tanh outputs, and of outputs. The
-    map itself is dropped as soon as the next layer has used it.
+    Per image and channel the largest |activation|, NaN where the channel saw
+    a NaN (a NaN unit must never look silent); per image the number of exact
+    zeros, of finite outputs, of outputs that are not, and of saturated
+    sigmoid/tanh outputs among the finite ones. Counts are per image, so an
+    int32 never overflows; the map itself is dropped as soon as the next layer
+    has used it.
     """
     from keras import ops
 
     def reduce(a: Any) -> tuple:
         axes = tuple(range(1, len(a.shape) - 1))
+        every = tuple(range(1, len(a.shape)))
         magnitude = ops.abs(a)
         nan = ops.isnan(a)
+        finite = ops.isfinite(a)
         if axes:
             peaks = ops.max(ops.where(nan, 0.0, magnitude), axis=axes)
             nan = ops.any(nan, axis=axes)
         else:
             peaks = ops.where(nan, 0.0, magnitude)
         peaks = ops.where(nan, float("nan"), peaks)
-        zeros = ops.sum(ops.cast(ops.equal(a, 0.0), "int32"))
+
+        def count(mask: Any) -> Any:
+            return ops.sum(ops.cast(mask, "int32"), axis=every)
+
         if kind == "sigmoid":
-            saturated = ops.sum(ops.cast(ops.logical_or(a <= margin, a >= 1.0 - margin), "int32"))
+            saturated = count(ops.logical_and(finite, ops.logical_or(a <= margin, a >= 1.0 - margin)))
         elif kind == "tanh":
-            saturated = ops.sum(ops.cast(magnitude >= 1.0 - margin, "int32"))
+            saturated = count(ops.logical_and(finite, magnitude >= 1.0 - margin))
         else:
             saturated = ops.zeros((), "int32")
-        return peaks, zeros, saturated, ops.size(a)
+        return peaks, count(ops.equal(a, 0.0)), count(finite), count(ops.logical_not(finite)), saturated
 
     return reduce
 
@@ -111,22 +118,21 @@ class UnitCounter:
         self.images = 0
 
     def add(self, path: str, stats: tuple) -> None:
-        peaks, zeros, saturated, count = (backend.numpy(v) if not isinstance(v, (int, np.ndarray)) else v
-                                          for v in stats)
-        peaks = np.asarray(peaks, dtype=np.float64)
+        peaks, zeros, finite, nonfinite, saturated = (np.asarray(backend.numpy(v)) for v in stats)
+        peaks = peaks.astype(np.float64)
         fired = (np.nan_to_num(peaks, nan=np.inf) > self.tolerance).sum(axis=0).astype(np.int64)
-        top = _nan_max(peaks)
+        top = peaks.max(axis=0)  # NaN wins: a unit that ever output NaN is never called silent
         ua = self.layers.get(path)
         if ua is None:
             ua = self.layers[path] = UnitActivity(path, self.kinds[path], top, fired, 0.0, tolerance=self.tolerance)
         else:
-            ua.peaks = np.where(np.isnan(ua.peaks), top, np.where(np.isnan(top), ua.peaks, np.fmax(ua.peaks, top)))
+            ua.peaks = np.maximum(ua.peaks, top)
             ua.active_images += fired
-        self.zeros[path][0] += int(zeros)
-        self.zeros[path][1] += int(count)
+        self.zeros[path][0] += int(zeros.sum(dtype=np.int64))
+        self.zeros[path][1] += int(finite.sum(dtype=np.int64) + nonfinite.sum(dtype=np.int64))
         if self.kinds[path] in SATURATING:
-            ua.saturated += int(saturated)
-            ua.outputs += int(count)
+            ua.saturated += int(saturated.sum(dtype=np.int64))
+            ua.outputs += int(finite.sum(dtype=np.int64))
 
     def result(self) -> Activity:
         for path, ua in self.layers.items():
@@ -135,16 +141,10 @@ class UnitCounter:
         return Activity(layers=dict(self.layers), images=self.images)
 
 
-def _nan_max(peaks: np.ndarray) -> np.ndarray:
-    """Per channel, the largest peak over images; NaN only where every image's peak was NaN."""
-    if not np.isnan(peaks).any():
-        return peaks.max(axis=0)
-    return np.fmax.reduce(peaks, axis=0)
-
-
-def batch_size(refs: list[graph.LayerRef]) -> int:
-    """Images per batch: the largest tapped map, kept until the next layer has read it, within :data:`BATCH_BYTES`."""
-    per_image = max((int(np.prod([d or 1 for d in r.output_shape[1:]])) for r in refs), default=1) * 4 * 4
+def batch_size(model: Any) -> int:
+    """Images per batch within :data:`BATCH_BYTES`: the largest map of ANY layer (tapped or not), ~4 alive at once
+    (a layer's input, its output, a skip connection, a temporary) -- maps are freed once consumed."""
+    per_image = max(graph.map_elements(model), default=1) * 4 * 4
     return int(max(1, min(64, BATCH_BYTES // max(1, per_image))))
 
 

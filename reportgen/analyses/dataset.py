@@ -62,10 +62,10 @@ class DatasetStats:
         return self.cam_sum[c] / max(1, self.cam_count[c])
 
 
-def batch_size(model: Any, refs: list[graph.LayerRef]) -> int:
-    """Images per batch within :data:`BATCH_BYTES`: every layer's output, kept for the backward pass, ~3 copies."""
-    per = sum(int(np.prod([d or 1 for d in r.output_shape[1:]])) for r in graph.walk(model)
-              if r.output_shape is not None and len(r.output_shape) > 1 and not r.is_model) * 4 * 3
+def batch_size(model: Any) -> int:
+    """Images per batch within :data:`BATCH_BYTES`: every layer's output, kept for the backward pass, ~3 copies
+    (sized at the images' size where the model leaves it open)."""
+    per = sum(graph.map_elements(model)) * 4 * 3
     return int(max(1, min(64, BATCH_BYTES // max(1, per))))
 
 
@@ -82,7 +82,7 @@ class DatasetPass:
         self.refs = [r for r in activation_layers(model) if not (linear_head and r.path == head.final_path)]
         self.kinds = {r.path: graph.activation_name(r.layer) for r in self.refs}
         self.tolerance, self.margin = tolerance, margin
-        self.binary = is_binary(head)
+        self.binary = head.is_binary
         self._shapes: dict[tuple, tuple] = {}
         binary = self.binary
         classify = head.units is not None and not head.is_map
@@ -127,7 +127,7 @@ class DatasetPass:
         """The CAM layer's output shape for this batch (a spatial size the model leaves open is measured)."""
         if self.layer is None:
             return (len(x),)
-        key = tuple(x.shape)
+        key = tuple(x.shape[1:])
         if key not in self._shapes:
             shape = graph.anatomy(self.model).ref(self.layer).output_shape
             dims = tuple(shape[1:])
@@ -156,7 +156,7 @@ def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tu
     runner = DatasetPass(model, head, cam_layer, feeds, tolerance, margin)
     stats = DatasetStats(layer=cam_layer)
     classify = head.units is not None and not head.is_map
-    k = (2 if runner.binary else head.units) if classify else None
+    k = head.classes if classify else None
     if classify and classes:
         k = max(k, classes)
     if classify:
@@ -168,7 +168,7 @@ def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tu
     for x, labels, idx in batches:
         n = len(x)
         y, unit_stats, cam = runner(x, labels)
-        probs = activate(head, y)  # one sigmoid unit: y is already (-z, z), so probs are (1 - p, p)
+        probs = activate(head, y[:, 1:] if runner.binary else y)  # one sigmoid unit: y is (-z, z) here
         for path, reduced in unit_stats.items():
             counter.add(path, reduced)
         counter.images += n
@@ -210,8 +210,3 @@ def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tu
     stats.mistakes = [m for _c, _i, m in sorted(heap, key=lambda t: (-t[0], t[1]))]
     stats.seconds = time.perf_counter() - t0
     return stats
-
-
-def is_binary(head: Head) -> bool:
-    """One sigmoid unit: a two-class classifier (class 1 when the probability passes 0.5)."""
-    return head.kind == "sigmoid" and head.units == 1

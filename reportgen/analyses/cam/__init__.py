@@ -31,7 +31,8 @@ from reportgen.analyses.cam.head import (  # noqa: F401
 )
 from reportgen.analyses.cam.layercam import LayerCAM
 from reportgen.analyses.cam.scorecam import ScoreCAM
-from reportgen.analyses.cam.targets import ClassScores, MapMean, PixelClasses, Target, top_classes  # noqa: F401
+from reportgen.analyses.cam.targets import (  # noqa: F401
+    BinaryClasses, ClassScores, MapMean, PixelClasses, Target, class_target, top_classes)
 from reportgen.errors import UserError
 from reportgen.names import CAM_METHODS
 
@@ -56,9 +57,9 @@ def explain(model: Any, layer: str, inputs: np.ndarray, classes: np.ndarray | Se
         c = c[:, None] if c.ndim == 1 else c
         if c.shape[0] != len(inputs):
             raise ValueError(f"classes has {c.shape[0]} rows for {len(inputs)} images")
-        if head.units is not None and c.size and (c.min() < 0 or c.max() >= head.units):
-            raise UserError(f"Grad-CAM: class index out of range 0..{head.units - 1}")
-        target = ClassScores(labels=[[f"class {int(v)}" for v in row] for row in c], classes=c)
+        if head.classes is not None and c.size and (c.min() < 0 or c.max() >= head.classes):
+            raise UserError(f"Grad-CAM: class index out of range 0..{head.classes - 1}")
+        target = class_target(head.is_binary, c, [[f"class {int(v)}" for v in row] for row in c])
     return method(method_name)(model, layer, head, feeds).explain(inputs, target, top_k, names)
 
 

@@ -72,6 +72,9 @@ def pick(output: Any, index: int) -> Any:
 def activate(head: Head, y: np.ndarray) -> np.ndarray:
     """The model's own output from the explained one: softmax/sigmoid of logits, else as is."""
     y = np.asarray(y, dtype=np.float64)
+    if head.is_binary:  # one sigmoid unit: the probabilities of classes 0 and 1
+        p = 1.0 / (1.0 + np.exp(-y[..., :1])) if head.score == "logit" else y[..., :1]
+        return np.concatenate([1.0 - p, p], axis=-1)
     if head.score != "logit":
         return y
     if head.kind in ("softmax", "pixel-softmax"):
@@ -94,7 +97,7 @@ def default_target(head: Head, y: np.ndarray, top_k: int, names: Sequence[str] |
     if head.is_map:
         return T.MapMean(labels=[["mean of the output map"]] * n)
     classes = T.top_classes(activate(head, y), top_k)
-    return T.ClassScores(labels=[[label_for(int(c), names) for c in row] for row in classes], classes=classes)
+    return T.class_target(head.is_binary, classes, [[label_for(int(c), names) for c in row] for row in classes])
 
 
 def normalise(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

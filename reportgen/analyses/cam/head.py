@@ -55,6 +55,16 @@ class Head:
     def is_map(self) -> bool:
         return self.kind in ("map", "pixel-softmax")
 
+    @property
+    def is_binary(self) -> bool:
+        """ONE sigmoid unit: a two-class classifier. Class 1 is the unit (its logit), class 0 its negative."""
+        return self.kind == "sigmoid" and self.units == 1
+
+    @property
+    def classes(self) -> int | None:
+        """How many classes the output scores (two for one sigmoid unit); None for maps and unknown sizes."""
+        return 2 if self.is_binary else self.units
+
 
 def output_index(model: Any, name: str | None) -> int:
     """The output ``--output NAME`` picks (a name, or a position), else the only one."""
@@ -152,29 +162,31 @@ def find_target_layer(model: Any, output: str | int | None = None) -> graph.Laye
 
 
 def _reaches(model: Any, path: str, index: int) -> bool:
-    """Whether output ``index`` changes when noise is added to the layer at ``path`` (one pass on zeros)."""
+    """Whether output ``index`` changes when noise is added to the layer at ``path`` (two passes on noise).
+
+    Noise, not zeros, as input: a branch gated by the input itself must not
+    look disconnected. A probe that fails says nothing, so the layer is kept.
+    """
     import numpy as np
     from keras import ops
 
     from reportgen import backend, forward
+    from reportgen.analyses.cam.base import pick
 
-    shapes = [tuple(s.shape) for s in graph.anatomy(model).inputs]
-    inputs = [forward.zeros(s) for s in shapes]
-    x = inputs[0] if len(inputs) == 1 else inputs
-    base = forward.run(model, x, {path: forward.Tap()})
-    if path not in base.captured:
-        return False  # the layer never ran on this input
-    shape = tuple(int(d) for d in base.captured[path].shape)
-    noise = ops.convert_to_tensor(np.random.default_rng(0).normal(0.0, 10.0, shape).astype("float32"))
-    moved = forward.run(model, x, {path: forward.Tap(add=noise, capture=False)})
-
-    def chosen(out: Any) -> np.ndarray:
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        if isinstance(out, dict):
-            outs = list(out.values())
-        return backend.numpy(outs[index]) if index < len(outs) else np.zeros(())
-
-    return not np.array_equal(chosen(base.output), chosen(moved.output))
+    rng = np.random.default_rng(0)
+    try:
+        x = [ops.convert_to_tensor(rng.uniform(0.0, 1.0, tuple(forward.zeros(s.shape).shape)).astype("float32"))
+             for s in graph.anatomy(model).inputs]
+        x = x[0] if len(x) == 1 else x
+        base = forward.run(model, x, {path: forward.Tap()})
+        if path not in base.captured:
+            return False  # the layer never ran on this input
+        shape = tuple(int(d) for d in base.captured[path].shape)
+        noise = ops.convert_to_tensor(rng.normal(0.0, 10.0, shape).astype("float32"))
+        moved = forward.run(model, x, {path: forward.Tap(add=noise, capture=False)})
+        return not np.array_equal(backend.numpy(pick(base.output, index)), backend.numpy(pick(moved.output, index)))
+    except Exception:  # noqa: BLE001  (an input the probe could not make up: keep the layer)
+        return True
 
 
 def resolve_layer(model: Any, name: str | None, output: str | int | None = None) -> graph.LayerRef:

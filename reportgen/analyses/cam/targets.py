@@ -41,13 +41,37 @@ class ClassScores(Target):
     classes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
 
     def cotangents(self, y: np.ndarray) -> list[np.ndarray]:
-        out = []
-        rows = np.arange(self.classes.shape[0])
-        for k in range(self.classes.shape[1]):
-            c = np.zeros(np.shape(y), dtype=np.float32)
-            c[rows, self.classes[:, k]] = 1.0
-            out.append(c)
-        return out
+        return [_entries(np.shape(y), self.classes[:, k], 1.0) for k in range(self.classes.shape[1])]
+
+
+@dataclass
+class BinaryClasses(Target):
+    """Class ``classes[n, k]`` of a one-unit sigmoid classifier: class 1 is the unit's logit, class 0 minus it.
+
+    The two logits of a two-class softmax equivalent to the sigmoid differ by
+    the unit's logit z; explaining class 0 explains -z, the evidence against.
+    """
+
+    classes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+
+    def cotangents(self, y: np.ndarray) -> list[np.ndarray]:
+        unit = np.zeros(self.classes.shape[0], dtype=np.int64)
+        return [_entries(np.shape(y), unit, np.where(self.classes[:, k] == 1, 1.0, -1.0))
+                for k in range(self.classes.shape[1])]
+
+
+def _entries(shape: tuple, columns: np.ndarray, values: float | np.ndarray) -> np.ndarray:
+    """A zero (N, units) cotangent with ``values`` at (n, ``columns[n]``): row n explains that output."""
+    c = np.zeros(shape, dtype=np.float32)
+    c[np.arange(len(columns)), columns] = values
+    return c
+
+
+def class_target(binary: bool, classes: np.ndarray, labels: list[list[str]]) -> Target:
+    """The target for explicit class indices (N, K): :class:`BinaryClasses` for one sigmoid unit."""
+    if binary:
+        return BinaryClasses(labels=labels, classes=classes)
+    return ClassScores(labels=labels, classes=classes)
 
 
 @dataclass

@@ -100,11 +100,13 @@ def audit(model, images=None, t=None, seed: int = 0, feeds=None, weights=None) -
     from reportgen.analyses import activations as A
     from reportgen.analyses.weights import weight_analysis
 
+    from reportgen import backend
+
     t = t if t is not None else config.load(None)
-    inputs = {"weights": weights if weights is not None else weight_analysis(model, seed)}
-    if images is not None and len(images):
-        x = np.asarray(images, dtype=np.float32)
-        refs = A.activation_layers(model)
-        inputs["activity"] = A.unit_activity(model, A.batches_of(x, A.batch_size(refs) if refs else 8), feeds,
-                                             t.dead_activation, t.saturation_margin)
+    with backend.precision():  # the report's full float32, and the caller's setting back after
+        inputs = {"weights": weights if weights is not None else weight_analysis(model, seed)}
+        if images is not None and len(images):
+            x = np.asarray(images, dtype=np.float32)
+            inputs["activity"] = A.unit_activity(model, A.batches_of(x, A.batch_size(model)), feeds,
+                                                 t.dead_activation, t.saturation_margin)
     return finish(run_checks(model, inputs, t), t, [r.path for r in graph.walk(model)])

@@ -84,8 +84,7 @@ def activation_findings(model: Any, inputs: np.ndarray, t: Thresholds, already: 
                         feeds: Any = None) -> list[Finding]:
     """Dead-on-the-data units and saturation over ``inputs`` (a convenience over the streamed pass)."""
     x = np.asarray(inputs, dtype=np.float32)
-    refs = A.activation_layers(model)
-    activity = A.unit_activity(model, A.batches_of(x, A.batch_size(refs) if refs else 8), feeds,
+    activity = A.unit_activity(model, A.batches_of(x, A.batch_size(model)), feeds,
                                t.dead_activation, t.saturation_margin)
     known: dict[str, set[int]] = {}
     for f in already:
