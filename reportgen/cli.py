@@ -143,7 +143,8 @@ def report_parser() -> argparse.ArgumentParser:
     g.add_argument("--sample", type=_positive, default=8, metavar="N",
                    help="images of the --images folders shown in the image sections (default 8)")
     g.add_argument("--preprocess", default="auto", choices=PREPROCESS_MODES,
-                   help="input preprocessing (default auto: the architecture's own, else /255)")
+                   help="input preprocessing (default auto: the architecture's own; raw pixels for a model "
+                        "whose first layer rescales them; else /255)")
     g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
     g.add_argument("--layers", nargs="+", action="extend", metavar="NAME", help="layers whose feature maps are shown")
     g.add_argument("--feature-channels", type=_positive, default=64, metavar="N", help="channels per feature-map grid (default 64)")

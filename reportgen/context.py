@@ -169,7 +169,7 @@ class Context:
         from reportgen.preprocessing import Preprocessor
 
         spec = require_image_input(self.model, "--images")
-        pre = Preprocessor.resolve(self.options.preprocess, self.loaded.architecture)
+        pre = Preprocessor.resolve(self.options.preprocess, self.loaded.architecture, self.model)
         try:
             layer = (graph.find_layers(graph.spatial_layers(self.model), [self.options.gradcam_layer],
                                        "--gradcam-layer")[0].path if self.options.gradcam_layer

@@ -198,7 +198,7 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
             inner = args[0] if len(args) == 1 else list(args)
             out = _trace(op, inner, path + "/", depth + 1, graph, stop_at)
         else:
-            out = op(*args, **kwargs)
+            out = op(*args, **_inference(op, kwargs))
         if graph.keep:
             graph.by_path[path] = out
         if path == stop_at:
@@ -219,6 +219,19 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
         return call
 
     return _run_graph(model, x, operation_fn)
+
+
+def _inference(op: Any, kwargs: dict) -> dict:
+    """``training=False`` for a layer that takes it, always: what ``model.predict`` passes.
+
+    A graph's nodes record ``training`` as the layer resolved it when the
+    model was built (True for Keras' augmentation layers, ``RandomFlip`` and
+    the like, whose default is True), and a bare call resolves it the same
+    way; ``Functional.call`` overrides it with its own flag. Without this a
+    report would explain flipped, rotated and zoomed images.
+    """
+    takes = getattr(op, "_call_has_training_arg", False) or "training" in getattr(op, "_call_context_args", {})
+    return dict(kwargs, training=False) if takes and kwargs.get("training") is not False else kwargs
 
 
 def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
@@ -245,8 +258,8 @@ def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
         if any(id(t) not in tensors for t in node.input_tensors):
             continue  # not computable from these inputs (Keras skips it too)
         args, kwargs = node.arguments.fill_in(tensors)
-        op = operation_fn(lookup(node) if lookup is not None else node.operation)
-        outputs = op(*args, **kwargs)
+        operation = lookup(node) if lookup is not None else node.operation
+        outputs = operation_fn(operation)(*args, **_inference(operation, kwargs))
         del args, kwargs
         for k, v in zip(node.outputs, tree.flatten(outputs)):
             tensors[id(k)] = v

@@ -394,7 +394,7 @@ def prepare_inputs(ctx: Any) -> list[PreparedImage]:
         if paths:
             require_image_input(loaded.model, "--image")
         return []
-    preprocessor = Preprocessor.resolve(options.preprocess, loaded.architecture)
+    preprocessor = Preprocessor.resolve(options.preprocess, loaded.architecture, loaded.model)
     if paths:
         return [load_image(p, spec, preprocessor) for p in paths]
     folder = getattr(ctx, "folder", None)

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 # Layer names are text, never mathtext: Keras accepts "conv$_{$1", which Matplotlib would try to typeset.
 matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 DPI = 110
@@ -172,6 +173,13 @@ def labelled_grid(
 
 # --- charts across depth ------------------------------------------------------------
 
+class _PlainLogFormatter(matplotlib.ticker.LogFormatter):
+    """Log-axis labels as plain numbers ("0.01", "4"), choosing which ticks to label as Matplotlib does."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
 def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[tuple[int, str]] = (),
                 title: str | None = None) -> str:
     """Several per-layer series against depth, one panel each, stage starts marked.
@@ -188,6 +196,9 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         if panel.get("log"):
             vals = np.where(vals > 0, vals, np.nan)
             ax.set_yscale("log")
+            # Plain "0.01" labels: the default log labels are mathtext, which is off (see the top).
+            ax.yaxis.set_major_formatter(_PlainLogFormatter())
+            ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
         ax.plot(x, vals, marker="o", markersize=2.2 if n > 60 else 3, linewidth=0.8, color="#1f5fa8")
         hi = [i for i in panel.get("highlight", ()) if 0 <= i < n and np.isfinite(vals[i])]
         if hi:
@@ -198,7 +209,7 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         for start, _label in stages:
             ax.axvline(start - 0.5, color="#c8ccd4", linewidth=0.6, zorder=0)
         ax.set_ylabel(panel["name"], fontsize=7)
-        ax.tick_params(labelsize=6.5)
+        ax.tick_params(which="both", labelsize=6.5)
         ax.grid(axis="y", color="#eceef2", linewidth=0.5)
     bottom = axes[-1, 0]
     if n <= 40:

@@ -8,7 +8,10 @@ Modes (``--preprocess``):
 - ``torch``: 0..1, then per-channel ImageNet mean/std (DenseNet).
 - ``caffe``: RGB -> BGR, then subtract the ImageNet channel means (VGG, ResNet50).
 - ``auto``: the architecture's own ``preprocess_input`` for ``keras.applications``
-  names, ``unit`` otherwise.
+  names; else ``none`` when the model scales its own input (its first layer is a
+  ``Rescaling`` by at most 1/50, or a ``Normalization`` whose means exceed 2, the
+  pattern Keras' guides recommend), so pixels are not divided by 255 twice;
+  ``unit`` otherwise.
 
 Every mode has an exact inverse, so filter patterns optimised in the model's
 input space can be shown as pixels again.
@@ -17,6 +20,7 @@ input space can be shown as pixels again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,11 +67,54 @@ def mode_for_architecture(architecture: str | None) -> str:
     return "unit"
 
 
+# Layers that may come before a model's own scaling without changing the value range.
+_PASS_THROUGH = ("InputLayer", "Resizing", "CenterCrop")
+
+
+def first_layer(model: Any) -> Any:
+    """The first layer that touches pixel values, inside nested models; None when there is none."""
+    layers = list(getattr(model, "layers", None) or [])
+    for layer in layers:
+        name = type(layer).__name__
+        if name in _PASS_THROUGH or name.startswith("Random"):  # augmentation: identity at inference
+            continue
+        if getattr(layer, "layers", None):
+            inner = first_layer(layer)
+            if inner is not None:
+                return inner
+            continue
+        return layer
+    return None
+
+
+def own_scaling(model: Any) -> str | None:
+    """Why a model takes raw pixels 0-255 (it scales them itself), or None when it does not say so."""
+    layer = first_layer(model) if model is not None else None
+    if layer is None:
+        return None
+    kind = type(layer).__name__
+    try:
+        if kind == "Rescaling":
+            scale = np.abs(np.asarray(layer.scale, dtype=np.float64))
+            if scale.size and 0 < scale.max() <= 1 / 50:
+                return f"the model's first layer '{layer.name}' rescales pixels itself (scale {scale.max():.4g})"
+        elif kind == "Normalization":
+            mean = getattr(layer, "mean", None)
+            mean = np.abs(np.asarray(getattr(mean, "numpy", lambda: mean)(), dtype=np.float64))
+            if mean.size and mean.max() > 2:
+                return (f"the model's first layer '{layer.name}' normalises pixels itself "
+                        f"(means up to {mean.max():.4g})")
+    except (TypeError, ValueError, AttributeError):  # an unbuilt or unusual layer: no claim
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class Preprocessor:
     """Converts pixels (0-255, RGB or grey, channels last) to model input and back."""
 
     mode: str
+    why: str = ""  # how ``auto`` chose the mode, when it looked at the model
 
     def __post_init__(self) -> None:
         if self.mode not in MODES or self.mode == "auto":
@@ -76,19 +123,26 @@ class Preprocessor:
             )
 
     @classmethod
-    def resolve(cls, mode: str, architecture: str | None) -> "Preprocessor":
+    def resolve(cls, mode: str, architecture: str | None, model: Any = None) -> "Preprocessor":
+        """The mode ``--preprocess`` names; for ``auto``, the architecture's, the model's own scaling, or unit."""
         if mode not in MODES:
             raise UserError(f"--preprocess '{mode}' is not known; use one of {', '.join(MODES)}")
-        return cls(mode_for_architecture(architecture) if mode == "auto" else mode)
+        if mode != "auto":
+            return cls(mode)
+        if architecture and mode_for_architecture(architecture) != "unit":
+            return cls(mode_for_architecture(architecture))
+        why = own_scaling(model)
+        return cls("none", why) if why else cls("unit")
 
     def describe(self) -> str:
-        return {
+        text = {
             "none": "none (pixels 0-255 as they are)",
             "unit": "unit (pixels / 255)",
             "tf": "tf (pixels / 127.5 - 1)",
             "torch": "torch (pixels / 255, minus ImageNet mean, over ImageNet std)",
             "caffe": "caffe (RGB to BGR, minus ImageNet channel means)",
         }[self.mode]
+        return f"{text}: {self.why}" if self.why else text
 
     def forward(self, pixels: np.ndarray) -> np.ndarray:
         x = np.asarray(pixels, dtype=np.float32)

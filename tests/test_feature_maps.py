@@ -128,3 +128,27 @@ def test_non_image_model_gets_a_note():
     features.validate(ctx)
     result = features.run(ctx)
     assert result.view["images"] == [] and "not an image" in result.view["note"]
+
+
+def test_augmentation_layers_are_identity_as_in_predict():
+    # Keras' augmentation layers default to training=True when called bare; model.predict passes
+    # training=False. The maps must be predict's, at the top level and inside a nested block.
+    inp = keras.Input(shape=(16, 16, 3))
+    x = keras.layers.RandomFlip("horizontal_and_vertical", seed=1, name="flip")(inp)
+    x = keras.layers.RandomRotation(0.4, seed=2, name="rotate")(x)
+    x = keras.Sequential([keras.layers.RandomZoom(0.5, seed=3), keras.layers.Dropout(0.5),
+                          keras.layers.Conv2D(4, 3, name="conv_in_block")], name="block")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    out = keras.layers.Conv2D(3, 3, activation="relu", name="conv_after")(x)
+    model = keras.Model(inp, out, name="augmented")
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(np.full(4, 0.3, "float32"))  # so that a training-mode BN would differ
+    bn.moving_variance.assign(np.full(4, 4.0, "float32"))
+    x = _inputs(3, seed=5)
+    refs = [r for r in graph.walk(model) if r.path in ("block/conv_in_block", "conv_after")]
+    got = {m.path: m.maps for m in feature_maps.compute(model, refs, x)}
+    block = model.get_layer("block")
+    into_block = keras.Model(model.inputs, model.get_layer("rotate").output).predict(x, verbose=0)
+    inner = keras.Model(block.inputs, block.get_layer("conv_in_block").output).predict(into_block, verbose=0)
+    np.testing.assert_allclose(got["block/conv_in_block"], inner, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["conv_after"], model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -301,3 +301,57 @@ def test_cli_image_for_a_1d_model(cli, tmp_path):
     assert result.status == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "not an image" in result.stderr
     assert not (out / "flat").exists()
+
+
+# --- a model that scales its own input ------------------------------------------------------
+
+def _own_scaling_model(first, name="scales_itself"):
+    inp = keras.Input(shape=(16, 16, 3))
+    x = first(inp)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(x), name=name)
+
+
+@pytest.mark.parametrize("first", [
+    lambda: keras.layers.Rescaling(1 / 255, name="rescale"),
+    lambda: keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale"),
+    # Augmentation first, in its own block, then the scaling: the way Keras' guides build it.
+    lambda: keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.Rescaling(1 / 255)],
+                             name="augment_then_scale"),
+], ids=["rescaling_unit", "rescaling_tf", "nested_after_augmentation"])
+def test_auto_feeds_raw_pixels_to_a_model_that_rescales_them_itself(first):
+    # Dividing by 255 before the model's own Rescaling(1/255) would hand it values below 1/255:
+    # predictions, maps and patterns of a model that never saw such input.
+    from reportgen import Report
+
+    model = _own_scaling_model(first())
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    data = Report(model, images=pixels, sections="gradcam", top_k=3).json
+    pre = data["images"][0]["preprocess"]
+    assert pre["mode"] == "none" and "rescales pixels itself" in pre["description"], pre
+    assert pre["value_range"][1] > 1.0  # raw pixels reached the model
+    expected = model.predict(pixels.astype("float32"), verbose=0)
+    got = [p["probability"] for p in data["images"][1]["predictions"]]
+    np.testing.assert_allclose(got, np.sort(expected[1])[::-1], rtol=1e-5)
+
+
+def test_normalization_first_decides_by_the_scale_it_was_adapted_on():
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32")
+    on_pixels, on_unit = keras.layers.Normalization(), keras.layers.Normalization()
+    on_pixels.adapt(raw)
+    on_unit.adapt(raw / 255.0)
+    pre = Preprocessor.resolve("auto", None, _own_scaling_model(lambda x: on_pixels(x)))
+    assert pre.mode == "none" and "normalises pixels itself" in pre.describe()
+    assert Preprocessor.resolve("auto", None, _own_scaling_model(lambda x: on_unit(x))).mode == "unit"
+
+
+def test_auto_keeps_unit_where_the_model_does_not_scale_pixels():
+    # A Rescaling that is not a pixel scale (x2), or none at all: the tutorials' / 255.
+    assert Preprocessor.resolve("auto", None, _own_scaling_model(keras.layers.Rescaling(2.0))).mode == "unit"
+    assert Preprocessor.resolve("auto", None, _own_scaling_model(keras.layers.Identity())).mode == "unit"
+    # An explicit mode always wins, and a keras.applications name keeps its own preprocess_input.
+    scaled = _own_scaling_model(keras.layers.Rescaling(1 / 255))
+    assert Preprocessor.resolve("unit", None, scaled).mode == "unit"
+    assert Preprocessor.resolve("auto", "VGG16", scaled).mode == "caffe"

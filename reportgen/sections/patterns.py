@@ -84,7 +84,7 @@ def validate(ctx: Context) -> None:
             raise UserError("--pattern-layers: filter patterns need a model with one image input (N, H, W, C); "
                             "leave out the patterns section with --sections")
         select(ctx)
-    Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture)
+    Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture, ctx.model)
 
 
 def _ticker(ctx: Context, desc: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -168,7 +168,7 @@ def run(ctx: Context) -> SectionResult:
     if opts.pattern_size is None and size > min([DEFAULT_SIZE] + [d for d in _input_hw(ctx.model) if d]):
         view["min_size_note"] = (f"{size} px: the smallest image whose pass still reaches {refs[-1].path} "
                                  "with a map of at least one pixel")
-    preprocessor = Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture)
+    preprocessor = Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture, ctx.model)
     view["preprocess"] = preprocessor.describe()
     view["step"] = fp.pixel_step(preprocessor, int(graph.image_input(ctx.model).shape[-1]))
     view["objective"] = OBJECTIVE
