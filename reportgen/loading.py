@@ -29,7 +29,7 @@ from typing import Any, Callable
 from reportgen.context import LoadedModel
 from reportgen.errors import UserError, one_line
 
-from reportgen.names import MODEL_SUFFIXES, is_savedmodel  # noqa: E402
+from reportgen.names import MODEL_SUFFIXES, is_savedmodel, readable  # noqa: E402
 CODE_SPEC = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)$")
 
 
@@ -113,7 +113,8 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
     if not isinstance(model, keras.Model):
         raise UserError(f"'{path}' holds no Keras model (only weights?); save the whole model with model.save()")
     model = ensure_built(model, input_shape, str(path))
-    return LoadedModel(model=model, name=path.stem, source=str(path), sha256=sha256(path), unsafe=unsafe)
+    return LoadedModel(model=model, name=readable(path.stem), source=readable(str(path)), sha256=sha256(path),
+                       unsafe=unsafe)
 
 
 def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:

@@ -21,6 +21,11 @@ def is_savedmodel(folder) -> bool:
     return (folder / "saved_model.pb").exists() or (folder / "saved_model.pbtxt").exists()
 
 
+def readable(text: str) -> str:
+    """A file name as text a page can hold: bytes that are not UTF-8 (lone surrogates in Python) become U+FFFD."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def folder_name(name: str) -> str:
     """A report folder's name from a model's name: Keras accepts any string, a file system does not.
 
@@ -30,7 +35,14 @@ def folder_name(name: str) -> str:
     """
     import re
 
+    import hashlib
+
     cleaned = re.sub(r"[\x00-\x1f/\\]", "_", str(name)).strip()
+    # A file name that is not UTF-8 reaches Python as lone surrogates: keep its bytes, as the OS gave them.
+    raw = cleaned.encode("utf-8", "surrogateescape")
     # File systems count bytes (255 a name); keep room for the temporary folder's prefix and suffix.
-    cleaned = cleaned.encode("utf-8")[:200].decode("utf-8", "ignore").strip()
+    # A long name is cut and given a hash of the whole, so two names alike in their first bytes stay apart.
+    if len(raw) > 200:
+        raw = raw[:191] + b"-" + hashlib.sha256(raw).hexdigest()[:8].encode()
+    cleaned = raw.decode("utf-8", "ignore").strip()
     return "model" if cleaned in ("", ".", "..") else cleaned

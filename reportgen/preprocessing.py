@@ -8,10 +8,9 @@ Modes (``--preprocess``):
 - ``torch``: 0..1, then per-channel ImageNet mean/std (DenseNet).
 - ``caffe``: RGB -> BGR, then subtract the ImageNet channel means (VGG, ResNet50).
 - ``auto``: the architecture's own ``preprocess_input`` for ``keras.applications``
-  names; else ``none`` when the model scales its own input (its first layer is a
-  ``Rescaling`` by at most 1/50, or a ``Normalization`` whose means exceed 2, the
-  pattern Keras' guides recommend), so pixels are not divided by 255 twice;
-  ``unit`` otherwise.
+  names; else ``none`` when the model scales its own input, measured by
+  :func:`own_scaling` (Keras' guides put ``Rescaling(1/255)`` inside the model;
+  dividing by 255 before it would feed it values below 1/255); ``unit`` otherwise.
 
 Every mode has an exact inverse, so filter patterns optimised in the model's
 input space can be shown as pixels again.
@@ -19,6 +18,7 @@ input space can be shown as pixels again.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,45 +67,74 @@ def mode_for_architecture(architecture: str | None) -> str:
     return "unit"
 
 
-# Layers that may come before a model's own scaling without changing the value range.
-_PASS_THROUGH = ("InputLayer", "Resizing", "CenterCrop")
-
-
-def first_layer(model: Any) -> Any:
-    """The first layer that touches pixel values, inside nested models; None when there is none."""
-    layers = list(getattr(model, "layers", None) or [])
-    for layer in layers:
-        name = type(layer).__name__
-        if name in _PASS_THROUGH or name.startswith("Random"):  # augmentation: identity at inference
-            continue
-        if getattr(layer, "layers", None):
-            inner = first_layer(layer)
-            if inner is not None:
-                return inner
-            continue
-        return layer
-    return None
+_PROBED: "weakref.WeakKeyDictionary[Any, str | None]" = weakref.WeakKeyDictionary()
+_DIVIDES = 255 / 50  # a 0 -> 255 pixel step moving the first conv's input by at most this: scaled by >= 50
+_MEANS = 50  # ... or by about 255 from a level this far from zero: channel means subtracted
 
 
 def own_scaling(model: Any) -> str | None:
-    """Why a model takes raw pixels 0-255 (it scales them itself), or None when it does not say so."""
-    layer = first_layer(model) if model is not None else None
-    if layer is None:
+    """Why a model takes raw pixels 0-255 (it scales them itself), or None when it does not.
+
+    Measured, not read from layer types: an all-0 and an all-255 image go
+    through the model (other inputs at zeros) up to the input of its first
+    convolution, or of its first layer with a kernel. When the 0 -> 255 step
+    moves that input by at most 255/50, the model divides pixels itself
+    (``Rescaling(1/255)``, ``x / 127.5 - 1``, ``preprocess_input`` inside the
+    model, a ``Normalization`` adapted on pixels, in any order with padding
+    or augmentation layers, subclassed or not); when it moves it by about 255
+    from a level far from zero, the model subtracts channel means itself
+    (caffe style). Cached per model.
+    """
+    if model is None:
         return None
-    kind = type(layer).__name__
     try:
-        if kind == "Rescaling":
-            scale = np.abs(np.asarray(layer.scale, dtype=np.float64))
-            if scale.size and 0 < scale.max() <= 1 / 50:
-                return f"the model's first layer '{layer.name}' rescales pixels itself (scale {scale.max():.4g})"
-        elif kind == "Normalization":
-            mean = getattr(layer, "mean", None)
-            mean = np.abs(np.asarray(getattr(mean, "numpy", lambda: mean)(), dtype=np.float64))
-            if mean.size and mean.max() > 2:
-                return (f"the model's first layer '{layer.name}' normalises pixels itself "
-                        f"(means up to {mean.max():.4g})")
-    except (TypeError, ValueError, AttributeError):  # an unbuilt or unusual layer: no claim
+        return _PROBED[model]
+    except (KeyError, TypeError):
+        pass
+    try:
+        why = _probe(model)
+    except Exception:  # noqa: BLE001  (a model that cannot run on a probe makes no claim; its sections say why)
+        why = None
+    try:
+        _PROBED[model] = why
+    except TypeError:
+        pass
+    return why
+
+
+def _probe(model: Any) -> str | None:
+    from reportgen import backend, forward, graph, inputs
+
+    spec = graph.image_input(model)
+    if spec is None:
         return None
+    refs = [r for r in graph.walk(model)
+            if not r.is_op and not r.is_model and graph.kernel_variables(r.layer) and not graph.children(r.layer)]
+    first = next((r for r in refs if graph.is_conv(r.layer)), refs[0] if refs else None)
+    if first is None:
+        return None
+    _, h, w, c = spec.shape
+    size = (int(h or graph.DEFAULT_SIZE), int(w or graph.DEFAULT_SIZE), int(c))
+    seen: list = []
+
+    def keep_input(layer: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(args[0])
+        return call(*args, **kwargs)
+
+    x = np.stack([np.zeros(size, np.float32), np.full(size, 255.0, np.float32)])
+    feeds = inputs.feeds_for(model)
+    with backend.no_grad():
+        forward.run(model, feeds.batch(backend.tensor(x)),
+                    {first.path: forward.Tap(capture=False, replace=keep_input, stop=True)})
+    if not seen:
+        return None
+    at = backend.numpy(seen[0]).astype(np.float64)
+    low, step = float(np.mean(at[0])), float(np.max(np.abs(at[1] - at[0])))
+    if 0 < step <= _DIVIDES:
+        return f"the model scales pixels itself (0 -> 255 moves the input of '{first.path}' by {step:.3g})"
+    if 0.5 * 255 <= step <= 2 * 255 and abs(low) >= _MEANS:
+        return (f"the model subtracts channel means from pixels itself (the input of '{first.path}' "
+                f"is {low:.4g} for black)")
     return None
 
 

@@ -89,5 +89,28 @@ def test_any_model_name_keras_accepts_gets_a_report_folder(name, folder, tmp_pat
     assert out.parent == tmp_path and (out / "report.json").exists()
     if folder is not None:
         assert out.name == folder
-    else:  # a long name is cut to 200 bytes at a character boundary
-        assert len(out.name.encode()) <= 200 and name.startswith(out.name)
+    else:  # a long name is cut to 200 bytes at a character boundary, and a hash of the whole name added
+        assert len(out.name.encode()) <= 200 and name.startswith(out.name.rsplit("-", 1)[0])
+
+
+def test_long_names_alike_at_the_start_get_distinct_folders():
+    from reportgen.names import folder_name
+
+    a, b = "m" * 300 + "-epoch-1", "m" * 300 + "-epoch-2"
+    assert folder_name(a) != folder_name(b)
+    assert all(len(folder_name(n).encode()) <= 200 for n in (a, b))
+    assert folder_name("m" * 200) == "m" * 200  # a name that fits is kept as it is
+
+
+def test_a_file_name_that_is_not_utf8_gets_a_readable_report(saved_small, tmp_path, cli):
+    import os
+
+    odd = os.fsdecode(bytes(tmp_path) + b"/model\xff.keras")
+    os.rename(saved_small, odd)
+    result = cli(odd, "--sections", "overview,layers", "--format", "json", "--format", "html", "--out", tmp_path / "r",
+                 "--quiet")
+    assert result.status == 0, result.err
+    folder = next((tmp_path / "r").iterdir())
+    data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert data["model"]["name"] == "model\ufffd"
+    assert "model\ufffd" in (folder / "report.html").read_text(encoding="utf-8")

@@ -329,7 +329,7 @@ def test_auto_feeds_raw_pixels_to_a_model_that_rescales_them_itself(first):
     pixels = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     data = Report(model, images=pixels, sections="gradcam", top_k=3).json
     pre = data["images"][0]["preprocess"]
-    assert pre["mode"] == "none" and "rescales pixels itself" in pre["description"], pre
+    assert pre["mode"] == "none" and "scales pixels itself" in pre["description"], pre
     assert pre["value_range"][1] > 1.0  # raw pixels reached the model
     expected = model.predict(pixels.astype("float32"), verbose=0)
     got = [p["probability"] for p in data["images"][1]["predictions"]]
@@ -343,7 +343,7 @@ def test_normalization_first_decides_by_the_scale_it_was_adapted_on():
     on_pixels.adapt(raw)
     on_unit.adapt(raw / 255.0)
     pre = Preprocessor.resolve("auto", None, _own_scaling_model(lambda x: on_pixels(x)))
-    assert pre.mode == "none" and "normalises pixels itself" in pre.describe()
+    assert pre.mode == "none" and "scales pixels itself" in pre.describe()
     assert Preprocessor.resolve("auto", None, _own_scaling_model(lambda x: on_unit(x))).mode == "unit"
 
 
@@ -355,3 +355,57 @@ def test_auto_keeps_unit_where_the_model_does_not_scale_pixels():
     scaled = _own_scaling_model(keras.layers.Rescaling(1 / 255))
     assert Preprocessor.resolve("unit", None, scaled).mode == "unit"
     assert Preprocessor.resolve("auto", "VGG16", scaled).mode == "caffe"
+
+
+def _auto(model):
+    return Preprocessor.resolve("auto", None, model)
+
+
+def test_scaling_done_with_operations_or_preprocess_input_inside_the_model():
+    inp = keras.Input(shape=(16, 16, 3))
+    by_op = keras.Model(inp, keras.layers.Conv2D(2, 3)(inp / 255.0))
+    assert _auto(by_op).mode == "none"
+    tf_style = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.applications.mobilenet_v2.preprocess_input(inp)))
+    assert _auto(tf_style).mode == "none"
+    # Caffe style inside the model: the channel means subtracted from 0-255 pixels, no division.
+    caffe = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.applications.vgg16.preprocess_input(inp)))
+    pre = _auto(caffe)
+    assert pre.mode == "none" and "subtracts channel means" in pre.describe()
+    padded = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.layers.Rescaling(1 / 255)(keras.layers.ZeroPadding2D(1)(inp))))
+    assert _auto(padded).mode == "none"
+    # A Normalization that de-normalises (invert=True) multiplies: its input is not pixels.
+    inverted = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[900.0] * 3, invert=True)
+    assert _auto(keras.Model(inp, keras.layers.Conv2D(2, 3)(inverted(inp)))).mode == "unit"
+
+
+def test_a_metadata_branch_does_not_decide_for_the_image():
+    img, age = keras.Input(shape=(16, 16, 3), name="img"), keras.Input(shape=(1,), name="age")
+    a = keras.layers.Normalization(mean=[45.0], variance=[100.0], name="age_norm")(age)
+    for i in range(4):
+        a = keras.layers.Dense(4, name=f"age_dense_{i}")(a)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="conv")(img))
+    plain = keras.Model([img, age], keras.layers.Dense(2)(keras.layers.Concatenate()([x, a])))
+    assert _auto(plain).mode == "unit"
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="conv")(keras.layers.Rescaling(1 / 255)(img)))
+    scaled = keras.Model([img, age], keras.layers.Dense(2)(keras.layers.Concatenate()([x, a])))
+    assert _auto(scaled).mode == "none"
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, use_rescale):
+        super().__init__()
+        self.rescale = keras.layers.Rescaling(1 / 255)  # declared first either way
+        self.conv = keras.layers.Conv2D(4, 3)
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.head = keras.layers.Dense(3)
+        self.use_rescale = use_rescale
+
+    def call(self, x):
+        return self.head(self.pool(self.conv(self.rescale(x) if self.use_rescale else x)))
+
+
+@pytest.mark.parametrize("use_rescale, mode", [(True, "none"), (False, "unit")])
+def test_a_subclassed_model_is_judged_by_what_its_call_does(use_rescale, mode):
+    model = _Subclassed(use_rescale)
+    model(np.zeros((1, 16, 16, 3), "float32"))
+    assert _auto(model).mode == mode

@@ -121,7 +121,10 @@ def classifier_head(model: Any, output: str | int | None = None) -> Head:
             "The model's output layer could not be identified; the CAM uses the raw outputs."), **common)
     if act in _SEPARABLE:
         note = None
-        if act == "sigmoid":
+        if act == "sigmoid" and units == 1:
+            note = ("The model ends in one sigmoid unit: a binary classifier, read as two classes, "
+                    "0 with probability 1 - p and 1 with p; the CAM of class 0 explains minus the logit.")
+        elif act == "sigmoid":
             note = ("The model ends in a sigmoid: each output is an independent probability, "
                     "so the probabilities below need not sum to 1.")
         return Head(act, "logit" if _separable(layer) else "output", final_path, units, note, **common)
