@@ -205,7 +205,8 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
             ax.plot(hi, vals[hi], "o", markersize=4, color="#b3261e", label="finding")
         for y, label in panel.get("lines", ()):
             ax.axhline(y, color="#b3261e", linestyle="--", linewidth=0.7)
-            ax.text(n - 0.5, y, f" {label}", fontsize=6, color="#b3261e", va="bottom", ha="right")
+            ax.text(0.985, y, label, fontsize=6, color="#b3261e", va="center", ha="right",
+                    transform=ax.get_yaxis_transform(), bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
         for start, _label in stages:
             ax.axvline(start - 0.5, color="#c8ccd4", linewidth=0.6, zorder=0)
         ax.set_ylabel(panel["name"], fontsize=7)
