@@ -147,6 +147,41 @@ def test_duplicated_filters_reported_as_a_pair():
     assert "filters 2 and 7" in found[0]["message"]
 
 
+def test_chance_duplicates_matches_random_directions():
+    # Independent truth: count pairs above the cosine among random Gaussian directions.
+    from reportgen.analyses.findings.weights import chance_duplicates
+
+    rng = np.random.default_rng(0)
+    for dim, n, c in [(4, 96, 0.98), (3, 64, 0.95), (6, 80, 0.9)]:
+        counts = []
+        for _ in range(40):
+            v = rng.normal(size=(n, dim))
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            cos = v @ v.T
+            counts.append(int((cos[np.triu_indices(n, 1)] > c).sum()))
+        expected = chance_duplicates(n, dim, c)
+        assert np.mean(counts) == pytest.approx(expected, rel=0.15), (dim, n, c, np.mean(counts), expected)
+
+
+def test_short_filters_are_not_called_duplicates_by_chance():
+    # EfficientNet's squeeze-and-excitation expand: a 1x1 conv on 4 channels, 96 filters of 4 weights.
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((8, 8, 16))
+    x = keras.layers.Conv2D(4, 1, name="se_reduce")(inp)
+    x = keras.layers.Conv2D(96, 1, name="se_expand")(x)
+    model = keras.Model(inp, keras.layers.Conv2D(8, 3, name="conv")(x))
+    k = model.get_layer("se_expand").kernel.numpy().reshape(4, 96).T
+    k /= np.linalg.norm(k, axis=1, keepdims=True)
+    assert ((k @ k.T)[np.triu_indices(96, 1)] > T.duplicate_cosine).sum() > 0  # chance pairs exist
+    assert _of(_all_findings(model), "duplicate_filters") == []
+    # A longer filter keeps the check: a copy in the 3x3x96 conv is still found.
+    conv = model.get_layer("conv")
+    kernel = conv.kernel.numpy()
+    kernel[..., 5] = 2.0 * kernel[..., 1]
+    conv.kernel.assign(kernel)
+    assert [(f["layer"], f["filter"]) for f in _of(_all_findings(model), "duplicate_filters")] == [("conv", 5)]
+
+
 def test_batchnorm_gamma_zero_and_variance_zero():
     model = dm.trained()
     _set(model, "bn", "gamma", lambda g: (g.__setitem__(4, 0.0), g)[1])

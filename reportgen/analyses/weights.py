@@ -255,6 +255,7 @@ class LayerWeights:
     finite_rows: np.ndarray | None = None
     duplicate_cos: np.ndarray | None = None
     duplicate_of: np.ndarray | None = None
+    filter_dim: int = 0  # weights per filter (the length of the vectors whose cosines are compared)
     bias_values: np.ndarray | None = None  # Dense layers (what a dead unit outputs)
     gamma: np.ndarray | None = None
     moving_variance: np.ndarray | None = None
@@ -364,6 +365,7 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
             ref_norm = float(np.median(lw.norms[ok])) if ok.any() else 0.0
             ok &= lw.norms > max(1e-12, dead_kernel_norm * ref_norm)  # dead filters have no direction
             lw.duplicate_cos, lw.duplicate_of = nearest_earlier(np.nan_to_num(w), ok)
+            lw.filter_dim = int(w.shape[1])
     return lw
 
 
