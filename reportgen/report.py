@@ -156,8 +156,13 @@ def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, li
             anchors = [kind.anchor(item["layer"]) if kind else None for item in f["items"]]
             for item, anchor in zip(f["items"], anchors):
                 if anchor:
+                    # Beside one layer's figure, that layer's line: the whole roll-up (dozens of layers) is on page 1.
+                    label = kind.label if kind else f["kind"].replace("_", " ")
+                    value = item.get("value")
+                    shown = "" if value is None else f" (value {value:.3g})"
                     groups.setdefault(anchor, {}).setdefault((f["severity"], f["kind"]), []).append(
-                        {**f, **item, "message": f["message"]})
+                        {**f, **item, "message": f"{label}{shown}: one of the {len(f['items'])} layers of this "
+                                                 "finding, listed under Findings."})
             continue
         if f.get("anchor"):
             groups.setdefault(f["anchor"], {}).setdefault((f["severity"], f["kind"]), []).append(f)

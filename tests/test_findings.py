@@ -364,3 +364,22 @@ def test_config_file_changes_the_verdict_and_bad_keys_exit_2(saved, tmp_path, cl
     res = cli(saved / "warning.keras", "--sections", "weights", "--out", tmp_path / "never", "--config", bad, "--quiet")
     assert res.status == 2 and "duplicate_cosine = 7 is not valid" in res.stderr
     assert not (tmp_path / "never" / "warning").exists()
+
+
+def test_a_rolled_up_finding_beside_a_figure_names_only_that_layer():
+    # Beside each of 63 histograms, the whole 63-layer roll-up was repeated (16 pages of MobileNetV3).
+    from reportgen.analyses.findings import KINDS
+    from reportgen.report import findings_by_anchor
+
+    layers = [f"block_{i}" for i in range(5)]
+    rolled = {"kind": "untrained_layer", "severity": "warning", "layer": None, "layers": layers,
+              "message": "untrained layer in 5 layers: " + ", ".join(layers),
+              "items": [{"layer": name, "filter": None, "value": 0.05} for name in layers]}
+    by_anchor = findings_by_anchor([rolled])
+    kind = KINDS["untrained_layer"]
+    assert set(by_anchor) == {kind.anchor(name) for name in layers}
+    for name in layers:
+        (line,) = by_anchor[kind.anchor(name)]
+        assert line["layer"] == name and line["severity"] == "warning"
+        assert not any(other in line["message"] for other in layers), line["message"]
+        assert "one of the 5 layers" in line["message"]
