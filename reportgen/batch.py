@@ -326,9 +326,11 @@ def run_jobs(jobs: Sequence[Job], *, executor: str = "process", workers: int | N
         rows = _run_processes(jobs, min(workers or 1, len(jobs)), done)
     else:
         rows = []
-        for job in jobs:
-            rows.append(run_one(job))
-            done(rows[-1])
+        with _InterruptKept() as interrupt:
+            for job in jobs:
+                rows.append(run_one(job))
+                done(rows[-1])
+                interrupt.check()
     return sorted(rows, key=lambda r: r["index"])
 
 
@@ -337,11 +339,17 @@ def _run_processes(jobs: Sequence[Job], workers: int, done: Callable[[dict], Non
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     rows = []
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    seen: set = set()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_signals)
+    futures: dict = {}
     try:
-        futures = {pool.submit(run_one, job): job for job in jobs}
+        with _sigint_ignored():  # the workers start with Ctrl-C ignored (from fork on): the parent alone handles it
+            for job in jobs:
+                futures[pool.submit(_run_in_worker, job)] = job
         for future in as_completed(futures):
             job = futures[future]
+            seen.add(future)
             try:
                 row = future.result()
             except Exception as exc:  # the worker process died (out of memory, a crash in native code)
@@ -349,10 +357,158 @@ def _run_processes(jobs: Sequence[Job], workers: int, done: Callable[[dict], Non
             rows.append(row)
             done(row)
     except BaseException:
+        # Interrupted: the reports already back count as finished; the workers still at one are stopped
+        # (their temporary folders removed), so that no report appears after the run has said it is over.
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
         pool.shutdown(wait=False, cancel_futures=True)
+        for future, job in futures.items():
+            if future not in seen and future.done() and not future.cancelled() and future.exception() is None:
+                seen.add(future)
+                rows.append(future.result())
+                done(rows[-1])
+        _stop_workers(processes)  # then interrupted() tidies their report folders
         raise
     pool.shutdown(wait=True)
     return rows
+
+
+class _InterruptKept:
+    """Ctrl-C that lands in a finaliser (a ``__del__``, a weakref callback: Keras and TensorFlow have
+    many) is "ignored" by Python, with a traceback on stderr. While models run one after the other in
+    this process, such an interrupt is kept, quietly, and raised once the current model is done."""
+
+    def __enter__(self) -> "_InterruptKept":
+        import sys
+
+        self.pending = False
+        self.previous = sys.unraisablehook
+
+        def hook(unraisable: Any) -> None:
+            if isinstance(unraisable.exc_value, KeyboardInterrupt) or (
+                    unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt)):
+                self.pending = True
+            else:
+                self.previous(unraisable)
+
+        sys.unraisablehook = hook
+        return self
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        import sys
+
+        sys.unraisablehook = self.previous
+
+
+class _sigint_ignored:
+    """SIGINT ignored while processes are started here (a no-op outside the main thread)."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        try:
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread: signals are not ours to change
+            self.old = None
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+def _worker_signals() -> None:
+    """A worker's signals: Ctrl-C is the parent's (ignored here); SIGTERM from the parent ends the
+    report being written cleanly (render.write_report removes its temporary folder) and the process."""
+    import signal
+    import sys
+
+    def stop(signum: int, frame: Any) -> None:
+        _STOPPING.append(128 + signum)
+        raise SystemExit(128 + signum)
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:  # the stop landed in a finaliser: kept, not printed (_run_in_worker)
+        if not (unraisable.exc_type is not None and issubclass(unraisable.exc_type, (SystemExit, KeyboardInterrupt))):
+            previous(unraisable)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop)
+    sys.unraisablehook = hook
+
+
+_STOPPING: list[int] = []  # in a worker: the parent asked it to stop (SIGTERM)
+
+
+def _exit_worker(code: int) -> None:
+    try:
+        from multiprocessing import util
+
+        util._exit_function()  # what a worker's exit runs (releases tqdm's lock: no "leaked semaphore")
+    finally:
+        os._exit(code)
+
+
+def _run_in_worker(job: Job) -> dict:
+    """:func:`run_one` in a worker process; stopped by the parent (SIGTERM), it exits quietly."""
+    try:
+        row = run_one(job)
+    except SystemExit as exc:  # the pool would catch it and wait for more work: end the process here
+        _exit_worker(exc.code if isinstance(exc.code, int) else 1)
+    if _STOPPING:  # the stop was swallowed by a finaliser: the report is whole, the process ends now
+        _exit_worker(_STOPPING[0])
+    return row
+
+
+def _stop_workers(processes: Sequence[Any], grace: float = 15.0) -> None:
+    """End a process pool's workers: SIGTERM (a clean stop), then SIGKILL after ``grace`` seconds."""
+    processes = [p for p in processes if p is not None]
+    for p in processes:
+        try:
+            if p.is_alive():
+                p.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+    deadline = time.monotonic() + grace
+    for p in processes:
+        try:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        except (OSError, ValueError, AttributeError, AssertionError):
+            pass
+
+
+def _sweep(out: str | os.PathLike, names: Sequence[str]) -> None:
+    """Remove what a stopped worker may have left of these reports' folders: a temporary folder
+    (``.NAME.tmp-*``), and an earlier report moved aside (``.NAME.old-*``) is put back in place."""
+    import shutil
+
+    from reportgen.names import folder_name
+
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for name in names:
+        folder = folder_name(name)
+        final = out / folder
+        for tmp in out.glob(glob.escape(f".{folder}.tmp-") + "*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        for old in out.glob(glob.escape(f".{folder}.old-") + "*"):
+            try:
+                if final.exists():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(old, final)
+            except OSError:
+                pass
 
 
 def _absolute(job: Job) -> Job:
@@ -459,10 +615,103 @@ def run_batch(specs: Sequence[str], out: str | os.PathLike = "reports",
     parallel = executor == "ray" or ((jobs or 1) > 1 and len(specs) > 1)
     job_list = make_jobs(specs, out, formats, options, weights=weights, unsafe=unsafe, input_shape=input_shape,
                          quiet_workers=parallel)
+    collected: list[dict] = []
+
+    def seen(row: dict) -> None:
+        collected.append(row)
+        if on_done is not None:
+            on_done(row)
+
+    started = time.time()
     try:
-        rows = run_jobs(job_list, executor=executor, workers=jobs, ray_address=ray_address, on_done=on_done)
+        return _finish_batch(out, options, unsafe, input_shape,
+                             run_jobs(job_list, executor=executor, workers=jobs, ray_address=ray_address,
+                                      on_done=seen))
+    except KeyboardInterrupt:
+        raise interrupted(Path(out), job_list, collected, started) from None
     finally:
         _REFERENCE.clear()  # the first model, held in this process by a sequential run
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run of several models stopped by Ctrl-C: which models finished, which did not, and the
+    index of the finished ones (None when none finished, or it could not be written: ``index_error``)."""
+
+    def __init__(self, finished: list[str], unfinished: list[str], index: Path | None,
+                 index_error: str | None = None) -> None:
+        super().__init__(f"{len(finished)} of {len(finished) + len(unfinished)} models finished")
+        self.finished, self.unfinished, self.index = finished, unfinished, index
+        self.index_error = index_error
+
+
+def interrupted(out: Path, jobs: Sequence[Job], rows: Sequence[dict], started: float | None = None) -> Interrupted:
+    """Write ``out/index.{html,json}`` of the reports that finished before an interrupt (none
+    finished: nothing is written, an earlier index stays) and say which models did and did not.
+
+    Call it once no worker runs any more. A report folder a worker put in place after ``started``
+    whose row never came back (the interrupt fell between the two) counts as finished, read from
+    its report.json; what a stopped worker left of the others' folders is removed (:func:`_sweep`).
+    """
+    rows = {r["index"]: r for r in rows}
+    for job in jobs:
+        if job.index not in rows and started is not None:
+            row = _row_from_folder(job, started)
+            if row is not None:
+                rows[job.index] = row
+    _sweep(out, [j.name for j in jobs if j.index not in rows])
+    rows = sorted(rows.values(), key=lambda r: r["index"])
+    done = {r["index"] for r in rows}
+    finished = [j.name for j in jobs if j.index in done]
+    unfinished = [j.name for j in jobs if j.index not in done]
+    index, why = None, None
+    if rows:
+        try:
+            if rows[0]["index"] == 0:
+                drift, note = drift_table([r["name"] for r in rows],
+                                          [None if r["status"] == "failed" else (r["drift"], r["drift_error"])
+                                           for r in rows])
+            else:
+                drift, note = None, (f"No weight drift: the run was interrupted before the first model, "
+                                     f"{jobs[0].name}, which the others are compared with, finished.")
+            data = index_data(rows, drift, note, title=f"{len(rows)} of {len(jobs)} models (interrupted)")
+            data["exit_status"] = 130
+            data["interrupted"] = True
+            data["not_finished"] = unfinished
+            index = write_index(out, data)[0]
+        except KeyboardInterrupt:  # interrupted again: the reports are there, the index is not
+            why = "interrupted again"
+        except Exception as exc:
+            why = one_line(exc)
+    return Interrupted(finished, unfinished, index, why)
+
+
+def _row_from_folder(job: Job, started: float) -> dict | None:
+    """The index row of ``job``'s report folder when this run wrote it (every format there, written
+    after ``started``), else None."""
+    from reportgen.names import folder_name
+
+    folder = Path(job.out) / folder_name(job.name)
+    try:
+        files = [folder / f"report.{fmt}" for fmt in job.formats]
+        if not files or not all(f.is_file() and f.stat().st_mtime >= started for f in files):
+            return None
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8")) if "json" in job.formats else {}
+    except (OSError, ValueError):
+        return None
+    row = {"index": job.index, "spec": job.spec, **entry_from_report(job.name, data, job.formats)}
+    row["source"] = row["source"] or job.spec
+    if not row["section_errors"] and job.options.fail_on:  # --fail-on, without importing the findings (Keras)
+        levels = ("error",) if job.options.fail_on == "error" else ("warning", "error")
+        if any(f.get("severity") in levels for f in data.get("findings") or []):
+            row["exit_status"] = 1
+    row.update(drift=None, drift_error="interrupted before its weight drift came back", seconds=None,
+               worker=None)
+    return row
+
+
+def _finish_batch(out: str | os.PathLike, options: Options, unsafe: bool,
+                  input_shape: Sequence[int] | None, rows: list[dict]) -> dict:
+    """The drift across the finished rows and ``out/index.{html,json}``; returns index.json's dict."""
     drift, note = drift_table([r["name"] for r in rows],
                               [None if r["status"] == "failed" else (r["drift"], r["drift_error"]) for r in rows])
     ran = [r for r in rows if r["status"] != "failed"]

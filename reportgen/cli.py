@@ -10,6 +10,11 @@ write one report each and ``OUT/index.{html,json}``; the exit status is 2
 when any model failed, else 3 when any report has a failed section, else 1
 when ``--fail-on`` tripped for any model, else 0. A glob that matches no
 model file or a folder without one is bad input: exit 2, nothing written.
+Ctrl-C: one line naming the models that finished and those that did not,
+the index of the finished reports, exit 130.
+
+A MODEL path that does not exist is answered before a backend is imported.
+Every error line starts on a clean line after a progress bar (:func:`_say`).
 
 Nothing heavy is imported until a model is to be loaded: ``--help``,
 ``--version`` and argument errors answer without Keras or TensorFlow.
@@ -65,6 +70,16 @@ def _cams(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown method '{(unknown or [text])[0]}'; choose from {','.join(CAMS)}")
     return names
+
+
+def _preprocess(text: str) -> str:
+    from reportgen.names import parse_preprocess
+
+    try:
+        parse_preprocess(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--preprocess ")) from None
+    return text.strip()
 
 
 def _sections(text: str) -> tuple[str, ...]:
@@ -132,8 +147,9 @@ def report_parser() -> argparse.ArgumentParser:
                    "--out under the same paths")
     g = p.add_argument_group("kernel grids")
     g.add_argument("--max-filters", type=_positive, default=64, metavar="N", help="filters shown per layer (default 64)")
-    g.add_argument("--kernel-channel", type=_non_negative, default=0, metavar="C",
-                   help="input channel shown in kernel grids of deeper layers (default 0)")
+    g.add_argument("--kernel-channel", type=_non_negative, default=None, metavar="C",
+                   help="input channel shown in the kernel grids (default: each layer's channel with the "
+                   "largest kernel norm)")
     g = p.add_argument_group("images, feature maps, Grad-CAM")
     g.add_argument("--image", action="append", dest="images", default=[], metavar="PATH",
                    help="input image (PNG, JPEG, BMP, GIF, .npy); repeatable")
@@ -142,9 +158,11 @@ def report_parser() -> argparse.ArgumentParser:
                    "Statistics cover every image, the other sections show --sample of them")
     g.add_argument("--sample", type=_positive, default=8, metavar="N",
                    help="images of the --images folders shown in the image sections (default 8)")
-    g.add_argument("--preprocess", default="auto", choices=PREPROCESS_MODES,
-                   help="input preprocessing (default auto: the architecture's own; raw pixels for a model "
-                        "whose first layer rescales them; else /255)")
+    g.add_argument("--preprocess", default="auto", type=_preprocess, metavar="MODE",
+                   help=f"input preprocessing: {', '.join(PREPROCESS_MODES)}, scale=S,offset=O (pixels x S + O) or "
+                        "mean=R,G,B,std=R,G,B (on 0-255 pixels). Default auto: the architecture's own; raw pixels for "
+                        "a model that scales them itself; with labelled --images, the convention with the best "
+                        "accuracy; else /255, and the report says it guessed")
     g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
     g.add_argument("--layers", nargs="+", action="extend", metavar="NAME", help="layers whose feature maps are shown")
     g.add_argument("--feature-channels", type=_positive, default=64, metavar="N", help="channels per feature-map grid (default 64)")
@@ -211,6 +229,7 @@ def cmd_report(argv: Sequence[str]) -> int:
             raise UserError(batch.RAY_MISSING)
     if batch.is_many(args.model) or args.executor == "ray":
         return cmd_many(args, options)
+    _reject_missing(args.model[:1])
     render.check_out_dir(Path(args.out))
     if options.config:
         from reportgen import config
@@ -225,11 +244,25 @@ def cmd_report(argv: Sequence[str]) -> int:
     return _status(folder, report.json, options.fail_on)
 
 
+def _reject_missing(specs: Sequence[str]) -> None:
+    """A MODEL that names a file that does not exist is bad input, answered before any backend is
+    imported (in well under a second); with several models, before any report is written."""
+    from reportgen.names import missing_model
+
+    missing = [s for s in specs if missing_model(s)]
+    if len(missing) == 1:
+        raise UserError(missing_model(missing[0]))
+    if missing:
+        shown = ", ".join(f"'{s}'" for s in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise UserError(f"{len(missing)} model files do not exist ({shown}); check the paths; nothing was written")
+
+
 def cmd_many(args: argparse.Namespace, options: Options) -> int:
     """Several models: one report each (in parallel with --jobs or on Ray), then OUT/index.{html,json}."""
     from reportgen import batch, render
 
     specs = batch.expand(args.model)  # a glob or folder without a model file: exit 2, nothing written
+    _reject_missing(specs)
     out = Path(args.out)
     render.check_out_dir(out)
     if options.config:
@@ -243,7 +276,7 @@ def cmd_many(args: argparse.Namespace, options: Options) -> int:
         finished.append(row)
         folder = out / row["name"]
         if row["status"] == "failed":
-            print(f"reportgen: error: {row['name']} ({row['spec']}): {row['error']}", file=sys.stderr)
+            _say(f"reportgen: error: {row['name']} ({row['spec']}): {row['error']}")
             return
         _announce(folder, formats, args.quiet)
         if row["section_errors"]:
@@ -258,9 +291,13 @@ def cmd_many(args: argparse.Namespace, options: Options) -> int:
         data = batch.run_batch(specs, out, formats, options, weights=args.weights, unsafe=args.unsafe,
                                input_shape=args.input_shape, jobs=args.jobs, executor=args.executor,
                                ray_address=args.ray_address, on_done=done)
-    except KeyboardInterrupt:
-        print(f"reportgen: interrupted after {len(finished)} of {len(specs)} models; their report folders are "
-              "written, the index is not", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, batch.Interrupted):
+            done_names, left, index, why = exc.finished, exc.unfinished, exc.index, exc.index_error
+        else:  # before the models were handed out
+            done_names, index, why = [r["name"] for r in finished], None, None
+            left = [n for n in batch.assign_names(specs) if n not in set(done_names)]
+        _say(_interrupted_line(done_names, left, index, len(specs), why))
         return 130
     if not args.quiet:
         print(out / "index.html")
@@ -271,6 +308,21 @@ def cmd_many(args: argparse.Namespace, options: Options) -> int:
         print(f"reportgen: {s['models']} models: {s['written']} written, {s['flagged']} with failed sections, "
               f"{s['failed']} failed; index in {out / 'index.html'}; exit status {status}", file=sys.stderr)
     return status
+
+
+def _interrupted_line(done: Sequence[str], left: Sequence[str], index: Path | None, total: int,
+                      why: str | None = None) -> str:
+    """The one line of an interrupted run of several models: which finished, which did not, the index."""
+    def names(items: Sequence[str]) -> str:
+        return ", ".join(items[:5]) + (f", ... ({len(items) - 5} more)" if len(items) > 5 else "")
+
+    if not done:
+        return (f"reportgen: interrupted: none of the {total} models finished; nothing was written "
+                "(an earlier report or index is left as it was)")
+    where = (f"; the index of the finished is {index}" if index
+             else f"; the index could not be written{f' ({why})' if why else ''}")
+    pending = f"; not finished: {names(left)} (nothing written for them)" if left else ""
+    return f"reportgen: interrupted: {len(done)} of {total} models finished: {names(done)}{pending}{where}"
 
 
 def _status(folder: Path, data: dict, fail_on: str | None) -> int:
@@ -389,10 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[argv[0]](argv[1:])
         return cmd_report(argv)
     except UserError as exc:
-        print(f"reportgen: error: {exc}", file=sys.stderr)
+        _say(f"reportgen: error: {exc}")
         return exc.exit_status
     except KeyboardInterrupt:
-        print("reportgen: interrupted; no report was written (an earlier report is left as it was)", file=sys.stderr)
+        _say("reportgen: interrupted; no report was written (an earlier report is left as it was)")
         return 130
     except Exception as exc:  # a bug of ours (or of a library): one line, the traceback in a file
         import tempfile
@@ -403,6 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         fd, log = tempfile.mkstemp(prefix="reportgen-traceback-", suffix=".log")
         with open(fd, "w", encoding="utf-8") as fh:
             fh.write(traceback.format_exc())
-        print(f"reportgen: internal error: {type(exc).__name__}: {one_line(exc)}; no report was written; "
-              f"please report it with the traceback in {log}", file=sys.stderr)
+        _say(f"reportgen: internal error: {type(exc).__name__}: {one_line(exc)}; no report was written; "
+             f"please report it with the traceback in {log}")
         return 4
+
+
+def _say(line: str) -> None:
+    """One line on stderr, on a clean line of its own after any progress bar."""
+    from reportgen.errors import end_progress_line
+
+    end_progress_line(sys.stderr)
+    print(line, file=sys.stderr, flush=True)

@@ -100,9 +100,16 @@ class Thresholds:
     # down, by stage) and the number of images.
     sanity_steps: int = 6
     sanity_images: int = 2
-    # Patterns: a filter's activation must rise by more than this (end - start) during
-    # the gradient ascent, else its pattern shows nothing.
-    pattern_min_rise: float = 0.0
+    # Patterns, measured relative to each filter's activation scale max(|start|, |end|) of
+    # its mean objective (reportgen.analyses.patterns.rise, the one definition): a filter
+    # whose objective rose by at most this fraction is *flat* (did not rise at all; float
+    # round-off aside) ...
+    pattern_min_rise: float = 1e-6
+    # ... and one that rose by at least this fraction *rose*; in between it *barely moved*.
+    # 0.5: for a positive start, the end is at least twice the start. The demo's first
+    # conv layer at the old 20 steps of one pixel unit gained 5-32% (its mosaic was the
+    # start noise): 0 of 32 rose.
+    pattern_rise_margin: float = 0.5
     # At most this many findings of one kind in one layer are listed one by one; the
     # rest are summed up in one finding.
     max_per_layer: int = 10
@@ -140,6 +147,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "sanity_steps": (0, 50, "an integer from 0 (skip the check) to 50"),
     "sanity_images": (1, 16, "an integer from 1 to 16"),
     "pattern_min_rise": (-math.inf, math.inf, "a number"),
+    "pattern_rise_margin": (0.0, 2.0, "a number from 0 to 2"),
     "max_per_layer": (1, 10_000, "an integer >= 1"),
     "rollup_layers": (1, 100_000, "an integer >= 1"),
 }

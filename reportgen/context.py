@@ -25,7 +25,7 @@ class Options:
     sections: tuple[str, ...] = SECTION_NAMES
     # kernels
     max_filters: int = 64
-    kernel_channel: int = 0
+    kernel_channel: int | None = None  # None: each layer's input channel with the largest kernel norm
     # images, feature maps and CAMs
     images: tuple[str, ...] = ()
     image_dirs: tuple[str, ...] = ()  # --images DIR: folders of images (classes in sub-folders)
@@ -102,6 +102,8 @@ class Context:
     analyses: dict[str, Any] = field(default_factory=dict)
     # The mixed-precision policies computed in float32 for this report (reportgen.forward.float32).
     float32_policies: list[str] = field(default_factory=list)
+    # Each candidate pixel convention's accuracy, when ``auto`` measured it on labelled images.
+    convention: Any = None
 
     @property
     def model(self) -> Any:
@@ -123,6 +125,31 @@ class Context:
         from reportgen.inputs import feeds_for
 
         return feeds_for(self.model, self.options.inputs)
+
+    @cached_property
+    def preprocessor(self) -> Any:
+        """The one pixel -> model-input conversion of this report, with where it came from.
+
+        ``--preprocess``, else what the model says (its architecture, its own
+        scaling), else -- with labelled ``--images`` folders -- the convention
+        measured best on them (:mod:`reportgen.analyses.convention`), else a
+        guess that the report names as one.
+        """
+        from reportgen.preprocessing import Preprocessor
+
+        pre = Preprocessor.resolve(self.options.preprocess, self.loaded.architecture, self.model)
+        if pre.guessed and self.folder is not None and self.folder.labelled:
+            from reportgen.analyses import convention
+            from reportgen.images import image_input_spec
+
+            spec = image_input_spec(self.model)
+            if spec is not None:
+                self.convention = convention.measure(self.model, self.head, self.folder, spec, self.feeds)
+                if self.convention is not None:
+                    chosen = self.convention.chosen
+                    pre = (Preprocessor(chosen, self.convention.why(), "measured") if chosen
+                           else pre.with_source("default", self.convention.why()))
+        return pre
 
     @cached_property
     def images(self) -> list:
@@ -166,10 +193,9 @@ class Context:
         from reportgen.analyses.cam import find_target_layer
         from reportgen.errors import BadInput, UserError
         from reportgen.images import require_image_input
-        from reportgen.preprocessing import Preprocessor
 
         spec = require_image_input(self.model, "--images")
-        pre = Preprocessor.resolve(self.options.preprocess, self.loaded.architecture, self.model)
+        pre = self.preprocessor
         try:
             layer = (graph.find_layers(graph.spatial_layers(self.model), [self.options.gradcam_layer],
                                        "--gradcam-layer")[0].path if self.options.gradcam_layer
@@ -189,7 +215,8 @@ class Context:
                 bar.close()
         if stats.images == 0:
             raise BadInput(f"--images: none of the {len(folder)} files could be read as an image "
-                            f"(first: {skipped[0].path}: {skipped[0].reason}); give a folder of PNG or JPEG images")
+                            f"(first: {skipped[0].path}: {skipped[0].reason}){folder.type_note()}; "
+                            "give a folder of PNG or JPEG images")
         stats.skipped = skipped
         return stats
 

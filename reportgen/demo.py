@@ -118,5 +118,6 @@ def run_demo(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: in
     loaded = load_file(model_path)
     loaded.sample_images = samples
     loaded.class_names = names
-    folder, _ = build_report(loaded, Options(quiet=quiet, seed=seed), out_root, formats)
+    # The demo trained the model on pixels / 255 itself, so it says so rather than letting auto guess.
+    folder, _ = build_report(loaded, Options(quiet=quiet, seed=seed, preprocess="unit"), out_root, formats)
     return folder

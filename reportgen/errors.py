@@ -10,6 +10,43 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def end_progress_line(stream=None) -> None:
+    """Make the next line on ``stream`` (default stderr) start clean after a progress bar.
+
+    Closes the tqdm bars an error or an interrupt left open (tqdm erases a
+    ``leave=False`` bar's line as it closes). On a terminal the rest of the
+    line is then erased (``\\r`` + ESC[K); elsewhere (a log file, a pipe) no
+    escape code is written, only a newline after a bar that was still open,
+    so that the error is a line of its own.
+    """
+    import sys
+
+    stream = sys.stderr if stream is None else stream
+    closed = 0
+    std = sys.modules.get("tqdm.std")  # tqdm never imported: no bar was ever drawn
+    if std is not None:
+        for bar in list(getattr(std.tqdm, "_instances", ())):
+            try:
+                drawn = not getattr(bar, "disable", True)
+                bar.leave = False
+                bar.close()
+                closed += drawn
+            except Exception:  # a half-built bar: nothing to clear
+                pass
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        tty = False
+    try:
+        if tty:
+            stream.write("\r\x1b[K")
+        elif closed:
+            stream.write("\n")
+        stream.flush()
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
 class UserError(Exception):
     """Bad input. The message names the problem and what to do about it, on one line."""
 

@@ -24,6 +24,8 @@ import numpy as np
 from reportgen.errors import UserError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
+TYPES = "PNG, JPEG, BMP, GIF or .npy"
+EXAMPLES = 5  # names of files skipped for their type kept for the report
 
 
 @dataclass
@@ -33,10 +35,27 @@ class ImageFolder:
     files: list[str] = field(default_factory=list)
     labels: list[int | None] = field(default_factory=list)
     class_names: list[str] | None = None  # index -> name, when labels exist
+    # Files below the folders that were not read for their type (no image suffix; hidden files aside).
+    skipped_by_type: int = 0
+    skipped_by_type_examples: list[str] = field(default_factory=list)  # the first few, in scan order
 
     @property
     def labelled(self) -> bool:
         return any(label is not None for label in self.labels)
+
+    def type_note(self, more: bool = True) -> str:
+        """``"; 3 more files were skipped for their type (a.txt, b.txt, c.txt: not ...)"``, or ``""``."""
+        n = self.skipped_by_type
+        if not n:
+            return ""
+        shown = ", ".join(Path(p).name for p in self.skipped_by_type_examples[:3]) + (", ..." if n > 3 else "")
+        return (f"; {n}{' more' if more else ''} file{'s were' if n != 1 else ' was'} skipped for "
+                f"{'their' if n != 1 else 'its'} type ({shown}: not {TYPES})")
+
+    def _other(self, path: Path) -> None:
+        self.skipped_by_type += 1
+        if len(self.skipped_by_type_examples) < EXAMPLES:
+            self.skipped_by_type_examples.append(str(path))
 
     def __len__(self) -> int:
         return len(self.files)
@@ -48,13 +67,18 @@ class Skipped:
     reason: str
 
 
-def _images_below(folder: Path) -> list[Path]:
+def _images_below(folder: Path, result: ImageFolder | None = None) -> list[Path]:
+    """The image files below ``folder``; the other (not hidden) files are counted in ``result``."""
     found = []
     for root, dirs, names in os.walk(folder):
         dirs.sort()
         for name in sorted(names):
-            if name.lower().endswith(SUFFIXES) and not name.startswith("."):
+            if name.startswith("."):
+                continue
+            if name.lower().endswith(SUFFIXES):
                 found.append(Path(root) / name)
+            elif result is not None:
+                result._other(Path(root) / name)
     return found
 
 
@@ -77,8 +101,11 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
         for path in top:
             result.files.append(str(path))
             result.labels.append(None)
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith(".") and not path.name.lower().endswith(SUFFIXES):
+                result._other(path)
         for sub in subdirs:
-            images = _images_below(sub)
+            images = _images_below(sub, result)
             if not images:
                 continue
             if class_names is not None:
@@ -104,7 +131,8 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
     elif class_names is not None:
         result.class_names = list(class_names)
     if not result.files:
-        raise UserError(f"--images: no image files (PNG, JPEG, BMP, GIF, .npy) in {', '.join(dirs)}")
+        raise UserError(f"--images: no image files ({TYPES}) in {', '.join(dirs)}{result.type_note(more=False)}; "
+                        "give a folder of PNG or JPEG images")
     return result
 
 

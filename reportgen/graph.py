@@ -400,8 +400,20 @@ def _functional_anatomy(model: Any) -> Anatomy:
     )
 
 
+_DECLARED: "weakref.WeakKeyDictionary[Any, list[tuple]]" = weakref.WeakKeyDictionary()
+
+
+def declare_input_shape(model: Any, shape: Sequence[int]) -> None:
+    """Record ``--input-shape`` for a model that was built without one (a library's ``build()`` with no
+    shape, weights then set by its code): Keras keeps no shape for it, so the report keeps this one."""
+    _DECLARED[model] = [(None,) + tuple(int(d) for d in shape)]
+
+
 def declared_input_shapes(model: Any) -> list[tuple] | None:
-    """A subclassed model's input shape(s), from when it was built or called (batch dim None)."""
+    """A subclassed model's input shape(s), from when it was built or called (batch dim None), or as
+    declared with ``--input-shape`` (:func:`declare_input_shape`)."""
+    if model in _DECLARED:
+        return list(_DECLARED[model])
     shapes = getattr(model, "_build_shapes_dict", None) or {}
     if not shapes:
         return None
@@ -445,6 +457,11 @@ def _subclassed_anatomy(model: Any) -> Anatomy:
     else:
         flat = _flatten(out)
         names = ["output"] if len(flat) == 1 else [f"output_{i}" for i in range(len(flat))]
+        # Several outputs are named after the layers that produce them (a detector's 'bbox_reg' and
+        # 'face_prob' say more than output_0 and output_1, which --output still accepts).
+        leaves = [produced.get(id(t), "").rsplit("/", 1)[-1] for t in flat]
+        if len(flat) > 1 and all(leaves) and len(set(leaves)) == len(leaves):
+            names = leaves
     return Anatomy(
         layers=refs,
         inputs=[TensorSpec(f"input_{i}" if len(shapes) > 1 else "input", tuple(s)) for i, s in enumerate(shapes)],

@@ -64,6 +64,13 @@ class PreparedImage:
     mode: str = "unit"  # the preprocessing mode applied
     steps: list[str] = field(default_factory=list)  # conversions applied, in order
     original_size: tuple[int, int] | None = None  # width, height as loaded
+    source: str = "option"  # where the preprocessing came from: option, model, measured or default
+    stand_in: bool = False  # a photo reportgen picked because no image was given: not this model's data
+    option: str = ""  # the preprocessing as a --preprocess value
+
+    @property
+    def guessed(self) -> bool:
+        return self.source == "default"
 
     @property
     def name(self) -> str:
@@ -75,6 +82,8 @@ class PreparedImage:
         return {
             "mode": self.mode,
             "description": self.preprocess,
+            "source": self.source,
+            "option": self.option or self.mode,
             "steps": list(self.steps),
             "value_range": [float(self.value_range[0]), float(self.value_range[1])],
         }
@@ -348,6 +357,8 @@ def prepare(
         mode=preprocessor.mode,
         steps=steps,
         original_size=original,
+        source=preprocessor.source,
+        option=preprocessor.option_text(),
     )
 
 
@@ -394,7 +405,7 @@ def prepare_inputs(ctx: Any) -> list[PreparedImage]:
         if paths:
             require_image_input(loaded.model, "--image")
         return []
-    preprocessor = Preprocessor.resolve(options.preprocess, loaded.architecture, loaded.model)
+    preprocessor = ctx.preprocessor
     if paths:
         return [load_image(p, spec, preprocessor) for p in paths]
     folder = getattr(ctx, "folder", None)
@@ -408,8 +419,9 @@ def prepare_inputs(ctx: Any) -> list[PreparedImage]:
                     None if label is None else str(label))
             for i, (px, label) in enumerate(samples)
         ]
-    photo = sample_photo_path()
-    return [load_image(photo, spec, preprocessor)]
+    photo = load_image(sample_photo_path(), spec, preprocessor)
+    photo.stand_in = True
+    return [photo]
 
 
 def folder_sample(folder: Any, spec: InputSpec, preprocessor: Preprocessor, n: int) -> list[PreparedImage]:

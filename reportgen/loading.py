@@ -30,7 +30,9 @@ from reportgen.context import LoadedModel
 from reportgen.errors import UserError, one_line
 
 from reportgen.names import MODEL_SUFFIXES, is_savedmodel, readable  # noqa: E402
-CODE_SPEC = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)$")
+from reportgen.names import CODE_SPEC_PATTERN, is_code_spec, is_model_path, missing_model  # noqa: E402,F401
+
+CODE_SPEC = re.compile(CODE_SPEC_PATTERN)
 
 
 def sha256(path: Path) -> str:
@@ -55,14 +57,6 @@ def architectures() -> dict[str, Callable]:
         if attr[:1].isupper() and callable(obj):
             found[_key(attr)] = obj
     return found
-
-
-def is_code_spec(spec: str) -> bool:
-    return bool(CODE_SPEC.match(spec)) and not Path(spec).exists()
-
-
-def is_model_path(spec: str) -> bool:
-    return Path(spec).suffix.lower() in MODEL_SUFFIXES or "/" in spec or Path(spec).exists()
 
 
 def load(spec: str, weights: str = "imagenet", unsafe: bool = False,
@@ -90,8 +84,7 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
     import keras
 
     if not path.exists():
-        raise UserError(f"model file '{path}' does not exist; check the path, or give a keras.applications "
-                        "name such as vgg16 or a module:callable")
+        raise UserError(missing_model(str(path), checked=True))
     if path.is_dir():
         if is_savedmodel(path):
             raise UserError(
@@ -125,6 +118,23 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
             f"'{path}' contains a Lambda layer with Python code, which Keras' safe mode refuses to run; "
             "pass --unsafe only if you trust this file"
         )
+    try:
+        kind = file_kind(path)
+    except OSError:
+        kind = None
+    if kind == "empty":
+        return UserError(f"'{path}' is empty (0 bytes); copy it again, or re-save the model with "
+                         "model.save('model.keras')")
+    if kind == "hdf5" and path.suffix.lower() == ".keras":
+        if _hdf5_layout_of(path) == "keras3":
+            return UserError(f"'{path}' is a .weights.h5 file named .keras: it holds weights only, not a model; "
+                             f"give the architecture and the weights: reportgen ARCH --weights {path.stem}.weights.h5 "
+                             "(renamed) or module:callable --weights FILE")
+        return UserError(f"'{path}' is an HDF5 (.h5) model file named .keras, and Keras reads a .keras name as a "
+                         f"zip archive; rename it to {path.stem}.h5")
+    if kind == "other" and path.suffix.lower() in (".h5", ".hdf5"):
+        return UserError(f"'{path}' is not an HDF5 file (no HDF5 signature), so not a .h5 model; re-save the "
+                         "model with model.save('model.keras')")
     if isinstance(exc, zipfile.BadZipFile) or "zip" in lowered:
         return UserError(
             f"'{path}' is not a valid .keras archive (truncated or not a model); re-save it with model.save('model.keras')"
@@ -166,16 +176,23 @@ def ensure_built(model: Any, input_shape: tuple[int, ...] | None, what: str) -> 
     import keras
     import numpy as np
 
+    from reportgen import graph
+
     if input_shape is None:
         if _has_input_shape(model):
             return model
-        raise UserError(f"'{what}' was never built, so its input shape is unknown; "
-                        "give it with --input-shape H,W,C")
+        how = ("was built without an input shape (its build() took none)" if getattr(model, "built", False)
+               else "was never built")
+        raise UserError(f"'{what}' {how}, so its input shape is unknown; give it with --input-shape H,W,C")
     try:
         model(np.zeros((1,) + tuple(input_shape), dtype="float32"), training=False)
     except Exception as exc:
         raise UserError(f"--input-shape {','.join(map(str, input_shape))} does not fit '{what}' "
                         f"({_first_line(exc)}); give the shape the model takes") from None
+    if not _has_input_shape(model):
+        # Built by its own code without a shape (weights already set): calling it does not make Keras
+        # record one, so the report keeps the shape the user gave.
+        graph.declare_input_shape(model, input_shape)
     if isinstance(model, keras.Sequential) and not _has_input_shape(model):
         rebuilt = keras.Sequential([keras.Input(tuple(input_shape))] + list(model.layers), name=model.name)
         return rebuilt
@@ -222,7 +239,9 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
     if weights is not None and weights.lower() == "none":
         weights = None
     if weights is None and input_shape is None and not _has_input_shape(model):
-        raise UserError(f"{spec}() returned a model that was never built, so its input shape is unknown; "
+        how = ("a model built without an input shape" if getattr(model, "built", False)
+               else "a model that was never built")
+        raise UserError(f"{spec}() returned {how}, so its input shape is unknown; "
                         "give it with --input-shape H,W,C")
     model = ensure_built(model, input_shape, spec)
     digest = None
@@ -234,29 +253,181 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
         load_weights_checked(model, path, spec)
         digest = sha256(path)
     name = attr.rsplit(".", 1)[-1]
-    source = f"{spec} (code, weights={weights})" if weights else f"{spec} (code, freshly built)"
-    return LoadedModel(model=model, name=name, source=source, sha256=digest, weights=weights or "none")
+    # Without --weights the weights are whatever the code set: fresh, or trained ones it loaded itself.
+    # The report measures which (model.weights_state) instead of assuming "freshly built".
+    source = f"{spec} (code, weights={weights})" if weights else f"{spec} (code)"
+    return LoadedModel(model=model, name=name, source=source, sha256=digest, weights=weights or "code")
 
 
 def load_weights_checked(model: Any, path: Path, what: str) -> None:
-    """``model.load_weights(path)`` with a one-line error naming the first layer that does not match."""
+    """``model.load_weights(path)`` with a one-line error: why the file cannot be read as Keras weights
+    (:func:`weights_format_problem`), else the first layer whose weights do not match."""
     try:
         model.load_weights(path)
         return
     except Exception as exc:
-        reason = _first_line(exc)
+        reason = _keras_reason(exc)
+    problem = weights_format_problem(path)
+    if problem is not None:
+        why, fix = problem
+        raise UserError(f"'{path}' cannot be read as a Keras weights file ({why}); {fix}") from None
     mismatch = first_mismatch(model, path)
     detail = mismatch or reason
     raise UserError(f"the weights in '{path}' do not fit {what} ({detail}); use weights saved from this "
                     "architecture") from None
 
 
+def _keras_reason(exc: BaseException) -> str:
+    """Keras' reason in one line: the first line that says something ("A total of 2 objects could not
+    be loaded. Example error message for object <Conv2D ...>:" says nothing by itself)."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def file_kind(path: Path) -> str:
+    """What a file is by its first bytes: ``zip`` (a .keras archive), ``hdf5``, ``empty`` or ``other``."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        return "empty"
+    if head.startswith(_ZIP_SIGNATURES):
+        return "zip"
+    if head == _HDF5_SIGNATURE:
+        return "hdf5"
+    try:
+        import h5py
+
+        return "hdf5" if h5py.is_hdf5(str(path)) else "other"  # a signature after a user block
+    except Exception:
+        return "other"
+
+
+def _h5_layout(fh: Any) -> str:
+    """``legacy`` (Keras 2's .h5: layer_names, model_weights), ``keras3`` (.weights.h5: layers/, vars/) or ``none``."""
+    if "layer_names" in fh.attrs or "model_weights" in fh:
+        return "legacy"
+    if "layers" in fh or "vars" in fh:
+        return "keras3"
+    return "none"
+
+
+def _hdf5_layout_of(path: Path) -> str:
+    """:func:`_h5_layout` of a file; ``none`` when it cannot be opened."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            return _h5_layout(fh)
+    except Exception:
+        return "none"
+
+
+def _truncation(text: str) -> str | None:
+    match = re.search(r"truncated file: eof = (\d+).*?stored_eof = (\d+)", text)
+    if match:
+        return f"it is truncated: {int(match.group(1)):,} of its {int(match.group(2)):,} bytes are there"
+    return "it is truncated" if "truncated" in text.lower() else None
+
+
+def weights_format_problem(path: Path) -> tuple[str, str] | None:
+    """Why Keras cannot read ``path`` as weights at all, and the fix, as ``(why, fix)``; None when the
+    file is in a format Keras reads by its name (then a failure is the weights not fitting the model).
+
+    Keras picks the reader by the name: ``.keras`` a zip archive, ``.weights.h5`` the Keras 3 HDF5
+    layout, any other ``.h5``/``.hdf5`` the Keras 2 (legacy) layout; other names are refused.
+    """
+    name = path.name
+    lower = name.lower()
+    stem = name[: -len(".weights.h5")] if lower.endswith(".weights.h5") else Path(name).stem
+    saved = "give the file model.save_weights('model.weights.h5') wrote"
+    try:
+        kind = file_kind(path)
+    except OSError as exc:
+        return f"it cannot be opened: {exc.strerror or exc}", "check its permissions"
+    if kind == "empty":
+        return "it is empty (0 bytes)", f"copy it again, or {saved}"
+    if lower.endswith(".keras"):
+        if kind == "hdf5":
+            legacy = _hdf5_layout_of(path) == "legacy"
+            return ("it is an HDF5 file named .keras, and Keras reads a .keras name as a zip archive",
+                    f"rename it to {stem}.h5" if legacy else f"rename it to {stem}.weights.h5")
+        if kind != "zip":
+            return ("it is not a .keras archive: no zip signature",
+                    f"re-save it with model.save('{stem}.keras'), or {saved}")
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if "model.weights.h5" not in archive.namelist():
+                    return ("the .keras archive holds no model.weights.h5",
+                            f"re-save it with model.save('{stem}.keras'), or {saved}")
+        except (zipfile.BadZipFile, OSError) as exc:
+            return (f"the .keras archive is truncated or damaged: {one_line(exc, 80)}",
+                    f"copy it again, or re-save it with model.save('{stem}.keras')")
+        return None
+    if not lower.endswith((".h5", ".hdf5")):
+        suffix = f"'{Path(name).suffix}'" if Path(name).suffix else "no extension"
+        why = f"Keras picks the reader by the name (.weights.h5, .keras or a Keras 2 .h5), and this one has {suffix}"
+        if kind == "zip":
+            return why + "; it is a .keras archive", f"rename it to {stem}.keras"
+        if kind == "hdf5":
+            legacy = _hdf5_layout_of(path) == "legacy"
+            return (why + f"; it is an HDF5 file{' in the Keras 2 layout' if legacy else ''}",
+                    f"rename it to {stem}.h5" if legacy else f"rename it to {stem}.weights.h5")
+        return why + "; it is not HDF5 either (a TensorFlow checkpoint or a PyTorch file cannot be read)", saved
+    if kind == "zip":
+        return ("it is a .keras model archive, a zip, not an HDF5 weights file",
+                f"rename it to {stem}.keras (Keras reads the weights out of it), or {saved}")
+    if kind != "hdf5":
+        return "it is not an HDF5 file: no HDF5 signature", saved
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            layout = _h5_layout(fh)
+            arrays = [0]
+
+            def count(_key: str, obj: Any) -> None:
+                arrays[0] += isinstance(obj, h5py.Dataset)
+
+            fh.visititems(count)
+    except Exception as exc:
+        text = f"{exc}"
+        return (_truncation(text) or f"the HDF5 file cannot be opened: {one_line(exc, 120)}",
+                f"copy it again, or {saved}")
+    if lower.endswith(".weights.h5") and layout == "legacy":
+        return ("it holds weights in the Keras 2 layout (legacy .h5), which Keras 3 reads only from a name "
+                "that ends in .h5 but not .weights.h5", f"rename it to {stem}.h5")
+    if not lower.endswith(".weights.h5") and layout == "keras3":
+        return ("it holds Keras 3 weights (the .weights.h5 layout), but a name ending in .h5 makes Keras read "
+                "it as the Keras 2 layout", f"rename it to {stem}.weights.h5")
+    if arrays[0] == 0:
+        return "the HDF5 file holds no weight arrays", saved
+    return None
+
+
 def _h5_arrays(path: Path) -> dict[str, tuple[tuple, str | None]]:
     """Every weight array in a Keras weights file: key -> (shape, name of the layer that saved it)."""
+    import io
+
     import h5py
 
     out: dict[str, tuple[tuple, str | None]] = {}
-    with h5py.File(path, "r") as fh:
+    source: Any = path
+    if file_kind(path) == "zip":  # a .keras archive: its weights are the model.weights.h5 inside
+        with zipfile.ZipFile(path) as archive:
+            source = io.BytesIO(archive.read("model.weights.h5"))
+    with h5py.File(source, "r") as fh:
+        if _h5_layout(fh) == "legacy":  # stored by layer name, not by Keras 3's keys: not comparable here
+            raise ValueError("a Keras 2 (legacy) weights layout")
+
         def visit(key: str, obj: Any) -> None:
             if isinstance(obj, h5py.Dataset):
                 group = obj.parent
@@ -274,7 +445,9 @@ def first_mismatch(model: Any, path: Path) -> str | None:
 
     Keras stores weights by the model's attribute structure; saving the model
     itself gives the keys and shapes it expects, which are compared with the
-    file's key by key.
+    file's key by key (a ``.keras`` archive's by its ``model.weights.h5``).
+    None for a Keras 2 (legacy) file, stored by layer name: Keras' own message
+    names the layer then.
     """
     import tempfile
 

@@ -11,6 +11,59 @@ CAM_METHODS = ("gradcam", "gradcampp", "layercam", "scorecam")
 PATTERN_STYLES = ("classic", "robust")
 PREPROCESS_MODES = ("auto", "none", "unit", "caffe", "tf", "torch")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+PREPROCESS_FORMS = "scale=S,offset=O or mean=R,G,B,std=R,G,B"
+
+
+def parse_preprocess(text: str) -> tuple[str, dict]:
+    """A ``--preprocess`` value: ``(mode, {})`` for a named mode, ``("scale", {scale, offset})`` or
+    ``("meanstd", {mean, std})`` for the numeric forms. Raises ``ValueError`` with the one-line reason
+    (the command line turns it into exit 2; :class:`reportgen.preprocessing.Preprocessor` into a UserError).
+    """
+    import math
+
+    value = str(text).strip()
+    if value in PREPROCESS_MODES:
+        return value, {}
+    if "=" not in value:
+        raise _PreprocessError(f"--preprocess '{text}' is not known; use one of {', '.join(PREPROCESS_MODES)}, "
+                               f"{PREPROCESS_FORMS}")
+    parts: dict[str, list[float]] = {}
+    key = None
+    for token in value.replace(" ", "").split(","):
+        if "=" in token:
+            key, _, token = token.partition("=")
+            if key not in ("scale", "offset", "mean", "std") or key in parts:
+                raise _PreprocessError(f"--preprocess '{text}': '{key}' is not expected here; write "
+                                       f"{PREPROCESS_FORMS}")
+            parts[key] = []
+        try:
+            number = float(token)
+        except ValueError:
+            raise _PreprocessError(f"--preprocess '{text}': '{token}' is not a number; write "
+                                   f"{PREPROCESS_FORMS}") from None
+        if not math.isfinite(number):
+            raise _PreprocessError(f"--preprocess '{text}': '{token}' is not finite; give finite numbers")
+        parts[key].append(number)
+    if set(parts) <= {"scale", "offset"} and "scale" in parts:
+        if len(parts["scale"]) != 1 or len(parts.get("offset", [0.0])) != 1:
+            raise _PreprocessError(f"--preprocess '{text}': scale and offset take one number each, as "
+                                   "scale=0.0078125,offset=-1")
+        if parts["scale"][0] == 0:
+            raise _PreprocessError(f"--preprocess '{text}': a scale of 0 erases the image; give a non-zero scale")
+        return "scale", {"scale": parts["scale"][0], "offset": parts.get("offset", [0.0])[0]}
+    if set(parts) == {"mean", "std"}:
+        mean, std = parts["mean"], parts["std"]
+        if len(mean) not in (1, 3) or len(std) not in (1, 3):
+            raise _PreprocessError(f"--preprocess '{text}': mean and std take 1 (grey) or 3 (R,G,B) numbers each, "
+                                   "on 0-255 pixels, as mean=123.7,116.3,103.5,std=58.4,57.1,57.4")
+        if any(v <= 0 for v in std):
+            raise _PreprocessError(f"--preprocess '{text}': every std must be positive")
+        return "meanstd", {"mean": mean, "std": std}
+    raise _PreprocessError(f"--preprocess '{text}': write {PREPROCESS_FORMS} (pixels 0-255)")
+
+
+class _PreprocessError(ValueError):
+    """A ``--preprocess`` value that cannot be parsed; its message is the one line the user sees."""
 
 
 def is_savedmodel(folder) -> bool:
@@ -19,6 +72,37 @@ def is_savedmodel(folder) -> bool:
 
     folder = Path(folder)
     return (folder / "saved_model.pb").exists() or (folder / "saved_model.pbtxt").exists()
+
+
+CODE_SPEC_PATTERN = r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)$"
+
+
+def is_code_spec(spec: str) -> bool:
+    """``module:callable`` (and no file of that name)."""
+    import re
+    from pathlib import Path
+
+    return bool(re.match(CODE_SPEC_PATTERN, spec)) and not Path(spec).exists()
+
+
+def is_model_path(spec: str) -> bool:
+    """A MODEL that names a file: a model suffix, a path separator, or an existing path."""
+    import os
+    from pathlib import Path
+
+    return Path(spec).suffix.lower() in MODEL_SUFFIXES or "/" in spec or os.sep in spec or Path(spec).exists()
+
+
+def missing_model(spec: str, *, checked: bool = False) -> str | None:
+    """The one-line error for a MODEL that names a file that does not exist (None otherwise), Keras-free:
+    the command line answers it before importing a backend. ``checked``: the caller knows it is a
+    missing file; just the message."""
+    import os
+
+    if not checked and (is_code_spec(spec) or not is_model_path(spec) or os.path.exists(spec)):
+        return None
+    return (f"model file '{spec}' does not exist; check the path, or give a keras.applications name such as "
+            "vgg16 or a module:callable")
 
 
 def readable(text: str) -> str:

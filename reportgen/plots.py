@@ -180,14 +180,51 @@ class _PlainLogFormatter(matplotlib.ticker.LogFormatter):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
+def plain_log_axis(axis: "matplotlib.axis.Axis") -> None:
+    """Label a log axis with plain numbers ("1e-06", "0.01", "4").
+
+    Mathtext is off (see the top), so Matplotlib's default log labels would print
+    ``$\\mathdefault{10^{-6}}$`` literally. Call after ``set_yscale("log")``.
+    """
+    axis.set_major_formatter(_PlainLogFormatter())
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+
+
+def _chartable(panel: dict) -> bool:
+    """Whether a panel has a value to draw (a positive one on a log axis)."""
+    vals = np.array([np.nan if v is None else float(v) for v in panel["values"]], dtype=np.float64)
+    ok = np.isfinite(vals) & ((vals > 0) if panel.get("log") else True)
+    return bool(ok.any())
+
+
 def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[tuple[int, str]] = (),
-                title: str | None = None) -> str:
+                title: str | None = None, with_missing: bool = False) -> "str | tuple[str | None, list[str]]":
     """Several per-layer series against depth, one panel each, stage starts marked.
 
     ``panels``: ``{"name", "values" (None = not measured), "log" (bool),
-    "lines" [(y, label)], "highlight" (indices drawn in red)}``. With many
-    layers the x axis names only the stages; with few it names every layer.
+    "lines" [(y, label)], "highlight" (indices drawn in red), "open" (indices
+    drawn as open circles: a value measured elsewhere, the caption says where),
+    "empty" (why, when no layer has a value)}``. With many layers the x axis
+    names only the stages; with few it names every layer.
+
+    A panel without a single value to draw is left out (an empty chart is a
+    defect) and named in the title; with ``with_missing`` the function returns
+    ``(uri, [why each panel was left out])`` for the caption, and ``uri`` is
+    None when no panel is left.
     """
+    def why(p: dict) -> str:
+        if any(v is not None and np.isfinite(float(v)) for v in p["values"]):
+            return f"{p['name']} not charted: no value above 0, which a log scale cannot show"
+        return p.get("empty") or f"{p['name']} not charted: no layer has a value"
+
+    missing = [why(p) for p in panels if not _chartable(p)]
+    panels = [p for p in panels if _chartable(p)]
+    if not panels:
+        return (None, missing) if with_missing else None
+    if missing:
+        import textwrap
+
+        title = (title + "\n" if title else "") + "\n".join(textwrap.fill(m, 130) for m in missing)
     n = len(labels)
     x = np.arange(n)
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 0.35 + 1.45 * len(panels)), sharex=True, squeeze=False)
@@ -196,10 +233,12 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         if panel.get("log"):
             vals = np.where(vals > 0, vals, np.nan)
             ax.set_yscale("log")
-            # Plain "0.01" labels: the default log labels are mathtext, which is off (see the top).
-            ax.yaxis.set_major_formatter(_PlainLogFormatter())
-            ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+            plain_log_axis(ax.yaxis)
         ax.plot(x, vals, marker="o", markersize=2.2 if n > 60 else 3, linewidth=0.8, color="#1f5fa8")
+        hollow = [i for i in panel.get("open", ()) if 0 <= i < n and np.isfinite(vals[i])]
+        if hollow:
+            ax.plot(hollow, vals[hollow], "o", markersize=3.6 if n > 60 else 4.4, markerfacecolor="white",
+                    markeredgecolor="#1f5fa8", markeredgewidth=0.9, linestyle="none")
         hi = [i for i in panel.get("highlight", ()) if 0 <= i < n and np.isfinite(vals[i])]
         if hi:
             ax.plot(hi, vals[hi], "o", markersize=4, color="#b3261e", label="finding")
@@ -223,4 +262,5 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
     if title:
         fig.suptitle(title, fontsize=8.5, x=0.01, ha="left")
     fig.tight_layout()
-    return fig_to_uri(fig, dpi=100)
+    uri = fig_to_uri(fig, dpi=100)
+    return (uri, missing) if with_missing else uri

@@ -7,10 +7,21 @@ Modes (``--preprocess``):
 - ``tf``: scale to -1..1 (MobileNet, Inception, Xception, ResNetV2).
 - ``torch``: 0..1, then per-channel ImageNet mean/std (DenseNet).
 - ``caffe``: RGB -> BGR, then subtract the ImageNet channel means (VGG, ResNet50).
+- ``scale=S,offset=O``: pixels x S + O (``scale=0.0078125,offset=-0.99609375``
+  is ``(x - 127.5) / 128``).
+- ``mean=R,G,B,std=R,G,B``: ``(pixels - mean) / std`` on 0-255 pixels (one
+  value each for a grey model, or three that are averaged for it).
 - ``auto``: the architecture's own ``preprocess_input`` for ``keras.applications``
   names; else ``none`` when the model scales its own input, measured by
   :func:`own_scaling` (Keras' guides put ``Rescaling(1/255)`` inside the model;
-  dividing by 255 before it would feed it values below 1/255); ``unit`` otherwise.
+  dividing by 255 before it would feed it values below 1/255); else, with
+  labelled ``--images`` folders, the candidate with the best accuracy on a few
+  batches (:mod:`reportgen.analyses.convention`); ``unit`` otherwise, as a guess.
+
+Every choice carries its ``source`` -- ``option`` (the user's ``--preprocess``),
+``model`` (read from the model: its architecture, its own scaling),
+``measured`` (chosen on labelled images) or ``default`` (a guess) -- and the
+report says which: a page never presents a guess as a fact.
 
 Every mode has an exact inverse, so filter patterns optimised in the model's
 input space can be shown as pixels again.
@@ -26,7 +37,10 @@ import numpy as np
 
 from reportgen.errors import UserError
 
-from reportgen.names import PREPROCESS_MODES as MODES  # noqa: E402
+from reportgen.names import PREPROCESS_MODES as MODES, parse_preprocess  # noqa: E402
+
+CANDIDATES = ("unit", "tf", "caffe", "torch", "none")  # what ``auto`` measures on labelled images
+SOURCES = ("option", "model", "measured", "default")
 
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -138,46 +152,117 @@ def _probe(model: Any) -> str | None:
     return None
 
 
+def _parse(text: str) -> tuple[str, dict]:
+    try:
+        return parse_preprocess(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Preprocessor:
-    """Converts pixels (0-255, RGB or grey, channels last) to model input and back."""
+    """Converts pixels (0-255, RGB or grey, channels last) to model input and back.
+
+    ``mode`` is a named convention, ``scale`` (pixels x scale + offset) or
+    ``meanstd`` ((pixels - mean) / std); ``source`` says where the choice came
+    from (:data:`SOURCES`) and ``why`` how ``auto`` reached it.
+    """
 
     mode: str
     why: str = ""  # how ``auto`` chose the mode, when it looked at the model
+    source: str = "option"
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES or self.mode == "auto":
+        if (self.mode not in MODES and self.mode not in ("scale", "meanstd")) or self.mode == "auto":
             raise UserError(
-                f"--preprocess '{self.mode}' is not known; use one of {', '.join(MODES)}"
+                f"--preprocess '{self.mode}' is not known; use one of {', '.join(MODES)}, "
+                "scale=S,offset=O or mean=R,G,B,std=R,G,B"
             )
 
     @classmethod
+    def from_text(cls, text: str, source: str = "option", why: str = "") -> "Preprocessor":
+        """A ``--preprocess`` value other than ``auto``: a mode name or one of the two numeric forms."""
+        kind, values = _parse(text)
+        if kind == "scale":
+            return cls("scale", why, source, scale=values["scale"], offset=values["offset"])
+        if kind == "meanstd":
+            return cls("meanstd", why, source, mean=tuple(values["mean"]), std=tuple(values["std"]))
+        return cls(kind, why, source)
+
+    @classmethod
     def resolve(cls, mode: str, architecture: str | None, model: Any = None) -> "Preprocessor":
-        """The mode ``--preprocess`` names; for ``auto``, the architecture's, the model's own scaling, or unit."""
-        if mode not in MODES:
-            raise UserError(f"--preprocess '{mode}' is not known; use one of {', '.join(MODES)}")
-        if mode != "auto":
-            return cls(mode)
+        """What ``--preprocess`` names (source ``option``); for ``auto``, the architecture's convention or the
+        model's own scaling (source ``model``), else ``unit`` as a guess (source ``default``).
+
+        Measuring on labelled images (source ``measured``) needs the images and
+        is done by the caller (:func:`reportgen.analyses.convention.choose`).
+        """
+        kind, _values = _parse(mode)  # a bad value is a UserError naming the forms
+        if kind != "auto":
+            return cls.from_text(mode, "option")
         if architecture and mode_for_architecture(architecture) != "unit":
-            return cls(mode_for_architecture(architecture))
+            return cls(mode_for_architecture(architecture), f"the preprocess_input of keras.applications' "
+                       f"{architecture}", "model")
         why = own_scaling(model)
-        return cls("none", why) if why else cls("unit")
+        if why:
+            return cls("none", why, "model")
+        return cls("unit", "", "default")
+
+    @property
+    def guessed(self) -> bool:
+        return self.source == "default"
+
+    def with_source(self, source: str, why: str = "") -> "Preprocessor":
+        from dataclasses import replace
+
+        return replace(self, source=source, why=why)
+
+    def option_text(self) -> str:
+        """This preprocessing as a ``--preprocess`` value (what a user types to get it again)."""
+        if self.mode == "scale":
+            return f"scale={self.scale:g},offset={self.offset:g}"
+        if self.mode == "meanstd":
+            return f"mean={','.join(f'{v:g}' for v in self.mean)},std={','.join(f'{v:g}' for v in self.std)}"
+        return self.mode
 
     def describe(self) -> str:
-        text = {
-            "none": "none (pixels 0-255 as they are)",
-            "unit": "unit (pixels / 255)",
-            "tf": "tf (pixels / 127.5 - 1)",
-            "torch": "torch (pixels / 255, minus ImageNet mean, over ImageNet std)",
-            "caffe": "caffe (RGB to BGR, minus ImageNet channel means)",
-        }[self.mode]
+        if self.mode == "scale":
+            text = f"scale (pixels × {self.scale:g} + {self.offset:g})"
+        elif self.mode == "meanstd":
+            text = (f"mean/std ((pixels - ({', '.join(f'{v:g}' for v in self.mean)})) / "
+                    f"({', '.join(f'{v:g}' for v in self.std)}))")
+        else:
+            text = {
+                "none": "none (pixels 0-255 as they are)",
+                "unit": "unit (pixels / 255)",
+                "tf": "tf (pixels / 127.5 - 1)",
+                "torch": "torch (pixels / 255, minus ImageNet mean, over ImageNet std)",
+                "caffe": "caffe (RGB to BGR, minus ImageNet channel means)",
+            }[self.mode]
         return f"{text}: {self.why}" if self.why else text
+
+    def _mean_std(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if channels == 1 and mean.size == 3:
+            mean = mean.mean(keepdims=True)
+        if channels == 1 and std.size == 3:
+            std = std.mean(keepdims=True)
+        return mean, std
 
     def forward(self, pixels: np.ndarray) -> np.ndarray:
         x = np.asarray(pixels, dtype=np.float32)
         rgb = x.shape[-1] == 3
         if self.mode == "none":
             return x.copy()
+        if self.mode == "scale":
+            return (x * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32)
+        if self.mode == "meanstd":
+            mean, std = self._mean_std(x.shape[-1])
+            return ((x - mean) / std).astype(np.float32)
         if self.mode == "unit":
             return x / 255.0
         if self.mode == "tf":
@@ -196,6 +281,11 @@ class Preprocessor:
         rgb = x.shape[-1] == 3
         if self.mode == "none":
             return x.copy()
+        if self.mode == "scale":
+            return ((x - np.float32(self.offset)) / np.float32(self.scale)).astype(np.float32)
+        if self.mode == "meanstd":
+            mean, std = self._mean_std(x.shape[-1])
+            return (x * std + mean).astype(np.float32)
         if self.mode == "unit":
             return x * 255.0
         if self.mode == "tf":

@@ -94,16 +94,24 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
     names = [n for n in registry.ORDER if n in ctx.results]
     generated = generated_at()
     failed = {e.section: e for e in ctx.errors}
+    from reportgen import notes
+
+    page_notes = notes.page_notes(ctx)
+    state = notes.weights_state(ctx)
     data: dict = {
         "reportgen_version": reportgen.__version__,
         "generated": generated,
         "sections": names,
-        "settings": _settings(ctx.options),
+        "settings": _settings(ctx),
+        "notes": page_notes,
         "section_errors": [e.to_json() for e in ctx.errors],
         "timings": {n: round(ctx.timings[n], 2) for n in names if n in ctx.timings},
     }
     for name in names:
         render.deep_merge(data, ctx.results[name].json)
+    if state is not None and "model" in data:  # the overview's block: a report without it has no model block
+        data["model"]["weights_state"] = state["state"]
+        data["model"]["weights_state_detail"] = state
     if "findings" in data:
         available: set[str] = set()
         for res in ctx.results.values():
@@ -111,7 +119,11 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
         data["findings"] = point_anchors(data["findings"], available)
         registry.module("findings").present(ctx.results["findings"].view, data["findings"])
     by_anchor = findings_by_anchor(data.get("findings", []))
-    variables = page_variables(ctx.loaded.name, ctx.loaded.source, generated) | {
+    said = notes.weights_text(ctx.loaded, state)
+    variables = page_variables(ctx.loaded.name, ctx.loaded.source + (f", {said}" if said else ""), generated) | {
+        "notes": page_notes,
+        "weights_state": state,
+        "weights_said": said,
         "sections": [
             {"name": n, "title": registry.module(n).TITLE, "view": ctx.results[n].view,
              "error": failed[n].to_json() if n in failed else None}
@@ -194,11 +206,19 @@ def page_variables(title: str, source: str, generated: str | None = None) -> dic
     }
 
 
-def _settings(options: Options) -> dict:
+def _settings(ctx: Context) -> dict:
+    """The options this report ran with; where a choice was resolved (the explained output, the
+    preprocessing), the value used, with ``preprocess_source`` saying where it came from."""
+    options = ctx.options
     keys = ("max_filters", "kernel_channel", "preprocess", "feature_channels", "gradcam_layer", "top_k",
             "pattern_filters", "pattern_size", "pattern_steps", "pattern_style", "seed", "output")
     out = {k: getattr(options, k) for k in keys}
     out["cam"] = list(options.cam)
+    if "preprocessor" in vars(ctx):
+        out["preprocess"] = ctx.preprocessor.option_text()
+        out["preprocess_source"] = ctx.preprocessor.source
+    if "head" in vars(ctx):
+        out["output"] = ctx.head.output_name
     return out
 
 

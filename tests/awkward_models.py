@@ -228,3 +228,55 @@ def binary(seed: int = 0, size: int = 16) -> keras.Model:
 
 def images(n: int = 2, size: int = 16, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 1, (n, size, size, 3)).astype("float32")
+
+
+class LibraryDetector(keras.Model):
+    """A face detector as a library writes it (MTCNN's R-Net shape): its code builds each layer by hand in a
+    ``build()`` that takes no shape, then sets trained weights from a bundled file. Keras records no input
+    shape for it; two outputs, a linear box regression first and a face/no-face softmax second."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv1 = keras.layers.Conv2D(8, 3, name="conv1")
+        self.prelu1 = keras.layers.PReLU(shared_axes=[1, 2], name="prelu1")
+        self.pool1 = keras.layers.MaxPooling2D(2, name="pool1")
+        self.conv2 = keras.layers.Conv2D(16, 3, name="conv2")
+        self.prelu2 = keras.layers.PReLU(shared_axes=[1, 2], name="prelu2")
+        self.flat = keras.layers.Flatten(name="flatten")
+        self.fc = keras.layers.Dense(32, name="fc")
+        self.box = keras.layers.Dense(4, name="bbox_reg")
+        self.cls = keras.layers.Dense(2, activation="softmax", name="face_prob")
+
+    def build(self, input_shape=None):
+        self.conv1.build((None, 24, 24, 3))
+        self.prelu1.build((None, 22, 22, 8))
+        self.conv2.build((None, 11, 11, 8))
+        self.prelu2.build((None, 9, 9, 16))
+        self.fc.build((None, 9 * 9 * 16))
+        self.box.build((None, 32))
+        self.cls.build((None, 32))
+        self.built = True
+
+    def call(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.fc(self.flat(self.prelu2(self.conv2(x))))
+        return [self.box(x), self.cls(x)]
+
+
+def library_detector(weights_file: str | None = None) -> keras.Model:
+    """``LibraryDetector()``, ``build()`` with no shape, then ``set_weights`` from an ``.npz`` (as its library
+    does); without a file its weights stay freshly initialised."""
+    keras.utils.set_random_seed(0)
+    model = LibraryDetector(name="rnet")
+    model.build()
+    if weights_file:
+        stored = np.load(weights_file)
+        model.set_weights([stored[f"w{i}"] for i in range(len(stored.files))])
+    return model
+
+
+def save_trained_like(model: keras.Model, path, seed: int = 1) -> None:
+    """Weights no initialiser draws (wider than Glorot's interval), as training leaves them, into an ``.npz``."""
+    rng = np.random.default_rng(seed)
+    np.savez(path, **{f"w{i}": rng.normal(0.0, 0.3, w.shape).astype("float32")
+                      for i, w in enumerate(model.get_weights())})

@@ -227,3 +227,125 @@ def test_non_image_model_gets_a_note():
     patterns.validate(ctx)
     result = patterns.run(ctx)
     assert result.json == {} and "not an image" in result.view["note"]
+
+
+# --- issue 17.5: honest rise counts, and first-layer patterns that show structure -----------------
+
+
+def _kernel_gain(image: np.ndarray, kernel: np.ndarray) -> float:
+    """How strongly a (single-channel) filter's zero-mean kernel responds to a pattern, per unit of contrast.
+
+    std over the pattern's interior of (kernel - its mean) correlated with the pattern, divided by
+    ||kernel - its mean|| x std of the pattern: independent noise gives 1 in expectation (the sum of
+    k_i x_i has variance ||k||^2 var(x)); a pattern made of what the kernel looks for (its edges,
+    strokes at its orientation) gives more; the kernel's mean is left out so brightness does not count.
+    """
+    x = image.astype(np.float64)[..., 0][2:-2, 2:-2]
+    k = kernel - kernel.mean()
+    kh, kw = k.shape
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw))
+    response = np.einsum("ijab,ab->ij", windows, k)
+    return float(response.std() / (np.linalg.norm(k) * x.std() + 1e-12))
+
+
+@pytest.fixture(scope="module")
+def trained_digits():
+    from digits_models import trained
+
+    return trained()
+
+
+def test_rose_counts_the_filters_that_rose_by_the_margin_of_their_scale(trained_digits, tmp_path):
+    """The section's rose / barely_moved / flat equal a plain recount from the per-filter start and end
+    objectives and the margin, with the default margin and one set in a --config file."""
+    config = tmp_path / "t.toml"
+    config.write_text("pattern_rise_margin = 0.9\n")
+    for opts, margin in [(Options(pattern_layers=("conv1", "conv2"), pattern_size=16), 0.5),
+                         (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, config=str(config)), 0.9),
+                         (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, pattern_steps=2), 0.5)]:
+        ctx = Context(LoadedModel(trained_digits, "d", "d", None), opts)
+        patterns.validate(ctx)
+        result = patterns.run(ctx)
+        for layer in result.view["layers"]:
+            r = ctx.analyses["patterns"][layer["path"]]
+            entry = result.json["patterns"][layer["path"]]
+            rose = barely = flat = 0
+            for s, e in zip(r.activation_start.tolist(), r.activation_end.tolist()):
+                scale = max(abs(s), abs(e))
+                relative = (e - s) / scale if scale > 0 else 0.0
+                if relative >= margin:
+                    rose += 1
+                elif relative > 1e-6:
+                    barely += 1
+                else:
+                    flat += 1
+            assert (entry["rose"], entry["barely_moved"], entry["flat"]) == (rose, barely, flat), layer["path"]
+            assert (layer["rose"], layer["barely_moved"]) == (rose, barely)
+            assert entry["rise_margin"] == margin and entry["steps"] == r.steps
+            assert rose + barely + flat == len(entry["filters"])
+    # two steps of a fitted size are too few: most filters barely move, and the page says so
+    assert entry["rose"] < len(entry["filters"]) and entry["barely_moved"] > 0
+
+
+def test_first_conv_layer_patterns_show_what_the_kernel_looks_for_not_noise(trained_digits):
+    """On a trained digits CNN the first conv layer's tiles respond to their own kernels far more than
+    noise does (kernel gain, see _kernel_gain). The earlier default (20 steps of one pixel unit on the
+    pre-activation from the grey start) left the tiles at their start noise: gain ~1."""
+    model = trained_digits
+    kernel = keras.ops.convert_to_numpy(model.get_layer("conv1").kernel)[:, :, 0, :]  # (3, 3, 16)
+    n = kernel.shape[-1]
+    ctx = Context(LoadedModel(model, "d", "d", None), Options(pattern_layers=("conv1",), pattern_size=24))
+    result = patterns.run(ctx)
+    r = ctx.analyses["patterns"]["conv1"]
+    entry = result.json["patterns"]["conv1"]
+    assert entry["affine_in_image"] and entry["objective"] == "activation" and entry["keep_mean"]
+    assert entry["steps"] == 200  # a cheap layer: the step count is fitted to the compute budget
+    gains = np.array([_kernel_gain(r.images[i], kernel[..., i]) for i in range(n)])
+    noise = fp.start_pixels(list(range(n)), 24, 1, 0, "noise")
+    noise_gains = np.array([_kernel_gain(noise[i], kernel[..., i]) for i in range(n)])
+    old = fp.filter_patterns(model, "conv1", list(range(n)), 24, 20, UNIT, seed=0)  # the earlier default
+    old_gains = np.array([_kernel_gain(old.images[i], kernel[..., i]) for i in range(n)])
+    assert abs(np.median(noise_gains) - 1.0) < 0.1 and abs(np.median(old_gains) - 1.0) < 0.1
+    assert np.median(gains) > 1.4, np.round(gains, 2)
+    assert np.sum(gains > 1.2) >= n // 2
+    # and the count says what the pictures show: the old run barely moved, the new one rose
+    assert entry["rose"] >= n - 2
+    assert np.sum(fp.rise.rose(old.activation_start, old.activation_end)) <= 2
+
+
+def test_affine_first_layer_is_recognised_and_budgeted_steps_keep_vgg_at_the_floor():
+    from reportgen.analyses.patterns.cost import steps_within_budget
+    from reportgen.analyses.patterns.objective import affine_in_image
+
+    model = lively_cnn()
+    assert affine_in_image(model, "conv_a", 16) and not affine_in_image(model, "conv_b", 16)
+    vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
+    assert [affine_in_image(vgg, f"block{i}_conv1", 64) for i in (1, 2)] == [True, False]
+    assert [steps_within_budget(fp.macs_up_to(vgg, f"block{i}_conv1", 64), 64) for i in range(1, 6)] == [20] * 5
+    assert steps_within_budget(fp.macs_up_to(model, "conv_a", 16), 6) == 200
+    # the step: one pixel unit without travel, else travel x the start's RMS contrast / steps, in model units
+    assert fp.step_size(UNIT, 3, "grey", 20) == pytest.approx(1 / 255)
+    assert fp.step_size(UNIT, 3, "grey", 20, travel=20) == pytest.approx(20 * (20 / 12 ** 0.5) / 20 / 255)
+    assert fp.step_size(Preprocessor("caffe"), 3, "noise", 100, travel=20) == pytest.approx(20 * 255 / 12 ** 0.5 / 100)
+
+
+def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_digits):
+    """pattern_not_rising flags exactly the filters the section counts as flat (relative rise at most
+    pattern_min_rise), and in the first-layer mode says why: no gradient from the noise start."""
+    from reportgen.analyses.findings import check_patterns
+    from reportgen.config import Thresholds
+
+    ctx = Context(LoadedModel(trained_digits, "d", "d", None),
+                  Options(pattern_layers=("conv1", "conv2"), pattern_size=16))
+    result = patterns.run(ctx)
+    found = check_patterns(result.json["patterns"], Thresholds())
+    for path, entry in result.json["patterns"].items():
+        r = ctx.analyses["patterns"][path]
+        flat = {f for f, s, e in zip(r.filters, r.activation_start, r.activation_end)
+                if not (e - s > 1e-6 * max(abs(s), abs(e)))}
+        mine = [f for f in found if f["layer"] == path]
+        assert {f["filter"] for f in mine} == flat and entry["flat"] == len(flat), path
+        if entry["keep_mean"]:
+            assert all("noise start" in f["message"] and "brightness" in f["message"] for f in mine)
+    # the same check reads a PatternResult object as well as its JSON
+    assert len(check_patterns(ctx.analyses["patterns"], Thresholds())) == len(found)

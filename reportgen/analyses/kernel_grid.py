@@ -7,8 +7,10 @@ or washed out, and keep it shared across the layer's filters so they compare.
 Which slice is shown:
 
 - Conv2D / Conv2DTranspose: the kernel's
-  spatial taps for one input channel (``channel``, default 0, ``--kernel-channel``);
-  a layer with fewer channels shows the last one.
+  spatial taps for one input channel: by default the channel with the largest
+  kernel norm over all of the layer's filters (channel 0 of a deeper layer may
+  be fed by a dead filter upstream, and every tile would be blank), or the one
+  ``--kernel-channel`` names (``channel``); a layer with fewer channels shows its last.
 - DepthwiseConv2D and SeparableConv2D's depthwise part: every (channel,
   multiplier) filter, each its own tap set.
 - Conv1D: each filter as a 1 x k strip; Conv3D: the middle depth slice.
@@ -52,25 +54,47 @@ def filter_bank(layer: Any, values: dict | None = None) -> np.ndarray:
     return kernel
 
 
-def kernel_grid(layer: Any, max_filters: int = 64, channel: int = 0, rgb: bool = False,
+CHOSEN_BY_NORM = "largest kernel norm"
+CHOSEN_BY_OPTION = "--kernel-channel"
+CHOSEN_BY_OPTION_CLAMPED = "--kernel-channel (beyond the layer's channels: its last)"
+ONLY_CHANNEL = "only channel"
+
+
+def channel_norms(bank: np.ndarray) -> np.ndarray:
+    """L2 norm of each input channel's taps over all filters, (in_channels,); NaN/Inf count as 0."""
+    b = np.asarray(bank, dtype=np.float64)
+    b = np.where(np.isfinite(b), b, 0.0)
+    return np.sqrt(np.einsum("hwcf,hwcf->c", b, b))
+
+
+def kernel_grid(layer: Any, max_filters: int = 64, channel: int | None = None, rgb: bool = False,
                 limit: float | None = None, values: dict | None = None) -> dict:
     """The tiles to draw for one conv layer, and the shared colour scale.
 
     Returns ``tiles`` (n, kh, kw) for the chosen input channel, ``rgb_tiles``
     (n, kh, kw, 3) when ``rgb`` and the layer has 3 input channels, ``limit``
-    (the symmetric scale, from all of the layer's weights unless given), and
-    the counts shown / total.
+    (the symmetric scale, from all of the layer's weights unless given), the
+    counts shown / total, the ``channel`` drawn and why (``channel_chosen_by``):
+    ``channel=None`` picks the input channel with the largest kernel norm over
+    all filters (:func:`channel_norms`), an int is ``--kernel-channel``.
     """
     bank = filter_bank(layer, values)
     kh, kw, cin, cout = bank.shape
     n = min(max_filters, cout)
-    used_channel = min(max(channel, 0), cin - 1)
+    if cin == 1:
+        used_channel, chosen_by = 0, ONLY_CHANNEL
+    elif channel is None:
+        used_channel, chosen_by = int(np.argmax(channel_norms(bank))), CHOSEN_BY_NORM
+    else:
+        used_channel = min(max(int(channel), 0), cin - 1)
+        chosen_by = CHOSEN_BY_OPTION if used_channel == channel else CHOSEN_BY_OPTION_CLAMPED
     lim = symmetric_limit(bank) if limit is None else float(limit)
     out = {
         "tiles": np.moveaxis(bank[:, :, used_channel, :n], -1, 0),
         "rgb_tiles": np.moveaxis(bank[:, :, :3, :n], -1, 0) if rgb and cin == 3 else None,
         "limit": lim,
         "channel": used_channel,
+        "channel_chosen_by": chosen_by,
         "in_channels": int(cin),
         "shown": int(n),
         "total": int(cout),

@@ -65,16 +65,28 @@ def confusion_figure(confusion: np.ndarray, names: list[str]) -> str:
 def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
     import matplotlib.pyplot as plt
 
+    # Laid out in inches, not by tight_layout: each row is a band for the two-line title, then the
+    # tile, so a title never reaches into the row above (tight_layout put row 2's titles on row 1's tiles).
     cols = min(8, len(maps))
     rows = -(-len(maps) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(0.95 * cols + 0.6, 1.1 * rows + 0.5), squeeze=False)
-    for ax in axes.ravel():
+    h0, w0 = np.asarray(maps[0][1]).shape[:2]
+    tile_w = 0.85
+    tile_h = tile_w * float(np.clip(h0 / max(w0, 1), 0.25, 4.0))
+    gap, band, top, side = 0.12, 0.30, 0.32, 0.3
+    width = side * 2 + cols * tile_w + (cols - 1) * gap
+    height = top + rows * (band + tile_h) + (rows - 1) * gap + 0.08
+    fig = plt.figure(figsize=(width, height))
+    for i, (name, m, n) in enumerate(maps):
+        r, c = divmod(i, cols)
+        left = side + c * (tile_w + gap)
+        bottom = height - top - (r + 1) * (band + tile_h) - r * gap
+        ax = fig.add_axes((left / width, bottom / height, tile_w / width, tile_h / height))
+        ax.imshow(m, cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
         ax.set_axis_off()
-    for ax, (name, m, n) in zip(axes.ravel(), maps):
-        ax.imshow(m, cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{name[:14]}\n{n} images", fontsize=6.5)
-    fig.suptitle(f"Mean Grad-CAM per class at {layer[-40:]} (each image's map normalised first)", fontsize=8)
-    fig.tight_layout()
+        label = name if len(name) <= 16 else name[:15] + "…"
+        ax.set_title(f"{label}\n{n} image{'s' if n != 1 else ''}", fontsize=6.5, pad=2)
+    fig.suptitle(f"Mean Grad-CAM per class at {layer[-40:]} (each image's map normalised first)", fontsize=8,
+                 y=1 - 0.06 / height, va="top")
     return fig_to_uri(fig, dpi=100)
 
 
@@ -102,6 +114,17 @@ def mistakes_figure(ctx: Context, stats, names: list[str] | None) -> str | None:
                      f"p = {m.confidence:.3f}", fontsize=6.5)
     fig.tight_layout()
     return fig_to_uri(fig, dpi=100, fmt="jpeg")
+
+
+def _preprocess(ctx: Context) -> dict:
+    """How the folders' pixels reached the model, where that came from, and what ``auto`` measured."""
+    pre = ctx.preprocessor
+    out = {"mode": pre.mode, "description": pre.describe(), "source": pre.source, "option": pre.option_text()}
+    if ctx.convention is not None:
+        out["candidates"] = [c.to_json() for c in ctx.convention.candidates]
+        out["measured_on"] = ctx.convention.images
+        out["measure_seconds"] = round(ctx.convention.seconds, 3)
+    return out
 
 
 def run(ctx: Context) -> SectionResult:
@@ -134,6 +157,9 @@ def run(ctx: Context) -> SectionResult:
                       "predicted": _label(names, m.predicted), "confidence": m.confidence}
                      for m in stats.mistakes],
         "skipped": [{"path": s.path, "reason": s.reason} for s in stats.skipped],
+        "skipped_by_type": folder.skipped_by_type,
+        "skipped_by_type_examples": list(folder.skipped_by_type_examples),
+        "preprocess": _preprocess(ctx),
         "seconds": stats.seconds,
     }
     confusion = None

@@ -126,7 +126,7 @@ def grid_figure(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index:
 
 def image_entry(image: imgs.PreparedImage) -> dict:
     """The ``images[i]`` fields both image sections write (path, preprocessing)."""
-    entry = {"path": image.path, "preprocess": image.describe()}
+    entry = {"path": image.path, "stand_in": image.stand_in, "preprocess": image.describe()}
     if image.label is not None:
         entry["true_label"] = image.label
     return entry
@@ -146,6 +146,9 @@ def image_view(image: imgs.PreparedImage, index: int) -> dict:
         "size": image.original_size,
         "shape": tuple(image.input.shape),
         "thumb": array_to_uri(image.pixels),
+        "stand_in": image.stand_in,
+        "guessed": image.guessed,
+        "option": image.option,
     }
 
 

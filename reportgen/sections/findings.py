@@ -24,7 +24,7 @@ from reportgen.analyses import sanity as S
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import fig_to_uri, heatmap_overlay
+from reportgen.plots import fig_to_uri, heatmap_overlay, plain_log_axis
 
 TITLE = "Findings"
 
@@ -36,8 +36,8 @@ def validate(ctx: Context) -> None:
 
 # --- figures ------------------------------------------------------------------------
 
-def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
-    """|gamma| and moving variance per channel, log scale, flagged channels in red."""
+def bn_chart(path: str, lw: Any, t: config.Thresholds) -> plt.Figure:
+    """|gamma| and moving variance per channel, log scale, flagged channels in red (the figure, unsaved)."""
     panels = []
     if lw.gamma is not None:
         panels.append(("|gamma|", np.abs(np.asarray(lw.gamma, dtype=np.float64)), t.bn_gamma))
@@ -45,20 +45,29 @@ def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
         panels.append(("moving variance", np.asarray(lw.moving_variance, dtype=np.float64), t.bn_variance))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.2), squeeze=False)
     for ax, (name, values, limit) in zip(axes[0], panels):
-        shown = np.where(np.isfinite(values), values, np.nan)
+        finite = np.isfinite(values)
+        shown = np.where(finite, values, np.nan)
         floor = max(limit / 10.0, 1e-12)
         heights = np.clip(np.nan_to_num(shown, nan=floor), floor, None)
         colours = np.where(values <= limit, "#b3261e", "#1f5fa8")
-        ax.bar(np.arange(values.size), heights, width=1.0, color=colours, linewidth=0)
+        ax.bar(np.arange(values.size)[finite], heights[finite], width=1.0, color=colours[finite], linewidth=0)
         ax.axhline(limit, color="#b3261e", linestyle="--", linewidth=0.8, label=f"threshold {limit:g}")
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
+        ax.set_xlim(-0.5, values.size - 0.5)
         ax.set_xlabel("channel", fontsize=8)
         ax.set_ylabel(name, fontsize=8)
-        ax.set_title(f"{path}: {name}", fontsize=8)
-        ax.tick_params(labelsize=7)
+        bad = int((~finite).sum())
+        ax.set_title(f"{path}: {name}" + (f"\n{bad} NaN/Inf channel(s) not drawn" if bad else ""), fontsize=8)
+        ax.tick_params(which="both", labelsize=7)
         ax.legend(fontsize=6.5, frameon=False, loc="lower right")
     fig.tight_layout()
-    return fig_to_uri(fig, dpi=100)
+    return fig
+
+
+def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
+    """:func:`bn_chart` as a PNG data URI."""
+    return fig_to_uri(bn_chart(path, lw, t), dpi=100)
 
 
 def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None,
@@ -144,9 +153,83 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
     return data, views, results
 
 
+def _members(f: dict) -> set[tuple]:
+    """(kind, layer, filter) of every finding an entry stands for (a capped sum lists its filters)."""
+    if f.get("items"):
+        return {(f["kind"], i["layer"], x) for i in f["items"]
+                for x in ([i["filter"]] if i["filter"] is not None else []) + list(i.get("filters") or [])}
+    return {(f["kind"], f["layer"], x) for x in ([f["filter"]] if f["filter"] is not None else [])
+            + list(f.get("filters") or [])}
+
+
+def _cause_keys(f: dict) -> set[tuple]:
+    c = f["caused_by"]
+    return {(c["kind"], c["layer"], x) for x in ([c["filter"]] if c.get("filter") is not None else [])
+            + list(c.get("filters") or [])}
+
+
+def cause_text(f: dict) -> str:
+    """"caused by the dead filter 3 of conv2" for a finding with ``caused_by``."""
+    c = f["caused_by"]
+    label = F.KINDS[c["kind"]].label if c["kind"] in F.KINDS else c["kind"].replace("_", " ")
+    noun = "filters" if c["kind"] == "dead_filter" else "units"
+    if c.get("filter") is not None:
+        return f"caused by the {label} {c['filter']} of {c['layer']}"
+    filters = list(c.get("filters") or [])
+    shown = ", ".join(str(x) for x in filters[:12]) + (" …" if len(filters) > 12 else "")
+    return f"caused by the {label.split(' ', 1)[0]} {noun} {shown} of {c['layer']}"
+
+
 def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
     """The page-1 table: one row per finding, but one row per (severity, kind, layer)
-    when a layer has more than ``group_over`` findings of a kind (report.json keeps each)."""
+    when a layer has more than ``group_over`` findings of a kind (report.json keeps each).
+
+    A finding another one explains (``caused_by``) is not a problem of its own:
+    its row comes right under its cause's row, marked ``caused`` and saying
+    what caused it; it stays a row of its own only when its cause is not in
+    the table (that kind switched off in the configuration).
+    """
+    rows = [{**r, "caused": False, "cause_text": None}
+            for r in _grouped_rows([f for f in found if not f.get("caused_by")], group_over)]
+    caused = [f for f in found if f.get("caused_by")]
+    if not caused:
+        return rows
+    members = [r["members"] for r in rows]
+    under: dict[int, list[dict]] = {}
+    alone: list[dict] = []
+    for f in caused:
+        keys = _cause_keys(f)
+        at = next((i for i, m in enumerate(members) if keys and keys <= m), None)
+        if at is None:
+            alone.append(f)
+        else:
+            under.setdefault(at, []).append(f)
+    out = []
+    for i, row in enumerate(rows):
+        out.append(row)
+        for r in _grouped_rows(under.get(i, []), group_over):
+            out.append({**r, "caused": True, "cause_text": _group_cause_text(r, under[i])})
+    for r in _grouped_rows(alone, group_over):
+        out.append({**r, "caused": False, "cause_text": _group_cause_text(r, alone)})
+    return out
+
+
+def _group_cause_text(row: dict, found: list[dict]) -> str:
+    """The cause line of a (possibly grouped) row of caused findings."""
+    if row.get("filters") is None:
+        return cause_text(row)
+    mine = [f for f in found if (f["severity"], f["kind"], f["layer"]) == (row["severity"], row["kind"], row["layer"])]
+    layers = {f["caused_by"]["layer"] for f in mine}
+    kinds = {f["caused_by"]["kind"] for f in mine}
+    if len(layers) == 1 and len(kinds) == 1:
+        filters = [x for f in mine for x in ([f["caused_by"]["filter"]] if f["caused_by"].get("filter") is not None
+                                              else []) + list(f["caused_by"].get("filters") or [])]
+        return cause_text({"caused_by": {"kind": kinds.pop(), "layer": layers.pop(), "filter": None,
+                                         "filters": filters}})
+    return "each caused by a finding listed above (report.json: caused_by)"
+
+
+def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for f in found:
         groups.setdefault((f["severity"], f["kind"], f["layer"]), []).append(f)
@@ -158,7 +241,7 @@ def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
         layer_text = f["layer"] if f["layer"] is not None else (
             f"{len(f['layers'])} layers" if f.get("layers") else None)
         if len(group) <= group_over or f["layer"] is None:
-            rows.append({**f, "label": label, "filters": None, "layer_text": layer_text})
+            rows.append({**f, "label": label, "filters": None, "layer_text": layer_text, "members": _members(f)})
             continue
         if key in done:
             continue
@@ -169,6 +252,7 @@ def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
         shown = ", ".join(str(g["filter"]) for g in listed[:12]) + (" …" if count > 12 else "")
         first = listed[0] if listed else f
         rows.append({**first, "label": label, "filters": f"{shown} ({count})", "layer_text": layer_text,
+                     "members": set().union(*(_members(g) for g in group)),
                      "message": f"{count} filters/units of {f['layer']}, e.g. {first['message']}"})
     return rows
 
@@ -208,7 +292,9 @@ def run(ctx: Context) -> SectionResult:
         "summary": summary,
         "total": len(found),
         "findings": found,
+        "explained": sum(1 for f in found if f.get("caused_by")),
         "sanity": sanity_views,
+        "stand_in": bool(sanity_views) and any(getattr(im, "stand_in", False) for im in ctx.images),
         "sanity_status": sanity_json.get("status"),
         "bn_figures": bn_figures,
         "thresholds": [(k, v) for k, v in t.as_dict().items() if k not in ("severity", "source")],
@@ -232,3 +318,4 @@ def present(view: dict, findings: list[dict]) -> None:
     """The page-1 table rows of the report's findings, once their anchors are settled."""
     view["findings"] = table_rows(findings)
     view["total"] = len(findings)
+    view["explained"] = sum(1 for f in findings if f.get("caused_by"))

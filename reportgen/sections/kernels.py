@@ -21,8 +21,10 @@ TILE_PX = 24
 def validate(ctx: Context) -> None:
     if ctx.options.max_filters < 1:
         raise UserError("--max-filters must be at least 1")
-    if ctx.options.kernel_channel < 0:
-        raise UserError("--kernel-channel must be 0 or more")
+    c = ctx.options.kernel_channel
+    if c is not None and (isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0):
+        raise UserError(f"--kernel-channel must be a whole number, 0 or more (got {c!r}); leave it out to show "
+                        "each layer's input channel with the largest kernel norm")
 
 
 def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
@@ -39,6 +41,12 @@ def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
     width = 6.8 if len(tiles) > 4 else 3.5
     return labelled_grid(image, tiles[0].shape[:2], labels, COLUMNS, MARGIN, title, colorbar, width_in=width,
                          label_band=band)
+
+
+def _why(grid: dict) -> str:
+    """Why this input channel is drawn, in a few words for a title."""
+    by = grid["channel_chosen_by"]
+    return {"largest kernel norm": "largest kernel norm", "only channel": "the only one"}.get(by, by)
 
 
 def _fresh_kernel(ref: graph.LayerRef, seed: int) -> dict | None:
@@ -60,7 +68,8 @@ def run(ctx: Context) -> SectionResult:
     layers, data, grids = [], {}, {}
     for i, ref in enumerate(convs):
         grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=i == 0)
-        data[ref.path] = {k: grid[k] for k in ("limit", "channel", "in_channels", "shown", "total", "kernel_size")}
+        data[ref.path] = {k: grid[k] for k in ("limit", "channel", "channel_chosen_by", "in_channels", "shown",
+                                               "total", "kernel_size")}
         if ref.path in shown_paths:
             grids[ref.path] = grid
     bar = ctx.progress(shown, desc="kernel grids") if ctx.progress else shown
@@ -72,7 +81,8 @@ def run(ctx: Context) -> SectionResult:
             "anchor": anchor_id("kernels", ref.path),
             "class_name": ref.class_name,
             "grid": grid,
-            "figure": grid_figure(grid, f"{ref.path}: channel {grid['channel']}, ±{grid['limit']:.3g}"),
+            "figure": grid_figure(grid, f"{ref.path}: input channel {grid['channel']} ({_why(grid)}), "
+                                        f"±{grid['limit']:.3g}"),
             "rgb_figure": None,
             "untrained_figure": None,
         }
@@ -81,7 +91,8 @@ def run(ctx: Context) -> SectionResult:
         if first:
             fresh = _fresh_kernel(ref, opts.seed)
             if fresh is not None:
-                untrained = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, limit=grid["limit"],
+                # the trained grid's channel, so the two compare tile for tile
+                untrained = kernel_grid(ref.layer, opts.max_filters, grid["channel"], limit=grid["limit"],
                                         values=fresh)
                 entry["untrained_figure"] = grid_figure(
                     untrained, f"{ref.path} untrained: channel {untrained['channel']}, same scale")

@@ -5,7 +5,17 @@ layers and settings, draws ONE 8-wide mosaic per layer (filter indices in the
 corners, the layer name as title, filters whose objective did not rise marked
 *flat*), and writes
 ``patterns`` { layer path: {filters, size, steps, style, seed,
-activation_start, activation_end, dead, preprocess} } into report.json.
+activation_start, activation_end, dead, preprocess, start, step, keep_mean,
+rise_margin, rose, barely_moved, flat, affine_in_image} } into report.json.
+
+Each layer's settings are fitted to it unless the user set them: the steps
+to a compute budget (:func:`reportgen.analyses.patterns.cost.steps_within_budget`),
+the step size to the start image's contrast (``TRAVEL``,
+:func:`reportgen.analyses.patterns.ascent.step_size`), and a layer whose
+pre-activation is affine in the image (a first conv layer) climbs its
+activation from a noise start with its mean brightness kept
+(``first_layer_mode``): the mean of an affine map has the same gradient at
+every interior pixel, so the usual objective can only show a flat image.
 """
 
 from __future__ import annotations
@@ -16,6 +26,9 @@ import numpy as np
 
 from reportgen import graph
 from reportgen.analyses import patterns as fp
+from reportgen.analyses.patterns import cost as pattern_cost
+from reportgen.analyses.patterns import rise
+from reportgen.analyses.patterns.objective import affine_in_image, has_nonlinear_activation
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
@@ -28,7 +41,13 @@ COLUMNS = 8
 # spends at most ~3 minutes here on a 2-core CPU (see docs/benchmarks.md);
 # the tutorial's settings are --pattern-size 150 --pattern-steps 40.
 DEFAULT_SIZE = 64
-DEFAULT_STEPS = 20
+DEFAULT_STEPS = pattern_cost.MIN_STEPS  # the fewest a layer gets by default; cheap layers get more
+# The classic ascent moves each pixel, in RMS over all its steps, TRAVEL times the start
+# image's RMS contrast (grey start: 5.8 pixel units, so 115 in all, about the 120 of the
+# keras.io tutorial's 30 steps of 10 on an L2-normalised gradient; noise start: 74, so
+# 1,472), whatever the number of steps. At the earlier fixed 20 steps of one pixel unit
+# (travel 3.5) the demo's mosaics were mostly their start noise.
+TRAVEL = 20.0
 MIN_SIZE, MAX_SIZE = 8, 1024
 OBJECTIVE = "pre-activation"  # measured in bench/pattern_objective.py: every filter alive on data rises
 TILE_MIN_PX = 56  # small patterns (28 px for MNIST-sized models) are enlarged, nearest-neighbour
@@ -40,8 +59,8 @@ def _input_hw(model: Any) -> tuple[int | None, int | None] | None:
     return None if spec is None else (spec.shape[1], spec.shape[2])
 
 
-def settings(ctx: Context, refs: list[graph.LayerRef] | None = None) -> tuple[int, int]:
-    """(size, steps): the user's, else the defaults.
+def settings(ctx: Context, refs: list[graph.LayerRef] | None = None) -> tuple[int, int | None]:
+    """(size, steps): the user's, else the defaults; steps None: fitted per layer (:func:`layer_steps`).
 
     The default size is 64 px, at most a fixed model input's size, and at
     least the model's minimum input size for the deepest chosen layer: valid
@@ -50,7 +69,7 @@ def settings(ctx: Context, refs: list[graph.LayerRef] | None = None) -> tuple[in
     one pixel (:func:`reportgen.graph.min_input_size`).
     """
     opts = ctx.options
-    steps = DEFAULT_STEPS if opts.pattern_steps is None else int(opts.pattern_steps)
+    steps = None if opts.pattern_steps is None else int(opts.pattern_steps)
     if opts.pattern_size is not None:
         return int(opts.pattern_size), steps
     hw = _input_hw(ctx.model)
@@ -59,6 +78,15 @@ def settings(ctx: Context, refs: list[graph.LayerRef] | None = None) -> tuple[in
     if refs:
         size = max(size, graph.min_input_size(ctx.model, refs[-1].path, size, limit=max([MAX_SIZE] + fixed)))
     return size, steps
+
+
+def layer_steps(model: Any, path: str, size: int, filters: int) -> int:
+    """The default steps for one layer: as many as fit the compute budget, 20 to 200 (see cost.py)."""
+    try:
+        macs = fp.macs_up_to(model, path, size)
+    except Exception:  # noqa: BLE001  (a model the cost count cannot trace keeps the floor)
+        return DEFAULT_STEPS
+    return pattern_cost.steps_within_budget(macs, filters)
 
 
 def select(ctx: Context) -> list[graph.LayerRef]:
@@ -84,7 +112,7 @@ def validate(ctx: Context) -> None:
             raise UserError("--pattern-layers: filter patterns need a model with one image input (N, H, W, C); "
                             "leave out the patterns section with --sections")
         select(ctx)
-    Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture, ctx.model)
+    ctx.preprocessor  # noqa: B018  (a bad --preprocess fails now)
 
 
 def _ticker(ctx: Context, desc: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -104,8 +132,10 @@ def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
     return tiles
 
 
-def _draw(result: fp.PatternResult, class_name: str) -> Any:
-    """The 8-wide mosaic on black margins, filter indices, layer name as title, flat filters in red."""
+def _draw(result: fp.PatternResult, class_name: str, margin_rise: float = rise.RISE_MARGIN,
+          tolerance: float = rise.FLAT_TOLERANCE) -> Any:
+    """The 8-wide mosaic on black margins, filter indices, layer name as title, flat filters in red,
+    filters that barely moved (rose by less than ``margin_rise`` of their activation scale) marked "barely"."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -122,27 +152,33 @@ def _draw(result: fp.PatternResult, class_name: str) -> Any:
     ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
     ax.set_axis_off()
     fig.suptitle(f"{result.path} ({class_name}): filters {result.filters[0]}–{result.filters[-1]}, "
-                 f"{result.size}×{result.size} px, {result.steps} steps, {result.style}",
+                 f"{result.size}×{result.size} px, {result.steps} steps, {result.style}"
+                 + ("" if result.objective == "pre-activation" else f", {result.objective}, {result.start} start"),
                  fontsize=8, x=0.01, ha="left", y=1 - 0.06 / height_in, va="top")
-    dead = set(result.dead)
+    dead = {f for f, is_flat in zip(result.filters, rise.flat(result.activation_start, result.activation_end,
+                                                               tolerance)) if is_flat}
+    up = rise.rose(result.activation_start, result.activation_end, margin_rise)
     fontsize = 6 if tw >= 60 else 5
     for i, f in enumerate(result.filters):
         r, c = divmod(i, COLUMNS)
         y, x = margin + r * (th + margin), margin + c * (tw + margin)
         is_dead = f in dead
-        ax.text(x + 1, y + 1, f"{f} flat" if is_dead else str(f), color="white", fontsize=fontsize,
-                va="top", ha="left",
-                bbox=dict(facecolor="#c0392b" if is_dead else "black", alpha=0.7, pad=0.5, linewidth=0))
+        barely = not is_dead and not up[i]
+        label = f"{f} flat" if is_dead else f"{f} barely" if barely else str(f)
+        ax.text(x + 1, y + 1, label, color="white", fontsize=fontsize, va="top", ha="left",
+                bbox=dict(facecolor="#c0392b" if is_dead else "#666666" if barely else "black", alpha=0.7,
+                          pad=0.5, linewidth=0))
         if is_dead:
             ax.add_patch(Rectangle((x - 0.5, y - 0.5), tw, th, fill=False, edgecolor="#e74c3c", linewidth=1.2))
     return fig
 
 
-def mosaic_figure(result: fp.PatternResult, class_name: str) -> str:
+def mosaic_figure(result: fp.PatternResult, class_name: str, margin_rise: float = rise.RISE_MARGIN,
+                  tolerance: float = rise.FLAT_TOLERANCE) -> str:
     """ONE picture per layer: PNG, or JPEG when the PNG would be large (noisy classic patterns)."""
-    uri = fig_to_uri(_draw(result, class_name), dpi=DPI)
+    uri = fig_to_uri(_draw(result, class_name, margin_rise, tolerance), dpi=DPI)
     if len(uri) * 3 // 4 > JPEG_ABOVE:
-        uri = fig_to_uri(_draw(result, class_name), dpi=DPI, fmt="jpeg")
+        uri = fig_to_uri(_draw(result, class_name, margin_rise, tolerance), dpi=DPI, fmt="jpeg")
     return uri
 
 
@@ -168,10 +204,17 @@ def run(ctx: Context) -> SectionResult:
     if opts.pattern_size is None and size > min([DEFAULT_SIZE] + [d for d in _input_hw(ctx.model) if d]):
         view["min_size_note"] = (f"{size} px: the smallest image whose pass still reaches {refs[-1].path} "
                                  "with a map of at least one pixel")
-    preprocessor = Preprocessor.resolve(opts.preprocess, ctx.loaded.architecture, ctx.model)
+    preprocessor = ctx.preprocessor
     view["preprocess"] = preprocessor.describe()
-    view["step"] = fp.pixel_step(preprocessor, int(graph.image_input(ctx.model).shape[-1]))
+    channels_in = int(graph.image_input(ctx.model).shape[-1])
+    view["step"] = fp.pixel_step(preprocessor, channels_in)
     view["objective"] = OBJECTIVE
+    view["travel"] = TRAVEL if opts.pattern_style == "classic" else None
+    view["budget_gflop"] = pattern_cost.STEP_BUDGET_FLOPS / 1e9
+    view["min_steps"], view["max_steps"] = pattern_cost.MIN_STEPS, pattern_cost.MAX_STEPS
+    margin = float(ctx.thresholds.pattern_rise_margin)
+    tolerance = float(ctx.thresholds.pattern_min_rise)
+    view["rise_margin"] = margin
     total_convs = len(graph.pattern_candidates(ctx.model))
     if opts.pattern_layers:
         view["selection"] = f"{len(refs)} layer(s) chosen with --pattern-layers"
@@ -186,11 +229,18 @@ def run(ctx: Context) -> SectionResult:
     for ref in refs:
         channels = int(ref.output_shape[-1]) if ref.output_shape else opts.pattern_filters
         filters = list(range(min(opts.pattern_filters, channels)))
-        tick, done = _ticker(ctx, f"patterns {ref.path}", len(filters) * steps)
+        n_steps = steps if steps is not None else layer_steps(ctx.model, ref.path, size, len(filters))
+        classic = opts.pattern_style == "classic"
+        affine = affine_in_image(ctx.model, ref.path, size)
+        nonlinear = has_nonlinear_activation(graph.anatomy(ctx.model).layer(ref.path))
+        first_layer_mode = classic and affine and nonlinear
+        tick, done = _ticker(ctx, f"patterns {ref.path}", len(filters) * n_steps)
         try:
-            result = fp.filter_patterns(ctx.model, ref.path, filters, size, steps, preprocessor,
-                                        seed=opts.seed, style=opts.pattern_style, tick=tick, objective=OBJECTIVE,
-                                        feeds=ctx.feeds)
+            result = fp.filter_patterns(ctx.model, ref.path, filters, size, n_steps, preprocessor,
+                                        seed=opts.seed, style=opts.pattern_style, tick=tick,
+                                        objective="activation" if first_layer_mode else OBJECTIVE,
+                                        feeds=ctx.feeds, start="noise" if first_layer_mode else "grey",
+                                        travel=TRAVEL if classic else None, keep_mean=first_layer_mode)
         finally:
             done()
         results[ref.path] = result
@@ -199,19 +249,33 @@ def run(ctx: Context) -> SectionResult:
         entry["activation_end"] = _round(result.activation_end)
         entry["preprocess"] = preprocessor.mode
         entry["channels"] = channels
+        tally = rise.counts(result.activation_start, result.activation_end, margin, tolerance)
+        entry["affine_in_image"] = affine
+        entry["rise_margin"] = margin
+        entry.update(tally)  # rose, barely_moved, flat: every filter shown in exactly one
         patterns_json[ref.path] = entry
-        gain = result.activation_end - result.activation_start
         view["layers"].append({
             "path": ref.path,
             "class_name": ref.class_name,
             "anchor": anchor_id("patterns", ref.path),
-            "figure": mosaic_figure(result, ref.class_name),
+            "figure": mosaic_figure(result, ref.class_name, margin, tolerance),
             "shown": len(filters),
             "channels": channels,
-            "dead": result.dead,
+            "dead": [f for f, is_flat in zip(result.filters, rise.flat(result.activation_start,
+                                                                        result.activation_end, tolerance)) if is_flat],
             "mean_start": float(np.mean(result.activation_start)),
             "mean_end": float(np.mean(result.activation_end)),
-            "rose": int(np.sum(gain > 0)),
+            "rose": tally["rose"],
+            "barely_moved": tally["barely_moved"],
+            "flat": tally["flat"],
+            "steps": n_steps,
+            "step_px": None if result.step is None else result.step / max(view["step"], 1e-30),
+            "start": result.start,
+            "objective": result.objective,
+            "affine": affine,
+            "first_layer_mode": first_layer_mode,
+            "retried": result.retried,
+            "linear_affine": affine and not nonlinear,
             "seconds": result.seconds,
             "chunk": result.chunk,
         })

@@ -11,6 +11,7 @@ numbers stay in the table and in report.json.
 
 from __future__ import annotations
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -53,7 +54,79 @@ def stage_marks(refs: list[graph.LayerRef]) -> list[tuple[int, str]]:
     return marks
 
 
-def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]) -> str:
+# Layers between a kernel layer and the activation layer after it that keep its channels one to one at
+# inference (the activation's zeros are then that layer's units' zeros, as normalised).
+_BETWEEN = (keras.layers.BatchNormalization, keras.layers.Dropout, keras.layers.SpatialDropout1D,
+            keras.layers.SpatialDropout2D, keras.layers.SpatialDropout3D)
+
+
+def following_activations(model, paths: list[str], measured: set[str]) -> dict[str, str] | None:
+    """Kernel layer path -> the measured activation layer right after it (``conv -> [BN] -> ReLU``).
+
+    Only where the graph says the activation layer's one input is that kernel
+    layer's output (through BatchNormalization or Dropout, nothing else, and no
+    other consumer on the way); None for a model without a graph.
+    """
+    from reportgen.analyses.findings import producers
+
+    prods = producers(model)
+    if prods is None:
+        return None
+    consumers: dict[str, list[str]] = {}
+    for path, sources in prods.items():
+        for src in sources:
+            if src is not None:
+                consumers.setdefault(src, []).append(path)
+    layers = {r.path: r.layer for r in graph.walk(model)}
+    out = {}
+    for path in paths:
+        current = path
+        for _ in range(8):
+            nxt = consumers.get(current, [])
+            if len(nxt) != 1 or prods.get(nxt[0]) != [current]:
+                break
+            current = nxt[0]
+            if current in measured:
+                out[path] = current
+                break
+            if not isinstance(layers.get(current), _BETWEEN):
+                break
+    return out
+
+
+def _activation_panel(ctx: Context, labels: list[str], activity) -> tuple[dict | None, str | None]:
+    """The "activations = 0" panel: each kernel layer's own activation, else the activation layer
+    right after it; (None, why) when no kernel layer has either."""
+    measured = set(activity.layers)
+    own = {p for p in labels if p in measured}
+    after = following_activations(ctx.model, [p for p in labels if p not in own], measured)
+    found = after or {}
+    values = [activity.layers[p].zero_fraction if p in own else
+              activity.layers[found[p]].zero_fraction if p in found else None for p in labels]
+    if not any(v is not None and np.isfinite(v) for v in values):
+        order = [r.path for r in graph.walk(ctx.model) if r.path in measured]
+        listed = ", ".join(order[:6]) + (f" and {len(order) - 6} more" if len(order) > 6 else "")
+        why = "activation zeros not charted: no kernel layer has a ReLU, sigmoid or tanh activation of its own"
+        if after is None:
+            why += (f", and this model has no graph to say which of the activation layers measured ({listed}) "
+                    "follows which kernel layer")
+        else:
+            why += (f", and none feeds one directly: the activation layers measured ({listed}) follow other layers "
+                    "(an addition, a concatenation, ...)")
+        return None, why
+    after = found
+    panel = {"name": "activations = 0" if not after else "activations = 0\n(open: the layer after)",
+             "values": values, "open": [i for i, p in enumerate(labels) if p in after]}
+    note = None
+    if after:
+        note = (f"{len(after)} of the {len(labels)} kernel layers have no activation of their own; their open "
+                "points are the zero fraction of the activation layer right after them (e.g. "
+                + ", ".join(f"{p} → {a}" for p, a in list(after.items())[:3]) + ")")
+    return panel, note
+
+
+def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]) -> tuple[str, list[str]]:
+    """The chart across depth, and what its caption must add (a panel not drawn and why, ...)."""
     t = ctx.thresholds
     labels = [r.path for r in refs]
     hi = [i for i, r in enumerate(refs) if r.path in flagged]
@@ -61,17 +134,21 @@ def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged:
         {"name": "weight std", "values": [stats[p]["std"] for p in labels], "log": True, "highlight": hi},
         {"name": "std / fresh std", "values": [stats[p].get("std_ratio") for p in labels], "log": True,
          "lines": [(1.0, "= untrained"), (t.scale_ratio, "exploding"), (1 / t.scale_ratio, "vanishing")],
-         "highlight": hi},
+         "highlight": hi, "empty": "std / fresh std not charted: no layer has a freshly initialised baseline"},
         {"name": "|w| < 1e-3", "values": [stats[p]["near_zero_fraction"] for p in labels], "highlight": hi},
     ]
+    notes: list[str] = []
     activity = ctx.activity if ctx.wants_activity else None
-    if activity is not None and activity.layers:
-        panels.append({"name": "activations = 0", "values": [
-            activity.layers[p].zero_fraction if p in activity.layers else None for p in labels]})
     title = f"{len(refs)} kernel layers in depth order; red: layers with a weight finding"
     if activity is not None and activity.layers:
-        title += f"; activation zeros over {activity.images} image(s)"
-    return depth_chart(labels, panels, stage_marks(refs), title)
+        panel, note = _activation_panel(ctx, labels, activity)
+        if panel is not None:
+            panels.append(panel)
+            title += f"; activation zeros over {activity.images} image(s)"
+        if note:
+            notes.append(note)
+    uri, missing = depth_chart(labels, panels, stage_marks(refs), title, with_missing=True)
+    return uri, missing + notes
 
 
 def run(ctx: Context) -> SectionResult:
@@ -83,11 +160,12 @@ def run(ctx: Context) -> SectionResult:
     shown, why = graph.detail_layers(refs, ctx.options.layers or (), flagged)
     items = ctx.progress(shown, desc="weight histograms", total=len(shown)) if ctx.progress else shown
     figures = {r.path: histogram_figure(r.path, stats[r.path]) for r in items}
-    depth = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else None
+    depth, depth_notes = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else (None, [])
     return SectionResult(
         json={"weights": stats},
         view={"stats": stats, "figures": figures, "near_zero": NEAR_ZERO, "seed": ctx.options.seed,
-              "anchors": {p: anchor_id("weights", p) for p in stats}, "depth": depth, "selection": why,
+              "anchors": {p: anchor_id("weights", p) for p in stats}, "depth": depth, "depth_notes": depth_notes,
+              "selection": why,
               "big": len(refs) > graph.FULL_DETAIL_LAYERS,
               "figure_ids": {anchor_id("weights", p) for p in figures} | ({"weights-depth"} if depth else set())},
     )

@@ -19,6 +19,7 @@ A model's (chosen) output is one of:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,16 +68,47 @@ class Head:
 
 
 def output_index(model: Any, name: str | None) -> int:
-    """The output ``--output NAME`` picks (a name, or a position), else the only one."""
+    """The output ``--output NAME`` picks (a name, or a position), else :func:`default_output`."""
     outputs = graph.anatomy(model).outputs
     if name is None:
-        return 0
+        return default_output(model)
     names = [o.name for o in outputs]
     if name in names:
         return names.index(name)
     if name.isdigit() and int(name) < len(outputs):
         return int(name)
+    if name.startswith("output_") and name[7:].isdigit() and int(name[7:]) < len(outputs):
+        return int(name[7:])  # a subclassed model's outputs by position, as Keras lists them
     raise UserError(f"--output: the model has no output '{name}'; its outputs are: {', '.join(names)}")
+
+
+_DEFAULT: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def default_output(model: Any) -> int:
+    """The output a report explains when ``--output`` is not given: the first class-score output.
+
+    A detector's box regression (linear, 4 units) beside its face/no-face
+    softmax must not be explained as "class 0..3": a softmax or sigmoid
+    output comes before a linear one, a vector before a map, and otherwise
+    the first output. The report says which was chosen and how to pick
+    another (the ``output_chosen`` note).
+    """
+    try:
+        return _DEFAULT[model]
+    except (KeyError, TypeError):
+        pass
+    outputs = graph.anatomy(model).outputs
+    chosen = 0
+    if len(outputs) > 1:
+        heads = [classifier_head(model, i) for i in range(len(outputs))]
+        rank = {"softmax": 0, "sigmoid": 0, "pixel-softmax": 1, "none": 2, "map": 3}
+        chosen = min(range(len(heads)), key=lambda i: (rank.get(heads[i].kind, 4), i))
+    try:
+        _DEFAULT[model] = chosen
+    except TypeError:
+        pass
+    return chosen
 
 
 def _separable(layer: Any) -> bool:
@@ -86,7 +118,7 @@ def _separable(layer: Any) -> bool:
 
 
 def classifier_head(model: Any, output: str | int | None = None) -> Head:
-    """Inspect the chosen output: class scores, raw outputs, or a map."""
+    """Inspect the chosen output (``--output``, else :func:`default_output`): class scores, raw outputs, or a map."""
     an = graph.anatomy(model)
     index = output if isinstance(output, int) else output_index(model, output)
     if not an.outputs:

@@ -4,7 +4,8 @@
 - :mod:`.core`: a finding, and severities, caps, roll-ups, order and counts;
 - :mod:`.weights`: checks over each layer's weight facts;
 - :mod:`.activations`: checks over how units behave on real images;
-- :mod:`.patterns`: the check over the filter-pattern ascent.
+- :mod:`.patterns`: the check over the filter-pattern ascent;
+- :mod:`.causes`: which finding explains which (``caused_by``), from the model's graph.
 
 Each check declares what it needs (:data:`CHECKS`): the findings section runs
 those whose inputs this report has, instead of reading other sections' output.
@@ -22,6 +23,7 @@ from reportgen.analyses.findings.activations import (  # noqa: F401
     check_saturation,
     output_paths,
 )
+from reportgen.analyses.findings.causes import link_causes, producers  # noqa: F401
 from reportgen.analyses.findings.core import (  # noqa: F401
     SEVERITY_RANK,
     Finding,
@@ -74,12 +76,13 @@ CHECKS = (
 
 
 def run_checks(model, inputs: dict, t) -> list[Finding]:
-    """Every check whose needs are among ``inputs`` (analysis name -> typed result)."""
+    """Every check whose needs are among ``inputs`` (analysis name -> typed result); a finding
+    another one explains gets ``caused_by`` (:func:`.causes.link_causes`)."""
     found: list[Finding] = []
     for check in CHECKS:
         if all(inputs.get(n) is not None for n in check.needs):
             found += check.run(model, inputs, t)
-    return found
+    return link_causes(model, found)
 
 
 def finish(found: list[Finding], t, layer_order: list[str]) -> list[Finding]:

@@ -4,6 +4,9 @@ A finding is a dict (it is what report.json holds)::
 
     {kind, severity, layer, filter, value, threshold, message, anchor}
 
+and, where another finding explains it, ``caused_by``: ``{kind, layer, filter}`` of that
+finding (:mod:`.causes`).
+
 ``filter`` is the output filter / unit / channel the finding is about (else
 ``None``); ``value`` the measured number that crossed ``threshold``;
 ``message`` one sentence saying what is wrong and what to do; ``anchor`` the
@@ -71,7 +74,13 @@ def cap(findings: Sequence[Finding], per_layer: int) -> list[Finding]:
         rest = group[per_layer:]
         if rest:
             more = ", ".join(str(f["filter"]) for f in rest[:20]) + (", ..." if len(rest) > 20 else "")
-            out.append({**rest[0], "filter": None, "value": float(len(rest)), "threshold": None,
+            # The sum's cause: only when one layer's findings of one kind explain every one of them.
+            first = {k: v for k, v in rest[0].items() if k != "caused_by"}
+            causes = [f.get("caused_by") for f in rest]
+            if all(causes) and len({(c["kind"], c["layer"]) for c in causes}) == 1:
+                first["caused_by"] = {"kind": causes[0]["kind"], "layer": causes[0]["layer"], "filter": None,
+                                      "filters": [c["filter"] for c in causes]}
+            out.append({**first, "filter": None, "value": float(len(rest)), "threshold": None,
                         "filters": [f["filter"] for f in rest],
                         "message": f"{len(rest)} more {kind.replace('_', ' ')} finding(s) in {layer} "
                                    f"(filters {more}); report.json lists them all under 'filters'."})
@@ -103,7 +112,8 @@ def rollup(findings: Sequence[Finding], over_layers: int) -> list[Finding]:
             "kind": kind, "severity": severity, "layer": None, "filter": None, "value": float(len(layers)),
             "threshold": group[0]["threshold"], "layers": layers,
             "items": [{"layer": f["layer"], "filter": f["filter"], "value": f["value"],
-                       **({"filters": f["filters"]} if f.get("filters") else {})} for f in group],
+                       **({"filters": f["filters"]} if f.get("filters") else {}),
+                       **({"caused_by": f["caused_by"]} if f.get("caused_by") else {})} for f in group],
             "message": f"{label} in {len(layers)} layers{what}: {listed}. For example: {group[0]['message']}",
             "anchor": group[0]["anchor"],
         })

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from reportgen.analyses.findings.core import Finding, finding, num
+from reportgen.analyses.patterns import rise
 from reportgen.config import Thresholds
 
 
@@ -16,7 +17,10 @@ def check_patterns(patterns: dict[str, Any], t: Thresholds, dead_by_weights: dic
     ``patterns`` maps layer paths to results with ``filters``,
     ``activation_start``, ``activation_end`` and ``dead`` (a
     :class:`~reportgen.analyses.patterns.PatternResult`, or its JSON).
-    Filters already dead by their weights are not reported again.
+    Filters already dead by their weights are not reported again. "Never
+    rose" is :func:`reportgen.analyses.patterns.rise.flat` with
+    ``pattern_min_rise``, relative to the filter's activation scale: the same
+    definition the ascent uses to mark a tile *flat*.
     """
     dead_by_weights = dead_by_weights or {}
     out = []
@@ -26,19 +30,25 @@ def check_patterns(patterns: dict[str, Any], t: Thresholds, dead_by_weights: dic
         flagged: dict[int, float] = {}
         change: dict[int, float] = {}
         if filters is not None and start is not None and end is not None and len(start) == len(end) == len(filters):
-            for f, s, e in zip(filters, start, end):
+            is_flat = rise.flat(start, end, t.pattern_min_rise)
+            for f, s, e, flat in zip(filters, start, end, is_flat):
                 change[int(f)] = float("nan") if s is None or e is None else float(e - s)
-                if s is None or e is None or not np.isfinite(e - s) or e - s <= t.pattern_min_rise:
+                if flat:
                     flagged[int(f)] = change[int(f)]
         for f in get("dead") or []:
             flagged.setdefault(int(f), change.get(int(f), float("nan")))
         for f in sorted(flagged):
             if f in dead_by_weights.get(path, set()):
                 continue
-            rise = flagged[f]
+            moved = flagged[f]
+            if get("keep_mean") and get("objective") == "activation":
+                why = ("its activation was zero at every position of the noise start, so the ascent, which keeps "
+                       "the image's mean brightness, had no gradient: the filter may respond only to overall "
+                       "brightness (see its kernel) or be dead.")
+            else:
+                why = "its pattern shows nothing; the filter may be dead or need more --pattern-steps."
             out.append(finding(
-                "pattern_not_rising", path, f, rise if np.isfinite(rise) else None, t.pattern_min_rise,
+                "pattern_not_rising", path, f, moved if np.isfinite(moved) else None, t.pattern_min_rise,
                 f"the objective of filter {f} of {path} never rose during the pattern ascent "
-                f"(change {num(rise)}): its pattern shows nothing; the filter may be dead or "
-                "need more --pattern-steps."))
+                f"(change {num(moved)}): {why}"))
     return out

@@ -70,6 +70,49 @@ def check_dead_kernels(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     return out
 
 
+def untrained_verdict(lw: LayerWeights, t: Thresholds) -> bool | None:
+    """Whether the layer looks freshly initialised (True), trained (False), or cannot be judged (None).
+
+    The one test behind both the ``untrained_layer`` finding and the model's
+    ``weights_state`` (see :func:`check_untrained` for the reasoning).
+    """
+    if lw.ks is None:
+        return None
+    if lw.outside_init:
+        return False  # a weight outside a bounded initialiser's interval has moved
+    bounded = lw.outside_init is not None  # every weight inside the initialiser's interval
+    if lw.kernel_size < (MIN_BOUNDED_WEIGHTS if bounded else t.untrained_min_weights):
+        return None
+    d, p = lw.ks
+    if not np.isfinite(d):
+        return None
+    if p <= t.untrained_p:
+        return False
+    if not bounded and d >= t.untrained_ks:
+        return False
+    s1, s0 = lw.sv
+    if s1 is not None and s0 and s1 / s0 >= t.untrained_sv_ratio and s1 - s0 > 4 * lw.sv_spread:
+        return False  # same histogram, but training gave the kernel a dominant direction
+    return True
+
+
+def weights_state(weights: dict[str, LayerWeights], t: Thresholds) -> dict:
+    """``trained``, ``fresh`` or ``partly fresh``, measured layer by layer (``unknown`` when no layer can be
+    judged): what a title may say about weights that code set, instead of assuming them fresh."""
+    verdicts = {path: untrained_verdict(lw, t) for path, lw in weights.items()}
+    judged = {p: v for p, v in verdicts.items() if v is not None}
+    fresh = sorted(p for p, v in judged.items() if v)
+    if not judged:
+        state = "unknown"
+    elif not fresh:
+        state = "trained"
+    elif len(fresh) == len(judged):
+        state = "fresh"
+    else:
+        state = "partly fresh"
+    return {"state": state, "layers_judged": len(judged), "layers_fresh": len(fresh), "fresh": fresh[:50]}
+
+
 def check_untrained(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     """A layer whose weight distribution is indistinguishable from a fresh initialisation.
 
@@ -89,19 +132,9 @@ def check_untrained(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     must also be below ``untrained_ks`` and the kernel hold at least
     ``untrained_min_weights`` weights.
     """
-    if lw.ks is None or lw.outside_init:
-        return []
-    bounded = lw.outside_init is not None  # every weight inside the initialiser's interval
-    if lw.kernel_size < (MIN_BOUNDED_WEIGHTS if bounded else t.untrained_min_weights):
+    if untrained_verdict(lw, t) is not True:
         return []
     d, p = lw.ks
-    if not np.isfinite(d) or p <= t.untrained_p:
-        return []
-    if not bounded and d >= t.untrained_ks:
-        return []
-    s1, s0 = lw.sv
-    if s1 is not None and s0 and s1 / s0 >= t.untrained_sv_ratio and s1 - s0 > 4 * lw.sv_spread:
-        return []  # same histogram, but training gave the kernel a dominant direction
     return [finding(
         "untrained_layer", lw.path, None, d, t.untrained_ks,
         f"{lw.path} looks untrained: its weights are distributed like a fresh initialisation "
@@ -180,8 +213,9 @@ def check_batchnorm(lw: LayerWeights, t: Thresholds) -> list[Finding]:
         for c in np.flatnonzero(np.isfinite(v) & (v <= t.bn_variance)):
             out.append(finding(
                 "bn_variance", lw.path, c, v[c], t.bn_variance,
-                f"channel {c} of {lw.path} has moving variance {num(v[c])}: its input is constant "
-                "on the training data (a dead filter upstream); prune that filter."))
+                f"channel {c} of {lw.path} has moving variance {num(v[c])}: its input was constant "
+                "on the training data (a dead filter or a unit that never fires upstream); find that unit and "
+                "prune or re-initialise it."))
     return out
 
 

@@ -8,10 +8,15 @@
 - :mod:`~reportgen.analyses.patterns.robust`: the Lucid-style robust ascent;
 - :mod:`~reportgen.analyses.patterns.reference`: the tutorial's per-filter loop
   (the benchmark's yardstick);
-- :mod:`~reportgen.analyses.patterns.cost`: the work, in multiply-adds.
+- :mod:`~reportgen.analyses.patterns.cost`: the work, in multiply-adds, and
+  the default steps it affords;
+- :mod:`~reportgen.analyses.patterns.rise`: when a filter's objective rose
+  (flat / barely moved / rose), the one definition.
 """
 
+from reportgen.analyses.patterns import rise  # noqa: F401
 from reportgen.analyses.patterns.ascent import (  # noqa: F401
+    START_CONTRAST,
     STYLES,
     PatternResult,
     affine_of,
@@ -21,7 +26,8 @@ from reportgen.analyses.patterns.ascent import (  # noqa: F401
     filter_patterns,
     pixel_step,
     start_pixels,
+    step_size,
 )
 from reportgen.analyses.patterns.cost import macs_up_to  # noqa: F401
-from reportgen.analyses.patterns.objective import OBJECTIVES, Objective  # noqa: F401
+from reportgen.analyses.patterns.objective import OBJECTIVES, Objective, affine_in_image  # noqa: F401
 from reportgen.analyses.patterns.reference import reference_patterns  # noqa: F401

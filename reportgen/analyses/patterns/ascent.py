@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from reportgen import backend
+from reportgen.analyses.patterns import rise
 from reportgen.analyses.patterns.objective import Objective
 from reportgen.inputs import Feeds
 from reportgen.names import PATTERN_STYLES
@@ -50,7 +51,7 @@ GPU_MEMORY_BUDGET = 8 << 30  # a GPU has its own memory; bigger batches keep it 
 # the cap is 8 images' worth of 150x150 pixels (at 64 px: 43 images).
 CPU_CHUNK_PIXELS = 8 * 150 * 150
 GPU_MAX_CHUNK = 256
-RISE_TOLERANCE = 1e-6
+RISE_TOLERANCE = rise.FLAT_TOLERANCE  # relative to the activation scale (reportgen.analyses.patterns.rise)
 
 
 @dataclass
@@ -70,9 +71,14 @@ class PatternResult:
     chunk: int = 1
     seconds: float = 0.0
     dead: list[int] = field(default_factory=list)  # filters whose objective did not rise
+    start: str = "grey"  # the start image (a flat filter's retry starts from noise)
+    step: float | None = None  # classic: one step's RMS change, in the model's input units
+    keep_mean: bool = False  # steps keep each image's mean per channel (brightness fixed)
+    retried: list[int] = field(default_factory=list)  # flat filters whose tile comes from a retry
 
     @property
     def rose(self) -> int:
+        """Filters that rose at all (not flat); :func:`rise.rose` counts those that rose by a margin."""
         return len(self.filters) - len(self.dead)
 
     def to_json(self) -> dict:
@@ -86,6 +92,10 @@ class PatternResult:
             "activation_start": [float(v) for v in self.activation_start],
             "activation_end": [float(v) for v in self.activation_end],
             "dead": list(self.dead),
+            "start": self.start,
+            "step": None if self.step is None else float(f"{self.step:.6g}"),
+            "keep_mean": self.keep_mean,
+            "retried": list(self.retried),
         }
 
 
@@ -95,18 +105,17 @@ class PatternResult:
 def dead_filters(filters: Sequence[int], start: np.ndarray, end: np.ndarray) -> list[int]:
     """Filters whose objective did not rise during the ascent.
 
-    Relative to the activation's own scale: deep layers of an untrained
-    network output ~1e-6 and still rise by tens of percent. With the
-    pre-activation objective only a filter with an all-zero kernel stays flat.
+    Relative to the activation's own scale (:func:`rise.flat`, the one
+    definition): deep layers of an untrained network output ~1e-6 and still
+    rise by tens of percent. With the pre-activation objective only a filter
+    with an all-zero kernel stays flat.
     """
-    start = np.asarray(start, dtype=np.float64)
-    end = np.asarray(end, dtype=np.float64)
-    tol = RISE_TOLERANCE * np.maximum(np.abs(start), np.abs(end))
-    return [int(f) for f, s, e, t in zip(filters, start, end, tol)
-            if not np.isfinite(e) or not (e - s > t and e > s)]
+    return [int(f) for f, is_flat in zip(filters, rise.flat(start, end)) if is_flat]
 
 
 STARTS = ("grey", "noise")
+# RMS contrast of each start image in pixel units: uniform noise of width w has std w / sqrt(12).
+START_CONTRAST = {"grey": 20.0 / math.sqrt(12.0), "noise": 255.0 / math.sqrt(12.0)}
 
 
 def start_pixels(filters: Sequence[int], size: int, channels: int, seed: int, start: str = "grey") -> np.ndarray:
@@ -138,6 +147,30 @@ def pixel_step(pre: Preprocessor, channels: int) -> float:
     """One pixel unit in the model's input space (the tutorial's step of 1)."""
     m, _ = affine_of(pre, channels)
     return float(np.mean(np.abs(m[np.abs(m) > 0]))) if np.any(m) else 1.0
+
+
+MIN_TRAVEL_STEPS = 20  # fewer steps than this take steps of this many's size (and travel less)
+
+
+def step_size(pre: Preprocessor, channels: int, start: str, steps: int, travel: float | None = None) -> float:
+    """One classic step's RMS change per pixel, in the model's input units.
+
+    Without ``travel``: one pixel unit (the tutorial's step of 1, whatever the
+    input's value range: 1/255 for a [0, 1] input, 1 for caffe-style). With
+    ``travel``: the whole ascent moves each pixel, in RMS, ``travel`` times the
+    start image's RMS contrast (:data:`START_CONTRAST`), spread evenly over the
+    ``steps``, so that the start's noise is at most ~1/travel of what the
+    mosaic shows, however many steps are taken; fewer than
+    :data:`MIN_TRAVEL_STEPS` steps take steps of that many's size (a
+    step of half the travel overshoots: with 2 steps, 3 of 16 deep-layer
+    filters of the test models ended below their start). The step is
+    normalised per pixel (gradient / its RMS), so it does not depend on the
+    image size.
+    """
+    unit = pixel_step(pre, channels)
+    if travel is None:
+        return unit
+    return unit * float(travel) * START_CONTRAST[start] / max(MIN_TRAVEL_STEPS, int(steps))
 
 
 def deprocess(x: np.ndarray, pre: Preprocessor) -> np.ndarray:
@@ -224,16 +257,27 @@ class Style:
 
 
 class Classic(Style):
-    """Chollet's ascent: normalised gradient steps of one pixel unit from a grey, slightly noisy image."""
+    """Chollet's ascent: normalised gradient steps (one pixel unit unless ``step``) from a grey, slightly noisy image.
+
+    ``keep_mean``: each step's gradient loses its mean over the image per
+    channel, so the ascent keeps every image's mean brightness and can only
+    add structure (for a layer whose objective brightness alone would raise).
+    ``keep_best``: each image ends as the best one its ascent met (its start
+    included), so a step that overshoots cannot leave a filter below its
+    start; the objective of each image the step saw comes with its gradient,
+    so this costs an elementwise select per step, no extra pass.
+    """
 
     name = "classic"
 
     def __init__(self, objective: Objective, chunk: int, preprocessor: Preprocessor, jit: bool | None,
-                 start: str = "grey") -> None:
+                 start: str = "grey", step: float | None = None, keep_mean: bool = False,
+                 keep_best: bool = False) -> None:
         from keras import ops
 
         super().__init__(objective, chunk, preprocessor, jit, start)
-        step = pixel_step(preprocessor, objective.channels)
+        step = pixel_step(preprocessor, objective.channels) if step is None else float(step)
+        self.step, self.keep_mean, self.keep_best = step, keep_mean, keep_best
 
         def loss(x: Any, filters: Any) -> tuple[Any, Any]:
             per = objective(x, filters, chunk)
@@ -243,14 +287,24 @@ class Classic(Style):
 
         def ascend(x: Any, filters: Any) -> tuple[Any, Any]:
             _value, per, g = value_and_grad(x, filters)
+            if keep_mean:
+                g = g - ops.mean(g, axis=(1, 2), keepdims=True)
             rms = ops.sqrt(ops.mean(ops.square(g), axis=(1, 2, 3), keepdims=True))
             return x + step * g / (rms + 1e-5), per
+
+        def ascend_best(x: Any, filters: Any, best_x: Any, best: Any) -> tuple[Any, Any, Any]:
+            moved, per = ascend(x, filters)
+            per = ops.cast(per, "float32")
+            better = per > best
+            best_x = ops.where(ops.reshape(better, (-1, 1, 1, 1)), x, best_x)
+            return moved, best_x, ops.where(better, per, best)
 
         def measure(x: Any, filters: Any) -> Any:
             with backend.no_grad():
                 return objective(x, filters, chunk)
 
         self._ascend, self._measure = self.compile(ascend), self.compile(measure)
+        self._ascend_best = self.compile(ascend_best) if keep_best else None
 
     def run(self, filters: list[int], steps: int, seed: int,
             tick: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,12 +313,22 @@ class Classic(Style):
         x = backend.tensor(pre.forward(start_pixels(filters, self.objective.size, self.objective.channels, seed,
                                                     self.start)))
         start = backend.numpy(self._measure(x, f))
+        if self._ascend_best is not None:
+            best_x, best = x, backend.tensor(np.full(len(filters), -np.inf, dtype=np.float32))
         for _ in range(steps):
-            x, _per = self._ascend(x, f)
+            if self._ascend_best is not None:
+                x, best_x, best = self._ascend_best(x, f, best_x, best)
+            else:
+                x, _per = self._ascend(x, f)
             if tick is not None:
                 tick(len(filters))
         end = backend.numpy(self._measure(x, f))
-        return deprocess(backend.numpy(x), pre), start, end
+        pixels = backend.numpy(x)
+        if self._ascend_best is not None:  # the last image, unless an earlier one (or the start) was better
+            best_v, best_px = backend.numpy(best).astype(np.float64), backend.numpy(best_x)
+            earlier = best_v > end
+            pixels[earlier], end = best_px[earlier], np.where(earlier, best_v, end)
+        return deprocess(pixels, pre), start, end
 
 
 def styles() -> dict[str, type[Style]]:
@@ -293,11 +357,16 @@ def filter_patterns(
     feeds: Feeds | None = None,
     start: str = "grey",
     retry_flat: bool = True,
+    travel: float | None = None,
+    keep_mean: bool = False,
 ) -> PatternResult:
     """The patterns of ``filters`` of the conv layer at ``path``, batched.
 
     ``tick(n)`` is called after every step with the number of filters that
     step advanced (for a progress bar). KeyboardInterrupt propagates.
+    Classic style only: ``travel`` sets the step size (:func:`step_size`;
+    None: one pixel unit a step, the tutorial's) and keeps each image's best
+    iterate, ``keep_mean`` keeps each image's mean brightness (:class:`Classic`).
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}")
@@ -313,20 +382,39 @@ def filter_patterns(
     images = np.zeros((len(filters), size, size, target.channels), dtype=np.uint8)
     a_start = np.zeros(len(filters), dtype=np.float64)
     a_end = np.zeros(len(filters), dtype=np.float64)
+    def make(start_: str, chunk_: int, travel_: float | None = travel) -> Style:
+        if style == "classic":
+            return Classic(target, chunk_, preprocessor, jit, start_, keep_mean=keep_mean,
+                           keep_best=travel_ is not None,
+                           step=step_size(preprocessor, target.channels, start_, steps, travel_))
+        return styles()[style](target, chunk_, preprocessor, jit, start_)
+
+    retried: list[int] = []
+
     with allocator_tuned():
-        runner = styles()[style](target, chunk, preprocessor, jit, start)
+        runner = make(start, chunk)
         for lo in range(0, len(filters), chunk):
             idx = filters[lo: lo + chunk]
             px, s, e = runner.run(idx, steps, seed, tick)
             images[lo: lo + len(idx)] = px
             a_start[lo: lo + len(idx)] = s
             a_end[lo: lo + len(idx)] = e
-        flat = dead_filters(filters, a_start, a_end)
-        if flat and retry_flat and style == "classic" and start == "grey":
-            # A filter whose input channels are all silent on grey (an upstream ReLU) has no
-            # gradient from the grey start; a noise start reaches it if anything does.
-            again = styles()[style](target, min(chunk, len(flat)), preprocessor, jit, "noise")
-            where = {f: i for i, f in enumerate(filters)}
+        retries = []
+        if retry_flat and style == "classic":
+            if travel is not None:
+                # Steps sized to the travel can overshoot a small bump (a random deep layer); the
+                # tutorial's one pixel unit a step follows it.
+                retries.append((start, None))
+            if start == "grey":
+                # A filter whose input channels are all silent on grey (an upstream ReLU) has no
+                # gradient from the grey start; a noise start reaches it if anything does.
+                retries.append(("noise", travel))
+        where = {f: i for i, f in enumerate(filters)}
+        for retry_start, retry_travel in retries:
+            flat = dead_filters(filters, a_start, a_end)
+            if not flat:
+                break
+            again = make(retry_start, min(chunk, len(flat)), retry_travel)
             for lo in range(0, len(flat), again.chunk):
                 idx = flat[lo: lo + again.chunk]
                 px, s, e = again.run(idx, steps, seed, None)
@@ -334,8 +422,11 @@ def filter_patterns(
                     if not dead_filters([f], s[j:j + 1], e[j:j + 1]):
                         i = where[f]
                         images[i], a_start[i], a_end[i] = px[j], s[j], e[j]
+                        retried.append(int(f))
     return PatternResult(
         path=path, filters=filters, images=images, activation_start=a_start, activation_end=a_end,
         size=size, steps=steps, style=style, seed=seed, objective=objective, chunk=chunk,
         seconds=time.perf_counter() - t0, dead=dead_filters(filters, a_start, a_end),
+        start=start, step=getattr(runner, "step", None), keep_mean=keep_mean and style == "classic",
+        retried=sorted(retried),
     )

@@ -45,3 +45,21 @@ def layer_macs(lay: Any, inp: tuple, out: tuple) -> int:
     if isinstance(lay, keras.layers.Dense):
         return int(np.prod(out[1:])) * int(inp[-1])
     return 0
+
+
+# The default number of ascent steps for a layer (without --pattern-steps): as many as
+# fit STEP_BUDGET_FLOPS, at least MIN_STEPS (the earlier fixed default) and at most
+# MAX_STEPS. One step of n filters costs about 4 x macs_up_to x n floating-point
+# operations (forward 2 per multiply-add, backward to the input 2). VGG16's cheapest
+# default layer, block1_conv1 at 64 px for 64 filters, costs 1.8 GFLOP a step, so every
+# VGG16 layer keeps 20 steps; the demo's first conv layer (28 px, 32 filters) costs 29
+# MFLOP a step and gets 200, its second (64 filters) 1 GFLOP and gets 25.
+STEP_BUDGET_FLOPS = 25e9
+MIN_STEPS, MAX_STEPS = 20, 200
+
+
+def steps_within_budget(macs_per_image: int, filters: int, budget: float = STEP_BUDGET_FLOPS,
+                        low: int = MIN_STEPS, high: int = MAX_STEPS) -> int:
+    """Steps whose ascent costs at most ``budget`` FLOPs, clamped to [low, high]."""
+    per_step = 4.0 * max(1, int(macs_per_image)) * max(1, int(filters))
+    return int(min(high, max(low, budget // per_step)))

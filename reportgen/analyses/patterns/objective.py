@@ -107,3 +107,58 @@ class Objective:
 
     def _inputs(self, x: Any) -> Any:
         return x if self.feeds is None or self.feeds.single else self.feeds.batch(x)
+
+
+# Layers that are affine in their input at inference (a stack of them is affine too).
+_AFFINE_TYPES = (
+    "InputLayer", "Rescaling", "Normalization", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    "Cropping1D", "Cropping2D", "Cropping3D", "Reshape", "Permute", "Flatten", "Identity",
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+    "AlphaDropout", "ActivityRegularization", "BatchNormalization", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "UpSampling1D", "UpSampling2D",
+    "Add", "Subtract", "Average", "Concatenate",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness",
+    "RandomCrop",  # augmentation: the identity at inference
+)
+_KERNEL_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+                 "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense")
+
+
+def affine_in_image(model: Any, path: str, size: int) -> bool:
+    """Is the pre-activation of the layer at ``path`` an affine function of the image?
+
+    True when every layer the pass runs before it (``graph.shapes_at`` up to
+    ``path``; containers are looked into) is affine at inference: padding,
+    rescaling, normalisation, BatchNormalization, average pooling, dropout,
+    reshaping, and kernel layers without a non-linear activation. Then the
+    mean pre-activation over the map has the same gradient at every pixel
+    away from the borders (the sum of the weights), so its maximiser is a
+    flat image. Any other layer (a ReLU, max pooling, an unknown type) makes
+    it False: the check errs on the side of the usual objective.
+    """
+    layers = graph.anatomy(model).by_path
+    try:
+        shapes = graph.shapes_at(model, size, upto=path)
+    except Exception:  # noqa: BLE001  (the caller's own pass reports a model that cannot take the size)
+        return False
+    for p in shapes:
+        if p == path:
+            continue
+        layer = layers.get(p)
+        if layer is None:
+            return False
+        if graph.children(layer):  # a container: its own layers are in the list
+            continue
+        kind = type(layer).__name__
+        if kind in _AFFINE_TYPES:
+            continue
+        if kind == "Activation" or kind in _KERNEL_TYPES:
+            if graph.activation_name(layer) in (None, "linear"):
+                continue
+        return False
+    return True
+
+
+def has_nonlinear_activation(layer: Any) -> bool:
+    """Does the layer apply a non-identity activation (so 'activation' differs from 'pre-activation')?"""
+    return graph.activation_name(layer) not in (None, "linear")

@@ -1,0 +1,104 @@
+"""What a report rests on, said on page 1: the notes of report.json and the page's opening lines.
+
+A page never claims more than it knows. Where an input, a preprocessing or a
+choice (which output is explained) was a default or a guess rather than the
+user's word or a measurement, the report says so once, on page 1, and names
+the flag that changes it. Each note is ``{kind, message}``; the kinds are a
+public interface (docs/reference.md, docs/report.schema.json):
+
+- ``stand_in_image``: the image sections show a photo reportgen picked, not
+  the model's data;
+- ``preprocess_guessed``: nothing said how pixels were scaled, so the report
+  guessed;
+- ``output_chosen``: the model has several outputs and the report picked one.
+
+The model's ``weights_state`` is measured here too: the same per-layer test as
+the ``untrained_layer`` finding says whether the weights are trained, fresh or
+partly fresh, so a model whose code loaded trained weights is not called
+"freshly built".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NOTE_KINDS = ("stand_in_image", "preprocess_guessed", "output_chosen")
+PREPROCESS_FLAGS = "--preprocess unit|tf|caffe|torch|none, scale=S,offset=O or mean=R,G,B,std=R,G,B"
+_WEIGHT_SECTIONS = {"weights", "kernels", "findings"}  # sections that compute the weight facts anyway
+
+
+def _computed(ctx: Any, name: str) -> bool:
+    """Whether the context already computed ``name`` (a cached property): notes never start an analysis."""
+    return name in vars(ctx)
+
+
+def weights_state(ctx: Any) -> dict | None:
+    """The measured state of the model's weights, when this report computed the weight facts."""
+    if not (_computed(ctx, "weights") or _WEIGHT_SECTIONS & set(ctx.options.sections)):
+        return None
+    from reportgen.analyses.findings.weights import weights_state as measure
+
+    try:
+        return measure(ctx.weights, ctx.thresholds)
+    except Exception:  # noqa: BLE001  (the weights section reports its own failure)
+        return None
+
+
+def weights_text(loaded: Any, state: dict | None) -> str | None:
+    """The words for the title when code set the weights (no ``--weights``): what was measured."""
+    if loaded.weights != "code":
+        return None
+    if state is None or state["state"] == "unknown":
+        return "weights as the code set them (not measured: run the weights section)"
+    return {
+        "trained": "trained weights, loaded by the code",
+        "fresh": "freshly initialised weights (the code loaded none)",
+        "partly fresh": f"partly trained weights: {state['layers_fresh']} of {state['layers_judged']} layers "
+                        "look freshly initialised",
+    }[state["state"]]
+
+
+def _stand_in(ctx: Any) -> list[dict]:
+    images = vars(ctx).get("images") or []
+    if not any(getattr(im, "stand_in", False) for im in images):
+        return []
+    return [{"kind": "stand_in_image",
+             "message": "The image sections show a stand-in photo (Grace Hopper, from Matplotlib's sample data), "
+                        "not this model's data; pass --image or --images."}]
+
+
+def _preprocess(ctx: Any) -> list[dict]:
+    if not _computed(ctx, "preprocessor"):
+        return []
+    pre = ctx.preprocessor
+    if not pre.guessed:
+        return []
+    why = f" {pre.why[0].upper()}{pre.why[1:]}." if pre.why else ""
+    measure = "" if ctx.options.image_dirs else " With labelled --images folders reportgen measures it."
+    return [{"kind": "preprocess_guessed",
+             "message": f"The preprocessing was guessed: {pre.describe().split(':')[0]}, the tutorials' "
+                        f"convention; nothing in the model says how its training images were scaled.{why} "
+                        f"If it was trained on another range, pass {PREPROCESS_FLAGS}.{measure}"}]
+
+
+def _output(ctx: Any) -> list[dict]:
+    if ctx.options.output is not None or not _computed(ctx, "head"):
+        return []
+    from reportgen import graph
+
+    outputs = graph.anatomy(ctx.model).outputs
+    if len(outputs) < 2:
+        return []
+    head = ctx.head
+    kinds = {"softmax": "a softmax classifier", "sigmoid": "sigmoid class scores",
+             "pixel-softmax": "a per-pixel classifier", "map": "a map", "none": "raw (linear) outputs"}
+    others = ", ".join(f"'{o.name}' {list(o.shape)}" for i, o in enumerate(outputs) if i != head.output)
+    return [{"kind": "output_chosen",
+             "message": f"The model has {len(outputs)} outputs; this report explains '{head.output_name}' "
+                        f"({kinds.get(head.kind, head.kind)}), chosen because class scores come before linear "
+                        f"outputs. The others: {others}. Pick one with --output NAME."}]
+
+
+def page_notes(ctx: Any) -> list[dict]:
+    """The notes of report.json's ``notes``, in page order."""
+    return _stand_in(ctx) + _preprocess(ctx) + _output(ctx)
