@@ -23,7 +23,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from reportgen.context import SECTION_NAMES, LoadedModel, Options
+from reportgen.context import LoadedModel
+from reportgen.options import SECTION_NAMES, Options
 from reportgen.errors import UserError
 
 _OPTION_NAMES = {f.name for f in fields(Options)}
@@ -88,13 +89,12 @@ class Report:
     """
 
     def __init__(self, model: Any, images: Any = None, sections: str | Sequence[str] | None = None, *,
-                 name: str | None = None, weights: str = "imagenet", unsafe: bool = False,
-                 input_shape: Sequence[int] | None = None, options: Options | None = None, **kwargs: Any) -> None:
+                 name: str | None = None, options: Options | None = None, **kwargs: Any) -> None:
         self._model = model
-        self._weights, self._unsafe = weights, unsafe
-        self._input_shape = tuple(input_shape) if input_shape is not None else None
         self._name = name
         self.options = options if options is not None else make_options(sections, images, **kwargs)
+        self._weights, self._unsafe = self.options.weights, self.options.unsafe
+        self._input_shape = tuple(self.options.input_shape) if self.options.input_shape is not None else None
         self._arrays = _split_images(images)[1]
         self._loaded: LoadedModel | None = None
         self._built: tuple | None = None
@@ -116,11 +116,11 @@ class Report:
 
     def _build(self) -> tuple:
         if self._built is None:
-            from reportgen.report import assemble, progress_factory, run_sections
+            from reportgen.report import compute
 
-            ctx = run_sections(self.loaded, self.options, progress_factory(self.options.quiet))
-            data, variables = assemble(ctx)
-            self._built = (ctx, data, variables)
+            built = compute(self.loaded, self.options)
+            self._built = (built.ctx, built.data, built.variables)
+            self._computed = built
         return self._built
 
     @property
@@ -151,13 +151,11 @@ class Report:
     def to_folder(self, out: str | os.PathLike = "reports", formats: Iterable[str] = ("html", "pdf", "json")) -> Path:
         """Write ``out/<name>/report.{html,pdf,json}`` (and ``errors.log`` when a section failed)."""
         from reportgen import render
-        from reportgen.report import errors_log, progress_factory
+        from reportgen.report import write
 
         render.check_out_dir(Path(out))
-        ctx, data, variables = self._build()
-        extra = {"errors.log": errors_log(ctx)} if ctx.errors else {}
-        return render.write_report(Path(out), self.name, data, "report.html.j2", variables, formats,
-                                   progress_factory(self.options.quiet), extra_files=extra)
+        self._build()
+        return write(self._computed, Path(out), formats, self.name)
 
     def to_file(self, path: str | os.PathLike) -> Path:
         """Write one file, its format from its suffix (``.html``, ``.pdf``, ``.json``); returns its path."""

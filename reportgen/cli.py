@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Sequence
 
 from reportgen import __version__
-from reportgen.context import SECTION_NAMES, Options
+from reportgen import options
 from reportgen.errors import UserError
+from reportgen.options import FORMATS, SECTION_NAMES, Options
 
 ALL_SECTIONS = SECTION_NAMES
-FORMATS = ("html", "pdf", "json")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,84 +42,8 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message}; see '{self.prog} --help'")
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number no smaller than ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"'{text}' must be at least {minimum}")
-        return value
-
-    return parse
-
-
-_positive = _int_at_least(1)
-_non_negative = _int_at_least(0)
-
-
-from reportgen.names import CAM_METHODS as CAMS, PATTERN_STYLES, PREPROCESS_MODES  # noqa: E402
-
-
-def _cams(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in CAMS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown method '{(unknown or [text])[0]}'; choose from {','.join(CAMS)}")
-    return names
-
-
-def _preprocess(text: str) -> str:
-    from reportgen.names import parse_preprocess
-
-    try:
-        parse_preprocess(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--preprocess ")) from None
-    return text.strip()
-
-
-def _sections(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in ALL_SECTIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown section '{(unknown or [text])[0]}'; choose from {','.join(ALL_SECTIONS)}"
-        )
-    return names
-
-
-def _add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
-    p.add_argument("--format", action="append", choices=FORMATS, dest="formats", metavar="FMT",
-                   help="html, pdf or json; repeat for several (default: all three)")
-    p.add_argument("--quiet", action="store_true", help="hide the progress bars")
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not H,W,C (whole numbers, e.g. 224,224,3)") from None
-    if not dims or any(d < 1 for d in dims):
-        raise argparse.ArgumentTypeError(f"'{text}' must be positive whole numbers, as H,W,C")
-    return dims
-
-
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
-                   help="weights for an architecture given by name (default: imagenet, downloaded and cached by "
-                   "Keras), or a .weights.h5 file for a module:callable")
-    p.add_argument("--unsafe", action="store_true",
-                   help="turn Keras safe mode off to load a TRUSTED file whose Lambda layers carry code")
-    p.add_argument("--input-shape", type=_shape, metavar="H,W,C",
-                   help="build a model that was saved or returned unbuilt with this input shape")
-
-
 def report_parser() -> argparse.ArgumentParser:
+    """The command line of ``reportgen MODEL``: every flag is a field of :class:`reportgen.Options`."""
     p = _Parser(
         prog="reportgen",
         description="Write an audit report (HTML, PDF, JSON) of a trained Keras CNN. Several models, a folder of "
@@ -130,118 +54,42 @@ def report_parser() -> argparse.ArgumentParser:
                    help="a .keras or .h5 file, a keras.applications name (vgg16, resnet50, ...), or module:callable "
                    "(imports and RUNS that code, as python -m would); several, a folder (its .keras/.h5/.hdf5 "
                    "files, not its sub-folders') or a quoted glob ('ckpt/*.keras') for one report each and an index")
-    _add_model_options(p)
-    _add_output_options(p)
-    p.add_argument("--sections", type=_sections, default=ALL_SECTIONS, metavar="LIST",
-                   help=f"comma-separated sections (default: all): {','.join(ALL_SECTIONS)}")
     p.add_argument("--version", action="version", version=f"reportgen {__version__}")
-    g = p.add_argument_group("several models")
-    g.add_argument("--jobs", type=_positive, metavar="N",
-                   help="reports built at once: N worker processes (default 1: one after the other, in this "
-                   "process); with --executor ray, at most N tasks at once (a local Ray instance gets N CPUs)")
-    g.add_argument("--executor", choices=("process", "ray"), default="process",
-                   help="process: this machine (default); ray: one Ray task per model (pip install 'reportgen[ray]')")
-    g.add_argument("--ray-address", metavar="ADDR",
-                   help="the Ray cluster to use with --executor ray (default: $RAY_ADDRESS, else a local Ray "
-                   "instance for this run); its nodes need reportgen installed and must see the model files and "
-                   "--out under the same paths")
-    g = p.add_argument_group("kernel grids")
-    g.add_argument("--max-filters", type=_positive, default=64, metavar="N", help="filters shown per layer (default 64)")
-    g.add_argument("--kernel-channel", type=_non_negative, default=None, metavar="C",
-                   help="input channel shown in the kernel grids (default: each layer's channel with the "
-                   "largest kernel norm)")
-    g = p.add_argument_group("images, feature maps, Grad-CAM")
-    g.add_argument("--image", action="append", dest="images", default=[], metavar="PATH",
-                   help="input image (PNG, JPEG, BMP, GIF, .npy); repeatable")
-    g.add_argument("--images", action="append", dest="image_dirs", default=[], metavar="DIR",
-                   help="a folder of images, read recursively, class sub-folders as labels; repeatable. "
-                   "Statistics cover every image, the other sections show --sample of them")
-    g.add_argument("--sample", type=_positive, default=8, metavar="N",
-                   help="images of the --images folders shown in the image sections (default 8)")
-    g.add_argument("--preprocess", default="auto", type=_preprocess, metavar="MODE",
-                   help=f"input preprocessing: {', '.join(PREPROCESS_MODES)}, scale=S,offset=O (pixels x S + O) or "
-                        "mean=R,G,B,std=R,G,B (on 0-255 pixels). Default auto: the architecture's own; raw pixels for "
-                        "a model that scales them itself; with labelled --images, the convention with the best "
-                        "accuracy; else /255, and the report says it guessed")
-    g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
-    g.add_argument("--layers", nargs="+", action="extend", metavar="NAME", help="layers whose feature maps are shown")
-    g.add_argument("--feature-channels", type=_positive, default=64, metavar="N", help="channels per feature-map grid (default 64)")
-    g.add_argument("--gradcam-layer", metavar="NAME", help="CAM target layer (default: last conv layer)")
-    g.add_argument("--top-k", type=_positive, default=3, metavar="K", help="predictions explained per image (default 3)")
-    g.add_argument("--cam", type=_cams, default=("gradcam",), metavar="LIST",
-                   help=f"comma-separated CAM methods, side by side (default gradcam): {','.join(CAMS)}")
-    g.add_argument("--output", metavar="NAME", help="the output to explain, for a model with several")
-    g.add_argument("--input", action="append", dest="inputs", default=[], metavar="NAME=FILE.npy",
-                   help="a value for a non-image input (default zeros); repeatable")
-    g = p.add_argument_group("filter patterns")
-    g.add_argument("--pattern-layers", nargs="+", action="extend", metavar="NAME", help="conv layers for the pattern mosaics")
-    g.add_argument("--pattern-filters", type=_positive, default=64, metavar="N", help="filters per layer (default 64)")
-    g.add_argument("--pattern-size", type=_positive, metavar="PX", help="pattern side in pixels")
-    g.add_argument("--pattern-steps", type=_positive, metavar="N", help="gradient-ascent steps")
-    g.add_argument("--pattern-style", choices=PATTERN_STYLES, default="classic")
-    g.add_argument("--seed", type=_non_negative, default=0, help="random seed (default 0): same seed, same report")
-    g = p.add_argument_group("findings")
-    g.add_argument("--config", metavar="FILE", help="TOML file with finding thresholds (default: [tool.reportgen] in ./pyproject.toml)")
-    g.add_argument("--fail-on", choices=("warning", "error"), help="exit 1 when a finding at or above this severity exists")
+    options.add_arguments(p)
     return p
 
 
 def options_from(args: argparse.Namespace) -> Options:
-    return Options(
-        sections=tuple(args.sections),
-        max_filters=args.max_filters,
-        kernel_channel=args.kernel_channel,
-        images=tuple(args.images),
-        image_dirs=tuple(args.image_dirs),
-        sample=args.sample,
-        preprocess=args.preprocess,
-        class_names=args.class_names,
-        layers=tuple(args.layers) if args.layers else None,
-        feature_channels=args.feature_channels,
-        gradcam_layer=args.gradcam_layer,
-        top_k=args.top_k,
-        cam=tuple(args.cam),
-        output=args.output,
-        inputs=tuple(args.inputs),
-        pattern_layers=tuple(args.pattern_layers) if args.pattern_layers else None,
-        pattern_filters=args.pattern_filters,
-        pattern_size=args.pattern_size,
-        pattern_steps=args.pattern_steps,
-        pattern_style=args.pattern_style,
-        seed=args.seed,
-        config=args.config,
-        fail_on=args.fail_on,
-        quiet=args.quiet,
-    )
+    """The parsed flags as :class:`reportgen.Options` (a flag not given keeps the field's default)."""
+    return options.from_namespace(args)
 
 
 def cmd_report(argv: Sequence[str]) -> int:
     args = report_parser().parse_intermixed_args(argv)
-    options = options_from(args)
+    opts = options_from(args)
     from reportgen import batch, render
 
-    if args.ray_address and args.executor != "ray":
+    if opts.ray_address and opts.executor != "ray":
         raise UserError("--ray-address needs --executor ray")
-    if args.executor == "ray":
+    if opts.executor == "ray":
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
             raise UserError(batch.RAY_MISSING)
-    if batch.is_many(args.model) or args.executor == "ray":
-        return cmd_many(args, options)
+    if batch.is_many(args.model) or opts.executor == "ray":
+        return cmd_many(args.model, opts)
     _reject_missing(args.model[:1])
-    render.check_out_dir(Path(args.out))
-    if options.config:
+    render.check_out_dir(Path(opts.out))
+    if opts.config:
         from reportgen import config
 
-        config.load(options.config)  # a bad thresholds file is an error even when findings don't run
+        config.load(opts.config)  # a bad thresholds file is an error even when findings don't run
     from reportgen.api import Report
 
-    report = Report(args.model[0], weights=args.weights, unsafe=args.unsafe, input_shape=args.input_shape,
-                    options=options)
-    folder = report.to_folder(Path(args.out), args.formats or FORMATS)
-    _announce(folder, args.formats or FORMATS, args.quiet)
-    return _status(folder, report.json, options.fail_on)
+    report = Report(args.model[0], options=opts)
+    folder = report.to_folder(Path(opts.out), opts.formats)
+    _announce(folder, opts.formats, opts.quiet)
+    return _status(folder, report.json, opts.fail_on)
 
 
 def _reject_missing(specs: Sequence[str]) -> None:
@@ -257,19 +105,19 @@ def _reject_missing(specs: Sequence[str]) -> None:
         raise UserError(f"{len(missing)} model files do not exist ({shown}); check the paths; nothing was written")
 
 
-def cmd_many(args: argparse.Namespace, options: Options) -> int:
+def cmd_many(models: Sequence[str], options: Options) -> int:
     """Several models: one report each (in parallel with --jobs or on Ray), then OUT/index.{html,json}."""
     from reportgen import batch, render
 
-    specs = batch.expand(args.model)  # a glob or folder without a model file: exit 2, nothing written
+    specs = batch.expand(models)  # a glob or folder without a model file: exit 2, nothing written
     _reject_missing(specs)
-    out = Path(args.out)
+    out = Path(options.out)
     render.check_out_dir(out)
     if options.config:
         from reportgen import config
 
         config.load(options.config)
-    formats = args.formats or FORMATS
+    formats = options.formats
     finished: list[dict] = []
 
     def done(row: dict) -> None:
@@ -278,7 +126,7 @@ def cmd_many(args: argparse.Namespace, options: Options) -> int:
         if row["status"] == "failed":
             _say(f"reportgen: error: {row['name']} ({row['spec']}): {row['error']}")
             return
-        _announce(folder, formats, args.quiet)
+        _announce(folder, formats, options.quiet)
         if row["section_errors"]:
             names = ", ".join(f"{e['section']} ({e['error']})" for e in row["section_errors"])
             print(f"reportgen: {row['name']}: {len(row['section_errors'])} section(s) failed: {names}; "
@@ -288,9 +136,9 @@ def cmd_many(args: argparse.Namespace, options: Options) -> int:
                   f"({row['findings_summary']})", file=sys.stderr)
 
     try:
-        data = batch.run_batch(specs, out, formats, options, weights=args.weights, unsafe=args.unsafe,
-                               input_shape=args.input_shape, jobs=args.jobs, executor=args.executor,
-                               ray_address=args.ray_address, on_done=done)
+        data = batch.run_batch(specs, out, formats, options, weights=options.weights, unsafe=options.unsafe,
+                               input_shape=options.input_shape, jobs=options.jobs, executor=options.executor,
+                               ray_address=options.ray_address, on_done=done)
     except KeyboardInterrupt as exc:
         if isinstance(exc, batch.Interrupted):
             done_names, left, index, why = exc.finished, exc.unfinished, exc.index, exc.index_error
@@ -299,7 +147,7 @@ def cmd_many(args: argparse.Namespace, options: Options) -> int:
             left = [n for n in batch.assign_names(specs) if n not in set(done_names)]
         _say(_interrupted_line(done_names, left, index, len(specs), why))
         return 130
-    if not args.quiet:
+    if not options.quiet:
         print(out / "index.html")
         print(out / "index.json")
     status = data["exit_status"]
@@ -326,14 +174,19 @@ def _interrupted_line(done: Sequence[str], left: Sequence[str], index: Path | No
 
 
 def _status(folder: Path, data: dict, fail_on: str | None) -> int:
-    """3 when a section failed (the report is written, but incomplete), else the --fail-on gate."""
-    errors = data.get("section_errors") or []
-    if errors:
+    """The exit status (:func:`reportgen.report.exit_status`), with the one line that explains it."""
+    from reportgen.report import EXIT_FINDINGS, EXIT_SECTION_FAILED, exit_status
+
+    status = exit_status(data, fail_on)
+    if status == EXIT_SECTION_FAILED:
+        errors = data["section_errors"]
         names = ", ".join(f"{e['section']} ({e['error']})" for e in errors)
         print(f"reportgen: {len(errors)} section(s) failed: {names}; the report was written without them; "
               f"tracebacks in {folder / 'errors.log'}; exit status 3", file=sys.stderr)
-        return 3
-    return _gate(data, fail_on)
+    elif status == EXIT_FINDINGS:
+        print(f"reportgen: findings at or above '{fail_on}' ({data.get('findings_summary', {})}); exit status 1",
+              file=sys.stderr)
+    return status
 
 
 def _announce(folder: Path, formats: Sequence[str], quiet: bool) -> None:
@@ -343,26 +196,14 @@ def _announce(folder: Path, formats: Sequence[str], quiet: bool) -> None:
                 print(folder / f"report.{fmt}")
 
 
-def _gate(data: dict, fail_on: str | None) -> int:
-    if not fail_on:
-        return 0
-    from reportgen.analyses.findings import exceeds
-
-    if exceeds(data.get("findings", []), fail_on):
-        counts = data.get("findings_summary", {})
-        print(f"reportgen: findings at or above '{fail_on}' ({counts}); exit status 1", file=sys.stderr)
-        return 1
-    return 0
-
-
 def demo_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="reportgen demo", description="Train the tutorials' Fashion-MNIST-style CNN offline and report on it.")
-    _add_output_options(p)
+    options.add_arguments(p, ("formats", "out", "quiet", "seed"))
     p.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="digits",
                    help="digits: scikit-learn's bundled handwritten digits upscaled to 28x28 (offline, default); "
                    "fashion-mnist: Keras' download (online)")
-    p.add_argument("--epochs", type=_positive, default=20, help="maximum epochs (early stopping, patience 2)")
-    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--epochs", type=options.argparse_type(options.positive), default=20,
+                   help="maximum epochs (early stopping, patience 2)")
     return p
 
 
@@ -372,9 +213,10 @@ def cmd_demo(argv: Sequence[str]) -> int:
     from reportgen.demo import run_demo
 
     render.check_out_dir(Path(args.out))
+    formats = tuple(args.formats or FORMATS)
     folder = run_demo(Path(args.out), dataset=args.dataset, epochs=args.epochs, seed=args.seed,
-                      formats=args.formats or FORMATS, quiet=args.quiet)
-    _announce(folder, args.formats or FORMATS, args.quiet)
+                      formats=formats, quiet=args.quiet)
+    _announce(folder, formats, args.quiet)
     return 0
 
 
@@ -382,8 +224,7 @@ def compare_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="reportgen compare", description="Weight drift between two models of one architecture.")
     p.add_argument("model_a", metavar="A", help="the model before (a .keras/.h5 file or architecture name)")
     p.add_argument("model_b", metavar="B", help="the model after")
-    _add_model_options(p)
-    _add_output_options(p)
+    options.add_arguments(p, ("weights", "unsafe", "input_shape", "formats", "out", "quiet"))
     return p
 
 
@@ -402,8 +243,8 @@ def cmd_compare(argv: Sequence[str]) -> int:
     variables = page_variables(f"{a.name} vs. {b.name}", f"{a.source} → {b.source}") | view
     progress = progress_factory(args.quiet)
     folder = render.write_report(Path(args.out), f"{a.name}-vs-{b.name}", data, "compare.html.j2", variables,
-                                 args.formats or FORMATS, progress)
-    _announce(folder, args.formats or FORMATS, args.quiet)
+                                 tuple(args.formats or FORMATS), progress)
+    _announce(folder, tuple(args.formats or FORMATS), args.quiet)
     return 0
 
 

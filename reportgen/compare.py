@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from reportgen import graph
 from reportgen.analyses.weights import bias_values, kernel_values, shared_edges
 from reportgen.errors import UserError
-from reportgen.plots import fig_to_uri
+from reportgen.plots import fig_to_uri, pyplot
 
 PANELS_PER_FIGURE = 12  # histogram panels per composite figure (4 columns x 3 rows)
 HIST_SAMPLES = 2_000_000  # values per model for histograms of huge layers (VGG16's fc1: 103M)
@@ -124,7 +123,7 @@ def ranking_figure(layers: dict[str, dict], order: list[str], top: int = 30) -> 
     shown = order[:top]
     values = [layers[p]["relative_l2_change"] for p in shown]
     heights = [np.nan if v is None else v for v in values]
-    fig, ax = plt.subplots(figsize=(6.6, 0.8 + 0.24 * len(shown)))
+    fig, ax = pyplot().subplots(figsize=(6.6, 0.8 + 0.24 * len(shown)))
     y = np.arange(len(shown))
     finite = [h for h in heights if np.isfinite(h)]
     ax.barh(y, np.nan_to_num(heights, nan=0.0), color="#1f5fa8", height=0.7)
@@ -148,7 +147,7 @@ def overlay_figure(layers: dict[str, dict], paths: list[str], name_a: str, name_
     """Up to 12 small panels: the kernel values of A and B on shared bins."""
     cols = min(4, len(paths))
     rows = -(-len(paths) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols + 0.3, 1.55 * rows + 0.4), squeeze=False)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(1.75 * cols + 0.3, 1.55 * rows + 0.4), squeeze=False)
     for ax in axes.ravel()[len(paths):]:
         ax.set_axis_off()
     for ax, path in zip(axes.ravel(), paths):

@@ -15,41 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-SECTION_NAMES = ("findings", "overview", "dataset", "layers", "weights", "kernels", "features", "gradcam", "patterns")
-
-
-@dataclass
-class Options:
-    """Everything the user chose on the command line, with the documented defaults."""
-
-    sections: tuple[str, ...] = SECTION_NAMES
-    # kernels
-    max_filters: int = 64
-    kernel_channel: int | None = None  # None: each layer's input channel with the largest kernel norm
-    # images, feature maps and CAMs
-    images: tuple[str, ...] = ()
-    image_dirs: tuple[str, ...] = ()  # --images DIR: folders of images (classes in sub-folders)
-    sample: int = 8  # images of the folders shown in the report
-    preprocess: str = "auto"
-    class_names: str | None = None
-    layers: tuple[str, ...] | None = None
-    feature_channels: int = 64
-    gradcam_layer: str | None = None
-    top_k: int = 3
-    cam: tuple[str, ...] = ("gradcam",)
-    output: str | None = None  # one output of a multi-output model
-    inputs: tuple[str, ...] = ()  # NAME=FILE.npy for the model's other inputs
-    # filter patterns
-    pattern_layers: tuple[str, ...] | None = None
-    pattern_filters: int = 64
-    pattern_size: int | None = None
-    pattern_steps: int | None = None
-    pattern_style: str = "classic"
-    seed: int = 0
-    # findings
-    config: str | None = None
-    fail_on: str | None = None
-    quiet: bool = False
+from reportgen.options import SECTION_NAMES, Options  # noqa: E402,F401  (one definition of the options)
 
 
 @dataclass
@@ -177,10 +143,12 @@ class Context:
         """The ``--images`` folders' files and labels (:mod:`reportgen.folders`); None without folders."""
         if not self.options.image_dirs:
             return None
-        from reportgen import folders, images
+        from reportgen import images
+        from reportgen.analyses.labels import output_units
+        from reportgen.images import folders
 
         names = images.load_class_names(self.options.class_names) if self.options.class_names else None
-        return folders.scan(self.options.image_dirs, names, images.output_units(self.model, self.options.output))
+        return folders.scan(self.options.image_dirs, names, output_units(self.model, self.options.output))
 
     @cached_property
     def dataset(self) -> Any:
@@ -188,11 +156,11 @@ class Context:
         folder = self.folder
         if folder is None:
             return None
-        from reportgen import folders, graph
+        from reportgen import graph
         from reportgen.analyses import dataset as D
         from reportgen.analyses.cam import find_target_layer
         from reportgen.errors import BadInput, UserError
-        from reportgen.images import require_image_input
+        from reportgen.images import folders, require_image_input
 
         spec = require_image_input(self.model, "--images")
         pre = self.preprocessor

@@ -140,7 +140,7 @@ class Options:
                               "this process); with --executor ray, at most N tasks at once (a local Ray instance gets "
                               "N CPUs)", metavar="N", group="several models", parse=positive, record=False)
     executor: str = option("process", "process: this machine (default); ray: one Ray task per model "
-                           "(pip install 'reportgen[ray]')", group="several models",
+                           "(pip install 'reportgen[ray]')", metavar="process|ray", group="several models",
                            parse=one_of(("process", "ray")), record=False)
     ray_address: str | None = option(None, "the Ray cluster to use with --executor ray (default: $RAY_ADDRESS, else a "
                                      "local Ray instance for this run); its nodes need reportgen installed and must "
@@ -193,14 +193,16 @@ class Options:
                                       metavar="PX", group="filter patterns", parse=positive)
     pattern_steps: int | None = option(None, "gradient-ascent steps (default: fitted to the model's cost)",
                                        metavar="N", group="filter patterns", parse=positive)
-    pattern_style: str = option("classic", "classic or robust (default classic)", group="filter patterns",
+    pattern_style: str = option("classic", "classic or robust (default classic)", metavar="classic|robust",
+                                group="filter patterns",
                                 parse=one_of(PATTERN_STYLES))
-    seed: int = option(0, "random seed (default 0): same seed, same report", group="filter patterns",
+    seed: int = option(0, "random seed (default 0): same seed, same report", metavar="N", group="filter patterns",
                        parse=non_negative)
     # findings
     config: str | None = option(None, "TOML file with finding thresholds (default: [tool.reportgen] in "
                                 "./pyproject.toml)", metavar="FILE", group="findings")
-    fail_on: str | None = option(None, "exit 1 when a finding at or above this severity exists", group="findings",
+    fail_on: str | None = option(None, "exit 1 when a finding at or above this severity exists",
+                                 metavar="warning|error", group="findings",
                                  parse=one_of(("warning", "error")))
 
     def __post_init__(self) -> None:
@@ -271,7 +273,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
         else:
             parse = meta.get("parse")
             if parse is not None:
-                kwargs["type"] = _argparse_type(parse)
+                kwargs["type"] = argparse_type(parse)
             if meta.get("many") == "append":
                 kwargs["action"] = "append"
                 kwargs["default"] = None
@@ -284,7 +286,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
         target.add_argument(flag(f), **kwargs)
 
 
-def _argparse_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+def argparse_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             return parse(text)

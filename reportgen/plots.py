@@ -1,7 +1,11 @@
-"""Figure plumbing shared by every section: colour scales, PNG encoding, mosaics.
+"""Figure plumbing shared by every section: colour scales, PNG encoding, mosaics, lazy figures.
 
 Figures are drawn from the data the analyses return; nothing here computes an
-analysis. Pixel content is always PNG (or JPEG), never SVG, and a grid is
+analysis. Compute, then describe, then present: a section's figures are
+:class:`Later` objects, drawn only when a page (HTML or PDF) shows them, so a
+JSON-only run -- CI's ``--format json``, ``Report(...).json`` -- never draws a
+figure and never imports Matplotlib (``matplotlib`` is imported here on the
+first drawing, not at import). Pixel content is always PNG (or JPEG), never SVG, and a grid is
 composited into ONE image rather than hundreds of small ones, which keeps the
 HTML and the PDF small and fast to render.
 """
@@ -10,16 +14,50 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-# Layer names are text, never mathtext: Keras accepts "conv$_{$1", which Matplotlib would try to typeset.
-matplotlib.rcParams["text.parse_math"] = False
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, configured for reports on first use (no display; names never typeset)."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in __import__("sys").modules:
+        matplotlib.use("Agg")
+    # Layer names are text, never mathtext: Keras accepts "conv$_{$1", which Matplotlib would try to typeset.
+    matplotlib.rcParams["text.parse_math"] = False
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+class Later:
+    """A figure's data URI, drawn the first time a page asks for it (``str()`` / Jinja's ``{{ }}``).
+
+    Truthy without drawing, so a template may test it; drawn once, then kept.
+    """
+
+    __slots__ = ("_draw", "_args", "_kwargs", "_uri")
+
+    def __init__(self, draw: Callable[..., str], *args: Any, **kwargs: Any) -> None:
+        self._draw, self._args, self._kwargs, self._uri = draw, args, kwargs, None
+
+    def __str__(self) -> str:
+        if self._uri is None:
+            self._uri = self._draw(*self._args, **self._kwargs)
+            self._args = self._kwargs = None  # the data it was drawn from can go
+        return self._uri
+
+    __html__ = __str__
+
+    def __bool__(self) -> bool:
+        return True
+
+    @property
+    def drawn(self) -> bool:
+        return self._uri is not None
+
 
 DPI = 110
 # Colour maps, one place: diverging for signed weights, sequential for
@@ -49,6 +87,8 @@ def normalise(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def colorize(x01: np.ndarray, cmap: str) -> np.ndarray:
     """Values in [0, 1] to RGB uint8 through a Matplotlib colour map."""
+    import matplotlib
+
     rgba = matplotlib.colormaps[cmap](np.nan_to_num(x01, nan=0.0))
     return (rgba[..., :3] * 255).astype(np.uint8)
 
@@ -65,7 +105,7 @@ def heatmap_overlay(pixels: np.ndarray, heatmap01: np.ndarray, alpha: float = HE
 
 # --- encoding ----------------------------------------------------------------------
 
-def fig_to_uri(fig: "plt.Figure", dpi: int = DPI, fmt: str = "png") -> str:
+def fig_to_uri(fig: Any, dpi: int = DPI, fmt: str = "png") -> str:
     """Encode a Matplotlib figure as a PNG (or JPEG, for photo-like content) data URI and close it."""
     buf = io.BytesIO()
     try:
@@ -76,7 +116,7 @@ def fig_to_uri(fig: "plt.Figure", dpi: int = DPI, fmt: str = "png") -> str:
             fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
             mime = "image/png"
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
     return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -146,6 +186,7 @@ def labelled_grid(
     With ``label_band`` (as given to :func:`mosaic`) the labels sit in the band
     above each tile; without it they sit in the tile's corner on a dark box.
     """
+    plt = pyplot()
     h, w = grid.shape[:2]
     height_in = max(1.2, width_in * h / w + 0.6)
     fig, ax = plt.subplots(figsize=(width_in, height_in))
@@ -173,21 +214,25 @@ def labelled_grid(
 
 # --- charts across depth ------------------------------------------------------------
 
-class _PlainLogFormatter(matplotlib.ticker.LogFormatter):
+def _plain_log_formatter(**kwargs: Any) -> Any:
     """Log-axis labels as plain numbers ("0.01", "4"), choosing which ticks to label as Matplotlib does."""
+    import matplotlib.ticker
 
-    def __call__(self, x, pos=None):
-        return f"{x:g}" if super().__call__(x, pos) else ""
+    class PlainLogFormatter(matplotlib.ticker.LogFormatter):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    return PlainLogFormatter(**kwargs)
 
 
-def plain_log_axis(axis: "matplotlib.axis.Axis") -> None:
+def plain_log_axis(axis: Any) -> None:
     """Label a log axis with plain numbers ("1e-06", "0.01", "4").
 
     Mathtext is off (see the top), so Matplotlib's default log labels would print
     ``$\\mathdefault{10^{-6}}$`` literally. Call after ``set_yscale("log")``.
     """
-    axis.set_major_formatter(_PlainLogFormatter())
-    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_major_formatter(_plain_log_formatter())
+    axis.set_minor_formatter(_plain_log_formatter(labelOnlyBase=False))
 
 
 def _chartable(panel: dict) -> bool:
@@ -195,6 +240,16 @@ def _chartable(panel: dict) -> bool:
     vals = np.array([np.nan if v is None else float(v) for v in panel["values"]], dtype=np.float64)
     ok = np.isfinite(vals) & ((vals > 0) if panel.get("log") else True)
     return bool(ok.any())
+
+
+def chart_gaps(panels: Sequence[dict]) -> list[str]:
+    """Why each panel of a depth chart is left out (no value to draw): data, for captions, without drawing."""
+    def why(p: dict) -> str:
+        if any(v is not None and np.isfinite(float(v)) for v in p["values"]):
+            return f"{p['name']} not charted: no value above 0, which a log scale cannot show"
+        return p.get("empty") or f"{p['name']} not charted: no layer has a value"
+
+    return [why(p) for p in panels if not _chartable(p)]
 
 
 def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[tuple[int, str]] = (),
@@ -212,12 +267,7 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
     ``(uri, [why each panel was left out])`` for the caption, and ``uri`` is
     None when no panel is left.
     """
-    def why(p: dict) -> str:
-        if any(v is not None and np.isfinite(float(v)) for v in p["values"]):
-            return f"{p['name']} not charted: no value above 0, which a log scale cannot show"
-        return p.get("empty") or f"{p['name']} not charted: no layer has a value"
-
-    missing = [why(p) for p in panels if not _chartable(p)]
+    missing = chart_gaps(panels)
     panels = [p for p in panels if _chartable(p)]
     if not panels:
         return (None, missing) if with_missing else None
@@ -225,6 +275,7 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         import textwrap
 
         title = (title + "\n" if title else "") + "\n".join(textwrap.fill(m, 130) for m in missing)
+    plt = pyplot()
     n = len(labels)
     x = np.arange(n)
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 0.35 + 1.45 * len(panels)), sharex=True, squeeze=False)

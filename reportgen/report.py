@@ -11,6 +11,7 @@ nothing written.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 import time
 import traceback
 from functools import partial
@@ -24,7 +25,22 @@ from reportgen.analyses.overview import generated_at
 from reportgen.context import Context, LoadedModel, Options, SectionError, SectionResult
 from reportgen.errors import BadInput, UserError, one_line
 
-EXIT_SECTION_FAILED = 3
+# The exit statuses, in one place (README, docs/reference.md): bad input (2) and internal errors (4) are
+# raised before a report exists; a written report's status comes from :func:`exit_status`.
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_SECTION_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+def exit_status(data: dict, fail_on: str | None) -> int:
+    """A written report's exit status: 3 when a section failed (it wins: a failed section may hide findings),
+    1 when a finding at or above ``fail_on`` exists, else 0."""
+    if data.get("section_errors"):
+        return EXIT_SECTION_FAILED
+    if fail_on:
+        from reportgen.analyses.findings import exceeds
+
+        if exceeds(data.get("findings", []), fail_on):
+            return EXIT_FINDINGS
+    return EXIT_OK
 
 
 def progress_factory(quiet: bool) -> Callable[..., Any]:
@@ -102,13 +118,14 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
         "reportgen_version": reportgen.__version__,
         "generated": generated,
         "sections": names,
-        "settings": _settings(ctx),
+        "settings": {},
         "notes": page_notes,
         "section_errors": [e.to_json() for e in ctx.errors],
         "timings": {n: round(ctx.timings[n], 2) for n in names if n in ctx.timings},
     }
     for name in names:
         render.deep_merge(data, ctx.results[name].json)
+    data["settings"] = _settings(ctx, data)
     if state is not None and "model" in data:  # the overview's block: a report without it has no model block
         data["model"]["weights_state"] = state["state"]
         data["model"]["weights_state_detail"] = state
@@ -206,19 +223,86 @@ def page_variables(title: str, source: str, generated: str | None = None) -> dic
     }
 
 
-def _settings(ctx: Context) -> dict:
-    """The options this report ran with; where a choice was resolved (the explained output, the
-    preprocessing), the value used, with ``preprocess_source`` saying where it came from."""
+def _per_layer(block: dict | None, key: str, rule: str) -> Any:
+    """One value where every layer used the same, else {layer: value}; ``rule`` when no layer used it."""
+    values = {path: entry.get(key) for path, entry in (block or {}).items() if isinstance(entry, dict)}
+    values = {p: v for p, v in values.items() if v is not None}
+    if not values:
+        return rule
+    distinct = {json_key(v) for v in values.values()}
+    return next(iter(values.values())) if len(distinct) == 1 else values
+
+
+def json_key(value: Any) -> str:
+    return repr(value)
+
+
+def _settings(ctx: Context, data: dict) -> dict:
+    """The options this report ran with, each as the value used: no null stands for "the default".
+
+    A default that depends on the model is resolved by the analysis that uses
+    it; its result in report.json is read back here, in one place, so
+    ``settings`` says what was done (the CAM layer, the pattern steps of each
+    layer, the explained output) or why an option did not apply.
+    """
+    from reportgen.options import option_fields
+
     options = ctx.options
-    keys = ("max_filters", "kernel_channel", "preprocess", "feature_channels", "gradcam_layer", "top_k",
-            "pattern_filters", "pattern_size", "pattern_steps", "pattern_style", "seed", "output")
-    out = {k: getattr(options, k) for k in keys}
+    ran = set(data.get("sections", []))
+
+    def unused(section: str) -> str:
+        return f"not used: the {section} section did not run"
+
+    out: dict[str, Any] = {}
+    for f in option_fields():
+        if f.metadata.get("record", True):
+            value = getattr(options, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
     out["cam"] = list(options.cam)
+    loaded = ctx.loaded
+    out["weights"] = (loaded.weights if loaded.weights not in (None, "code")
+                      else "as the code set them" if loaded.weights == "code" else "as stored in the model file"
+                      if loaded.sha256 else "as the model object holds them")
+    if options.input_shape is None:
+        out["input_shape"] = "as the model declares it"
+    if options.kernel_channel is None:
+        out["kernel_channel"] = (_per_layer(data.get("kernels"), "channel", "auto") if "kernels" in ran
+                                 else unused("kernels"))
+        if isinstance(out["kernel_channel"], int):
+            out["kernel_channel"] = {p: e.get("channel") for p, e in data.get("kernels", {}).items()}
     if "preprocessor" in vars(ctx):
         out["preprocess"] = ctx.preprocessor.option_text()
         out["preprocess_source"] = ctx.preprocessor.source
-    if "head" in vars(ctx):
-        out["output"] = ctx.head.output_name
+    else:
+        out["preprocess_source"] = "option" if options.preprocess != "auto" else "not used: no image reached the model"
+    out["output"] = ctx.head.output_name if "head" in vars(ctx) else (options.output or "not used: nothing was explained")
+    if options.gradcam_layer is None:
+        out["gradcam_layer"] = (data.get("gradcam", {}).get("layer") or "none: the model has no layer to explain"
+                                if "gradcam" in ran else unused("gradcam"))
+    if options.layers is None:
+        out["layers"] = (list(data.get("feature_maps", {}).get("layers") or []) if "features" in ran
+                         else unused("features"))
+    if options.pattern_layers is None:
+        out["pattern_layers"] = list(data.get("patterns", {})) if "patterns" in ran else unused("patterns")
+    if options.pattern_size is None:
+        out["pattern_size"] = _per_layer(data.get("patterns"), "size", unused("patterns"))
+    if options.pattern_steps is None:
+        out["pattern_steps"] = _per_layer(data.get("patterns"), "steps", unused("patterns"))
+    if options.class_names is None:
+        from reportgen.analyses.labels import class_names
+
+        names = None
+        try:
+            names = class_names(ctx) if "head" in vars(ctx) else None
+        except Exception:  # noqa: BLE001  (a bad file already failed its section)
+            names = None
+        out["class_names"] = (f"{len(names)} names: the model's, the class folders' or ImageNet's" if names
+                              else "none: outputs are labelled 'class N'")
+    if options.config is None:
+        out["config"] = (data.get("findings_config", {}).get("source") or "defaults") if "findings" in ran \
+            else unused("findings")
+    if options.fail_on is None:
+        out["fail_on"] = "off: the exit status does not depend on findings"
     return out
 
 
@@ -230,6 +314,34 @@ def errors_log(ctx: Context) -> str | None:
     for e in ctx.errors:
         parts.append(f"=== section '{e.section}': {e.error}: {e.message}\n{e.traceback}")
     return "\n".join(parts)
+
+
+@dataclass
+class Built:
+    """One computed report: the context (the analyses' results), report.json's dict and the page's variables."""
+
+    ctx: Context
+    data: dict
+    variables: dict
+
+
+def compute(loaded: LoadedModel, options: Options) -> Built:
+    """Run the analyses and describe them: report.json's dict and the page's variables, nothing written.
+
+    The one pipeline: the command line (:func:`build_report`) and the Python API
+    (:class:`reportgen.api.Report`) both go through here and :func:`write`.
+    """
+    ctx = run_sections(loaded, options, progress_factory(options.quiet))
+    data, variables = assemble(ctx)
+    return Built(ctx, data, variables)
+
+
+def write(built: Built, out_root: Path, formats: Iterable[str], name: str) -> Path:
+    """Write ``out_root/<name>/report.*`` (and ``errors.log`` when a section failed) all at once."""
+    render.check_out_dir(Path(out_root))
+    extra = {"errors.log": errors_log(built.ctx)} if built.ctx.errors else {}
+    return render.write_report(Path(out_root), name, built.data, "report.html.j2", built.variables, formats,
+                               progress_factory(built.ctx.options.quiet), extra_files=extra)
 
 
 def build_report(
@@ -244,13 +356,8 @@ def build_report(
     ``json["section_errors"]`` lists the sections that failed (the CLI exits 3).
     """
     render.check_out_dir(Path(out_root))
-    progress = progress_factory(options.quiet)
-    ctx = run_sections(loaded, options, progress)
-    data, variables = assemble(ctx)
-    extra = {"errors.log": errors_log(ctx)} if ctx.errors else {}
-    folder = render.write_report(Path(out_root), name or loaded.name, data, "report.html.j2", variables, formats,
-                                 progress, extra_files=extra)
-    return folder, data
+    built = compute(loaded, options)
+    return write(built, out_root, formats, name or loaded.name), built.data
 
 
-__all__ = ["build_report", "run_sections", "assemble", "UserError", "EXIT_SECTION_FAILED"]
+__all__ = ["compute", "write", "build_report", "run_sections", "assemble", "exit_status", "UserError", "EXIT_SECTION_FAILED"]

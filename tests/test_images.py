@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from reportgen import images as imgs
+from reportgen.analyses.labels import class_names
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError
 from reportgen.preprocessing import Preprocessor
@@ -262,9 +263,9 @@ def test_class_names_resolution(tmp_path):
     (tmp_path / "two.txt").write_text("a\nb\n")
     ctx = Context(LoadedModel(_model((4, 4, 3)), "m", "m", None), Options(class_names=str(tmp_path / "two.txt")))
     with pytest.raises(UserError, match="2 names but the model has 3 outputs"):
-        imgs.class_names(ctx)
+        class_names(ctx)
     plain = Context(LoadedModel(_model((4, 4, 3)), "m", "m", None), Options())
-    assert imgs.class_names(plain) is None
+    assert class_names(plain) is None
     assert imgs.label_for(7, None) == "class 7" and imgs.label_for(1, ["a", "b"]) == "b"
 
 

@@ -91,7 +91,7 @@ def measure(model: Any, head: Any, folder: Any, spec: Any, feeds: Any = None, mo
     output that is not class scores.
     """
     from reportgen.errors import UserError
-    from reportgen.folders import sample_indices
+    from reportgen.images.folders import sample_indices
     from reportgen.images import fit_to_input, load_pixels
     from reportgen.preprocessing import CANDIDATES, Preprocessor
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import HEATMAP_CMAP, fig_to_uri, heatmap_overlay
+from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, pyplot
 
 TITLE = "Data set"
 
@@ -23,9 +23,9 @@ def validate(ctx: Context) -> None:
     if ctx.options.sample < 1:
         raise UserError(f"--sample must be at least 1 (got {ctx.options.sample})")
     ctx.folder  # noqa: B018  (a missing folder or an unknown class folder fails now)
-    from reportgen import images as imgs
+    from reportgen.analyses.labels import class_names
 
-    imgs.class_names(ctx)  # --class-names must name every output
+    class_names(ctx)  # --class-names must name every output
 
 
 def _label(names: list[str] | None, c: int) -> str:
@@ -35,7 +35,7 @@ def _label(names: list[str] | None, c: int) -> str:
 
 
 def confusion_figure(confusion: np.ndarray, names: list[str]) -> str:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k = confusion.shape[0]
     rows = confusion.sum(axis=1, keepdims=True)
@@ -63,7 +63,7 @@ def confusion_figure(confusion: np.ndarray, names: list[str]) -> str:
 
 
 def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     # Laid out in inches, not by tight_layout: each row is a band for the two-line title, then the
     # tile, so a title never reaches into the row above (tight_layout put row 2's titles on row 1's tiles).
@@ -91,7 +91,7 @@ def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
 
 
 def mistakes_figure(ctx: Context, stats, names: list[str] | None) -> str | None:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from reportgen.analyses.cam import upsample
     from reportgen.images import fit_to_input, image_input_spec, load_pixels
@@ -128,11 +128,11 @@ def _preprocess(ctx: Context) -> dict:
 
 
 def run(ctx: Context) -> SectionResult:
-    from reportgen import images as imgs
+    from reportgen.analyses.labels import class_names
 
     stats = ctx.dataset
     folder = ctx.folder
-    names = folder.class_names or imgs.class_names(ctx)
+    names = folder.class_names or class_names(ctx)
     head = ctx.head
     per_class = {}
     if stats.per_class_images is not None:
@@ -165,7 +165,7 @@ def run(ctx: Context) -> SectionResult:
     confusion = None
     if stats.confusion is not None and stats.labelled:
         used = np.flatnonzero(stats.confusion.sum(axis=0) + stats.confusion.sum(axis=1))
-        confusion = confusion_figure(stats.confusion[np.ix_(used, used)], [_label(names, c) for c in used])
+        confusion = Later(confusion_figure, stats.confusion[np.ix_(used, used)], [_label(names, c) for c in used])
     maps = [("all" if c == -1 else _label(names, c), stats.mean_cam(c), stats.cam_count[c])
             for c in sorted(stats.cam_sum)]
     layers = [{"path": p, "kind": ua.activation, "units": int(ua.active_images.size),
@@ -173,8 +173,8 @@ def run(ctx: Context) -> SectionResult:
                "median": float(np.median(ua.active_fraction)) if ua.active_images.size else None,
                "zero_fraction": ua.zero_fraction} for p, ua in stats.activity.layers.items()]
     view = {
-        "stats": json, "confusion": confusion, "mean_cam": mean_cam_figure(maps[:32], stats.layer) if maps and stats.layer else None,
-        "mistakes": mistakes_figure(ctx, stats, names), "layers": layers, "per_class": per_class,
+        "stats": json, "confusion": confusion, "mean_cam": Later(mean_cam_figure, maps[:32], stats.layer) if maps and stats.layer else None,
+        "mistakes": Later(mistakes_figure, ctx, stats, names) if stats.mistakes else None, "layers": layers, "per_class": per_class,
         "sample": len(ctx.images), "classifier": head.units is not None and not head.is_map,
         "figure_ids": {"dataset-confusion", "dataset-mistakes"},
         "tolerance": f"{ctx.thresholds.dead_activation:g}",

@@ -16,7 +16,7 @@ from reportgen.analyses import feature_maps
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import ACTIVATION_CMAP, channel_range, colorize, fig_to_uri, mosaic, normalise
+from reportgen.plots import ACTIVATION_CMAP, Later, channel_range, colorize, fig_to_uri, mosaic, normalise, pyplot
 
 TITLE = "Feature maps"
 COLUMNS = 8
@@ -77,7 +77,7 @@ def channel_tiles(maps: np.ndarray, count: int) -> tuple[list[np.ndarray], list[
 
 def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, count: int) -> Any:
     """The input image on the left, the layer's channel grid on the right, one figure."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     maps = layer.maps[index]
     tiles, labels = channel_tiles(maps, count)
@@ -133,7 +133,7 @@ def image_entry(image: imgs.PreparedImage) -> dict:
 
 
 def image_view(image: imgs.PreparedImage, index: int) -> dict:
-    from reportgen.plots import array_to_uri
+    from reportgen.plots import Later, array_to_uri
 
     return {
         "index": index,
@@ -145,7 +145,7 @@ def image_view(image: imgs.PreparedImage, index: int) -> dict:
         "value_range": image.value_range,
         "size": image.original_size,
         "shape": tuple(image.input.shape),
-        "thumb": array_to_uri(image.pixels),
+        "thumb": Later(array_to_uri, image.pixels),
         "stand_in": image.stand_in,
         "guessed": image.guessed,
         "option": image.option,
@@ -171,10 +171,7 @@ def run(ctx: Context) -> SectionResult:
     layers = feature_maps.compute(ctx.model, refs, batch, ctx.feeds)
     json_images = []
     jobs = [(i, L) for i in range(len(images)) for L in layers]
-    figures: dict = {}
-    bar = ctx.progress(jobs, desc="feature maps", total=len(jobs)) if ctx.progress else jobs
-    for i, L in bar:
-        figures[(i, L.path)] = grid_figure(images[i], L, i, opts.feature_channels)
+    figures = {(i, L.path): Later(grid_figure, images[i], L, i, opts.feature_channels) for i, L in jobs}
     for i, image in enumerate(images):
         entry = image_entry(image)
         entry["features"] = {

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from reportgen import config, graph
@@ -24,7 +23,7 @@ from reportgen.analyses import sanity as S
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import fig_to_uri, heatmap_overlay, plain_log_axis
+from reportgen.plots import Later, fig_to_uri, heatmap_overlay, plain_log_axis, pyplot
 
 TITLE = "Findings"
 
@@ -36,14 +35,14 @@ def validate(ctx: Context) -> None:
 
 # --- figures ------------------------------------------------------------------------
 
-def bn_chart(path: str, lw: Any, t: config.Thresholds) -> plt.Figure:
+def bn_chart(path: str, lw: Any, t: config.Thresholds) -> Any:
     """|gamma| and moving variance per channel, log scale, flagged channels in red (the figure, unsaved)."""
     panels = []
     if lw.gamma is not None:
         panels.append(("|gamma|", np.abs(np.asarray(lw.gamma, dtype=np.float64)), t.bn_gamma))
     if lw.moving_variance is not None:
         panels.append(("moving variance", np.asarray(lw.moving_variance, dtype=np.float64), t.bn_variance))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.4 * len(panels), 2.2), squeeze=False)
     for ax, (name, values, limit) in zip(axes[0], panels):
         finite = np.isfinite(values)
         shown = np.where(finite, values, np.nan)
@@ -77,7 +76,7 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
 
     n = len(result.original)
     cols = 1 + len(result.steps)
-    fig, axes = plt.subplots(n, cols, figsize=(min(7.2, 1.25 * cols + 0.4), 1.25 * n + 0.5), squeeze=False)
+    fig, axes = pyplot().subplots(n, cols, figsize=(min(7.2, 1.25 * cols + 0.4), 1.25 * n + 0.5), squeeze=False)
     for i in range(n):
         px = np.asarray(pixels[i])
         h, w = px.shape[:2]
@@ -106,7 +105,8 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
 # --- the section --------------------------------------------------------------------
 
 def _class_labels(ctx: Context, result: S.SanityResult) -> list[str]:
-    from reportgen.images import class_names, label_for
+    from reportgen.analyses.labels import class_names
+    from reportgen.images import label_for
 
     try:
         names = class_names(ctx)
@@ -139,7 +139,7 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
         views.append({
             "method": name, "title": title,
             "id": "findings-sanity" if not views else f"findings-sanity-{name}",
-            "figure": sanity_figure(result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title)
+            "figure": Later(sanity_figure, result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title)
             if result.steps else None,
             "layer": done["layer"],
             "steps": [{"label": s, "layers": len(ls), "mean": float(m)}
@@ -276,7 +276,7 @@ def run(ctx: Context) -> SectionResult:
     # Evidence figures drawn here: BN channels with findings.
     order = [r.path for r in graph.walk(ctx.model)]
     bn_layers = sorted({f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index)
-    bn_figures = [{"layer": p, "id": anchor_id("findings-bn", p), "figure": bn_figure(p, ctx.weights[p], t)}
+    bn_figures = [{"layer": p, "id": anchor_id("findings-bn", p), "figure": Later(bn_figure, p, ctx.weights[p], t)}
                   for p in bn_layers]
     # Long runs of one kind in one layer (an untrained MobileNet has thousands of silent units)
     # end in one entry whose `filters` lists the rest; a kind over many layers in one entry listing them.

@@ -15,9 +15,10 @@ import numpy as np
 
 from reportgen import graph, images as imgs
 from reportgen.analyses import cam
+from reportgen.analyses.labels import class_names
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import HEATMAP_CMAP, fig_to_uri, heatmap_overlay
+from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, pyplot
 from reportgen.sections.features import image_entry, image_view
 
 TITLE = "Class activation maps"
@@ -34,7 +35,7 @@ def validate(ctx: Context) -> None:
     if opts.gradcam_layer:
         imgs.require_image_input(ctx.model, "--gradcam-layer")
         cam.resolve_layer(ctx.model, opts.gradcam_layer)
-    imgs.class_names(ctx)  # a bad --class-names file fails now, before any analysis
+    class_names(ctx)  # a bad --class-names file fails now, before any analysis
     ctx.images  # noqa: B018  (loads and checks every --image)
 
 
@@ -72,7 +73,7 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
                  results: dict[str, cam.CamResult], index: int, layer: str, head: cam.Head,
                  output: np.ndarray | None) -> str:
     """One picture per image: the input (and output map), each method's overlays in a row, raw maps below."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k = len(labels)
     methods = list(results)
@@ -154,7 +155,7 @@ def run(ctx: Context) -> SectionResult:
             raise
         view["note"] = str(exc)
         return SectionResult(json={"images": json_images, "gradcam": {"note": view["note"]}}, view=view)
-    names = imgs.class_names(ctx)
+    names = class_names(ctx)
     batch = np.stack([im.input for im in images])
     results: dict[str, cam.CamResult] = {}
     target = None
@@ -207,7 +208,7 @@ def run(ctx: Context) -> SectionResult:
                              [{"index": None, "label": labels[j], "value": values[j]} for j in range(len(labels))])
         iv["correct"] = (image.label is not None and not head.is_map and labels and labels[0] == image.label)
         map_output = np.asarray(outputs[i]) if head.is_map else None
-        iv["figure"] = image_figure(image, labels, values, word, results, i, ref.path, head, map_output)
+        iv["figure"] = Later(image_figure, image, labels, values, word, results, i, ref.path, head, map_output)
         iv["empty"] = [labels[j] for j in range(len(labels)) if first.peaks[i, j] <= 0]
         view["images"].append(iv)
     view["figure_ids"] = {f"gradcam-{i}" for i in range(len(images))}

@@ -10,7 +10,7 @@ from reportgen.analyses.kernel_grid import kernel_grid
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import WEIGHT_CMAP, colorize, labelled_grid, mosaic, normalise, upscale
+from reportgen.plots import WEIGHT_CMAP, Later, colorize, labelled_grid, mosaic, normalise, upscale
 
 TITLE = "Kernel grids"
 COLUMNS = 8
@@ -43,6 +43,11 @@ def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
                          label_band=band)
 
 
+def _untrained_figure(ref: graph.LayerRef, max_filters: int, grid: dict, fresh: dict) -> str:
+    untrained = kernel_grid(ref.layer, max_filters, grid["channel"], limit=grid["limit"], values=fresh)
+    return grid_figure(untrained, f"{ref.path} untrained: channel {untrained['channel']}, same scale")
+
+
 def _why(grid: dict) -> str:
     """Why this input channel is drawn, in a few words for a title."""
     by = grid["channel_chosen_by"]
@@ -72,8 +77,7 @@ def run(ctx: Context) -> SectionResult:
                                                "total", "kernel_size")}
         if ref.path in shown_paths:
             grids[ref.path] = grid
-    bar = ctx.progress(shown, desc="kernel grids") if ctx.progress else shown
-    for ref in bar:
+    for ref in shown:
         first = ref.path == convs[0].path
         grid = grids[ref.path]
         entry = {
@@ -81,21 +85,18 @@ def run(ctx: Context) -> SectionResult:
             "anchor": anchor_id("kernels", ref.path),
             "class_name": ref.class_name,
             "grid": grid,
-            "figure": grid_figure(grid, f"{ref.path}: input channel {grid['channel']} ({_why(grid)}), "
+            "figure": Later(grid_figure, grid, f"{ref.path}: input channel {grid['channel']} ({_why(grid)}), "
                                         f"±{grid['limit']:.3g}"),
             "rgb_figure": None,
             "untrained_figure": None,
         }
         if grid["rgb_tiles"] is not None:
-            entry["rgb_figure"] = grid_figure(grid, f"{ref.path}: RGB composites", rgb=True)
+            entry["rgb_figure"] = Later(grid_figure, grid, f"{ref.path}: RGB composites", rgb=True)
         if first:
             fresh = _fresh_kernel(ref, opts.seed)
             if fresh is not None:
                 # the trained grid's channel, so the two compare tile for tile
-                untrained = kernel_grid(ref.layer, opts.max_filters, grid["channel"], limit=grid["limit"],
-                                        values=fresh)
-                entry["untrained_figure"] = grid_figure(
-                    untrained, f"{ref.path} untrained: channel {untrained['channel']}, same scale")
+                entry["untrained_figure"] = Later(_untrained_figure, ref, opts.max_filters, grid, fresh)
         layers.append(entry)
     return SectionResult(json={"kernels": data},
                          view={"layers": layers, "max_filters": opts.max_filters, "selection": why,

@@ -32,7 +32,7 @@ from reportgen.analyses.patterns.objective import affine_in_image, has_nonlinear
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import DPI, fig_to_uri, mosaic
+from reportgen.plots import DPI, Later, fig_to_uri, mosaic, pyplot
 from reportgen.preprocessing import Preprocessor
 
 TITLE = "Filter patterns"
@@ -136,8 +136,9 @@ def _draw(result: fp.PatternResult, class_name: str, margin_rise: float = rise.R
           tolerance: float = rise.FLAT_TOLERANCE) -> Any:
     """The 8-wide mosaic on black margins, filter indices, layer name as title, flat filters in red,
     filters that barely moved (rose by less than ``margin_rise`` of their activation scale) marked "barely"."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
+    plt = pyplot()
 
     tiles = _tiles(result)
     th, tw = tiles[0].shape[:2]
@@ -258,7 +259,7 @@ def run(ctx: Context) -> SectionResult:
             "path": ref.path,
             "class_name": ref.class_name,
             "anchor": anchor_id("patterns", ref.path),
-            "figure": mosaic_figure(result, ref.class_name, margin, tolerance),
+            "figure": Later(mosaic_figure, result, ref.class_name, margin, tolerance),
             "shown": len(filters),
             "channels": channels,
             "dead": [f for f, is_flat in zip(result.filters, rise.flat(result.activation_start,

@@ -12,14 +12,13 @@ numbers stay in the table and in report.json.
 from __future__ import annotations
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 
 from reportgen import graph
 from reportgen.anchors import anchor_id
 from reportgen.analyses.weights import NEAR_ZERO
 from reportgen.context import Context, SectionResult
-from reportgen.plots import depth_chart, fig_to_uri
+from reportgen.plots import Later, chart_gaps, depth_chart, fig_to_uri, pyplot
 
 TITLE = "Weights: trained vs. untrained"
 CHART_FROM = 6  # kernel layers from which the depth chart is drawn
@@ -28,7 +27,7 @@ CHART_FROM = 6  # kernel layers from which the depth chart is drawn
 def histogram_figure(path: str, entry: dict) -> str:
     """Trained and freshly initialised kernel values on the same bins."""
     edges = np.asarray(entry["histogram"]["edges"])
-    fig, ax = plt.subplots(figsize=(4.2, 2.3))
+    fig, ax = pyplot().subplots(figsize=(4.2, 2.3))
     series = [(entry["histogram"]["counts"], "trained", "#1f5fa8")]
     if entry.get("baseline"):
         series.insert(0, (entry["baseline"]["histogram"]["counts"], "untrained (fresh init)", "#9aa5b1"))
@@ -125,8 +124,10 @@ def _activation_panel(ctx: Context, labels: list[str], activity) -> tuple[dict |
     return panel, note
 
 
-def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]) -> tuple[str, list[str]]:
-    """The chart across depth, and what its caption must add (a panel not drawn and why, ...)."""
+def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
+                 flagged: set[str]) -> tuple[Later | None, list[str]]:
+    """The chart across depth (drawn when a page shows it), and what its caption must add (a panel not
+    drawn and why, ...)."""
     t = ctx.thresholds
     labels = [r.path for r in refs]
     hi = [i for i, r in enumerate(refs) if r.path in flagged]
@@ -147,8 +148,10 @@ def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged:
             title += f"; activation zeros over {activity.images} image(s)"
         if note:
             notes.append(note)
-    uri, missing = depth_chart(labels, panels, stage_marks(refs), title, with_missing=True)
-    return uri, missing + notes
+    missing = chart_gaps(panels)
+    if len(missing) == len(panels):
+        return None, missing + notes
+    return Later(depth_chart, labels, panels, stage_marks(refs), title), missing + notes
 
 
 def run(ctx: Context) -> SectionResult:
@@ -158,8 +161,7 @@ def run(ctx: Context) -> SectionResult:
     paths = {r.path for r in refs}
     flagged = {f["layer"] for f in ctx.weight_findings if f["layer"] in paths}
     shown, why = graph.detail_layers(refs, ctx.options.layers or (), flagged)
-    items = ctx.progress(shown, desc="weight histograms", total=len(shown)) if ctx.progress else shown
-    figures = {r.path: histogram_figure(r.path, stats[r.path]) for r in items}
+    figures = {r.path: Later(histogram_figure, r.path, stats[r.path]) for r in shown}
     depth, depth_notes = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else (None, [])
     return SectionResult(
         json={"weights": stats},

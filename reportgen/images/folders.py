@@ -22,8 +22,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from reportgen.errors import UserError
+from reportgen.images.decode import IMAGE_SUFFIXES as SUFFIXES, load_pixels
+from reportgen.images.fit import fit_to_input
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
 TYPES = "PNG, JPEG, BMP, GIF or .npy"
 EXAMPLES = 5  # names of files skipped for their type kept for the report
 
@@ -161,8 +162,6 @@ def sample_indices(folder: ImageFolder, n: int) -> list[int]:
 def batches(folder: ImageFolder, spec, preprocessor, size: int = 32,
             skipped: list[Skipped] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
     """(model input (B, H, W, C), labels (B,) with -1 for none, file indices) of the readable images, in batches."""
-    from reportgen.images import fit_to_input, load_pixels
-
     skipped = skipped if skipped is not None else []
     xs: list[np.ndarray] = []
     ys: list[int] = []
