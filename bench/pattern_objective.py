@@ -34,7 +34,8 @@ def main() -> None:
     import keras
 
     import trained_vgg16
-    from reportgen import backend, forward, graph
+    from reportgen import backend, graph
+    from reportgen.graph import forward
     from reportgen.analyses import patterns as fp
     from reportgen.preprocessing import Preprocessor
 

@@ -18,7 +18,7 @@ Everything that differs between the three lives here; the analyses use
 Gradients with respect to an intermediate activation (Grad-CAM) cannot be
 taken directly in JAX, which differentiates functions, not tensors. The
 analyses therefore add a zero *perturbation* at that layer
-(:mod:`reportgen.forward`) and differentiate with respect to the
+(:mod:`reportgen.graph.forward`) and differentiate with respect to the
 perturbation: the same number as d(score)/d(activation), on every backend.
 
 JAX compiles functions of arrays: a layer's weights read inside ``jax.jit``

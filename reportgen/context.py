@@ -66,7 +66,7 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per section, in the order they ran
     # Typed analysis results one section computes and another reads (patterns, CAMs).
     analyses: dict[str, Any] = field(default_factory=dict)
-    # The mixed-precision policies computed in float32 for this report (reportgen.forward.float32).
+    # The mixed-precision policies computed in float32 for this report (reportgen.graph.forward.float32).
     float32_policies: list[str] = field(default_factory=list)
     # Each candidate pixel convention's accuracy, when ``auto`` measured it on labelled images.
     convention: Any = None
@@ -87,8 +87,8 @@ class Context:
 
     @cached_property
     def feeds(self) -> Any:
-        """The model's inputs around its image input (:mod:`reportgen.inputs`)."""
-        from reportgen.inputs import feeds_for
+        """The model's inputs around its image input (:mod:`reportgen.graph.inputs`)."""
+        from reportgen.graph.inputs import feeds_for
 
         return feeds_for(self.model, self.options.inputs)
 

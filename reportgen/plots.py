@@ -54,6 +54,21 @@ class Later:
     def __bool__(self) -> bool:
         return True
 
+    # Used where a string was (tests, callers that read a figure's URI): the same text, drawn on first use.
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(str(self), name)
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __len__(self) -> int:
+        return len(str(self))
+
     @property
     def drawn(self) -> bool:
         return self._uri is not None

@@ -117,7 +117,8 @@ def own_scaling(model: Any) -> str | None:
 
 
 def _probe(model: Any) -> str | None:
-    from reportgen import backend, forward, graph, inputs
+    from reportgen import backend, graph
+    from reportgen.graph import forward, inputs
 
     spec = graph.image_input(model)
     if spec is None:

@@ -66,7 +66,8 @@ def selected_sections(options: Options) -> list[str]:
 
 def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., Any] | None = None) -> Context:
     """Validate, then run, every selected section; results land in ``ctx.results``, failures in ``ctx.errors``."""
-    from reportgen import backend, forward
+    from reportgen import backend
+    from reportgen.graph import forward
 
     ctx = Context(loaded=loaded, options=options, progress=progress)
     names = selected_sections(options)

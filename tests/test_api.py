@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from reportgen import Report, forward
+from reportgen import Report
+from reportgen.graph import forward
 
 
 def test_nothing_is_computed_or_written_until_asked(small_model, tmp_path, monkeypatch):

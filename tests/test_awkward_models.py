@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import awkward_models as A
-from reportgen import backend, forward, graph
+from reportgen import backend, graph
+from reportgen.graph import forward
 from reportgen.analyses import cam, feature_maps
 from reportgen.context import LoadedModel, Options
 from reportgen.images import InputSpec, load_image, sample_photo_path

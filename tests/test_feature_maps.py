@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reportgen import forward, graph
+from reportgen import graph
+from reportgen.graph import forward
 from reportgen.analyses import feature_maps
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError

@@ -14,7 +14,7 @@ tf = pytest.importorskip("tensorflow") if backend.requested() == "tensorflow" el
 needs_tf = pytest.mark.skipif(backend.requested() != "tensorflow", reason="the reference is written with tf.GradientTape")
 
 
-from reportgen import forward
+from reportgen.graph import forward
 from reportgen.analyses import cam as gc
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError

@@ -2,7 +2,7 @@
 
 For every layer whose output passes through a ReLU-family or saturating
 (sigmoid/tanh) activation, the images go through the model in small batches
-(ONE pass per batch with a tap on every such layer, :mod:`reportgen.forward`)
+(ONE pass per batch with a tap on every such layer, :mod:`reportgen.graph.forward`)
 and only per-unit numbers are kept: the largest absolute activation, on how
 many images the unit fired at all, the fraction of zero outputs, and how many
 outputs are saturated. VGG16's 224x224 maps never pile up in memory, and the
@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from reportgen import backend, forward, graph
+from reportgen import backend, graph
+from reportgen.graph import forward
 
 RELU_LIKE = ("relu", "relu6")
 SATURATING = ("sigmoid", "tanh")

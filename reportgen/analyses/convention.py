@@ -71,7 +71,8 @@ def better_than_chance(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> bo
 
 def _predict(model: Any, x: np.ndarray, head: Any, feeds: Any) -> np.ndarray:
     """Predicted class per image, as ``model.predict`` would give it for the chosen output."""
-    from reportgen import backend, forward
+    from reportgen import backend
+    from reportgen.graph import forward
     from reportgen.analyses.cam.base import pick
 
     with backend.no_grad():

@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from reportgen import backend, forward, graph
+from reportgen import backend, graph
+from reportgen.graph import forward
 from reportgen.analyses.activations import Activity, UnitCounter, activation_layers, unit_reduction
 from reportgen.analyses.cam.base import activate, pick
 from reportgen.analyses.cam.head import Head

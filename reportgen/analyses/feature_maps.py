@@ -1,7 +1,7 @@
 """Feature maps: what each selected layer outputs for the input images.
 
 All selected activations come from ONE forward pass with a tap on every
-selected layer (:func:`reportgen.forward.run`), not one model per layer as in
+selected layer (:func:`reportgen.graph.forward.run`), not one model per layer as in
 the tutorials: a VGG16 report would otherwise run the convolutional base 18
 times. Taps work on subclassed models too, where there is no graph to cut.
 """
@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from reportgen import backend, forward, graph
+from reportgen import backend, graph
+from reportgen.graph import forward
 
 
 @dataclass

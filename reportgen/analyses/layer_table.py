@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
+
 from reportgen import graph
 
 
@@ -15,7 +17,7 @@ def _activation(layer: Any) -> str | None:
 
 
 def _params(layer: Any) -> int:
-    if not isinstance(layer, graph.keras.layers.Layer) or not getattr(layer, "built", False):
+    if not isinstance(layer, keras.layers.Layer) or not getattr(layer, "built", False):
         return 0
     try:
         return int(layer.count_params())

@@ -130,7 +130,8 @@ def randomised(model: Any, paths: Sequence[str], seed: int) -> dict[str, Any]:
     """
     import keras
 
-    from reportgen import backend, forward
+    from reportgen import backend
+    from reportgen.graph import forward
     from reportgen.analyses.baseline import fresh_values
 
     an = graph.anatomy(model)

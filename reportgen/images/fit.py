@@ -27,7 +27,7 @@ def image_input_spec(model: Any) -> InputSpec | None:
     """The model's image input, or None when no input is an image (1-D features, say).
 
     A model with one image input beside other inputs (image plus metadata)
-    has an image input too; the other inputs are fed by :mod:`reportgen.inputs`.
+    has an image input too; the other inputs are fed by :mod:`reportgen.graph.inputs`.
     """
     from reportgen import graph
 

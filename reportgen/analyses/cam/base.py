@@ -12,7 +12,7 @@ per channel, or a whole ``maps`` of its own (LayerCAM, Score-CAM).
 
 Heatmaps come at the layer's resolution, each normalised to [0, 1] by its
 maximum (all zero when there is no positive evidence); ``peaks`` keeps the
-maxima. Everything runs in float32 (:func:`reportgen.forward.float32`).
+maxima. Everything runs in float32 (:func:`reportgen.graph.forward.float32`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from reportgen import backend, forward, graph
+from reportgen import backend, graph
+from reportgen.graph import forward
 from reportgen.analyses.cam import targets as T
 from reportgen.analyses.cam.head import Head
 from reportgen.errors import UserError
-from reportgen.inputs import Feeds
+from reportgen.graph.inputs import Feeds
 
 
 @dataclass

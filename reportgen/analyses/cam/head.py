@@ -205,7 +205,8 @@ def _reaches(model: Any, path: str, index: int) -> bool:
     import numpy as np
     from keras import ops
 
-    from reportgen import backend, forward
+    from reportgen import backend
+    from reportgen.graph import forward
     from reportgen.analyses.cam.base import pick
 
     rng = np.random.default_rng(0)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reportgen import backend, forward
+from reportgen import backend
+from reportgen.graph import forward
 from reportgen.analyses.cam.base import BaseCAM, Pass, pick
 
 BATCH = 32

@@ -39,7 +39,7 @@ import numpy as np
 from reportgen import backend
 from reportgen.analyses.patterns import rise
 from reportgen.analyses.patterns.objective import Objective
-from reportgen.inputs import Feeds
+from reportgen.graph.inputs import Feeds
 from reportgen.names import PATTERN_STYLES
 from reportgen.preprocessing import Preprocessor
 

@@ -4,7 +4,7 @@ All filters of a layer ascend together, one image per filter in one batch.
 Each image's loss depends only on its own activations (inference mode, no
 batch statistics), so the sum of the per-image losses has exactly the
 per-image gradients. The network runs **only up to the layer** (the pass
-stops there, :mod:`reportgen.forward`), and the target convolution itself is
+stops there, :mod:`reportgen.graph.forward`), and the target convolution itself is
 computed only for the chunk's filters (``kernel[..., chunk]``), not for all of
 its channels: a 256-channel layer with a chunk of 8 costs 8/256 of its
 convolution. The selected diagonal (image b, filter b) is the loss.
@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from reportgen import forward, graph
+from reportgen import graph
+from reportgen.graph import forward
 from reportgen.errors import UserError
-from reportgen.inputs import Feeds
+from reportgen.graph.inputs import Feeds
 
 OBJECTIVES = ("pre-activation", "activation")
 

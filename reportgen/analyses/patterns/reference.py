@@ -13,7 +13,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from reportgen import backend, forward
+from reportgen import backend
+from reportgen.graph import forward
 from reportgen.analyses.patterns.ascent import PatternResult, dead_filters, deprocess, pixel_step, start_pixels
 from reportgen.analyses.patterns.objective import Objective
 from reportgen.preprocessing import Preprocessor

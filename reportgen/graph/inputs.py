@@ -64,13 +64,13 @@ def _parse(spec: str) -> tuple[str, str]:
 
 def feeds_for(model: Any, given: Sequence[str] = ()) -> Feeds:
     """The :class:`Feeds` of ``model``; ``given`` holds ``--input NAME=FILE.npy`` options."""
-    from reportgen import graph
+    from reportgen.graph.anatomy import anatomy, image_input_index
 
-    an = graph.anatomy(model)
+    an = anatomy(model)
     names = [s.name for s in an.inputs]
     shapes = [tuple(s.shape) for s in an.inputs]
     dtypes = [s.dtype if "float" in s.dtype or "int" in s.dtype else "float32" for s in an.inputs]
-    feeds = Feeds(graph.image_input_index(model), names, shapes, dtypes)
+    feeds = Feeds(image_input_index(model), names, shapes, dtypes)
     files: dict[int, str] = {}
     for spec in given:
         name, path = _parse(spec)

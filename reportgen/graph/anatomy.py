@@ -1,0 +1,255 @@
+"""The model as the report sees it: every layer by path with its shapes, in call order; inputs and outputs."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from reportgen.errors import UserError
+from reportgen.graph.hooks import recording, zeros
+from reportgen.graph.kinds import is_conv, is_pooling, kernel_variables
+from reportgen.graph.trace import LayerRef, TensorSpec, _shape, children, flat_graph, is_traceable, layer_tree, weights_of
+
+
+@dataclass
+class Anatomy:
+    """What the report needs to know of a model's structure, whatever kind of model it is."""
+
+    layers: list[LayerRef]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    subclassed: bool
+    by_path: dict[str, Any] = field(default_factory=dict)  # path -> layer object (tree + graph ops)
+    output_layers: list[str | None] = field(default_factory=list)  # the layer producing each output
+
+    def layer(self, path: str) -> Any:
+        return self.by_path[path]
+
+    def ref(self, path: str) -> LayerRef:
+        return next(r for r in self.layers if r.path == path)
+
+
+_ANATOMY_CACHE: "weakref.WeakKeyDictionary[Any, Anatomy]" = weakref.WeakKeyDictionary()
+
+
+def _output_names(model: Any, outputs: list) -> list[str]:
+    struct = getattr(model, "_outputs_struct", None)
+    if isinstance(struct, dict):
+        return [str(k) for k in struct]
+    names = []
+    for i, t in enumerate(outputs):
+        hist = getattr(t, "_keras_history", None)
+        names.append(hist[0].name if hist else f"output_{i}")
+    if len(set(names)) != len(names):
+        names = [f"{n}_{i}" for i, n in enumerate(names)]
+    return names
+
+
+def _flatten(x: Any) -> list:
+    if isinstance(x, dict):
+        return [v for k in x for v in _flatten(x[k])]
+    if isinstance(x, (list, tuple)):
+        return [v for item in x for v in _flatten(item)]
+    return [x]
+
+
+def _functional_anatomy(model: Any) -> Anatomy:
+
+    tree = layer_tree(model)
+    records: list[tuple[str, Any, tuple | None, tuple | None]] = []
+    # Custom layers with sublayers are opaque to the graph: record their insides as they run.
+    with recording(model, tree, records, skip_traceable=True):
+        graph = flat_graph(model)
+    inner: dict[str, list] = {}
+    for path, layer, in_shape, out_shape in records:
+        parent = path.rsplit("/", 1)[0]
+        inner.setdefault(parent, []).append((path, layer, in_shape, out_shape))
+    refs: list[LayerRef] = []
+    seen: set[str] = set()
+    by_path = dict(tree)
+
+    def add_inner(parent: str, depth: int) -> None:
+        for path, layer, in_shape, out_shape in inner.get(parent, []):
+            if path in seen:
+                continue
+            seen.add(path)
+            refs.append(LayerRef(path, layer, depth, out_shape, in_shape))
+            add_inner(path, depth + 1)
+
+    for path, op, depth in graph.order:
+        if path in seen:  # a shared layer called twice appears once
+            continue
+        seen.add(path)
+        by_path.setdefault(path, op)
+        args = graph.args_by_path.get(path)
+        refs.append(LayerRef(path, op, depth, _shape(graph.by_path.get(path)), _shape(args)))
+        add_inner(path, depth + 1)
+    outputs = _flatten(model.outputs)
+    names = _output_names(model, outputs)
+    final = _flatten(graph.outputs)
+    producers: list[str | None] = []
+    for tensor in final:
+        found = None
+        for path, op, _depth in graph.order:
+            if graph.by_path.get(path) is tensor and not isinstance(op, keras.Model):
+                found = path
+        producers.append(found)
+    return Anatomy(
+        layers=refs,
+        inputs=[TensorSpec(getattr(t, "name", f"input_{i}") or f"input_{i}", _shape(t) or (), str(t.dtype))
+                for i, t in enumerate(model.inputs)],
+        outputs=[TensorSpec(n, _shape(t) or (), str(t.dtype)) for n, t in zip(names, outputs)],
+        subclassed=False,
+        by_path=by_path,
+        output_layers=producers,
+    )
+
+
+_DECLARED: "weakref.WeakKeyDictionary[Any, list[tuple]]" = weakref.WeakKeyDictionary()
+
+
+def declare_input_shape(model: Any, shape: Sequence[int]) -> None:
+    """Record ``--input-shape`` for a model that was built without one (a library's ``build()`` with no
+    shape, weights then set by its code): Keras keeps no shape for it, so the report keeps this one."""
+    _DECLARED[model] = [(None,) + tuple(int(d) for d in shape)]
+
+
+def declared_input_shapes(model: Any) -> list[tuple] | None:
+    """A subclassed model's input shape(s), from when it was built or called (batch dim None), or as
+    declared with ``--input-shape`` (:func:`declare_input_shape`)."""
+    if model in _DECLARED:
+        return list(_DECLARED[model])
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if not shapes:
+        return None
+    value = next(iter(shapes.values()))
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+        return [(None,) + tuple(v[1:]) for v in value]
+    if isinstance(value, (list, tuple)):
+        return [(None,) + tuple(value[1:])]
+    return None
+
+
+def _subclassed_anatomy(model: Any) -> Anatomy:
+    from reportgen import backend
+
+    shapes = declared_input_shapes(model)
+    if not shapes:
+        raise UserError(
+            f"model '{model.name}' was never built, so its input shape is unknown; "
+            "give it with --input-shape H,W,C"
+        )
+    tree = layer_tree(model)
+    records: list[tuple[str, Any, tuple | None, tuple | None]] = []
+    inputs = [zeros(s) for s in shapes]
+    produced: dict[int, str] = {}
+    with backend.no_grad(), recording(model, tree, records, outputs=produced):
+        out = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+    refs, seen = [], set()
+    for path, layer, in_shape, out_shape in records:
+        if path in seen:
+            continue
+        seen.add(path)
+        refs.append(LayerRef(path, layer, path.count("/"), out_shape, in_shape))
+    # Layers the forward pass never reached still belong to the table (after the others).
+    for path, layer in tree.items():
+        if path not in seen:
+            refs.append(LayerRef(path, layer, path.count("/"), None, None))
+    if isinstance(out, dict):
+        names, flat = [str(k) for k in out], list(out.values())
+    else:
+        flat = _flatten(out)
+        names = ["output"] if len(flat) == 1 else [f"output_{i}" for i in range(len(flat))]
+        # Several outputs are named after the layers that produce them (a detector's 'bbox_reg' and
+        # 'face_prob' say more than output_0 and output_1, which --output still accepts).
+        leaves = [produced.get(id(t), "").rsplit("/", 1)[-1] for t in flat]
+        if len(flat) > 1 and all(leaves) and len(set(leaves)) == len(leaves):
+            names = leaves
+    return Anatomy(
+        layers=refs,
+        inputs=[TensorSpec(f"input_{i}" if len(shapes) > 1 else "input", tuple(s)) for i, s in enumerate(shapes)],
+        outputs=[TensorSpec(n, _shape(t) or ()) for n, t in zip(names, flat)],
+        subclassed=True,
+        by_path=dict(tree),
+        output_layers=[produced.get(id(t)) for t in flat],
+    )
+
+
+def anatomy(model: Any) -> Anatomy:
+    """The model's :class:`Anatomy` (cached per model object)."""
+    cached = _ANATOMY_CACHE.get(model)
+    if cached is None:
+        cached = _functional_anatomy(model) if is_traceable(model) else _subclassed_anatomy(model)
+        _ANATOMY_CACHE[model] = cached
+    return cached
+
+
+def walk(model: keras.Model) -> list[LayerRef]:
+    """Every layer and graph operation in call order, nested ones after their container."""
+    return anatomy(model).layers
+
+
+# --- layer kinds --------------------------------------------------------------------------
+
+def kernel_layers(model: keras.Model) -> list[LayerRef]:
+    """Layers with a kernel: Conv1D/2D/3D (and transposed), depthwise, separable, Dense."""
+    return [r for r in walk(model) if kernel_variables(r.layer)]
+
+
+def weighted_layers(model: keras.Model) -> list[LayerRef]:
+    """Leaf layers that hold weights (BatchNormalization and LayerScale too), nested ones included."""
+    return [r for r in walk(model) if not r.is_model and weights_of(r.layer) and not children(r.layer)]
+
+
+def conv_layers(model: keras.Model) -> list[LayerRef]:
+    return [r for r in walk(model) if is_conv(r.layer)]
+
+
+def feature_map_layers(model: keras.Model) -> list[LayerRef]:
+    """Conv and pooling layers: the ones whose outputs are spatial feature maps."""
+    return [r for r in walk(model) if is_conv(r.layer) or is_pooling(r.layer)]
+
+
+def spatial_size(ref: LayerRef) -> tuple | None:
+    """The spatial part of a layer's output shape (channels-last)."""
+    if ref.output_shape is None or len(ref.output_shape) < 3:
+        return None
+    return tuple(ref.output_shape[1:-1])
+
+
+def _single_pixel(ref: LayerRef) -> bool:
+    size = spatial_size(ref)
+    return size is not None and all(d == 1 for d in size)
+
+
+def image_input_index(model: Any) -> int | None:
+    """Which input is an image (N, H, W, 1|3): the only 4-D input with 1 or 3 channels, else None."""
+    found = [i for i, spec in enumerate(anatomy(model).inputs)
+             if len(spec.shape) == 4 and spec.shape[-1] in (1, 3)]
+    return found[0] if len(found) == 1 else None
+
+
+def image_input(model: Any) -> TensorSpec | None:
+    index = image_input_index(model)
+    return None if index is None else anatomy(model).inputs[index]
+
+
+# --- feature maps and Grad-CAM ------------------------------------------------------
+
+def has_spatial_output(ref: LayerRef) -> bool:
+    """A 2-D feature map (batch, height, width, channels): what a grid can show."""
+    return ref.output_shape is not None and len(ref.output_shape) == 4
+
+
+def spatial_layers(model: keras.Model) -> list[LayerRef]:
+    """Every layer (nested ones included) whose output is a 2-D feature map."""
+    return [r for r in walk(model) if has_spatial_output(r) and not r.is_model and not r.is_op
+            and not children(r.layer)]
+
+

@@ -1,0 +1,165 @@
+"""Which layers each section shows: stages, the default feature-map, pattern and CAM layers, detail layers."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import keras
+import numpy as np
+
+from reportgen.errors import UserError
+from reportgen.graph.anatomy import _single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output, spatial_size, walk
+from reportgen.graph.kinds import is_conv
+from reportgen.graph.probe import _with_concrete_sizes, ancestors
+from reportgen.graph.trace import LayerRef
+
+
+def stage_starts(refs: Sequence[LayerRef]) -> list[LayerRef]:
+    """The first layer of each stage: a stage is a run of layers at one spatial size.
+
+    For VGG16's conv layers this gives ``block1_conv1`` ... ``block5_conv1``.
+    Layers whose output is a single pixel (the squeeze-and-excitation convs of
+    EfficientNet and MobileNetV3, which act on globally pooled features) neither
+    start nor end a stage: they would otherwise split every block in two.
+    """
+    starts: list[LayerRef] = []
+    last = object()
+    for ref in refs:
+        if _single_pixel(ref):
+            continue
+        size = spatial_size(ref)
+        if size != last:
+            starts.append(ref)
+            last = size
+    return starts
+
+
+def find_layers(refs: Sequence[LayerRef], names: Iterable[str], option: str) -> list[LayerRef]:
+    """Look user-given names up among ``refs``: a full path, or a plain name if unique."""
+    by_path = {r.path: r for r in refs}
+    chosen = []
+    for name in names:
+        if name in by_path:
+            chosen.append(by_path[name])
+            continue
+        matches = [r for r in refs if r.name == name]
+        if len(matches) == 1:
+            chosen.append(matches[0])
+            continue
+        valid = ", ".join(r.path for r in refs) or "(none)"
+        if len(valid) > 600:
+            valid = valid[:600].rsplit(", ", 1)[0] + ", ..."
+        why = "is ambiguous" if matches else "is not a valid layer"
+        raise UserError(f"{option}: '{name}' {why}; valid names: {valid}")
+    return chosen
+
+
+# --- the model's image input --------------------------------------------------------------
+
+MAX_DEFAULT_FEATURE_LAYERS = 20
+
+
+def default_feature_layers(model: keras.Model) -> list[LayerRef]:
+    """The layers whose feature maps the report shows by default.
+
+    Every conv and pooling layer with a 2-D output when there are at most
+    :data:`MAX_DEFAULT_FEATURE_LAYERS` of them (VGG16: 13 conv + 5 pooling).
+    Larger models (ResNet, DenseNet, ...) would give hundreds of grids, so they
+    get the first conv layer of each stage (a run of layers at one spatial
+    resolution: a ResNet stage, a VGG block) and the last conv layer -- the one
+    Grad-CAM uses -- in model order.
+    """
+    refs = [r for r in feature_map_layers(model) if has_spatial_output(r)]
+    if len(refs) <= MAX_DEFAULT_FEATURE_LAYERS:
+        return refs
+    convs = [r for r in refs if is_conv(r.layer)]
+    chosen = {r.path for r in model_stage_starts(model, convs)}
+    last = last_map_conv(model)
+    if last is not None:
+        chosen.add(last.path)
+    return [r for r in convs if r.path in chosen]
+
+
+# --- filter patterns ------------------------------------------------------------------
+
+MAX_ALL_PATTERN_LAYERS = 6
+
+
+def pattern_candidates(model: keras.Model) -> list[LayerRef]:
+    """Conv layers with a 2-D output: the layers whose filters can be visualised as images."""
+    return [r for r in conv_layers(model) if has_spatial_output(r)]
+
+
+def default_pattern_layers(model: keras.Model) -> list[LayerRef]:
+    """The conv layers whose filter patterns the report shows by default.
+
+    Every conv layer (with a 2-D output) for models with up to
+    :data:`MAX_ALL_PATTERN_LAYERS` of them; otherwise the first conv layer of
+    each stage (a run of conv layers at one spatial resolution), which for
+    VGG16 is ``block1_conv1`` ... ``block5_conv1``, the tutorial's choice.
+    """
+    convs = pattern_candidates(model)
+    if len(convs) <= MAX_ALL_PATTERN_LAYERS:
+        return convs
+    chosen = {r.path for r in model_stage_starts(model, convs)}
+    return [r for r in convs if r.path in chosen]
+
+
+def last_map_conv(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) -> LayerRef | None:
+    """The last conv layer whose output is still a map (more than one pixel), on the way to ``output``.
+
+    The Grad-CAM target (``block5_conv3`` for VGG16). Convs on a single pixel,
+    such as MobileNetV3's 1x1 ``logits`` head, have no "where" to show; in a
+    model with several outputs, only the layers the chosen output depends on
+    count. The conv that produces a dense output (a segmentation head) and
+    single-channel convs (HED's side outputs) are passed over while another
+    candidate exists: a map weighted by one channel is that channel.
+    ``exclude``: paths found not to lead to the output (a subclassed model's other heads).
+    """
+    skip = set(exclude)
+    convs = [r for r in conv_layers(model) if has_spatial_output(r) and r.path not in skip]
+    needed = ancestors(model, output) if len(anatomy(model).outputs) > 1 else None
+    if needed is not None:
+        convs = [r for r in convs if r.path in needed]
+    outputs = set(anatomy(model).output_layers)
+    better = [r for r in convs if r.path not in outputs and (r.output_shape or (None,))[-1] not in (1,)]
+    if better:
+        convs = better
+    if any(s is None or None in s for s in (spatial_size(r) for r in convs)):
+        convs = _with_concrete_sizes(model, convs)
+    maps = [r for r in convs if not _single_pixel(r)]
+    if not maps:
+        return None
+    return next(r for r in walk(model) if r.path == maps[-1].path)
+
+
+def model_stage_starts(model: keras.Model, refs: Sequence[LayerRef]) -> list[LayerRef]:
+    """:func:`stage_starts` of ``refs``, tracing at 224 px first when sizes are unknown."""
+    if any(s is None or None in s for s in (spatial_size(r) for r in refs)):
+        refs = _with_concrete_sizes(model, refs)
+    return stage_starts(refs)
+
+
+FULL_DETAIL_LAYERS = 30
+
+
+def detail_layers(refs: Sequence[LayerRef], named: Iterable[str] = (), flagged: Iterable[str] = (),
+                  limit: int = FULL_DETAIL_LAYERS) -> tuple[list[LayerRef], str]:
+    """The layers among ``refs`` that get full per-layer figures, and why (for the report).
+
+    All of them up to ``limit``; beyond that (an 800-layer EfficientNetB7),
+    the layers findings point at, the layers the user named, and one sample
+    per stage (the first layer of each run at one spatial size), in model order.
+    """
+    refs = list(refs)
+    if len(refs) <= limit:
+        return refs, f"all {len(refs)} layers"
+    named, flagged = set(named), set(flagged)
+    starts = {r.path for r in stage_starts(refs)}
+    keep = [r for r in refs if r.path in starts or r.path in flagged or r.path in named or r.name in named]
+    parts = [f"{len(starts & {r.path for r in keep})} stage samples"]
+    if flagged:
+        parts.append(f"{len(flagged & {r.path for r in keep})} with findings")
+    if named:
+        parts.append("the layers named with --layers")
+    return keep, f"{len(keep)} of {len(refs)} layers: " + ", ".join(parts)

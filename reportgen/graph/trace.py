@@ -1,0 +1,263 @@
+"""A functional model's graph re-traced on fresh symbolic inputs, nested models included; the layer tree by path."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from reportgen.errors import UserError
+
+
+DEFAULT_SIZE = 224  # spatial size used where a model's input size is not fixed
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """One layer (or graph operation) of the model, named by its path (``vgg16/block1_conv1``)."""
+
+    path: str
+    layer: Any
+    depth: int
+    output_shape: tuple | None = None
+    input_shape: tuple | None = None  # of the first input
+
+    @property
+    def class_name(self) -> str:
+        return type(self.layer).__name__
+
+    @property
+    def is_model(self) -> bool:
+        return isinstance(self.layer, keras.Model)
+
+    @property
+    def is_op(self) -> bool:
+        """A graph operation that is not a layer (``x + y``): no weights, no config."""
+        return not isinstance(self.layer, keras.layers.Layer)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: its name, shape (batch dimension None) and dtype."""
+
+    name: str
+    shape: tuple
+    dtype: str = "float32"
+
+
+@dataclass
+class FlatGraph:
+    """A functional model re-traced on fresh inputs: one symbolic output per layer path."""
+
+    inputs: list
+    outputs: Any
+    by_path: dict[str, Any] = field(default_factory=dict)
+    order: list[tuple[str, Any, int]] = field(default_factory=list)
+    # The symbolic arguments each layer path was called with.
+    args_by_path: dict[str, tuple] = field(default_factory=dict)
+    # False for a concrete pass: keeping every layer's output would hold all of a model's
+    # activations at once (EfficientNetB7 at 600 px: 4.2 GB an image).
+    keep: bool = True
+
+
+def weights_of(layer: Any) -> list:
+    """A layer's weights; none for graph operations that are not layers."""
+    return list(getattr(layer, "weights", None) or []) if isinstance(layer, keras.layers.Layer) else []
+
+
+def is_traceable(model: Any) -> bool:
+    """Functional and Sequential models have a graph to walk; subclassed ones do not."""
+    return isinstance(model, keras.Sequential) or hasattr(model, "_run_through_graph")
+
+
+def children(layer: Any) -> list:
+    """The layers a layer holds directly (attributes, Sequential blocks, a functional model's layers)."""
+    if not isinstance(layer, keras.layers.Layer):
+        return []
+    try:
+        found = layer._flatten_layers(include_self=False, recursive=False)
+    except Exception:  # a layer type without Keras' tracker
+        found = list(getattr(layer, "layers", []) or [])
+    return [c for c in found if not isinstance(c, keras.layers.InputLayer)]
+
+
+def layer_tree(model: Any) -> dict[str, Any]:
+    """Every layer below ``model`` by path, found from the structure alone (no forward pass).
+
+    Two children of one parent with the same name (possible in subclassed
+    models) get distinct paths: the later one gains ``#2``, ``#3``...
+    """
+    out: dict[str, Any] = {}
+    seen: set[int] = set()
+
+    def visit(layer: Any, prefix: str) -> None:
+        names: dict[str, int] = {}
+        for child in children(layer):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            k = names.get(child.name, 0) + 1
+            names[child.name] = k
+            path = prefix + child.name + (f"#{k}" if k > 1 else "")
+            out[path] = child
+            visit(child, path + "/")
+
+    visit(model, "")
+    return out
+
+
+def _shape(x: Any) -> tuple | None:
+    """The shape of a tensor, or of the first tensor in a nest, batch dimension as None."""
+    while isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    if isinstance(x, dict) and x:
+        x = next(iter(x.values()))
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return None
+    try:
+        dims = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        return None
+    return (None,) + dims[1:] if dims else dims
+
+
+# --- functional models ------------------------------------------------------------------
+
+class StopTrace(BaseException):
+    """Ends a trace after the layer named by ``stop_at`` (a BaseException: Keras' wrappers let it through)."""
+
+
+def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_at: str | None = None) -> Any:
+    """Call the layers of a functional ``model`` on ``x`` one by one, recording every output.
+
+    ``x`` may be symbolic (tracing) or concrete (a forward pass): this is
+    what ``Functional.call`` does, except that nested functional models are
+    descended into rather than called, so their own input checks (a fixed
+    224-px input, say) do not stop a pass at another size. With ``stop_at``
+    the trace raises :class:`StopTrace` once that layer has its output.
+    """
+
+    def record(op: Any, args: tuple, kwargs: dict) -> Any:
+        path = prefix + op.name
+        if graph.keep:
+            graph.args_by_path.setdefault(path, args)
+            graph.order.append((path, op, depth))
+        if isinstance(op, keras.Model) and is_traceable(op):
+            inner = args[0] if len(args) == 1 else list(args)
+            out = _trace(op, inner, path + "/", depth + 1, graph, stop_at)
+        else:
+            out = op(*args, **_inference(op, kwargs))
+        if graph.keep:
+            graph.by_path[path] = out
+        if path == stop_at:
+            raise StopTrace()
+        return out
+
+    if isinstance(model, keras.Sequential):
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            x = record(layer, (x,), {})
+        return x
+
+    def operation_fn(op: Any):
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return record(op, args, kwargs)
+
+        return call
+
+    return _run_graph(model, x, operation_fn)
+
+
+def _inference(op: Any, kwargs: dict) -> dict:
+    """``training=False`` for a layer that takes it, always: what ``model.predict`` passes.
+
+    A graph's nodes record ``training`` as the layer resolved it when the
+    model was built (True for Keras' augmentation layers, ``RandomFlip`` and
+    the like, whose default is True), and a bare call resolves it the same
+    way; ``Functional.call`` overrides it with its own flag. Without this a
+    report would explain flipped, rotated and zoomed images.
+    """
+    takes = getattr(op, "_call_has_training_arg", False) or "training" in getattr(op, "_call_context_args", {})
+    return dict(kwargs, training=False) if takes and kwargs.get("training") is not False else kwargs
+
+
+def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
+    """``Functional._run_through_graph``, dropping each tensor once its last consumer has run.
+
+    Keras keeps every intermediate tensor of an eager pass until the pass
+    ends; that is the whole model's activations at once. Freed as we go, a
+    pass holds what is still to be consumed (and what a gradient tape keeps).
+    """
+    from keras import tree
+
+    flat = tree.flatten(inputs)
+    tensors: dict[int, Any] = {id(k): v for k, v in zip(model.inputs, flat)}
+    depths = sorted(model._nodes_by_depth, reverse=True)
+    nodes = [n for d in depths for n in model._nodes_by_depth[d] if n.operation and not n.is_input]
+    uses: dict[int, int] = {}
+    for node in nodes:
+        for t in node.input_tensors:
+            uses[id(t)] = uses.get(id(t), 0) + 1
+    for t in model.outputs:
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    lookup = getattr(model, "_get_operation_for_node", None)
+    for node in nodes:
+        if any(id(t) not in tensors for t in node.input_tensors):
+            continue  # not computable from these inputs (Keras skips it too)
+        args, kwargs = node.arguments.fill_in(tensors)
+        operation = lookup(node) if lookup is not None else node.operation
+        outputs = operation_fn(operation)(*args, **_inference(operation, kwargs))
+        del args, kwargs
+        for k, v in zip(node.outputs, tree.flatten(outputs)):
+            tensors[id(k)] = v
+        del outputs
+        for t in node.input_tensors:
+            uses[id(t)] -= 1
+            if uses[id(t)] == 0:
+                tensors.pop(id(t), None)
+    out = []
+    for t in model.outputs:
+        if id(t) not in tensors:
+            raise ValueError(f"output {t.name} of model '{model.name}' is not connected to its inputs")
+        out.append(tensors[id(t)])
+    return tree.pack_sequence_as(model._outputs_struct, out)
+
+
+_FLAT_CACHE: "weakref.WeakKeyDictionary[Any, FlatGraph]" = weakref.WeakKeyDictionary()
+
+
+def _functional_inputs(model: Any, shapes: Sequence[tuple] | None = None) -> list:
+    specs = model.inputs
+    return [
+        keras.Input(shape=tuple(shapes[i][1:]) if shapes else tuple(t.shape[1:]), dtype=t.dtype,
+                    name=f"reportgen_input_{i}")
+        for i, t in enumerate(specs)
+    ]
+
+
+def flat_graph(model: keras.Model) -> FlatGraph:
+    """Trace a functional ``model`` once (cached) so that every nested layer has an output."""
+    cached = _FLAT_CACHE.get(model)
+    if cached is not None:
+        return cached
+    if not is_traceable(model):
+        raise UserError(f"model '{model.name}' is subclassed: it has no graph to trace")
+    inputs = _functional_inputs(model)
+    graph = FlatGraph(inputs=inputs, outputs=None)
+    x = inputs[0] if len(inputs) == 1 else inputs
+    graph.outputs = _trace(model, x, "", 0, graph)
+    _FLAT_CACHE[model] = graph
+    return graph
+
+
+# --- the anatomy: layers, inputs, outputs -------------------------------------------------
+
