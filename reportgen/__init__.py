@@ -7,7 +7,7 @@ neither Keras nor its backend.
 
 from reportgen import _quiet  # noqa: F401  (must run before TensorFlow is imported)
 
-__version__ = "0.2.0"
+from reportgen.names import VERSION as __version__  # noqa: E402
 
 __all__ = ["__version__", "Report"]
 

@@ -23,7 +23,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from reportgen.context import LoadedModel
+from reportgen.loading import LoadedModel
 from reportgen.options import SECTION_NAMES, Options
 from reportgen.errors import UserError
 

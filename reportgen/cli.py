@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from reportgen import __version__
+from reportgen.names import VERSION as __version__
 from reportgen import options
 from reportgen.errors import UserError
 from reportgen.options import FORMATS, SECTION_NAMES, Options

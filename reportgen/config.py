@@ -34,13 +34,11 @@ from typing import Any
 
 from reportgen.errors import UserError
 
-SEVERITIES = ("info", "warning", "error")
+from reportgen.finding_kinds import DEFAULT_SEVERITY, SEVERITIES  # noqa: E402  (the registry of kinds)
 
 
 def default_severities() -> dict[str, str]:
-    """Every finding kind with its default severity (the registry: reportgen.analyses.findings.kinds)."""
-    from reportgen.analyses.findings.kinds import DEFAULT_SEVERITY
-
+    """Every finding kind with its default severity (the registry: reportgen.finding_kinds)."""
     return dict(DEFAULT_SEVERITY)
 
 

@@ -15,24 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from reportgen.loading import LoadedModel  # noqa: F401  (re-exported: what every section receives)
 from reportgen.options import SECTION_NAMES, Options  # noqa: E402,F401  (one definition of the options)
-
-
-@dataclass
-class LoadedModel:
-    """A model and where it came from."""
-
-    model: Any
-    name: str  # the report folder's name: file stem, architecture name or callable name
-    source: str  # the path, "keras.applications.VGG16 (weights=imagenet)", or "module:callable"
-    sha256: str | None
-    architecture: str | None = None  # keras.applications name, when loaded by name
-    weights: str | None = None
-    # Default input for the analyses when the user gives no --image (the demo's
-    # held-out samples): list of (pixels uint8 HxWxC, label str).
-    sample_images: list = field(default_factory=list)
-    class_names: list[str] | None = None
-    unsafe: bool = False  # loaded with --unsafe
 
 
 @dataclass

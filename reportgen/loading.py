@@ -23,16 +23,34 @@ import importlib
 import re
 import sys
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from reportgen.context import LoadedModel
 from reportgen.errors import UserError, one_line
 
 from reportgen.names import MODEL_SUFFIXES, is_savedmodel, readable  # noqa: E402
 from reportgen.names import CODE_SPEC_PATTERN, is_code_spec, is_model_path, missing_model  # noqa: E402,F401
 
 CODE_SPEC = re.compile(CODE_SPEC_PATTERN)
+
+
+@dataclass
+class LoadedModel:
+    """A model and where it came from."""
+
+    model: Any
+    name: str  # the report folder's name: file stem, architecture name or callable name
+    source: str  # the path, "keras.applications.VGG16 (weights=imagenet)", or "module:callable"
+    sha256: str | None
+    architecture: str | None = None  # keras.applications name, when loaded by name
+    weights: str | None = None
+    # Default input for the analyses when the user gives no --image (the demo's
+    # held-out samples): list of (pixels uint8 HxWxC, label str).
+    sample_images: list = field(default_factory=list)
+    class_names: list[str] | None = None
+    unsafe: bool = False  # loaded with --unsafe
+
 
 
 def sha256(path: Path) -> str:

@@ -7,6 +7,7 @@ Each list is the registry its feature reads (the CAM methods in
 so a name can never be valid on the command line and unknown behind it.
 """
 
+VERSION = "0.2.0"  # reportgen.__version__; here so that any module can read it without importing the package
 CAM_METHODS = ("gradcam", "gradcampp", "layercam", "scorecam")
 PATTERN_STYLES = ("classic", "robust")
 PREPROCESS_MODES = ("auto", "none", "unit", "caffe", "tf", "torch")

@@ -206,22 +206,24 @@ class Options:
                                  parse=one_of(("warning", "error")))
 
     def __post_init__(self) -> None:
-        """Values given as text (from ``Report(top_k="5")`` or a config) go through the flags' parsers."""
+        """Values given as text (``Report(top_k="5")``, ``cam="gradcam,layercam"``, a config) go through the
+        flags' parsers, and a bad one is a UserError naming the flag. Values of the right type are kept as
+        given: each section validates them, with the message its flag documents."""
+        from reportgen.errors import UserError
+
         for f in fields(self):
             value = getattr(self, f.name)
             parse = f.metadata.get("parse")
-            if value is None or parse is None or value == f.default:
+            if parse is None or not isinstance(value, str) or isinstance(f.default, str) and parse is not preprocess:
                 continue
-            if f.metadata.get("many") or isinstance(f.default, tuple):
-                items = (value,) if isinstance(value, str) and f.metadata.get("many") else value
-                if f.metadata.get("many"):
-                    value = tuple(parse(v) for v in items)
-                else:
-                    value = parse(value)
-            else:
-                value = parse(value)
-            object.__setattr__(self, f.name, value)
-        for name in ("images", "image_dirs", "inputs"):
+            try:
+                parsed = parse(value)
+            except ValueError as exc:
+                raise UserError(f"{flag(f)}: {exc}") from None
+            if f.metadata.get("many") and not isinstance(parsed, tuple):
+                parsed = (parsed,)
+            object.__setattr__(self, f.name, parsed)
+        for name in ("images", "image_dirs", "inputs", "formats"):
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, (value,))
@@ -233,6 +235,10 @@ class Options:
                 object.__setattr__(self, name, (value,))
             elif value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value) or None)
+        for name in ("sections", "cam"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
 
 def option_fields() -> list:

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import reportgen
+from reportgen.names import VERSION
 from reportgen import render
 from reportgen import sections as registry
 from reportgen.analyses.overview import generated_at
@@ -116,7 +116,7 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
     page_notes = notes.page_notes(ctx)
     state = notes.weights_state(ctx)
     data: dict = {
-        "reportgen_version": reportgen.__version__,
+        "reportgen_version": VERSION,
         "generated": generated,
         "sections": names,
         "settings": {},
@@ -215,7 +215,7 @@ def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, li
 def page_variables(title: str, source: str, generated: str | None = None) -> dict:
     """What every page template (base.html.j2) needs."""
     return {
-        "reportgen_version": reportgen.__version__,
+        "reportgen_version": VERSION,
         "generated": generated or generated_at(),
         "model_name": title,
         "model_source": source,
@@ -311,7 +311,7 @@ def errors_log(ctx: Context) -> str | None:
     """The tracebacks of the failed sections, for ``errors.log``."""
     if not ctx.errors:
         return None
-    parts = [f"reportgen {reportgen.__version__}: {len(ctx.errors)} section(s) failed for {ctx.loaded.source}\n"]
+    parts = [f"reportgen {VERSION}: {len(ctx.errors)} section(s) failed for {ctx.loaded.source}\n"]
     for e in ctx.errors:
         parts.append(f"=== section '{e.section}': {e.error}: {e.message}\n{e.traceback}")
     return "\n".join(parts)

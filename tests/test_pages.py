@@ -152,7 +152,9 @@ def test_report_json_and_caption_name_the_channel_and_why(tmp_path, cli):
     assert {v["channel_chosen_by"] for v in kernels.values()} == {"largest kernel norm"}
     html = r.html()
     assert "input channel 4 of 6 (the one with the largest kernel norm)" in html
-    assert json.loads(json.dumps(r.json["settings"]))["kernel_channel"] is None
+    # settings records the channel each layer used, not null for "the default"
+    assert json.loads(json.dumps(r.json["settings"]))["kernel_channel"] == {
+        p: k["channel"] for p, k in r.json["kernels"].items()}
 
     forced = Report(model, sections="kernels", kernel_channel=1).json["kernels"]
     assert forced["conv_b"]["channel"] == 1 and forced["conv_b"]["channel_chosen_by"] == "--kernel-channel"
@@ -210,6 +212,7 @@ def test_activation_zeros_come_from_the_relu_after_each_conv(monkeypatch):
     seen = _capture_depth_chart(monkeypatch)
     r = Report(model, images=list(pixels), sections="weights,features")
     ctx = r._build()[0]
+    html = r.html()  # figures are drawn when a page shows them
     x = np.stack([np.asarray(im.input, dtype=np.float32) for im in ctx.images])  # what the report fed the model
     assert len(x) == 5
     panel = next(p for p in seen["panels"] if p["name"].startswith("activations = 0"))
@@ -219,7 +222,6 @@ def test_activation_zeros_come_from_the_relu_after_each_conv(monkeypatch):
         truth = float((keras.Model(model.inputs, relu.output).predict(x, verbose=0) == 0).mean())
         assert panel["values"][i] == pytest.approx(truth, abs=1e-3), i
     assert panel["open"] == list(range(6))  # every point measured on the layer after
-    html = r.html()
     assert "right after them" in html and "conv1 → relu1" in html
 
 

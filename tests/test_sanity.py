@@ -11,6 +11,7 @@ from scipy.stats import spearmanr
 
 import digits_models as dm
 from reportgen.analyses import sanity as S
+from reportgen.analyses.findings.sanity import check_sanity
 from reportgen.analyses.baseline import fresh_values
 from reportgen.analyses.cam import find_target_layer
 from reportgen.analyses.cam import heatmaps as gradcam_heatmaps
@@ -45,7 +46,7 @@ def test_unchanged_heatmaps_give_about_1_and_a_finding(monkeypatch):
     monkeypatch.setattr(S, "randomised", unchanged)
     result = S.cascade(model, layer, dm.held_out(4))
     assert result.statistic == pytest.approx(1.0, abs=1e-6)
-    found = S.check_sanity(result, 0.5)
+    found = check_sanity(result, 0.5)
     assert [(f["kind"], f["layer"], f["anchor"]) for f in found] == [("gradcam_sanity", layer, "findings-sanity")]
 
 
@@ -68,6 +69,6 @@ def test_trained_model_vs_randomised_copy_is_clearly_lower_and_the_model_is_unto
     np.testing.assert_allclose(result.heatmaps[-1], gradcam_heatmaps(base, layer, x, classes), atol=1e-5)
     assert result.correlations.shape == (2, 4)
     assert result.statistic < 0.3
-    assert S.check_sanity(result, 0.5) == []
+    assert check_sanity(result, 0.5) == []
     for w, w0 in zip(model.get_weights(), before):  # the user's model is never modified
         np.testing.assert_array_equal(w, w0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from reportgen.context import LoadedModel
+from reportgen.loading import LoadedModel
 
 
 def _shapes(specs: Any) -> Any:
@@ -51,11 +51,11 @@ def describe_model(loaded: LoadedModel) -> dict:
 def versions() -> dict:
     import keras
 
-    import reportgen
+    from reportgen.names import VERSION
     from reportgen import backend
 
     return {
-        "reportgen": reportgen.__version__,
+        "reportgen": VERSION,
         **backend.versions(),
         "keras": keras.__version__,
         "numpy": np.__version__,

@@ -20,13 +20,13 @@ TRAINING_FILE = "training.json"  # written beside a report by reportgen.keras.Re
 
 def index_data(rows: Sequence[dict], drift: dict | None, note: str | None, title: str) -> dict:
     """index.json: the rows (in order), a summary, the drift block and the run's exit status."""
-    import reportgen
+    from reportgen.names import VERSION
     from reportgen.analyses.overview import generated_at
 
     models = [{k: r.get(k) for k in ROW_KEYS if k in r} for r in rows]
     counts = {s: sum(r["status"] == s for r in rows) for s in ("written", "flagged", "failed")}
     return {
-        "reportgen_version": reportgen.__version__,
+        "reportgen_version": VERSION,
         "generated": generated_at(),
         "kind": "index",
         "title": title,

@@ -105,9 +105,9 @@ def sample_photo_path() -> str:
         path = Path(folder) / "mpl-data" / "sample_data" / SAMPLE_PHOTO
         if path.is_file():
             return str(path)
-    from matplotlib import cbook
+    from reportgen.errors import UserError
 
-    return str(cbook.get_sample_data(SAMPLE_PHOTO, asfileobj=False))
+    raise UserError("no image was given and Matplotlib's sample photo is not installed; pass --image or --images")
 
 
 def _pick_samples(samples: Sequence) -> list:

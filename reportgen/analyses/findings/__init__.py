@@ -35,7 +35,7 @@ from reportgen.analyses.findings.core import (  # noqa: F401
     sort_findings,
     summarise,
 )
-from reportgen.analyses.findings.kinds import KINDS, SEVERITIES, anchor_id, slug  # noqa: F401
+from reportgen.finding_kinds import KINDS, SEVERITIES, anchor_id, slug  # noqa: F401
 from reportgen.analyses.findings.patterns import check_patterns  # noqa: F401
 from reportgen.analyses.findings.weights import dead_units, weight_findings  # noqa: F401
 
@@ -62,7 +62,7 @@ def _patterns(model, inputs, t):
 
 
 def _sanity(model, inputs, t):
-    from reportgen.analyses.sanity import check_sanity
+    from reportgen.analyses.findings.sanity import check_sanity
 
     return [f for result in inputs["sanity"] for f in check_sanity(result, t.sanity_correlation)]
 

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from reportgen.analyses.findings.kinds import KINDS, SEVERITIES
+from reportgen.finding_kinds import KINDS, SEVERITIES
 
 Finding = dict
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}

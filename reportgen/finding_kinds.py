@@ -1,6 +1,7 @@
 """Every kind of finding, defined once: severity, label, evidence section, anchor.
 
-The one registry of finding kinds (as ydata-profiling's ``AlertType``): the
+The one registry of finding kinds (as ydata-profiling's ``AlertType``). It
+sits below the configuration and the analyses, importing neither: the
 configuration reads default severities from it, the findings table its
 labels, and each finding its anchor -- the id of the report figure that holds
 the evidence, ``<section>-<slug of the layer path>``.
@@ -11,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reportgen.anchors import anchor_id, slug  # noqa: F401  (re-exported)
-from reportgen.config import SEVERITIES  # noqa: F401  (re-exported: one tuple of severities)
+
+SEVERITIES = ("info", "warning", "error")  # one tuple of severities, lowest first
 
 
 @dataclass(frozen=True)
