@@ -1,10 +1,14 @@
 """What every section receives (:class:`Context`) and returns (:class:`SectionResult`).
 
-Compute, then describe, then present: the analyses compute typed data, which
-the context computes once, when first asked, and shares between sections
-(``ctx.weights``, ``ctx.activity``, ``ctx.images``, ``ctx.analyses``). A
-section describes that data as JSON for report.json and as a view (numbers,
-figure data URIs) for its template, which only presents.
+Compute, then describe, then present. The analyses compute typed data; each
+is declared once in :data:`ANALYSES` with the analyses it needs, and
+:func:`run_analyses` -- the one scheduler -- computes the ones a report's
+sections declare (each section's ``NEEDS``) in dependency order, timing each
+and keeping a failure to the sections that need it. The results are the
+context's typed attributes (``ctx.weights``, ``ctx.cams``, ``ctx.patterns``,
+``ctx.sanity``, ...), computed once. A section then describes them as JSON for
+report.json and as a view for its template; figures in the view are drawn only
+when a page shows them (:class:`reportgen.plots.Later`).
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ class Context:
     progress: Callable[..., Any] | None = None
     errors: list[SectionError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per section, in the order they ran
-    # Typed analysis results one section computes and another reads (patterns, CAMs).
-    analyses: dict[str, Any] = field(default_factory=dict)
+    # Analyses that raised: name -> (exception type, first line, traceback); their sections fail with them.
+    failed: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    analysis_timings: dict[str, float] = field(default_factory=dict)  # seconds per analysis, as scheduled
     # The mixed-precision policies computed in float32 for this report (reportgen.graph.forward.float32).
     float32_policies: list[str] = field(default_factory=list)
     # Each candidate pixel convention's accuracy, when ``auto`` measured it on labelled images.
@@ -58,6 +63,38 @@ class Context:
     @property
     def model(self) -> Any:
         return self.loaded.model
+
+    def get(self, name: str) -> Any:
+        """An analysis' result, or None when it failed (a section that can do without it)."""
+        return None if name in self.failed else getattr(self, name)
+
+    @cached_property
+    def cams(self) -> Any:
+        """The class activation maps of every chosen method (:mod:`reportgen.analyses.cam.explained`)."""
+        from reportgen.analyses.cam.explained import explain
+        from reportgen.analyses.labels import class_names
+
+        opts = self.options
+        images = self.images
+        head = self.head if images else None
+        names = class_names(self) if images and head.units is not None and not head.is_map else None
+        return explain(self.model, images, head, self.feeds, opts.cam, opts.top_k, opts.gradcam_layer, opts.output,
+                       names, self.progress)
+
+    @cached_property
+    def patterns(self) -> Any:
+        """The filter patterns of the chosen layers (:mod:`reportgen.analyses.patterns.layers`)."""
+        from reportgen.analyses.patterns.layers import compute
+
+        return compute(self.model, self.options, self.preprocessor, self.feeds, self.progress)
+
+    @cached_property
+    def sanity(self) -> Any:
+        """The CAM sanity cascade for each method, or why it did not run (:mod:`reportgen.analyses.sanity`)."""
+        from reportgen.analyses.sanity import run_for
+
+        return run_for(self.model, self.cams, self.images, self.options.cam, self.thresholds, self.options.seed,
+                       self.feeds, self.progress)
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -200,3 +237,66 @@ class Context:
         from reportgen.analyses.cam import classifier_head
 
         return classifier_head(self.model, self.options.output)
+
+
+# --- the analyses and their needs: one declaration, one scheduler ---------------------------------------
+
+ANALYSES: dict[str, tuple[str, ...]] = {
+    "thresholds": (),
+    "feeds": (),
+    "head": (),
+    "weights": (),
+    "weight_findings": ("weights", "thresholds"),
+    "folder": ("head",),
+    "preprocessor": ("folder", "head", "feeds"),
+    "images": ("preprocessor", "folder"),
+    "dataset": ("folder", "preprocessor", "head", "feeds", "thresholds"),
+    "activity": ("dataset", "images", "feeds", "thresholds"),
+    "cams": ("images", "head", "feeds"),
+    "patterns": ("preprocessor", "feeds"),
+    "sanity": ("cams", "images", "thresholds", "feeds"),
+}
+
+
+def schedule(names: Any) -> list[str]:
+    """``names`` and everything they need, each after its needs (a depth-first topological order)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for need in ANALYSES[name]:
+            visit(need)
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return order
+
+
+def run_analyses(ctx: Context, names: Any) -> None:
+    """Compute ``names`` in dependency order, timing each; a failure is kept for the sections that need it
+    (bad input, an interrupt and internal errors of the options' own validation still stop the report)."""
+    import time
+    import traceback
+
+    from reportgen.errors import BadInput, one_line
+
+    for name in schedule(names):
+        if name in ctx.failed or name in vars(ctx):
+            continue
+        broken = [n for n in ANALYSES[name] if n in ctx.failed]
+        if broken:
+            ctx.failed[name] = ctx.failed[broken[0]]
+            continue
+        started = time.perf_counter()
+        try:
+            getattr(ctx, name)
+        except (BadInput, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # one analysis' bug or limit sinks only the sections that need it
+            ctx.failed[name] = (type(exc).__name__, one_line(exc), traceback.format_exc())
+        finally:
+            ctx.analysis_timings[name] = time.perf_counter() - started

@@ -139,7 +139,7 @@ def _probe(model: Any) -> str | None:
     x = np.stack([np.zeros(size, np.float32), np.full(size, 255.0, np.float32)])
     feeds = inputs.feeds_for(model)
     with backend.no_grad():
-        forward.run(model, feeds.batch(backend.tensor(x)),
+        forward.run(model, inputs.model_inputs(feeds, backend.tensor(x)),
                     {first.path: forward.Tap(capture=False, replace=keep_input, stop=True)})
     if not seen:
         return None

@@ -64,14 +64,29 @@ def selected_sections(options: Options) -> list[str]:
     return [name for name in registry.ORDER if name in chosen]
 
 
+def section_needs(module: Any, options: Options) -> tuple[str, ...]:
+    """What a section declares it needs (``NEEDS``: a tuple, or a function of the options)."""
+    needs = getattr(module, "NEEDS", ())
+    return tuple(needs(options) if callable(needs) else needs)
+
+
 def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., Any] | None = None) -> Context:
-    """Validate, then run, every selected section; results land in ``ctx.results``, failures in ``ctx.errors``."""
+    """Validate every selected section, compute the analyses they need (one scheduler, dependency order),
+    then let each describe its results; results land in ``ctx.results``, failures in ``ctx.errors``.
+
+    No section reads another's results: each reads the typed analyses it
+    declares, so sections run in report order. A failed analysis fails the
+    sections that need it (a section's ``OPTIONAL`` needs only leave its
+    checks out).
+    """
     from reportgen import backend
+    from reportgen.context import run_analyses
     from reportgen.graph import forward
 
     ctx = Context(loaded=loaded, options=options, progress=progress)
     names = selected_sections(options)
     modules = {name: registry.module(name) for name in names}
+    needs = {name: section_needs(mod, options) for name, mod in modules.items()}
     with backend.precision(), forward.float32(loaded.model) as policies:
         ctx.float32_policies = policies
         validate_common(ctx)
@@ -79,13 +94,18 @@ def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., 
             validate = getattr(mod, "validate", None)
             if validate is not None:
                 validate(ctx)
-        compute_order = [n for n in names if n != "findings"] + [n for n in names if n == "findings"]
-        bar = progress(compute_order, desc="analyses") if progress else compute_order
-        for name in bar:
-            if progress is not None and hasattr(bar, "set_postfix_str"):
-                bar.set_postfix_str(name)
+        wanted = list(dict.fromkeys(n for name in names for n in needs[name]))
+        run_analyses(ctx, wanted)
+        for name in names:
+            optional = set(getattr(modules[name], "OPTIONAL", ()))
+            broken = [n for n in needs[name] if n in ctx.failed and n not in optional]
             started = time.perf_counter()
             try:
+                if broken:
+                    error, message, trace = ctx.failed[broken[0]]
+                    ctx.errors.append(SectionError(name, error, f"analysis '{broken[0]}': {message}", trace))
+                    ctx.results[name] = SectionResult(json={}, view={})
+                    continue
                 ctx.results[name] = modules[name].run(ctx)
             except (BadInput, KeyboardInterrupt):
                 raise
@@ -94,7 +114,20 @@ def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., 
                 ctx.results[name] = SectionResult(json={}, view={})
             finally:
                 ctx.timings[name] = time.perf_counter() - started
+    _attribute(ctx, names, needs)
     return ctx
+
+
+def _attribute(ctx: Context, names: list[str], needs: dict[str, tuple[str, ...]]) -> None:
+    """Each analysis' seconds counted in the first section that needs it (findings last: it reads the others)."""
+    from reportgen.context import schedule
+
+    counted: set[str] = set()
+    for name in [n for n in names if n != "findings"] + [n for n in names if n == "findings"]:
+        for analysis in schedule(needs[name]):
+            if analysis not in counted:
+                counted.add(analysis)
+                ctx.timings[name] = ctx.timings.get(name, 0.0) + ctx.analysis_timings.get(analysis, 0.0)
 
 
 def validate_common(ctx: Context) -> None:
@@ -123,6 +156,7 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
         "notes": page_notes,
         "section_errors": [e.to_json() for e in ctx.errors],
         "timings": {n: round(ctx.timings[n], 2) for n in names if n in ctx.timings},
+        "analysis_timings": {n: round(v, 2) for n, v in ctx.analysis_timings.items()},
     }
     for name in names:
         render.deep_merge(data, ctx.results[name].json)

@@ -267,7 +267,7 @@ def test_rose_counts_the_filters_that_rose_by_the_margin_of_their_scale(trained_
         patterns.validate(ctx)
         result = patterns.run(ctx)
         for layer in result.view["layers"]:
-            r = ctx.analyses["patterns"][layer["path"]]
+            r = ctx.patterns.results[layer["path"]]
             entry = result.json["patterns"][layer["path"]]
             rose = barely = flat = 0
             for s, e in zip(r.activation_start.tolist(), r.activation_end.tolist()):
@@ -296,7 +296,7 @@ def test_first_conv_layer_patterns_show_what_the_kernel_looks_for_not_noise(trai
     n = kernel.shape[-1]
     ctx = Context(LoadedModel(model, "d", "d", None), Options(pattern_layers=("conv1",), pattern_size=24))
     result = patterns.run(ctx)
-    r = ctx.analyses["patterns"]["conv1"]
+    r = ctx.patterns.results["conv1"]
     entry = result.json["patterns"]["conv1"]
     assert entry["affine_in_image"] and entry["objective"] == "activation" and entry["keep_mean"]
     assert entry["steps"] == 200  # a cheap layer: the step count is fitted to the compute budget
@@ -340,7 +340,7 @@ def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_
     result = patterns.run(ctx)
     found = check_patterns(result.json["patterns"], Thresholds())
     for path, entry in result.json["patterns"].items():
-        r = ctx.analyses["patterns"][path]
+        r = ctx.patterns.results[path]
         flat = {f for f, s, e in zip(r.filters, r.activation_start, r.activation_end)
                 if not (e - s > 1e-6 * max(abs(s), abs(e)))}
         mine = [f for f in found if f["layer"] == path]
@@ -348,4 +348,4 @@ def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_
         if entry["keep_mean"]:
             assert all("noise start" in f["message"] and "brightness" in f["message"] for f in mine)
     # the same check reads a PatternResult object as well as its JSON
-    assert len(check_patterns(ctx.analyses["patterns"], Thresholds())) == len(found)
+    assert len(check_patterns(ctx.patterns.results, Thresholds())) == len(found)

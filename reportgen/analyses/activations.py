@@ -18,6 +18,7 @@ import numpy as np
 
 from reportgen import backend, graph
 from reportgen.graph import forward
+from reportgen.graph.inputs import model_inputs
 
 RELU_LIKE = ("relu", "relu6")
 SATURATING = ("sigmoid", "tanh")
@@ -143,10 +144,8 @@ class UnitCounter:
 
 
 def batch_size(model: Any) -> int:
-    """Images per batch within :data:`BATCH_BYTES`: the largest map of ANY layer (tapped or not), ~4 alive at once
-    (a layer's input, its output, a skip connection, a temporary) -- maps are freed once consumed."""
-    per_image = max(graph.map_elements(model), default=1) * 4 * 4
-    return int(max(1, min(64, BATCH_BYTES // max(1, per_image))))
+    """Images per batch of this forward-only pass: :func:`reportgen.graph.images_per_batch` within :data:`BATCH_BYTES`."""
+    return graph.images_per_batch(model, BATCH_BYTES)
 
 
 def unit_activity(model: Any, batches: Iterable[np.ndarray], feeds: Any = None, tolerance: float = 1e-6,
@@ -160,7 +159,7 @@ def unit_activity(model: Any, batches: Iterable[np.ndarray], feeds: Any = None, 
         if refs:
             x = backend.tensor(np.asarray(batch, dtype=np.float32))
             with backend.no_grad():
-                trace = forward.run(model, feeds.batch(x) if feeds is not None and not feeds.single else x, taps)
+                trace = forward.run(model, model_inputs(feeds, x), taps)
             for ref in refs:
                 counter.add(ref.path, trace.captured[ref.path])
         counter.images += len(batch)

@@ -73,11 +73,12 @@ def _predict(model: Any, x: np.ndarray, head: Any, feeds: Any) -> np.ndarray:
     """Predicted class per image, as ``model.predict`` would give it for the chosen output."""
     from reportgen import backend
     from reportgen.graph import forward
+    from reportgen.graph.inputs import model_inputs
     from reportgen.analyses.cam.base import pick
 
     with backend.no_grad():
         inputs = backend.tensor(x)
-        trace = forward.run(model, inputs if feeds is None or feeds.single else feeds.batch(inputs))
+        trace = forward.run(model, model_inputs(feeds, inputs))
     y = backend.numpy(pick(trace.output, head.output)).astype(np.float64).reshape(len(x), -1)
     if head.is_binary:
         return (y[:, 0] > 0.5).astype(np.int64)

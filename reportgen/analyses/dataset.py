@@ -21,8 +21,10 @@ import numpy as np
 
 from reportgen import backend, graph
 from reportgen.graph import forward
+from reportgen.graph.inputs import model_inputs
 from reportgen.analyses.activations import Activity, UnitCounter, activation_layers, unit_reduction
-from reportgen.analyses.cam.base import activate, pick
+from reportgen.analyses.cam.base import activate, normalise, pick
+from reportgen.analyses.cam.gradcam import gradcam_map
 from reportgen.analyses.cam.head import Head
 
 BATCH_BYTES = 384 << 20  # activations kept for one batch's backward pass
@@ -64,10 +66,9 @@ class DatasetStats:
 
 
 def batch_size(model: Any) -> int:
-    """Images per batch within :data:`BATCH_BYTES`: every layer's output, kept for the backward pass, ~3 copies
-    (sized at the images' size where the model leaves it open)."""
-    per = sum(graph.map_elements(model)) * 4 * 3
-    return int(max(1, min(64, BATCH_BYTES // max(1, per))))
+    """Images per batch of this pass (it has a backward pass): :func:`reportgen.graph.images_per_batch` within
+    :data:`BATCH_BYTES`."""
+    return graph.images_per_batch(model, BATCH_BYTES, backward=True)
 
 
 class DatasetPass:
@@ -83,9 +84,7 @@ class DatasetPass:
         self.refs = [r for r in activation_layers(model) if not (linear_head and r.path == head.final_path)]
         self.kinds = {r.path: graph.activation_name(r.layer) for r in self.refs}
         self.tolerance, self.margin = tolerance, margin
-        self.binary = head.is_binary
         self._shapes: dict[tuple, tuple] = {}
-        binary = self.binary
         classify = head.units is not None and not head.is_map
 
         reducers = {r.path: unit_reduction(self.kinds[r.path], margin) for r in self.refs}
@@ -96,12 +95,9 @@ class DatasetPass:
                 taps[cam_layer] = forward.Tap(add=delta)
             if linear_head:
                 taps[head.final_path] = forward.Tap(linear=True, capture=False)
-            inputs = x if feeds is None or feeds.single else feeds.batch(x)
-            trace = forward.run(model, inputs, taps)
-            y = pick(trace.output, head.output)
+            trace = forward.run(model, model_inputs(feeds, x), taps)
+            y = head.class_scores(pick(trace.output, head.output), ops)  # one sigmoid unit: two classes
             stats = {p: f(trace.captured[p]) if p == cam_layer else trace.captured[p] for p, f in reducers.items()}
-            if binary:  # one sigmoid unit: class 1 is its logit (or probability), class 0 the opposite
-                y = ops.concatenate([-y, y] if head.score == "logit" else [1.0 - y, y], axis=-1)
             if classify:
                 predicted = ops.argmax(y, axis=-1)
                 target = ops.where(labels >= 0, labels, predicted)
@@ -118,9 +114,7 @@ class DatasetPass:
             _score, (y, stats, acts), grads = value_and_grad(delta, x, labels)
             if cam_layer is None:
                 return y, stats, ops.zeros(())
-            alpha = ops.mean(grads, axis=(1, 2))  # Grad-CAM: pooled gradients
-            cam = ops.relu(ops.einsum("nhwk,nk->nhw", acts, alpha))
-            return y, stats, cam
+            return y, stats, gradcam_map(acts, grads, ops)  # the CAM package's Grad-CAM, on tensors
 
         self._step = backend.function(step, list(model.variables))
 
@@ -133,8 +127,7 @@ class DatasetPass:
             shape = graph.anatomy(self.model).ref(self.layer).output_shape
             dims = tuple(shape[1:])
             if any(d is None for d in dims):
-                inputs = x[:1] if self.feeds is None or self.feeds.single else self.feeds.batch(x[:1])
-                trace = forward.run(self.model, inputs, {self.layer: forward.Tap(stop=True)})
+                trace = forward.run(self.model, model_inputs(self.feeds, x[:1]), {self.layer: forward.Tap(stop=True)})
                 dims = tuple(int(d) for d in backend.numpy(trace.captured[self.layer]).shape[1:])
             self._shapes[key] = tuple(int(d) for d in dims)
         return (len(x),) + self._shapes[key]
@@ -169,15 +162,11 @@ def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tu
     for x, labels, idx in batches:
         n = len(x)
         y, unit_stats, cam = runner(x, labels)
-        probs = activate(head, y[:, 1:] if runner.binary else y)  # one sigmoid unit: y is (-z, z) here
+        probs = activate(head, y)
         for path, reduced in unit_stats.items():
             counter.add(path, reduced)
         counter.images += n
-        if cam.ndim == 3:
-            peak = cam.reshape(n, -1).max(axis=1)
-            norm = cam / np.where(peak > 0, peak, 1.0)[:, None, None]
-        else:
-            norm = None
+        norm = normalise(cam)[0].astype(np.float64) if cam.ndim == 3 else None  # as every CAM: each map / its max
         if classify:
             predicted = probs.argmax(axis=1)
             target = np.where(labels >= 0, labels, predicted)

@@ -15,6 +15,7 @@ import numpy as np
 
 from reportgen import backend, graph
 from reportgen.graph import forward
+from reportgen.graph.inputs import model_inputs
 
 
 @dataclass
@@ -54,7 +55,7 @@ def compute(model: Any, refs: Sequence[graph.LayerRef], inputs: np.ndarray, feed
     x = backend.tensor(np.asarray(inputs, dtype=np.float32))
     taps = {r.path: forward.Tap() for r in refs}
     with backend.no_grad():  # a model that cannot run on the images fails this section, with its own error
-        trace = forward.run(model, feeds.batch(x) if feeds is not None else x, taps)
+        trace = forward.run(model, model_inputs(feeds, x), taps)
     result = []
     for ref in refs:
         maps = backend.numpy(trace.captured[ref.path]).astype(np.float32)

@@ -201,3 +201,29 @@ def cascade(
     result.heatmaps = np.stack(maps)
     result.correlations = np.asarray(corrs, dtype=np.float64)
     return result
+
+
+
+@dataclass
+class SanitySet:
+    """The cascade for each CAM method of the report, or why it did not run (``status``)."""
+
+    status: str
+    results: list[SanityResult] = field(default_factory=list)
+    images: int = 0
+
+
+def run_for(model: Any, cams: Any, images: Sequence[Any], methods: Sequence[str], t: Any, seed: int = 0,
+            feeds: Any = None, progress: Any = None) -> SanitySet:
+    """An analysis that needs the CAMs: re-run each method's maps as the weights are randomised."""
+    if t.sanity_steps == 0:
+        return SanitySet("not run: sanity_steps = 0 in the configuration")
+    if cams is None or not cams.results:
+        return SanitySet("not run: the report has no class activation maps")
+    k = min(t.sanity_images, len(images))
+    x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images[:k]])
+    out = SanitySet("run", images=k)
+    for name in methods:
+        out.results.append(cascade(model, cams.layer, x, max_steps=t.sanity_steps, method=name, seed=seed,
+                                   progress=progress, head=cams.head, feeds=feeds))
+    return out

@@ -218,14 +218,23 @@ def feature_map_layers(model: keras.Model) -> list[LayerRef]:
 
 def spatial_size(ref: LayerRef) -> tuple | None:
     """The spatial part of a layer's output shape (channels-last)."""
-    if ref.output_shape is None or len(ref.output_shape) < 3:
+    return spatial_part(ref.output_shape)
+
+
+def spatial_part(shape: Sequence | None) -> tuple | None:
+    """The spatial part of an output shape (channels-last, with its batch): None for a flat or unknown shape."""
+    if shape is None or len(shape) < 3:
         return None
-    return tuple(ref.output_shape[1:-1])
+    return tuple(shape[1:-1])
+
+
+def one_pixel(size: tuple | None) -> bool:
+    """Whether a spatial size is a single pixel (globally pooled features)."""
+    return size is not None and all(d == 1 for d in size)
 
 
 def _single_pixel(ref: LayerRef) -> bool:
-    size = spatial_size(ref)
-    return size is not None and all(d == 1 for d in size)
+    return one_pixel(spatial_size(ref))
 
 
 def image_input_index(model: Any) -> int | None:

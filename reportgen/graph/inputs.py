@@ -55,6 +55,12 @@ class Feeds:
                 for i, (n, s) in enumerate(zip(self.names, self.shapes))]
 
 
+def model_inputs(feeds: Feeds | None, images: Any) -> Any:
+    """What the model is called with for a batch of images: the images alone without :class:`Feeds` (or for
+    a model with one input), else ``feeds.batch(images)``. The one adapter every forward pass uses."""
+    return images if feeds is None else feeds.batch(images)
+
+
 def _parse(spec: str) -> tuple[str, str]:
     if "=" not in spec:
         raise UserError(f"--input '{spec}' is not NAME=FILE.npy; give the input's name, '=', and a .npy file")

@@ -101,6 +101,28 @@ def map_elements(model: keras.Model) -> list[int]:
     return [int(np.prod([d or 1 for d in r.output_shape[1:]])) for r in refs]
 
 
+def images_within(bytes_per_image: int, budget: int, most: int = 64) -> int:
+    """Images per batch: as many as fit ``budget`` bytes at ``bytes_per_image`` each, at least 1, at most ``most``.
+
+    The one batch-size rule: the data-set pass, the unit-activity pass (both
+    through :func:`images_per_batch`) and the pattern ascent's chunks.
+    """
+    return int(max(1, min(most, budget // max(1, int(bytes_per_image)))))
+
+
+def images_per_batch(model: keras.Model, budget: int, backward: bool = False, most: int = 64) -> int:
+    """Images per batch of ``model`` within ``budget`` bytes of float32 activations (:func:`map_elements`).
+
+    Forward only: the largest map of ANY layer (tapped or not), ~4 alive at
+    once (a layer's input, its output, a skip connection, a temporary) -- maps
+    are freed once consumed. With a ``backward`` pass every layer's output is
+    kept for it, ~3 copies.
+    """
+    sizes = map_elements(model)
+    elements = sum(sizes) * 3 if backward else max(sizes, default=1) * 4
+    return images_within(elements * 4, budget, most)
+
+
 def ancestors(model: keras.Model, output: int = 0) -> set[str] | None:
     """Paths of the layers that output ``output`` depends on (functional models); None when unknown."""
     if not is_traceable(model):

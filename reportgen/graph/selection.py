@@ -2,36 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import keras
 import numpy as np
 
 from reportgen.errors import UserError
-from reportgen.graph.anatomy import _single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output, spatial_size, walk
+from reportgen.graph.anatomy import (_single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output, one_pixel,
+                                     spatial_part, spatial_size, walk)
 from reportgen.graph.kinds import is_conv
 from reportgen.graph.probe import _with_concrete_sizes, ancestors
 from reportgen.graph.trace import LayerRef
 
 
+T = TypeVar("T")
+
+
+def _output_shape(ref: LayerRef) -> Sequence | None:
+    return ref.output_shape
+
+
+def stages(items: Sequence[T], shape: Callable[[T], Sequence | None] = _output_shape) -> list[list[T]]:
+    """``items`` (layers in model order) cut into stages: a stage is a run of layers at one spatial size.
+
+    The one stage grouping: :func:`stage_starts`, the weights chart's marks and
+    the layer table's stage summary read it. ``shape`` gives an item's output
+    shape (channels-last; a :class:`LayerRef`'s own by default). Layers whose
+    output is a single pixel (the squeeze-and-excitation convs of EfficientNet
+    and MobileNetV3, which act on globally pooled features) neither start nor
+    end a stage: they join the current one (they would otherwise split every
+    block in two); before any stage, they make a stage without a start. Layers
+    with a flat output (the dense head) are a stage of their own.
+    """
+    runs: list[list[T]] = []
+    last: Any = object()
+    for item in items:
+        size = spatial_part(shape(item))
+        if one_pixel(size):
+            if not runs:
+                runs.append([])
+        elif size != last:
+            runs.append([])
+            last = size
+        runs[-1].append(item)
+    return runs
+
+
 def stage_starts(refs: Sequence[LayerRef]) -> list[LayerRef]:
-    """The first layer of each stage: a stage is a run of layers at one spatial size.
+    """The first layer of each stage (:func:`stages`; a run of single-pixel layers before any stage has none).
 
     For VGG16's conv layers this gives ``block1_conv1`` ... ``block5_conv1``.
-    Layers whose output is a single pixel (the squeeze-and-excitation convs of
-    EfficientNet and MobileNetV3, which act on globally pooled features) neither
-    start nor end a stage: they would otherwise split every block in two.
     """
-    starts: list[LayerRef] = []
-    last = object()
-    for ref in refs:
-        if _single_pixel(ref):
-            continue
-        size = spatial_size(ref)
-        if size != last:
-            starts.append(ref)
-            last = size
-    return starts
+    return [run[0] for run in stages(refs) if not _single_pixel(run[0])]
 
 
 def find_layers(refs: Sequence[LayerRef], names: Iterable[str], option: str) -> list[LayerRef]:

@@ -15,6 +15,7 @@ from reportgen.errors import UserError
 from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, pyplot
 
 TITLE = "Data set"
+NEEDS = ("folder", "dataset", "head", "preprocessor", "images")
 
 
 def validate(ctx: Context) -> None:

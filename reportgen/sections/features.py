@@ -19,6 +19,7 @@ from reportgen.errors import UserError
 from reportgen.plots import ACTIVATION_CMAP, Later, channel_range, colorize, fig_to_uri, mosaic, normalise, pyplot
 
 TITLE = "Feature maps"
+NEEDS = ("images",)
 COLUMNS = 8
 MARGIN = 2
 TILE_PX = 64  # channels are resampled to about this many pixels a side

@@ -28,6 +28,22 @@ from reportgen.plots import Later, fig_to_uri, heatmap_overlay, plain_log_axis, 
 TITLE = "Findings"
 
 
+def NEEDS(options: Any) -> tuple[str, ...]:
+    """The weight facts always; the units on the images, the CAMs' sanity check and the patterns when the
+    report has them (a failed one only leaves its checks out)."""
+    needs = ["weights", "weight_findings", "thresholds"]
+    if options.image_dirs or {"features", "gradcam"} & set(options.sections):
+        needs += ["images", "activity"]
+    if "gradcam" in options.sections:
+        needs += ["cams", "sanity"]
+    if "patterns" in options.sections:
+        needs.append("patterns")
+    return tuple(needs)
+
+
+OPTIONAL = ("activity", "cams", "sanity", "patterns")  # checks that need a failed one are left out
+
+
 def validate(ctx: Context) -> None:
     """Bad thresholds fail before any analysis runs."""
     config.load(ctx.options.config)
@@ -116,23 +132,19 @@ def _class_labels(ctx: Context, result: S.SanityResult) -> list[str]:
 
 
 def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[S.SanityResult]]:
-    """Run the sanity check for each CAM method of the report (JSON, views, results)."""
+    """The sanity check of each CAM method (an analysis that needs the CAMs): JSON, views, results."""
     from reportgen.analyses import cam
 
     if "gradcam" not in ctx.options.sections:
         return {"status": "not run: the gradcam section was not selected"}, [], []
-    if t.sanity_steps == 0:
-        return {"status": "not run: sanity_steps = 0 in the configuration"}, [], []
-    done = ctx.analyses.get("cam")
-    if not done:
-        return {"status": "not run: the report has no class activation maps"}, [], []
-    images = ctx.images
-    k = min(t.sanity_images, len(images))
-    x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images[:k]])
+    done = ctx.get("sanity")
+    if done is None:
+        return {"status": "not run: the class activation maps failed (see the gradcam section)"}, [], []
+    if done.status != "run":
+        return {"status": done.status}, [], []
+    images, k, layer = ctx.images, done.images, ctx.cams.layer
     results, views, blocks = [], [], []
-    for name in ctx.options.cam:
-        result = S.cascade(ctx.model, done["layer"], x, max_steps=t.sanity_steps, method=name,
-                           seed=ctx.options.seed, progress=ctx.progress, head=done["head"], feeds=ctx.feeds)
+    for name, result in zip(ctx.options.cam, done.results):
         results.append(result)
         title = cam.METHODS[name].title
         blocks.append({**result.as_json(), "threshold": t.sanity_correlation})
@@ -141,7 +153,7 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
             "id": "findings-sanity" if not views else f"findings-sanity-{name}",
             "figure": Later(sanity_figure, result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title)
             if result.steps else None,
-            "layer": done["layer"],
+            "layer": layer,
             "steps": [{"label": s, "layers": len(ls), "mean": float(m)}
                       for s, ls, m in zip(result.steps, result.step_layers, result.mean_correlations)],
             "statistic": result.statistic,
@@ -260,10 +272,10 @@ def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
 def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[dict]]:
     """Every check whose inputs this report has; (raw findings, sanity JSON, sanity views)."""
     inputs: dict[str, Any] = {"weights": ctx.weights}
-    if ctx.wants_activity:
+    if ctx.wants_activity and ctx.get("activity") is not None:
         inputs["activity"] = ctx.activity
-    if "patterns" in ctx.analyses:
-        inputs["patterns"] = ctx.analyses["patterns"]
+    if "patterns" in ctx.options.sections and ctx.get("patterns") is not None:
+        inputs["patterns"] = ctx.patterns.results
     sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
     if sanity_results:
         inputs["sanity"] = sanity_results

@@ -22,6 +22,7 @@ from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, py
 from reportgen.sections.features import image_entry, image_view
 
 TITLE = "Class activation maps"
+NEEDS = ("images", "head", "cams")
 
 
 def validate(ctx: Context) -> None:
@@ -141,30 +142,17 @@ def run(ctx: Context) -> SectionResult:
     if not images:
         view["note"] = "The model's input is not an image, so there is no class activation map."
         return SectionResult(json={"gradcam": {"note": view["note"]}}, view=view)
-    head = ctx.head
+    found = ctx.cams
+    head = found.head
     view["head_note"] = head.note
     json_images = [image_entry(im) | {"predictions": [], "gradcam": []} for im in images]
-    if head.units is None and not head.is_map:
-        view["note"] = head.note
-        view["images"] = [image_view(im, i) | {"figure": None, "predictions": []} for i, im in enumerate(images)]
-        return SectionResult(json={"images": json_images, "gradcam": {"note": head.note}}, view=view)
-    try:
-        ref = cam.resolve_layer(ctx.model, opts.gradcam_layer, opts.output)
-    except UserError as exc:
-        if opts.gradcam_layer:
-            raise
-        view["note"] = str(exc)
-        return SectionResult(json={"images": json_images, "gradcam": {"note": view["note"]}}, view=view)
-    names = class_names(ctx)
-    batch = np.stack([im.input for im in images])
-    results: dict[str, cam.CamResult] = {}
-    target = None
-    bar = ctx.progress(list(opts.cam), desc="class activation maps") if ctx.progress else opts.cam
-    for name in bar:
-        res = cam.method(name)(ctx.model, ref.path, head, ctx.feeds).explain(batch, target, opts.top_k, names)
-        target = res.target
-        results[name] = res
-    ctx.analyses["cam"] = {"layer": ref.path, "results": results, "head": head}
+    if not found.results:
+        view["note"] = found.note
+        if head.units is None and not head.is_map:
+            view["images"] = [image_view(im, i) | {"figure": None, "predictions": []} for i, im in enumerate(images)]
+        return SectionResult(json={"images": json_images, "gradcam": {"note": found.note}}, view=view)
+    names, results = found.names, found.results
+    ref = graph.anatomy(ctx.model).ref(found.layer)
     first = results[opts.cam[0]]
     outputs = first.outputs
     view.update(layer=ref.path, score=head.score, kind=head.kind, methods=[

@@ -13,6 +13,7 @@ from reportgen.errors import UserError
 from reportgen.plots import WEIGHT_CMAP, Later, colorize, labelled_grid, mosaic, normalise, upscale
 
 TITLE = "Kernel grids"
+NEEDS = ("weight_findings",)
 COLUMNS = 8
 MARGIN = 3
 TILE_PX = 24

@@ -12,6 +12,7 @@ from reportgen.analyses.layer_table import layer_rows
 from reportgen.context import Context, SectionResult
 
 TITLE = "Layers"
+NEEDS = ()
 FULL_TABLE_ROWS = 150  # more rows than this: a stage summary first, the full table folded
 
 

@@ -6,6 +6,7 @@ from reportgen.analyses.overview import describe_model, generated_at, versions
 from reportgen.context import Context, SectionResult
 
 TITLE = "Overview"
+NEEDS = ()
 
 
 def run(ctx: Context) -> SectionResult:

@@ -20,80 +20,40 @@ every interior pixel, so the usual objective can only show a flat image.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from reportgen import graph
 from reportgen.analyses import patterns as fp
 from reportgen.analyses.patterns import cost as pattern_cost
+from reportgen.analyses.patterns import layers as P
 from reportgen.analyses.patterns import rise
-from reportgen.analyses.patterns.objective import affine_in_image, has_nonlinear_activation
+from reportgen.analyses.patterns.layers import (  # noqa: F401  (the section's documented defaults)
+    DEFAULT_SIZE, DEFAULT_STEPS, MAX_SIZE, MIN_SIZE, OBJECTIVE, TRAVEL, layer_steps)
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.plots import DPI, Later, fig_to_uri, mosaic, pyplot
-from reportgen.preprocessing import Preprocessor
 
 TITLE = "Filter patterns"
 COLUMNS = 8
-# Defaults sized so that a default VGG16 report (five layers x 64 filters)
-# spends at most ~3 minutes here on a 2-core CPU (see docs/benchmarks.md);
-# the tutorial's settings are --pattern-size 150 --pattern-steps 40.
-DEFAULT_SIZE = 64
-DEFAULT_STEPS = pattern_cost.MIN_STEPS  # the fewest a layer gets by default; cheap layers get more
-# The classic ascent moves each pixel, in RMS over all its steps, TRAVEL times the start
-# image's RMS contrast (grey start: 5.8 pixel units, so 115 in all, about the 120 of the
-# keras.io tutorial's 30 steps of 10 on an L2-normalised gradient; noise start: 74, so
-# 1,472), whatever the number of steps. At the earlier fixed 20 steps of one pixel unit
-# (travel 3.5) the demo's mosaics were mostly their start noise.
-TRAVEL = 20.0
-MIN_SIZE, MAX_SIZE = 8, 1024
-OBJECTIVE = "pre-activation"  # measured in bench/pattern_objective.py: every filter alive on data rises
 TILE_MIN_PX = 56  # small patterns (28 px for MNIST-sized models) are enlarged, nearest-neighbour
 JPEG_ABOVE = 350_000  # bytes: noisy classic patterns compress badly as PNG
+NEEDS = ("patterns",)
 
 
 def _input_hw(model: Any) -> tuple[int | None, int | None] | None:
-    spec = graph.image_input(model)
-    return None if spec is None else (spec.shape[1], spec.shape[2])
+    return P.input_hw(model)
 
 
 def settings(ctx: Context, refs: list[graph.LayerRef] | None = None) -> tuple[int, int | None]:
-    """(size, steps): the user's, else the defaults; steps None: fitted per layer (:func:`layer_steps`).
-
-    The default size is 64 px, at most a fixed model input's size, and at
-    least the model's minimum input size for the deepest chosen layer: valid
-    convolutions and pooling shrink the image (InceptionV3's last stage needs
-    75 px), so the size grows until that layer still has a map of at least
-    one pixel (:func:`reportgen.graph.min_input_size`).
-    """
-    opts = ctx.options
-    steps = None if opts.pattern_steps is None else int(opts.pattern_steps)
-    if opts.pattern_size is not None:
-        return int(opts.pattern_size), steps
-    hw = _input_hw(ctx.model)
-    fixed = [d for d in (hw or ()) if d is not None]
-    size = max(MIN_SIZE, min([DEFAULT_SIZE] + [int(d) for d in fixed]))
-    if refs:
-        size = max(size, graph.min_input_size(ctx.model, refs[-1].path, size, limit=max([MAX_SIZE] + fixed)))
-    return size, steps
-
-
-def layer_steps(model: Any, path: str, size: int, filters: int) -> int:
-    """The default steps for one layer: as many as fit the compute budget, 20 to 200 (see cost.py)."""
-    try:
-        macs = fp.macs_up_to(model, path, size)
-    except Exception:  # noqa: BLE001  (a model the cost count cannot trace keeps the floor)
-        return DEFAULT_STEPS
-    return pattern_cost.steps_within_budget(macs, filters)
+    """(size, steps) for this report (:func:`reportgen.analyses.patterns.layers.size_and_steps`)."""
+    return P.size_and_steps(ctx.model, ctx.options.pattern_size, ctx.options.pattern_steps, refs)
 
 
 def select(ctx: Context) -> list[graph.LayerRef]:
-    opts = ctx.options
-    if opts.pattern_layers:
-        return graph.find_layers(graph.pattern_candidates(ctx.model), opts.pattern_layers, "--pattern-layers")
-    return graph.default_pattern_layers(ctx.model)
+    return P.select(ctx.model, ctx.options.pattern_layers)
 
 
 def validate(ctx: Context) -> None:
@@ -113,14 +73,6 @@ def validate(ctx: Context) -> None:
                             "leave out the patterns section with --sections")
         select(ctx)
     ctx.preprocessor  # noqa: B018  (a bad --preprocess fails now)
-
-
-def _ticker(ctx: Context, desc: str, total: int) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """A per-layer progress bar driven by ``tick(n)``; ``done()`` closes it."""
-    if ctx.progress is None:
-        return (lambda n: None), (lambda: None)
-    bar = ctx.progress(total=total, desc=desc)
-    return bar.update, bar.close
 
 
 def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
@@ -192,14 +144,11 @@ def run(ctx: Context) -> SectionResult:
     opts = ctx.options
     view: dict = {"layers": [], "note": None, "style": opts.pattern_style,
                   "seed": opts.seed, "filters": opts.pattern_filters, "user_layers": bool(opts.pattern_layers)}
-    if _input_hw(ctx.model) is None:
-        view["note"] = "The model's input is not an image, so its filters have no image patterns to show."
+    found = ctx.patterns
+    if found.note:
+        view["note"] = found.note
         return SectionResult(json={}, view=view)
-    refs = select(ctx)
-    if not refs:
-        view["note"] = "The model has no conv layer with a 2-D output, so there are no filter patterns to show."
-        return SectionResult(json={}, view=view)
-    size, steps = settings(ctx, refs)
+    refs, size, steps = found.refs, found.size, found.steps
     view["size"], view["steps"] = size, steps
     view["min_size_note"] = None
     if opts.pattern_size is None and size > min([DEFAULT_SIZE] + [d for d in _input_hw(ctx.model) if d]):
@@ -225,26 +174,11 @@ def run(ctx: Context) -> SectionResult:
         view["selection"] = (f"the first conv layer of each resolution stage, {len(refs)} of {total_convs} conv "
                              "layers (choose others with --pattern-layers)")
     patterns_json: dict = {}
-    results: dict[str, fp.PatternResult] = {}
-    ctx.analyses["patterns"] = results
     for ref in refs:
-        channels = int(ref.output_shape[-1]) if ref.output_shape else opts.pattern_filters
-        filters = list(range(min(opts.pattern_filters, channels)))
-        n_steps = steps if steps is not None else layer_steps(ctx.model, ref.path, size, len(filters))
-        classic = opts.pattern_style == "classic"
-        affine = affine_in_image(ctx.model, ref.path, size)
-        nonlinear = has_nonlinear_activation(graph.anatomy(ctx.model).layer(ref.path))
-        first_layer_mode = classic and affine and nonlinear
-        tick, done = _ticker(ctx, f"patterns {ref.path}", len(filters) * n_steps)
-        try:
-            result = fp.filter_patterns(ctx.model, ref.path, filters, size, n_steps, preprocessor,
-                                        seed=opts.seed, style=opts.pattern_style, tick=tick,
-                                        objective="activation" if first_layer_mode else OBJECTIVE,
-                                        feeds=ctx.feeds, start="noise" if first_layer_mode else "grey",
-                                        travel=TRAVEL if classic else None, keep_mean=first_layer_mode)
-        finally:
-            done()
-        results[ref.path] = result
+        lp = found.layers[ref.path]
+        result, channels, affine, nonlinear = lp.result, lp.channels, lp.affine, lp.nonlinear
+        first_layer_mode, n_steps = lp.first_layer_mode, result.steps
+        filters = list(result.filters)
         entry = result.to_json()
         entry["activation_start"] = _round(result.activation_start)
         entry["activation_end"] = _round(result.activation_end)

@@ -21,6 +21,15 @@ from reportgen.context import Context, SectionResult
 from reportgen.plots import Later, chart_gaps, depth_chart, fig_to_uri, pyplot
 
 TITLE = "Weights: trained vs. untrained"
+
+
+def NEEDS(options) -> tuple[str, ...]:
+    """The weight facts; the units on the images too when the report has them (the depth chart's zeros)."""
+    images = options.image_dirs or {"features", "gradcam"} & set(options.sections)
+    return ("weights", "weight_findings") + (("images", "activity") if images else ())
+
+
+OPTIONAL = ("activity",)
 CHART_FROM = 6  # kernel layers from which the depth chart is drawn
 
 
@@ -139,7 +148,7 @@ def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
         {"name": "|w| < 1e-3", "values": [stats[p]["near_zero_fraction"] for p in labels], "highlight": hi},
     ]
     notes: list[str] = []
-    activity = ctx.activity if ctx.wants_activity else None
+    activity = ctx.get("activity") if ctx.wants_activity else None
     title = f"{len(refs)} kernel layers in depth order; red: layers with a weight finding"
     if activity is not None and activity.layers:
         panel, note = _activation_panel(ctx, labels, activity)

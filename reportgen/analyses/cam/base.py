@@ -25,9 +25,9 @@ import numpy as np
 from reportgen import backend, graph
 from reportgen.graph import forward
 from reportgen.analyses.cam import targets as T
-from reportgen.analyses.cam.head import Head
+from reportgen.analyses.cam.head import Head, two_classes
 from reportgen.errors import UserError
-from reportgen.graph.inputs import Feeds
+from reportgen.graph.inputs import Feeds, model_inputs
 
 
 @dataclass
@@ -71,11 +71,12 @@ def pick(output: Any, index: int) -> Any:
 
 
 def activate(head: Head, y: np.ndarray) -> np.ndarray:
-    """The model's own output from the explained one: softmax/sigmoid of logits, else as is."""
+    """The model's own output from the explained one (or from :meth:`Head.class_scores` of it): softmax/sigmoid of
+    logits, else as is."""
     y = np.asarray(y, dtype=np.float64)
-    if head.is_binary:  # one sigmoid unit: the probabilities of classes 0 and 1
-        p = 1.0 / (1.0 + np.exp(-y[..., :1])) if head.score == "logit" else y[..., :1]
-        return np.concatenate([1.0 - p, p], axis=-1)
+    if head.is_binary:  # one sigmoid unit (its last column: also of its two-class scores): classes 0 and 1
+        z = y[..., -1:]
+        return two_classes(1.0 / (1.0 + np.exp(-z)) if head.score == "logit" else z, logit=False)
     if head.score != "logit":
         return y
     if head.kind in ("softmax", "pixel-softmax"):
@@ -130,7 +131,7 @@ class BaseCAM:
     # --- the shared machinery -------------------------------------------------------------
 
     def inputs(self, x: Any) -> Any:
-        return x if self.feeds is None or self.feeds.single else self.feeds.batch(x)
+        return model_inputs(self.feeds, x)
 
     def forward(self, x: Any, delta: Any = None) -> tuple[Any, Any]:
         """(the chosen output -- logits when explained before the activation --, the layer's activations)."""

@@ -23,6 +23,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from reportgen import graph
 from reportgen.errors import UserError
 
@@ -65,6 +67,21 @@ class Head:
     def classes(self) -> int | None:
         """How many classes the output scores (two for one sigmoid unit); None for maps and unknown sizes."""
         return 2 if self.is_binary else self.units
+
+    def class_scores(self, y: Any, xp: Any = np) -> Any:
+        """The explained output ``y`` as one score per class: :func:`two_classes` for one sigmoid unit, else ``y``.
+
+        ``xp``: ``numpy`` or ``keras.ops`` (tensors, inside a compiled function).
+        """
+        return two_classes(y, self.score == "logit", xp) if self.is_binary else y
+
+
+def two_classes(y: Any, logit: bool, xp: Any = np) -> Any:
+    """One sigmoid unit's output (N, 1) read as two classes (N, 2): (-z, z) for its logit z, (1 - p, p) for
+    its probability p. The one two-class reading: class 0's score is minus class 1's up to a constant, so
+    its gradient is minus class 1's (:class:`~reportgen.analyses.cam.targets.BinaryClasses`); class 1 is
+    the last column either way. ``xp``: ``numpy`` or ``keras.ops``."""
+    return xp.concatenate([-y, y] if logit else [1.0 - y, y], axis=-1)
 
 
 def output_index(model: Any, name: str | None) -> int:

@@ -30,7 +30,7 @@ import numpy as np
 from reportgen import graph
 from reportgen.graph import forward
 from reportgen.errors import UserError
-from reportgen.graph.inputs import Feeds
+from reportgen.graph.inputs import Feeds, model_inputs
 
 OBJECTIVES = ("pre-activation", "activation")
 
@@ -107,7 +107,7 @@ class Objective:
         return ops.take_along_axis(means, ops.expand_dims(filters, 1), axis=1)[:, 0]
 
     def _inputs(self, x: Any) -> Any:
-        return x if self.feeds is None or self.feeds.single else self.feeds.batch(x)
+        return model_inputs(self.feeds, x)
 
 
 # Layers that are affine in their input at inference (a stack of them is affine too).
