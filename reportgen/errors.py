@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception's first line (its type when it has no message), at most ``limit`` characters."""
+def one_line(exc: BaseException, limit: int = 300, typed: bool = False) -> str:
+    """An exception in one line: its message's first line, at most ``limit`` characters (its type when it has no
+    message).
+
+    ``typed`` -- a failure told away from its traceback (a row of the batch index, a worker, a training
+    callback): ``Type: first line``, the type saying what broke; a :class:`UserError` keeps its message
+    whole (written for the user, one line already).
+    """
+    if typed and isinstance(exc, UserError):
+        return str(exc)
     lines = str(exc).strip().splitlines()
-    text = " ".join(lines[0].split()) if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = " ".join(lines[0].split()) if lines else ""
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    if not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if typed else text
 
 
 def end_progress_line(stream=None) -> None:

@@ -138,13 +138,13 @@ class ReportCallback(keras.callbacks.Callback):
         return folder
 
     def _failed(self, epoch: int | None, exc: Exception) -> None:
-        from reportgen.batch import one_line
+        from reportgen.errors import one_line
 
         what = f"the report of epoch {epoch + 1}" if epoch is not None else "the index"
-        self.failures.append((epoch + 1 if epoch is not None else 0, one_line(exc)))
+        self.failures.append((epoch + 1 if epoch is not None else 0, one_line(exc, typed=True)))
         if self.on_error == "raise":
             raise exc
-        warnings.warn(f"ReportCallback: {what} failed ({one_line(exc)}); training goes on", RuntimeWarning,
+        warnings.warn(f"ReportCallback: {what} failed ({one_line(exc, typed=True)}); training goes on", RuntimeWarning,
                       stacklevel=2)
 
 

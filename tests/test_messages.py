@@ -63,8 +63,10 @@ def zoo(tmp_path, monkeypatch):
     (tmp_path / "zoo.py").write_text(ZOO)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "zoo", raising=False)  # another test's zoo.py must not answer for this one
     _tiny(seed=3).save_weights(tmp_path / "good.weights.h5")
-    return tmp_path
+    yield tmp_path
+    sys.modules.pop("zoo", None)  # nor this one for the next test's
 
 
 # --- 1. weights Keras cannot read, and weights that do not fit ----------------------------------

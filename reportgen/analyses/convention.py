@@ -75,13 +75,14 @@ def _predict(model: Any, x: np.ndarray, head: Any, feeds: Any) -> np.ndarray:
     from reportgen.graph import forward
     from reportgen.graph.inputs import model_inputs
     from reportgen.analyses.cam.base import pick
+    from reportgen.analyses.cam.head import two_classes
 
     with backend.no_grad():
         inputs = backend.tensor(x)
         trace = forward.run(model, model_inputs(feeds, inputs))
     y = backend.numpy(pick(trace.output, head.output)).astype(np.float64).reshape(len(x), -1)
-    if head.is_binary:
-        return (y[:, 0] > 0.5).astype(np.int64)
+    if head.is_binary:  # one sigmoid unit: its probability read as two classes
+        y = two_classes(y[:, -1:], logit=False)
     return y.argmax(axis=1)
 
 

@@ -50,3 +50,19 @@ def layer_rows(model: Any) -> list[dict]:
             }
         )
     return rows
+
+
+def stage_summary(rows: list[dict]) -> list[dict]:
+    """The top-level rows of :func:`layer_rows` grouped into stages (:func:`reportgen.graph.stages`): each
+    stage's spatial size, first and last layer, layers, parameters and channels at the end."""
+    out: list[dict] = []
+    for run in graph.stages([r for r in rows if r["depth"] == 0], shape=lambda r: r["output_shape"]):
+        shape = run[0]["output_shape"]
+        channels = shape[-1] if shape else None
+        for r in run:
+            if r["output_shape"] and len(r["output_shape"]) >= 2:
+                channels = r["output_shape"][-1]
+        size = graph.spatial_part(shape)
+        out.append({"size": size, "first": run[0]["name"], "last": run[-1]["name"], "layers": len(run),
+                    "params": sum(r["params"] for r in run), "channels": channels})
+    return out

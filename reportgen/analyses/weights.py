@@ -33,6 +33,7 @@ CHUNK = 1 << 22  # values per chunk in the streaming statistics
 # Samples per side for the KS test: the statistic's sampling error is ~1/sqrt(n),
 # far below the default threshold, and VGG16's 100M-weight fc1 stays affordable.
 KS_SAMPLES = 50_000
+DEAD_KERNEL_NORM = 1e-3  # the default of reportgen.config.Thresholds.dead_kernel_norm (dead filters, relative)
 SV_DRAWS, SV_DRAWS_BELOW = 8, 1_000_000  # fresh draws for the top singular value of kernels up to this size
 
 
@@ -205,6 +206,23 @@ def row_norms(w: np.ndarray) -> np.ndarray:
     return out
 
 
+def dead_rows(norms: np.ndarray, finite: np.ndarray, dead_kernel_norm: float = DEAD_KERNEL_NORM
+              ) -> tuple[np.ndarray, float, float]:
+    """The filters / units whose incoming weights are (near) zero, and so ignore their input.
+
+    "Near zero": a norm at most ``dead_kernel_norm`` x the layer's median
+    finite norm (its largest when that median is 0), so the rule does not
+    depend on the layer's scale. Returns (their indices, the reference norm,
+    the limit). The one rule: the dead-filter findings report these rows and
+    the duplicate check leaves them out.
+    """
+    ref = float(np.median(norms[finite])) if finite.any() else 0.0
+    if ref == 0.0 and finite.any():
+        ref = float(norms[finite].max())
+    limit = dead_kernel_norm * ref
+    return np.flatnonzero(finite & (norms <= limit)), ref, limit
+
+
 def nearest_earlier(w: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the most cosine-similar earlier usable row: (cosine, index); -inf/-1 where none."""
     n = w.shape[0]
@@ -296,8 +314,9 @@ def _nonfinite(layer: Any, values: list[np.ndarray]) -> list[Nonfinite]:
 
 
 def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator | None = None,
-                   dead_kernel_norm: float = 1e-3) -> LayerWeights:
-    """One layer's :class:`LayerWeights` (trained values read once, a fresh draw made once)."""
+                   dead_kernel_norm: float = DEAD_KERNEL_NORM) -> LayerWeights:
+    """One layer's :class:`LayerWeights` (trained values read once, a fresh draw made once); the filters
+    :func:`dead_rows` finds at ``dead_kernel_norm`` take no part in the duplicate check."""
     import keras
 
     layer = ref.layer
@@ -361,9 +380,8 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         lw.sv = (top_singular_value(w, finite=not lw.nonfinite), float(np.mean(s0)) if s0 else None)
         lw.sv_spread = float(np.std(s0)) if len(s0) > 1 else 0.0
         if lw.is_conv and not lw.is_depthwise and w.shape[0] >= 2 and w.shape[1] >= 2:
-            ok = lw.finite_rows.copy()
-            ref_norm = float(np.median(lw.norms[ok])) if ok.any() else 0.0
-            ok &= lw.norms > max(1e-12, dead_kernel_norm * ref_norm)  # dead filters have no direction
+            ok = lw.finite_rows & (lw.norms > 1e-12)  # dead filters have no direction
+            ok[dead_rows(lw.norms, lw.finite_rows, dead_kernel_norm)[0]] = False
             lw.duplicate_cos, lw.duplicate_of = nearest_earlier(np.nan_to_num(w), ok)
             lw.filter_dim = int(w.shape[1])
     return lw
@@ -396,12 +414,17 @@ def _main_for_filters(layer: Any, by_name: dict) -> np.ndarray | None:
     return by_name.get("kernel")
 
 
-def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | None = None) -> dict[str, LayerWeights]:
-    """:class:`LayerWeights` for every leaf layer that holds weights, in model order, by path."""
+def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | None = None,
+                    dead_kernel_norm: float = DEAD_KERNEL_NORM) -> dict[str, LayerWeights]:
+    """:class:`LayerWeights` for every leaf layer that holds weights, in model order, by path.
+
+    ``dead_kernel_norm``: the configured threshold (``Thresholds.dead_kernel_norm``) -- the filters
+    it calls dead are left out of the duplicate check.
+    """
     refs = graph.weighted_layers(model)
     rng = np.random.default_rng(seed)
     items = progress(refs, desc="weights", total=len(refs)) if progress else refs
-    return {ref.path: describe_layer(ref, seed, rng) for ref in items}
+    return {ref.path: describe_layer(ref, seed, rng, dead_kernel_norm) for ref in items}
 
 
 def kernel_values(layer: Any) -> np.ndarray:

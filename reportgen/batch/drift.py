@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from reportgen.batch.rows import one_line
-from reportgen.errors import UserError
+from reportgen.errors import UserError, one_line
 
 ARCHITECTURES_DIFFER = "not a checkpoint of the first model's architecture"
 
@@ -89,7 +88,7 @@ def drift_from_checkpoints(names: Sequence[str], checkpoints: Sequence[Path | No
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            per_model.append((None, one_line(exc)))
+            per_model.append((None, one_line(exc, typed=True)))
         model = None
     return drift_table(list(names), per_model)
 

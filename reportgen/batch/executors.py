@@ -9,8 +9,7 @@ from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from reportgen.batch.jobs import Job, _failed, run_one
-from reportgen.batch.rows import one_line
-from reportgen.errors import UserError
+from reportgen.errors import UserError, one_line
 
 EXECUTORS = ("process", "ray")
 RAY_MISSING = "--executor ray needs Ray, which is not installed; pip install 'reportgen[ray]'"
@@ -55,7 +54,7 @@ def _run_processes(jobs: Sequence[Job], workers: int, done: Callable[[dict], Non
             try:
                 row = future.result()
             except Exception as exc:  # the worker process died (out of memory, a crash in native code)
-                row = _failed(job, f"the worker process ended before the report was written ({one_line(exc)})")
+                row = _failed(job, f"the worker process ended before the report was written ({one_line(exc, typed=True)})")
             rows.append(row)
             done(row)
     except BaseException:
@@ -225,7 +224,7 @@ def _run_ray(jobs: Sequence[Job], address: str | None, workers: int | None, done
                 ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
         except Exception as exc:
             where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
-            raise UserError(f"could not start or reach {where} ({one_line(exc)}); check --ray-address") from None
+            raise UserError(f"could not start or reach {where} ({one_line(exc, typed=True)}); check --ray-address") from None
         started = True
     task = ray.remote(num_cpus=1)(run_one)
     queue = [_absolute(j) for j in jobs]
@@ -243,7 +242,7 @@ def _run_ray(jobs: Sequence[Job], address: str | None, workers: int | None, done
                 try:
                     row = ray.get(ref)
                 except Exception as exc:  # the task's worker died, or the node went away
-                    row = _failed(job, f"the Ray task ended before the report was written ({one_line(exc)})")
+                    row = _failed(job, f"the Ray task ended before the report was written ({one_line(exc, typed=True)})")
                 rows.append(row)
                 done(row)
     except BaseException:

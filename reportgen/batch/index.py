@@ -11,9 +11,9 @@ from typing import Sequence
 from urllib.parse import quote
 
 from reportgen.batch.drift import drift_figure, drift_from_checkpoints
-from reportgen.batch.rows import ROW_KEYS, entry_from_report, exit_status, one_line
+from reportgen.batch.rows import ROW_KEYS, entry_from_report, exit_status
 from reportgen.batch.specs import is_model_file, natural_key
-from reportgen.errors import UserError
+from reportgen.errors import UserError, one_line
 
 TRAINING_FILE = "training.json"  # written beside a report by reportgen.keras.ReportCallback
 
@@ -156,7 +156,7 @@ def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None
         try:
             data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read '{folder / 'report.json'}' ({one_line(exc)}); re-write that report") from None
+            raise UserError(f"cannot read '{folder / 'report.json'}' ({one_line(exc, typed=True)}); re-write that report") from None
         present = [f for f in ("html", "pdf", "json") if (folder / f"report.{f}").is_file()]
         row = entry_from_report(folder.name, data, present)
         training = folder / TRAINING_FILE

@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from reportgen.batch.drift import model_drift
-from reportgen.batch.rows import entry_from_report, one_line
+from reportgen.batch.rows import entry_from_report
 from reportgen.batch.specs import assign_names
 from reportgen.context import Options
+from reportgen.errors import one_line
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def run_one(job: Job) -> dict:
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # UserError or anything else: this model's row says it, the others go on
-        return _failed(job, one_line(exc), round(time.perf_counter() - start, 3), worker)
+        return _failed(job, one_line(exc, typed=True), round(time.perf_counter() - start, 3), worker)
     row = {"index": job.index, "spec": job.spec, **entry_from_report(job.name, data, job.formats)}
     row["source"] = row["source"] or loaded.source
     if row["total_params"] is None:
@@ -105,7 +106,7 @@ def run_one(job: Job) -> dict:
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            row["drift_error"] = one_line(exc)
+            row["drift_error"] = one_line(exc, typed=True)
     del report, loaded
     row["seconds"] = round(time.perf_counter() - start, 3)
     row["worker"] = worker

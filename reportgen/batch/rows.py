@@ -5,21 +5,10 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from reportgen.errors import UserError
 
 ROW_KEYS = ("name", "source", "spec", "status", "exit_status", "error", "link", "formats", "total_params",
             "findings_summary", "section_errors", "accuracy", "images", "generated", "seconds", "worker",
             "training")
-
-
-def one_line(exc: BaseException) -> str:
-    """A failure in one line: a UserError's message, else ``ExceptionType: first line``."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    lines = str(exc).strip().splitlines()
-    text = lines[0].strip() if lines else ""
-    text = text[:300] + "…" if len(text) > 300 else text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _link(name: str, formats: Iterable[str]) -> str | None:

@@ -14,10 +14,10 @@ from reportgen.batch.drift import drift_from_checkpoints, drift_table
 from reportgen.batch.executors import run_jobs
 from reportgen.batch.index import index_data, write_index
 from reportgen.batch.jobs import _REFERENCE, Job, make_jobs
-from reportgen.batch.rows import entry_from_report, one_line
+from reportgen.batch.rows import entry_from_report
 from reportgen.batch.specs import is_model_file
 from reportgen.context import Options
-from reportgen.errors import UserError
+from reportgen.errors import UserError, one_line
 
 
 def run_batch(specs: Sequence[str], out: str | os.PathLike = "reports",
@@ -121,7 +121,7 @@ def interrupted(out: Path, jobs: Sequence[Job], rows: Sequence[dict], started: f
         except KeyboardInterrupt:  # interrupted again: the reports are there, the index is not
             why = "interrupted again"
         except Exception as exc:
-            why = one_line(exc)
+            why = one_line(exc, typed=True)
     return Interrupted(finished, unfinished, index, why)
 
 

@@ -116,6 +116,7 @@ from reportgen.graph.selection import (  # noqa: F401
     find_layers,
     last_map_conv,
     model_stage_starts,
+    model_stages,
     pattern_candidates,
     stage_starts,
     stages,

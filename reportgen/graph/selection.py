@@ -27,33 +27,47 @@ def stages(items: Sequence[T], shape: Callable[[T], Sequence | None] = _output_s
 
     The one stage grouping: :func:`stage_starts`, the weights chart's marks and
     the layer table's stage summary read it. ``shape`` gives an item's output
-    shape (channels-last; a :class:`LayerRef`'s own by default). Layers whose
+    shape (channels-last; a :class:`LayerRef`'s own by default).
+
+    Only a layer with a map (more than one pixel) starts a stage. A layer whose
     output is a single pixel (the squeeze-and-excitation convs of EfficientNet
-    and MobileNetV3, which act on globally pooled features) neither start nor
-    end a stage: they join the current one (they would otherwise split every
-    block in two); before any stage, they make a stage without a start. Layers
-    with a flat output (the dense head) are a stage of their own.
+    and MobileNetV3, which act on globally pooled features) or flat inside the
+    network (EfficientNet's squeeze) joins the current stage: it would
+    otherwise split every block in two. The flat layers after the last map --
+    the dense head -- are a stage of their own. Layers before the first map
+    make a stage without a start.
     """
-    runs: list[list[T]] = []
+    return [run for _start, run in _stage_runs(items, shape)]
+
+
+def _stage_runs(items: Sequence[T], shape: Callable[[T], Sequence | None]) -> list[tuple[T | None, list[T]]]:
+    """:func:`stages` with the layer that started each (None for the layers before the first map)."""
+    items = list(items)
+    sizes = [spatial_part(shape(item)) for item in items]
+    maps = [k for k, size in enumerate(sizes) if size is not None and not one_pixel(size)]
+    head = maps[-1] + 1 if maps else 0  # the first layer after the last map
+    runs: list[tuple[T | None, list[T]]] = []
     last: Any = object()
-    for item in items:
-        size = spatial_part(shape(item))
-        if one_pixel(size):
-            if not runs:
-                runs.append([])
-        elif size != last:
-            runs.append([])
-            last = size
-        runs[-1].append(item)
+    for k, (item, size) in enumerate(zip(items, sizes)):
+        if size is not None and not one_pixel(size):
+            if size != last:
+                runs.append((item, []))
+                last = size
+        elif size is None and k >= head and last is not None:
+            runs.append((item, []))  # the dense head
+            last = None
+        elif not runs:
+            runs.append((None, []))
+        runs[-1][1].append(item)
     return runs
 
 
 def stage_starts(refs: Sequence[LayerRef]) -> list[LayerRef]:
-    """The first layer of each stage (:func:`stages`; a run of single-pixel layers before any stage has none).
+    """The first layer of each stage (:func:`stages`).
 
     For VGG16's conv layers this gives ``block1_conv1`` ... ``block5_conv1``.
     """
-    return [run[0] for run in stages(refs) if not _single_pixel(run[0])]
+    return [start for start, _run in _stage_runs(refs, _output_shape) if start is not None]
 
 
 def find_layers(refs: Sequence[LayerRef], names: Iterable[str], option: str) -> list[LayerRef]:
@@ -157,9 +171,19 @@ def last_map_conv(model: keras.Model, output: int = 0, exclude: Iterable[str] = 
 
 def model_stage_starts(model: keras.Model, refs: Sequence[LayerRef]) -> list[LayerRef]:
     """:func:`stage_starts` of ``refs``, tracing at 224 px first when sizes are unknown."""
-    if any(s is None or None in s for s in (spatial_size(r) for r in refs)):
-        refs = _with_concrete_sizes(model, refs)
-    return stage_starts(refs)
+    return stage_starts(_sized(model, refs))
+
+
+def model_stages(model: keras.Model, refs: Sequence[LayerRef]) -> list[list[LayerRef]]:
+    """:func:`stages` of ``refs``, tracing at 224 px first when sizes are unknown."""
+    return stages(_sized(model, refs))
+
+
+def _sized(model: keras.Model, refs: Sequence[LayerRef]) -> Sequence[LayerRef]:
+    """``refs``, with shapes traced at 224 px when one is unknown or leaves its spatial size open."""
+    if any(r.output_shape is None or None in (spatial_size(r) or ()) for r in refs):
+        return _with_concrete_sizes(model, refs)
+    return refs
 
 
 FULL_DETAIL_LAYERS = 30

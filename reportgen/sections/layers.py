@@ -18,26 +18,9 @@ FULL_TABLE_ROWS = 150  # more rows than this: a stage summary first, the full ta
 
 def stage_summary(rows: list[dict]) -> list[dict]:
     """Top-level layers grouped into stages (runs at one spatial size)."""
-    top = [r for r in rows if r["depth"] == 0]
-    out: list[dict] = []
-    last = object()
-    for r in top:
-        shape = r["output_shape"]
-        size = tuple(shape[1:-1]) if shape and len(shape) >= 3 else None
-        if size is not None and size != last and not all(d == 1 for d in size if d is not None):
-            out.append({"size": size, "first": r["name"], "last": r["name"], "layers": 0, "params": 0,
-                        "channels": shape[-1]})
-            last = size
-        elif not out:
-            out.append({"size": size, "first": r["name"], "last": r["name"], "layers": 0, "params": 0,
-                        "channels": shape[-1] if shape else None})
-        s = out[-1]
-        s["last"] = r["name"]
-        s["layers"] += 1
-        s["params"] += r["params"]
-        if shape and len(shape) >= 2:
-            s["channels"] = shape[-1]
-    return out
+    from reportgen.analyses import layer_table
+
+    return layer_table.stage_summary(rows)
 
 
 def run(ctx: Context) -> SectionResult:

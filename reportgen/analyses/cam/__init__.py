@@ -3,13 +3,15 @@
 One base (:mod:`~reportgen.analyses.cam.base`) owns the forward pass, the
 targets and the gradients; each method is a small module:
 
-- ``gradcam``: Grad-CAM (Selvaraju et al. 2017);
+- ``gradcam``: Grad-CAM (Selvaraju et al. 2017); :func:`gradcam_map` is its formula, which the
+  data-set pass applies to tensors inside its compiled function;
 - ``gradcampp``: Grad-CAM++ (Chattopadhyay et al. 2018);
 - ``layercam``: LayerCAM (Jiang et al. 2021);
 - ``scorecam``: Score-CAM (Wang et al. 2020), gradient-free.
 
 :mod:`~reportgen.analyses.cam.head` says what the model's output is and so
-what is explained; :mod:`~reportgen.analyses.cam.targets` holds the targets.
+what is explained (:func:`two_classes`: one sigmoid unit read as two classes);
+:mod:`~reportgen.analyses.cam.targets` holds the targets.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from reportgen.analyses.cam.base import BaseCAM, CamResult, upsample  # noqa: F401
-from reportgen.analyses.cam.gradcam import GradCAM
+from reportgen.analyses.cam.gradcam import GradCAM, gradcam_map  # noqa: F401
 from reportgen.analyses.cam.gradcam_plusplus import GradCAMPlusPlus
 from reportgen.analyses.cam.head import (  # noqa: F401
     Head,
@@ -28,6 +30,7 @@ from reportgen.analyses.cam.head import (  # noqa: F401
     is_classifier,
     output_index,
     resolve_layer,
+    two_classes,
 )
 from reportgen.analyses.cam.layercam import LayerCAM
 from reportgen.analyses.cam.scorecam import ScoreCAM

@@ -6,7 +6,7 @@ import numpy as np
 
 from reportgen.analyses.activations import RELU_LIKE
 from reportgen.analyses.findings.core import Finding, finding, num
-from reportgen.analyses.weights import LayerWeights
+from reportgen.analyses.weights import LayerWeights, dead_rows
 from reportgen.config import Thresholds
 
 # With a bounded initialiser, "no weight left its interval" is itself evidence, so the KS test may
@@ -31,12 +31,7 @@ def check_nonfinite(lw: LayerWeights, t: Thresholds) -> list[Finding]:
 
 
 def _dead_rows(lw: LayerWeights, t: Thresholds) -> tuple[np.ndarray, float, float]:
-    norms, finite = lw.norms, lw.finite_rows
-    ref = float(np.median(norms[finite])) if finite.any() else 0.0
-    if ref == 0.0 and finite.any():
-        ref = float(norms[finite].max())
-    limit = t.dead_kernel_norm * ref
-    return np.flatnonzero(finite & (norms <= limit)), ref, limit
+    return dead_rows(lw.norms, lw.finite_rows, t.dead_kernel_norm)
 
 
 def check_dead_kernels(lw: LayerWeights, t: Thresholds) -> list[Finding]:

@@ -1,0 +1,97 @@
+"""The house's rules, tested: one definition of the options, no nulls in settings, one exit-status rule,
+and a JSON-only run that never imports plotting or PDF code."""
+
+from __future__ import annotations
+
+import reportgen  # noqa: F401
+
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import fields
+
+import pytest
+
+from conftest import small_cnn
+from reportgen import options as O
+from reportgen.cli import report_parser
+from reportgen.report import EXIT_FINDINGS, EXIT_OK, EXIT_SECTION_FAILED, exit_status
+
+
+def test_every_command_line_option_is_a_field_of_options():
+    parser = report_parser()
+    dests = {a.dest for a in parser._actions if a.dest not in ("help", "version", "model")}
+    names = {f.name for f in fields(O.Options)}
+    assert dests == {f.name for f in O.option_fields()} and dests <= names
+    # and each flag's default is the field's default: one definition, not two
+    args = parser.parse_args(["m.keras"])
+    assert O.from_namespace(args) == O.Options()
+
+
+def test_report_takes_every_option_as_a_keyword_and_checks_text_with_the_flags_parser():
+    from reportgen.errors import UserError
+
+    opts = O.Options(top_k="5", cam="gradcam,layercam", sections="weights,findings", preprocess="scale=2,offset=1")
+    assert (opts.top_k, opts.cam, opts.sections) == (5, ("gradcam", "layercam"), ("weights", "findings"))
+    with pytest.raises(UserError, match="--top-k"):
+        O.Options(top_k="zero")
+    with pytest.raises(UserError, match="--cam"):
+        O.Options(cam="gradcam,nope")
+
+
+def test_exit_status_is_one_rule():
+    warning = {"findings": [{"severity": "warning"}], "section_errors": []}
+    assert exit_status(warning, None) == EXIT_OK
+    assert exit_status(warning, "warning") == EXIT_FINDINGS
+    assert exit_status(warning, "error") == EXIT_OK
+    failed = dict(warning, section_errors=[{"section": "kernels"}])
+    assert exit_status(failed, "warning") == EXIT_SECTION_FAILED  # a failed section may hide findings
+
+
+def _nulls(value, where="settings"):
+    if value is None:
+        return [where]
+    if isinstance(value, dict):
+        return [w for k, v in value.items() for w in _nulls(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [w for i, v in enumerate(value) for w in _nulls(v, f"{where}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("sections", ["all", "weights"])
+def test_settings_hold_the_values_used_and_no_nulls(cli, tmp_path, sections):
+    model = small_cnn((12, 12, 1), classes=3, name="tiny")
+    model.save(tmp_path / "tiny.keras")
+    args = ["--pattern-filters", "2", "--pattern-steps", "2"] + ([] if sections == "all" else ["--sections", sections])
+    res = cli(tmp_path / "tiny.keras", "--format", "json", "--out", tmp_path, "--quiet", *args)
+    assert res.status == 0, res.stderr
+    data = json.loads((tmp_path / "tiny" / "report.json").read_text())
+    settings = data["settings"]
+    assert _nulls(settings) == []
+    if sections == "all":
+        assert settings["gradcam_layer"] == data["gradcam"]["layer"] == "conv_b"
+        assert settings["pattern_layers"] == list(data["patterns"]) and settings["pattern_steps"] == 2
+        assert settings["pattern_size"] == data["patterns"]["conv_a"]["size"]
+        assert settings["kernel_channel"] == {p: k["channel"] for p, k in data["kernels"].items()}
+        assert settings["layers"] == data["feature_maps"]["layers"]
+        assert settings["output"] == "head" and settings["preprocess"] == "unit"
+    else:
+        assert settings["gradcam_layer"].startswith("not used")
+
+
+def test_a_json_only_report_imports_no_plotting_or_pdf_code(tmp_path):
+    model = small_cnn((12, 12, 3), classes=2, name="plain")
+    model.save(tmp_path / "plain.keras")
+    script = textwrap.dedent(f"""
+        import sys
+        from reportgen.cli import main
+        rc = main([{str(tmp_path / 'plain.keras')!r}, "--format", "json", "--out", {str(tmp_path)!r}, "--quiet",
+                   "--pattern-filters", "2", "--pattern-steps", "2"])
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "weasyprint", "jinja2"))
+        print(rc, heavy[:3])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr[-2000:]
+    data = json.loads((tmp_path / "plain" / "report.json").read_text())
+    assert data["section_errors"] == [] and data["gradcam"]["layer"] and data["patterns"]
