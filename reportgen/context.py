@@ -150,7 +150,7 @@ class Context:
         """Every weighted layer's :class:`~reportgen.analyses.weights.LayerWeights`, computed one layer at a time."""
         from reportgen.analyses.weights import weight_analysis
 
-        return weight_analysis(self.model, self.options.seed, self.progress)
+        return weight_analysis(self.model, self.options.seed, self.progress, self.thresholds.dead_kernel_norm)
 
     @cached_property
     def weight_findings(self) -> list:

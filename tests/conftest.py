@@ -7,6 +7,7 @@ import reportgen  # noqa: F401  (quiets TensorFlow before it is imported)
 import io
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -22,17 +23,18 @@ class CliResult:
     stderr: str
 
 
+def run_cli(*args: str) -> CliResult:
+    """Run ``reportgen ARGS`` in-process; returns exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in args])
+    return CliResult(status, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli():
     """Run ``reportgen ARGS`` in-process; returns exit status, stdout and stderr."""
-
-    def run(*args: str) -> CliResult:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main([str(a) for a in args])
-        return CliResult(status, out.getvalue(), err.getvalue())
-
-    return run
+    return run_cli
 
 
 def small_cnn(input_shape=(16, 16, 3), classes: int = 4, seed: int = 0, name: str = "small_cnn") -> keras.Model:
@@ -88,3 +90,25 @@ def saved_small(tmp_path):
             var.assign(rng.normal(0, 0.3, size=var.shape).astype("float32"))
     model.save(path)
     return path
+
+
+# --- slow models and reports, built once for the tests that only read them ------------------------
+
+
+@pytest.fixture(scope="session")
+def vgg16() -> keras.Model:
+    """``keras.applications.VGG16(weights=None)`` with its top (138 M parameters, seconds to build).
+
+    Shared: only for tests that read its layers; a test that changes weights builds its own."""
+    return keras.applications.VGG16(weights=None)
+
+
+@pytest.fixture(scope="session")
+def mobilenet_v3_small_report(tmp_path_factory) -> tuple[CliResult, Path]:
+    """``reportgen mobilenet_v3_small --weights none``, every section, JSON and HTML, at small pattern and
+    feature settings: (the command's result, the report folder). Read by test_zoo and test_browser."""
+    out = tmp_path_factory.mktemp("mobilenet_v3_small")
+    result = run_cli("mobilenet_v3_small", "--weights", "none", "--format", "json", "--format", "html",
+                     "--out", out, "--quiet", "--pattern-steps", "1", "--pattern-filters", "4",
+                     "--feature-channels", "8")
+    return result, out / "mobilenet_v3_small"

@@ -280,8 +280,8 @@ def test_a_config_file_threshold_moves_a_filter_from_the_duplicates_to_the_dead(
     assert ("duplicate_filters", 3) in found and ("dead_filter", 3) not in found
     toml = tmp_path / "strict.toml"
     toml.write_text("dead_kernel_norm = 1e-2\n")
-    res = cli(saved, "--sections", "weights,findings", "--format", "json", "--out", tmp_path / "strict", "--config", toml,
-              "--quiet")
+    res = cli(saved, "--sections", "weights,findings", "--format", "json", "--out", tmp_path / "strict",
+              "--config", toml, "--quiet")
     assert res.status in (0, 1), res.stderr
     found = _conv_findings(tmp_path / "strict" / "dead_pair" / "report.json")
     assert ("dead_filter", 3) in found

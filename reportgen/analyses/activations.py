@@ -144,7 +144,8 @@ class UnitCounter:
 
 
 def batch_size(model: Any) -> int:
-    """Images per batch of this forward-only pass: :func:`reportgen.graph.images_per_batch` within :data:`BATCH_BYTES`."""
+    """Images per batch of this forward-only pass: :func:`reportgen.graph.images_per_batch` within
+    :data:`BATCH_BYTES`."""
     return graph.images_per_batch(model, BATCH_BYTES)
 
 

@@ -98,16 +98,10 @@ def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
     """
     if max_steps <= 0:
         return []
-    groups: list[list[str]] = []
-    last = object()
-    for ref in graph.weighted_layers(model):
-        if not getattr(ref.layer, "trainable_weights", None):
-            continue  # a fixed preprocessing layer (Normalization): nothing the model learned
-        size = graph.spatial_size(ref)
-        if size != last or not groups:
-            groups.append([])
-            last = size
-        groups[-1].append(ref.path)
+    # A fixed preprocessing layer (Normalization) has nothing the model learned; the stages are the one
+    # stage grouping of reportgen.graph.selection.
+    refs = [r for r in graph.weighted_layers(model) if getattr(r.layer, "trainable_weights", None)]
+    groups = [[r.path for r in run] for run in graph.model_stages(model, refs)]
     groups.reverse()
     if len(groups) > max_steps:
         merged = [p for g in reversed(groups[max_steps - 1:]) for p in g]

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 
 from reportgen.errors import UserError
-from reportgen.graph.anatomy import (_single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output, one_pixel,
-                                     spatial_part, spatial_size, walk)
+from reportgen.graph.anatomy import (_single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output,
+                                     one_pixel, spatial_part, spatial_size, walk)
 from reportgen.graph.kinds import is_conv
 from reportgen.graph.probe import _with_concrete_sizes, ancestors
 from reportgen.graph.trace import LayerRef

@@ -107,7 +107,8 @@ def audit(model, images=None, t=None, seed: int = 0, feeds=None, weights=None) -
 
     t = t if t is not None else config.load(None)
     with backend.precision():  # the report's full float32, and the caller's setting back after
-        inputs = {"weights": weights if weights is not None else weight_analysis(model, seed)}
+        inputs = {"weights": weights if weights is not None
+                  else weight_analysis(model, seed, dead_kernel_norm=t.dead_kernel_norm)}
         if images is not None and len(images):
             x = np.asarray(images, dtype=np.float32)
             inputs["activity"] = A.unit_activity(model, A.batches_of(x, A.batch_size(model)), feeds,
