@@ -30,14 +30,35 @@ def report(model, tmp_path, name="m", formats=("json", "html"), **options):
     return folder, data
 
 
+# Models whose every-section report more than one test reads: built and reported once a module.
+SHARED = ("odd_names", "with_operations")
+
+
+@pytest.fixture(scope="module")
+def shared_report(tmp_path_factory):
+    """shared_report(build) -> (model, folder, data): ``report(getattr(A, build)(), ..., build)``, once."""
+    made = {}
+
+    def get(build):
+        if build not in made:
+            model = getattr(A, build)()
+            made[build] = (model, *report(model, tmp_path_factory.mktemp(build), build))
+        return made[build]
+
+    return get
+
+
 @pytest.mark.parametrize("build", ["hed", "segmentation", "depth_map", "multi_output", "image_and_metadata",
                                    "odd_names", "with_operations", "mixed_precision", "subclassed_two_heads",
                                    "binary"])
-def test_every_kind_of_model_gets_every_section(build, tmp_path):
+def test_every_kind_of_model_gets_every_section(build, tmp_path, shared_report):
     import jsonschema
 
-    model = getattr(A, build)()
-    folder, data = report(model, tmp_path, build)
+    if build in SHARED:
+        model, folder, data = shared_report(build)
+    else:
+        model = getattr(A, build)()
+        folder, data = report(model, tmp_path, build)
     assert data["section_errors"] == []
     assert data["sections"] == list(ALL)
     assert set(data["timings"]) == set(ALL) and all(t >= 0 for t in data["timings"].values())
@@ -171,8 +192,8 @@ def test_image_plus_metadata_gets_the_image_sections_other_inputs_zero_or_given(
     assert res.status == 2 and "no input named 'mood'" in res.stderr and "image, meta" in res.stderr
 
 
-def test_odd_layer_names_pass_every_section_and_are_escaped(tmp_path):
-    folder, data = report(A.odd_names(), tmp_path, "odd")
+def test_odd_layer_names_pass_every_section_and_are_escaped(shared_report):
+    _model, folder, data = shared_report("odd_names")
     assert data["section_errors"] == []
     html = (folder / "report.html").read_text()
     assert A.ODD not in html and "<script>alert" not in html
@@ -182,12 +203,11 @@ def test_odd_layer_names_pass_every_section_and_are_escaped(tmp_path):
     assert A.ODD in data["patterns"] and A.ODD in data["kernels"]
 
 
-def test_graph_operations_are_listed_and_walked(tmp_path):
-    model = A.with_operations()
+def test_graph_operations_are_listed_and_walked(shared_report):
+    model, folder, data = shared_report("with_operations")
     rows = {r.path: r for r in graph.walk(model)}
     ops = [r for r in rows.values() if r.is_op]
     assert {r.class_name for r in ops} >= {"Add", "HardSilu"}  # ops.hard_swish is HardSilu in Keras 3
-    folder, data = report(model, tmp_path, "ops")
     table = {r["name"]: r for r in data["layers"]}
     for op in ops:
         assert table[op.path]["params"] == 0 and table[op.path]["operation"] is True

@@ -77,21 +77,23 @@ def _demo_report(out: Path) -> Path:
     return folder / "report.html"
 
 
-def _deep_report(out: Path) -> Path:
-    from reportgen.context import Options
-    from reportgen.loading import load
-    from reportgen.report import build_report
+def _deep_report(shared) -> Path:
+    """conftest's mobilenet_v3_small_report (every section, --pattern-steps 1 --pattern-filters 4
+    --feature-channels 8), built once a session and also read by test_zoo."""
+    import json
 
-    options = Options(quiet=True, pattern_steps=1, pattern_filters=4, feature_channels=8)
-    folder, data = build_report(load("mobilenet_v3_small", weights="none"), options, out, ("html",))
+    res, folder = shared
+    assert res.status == 0, res.stderr
+    data = json.loads((folder / "report.json").read_text())
     assert not data.get("section_errors"), data.get("section_errors")
     return folder / "report.html"
 
 
 @pytest.fixture(scope="module", params=REPORTS)
 def report_html(request, browser, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp(f"browser-{request.param}")
-    return _demo_report(out) if request.param == "demo" else _deep_report(out)
+    if request.param == "demo":
+        return _demo_report(tmp_path_factory.mktemp(f"browser-{request.param}"))
+    return _deep_report(request.getfixturevalue("mobilenet_v3_small_report"))
 
 
 # --- what the page is asked, in its own language --------------------------------------------------

@@ -72,26 +72,30 @@ def test_nested_model_layers_appear_with_their_path(cli, tmp_path):
     assert "backbone/block1_conv1" in data["weights"] and "backbone/block1_conv1" in data["kernels"]
 
 
-def test_architecture_by_name_without_weights(cli, tmp_path):
+@pytest.fixture(scope="module")
+def mobilenet_v2():
+    """``keras.applications.MobileNetV2(weights=None)``, built once; the tests below only read it."""
+    return keras.applications.MobileNetV2(weights=None)
+
+
+def test_architecture_by_name_without_weights(cli, tmp_path, mobilenet_v2):
     result = cli("mobilenet_v2", "--weights", "none", "--out", tmp_path, "--sections", "overview,layers",
                  "--format", "json", "--quiet")
     assert result.status == 0, result.stderr
     data = json.loads((tmp_path / "mobilenet_v2" / "report.json").read_text())
-    reference = keras.applications.MobileNetV2(weights=None)
+    reference = mobilenet_v2
     assert data["model"]["total_params"] == reference.count_params()
     assert "weights=none" in data["model"]["source"]
 
 
-def test_local_weights_file_for_an_architecture(tmp_path):
-    model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), alpha=0.35, include_top=False)
+def test_local_weights_file_for_an_architecture(tmp_path, mobilenet_v2):
     # a model saved with its own weights loads through --weights PATH when the architecture matches
     weights = tmp_path / "mnv2.weights.h5"
-    full = keras.applications.MobileNetV2(weights=None)
+    full = mobilenet_v2
     full.save_weights(weights)
     loaded = load("mobilenet_v2", weights=str(weights))
     np.testing.assert_array_equal(loaded.model.weights[0].numpy(), full.weights[0].numpy())
     assert loaded.sha256 is not None
-    del model
 
 
 def test_offline_imagenet_download_names_the_alternatives(cli, tmp_path, monkeypatch):

@@ -101,10 +101,10 @@ def test_one_batch_for_all_images_and_classes(small_model, monkeypatch):
     np.testing.assert_allclose(result.heatmaps[2, 1], single[0], atol=1e-5)
 
 
-def test_target_layer_is_the_last_conv_nested_included(small_model, nested_model):
+def test_target_layer_is_the_last_conv_nested_included(small_model, nested_model, vgg16):
     assert gc.find_target_layer(small_model).path == "conv_b"
     assert gc.find_target_layer(nested_model).path == "backbone/block2_conv1"
-    vgg = keras.applications.VGG16(weights=None)
+    vgg = vgg16  # conftest: VGG16(weights=None), built once a session
     assert gc.find_target_layer(vgg).path == "block5_conv3"
 
 

@@ -39,8 +39,8 @@ def test_gradcam_target_is_the_last_conv_that_still_has_a_map():
     assert find_target_layer(se_model()).path == "s2_project"
 
 
-def test_vgg16_stages_are_the_tutorials_layers():
-    vgg = keras.applications.VGG16(weights=None)
+def test_vgg16_stages_are_the_tutorials_layers(vgg16):
+    vgg = vgg16  # conftest: VGG16(weights=None), built once a session
     assert [r.path for r in graph.default_pattern_layers(vgg)] == [f"block{i}_conv1" for i in range(1, 6)]
     assert find_target_layer(vgg).path == "block5_conv3"
     assert len(graph.default_feature_layers(vgg)) == 18  # 13 conv + 5 pooling, all of them

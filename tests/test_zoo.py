@@ -15,12 +15,11 @@ from reportgen import graph
 from reportgen.loading import load
 
 
-def test_operations_architecture_gets_every_section(tmp_path, cli):
-    res = cli("mobilenet_v3_small", "--weights", "none", "--format", "json", "--out", tmp_path, "--quiet",
-              "--sections", "overview,layers,weights,features,patterns,findings",
-              "--pattern-steps", "1", "--pattern-filters", "2", "--feature-channels", "4")
+def test_operations_architecture_gets_every_section(mobilenet_v3_small_report):
+    # the command (every section, --pattern-steps 1) runs once per session; test_browser opens its HTML
+    res, folder = mobilenet_v3_small_report
     assert res.status == 0, res.stderr
-    data = json.loads((tmp_path / "mobilenet_v3_small" / "report.json").read_text())
+    data = json.loads((folder / "report.json").read_text())
     assert data["section_errors"] == []
     ops = [r for r in data["layers"] if r["operation"]]
     assert {r["class_name"] for r in ops} >= {"Add", "Multiply"} and all(r["params"] == 0 for r in ops)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import keras
-import numpy as np
 
 from reportgen.errors import UserError
 from reportgen.graph.hooks import recording, zeros

@@ -27,11 +27,10 @@ import contextlib
 from typing import Any, Callable, Iterator, Sequence
 
 import keras
-import numpy as np
 
 from reportgen.graph.anatomy import anatomy
-from reportgen.graph.hooks import Tap, Trace, _Session, _Stop, _hooks, recording, zeros  # noqa: F401  (Tap, Trace, recording, zeros: forward's own names)
-from reportgen.graph.trace import FlatGraph, _trace, is_traceable, layer_tree
+from reportgen.graph.hooks import Tap, Trace, _Session, _hooks, recording, zeros  # noqa: F401  (Tap, Trace, recording, zeros: forward's own names)
+from reportgen.graph.trace import FlatGraph, StopTrace, _trace, is_traceable, layer_tree
 
 
 def _grouped_as_depthwise(layer: Any) -> bool:
@@ -89,7 +88,7 @@ def run(model: Any, inputs: Any, taps: dict[str, Tap] | None = None) -> Trace:
                 trace.output = _trace(model, x, "", 0, FlatGraph(inputs=[], outputs=None, keep=False))
             else:
                 trace.output = model(x, training=False)
-        except _Stop:
+        except StopTrace:
             trace.stopped = True
     trace.captured = session.captured
     return trace
@@ -108,7 +107,7 @@ def shapes(model: Any, input_shapes: Sequence[tuple], upto: str | None = None) -
     with backend.no_grad(), _hooks(session, list(tree.values())):
         try:
             model(x, training=False)
-        except _Stop:
+        except StopTrace:
             pass
     return {p: (i, o) for p, _layer, i, o in records}
 

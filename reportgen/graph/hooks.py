@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import keras
-import numpy as np
 
-from reportgen.graph.trace import DEFAULT_SIZE, _shape, is_traceable
+from reportgen.graph.trace import DEFAULT_SIZE, StopTrace, _shape, is_traceable
 
 
 @dataclass
@@ -45,8 +44,6 @@ class Trace:
     stopped: bool = False
 
 
-class _Stop(BaseException):
-    """Ends a pass early. A BaseException, so that Keras' error wrappers let it through unchanged."""
 
 
 class _Session:
@@ -88,7 +85,7 @@ class _Session:
             self.outputs[id(out)] = path
             self._alive.append(out)
         if tap is not None and tap.stop and path in self.done:
-            raise _Stop()
+            raise StopTrace()
         return out
 
 

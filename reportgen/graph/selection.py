@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import keras
-import numpy as np
 
 from reportgen.errors import UserError
 from reportgen.graph.anatomy import (_single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output,

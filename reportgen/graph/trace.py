@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import keras
-import numpy as np
 
 from reportgen.errors import UserError
 
@@ -132,7 +131,8 @@ def _shape(x: Any) -> tuple | None:
 # --- functional models ------------------------------------------------------------------
 
 class StopTrace(BaseException):
-    """Ends a trace after the layer named by ``stop_at`` (a BaseException: Keras' wrappers let it through)."""
+    """Ends a trace or a pass early, after the layer asked for: the one stop exception of model access
+    (a BaseException, so that Keras' error wrappers let it through unchanged)."""
 
 
 def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_at: str | None = None) -> Any:
