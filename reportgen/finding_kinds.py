@@ -10,10 +10,26 @@ the evidence, ``<section>-<slug of the layer path>``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from reportgen.anchors import anchor_id, slug  # noqa: F401  (re-exported)
 
 SEVERITIES = ("info", "warning", "error")  # one tuple of severities, lowest first
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def exceeds(findings: Any, level: str | None) -> bool:
+    """True when a finding at or above ``level`` (``warning`` or ``error``) exists: ``--fail-on``.
+
+    Here, below the analyses, so that a gate (the exit status, an index of earlier reports) can read
+    report.json's findings without importing Keras.
+    """
+    if level is None:
+        return False
+    if level not in SEVERITY_RANK:
+        raise ValueError(f"unknown severity {level!r}")
+    need = SEVERITY_RANK[level]
+    return any(SEVERITY_RANK[f["severity"]] >= need for f in findings)
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,10 @@ def exit_status(data: dict, fail_on: str | None) -> int:
     1 when a finding at or above ``fail_on`` exists, else 0."""
     if data.get("section_errors"):
         return EXIT_SECTION_FAILED
-    if fail_on:
-        from reportgen.analyses.findings import exceeds
+    from reportgen.finding_kinds import exceeds
 
-        if exceeds(data.get("findings", []), fail_on):
-            return EXIT_FINDINGS
+    if exceeds(data.get("findings") or [], fail_on):
+        return EXIT_FINDINGS
     return EXIT_OK
 
 

@@ -86,15 +86,11 @@ def run_one(job: Job) -> dict:
         raise
     except Exception as exc:  # UserError or anything else: this model's row says it, the others go on
         return _failed(job, one_line(exc, typed=True), round(time.perf_counter() - start, 3), worker)
-    row = {"index": job.index, "spec": job.spec, **entry_from_report(job.name, data, job.formats)}
+    row = {"index": job.index, "spec": job.spec,
+           **entry_from_report(job.name, data, job.formats, job.options.fail_on)}
     row["source"] = row["source"] or loaded.source
     if row["total_params"] is None:
         row["total_params"] = int(loaded.model.count_params())
-    if not row["section_errors"] and job.options.fail_on:
-        from reportgen.analyses.findings import exceeds
-
-        if exceeds(data.get("findings", []), job.options.fail_on):
-            row["exit_status"] = 1
     row["drift"], row["drift_error"] = None, None
     if job.reference is not None:
         try:

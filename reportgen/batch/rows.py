@@ -19,8 +19,11 @@ def _link(name: str, formats: Iterable[str]) -> str | None:
     return None
 
 
-def entry_from_report(name: str, data: dict, formats: Iterable[str]) -> dict:
-    """An index row from a report.json dict (``formats``: the files the folder holds)."""
+def entry_from_report(name: str, data: dict, formats: Iterable[str], fail_on: str | None = None) -> dict:
+    """An index row from a report.json dict (``formats``: the files the folder holds); its exit status is the
+    one rule's (:func:`reportgen.report.exit_status`)."""
+    from reportgen.report import exit_status as report_status
+
     model = data.get("model") or {}
     dataset = data.get("dataset") or {}
     errors = list(data.get("section_errors") or [])
@@ -28,7 +31,7 @@ def entry_from_report(name: str, data: dict, formats: Iterable[str]) -> dict:
         "name": name,
         "source": model.get("source"),
         "status": "flagged" if errors else "written",
-        "exit_status": 3 if errors else 0,
+        "exit_status": report_status(data, fail_on),
         "error": None,
         "link": _link(name, formats),
         "formats": [f for f in ("html", "pdf", "json") if f in set(formats)],

@@ -138,12 +138,9 @@ def _row_from_folder(job: Job, started: float) -> dict | None:
         data = json.loads((folder / "report.json").read_text(encoding="utf-8")) if "json" in job.formats else {}
     except (OSError, ValueError):
         return None
-    row = {"index": job.index, "spec": job.spec, **entry_from_report(job.name, data, job.formats)}
+    row = {"index": job.index, "spec": job.spec,
+           **entry_from_report(job.name, data, job.formats, job.options.fail_on)}  # Keras-free: the one rule
     row["source"] = row["source"] or job.spec
-    if not row["section_errors"] and job.options.fail_on:  # --fail-on, without importing the findings (Keras)
-        levels = ("error",) if job.options.fail_on == "error" else ("warning", "error")
-        if any(f.get("severity") in levels for f in data.get("findings") or []):
-            row["exit_status"] = 1
     row.update(drift=None, drift_error="interrupted before its weight drift came back", seconds=None,
                worker=None)
     return row

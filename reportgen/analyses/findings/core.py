@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from reportgen.finding_kinds import KINDS, SEVERITIES
+from reportgen.finding_kinds import KINDS, SEVERITIES, exceeds  # noqa: F401  (exceeds: re-exported)
 
 Finding = dict
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -140,11 +140,3 @@ def summarise(findings: Iterable[Finding]) -> dict[str, int]:
     return counts
 
 
-def exceeds(findings: Iterable[Finding], level: str | None) -> bool:
-    """True when a finding at or above ``level`` (``warning`` or ``error``) exists: ``--fail-on``."""
-    if level is None:
-        return False
-    if level not in SEVERITY_RANK:
-        raise ValueError(f"unknown severity {level!r}")
-    need = SEVERITY_RANK[level]
-    return any(SEVERITY_RANK[f["severity"]] >= need for f in findings)
