@@ -89,6 +89,10 @@ def cmd_report(argv: Sequence[str]) -> int:
     report = Report(args.model[0], options=opts)
     folder = report.to_folder(Path(opts.out), opts.formats)
     _announce(folder, opts.formats, opts.quiet)
+    if opts.junit:
+        from reportgen import junit
+
+        junit.write(opts.junit, [junit.suite(folder.name, report.json, opts.fail_on)])
     return _status(folder, report.json, opts.fail_on)
 
 
@@ -147,6 +151,8 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
             left = [n for n in batch.assign_names(specs) if n not in set(done_names)]
         _say(_interrupted_line(done_names, left, index, len(specs), why))
         return 130
+    if options.junit:
+        _write_junit(options.junit, out, data.get("models") or [], options.fail_on)
     if not options.quiet:
         print(out / "index.html")
         print(out / "index.json")
@@ -156,6 +162,26 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
         print(f"reportgen: {s['models']} models: {s['written']} written, {s['flagged']} with failed sections, "
               f"{s['failed']} failed; index in {out / 'index.html'}; exit status {status}", file=sys.stderr)
     return status
+
+
+def _write_junit(path: str, out: Path, rows: Sequence[dict], fail_on: str | None) -> None:
+    """JUnit XML of a run of several models (or an index) from each report folder's report.json."""
+    import json
+
+    from reportgen import junit
+
+    suites = []
+    for row in rows:
+        if row.get("status") == "failed":
+            suites.append(junit.suite(row["name"], None, fail_on, error=row.get("error") or "the report failed"))
+            continue
+        try:
+            data = json.loads((out / row["name"] / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            suites.append(junit.suite(row["name"], None, fail_on, error=f"no readable report.json ({exc})"))
+            continue
+        suites.append(junit.suite(row["name"], data, fail_on))
+    junit.write(path, suites)
 
 
 def _interrupted_line(done: Sequence[str], left: Sequence[str], index: Path | None, total: int,
@@ -256,6 +282,7 @@ def index_parser() -> argparse.ArgumentParser:
                 "an unchanged source file.")
     p.add_argument("folder", metavar="DIR", help="a folder of report folders (the --out of earlier runs)")
     p.add_argument("--no-drift", action="store_true", help="do not load the models' files for the weight drift")
+    options.add_arguments(p, ("junit", "fail_on"))
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
 
@@ -265,7 +292,9 @@ def cmd_index(argv: Sequence[str]) -> int:
     from reportgen import batch
 
     root = Path(args.folder)
-    batch.index_folders(root, drift=not args.no_drift)
+    data = batch.index_folders(root, drift=not args.no_drift)
+    if args.junit:
+        _write_junit(args.junit, root, data.get("models") or [], args.fail_on)
     if not args.quiet:
         print(root / "index.html")
         print(root / "index.json")

@@ -201,6 +201,9 @@ class Options:
     # findings
     config: str | None = option(None, "TOML file with finding thresholds (default: [tool.reportgen] in "
                                 "./pyproject.toml)", metavar="FILE", group="findings")
+    junit: str | None = option(None, "also write JUnit XML to FILE for CI: one testsuite per model, one testcase "
+                               "per finding kind checked, a failure where a finding is at or above --fail-on",
+                               metavar="FILE", group="findings", record=False)
     fail_on: str | None = option(None, "exit 1 when a finding at or above this severity exists",
                                  metavar="warning|error", group="findings",
                                  parse=one_of(("warning", "error")))

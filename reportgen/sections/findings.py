@@ -269,8 +269,8 @@ def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
     return rows
 
 
-def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[dict]]:
-    """Every check whose inputs this report has; (raw findings, sanity JSON, sanity views)."""
+def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[dict], list[str]]:
+    """Every check whose inputs this report has; (raw findings, sanity JSON, sanity views, kinds checked)."""
     inputs: dict[str, Any] = {"weights": ctx.weights}
     if ctx.wants_activity and ctx.get("activity") is not None:
         inputs["activity"] = ctx.activity
@@ -279,12 +279,12 @@ def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[
     sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
     if sanity_results:
         inputs["sanity"] = sanity_results
-    return F.run_checks(ctx.model, inputs, t), sanity_json, sanity_views
+    return F.run_checks(ctx.model, inputs, t), sanity_json, sanity_views, F.checked_kinds(inputs)
 
 
 def run(ctx: Context) -> SectionResult:
     t = ctx.thresholds
-    found, sanity_json, sanity_views = collect(ctx, t)
+    found, sanity_json, sanity_views, checked = collect(ctx, t)
     # Evidence figures drawn here: BN channels with findings.
     order = [r.path for r in graph.walk(ctx.model)]
     bn_layers = sorted({f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index)
@@ -320,6 +320,7 @@ def run(ctx: Context) -> SectionResult:
     json = {
         "findings": found,
         "findings_summary": summary,
+        "findings_checked": checked,
         "findings_config": t.as_dict(),
         "gradcam_sanity": sanity_json,
     }

@@ -47,6 +47,7 @@ class Check:
     name: str
     needs: tuple[str, ...]
     run: Callable[..., list[Finding]]
+    kinds: tuple[str, ...] = ()  # the kinds of finding this check can report (a JUnit testcase each)
 
 
 def _weights(model, inputs, t):
@@ -68,11 +69,18 @@ def _sanity(model, inputs, t):
 
 
 CHECKS = (
-    Check("weights", ("weights",), _weights),
-    Check("activations", ("weights", "activity"), _activity),
-    Check("patterns", ("weights", "patterns"), _patterns),
-    Check("sanity", ("sanity",), _sanity),
+    Check("weights", ("weights",), _weights,
+          ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
+           "untrained_layer", "exploding_scale", "vanishing_scale")),
+    Check("activations", ("weights", "activity"), _activity, ("inactive_unit", "inactive_layer", "saturation")),
+    Check("patterns", ("weights", "patterns"), _patterns, ("pattern_not_rising",)),
+    Check("sanity", ("sanity",), _sanity, ("gradcam_sanity",)),
 )
+
+
+def checked_kinds(inputs: dict) -> list[str]:
+    """The kinds of finding whose checks ran on ``inputs``: what report.json's ``findings_checked`` lists."""
+    return [k for check in CHECKS if all(inputs.get(n) is not None for n in check.needs) for k in check.kinds]
 
 
 def run_checks(model, inputs: dict, t) -> list[Finding]:
