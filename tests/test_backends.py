@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -147,30 +146,12 @@ PROBE = textwrap.dedent('''
 ''')
 
 
-def _start_probe(backend_name: str, paths: dict) -> tuple:
-    """Start the probe in a subprocess (several run side by side); _probe_result waits for its numbers."""
+def _probe(backend_name: str, paths: dict) -> dict:
     code = PROBE.format(tests=str(HERE), **{k: str(v) for k, v in paths.items()})
     env = {**os.environ, "KERAS_BACKEND": backend_name}
-    # files, not pipes: a probe blocked on a full pipe would stall while another one is waited for
-    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    return backend_name, subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err, text=True,
-                                          env=env), out, err
-
-
-def _probe_result(started: tuple) -> dict:
-    backend_name, proc, out, err = started
-    try:
-        proc.wait(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    with out, err:
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT")]
-    assert line, f"{backend_name} probe failed:\n{stdout[-2000:]}\n{stderr[-4000:]}"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
+    assert line, f"{backend_name} probe failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
     return json.loads(line[0][len("RESULT"):])
 
 
@@ -200,14 +181,8 @@ OTHERS = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(
 def test_every_backend_gives_the_same_numbers(saved, other):
     if other == backend.name():
         pytest.skip("the backend of this process is the reference")
-    started = [_start_probe(backend.name(), saved), _start_probe(other, saved)]  # side by side
-    try:
-        here, there = _probe_result(started[0]), _probe_result(started[1])
-    finally:
-        for _, proc, _, _ in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    here = _probe(backend.name(), saved)
+    there = _probe(other, saved)
     assert here["backend"] == backend.name() and there["backend"] == other
     for layer, means in here["features"].items():
         np.testing.assert_allclose(there["features"][layer], means, atol=1e-4, rtol=1e-4)

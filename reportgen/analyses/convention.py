@@ -9,8 +9,9 @@ right. The measurement is cheap (at most :data:`MAX_IMAGES` images a
 candidate, one forward pass each, no gradients) and reported in full
 (``dataset.preprocess.candidates``).
 
-When no candidate beats its rival beyond chance (McNemar's exact test on the
-same images, p < :data:`ALPHA`) -- an untrained model, one that ignores the
+A convention other than ``unit`` is chosen only when it beats ``unit`` beyond
+chance (McNemar's exact test on the same images, p < :data:`ALPHA`); ``unit``
+is confirmed when it beats the worst candidate so. When nothing does -- an untrained model, one that ignores the
 scale, a folder it does not classify -- the measurement decides nothing, and
 the guess stays a guess: the report says so instead of calling it measured.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -48,7 +49,8 @@ class Measurement:
     seconds: float = 0.0
 
     def why(self) -> str:
-        ranked = ", ".join(f"{c.mode} {c.accuracy:.0%}" for c in sorted(self.candidates, key=lambda c: -c.accuracy))
+        ranked = ", ".join(f"{c.mode} {c.accuracy:.0%}" + (f" of {c.images}" if c.images != self.images else "")
+                           for c in sorted(self.candidates, key=lambda c: (-c.images, -c.accuracy)))
         if self.chosen is None:
             return (f"no convention stood out on {self.images} labelled images of --images (accuracy {ranked}), "
                     "so it is a guess")
@@ -69,21 +71,28 @@ def better_than_chance(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> bo
     return binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue < alpha
 
 
-def _predict(model: Any, x: np.ndarray, head: Any, feeds: Any) -> np.ndarray:
-    """Predicted class per image, as ``model.predict`` would give it for the chosen output."""
+def predictor(model: Any, head: Any, feeds: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Predicted class per image, as ``model.predict`` would give it for the chosen output: one compiled
+    forward pass (no gradients) for every candidate and batch."""
     from reportgen import backend
-    from reportgen.graph import forward
-    from reportgen.graph.inputs import model_inputs
     from reportgen.analyses.cam.base import pick
     from reportgen.analyses.cam.head import two_classes
+    from reportgen.graph import forward
+    from reportgen.graph.inputs import model_inputs
 
-    with backend.no_grad():
-        inputs = backend.tensor(x)
-        trace = forward.run(model, model_inputs(feeds, inputs))
-    y = backend.numpy(pick(trace.output, head.output)).astype(np.float64).reshape(len(x), -1)
-    if head.is_binary:  # one sigmoid unit: its probability read as two classes
-        y = two_classes(y[:, -1:], logit=False)
-    return y.argmax(axis=1)
+    def outputs(x: Any) -> Any:
+        return pick(forward.run(model, model_inputs(feeds, x)).output, head.output)
+
+    compiled = backend.function(outputs, list(model.variables))
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with backend.no_grad():
+            y = backend.numpy(compiled(backend.tensor(x))).astype(np.float64).reshape(len(x), -1)
+        if head.is_binary:  # one sigmoid unit: its probability read as two classes
+            y = two_classes(y[:, -1:], logit=False)
+        return y.argmax(axis=1)
+
+    return predict
 
 
 def measure(model: Any, head: Any, folder: Any, spec: Any, feeds: Any = None, modes: tuple[str, ...] | None = None,
@@ -102,7 +111,13 @@ def measure(model: Any, head: Any, folder: Any, spec: Any, feeds: Any = None, mo
         return None
     t0 = time.perf_counter()
     pixels, labels = [], []
+    # One image per class in turn, so that every batch, and so every early decision, sees each class.
+    by_class: dict = {}
     for i in sample_indices(folder, max_images * 2):
+        by_class.setdefault(folder.labels[i], []).append(i)
+    queues = list(by_class.values())
+    interleaved = [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
+    for i in interleaved:
         if len(pixels) == max_images:
             break
         if folder.labels[i] is None:
@@ -116,19 +131,38 @@ def measure(model: Any, head: Any, folder: Any, spec: Any, feeds: Any = None, mo
         return None
     px, truth = np.stack(pixels), np.asarray(labels)
     result = Measurement(images=len(truth))
-    right: dict[str, np.ndarray] = {}
-    for mode in modes or CANDIDATES:
-        pre = Preprocessor(mode, source="measured")
-        predicted = np.concatenate([_predict(model, pre.forward(px[s:s + BATCH]), head, feeds)
-                                    for s in range(0, len(px), BATCH)])
-        right[mode] = predicted == truth
-        result.candidates.append(Candidate(mode, float(np.mean(right[mode])), len(truth)))
-    ranked = sorted(result.candidates, key=lambda c: -c.accuracy)  # stable: the first of equals stays first
-    best = ranked[0].mode
-    # The best must beat the guess (unit), or -- when it is the guess -- the runner-up, by more than chance:
-    # on a model that ignores the scale, or an untrained one, the accuracies differ by noise alone.
-    rival = "unit" if best != "unit" and "unit" in right else (ranked[1].mode if len(ranked) > 1 else None)
-    if rival is None or better_than_chance(right[best], right[rival]):
+    modes = tuple(modes or CANDIDATES)
+    right = {m: np.zeros(0, dtype=bool) for m in modes}
+    alive = list(modes)
+    dropped: set[str] = set()  # candidates some better one beat beyond chance
+    predict = predictor(model, head, feeds)
+    # Batch by batch, a candidate clearly worse than the best so far (beyond chance on the images both saw)
+    # is dropped: a trained model's wrong conventions go after a batch or two, so the measurement costs a
+    # few batches under each, not MAX_IMAGES; an untrained model keeps every candidate to the end.
+    for start in range(0, len(px), BATCH):
+        batch, seen = px[start:start + BATCH], truth[start:start + BATCH]
+        for mode in alive:
+            right[mode] = np.concatenate([right[mode], predict(Preprocessor(mode).forward(batch)) == seen])
+        best = max(alive, key=lambda m: (right[m].mean(), -modes.index(m)))
+        beaten = [m for m in alive if m != best and better_than_chance(right[best], right[m])]
+        dropped |= set(beaten)
+        alive = [m for m in alive if m not in beaten]
+        if len(alive) == 1:
+            break
+        if start + BATCH >= 2 * BATCH and np.ptp([right[m].sum() for m in alive]) <= 1:
+            break  # after two batches the survivors agree to an image: the model does not tell them apart
+    for mode in modes:
+        result.candidates.append(Candidate(mode, float(right[mode].mean()) if right[mode].size else 0.0,
+                                           int(right[mode].size)))
+    best = max(modes, key=lambda m: (right[m].size, right[m].mean(), -modes.index(m)))
+    # Another convention than the guess (unit) must beat the guess by more than chance; the guess itself is
+    # confirmed when it beats the worst candidate so. On a model that ignores the scale, or an untrained one,
+    # the accuracies differ by noise alone and nothing is chosen. Two candidates compare on the images both saw.
+    others = [m for m in modes if m != best]
+    rivals = (["unit"] if best != "unit" and "unit" in modes
+              else [min(others, key=lambda m: right[m][:right[m].size].mean() if right[m].size else 1.0)]
+              if others else [])
+    if not rivals or all(r in dropped or better_than_chance(right[best][:right[r].size], right[r]) for r in rivals):
         result.chosen = best
     result.seconds = time.perf_counter() - t0
     return result
