@@ -161,7 +161,7 @@ class Context:
 
     @cached_property
     def folder(self) -> Any:
-        """The ``--images`` folders' files and labels (:mod:`reportgen.folders`); None without folders."""
+        """The ``--images`` folders' files and labels (:mod:`reportgen.images.folders`); None without folders."""
         if not self.options.image_dirs:
             return None
         from reportgen import images
