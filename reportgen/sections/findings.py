@@ -85,6 +85,15 @@ def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
     return fig_to_uri(bn_chart(path, lw, t), dpi=100)
 
 
+def _step_title(step: str, width: int) -> str:
+    """A cascade step ("first…last" layer names) as two short lines that fit above a tile; the caption and
+    report.json keep the full names."""
+    def short(name: str) -> str:
+        return name if len(name) <= width else "…" + name[-(width - 1):]
+
+    return "\n".join(short(part) for part in step.split("…"))
+
+
 def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None,
                   title: str = "Grad-CAM") -> str:
     """The cascade as a strip per image: original heatmap, then each randomisation step."""
@@ -104,7 +113,7 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
             ax.set_yticks([])
             if i == 0:
                 step = result.steps[j - 1] if j else ""
-                ax.set_title("original" if j == 0 else f"{j}. random\n" + step.replace("…", "…\n"),
+                ax.set_title("original" if j == 0 else f"{j}. random\n" + _step_title(step, 12 if cols > 5 else 16),
                              fontsize=6 if cols > 5 else 6.5)
             if j > 0:
                 ax.set_xlabel(f"ρ = {result.correlations[j - 1, i]:.2f}", fontsize=7, labelpad=2)
