@@ -263,12 +263,8 @@ def _per_layer(block: dict | None, key: str, rule: str) -> Any:
     values = {p: v for p, v in values.items() if v is not None}
     if not values:
         return rule
-    distinct = {json_key(v) for v in values.values()}
+    distinct = {repr(v) for v in values.values()}
     return next(iter(values.values())) if len(distinct) == 1 else values
-
-
-def json_key(value: Any) -> str:
-    return repr(value)
 
 
 def _settings(ctx: Context, data: dict) -> dict:
@@ -300,10 +296,8 @@ def _settings(ctx: Context, data: dict) -> dict:
     if options.input_shape is None:
         out["input_shape"] = "as the model declares it"
     if options.kernel_channel is None:
-        out["kernel_channel"] = (_per_layer(data.get("kernels"), "channel", "auto") if "kernels" in ran
-                                 else unused("kernels"))
-        if isinstance(out["kernel_channel"], int):
-            out["kernel_channel"] = {p: e.get("channel") for p, e in data.get("kernels", {}).items()}
+        out["kernel_channel"] = ({p: e.get("channel") for p, e in data.get("kernels", {}).items()}
+                                 if "kernels" in ran else unused("kernels"))
     if "preprocessor" in vars(ctx):
         out["preprocess"] = ctx.preprocessor.option_text()
         out["preprocess_source"] = ctx.preprocessor.source
