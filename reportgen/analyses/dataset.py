@@ -124,7 +124,7 @@ class DatasetPass:
             return (len(x),)
         key = tuple(x.shape[1:])
         if key not in self._shapes:
-            shape = graph.anatomy(self.model).ref(self.layer).output_shape
+            shape = graph.anatomy(self.model).ref(self.layer).map_shape
             dims = tuple(shape[1:])
             if any(d is None for d in dims):
                 trace = forward.run(self.model, model_inputs(self.feeds, x[:1]), {self.layer: forward.Tap(stop=True)})

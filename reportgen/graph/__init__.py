@@ -38,6 +38,7 @@ This ``__init__`` re-exports the names of all but ``hooks`` and ``forward``
 (``reportgen.graph.forward`` is imported as a module).
 """
 
+from reportgen.graph.tokens import TokenGrid  # noqa: F401
 from reportgen.graph.trace import (  # noqa: F401
     DEFAULT_SIZE,
     FlatGraph,
@@ -88,6 +89,7 @@ from reportgen.graph.anatomy import (  # noqa: F401
     kernel_layers,
     one_pixel,
     spatial_layers,
+    token_grid,
     spatial_part,
     spatial_size,
     walk,
@@ -115,6 +117,9 @@ from reportgen.graph.selection import (  # noqa: F401
     detail_layers,
     find_layers,
     last_map_conv,
+    cam_layer,
+    token_blocks,
+    evenly,
     model_stage_starts,
     model_stages,
     pattern_candidates,

@@ -63,6 +63,7 @@ def _functional_anatomy(model: Any) -> Anatomy:
     # Custom layers with sublayers are opaque to the graph: record their insides as they run.
     with recording(model, tree, records, skip_traceable=True):
         graph = flat_graph(model)
+    records += _concrete_inner_records(model, tree, {p for p, *_rest in records}, graph)
     inner: dict[str, list] = {}
     for path, layer, in_shape, out_shape in records:
         parent = path.rsplit("/", 1)[0]
@@ -87,6 +88,7 @@ def _functional_anatomy(model: Any) -> Anatomy:
         args = graph.args_by_path.get(path)
         refs.append(LayerRef(path, op, depth, _shape(graph.by_path.get(path)), _shape(args)))
         add_inner(path, depth + 1)
+    refs = with_token_grids(refs)
     outputs = _flatten(model.outputs)
     names = _output_names(model, outputs)
     final = _flatten(graph.outputs)
@@ -106,6 +108,91 @@ def _functional_anatomy(model: Any) -> Anatomy:
         by_path=by_path,
         output_layers=producers,
     )
+
+
+def _concrete_inner_records(model: Any, tree: dict[str, Any], recorded: set[str], graph: Any) -> list:
+    """The insides of opaque layers that a symbolic trace never ran, from one pass on zeros.
+
+    A custom layer that defines ``compute_output_shape`` (keras-hub's
+    ``ViTPatchingAndEmbedding``) is traced symbolically without its ``call``,
+    so its sublayers (the patch embedding's Conv2D) are never seen. One
+    concrete pass of a single zero image runs them; it is made only when
+    such a layer holds weights, so a plain CNN pays nothing.
+    """
+    graph_paths = {p for p, _op, _d in graph.order}
+    missing = [p for p, layer in tree.items()
+               if p not in recorded and p not in graph_paths and weights_of(layer)
+               and any(p.startswith(g + "/") for g in graph_paths)]
+    if not missing:
+        return []
+    from reportgen import backend
+    from reportgen.graph.trace import FlatGraph, _trace
+
+    records: list = []
+    inputs = [zeros(_shape(t) or ()) for t in model.inputs]
+    try:
+        with backend.no_grad(), recording(model, tree, records, skip_traceable=True):
+            _trace(model, inputs[0] if len(inputs) == 1 else inputs, "", 0,
+                   FlatGraph(inputs=[], outputs=None, keep=False))
+    except Exception:  # a model that refuses zeros at the default size: the table keeps what it has
+        return []
+    return [r for r in records if r[0] not in recorded]
+
+
+def _is_patch_embedding(ref: LayerRef, parents: dict[str, LayerRef]) -> bool:
+    """A 2-D conv that cuts the image into patches: stride equal to its kernel (ViT, DeiT, DINOv2, Swin), or
+    any strided conv inside a layer named for patches or embeddings (SegFormer's overlapping patches)."""
+    layer = ref.layer
+    if not isinstance(layer, keras.layers.Conv2D) or ref.output_shape is None or len(ref.output_shape) != 4:
+        return False
+    strides = tuple(getattr(layer, "strides", (1, 1)))
+    if max(strides) <= 1 or None in ref.output_shape[1:3]:
+        return False
+    parent = parents.get(ref.path.rsplit("/", 1)[0]) if "/" in ref.path else None
+    owner = type(parent.layer).__name__.lower() if parent is not None else ""
+    return strides == tuple(getattr(layer, "kernel_size", ())) or "patch" in owner or "embed" in owner
+
+
+def with_token_grids(refs: list[LayerRef]) -> list[LayerRef]:
+    """``refs`` with :attr:`LayerRef.grid` set on every token output that lies on a patch grid.
+
+    The grids come from the patch embeddings seen so far in call order
+    (:func:`reportgen.graph.tokens.fit`). Attention layers and what they hold
+    are left as they are: their outputs are windows (Swin) or per-head
+    tensors, not the token stream.
+    """
+    from dataclasses import replace
+
+    from reportgen.graph.tokens import fit
+
+    parents = {r.path: r for r in refs}
+    grids: list[tuple[int, int]] = []
+    attention: list[str] = []
+    out = []
+    for ref in refs:
+        if "attention" in ref.class_name.lower():
+            attention.append(ref.path + "/")
+        if _is_patch_embedding(ref, parents):
+            grids.append((int(ref.output_shape[1]), int(ref.output_shape[2])))
+        shape = ref.output_shape
+        inside = any(ref.path.startswith(a) or ref.path + "/" == a for a in attention)
+        if inside:
+            ref = replace(ref, in_attention=True)
+        if grids and not inside and not ref.is_op and shape is not None and len(shape) == 3 \
+                and shape[1] is not None:
+            grid = fit(int(shape[1]), grids)
+            if grid is not None:
+                ref = replace(ref, grid=grid)
+        out.append(ref)
+    return out
+
+
+def token_grid(model: Any, path: str) -> Any:
+    """The :class:`~reportgen.graph.tokens.TokenGrid` of the layer at ``path``, or None (not a token map)."""
+    for ref in anatomy(model).layers:
+        if ref.path == path:
+            return ref.grid
+    return None
 
 
 _DECLARED: "weakref.WeakKeyDictionary[Any, list[tuple]]" = weakref.WeakKeyDictionary()
@@ -160,6 +247,7 @@ def _subclassed_anatomy(model: Any) -> Anatomy:
     for path, layer in tree.items():
         if path not in seen:
             refs.append(LayerRef(path, layer, path.count("/"), None, None))
+    refs = with_token_grids(refs)
     if isinstance(out, dict):
         names, flat = [str(k) for k in out], list(out.values())
     else:
@@ -211,13 +299,13 @@ def conv_layers(model: keras.Model) -> list[LayerRef]:
 
 
 def feature_map_layers(model: keras.Model) -> list[LayerRef]:
-    """Conv and pooling layers: the ones whose outputs are spatial feature maps."""
-    return [r for r in walk(model) if is_conv(r.layer) or is_pooling(r.layer)]
+    """Conv and pooling layers, and every layer whose tokens lie on a patch grid: the outputs a grid can show."""
+    return [r for r in walk(model) if is_conv(r.layer) or is_pooling(r.layer) or (r.grid is not None and not r.is_op)]
 
 
 def spatial_size(ref: LayerRef) -> tuple | None:
-    """The spatial part of a layer's output shape (channels-last)."""
-    return spatial_part(ref.output_shape)
+    """The spatial part of a layer's output shape (channels-last; a token output's patch grid)."""
+    return spatial_part(ref.map_shape)
 
 
 def spatial_part(shape: Sequence | None) -> tuple | None:
@@ -251,8 +339,8 @@ def image_input(model: Any) -> TensorSpec | None:
 # --- feature maps and Grad-CAM ------------------------------------------------------
 
 def has_spatial_output(ref: LayerRef) -> bool:
-    """A 2-D feature map (batch, height, width, channels): what a grid can show."""
-    return ref.output_shape is not None and len(ref.output_shape) == 4
+    """A 2-D feature map (batch, height, width, channels), or tokens on a patch grid: what a grid can show."""
+    return ref.map_shape is not None and len(ref.map_shape) == 4 and not ref.in_attention
 
 
 def spatial_layers(model: keras.Model) -> list[LayerRef]:

@@ -79,6 +79,10 @@ def run(model: Any, inputs: Any, taps: dict[str, Tap] | None = None) -> Trace:
     missing = [p for p in taps if p not in an.by_path]
     if missing:
         raise KeyError(f"no layer at path {missing[0]!r}")
+    grids = {r.path: r.grid for r in an.layers if r.grid is not None and r.path in taps}
+    for path, grid in grids.items():
+        if taps[path].grid is None:
+            taps[path] = replace(taps[path], grid=grid)
     session = _Session({id(an.by_path[p]): p for p in taps}, taps=taps)
     trace = Trace()
     x = inputs[0] if isinstance(inputs, (list, tuple)) and len(inputs) == 1 else inputs

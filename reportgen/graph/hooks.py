@@ -33,6 +33,9 @@ class Tap:
     linear: bool = False
     replace: Callable[..., Any] | None = None
     stop: bool = False
+    # A token output on a patch grid (set by forward.run from the anatomy): ``capture`` and ``reduce`` see
+    # the patch tokens as a (N, height, width, C) map, and ``add`` is such a map (zero at the class tokens).
+    grid: Any = None
 
 
 @dataclass
@@ -76,9 +79,10 @@ class _Session:
             else:
                 out = call(*args, **kwargs)
             if tap.add is not None:
-                out = out + tap.add
+                out = out + (tap.grid.from_map(tap.add) if tap.grid is not None else tap.add)
             if tap.capture:
-                self.captured[path] = tap.reduce(out) if tap.reduce is not None else out
+                seen = tap.grid.to_map(out) if tap.grid is not None else out
+                self.captured[path] = tap.reduce(seen) if tap.reduce is not None else seen
         if index is not None:
             self.records[index] = (path, layer, _shape(args), _shape(out))
         if self.outputs is not None and id(out) not in self.outputs:

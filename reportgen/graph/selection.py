@@ -9,9 +9,9 @@ import keras
 from reportgen.errors import UserError
 from reportgen.graph.anatomy import (_single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output,
                                      one_pixel, spatial_part, spatial_size, walk)
-from reportgen.graph.kinds import is_conv
+from reportgen.graph.kinds import is_conv, is_pooling
 from reportgen.graph.probe import _with_concrete_sizes, ancestors
-from reportgen.graph.trace import LayerRef
+from reportgen.graph.trace import LayerRef, children
 
 
 T = TypeVar("T")
@@ -104,6 +104,11 @@ def default_feature_layers(model: keras.Model) -> list[LayerRef]:
     resolution: a ResNet stage, a VGG block) and the last conv layer -- the one
     Grad-CAM uses -- in model order.
     """
+    blocks = token_blocks(model)
+    if blocks:
+        # A transformer: the patch embedding, then each block's patch tokens as maps on the grid.
+        patches = [r for r in conv_layers(model) if has_spatial_output(r)][:1]
+        return patches + evenly(blocks, MAX_DEFAULT_FEATURE_LAYERS - len(patches))
     refs = [r for r in feature_map_layers(model) if has_spatial_output(r)]
     if len(refs) <= MAX_DEFAULT_FEATURE_LAYERS:
         return refs
@@ -121,8 +126,9 @@ MAX_ALL_PATTERN_LAYERS = 6
 
 
 def pattern_candidates(model: keras.Model) -> list[LayerRef]:
-    """Conv layers with a 2-D output: the layers whose filters can be visualised as images."""
-    return [r for r in conv_layers(model) if has_spatial_output(r)]
+    """Conv layers with a 2-D output, and a transformer's blocks (a channel's mean over the patch tokens):
+    the layers whose units can be visualised as images."""
+    return [r for r in conv_layers(model) if has_spatial_output(r)] + token_blocks(model)
 
 
 def default_pattern_layers(model: keras.Model) -> list[LayerRef]:
@@ -133,6 +139,9 @@ def default_pattern_layers(model: keras.Model) -> list[LayerRef]:
     each stage (a run of conv layers at one spatial resolution), which for
     VGG16 is ``block1_conv1`` ... ``block5_conv1``, the tutorial's choice.
     """
+    blocks = token_blocks(model)
+    if blocks:
+        return evenly(blocks, MAX_ALL_PATTERN_LAYERS)
     convs = pattern_candidates(model)
     if len(convs) <= MAX_ALL_PATTERN_LAYERS:
         return convs
@@ -166,6 +175,70 @@ def last_map_conv(model: keras.Model, output: int = 0, exclude: Iterable[str] = 
     if not maps:
         return None
     return next(r for r in walk(model) if r.path == maps[-1].path)
+
+
+def token_blocks(model: keras.Model) -> list[LayerRef]:
+    """A transformer's blocks, in call order: the innermost layers on a patch grid that hold an attention layer
+    (ViT's ``transformer_block_N``, DINOv2's ``layers_N``, each Swin block). Empty for a CNN."""
+    refs = walk(model)
+    attention = [r.path for r in refs if "attention" in r.class_name.lower()]
+    found = [r for r in refs if r.grid is not None and not r.is_model and children(r.layer)
+             and any(a.startswith(r.path + "/") for a in attention)]
+    return [r for r in found if not any(o.path.startswith(r.path + "/") for o in found)]
+
+
+def evenly(refs: Sequence[LayerRef], limit: int) -> list[LayerRef]:
+    """At most ``limit`` of ``refs``, evenly spaced, the last one always kept (the one nearest the output)."""
+    refs = list(refs)
+    if len(refs) <= limit:
+        return refs
+    if limit <= 1:
+        return refs[-1:]
+    step = (len(refs) - 1) / (limit - 1)
+    keep = sorted({round(i * step) for i in range(limit)})
+    return [refs[i] for i in keep]
+
+
+def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) -> LayerRef | None:
+    """The layer a CAM explains by default, on the way to ``output``.
+
+    - A transformer: the last block's first normalisation (pytorch-grad-cam's
+      ``blocks[-1].norm1``), before that block's attention. Later, only the
+      class token reaches the head, so the patch tokens' gradient is zero.
+    - A CNN: the last spatial output before the head -- the last block's
+      output after its add or activation (ResNet's ``conv5_block3_out``,
+      EfficientNet's ``top_activation``, VGG16's ``block5_conv3``) --, never a
+      shortcut projection that happens to be declared last. Pooling layers
+      only subsample what they are given, so their input is taken instead.
+    """
+    skip = set(exclude)
+    blocks = [b for b in token_blocks(model) if b.path not in skip]
+    if blocks:
+        last = blocks[-1]
+        inner = [r for r in walk(model) if r.path.startswith(last.path + "/") and r.grid is not None
+                 and isinstance(r.layer, keras.layers.LayerNormalization)]
+        return inner[0] if inner else last
+    refs = [r for r in walk(model) if has_spatial_output(r) and not r.is_model and not r.is_op
+            and not children(r.layer) and not is_pooling(r.layer) and r.path not in skip
+            and type(r.layer).__name__ not in _NOT_A_MAP]
+    if len(anatomy(model).outputs) > 1:
+        needed = ancestors(model, output)
+        if needed is not None:  # a layer inside a custom layer counts with its container
+            refs = [r for r in refs if r.path in needed or r.path.rsplit("/", 1)[0] in needed]
+    outputs = set(anatomy(model).output_layers)
+    better = [r for r in refs if r.path not in outputs and (r.map_shape or (None,))[-1] not in (1,)]
+    if better:
+        refs = better
+    if any(s is None or None in s for s in (spatial_size(r) for r in refs)):
+        refs = _with_concrete_sizes(model, refs)
+    maps = [r for r in refs if not _single_pixel(r)]
+    if not maps:
+        return None
+    return next(r for r in walk(model) if r.path == maps[-1].path)
+
+
+# Layers whose 4-D output is not a feature map of the image: inputs, and noise or masking added for training.
+_NOT_A_MAP = {"InputLayer", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"}
 
 
 def model_stage_starts(model: keras.Model, refs: Sequence[LayerRef]) -> list[LayerRef]:

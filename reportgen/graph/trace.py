@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import keras
 
 from reportgen.errors import UserError
+from reportgen.graph.tokens import TokenGrid
 
 
 DEFAULT_SIZE = 224  # spatial size used where a model's input size is not fixed
@@ -23,6 +24,15 @@ class LayerRef:
     depth: int
     output_shape: tuple | None = None
     input_shape: tuple | None = None  # of the first input
+    grid: TokenGrid | None = None  # a transformer's token output: how it lies on the patch grid
+    in_attention: bool = False  # an attention layer or inside one: windows and per-head tensors, not maps
+
+    @property
+    def map_shape(self) -> tuple | None:
+        """The output as the report draws it: a token sequence as ``(N, height, width, C)``, else as it is."""
+        if self.grid is not None and self.output_shape is not None:
+            return self.grid.map_shape(self.output_shape)
+        return self.output_shape
 
     @property
     def class_name(self) -> str:
@@ -154,7 +164,7 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
             inner = args[0] if len(args) == 1 else list(args)
             out = _trace(op, inner, path + "/", depth + 1, graph, stop_at)
         else:
-            out = op(*args, **_inference(op, kwargs))
+            out = _call(op, args, kwargs)
         if graph.keep:
             graph.by_path[path] = out
         if path == stop_at:
@@ -175,6 +185,20 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
         return call
 
     return _run_graph(model, x, operation_fn)
+
+
+def _call(op: Any, args: tuple, kwargs: dict) -> Any:
+    """``op(*args, **kwargs)`` in inference mode; a layer whose symbolic ``compute_output_spec`` does not take
+    the ``training`` its ``call`` takes (keras-hub's ``DINOV2Embedding``) is called as the graph recorded it."""
+    chosen = _inference(op, kwargs)
+    if chosen is kwargs:
+        return op(*args, **kwargs)
+    try:
+        return op(*args, **chosen)
+    except TypeError as exc:
+        if "training" not in str(exc):
+            raise
+        return op(*args, **kwargs)
 
 
 def _inference(op: Any, kwargs: dict) -> dict:
@@ -215,7 +239,7 @@ def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
             continue  # not computable from these inputs (Keras skips it too)
         args, kwargs = node.arguments.fill_in(tensors)
         operation = lookup(node) if lookup is not None else node.operation
-        outputs = operation_fn(operation)(*args, **_inference(operation, kwargs))
+        outputs = operation_fn(operation)(*args, **kwargs)  # inference mode: record() -> _call()
         del args, kwargs
         for k, v in zip(node.outputs, tree.flatten(outputs)):
             tensors[id(k)] = v

@@ -39,6 +39,13 @@ def validate(ctx: Context) -> None:
 def _selection_text(model: Any, chosen: Sequence[graph.LayerRef], user: bool) -> str:
     if user:
         return f"{len(chosen)} layer(s) chosen with --layers"
+    blocks = graph.token_blocks(model)
+    if blocks:
+        shown = sum(1 for r in chosen if r.grid is not None)
+        return (f"the patch embedding and {shown} of {len(blocks)} transformer blocks, each block's patch tokens "
+                f"as maps on the {blocks[-1].grid.height}x{blocks[-1].grid.width} patch grid"
+                f"{' (class and register tokens left out)' if blocks[-1].grid.prefix else ''}; "
+                "choose others with --layers")
     total = [r for r in graph.feature_map_layers(model) if graph.has_spatial_output(r)]
     if len(total) <= graph.MAX_DEFAULT_FEATURE_LAYERS:
         return f"all {len(total)} conv and pooling layers"

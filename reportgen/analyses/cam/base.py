@@ -147,7 +147,7 @@ class BaseCAM:
         """The target layer's output shape for the batch ``x``: from the anatomy when the image has the
         model's own size (no pass), else from a pass stopped at the layer."""
         n = int(x.shape[0])
-        known = graph.anatomy(self.model).ref(self.layer).output_shape
+        known = graph.anatomy(self.model).ref(self.layer).map_shape
         index = graph.image_input_index(self.model)
         spec = graph.anatomy(self.model).inputs[index].shape if index is not None else None
         if known is not None and None not in known[1:] and spec is not None \

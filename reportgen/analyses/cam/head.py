@@ -190,24 +190,26 @@ def is_classifier(model: Any) -> bool:
 
 
 def find_target_layer(model: Any, output: str | int | None = None) -> graph.LayerRef:
-    """The last convolutional layer with a 2-D output of more than one pixel (nested models included).
+    """The layer a CAM explains by default (:func:`reportgen.graph.cam_layer`): a CNN's last spatial output
+    before the head, a transformer's last block's first normalisation.
 
     ``block5_conv3`` for VGG16, as in Chollet; in a model with several outputs,
     the last one on the way to the chosen output. Raises :class:`UserError`
     when the model has none.
     """
     index = output if isinstance(output, int) else output_index(model, output)
-    target = graph.last_map_conv(model, index)
+    target = graph.cam_layer(model, index)
     if target is not None and len(graph.anatomy(model).outputs) > 1 and not graph.is_traceable(model):
         # A subclassed model's graph is unknown: probe that the chosen output depends on the layer.
         rejected: list[str] = []
         while target is not None and not _reaches(model, target.path, index):
             rejected.append(target.path)
-            target = graph.last_map_conv(model, index, exclude=rejected)
+            target = graph.cam_layer(model, index, exclude=rejected)
     if target is None:
         spatial = ", ".join(r.path for r in graph.spatial_layers(model)) or "(none)"
         raise UserError(
-            "Grad-CAM: the model has no 2-D convolutional layer; pick a layer with a 2-D output "
+            "Grad-CAM: the model has no layer with a 2-D map output (no conv layer, no tokens on a patch grid); "
+            "pick a layer with a 2-D output "
             f"with --gradcam-layer (valid names: {spatial}) or drop the gradcam section"
         )
     return target

@@ -115,7 +115,7 @@ def compute(model: Any, options: Any, preprocessor: Any, feeds: Any = None,
     out = PatternSet(size=size, steps=steps, refs=refs)
     classic = options.pattern_style == "classic"
     for ref in refs:
-        channels = int(ref.output_shape[-1]) if ref.output_shape else options.pattern_filters
+        channels = int(ref.map_shape[-1]) if ref.map_shape else options.pattern_filters
         filters = list(range(min(options.pattern_filters, channels)))
         n_steps = steps if steps is not None else layer_steps(model, ref.path, size, len(filters))
         affine = affine_in_image(model, ref.path, size)

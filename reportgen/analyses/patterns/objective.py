@@ -60,6 +60,9 @@ class Objective:
         self.layer = an.layer(self.path)
         shapes = graph.shapes_at(self.model, self.size, upto=self.path)
         out_shape = (shapes.get(self.path) or (None, None))[1]
+        grid = graph.token_grid(self.model, self.path)
+        if grid is not None and out_shape is not None and len(out_shape) == 3 and out_shape[1] == grid.tokens:
+            out_shape = grid.map_shape(out_shape)  # a transformer block: its channels' mean over the patch tokens
         if out_shape is None or len(out_shape) != 4 or any(d is not None and d < 1 for d in out_shape[1:]):
             raise UserError(f"--pattern-size {self.size}: layer '{self.path}' has no 2-D output at that size")
         self.out_channels = int(out_shape[-1])
