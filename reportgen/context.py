@@ -232,6 +232,17 @@ class Context:
                                t.dead_activation, t.saturation_margin)
 
     @cached_property
+    def attention(self) -> Any:
+        """A transformer's attention on the report's images (:mod:`reportgen.analyses.attention`); None without
+        images."""
+        images = self.images
+        if not images:
+            return None
+        from reportgen.analyses.attention import analyse
+
+        return analyse(self.model, np.stack([np.asarray(im.input, dtype=np.float32) for im in images]), self.feeds)
+
+    @cached_property
     def head(self) -> Any:
         """What the chosen model output is (:func:`reportgen.analyses.cam.classifier_head`)."""
         from reportgen.analyses.cam import classifier_head
@@ -253,6 +264,7 @@ ANALYSES: dict[str, tuple[str, ...]] = {
     "dataset": ("folder", "preprocessor", "head", "feeds", "thresholds"),
     "activity": ("dataset", "images", "feeds", "thresholds"),
     "cams": ("images", "head", "feeds"),
+    "attention": ("images", "feeds"),
     "patterns": ("preprocessor", "feeds"),
     "sanity": ("cams", "images", "thresholds", "feeds"),
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from reportgen import graph, images as imgs
-from reportgen.analyses import cam
+from reportgen.analyses import attention, cam
 from reportgen.analyses.labels import class_names
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
@@ -22,7 +22,8 @@ from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, py
 from reportgen.sections.features import image_entry, image_view
 
 TITLE = "Class activation maps"
-NEEDS = ("images", "head", "cams")
+NEEDS = ("images", "head", "cams", "attention")
+OPTIONAL = ("attention",)  # a transformer's rollout; a failure leaves it out, with the reason
 
 
 def validate(ctx: Context) -> None:
@@ -200,7 +201,66 @@ def run(ctx: Context) -> SectionResult:
         iv["empty"] = [labels[j] for j in range(len(labels)) if first.peaks[i, j] <= 0]
         view["images"].append(iv)
     view["figure_ids"] = {f"gradcam-{i}" for i in range(len(images))}
+    attention_json = attention_entries(ctx, images, json_images, view)
     info = {"layer": ref.path, "layer_resolution": list(first.heatmaps.shape[-2:]), "score": head.score,
             "output": head.kind, "output_name": head.output_name, "target": target_text(head), "note": head.note,
             "methods": list(results)}
-    return SectionResult(json={"images": json_images, "gradcam": info}, view=view)
+    out = {"images": json_images, "gradcam": info}
+    if attention_json is not None:
+        out["attention"] = attention_json
+    return SectionResult(json=out, view=view)
+
+
+def attention_entries(ctx: Context, images: list, json_images: list[dict], view: dict) -> dict | None:
+    """A transformer's attention rollout and last-block heads beside the CAMs: report.json's ``attention`` and
+    ``images[i].attention_rollout`` / ``attention_heads``, and the figures. None for a model without attention."""
+    if "attention" in ctx.failed:
+        view["attention"] = {"note": f"Attention could not be computed: {ctx.failed['attention'][1]}"}
+        return {"note": view["attention"]["note"]}
+    found = ctx.attention
+    if found is None or (not found.layers and found.note == "The model has no attention layer."):
+        return None
+    info = {"layers": found.layers, "method": f"attention rollout ({attention.PAPER})",
+            "read_from": found.source(), "grid": found.grid.to_json() if found.grid is not None else None,
+            "last_layer": found.last, "check_max_relative_error": found.check_error,
+            "heads": [h.to_json() for h in found.stats], "note": found.note}
+    av: dict = {"note": found.note, "layers": found.layers, "last": found.last, "source": found.source(),
+                "check_error": found.check_error, "images": []}
+    if found.rollout is not None:
+        for i, image in enumerate(images):
+            json_images[i]["attention_rollout"] = np.round(found.rollout[i].astype(np.float64), 5).tolist()
+            json_images[i]["attention_heads"] = {
+                "layer": found.last,
+                "maps": [np.round(h.astype(np.float64), 5).tolist() for h in found.heads[i]]}
+            av["images"].append({"index": i, "name": image.name, "figure": Later(
+                attention_figure, image, found.rollout[i], found.heads[i], found.last)})
+    view["attention"] = av
+    return info
+
+
+def attention_figure(image: imgs.PreparedImage, rolled: np.ndarray, heads: np.ndarray, last: str) -> str:
+    """The input, its attention rollout overlaid, then each head of the last block (own scale per map)."""
+    plt = pyplot()
+
+    n = 2 + heads.shape[0]
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    cell = min(1.3, 6.8 / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell + 0.2, rows * (cell + 0.3)), squeeze=False,
+                             gridspec_kw={"hspace": 0.35, "wspace": 0.08})
+    px = image.pixels
+    axes[0, 0].imshow(px[..., 0] if px.shape[-1] == 1 else px, cmap="gray", vmin=0, vmax=255)
+    axes[0, 0].set_title("input", fontsize=7)
+    peak = float(rolled.max()) or 1.0
+    axes[0, 1].imshow(overlay(px, rolled / peak))
+    axes[0, 1].set_title("rollout", fontsize=7)
+    for h in range(heads.shape[0]):
+        ax = axes.ravel()[2 + h]
+        ax.imshow(heads[h], cmap=HEATMAP_CMAP, vmin=0, interpolation="nearest")
+        ax.set_title(f"head {h}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    return fig_to_uri(fig, fmt="png")

@@ -1,0 +1,188 @@
+"""Where a vision transformer attends: attention rollout, the last block's heads, heads that look nowhere.
+
+keras-hub's ViT runs every block inside one encoder layer and never returns
+attention scores, and Keras' ``MultiHeadAttention`` refuses
+``return_attention_scores=True`` while flash attention is on. So the scores
+are computed here from each attention layer's own query and key projections,
+on the inputs it received in one forward pass of the report's images:
+``softmax(Q K^T / sqrt(d))`` per head. The same scores, times the values and
+through the output projection, must give the layer's own output; the largest
+relative difference is kept (:attr:`Attention.check_error`), so the report
+states how exactly the scores it shows are the ones the model used.
+
+- **Attention rollout** (Abnar & Zuidema 2020): each block's heads averaged,
+  the identity added for the residual stream, rows renormalised, the blocks
+  multiplied from the first to the last; the class token's row over the
+  patches is the map (the mean row where the model has no class token).
+- **The last block's heads**: each head's attention from the class token (or
+  the mean query) to the patches, on the patch grid.
+- **Head statistics** on the given images: the normalised entropy of each
+  head's attention rows (1 = uniform over every token) and the mass each
+  token keeps on itself (1 = attends only to itself), for the findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from reportgen import graph
+from reportgen.graph import forward
+from reportgen.graph.inputs import Feeds, model_inputs
+
+PAPER = "Abnar & Zuidema 2020"
+
+
+@dataclass
+class HeadStats:
+    """One head of one attention layer, averaged over the images and the query tokens."""
+
+    layer: str
+    head: int
+    entropy: float  # normalised: 1 = uniform attention over every token
+    self_mass: float  # the attention each token keeps on itself
+
+    def to_json(self) -> dict:
+        return {"layer": self.layer, "head": self.head, "entropy": round(self.entropy, 4),
+                "self_mass": round(self.self_mass, 4)}
+
+
+@dataclass
+class Attention:
+    """The attention of a transformer's blocks on the report's images (nothing for a model without any)."""
+
+    layers: list[str] = field(default_factory=list)  # the attention layers, in call order
+    grid: graph.TokenGrid | None = None
+    rollout: np.ndarray | None = None  # (N, h, w), each map summing to 1 over the patches
+    heads: np.ndarray | None = None  # (N, H, h, w): the last block's heads, from the class token (or mean query)
+    check_error: float | None = None  # max |recomputed output - layer output| / max |layer output|
+    stats: list[HeadStats] = field(default_factory=list)
+    note: str | None = None  # why there is no rollout
+
+    @property
+    def last(self) -> str | None:
+        return self.layers[-1] if self.layers else None
+
+    def source(self) -> str:
+        if self.grid is None or not self.grid.prefix:
+            return "the mean over every token's row (the model has no class token)"
+        return "the class token's row"
+
+
+def attention_layers(model: Any) -> list[graph.LayerRef]:
+    """The ``MultiHeadAttention`` layers that work on a token stream laid on a patch grid, in call order."""
+    import keras
+
+    blocks = graph.token_blocks(model)
+    return [r for r in graph.walk(model) if isinstance(r.layer, keras.layers.MultiHeadAttention)
+            and any(r.path.startswith(b.path + "/") for b in blocks)]
+
+
+def _grid_of(model: Any, ref: graph.LayerRef) -> graph.TokenGrid | None:
+    blocks = [b for b in graph.token_blocks(model) if ref.path.startswith(b.path + "/")]
+    return blocks[0].grid if blocks else None
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def scores(layer: Any, query: Any, value: Any, key: Any) -> np.ndarray:
+    """``softmax(Q K^T / sqrt(d))``: (N, heads, T, S), from the layer's own projections of its inputs."""
+    from reportgen import backend
+
+    q = backend.numpy(layer.query_dense(query)).astype(np.float64)  # (N, T, H, d)
+    k = backend.numpy(layer.key_dense(key)).astype(np.float64)  # (N, S, H, d)
+    logits = np.einsum("nthd,nshd->nhts", q, k) / np.sqrt(float(q.shape[-1]))
+    return _softmax(logits)
+
+
+def recomputed_output(layer: Any, probs: np.ndarray, value: Any) -> np.ndarray:
+    """The layer's output from ``probs``: the values weighed by them, through the output projection."""
+    from reportgen import backend
+
+    v = backend.numpy(layer.value_dense(value)).astype(np.float64)  # (N, S, H, d)
+    context = np.einsum("nhts,nshd->nthd", probs, v).astype(np.float32)
+    return backend.numpy(layer.output_dense(backend.tensor(context))).astype(np.float64)
+
+
+def rollout(per_layer: Sequence[np.ndarray]) -> np.ndarray:
+    """Abnar & Zuidema's rollout: (N, T, T), the product over blocks of ``(mean over heads + I)``, rows renormalised."""
+    n, _h, t, _s = per_layer[0].shape
+    joint = np.broadcast_to(np.eye(t), (n, t, t)).copy()
+    for a in per_layer:
+        mixed = a.mean(axis=1) + np.eye(t)
+        mixed /= mixed.sum(axis=-1, keepdims=True)
+        joint = mixed @ joint
+    return joint
+
+
+def _rows(a: np.ndarray, grid: graph.TokenGrid) -> np.ndarray:
+    """Attention to the patches from the class token (the first token), else the mean over the queries: (..., h, w)."""
+    rows = a[..., 0, :] if grid.prefix else a.mean(axis=-2)
+    patches = rows[..., grid.prefix:]
+    return patches.reshape(patches.shape[:-1] + (grid.height, grid.width))
+
+
+def _stats(path: str, a: np.ndarray) -> list[HeadStats]:
+    t = a.shape[-1]
+    p = np.clip(a, 1e-12, 1.0)
+    entropy = -(p * np.log(p)).sum(axis=-1) / np.log(t)  # (N, H, T)
+    own = np.diagonal(a, axis1=-2, axis2=-1)  # (N, H, T)
+    return [HeadStats(path, h, float(entropy[:, h].mean()), float(own[:, h].mean())) for h in range(a.shape[1])]
+
+
+def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention:
+    """Every attention layer's scores on the batch ``x`` (one forward pass), the rollout, the last heads, the stats."""
+    from reportgen import backend
+
+    refs = attention_layers(model)
+    if not refs:
+        kinds = sorted({r.class_name for r in graph.walk(model) if "attention" in r.class_name.lower()})
+        if kinds:
+            return Attention(note=f"The model's attention layers ({', '.join(kinds)}) are not Keras "
+                                  "MultiHeadAttention layers over the whole token sequence (Swin attends within "
+                                  "windows); attention rollout needs global attention, so it is not shown.")
+        return Attention(note="The model has no attention layer.")
+    grid = _grid_of(model, refs[-1])
+    seen: dict[str, tuple] = {}
+
+    def keep_inputs(layer: Any, call: Any, query: Any, value: Any = None, key: Any = None, *args: Any,
+                    **kwargs: Any) -> Any:
+        path = next(r.path for r in refs if r.layer is layer)
+        value = kwargs.pop("value", value)
+        key = kwargs.pop("key", key)
+        seen[path] = (query, value, value if key is None else key, kwargs)
+        return call(query, value, key, *args, **kwargs)
+
+    taps = {r.path: forward.Tap(replace=keep_inputs) for r in refs}
+    with backend.no_grad():
+        trace = forward.run(model, model_inputs(feeds, backend.tensor(np.asarray(x, np.float32))), taps)
+    out = Attention(layers=[r.path for r in refs], grid=grid)
+    per_layer, errors = [], []
+    for ref in refs:
+        if ref.path not in seen:
+            continue
+        query, value, key, kwargs = seen[ref.path]
+        if kwargs.get("attention_mask") is not None or kwargs.get("use_causal_mask"):
+            out.note = f"'{ref.path}' is called with an attention mask: the scores shown ignore it."
+        a = scores(ref.layer, query, value, key)
+        mine = recomputed_output(ref.layer, a, value)
+        theirs = backend.numpy(trace.captured[ref.path]).astype(np.float64)
+        errors.append(float(np.abs(mine - theirs).max() / max(float(np.abs(theirs).max()), 1e-12)))
+        per_layer.append(a)
+        out.stats.extend(_stats(ref.path, a))
+    if not per_layer:
+        out.note = "No attention layer ran on these images."
+        return out
+    out.check_error = max(errors)
+    if grid is not None and per_layer[0].shape[-1] == grid.tokens and len({a.shape[-1] for a in per_layer}) == 1:
+        out.rollout = _rows(rollout(per_layer), grid)
+        out.heads = _rows(per_layer[-1], grid)
+    else:
+        out.note = "The attention layers' token counts differ from the patch grid's; no rollout is drawn."
+    return out
