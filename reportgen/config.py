@@ -108,6 +108,12 @@ class Thresholds:
     # conv layer at the old 20 steps of one pixel unit gained 5-32% (its mosaic was the
     # start noise): 0 of 32 rose.
     pattern_rise_margin: float = 0.5
+    # Attention heads of a transformer, on the given images: a head whose rows have a normalised
+    # entropy of at least this attends uniformly to every token (every head of a fresh ViT: > 0.99;
+    # the trained spot ViT of the tests: 0.11-0.97) ...
+    attention_uniform_entropy: float = 0.99
+    # ... and one whose tokens keep at least this share of their attention on themselves mixes nothing.
+    attention_self_mass: float = 0.9
     # At most this many findings of one kind in one layer are listed one by one; the
     # rest are summed up in one finding.
     max_per_layer: int = 10
@@ -146,6 +152,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "sanity_images": (1, 16, "an integer from 1 to 16"),
     "pattern_min_rise": (-math.inf, math.inf, "a number"),
     "pattern_rise_margin": (0.0, 2.0, "a number from 0 to 2"),
+    "attention_uniform_entropy": (0.0, 1.0, "a number from 0 to 1"),
+    "attention_self_mass": (0.0, 1.0, "a number from 0 to 1"),
     "max_per_layer": (1, 10_000, "an integer >= 1"),
     "rollup_layers": (1, 100_000, "an integer >= 1"),
 }

@@ -78,6 +78,10 @@ _ALL = [
          what="the CAM does not change when the weights are randomised"),
     Kind("pattern_not_rising", "info", "pattern not rising", "patterns",
          what="a filter's objective did not rise during the pattern ascent"),
+    Kind("attention_uniform", "info", "uniform attention head", "gradcam", fixed_anchor="attention",
+         what="a transformer head attends almost uniformly to every token on the given images"),
+    Kind("attention_self", "info", "self-only attention head", "gradcam", fixed_anchor="attention",
+         what="a transformer head keeps nearly all of each token's attention on the token itself"),
 ]
 
 KINDS: dict[str, Kind] = {k.name: k for k in _ALL}

@@ -190,10 +190,36 @@ def filter_matrix(layer: Any, kernel: np.ndarray | None = None) -> np.ndarray | 
     if var is None or not isinstance(layer, graph.KERNEL_TYPES):
         return None
     k = _array(var) if kernel is None else kernel
+    if isinstance(layer, keras.layers.EinsumDense):
+        return einsum_matrix(getattr(layer, "equation", ""), k)
     if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
                           keras.layers.Conv3DTranspose)):
         k = np.moveaxis(k, -2, -1)
     return k.reshape(-1, k.shape[-1]).T
+
+
+def einsum_matrix(equation: str, k: np.ndarray) -> np.ndarray:
+    """An ``EinsumDense`` kernel (a transformer's 3-D query, key, value or output projection) as
+    (output units, fan_in): the axes it contracts with the input are the fan-in, the others the units.
+
+    ``"abc,cde->abde"`` (a query projection, kernel ``(C, heads, d)``) gives
+    ``(heads*d, C)``; ``"abcd,cde->abe"`` (the output projection, ``(heads, d, C)``)
+    gives ``(C, heads*d)``. An equation it cannot read falls back to the last axis as units.
+    """
+    try:
+        inputs, out = equation.replace(" ", "").split("->")
+        lhs, spec = inputs.split(",")
+    except ValueError:
+        return k.reshape(-1, k.shape[-1]).T
+    if len(spec) != k.ndim:
+        return k.reshape(-1, k.shape[-1]).T
+    fan_in = [i for i, c in enumerate(spec) if c in lhs and c not in out]
+    units = [i for i in range(k.ndim) if i not in fan_in]
+    if not fan_in or not units:
+        return k.reshape(-1, k.shape[-1]).T
+    moved = np.transpose(k, fan_in + units)
+    n_in = int(np.prod([k.shape[i] for i in fan_in]))
+    return moved.reshape(n_in, -1).T
 
 
 def row_norms(w: np.ndarray) -> np.ndarray:
@@ -276,6 +302,9 @@ class LayerWeights:
     filter_dim: int = 0  # weights per filter (the length of the vectors whose cosines are compared)
     bias_values: np.ndarray | None = None  # Dense layers (what a dead unit outputs)
     gamma: np.ndarray | None = None
+    gains: np.ndarray | None = None  # a LayerNorm's gamma or a LayerScale's factor, per channel
+    gains_stats: dict | None = None
+    gains_init: float | None = None  # the constant those gains start at (1e-6 in ConvNeXt's LayerScale, 1.0 ...)
     moving_variance: np.ndarray | None = None
     nonfinite: list[Nonfinite] = field(default_factory=list)
 
@@ -291,6 +320,18 @@ class LayerWeights:
         if self.ks is not None:
             entry["ks_statistic"], entry["ks_pvalue"] = self.ks
         return entry
+
+    def gains_json(self) -> dict | None:
+        """The ``gains`` entry of report.json: a LayerNorm's or LayerScale's per-channel gain, and its start value."""
+        if self.gains_stats is None:
+            return None
+        return {k: self.gains_stats[k] for k in ("count", "mean", "std", "min", "max")} | {
+            "initial": self.gains_init, "at_initial": self.at_initial}
+
+    @property
+    def at_initial(self) -> bool:
+        """Every gain still equals the constant it was initialised to: the block never trained."""
+        return self.gains_init is not None and self.gains is not None and bool(np.all(self.gains == self.gains_init))
 
 
 def _all_finite(w: np.ndarray) -> bool:
@@ -334,6 +375,18 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     if isinstance(layer, keras.layers.BatchNormalization):
         lw.gamma = by_name.get("gamma")
         lw.moving_variance = by_name.get("moving_variance")
+    if isinstance(layer, (keras.layers.LayerNormalization, keras.layers.GroupNormalization)) or _is_layer_scale(layer):
+        # A transformer's gains: LayerNorm's gamma, and LayerScale's per-channel factor, which starts
+        # at a constant (1e-6 in ConvNeXt) and stays there in a block that never trained.
+        lw.gains = by_name.get("gamma", next(iter(by_name.values()), None) if _is_layer_scale(layer) else None)
+        if lw.gains is not None:
+            lw.gains_stats = statistics(lw.gains)
+            fresh = fresh_values(layer, ref.path, seed, ref.input_shape)
+            if fresh:
+                f0 = dict(zip((variable_name(v) for v in layer.weights), fresh))
+                g0 = f0.get("gamma", next(iter(f0.values()), None))
+                if g0 is not None and g0.shape == lw.gains.shape and np.ptp(g0) == 0:
+                    lw.gains_init = float(g0.reshape(-1)[0])
     if not kernels:
         return lw
     fresh = fresh_values(layer, ref.path, seed, ref.input_shape)
@@ -385,6 +438,12 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
             lw.duplicate_cos, lw.duplicate_of = nearest_earlier(np.nan_to_num(w), ok)
             lw.filter_dim = int(w.shape[1])
     return lw
+
+
+def _is_layer_scale(layer: Any) -> bool:
+    """A LayerScale: one per-channel factor on a residual branch (keras.applications' ConvNeXt
+    ``LayerScale``, keras-hub's ``DINOV2LayerScale``), named so by its class."""
+    return "layerscale" in type(layer).__name__.lower() and len(getattr(layer, "weights", [])) == 1
 
 
 def _outside_support(layer: Any, variables: Iterable[Any], arrays: list[np.ndarray]) -> int | None:

@@ -78,11 +78,16 @@ class _Session:
                 out = tap.replace(layer, call, *args, **kwargs)
             else:
                 out = call(*args, **kwargs)
+            rest: tuple | None = None
+            if tap.grid is not None and isinstance(out, (tuple, list)):
+                out, rest = out[0], tuple(out[1:])  # a block that also returns its attention (DeiT)
             if tap.add is not None:
                 out = out + (tap.grid.from_map(tap.add) if tap.grid is not None else tap.add)
             if tap.capture:
                 seen = tap.grid.to_map(out) if tap.grid is not None else out
                 self.captured[path] = tap.reduce(seen) if tap.reduce is not None else seen
+            if rest is not None:
+                out = (out,) + rest
         if index is not None:
             self.records[index] = (path, layer, _shape(args), _shape(out))
         if self.outputs is not None and id(out) not in self.outputs:

@@ -28,7 +28,7 @@ POOLING_TYPES: tuple[type, ...] = (
     keras.layers.AveragePooling2D,
     keras.layers.AveragePooling3D,
 )
-KERNEL_TYPES: tuple[type, ...] = CONV_TYPES + (keras.layers.Dense,)
+KERNEL_TYPES: tuple[type, ...] = CONV_TYPES + (keras.layers.Dense, keras.layers.EinsumDense)
 def is_conv(layer: Any) -> bool:
     return isinstance(layer, CONV_TYPES)
 

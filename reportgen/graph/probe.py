@@ -39,7 +39,10 @@ def shapes_at(model: keras.Model, size: int, upto: str | None = None) -> dict[st
                 pass
         out = {p: (_shape(probe.args_by_path.get(p)), _shape(t)) for p, t in probe.by_path.items()}
         out.update({p: (i, o) for p, _l, i, o in records})
-        return out
+        if upto is None or upto in out:
+            return out
+        # A layer inside a custom layer that is traced without running its call (one that defines
+        # compute_output_shape, as keras-hub's encoders do): one concrete pass on zeros reaches it.
     from reportgen.graph import forward
 
     return forward.shapes(model, shapes, upto)

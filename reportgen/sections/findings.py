@@ -35,13 +35,13 @@ def NEEDS(options: Any) -> tuple[str, ...]:
     if options.image_dirs or {"features", "gradcam"} & set(options.sections):
         needs += ["images", "activity"]
     if "gradcam" in options.sections:
-        needs += ["cams", "sanity"]
+        needs += ["cams", "sanity", "attention"]
     if "patterns" in options.sections:
         needs.append("patterns")
     return tuple(needs)
 
 
-OPTIONAL = ("activity", "cams", "sanity", "patterns")  # checks that need a failed one are left out
+OPTIONAL = ("activity", "cams", "sanity", "patterns", "attention")  # checks that need a failed one are left out
 
 
 def validate(ctx: Context) -> None:
@@ -285,6 +285,8 @@ def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[
         inputs["activity"] = ctx.activity
     if "patterns" in ctx.options.sections and ctx.get("patterns") is not None:
         inputs["patterns"] = ctx.patterns.results
+    if "gradcam" in ctx.options.sections and ctx.get("attention") is not None and ctx.attention.stats:
+        inputs["attention"] = ctx.attention
     sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
     if sanity_results:
         inputs["sanity"] = sanity_results

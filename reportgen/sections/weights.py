@@ -172,11 +172,12 @@ def run(ctx: Context) -> SectionResult:
     shown, why = graph.detail_layers(refs, ctx.options.layers or (), flagged)
     figures = {r.path: Later(histogram_figure, r.path, stats[r.path]) for r in shown}
     depth, depth_notes = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else (None, [])
+    gains = {p: lw.gains_json() for p, lw in facts.items() if lw.gains_json() is not None}
     return SectionResult(
-        json={"weights": stats},
+        json={"weights": stats} | ({"gains": gains} if gains else {}),
         view={"stats": stats, "figures": figures, "near_zero": NEAR_ZERO, "seed": ctx.options.seed,
               "anchors": {p: anchor_id("weights", p) for p in stats}, "depth": depth, "depth_notes": depth_notes,
-              "selection": why,
+              "selection": why, "gains": gains,
               "big": len(refs) > graph.FULL_DETAIL_LAYERS,
               "figure_ids": {anchor_id("weights", p) for p in figures} | ({"weights-depth"} if depth else set())},
     )

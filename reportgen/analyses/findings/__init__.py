@@ -68,6 +68,12 @@ def _sanity(model, inputs, t):
     return [f for result in inputs["sanity"] for f in check_sanity(result, t.sanity_correlation)]
 
 
+def _attention(model, inputs, t):
+    from reportgen.analyses.findings.attention import check_attention
+
+    return check_attention(inputs["attention"], t)
+
+
 CHECKS = (
     Check("weights", ("weights",), _weights,
           ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
@@ -75,6 +81,7 @@ CHECKS = (
     Check("activations", ("weights", "activity"), _activity, ("inactive_unit", "inactive_layer", "saturation")),
     Check("patterns", ("weights", "patterns"), _patterns, ("pattern_not_rising",)),
     Check("sanity", ("sanity",), _sanity, ("gradcam_sanity",)),
+    Check("attention", ("attention",), _attention, ("attention_uniform", "attention_self")),
 )
 
 

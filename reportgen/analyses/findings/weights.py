@@ -214,7 +214,25 @@ def check_batchnorm(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     return out
 
 
-CHECKS = (check_nonfinite, check_dead_kernels, check_duplicates, check_batchnorm, check_untrained, check_scale)
+def check_gains(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """A LayerScale or LayerNorm whose every gain still equals its initial constant: its block never trained.
+
+    ConvNeXt's LayerScale starts at 1e-6, so an untrained block's residual
+    branch adds almost nothing and the block is an identity; a trained one
+    moves every factor. Exact equality is the test: any training step moves
+    a gain that gets a gradient.
+    """
+    if not lw.at_initial or lw.gains is None or lw.gains.size < 2:
+        return []
+    what = "LayerScale factors" if "layerscale" in lw.class_name.lower() else "gains (gamma)"
+    return [finding(
+        "untrained_layer", lw.path, None, lw.gains_init, None,
+        f"all {lw.gains.size} {what} of {lw.path} are still exactly {num(lw.gains_init)}, their initial value: "
+        "the block they scale never trained (a gradient step moves every one of them).")]
+
+
+CHECKS = (check_nonfinite, check_dead_kernels, check_duplicates, check_batchnorm, check_untrained, check_scale,
+          check_gains)
 
 
 def weight_findings(weights: dict[str, LayerWeights], t: Thresholds) -> list[Finding]:
