@@ -51,7 +51,8 @@ def report_parser() -> argparse.ArgumentParser:
         "'reportgen demo' (offline example), 'reportgen compare A B' and 'reportgen index DIR'.",
     )
     p.add_argument("model", metavar="MODEL", nargs="+",
-                   help="a .keras or .h5 file, a keras.applications name (vgg16, resnet50, ...), or module:callable "
+                   help="a .keras or .h5 file, a keras-hub preset directory (reportgen[hub]), a keras.applications "
+                   "name (vgg16, resnet50, ...), or module:callable "
                    "(imports and RUNS that code, as python -m would); several, a folder (its .keras/.h5/.hdf5 "
                    "files, not its sub-folders') or a quoted glob ('ckpt/*.keras') for one report each and an index")
     p.add_argument("--version", action="version", version=f"reportgen {__version__}")
@@ -98,8 +99,13 @@ def cmd_report(argv: Sequence[str]) -> int:
 
 def _reject_missing(specs: Sequence[str]) -> None:
     """A MODEL that names a file that does not exist is bad input, answered before any backend is
-    imported (in well under a second); with several models, before any report is written."""
-    from reportgen.names import missing_model
+    imported (in well under a second); with several models, before any report is written. So is a
+    keras-hub preset handle (``kaggle://...``, ``hf://...``): it needs the network, which reportgen never uses."""
+    from reportgen.names import is_remote_handle, missing_model, remote_handle_message
+
+    handles = [s for s in specs if is_remote_handle(s)]
+    if handles:
+        raise UserError(remote_handle_message(handles[0]))
 
     missing = [s for s in specs if missing_model(s)]
     if len(missing) == 1:

@@ -1,8 +1,15 @@
-"""Load the model to audit: a ``.keras`` / ``.h5`` file, a ``keras.applications`` name, or Python code.
+"""Load the model to audit: a ``.keras`` / ``.h5`` file, a keras-hub preset directory, a ``keras.applications``
+name, or Python code.
 
 - **A file.** Model files are untrusted input: Keras' safe mode stays on (a
   Lambda layer that carries Python code is refused) unless the user passes
   ``--unsafe`` for a file they trust.
+- **A keras-hub preset directory** (the folder ``task.save_to_preset(DIR)``
+  writes, with the ``reportgen[hub]`` extra): loaded offline from its own
+  files, in safe mode as a file is. A preset *handle* (``kaggle://...``,
+  ``hf://...``, a built-in preset name) needs the network and is refused with
+  the way to get a directory instead: reportgen never downloads a model
+  behind the user's back.
 - **An architecture name** (``vgg16``), with ``--weights imagenet|none|PATH``.
 - **Code**, ``module:callable`` (as ``uvicorn app:app``): the module is
   imported from the current directory or from installed packages and the
@@ -30,6 +37,7 @@ from typing import Any, Callable
 from reportgen.errors import UserError, one_line
 
 from reportgen.names import MODEL_SUFFIXES, is_savedmodel, readable  # noqa: E402
+from reportgen.names import HUB_EXTRA, is_hub_preset, is_remote_handle, remote_handle_message  # noqa: E402
 from reportgen.names import CODE_SPEC_PATTERN, is_code_spec, is_model_path, missing_model  # noqa: E402,F401
 
 CODE_SPEC = re.compile(CODE_SPEC_PATTERN)
@@ -82,6 +90,8 @@ def load(spec: str, weights: str = "imagenet", unsafe: bool = False,
     """Load ``spec`` (a path, an architecture name or ``module:callable``) into a :class:`LoadedModel`."""
     from reportgen import backend
 
+    if is_remote_handle(spec):  # before any import: no download is ever attempted
+        raise UserError(remote_handle_message(spec))
     backend.import_keras()
     if is_code_spec(spec):
         loaded = load_code(spec, weights=None if weights == "imagenet" else weights, input_shape=input_shape)
@@ -104,12 +114,15 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
     if not path.exists():
         raise UserError(missing_model(str(path), checked=True))
     if path.is_dir():
+        if is_hub_preset(path):
+            return load_preset(path, unsafe=unsafe, input_shape=input_shape)
         if is_savedmodel(path):
             raise UserError(
                 f"'{path}' is a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; convert it: "
                 "in TF 2.15 / tf_keras load it with tf.keras.models.load_model and save it with "
                 "model.save('model.keras'), or give the code that builds it as module:callable --weights FILE")
-        raise UserError(f"'{path}' is a directory; give a .keras or .h5 model file inside it")
+        raise UserError(f"'{path}' is a directory; give a .keras or .h5 model file inside it, or a keras-hub "
+                        "preset directory (with its config.json)")
     if _is_weights_only(path):
         raise UserError(
             f"'{path}' holds weights only, not a model; give the architecture and the weights: "
@@ -118,7 +131,8 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise UserError(f"'{path}' is not a .keras or .h5 file; save the model with model.save('model.keras')")
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        with quiet_optimizer():
+            model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises many types for bad files
         raise _explain_load_error(path, exc, unsafe) from None
     if not isinstance(model, keras.Model):
@@ -128,9 +142,32 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
                        unsafe=unsafe)
 
 
+# Keras warns when a file's optimizer state does not fit the loaded model's optimizer. A keras-hub task
+# compiles itself as it is built (Task.__init__), so loading one -- compile=False or not -- meets a
+# fresh optimizer (2 variables) and the saved one (82 for a small ViT) and prints this on stderr. A report
+# reads the model and never trains it: the optimizer's state is of no use to it, and the warning is noise.
+_OPTIMIZER_WARNING = r"Skipping variable loading for optimizer "
+
+
+@contextlib.contextmanager
+def quiet_optimizer() -> Any:
+    """Load a model for reading: without Keras' warning that the saved optimizer state was skipped.
+
+    Only that one message is filtered (by its text, as a ``UserWarning``);
+    every other warning of the load still reaches the user.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_OPTIMIZER_WARNING, category=UserWarning)
+        yield
+
+
 def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
     text = f"{type(exc).__name__}: {exc}"
     lowered = text.lower()
+    if "keras_hub" in lowered and not hub_installed():
+        return UserError(f"'{path}' holds a keras-hub model, and keras-hub is not installed; {HUB_EXTRA}")
     if ("safe_mode" in lowered or "lambda" in lowered) and not unsafe:
         return UserError(
             f"'{path}' contains a Lambda layer with Python code, which Keras' safe mode refuses to run; "
@@ -174,6 +211,89 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
 
 def _first_line(exc: BaseException) -> str:
     return one_line(exc, 160)
+
+
+# --- keras-hub preset directories ---------------------------------------------------------
+
+def hub_installed() -> bool:
+    """Whether the ``reportgen[hub]`` extra (keras-hub) is installed; found without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("keras_hub") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _safe_mode(safe: bool) -> Any:
+    """Keras' safe mode for what keras-hub deserialises (its configs go through Keras' deserialiser)."""
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # a Keras without the scope: its default, safe, applies
+        return contextlib.nullcontext()
+    return SafeModeScope(safe)
+
+
+def load_preset(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+    """Load a keras-hub preset directory: the task ``task.json`` names (a classifier with its
+    preprocessor), else the backbone ``config.json`` describes; offline, from the directory's files only.
+
+    The path is made absolute first: keras-hub reads a bare name that equals a
+    built-in preset's (``resnet_18_imagenet``) as that preset, and would download it.
+    """
+    if not hub_installed():
+        raise UserError(f"'{path}' is a keras-hub preset directory, and keras-hub is not installed; {HUB_EXTRA}")
+    import json
+
+    import keras
+    import keras_hub
+
+    folder = path.resolve()
+    try:
+        task_config = json.loads((folder / "task.json").read_text()) if (folder / "task.json").is_file() else None
+        task_cls = keras.saving.get_registered_object(task_config["registered_name"]) if task_config else None
+        with _safe_mode(not unsafe), quiet_optimizer():
+            if isinstance(task_cls, type) and issubclass(task_cls, keras_hub.models.Task):
+                model = task_cls.from_preset(str(folder))
+            else:
+                model = keras_hub.models.Backbone.from_preset(str(folder))
+    except UserError:
+        raise
+    except Exception as exc:  # keras-hub raises ValueError, FileNotFoundError, KeyError, ... for bad folders
+        raise _explain_preset_error(path, exc, unsafe) from None
+    model = ensure_built(model, input_shape, str(path))
+    return LoadedModel(model=model, name=readable(folder.name), source=readable(str(path)),
+                       sha256=preset_sha256(folder), unsafe=unsafe)
+
+
+def _explain_preset_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
+    lowered = f"{type(exc).__name__}: {exc}".lower()
+    if ("safe_mode" in lowered or "lambda" in lowered) and not unsafe:
+        return UserError(f"'{path}' contains a Lambda layer with Python code, which Keras' safe mode refuses to run; "
+                         "pass --unsafe only if you trust this preset")
+    return UserError(f"cannot load '{path}' as a keras-hub preset directory ({_first_line(exc)}); write it again "
+                     "with model.save_to_preset(DIR)")
+
+
+def preset_sha256(folder: Path) -> str:
+    """One SHA-256 for a preset directory: of each top-level file's name and SHA-256, in name order
+    (what keras-hub reads: configs, weights, assets), so that two copies of a preset match."""
+    digest = hashlib.sha256()
+    for item in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(f"{item.name}\0{sha256(item)}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _hub_preset_name(name: str) -> bool:
+    """Whether ``name`` is one of keras-hub's built-in presets (a download); False without keras-hub."""
+    if not hub_installed():
+        return False
+    try:
+        import keras_hub
+
+        return name in keras_hub.models.Backbone.presets
+    except Exception:  # noqa: BLE001  (a keras-hub that cannot list its presets makes no claim)
+        return False
 
 
 # --- building ----------------------------------------------------------------------------
@@ -504,6 +624,8 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
     constructors = architectures()
     key = _key(name)
     if key not in constructors:
+        if _hub_preset_name(name):
+            raise UserError(remote_handle_message(name))
         known = "vgg16, vgg19, resnet50, mobilenet_v2, efficientnet_b0, densenet121, inception_v3, xception, convnext_tiny"
         raise UserError(f"unknown architecture '{name}' and no such model file; give a .keras/.h5 file, a "
                         f"module:callable, or one of: {known}, ...")

@@ -67,6 +67,37 @@ class _PreprocessError(ValueError):
     """A ``--preprocess`` value that cannot be parsed; its message is the one line the user sees."""
 
 
+HUB_EXTRA = 'pip install "reportgen[hub]"'
+_HANDLE = r"^[A-Za-z][A-Za-z0-9+.-]*://"  # kaggle://, hf://, modelscope://, gs://: a place on the network
+
+
+def is_hub_preset(folder) -> bool:
+    """A keras-hub preset directory (what ``save_to_preset`` writes): a folder with a ``config.json``.
+
+    keras-hub itself recognises a preset by that file alone (its loaders read
+    the format from it), so a folder with one is a single MODEL, never a
+    folder of model files.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    return folder.is_dir() and (folder / "config.json").is_file()
+
+
+def is_remote_handle(spec: str) -> bool:
+    """A model on the network (``kaggle://...``, ``hf://...``): reportgen works offline and never fetches one."""
+    import re
+
+    return bool(re.match(_HANDLE, str(spec)))
+
+
+def remote_handle_message(spec: str) -> str:
+    """The one-line error for a keras-hub preset handle: what is wrong (it needs the network) and the fix."""
+    return (f"'{spec}' is a keras-hub preset handle, which needs the network, and reportgen works offline; "
+            f"download it elsewhere with keras_hub.models.ImageClassifier.from_preset('{spec}').save_to_preset(DIR) "
+            f"(or keras_hub.models.Backbone) and pass DIR")
+
+
 def is_savedmodel(folder) -> bool:
     """A TensorFlow SavedModel folder (Keras 3 cannot load it as a model)."""
     from pathlib import Path
@@ -100,7 +131,8 @@ def missing_model(spec: str, *, checked: bool = False) -> str | None:
     missing file; just the message."""
     import os
 
-    if not checked and (is_code_spec(spec) or not is_model_path(spec) or os.path.exists(spec)):
+    if not checked and (is_code_spec(spec) or not is_model_path(spec) or os.path.exists(spec)
+                        or is_remote_handle(spec)):
         return None
     return (f"model file '{spec}' does not exist; check the path, or give a keras.applications name such as "
             "vgg16 or a module:callable")

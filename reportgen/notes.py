@@ -10,6 +10,9 @@ public interface (docs/reference.md, docs/report.schema.json):
   the model's data;
 - ``preprocess_guessed``: nothing said how pixels were scaled, so the report
   guessed;
+- ``preprocess_from_model``: the preprocessing is the model's own keras-hub
+  image converter, read from the model (not the user's word, not a guess:
+  said so that a reader knows where the numbers came from);
 - ``output_chosen``: the model has several outputs and the report picked one.
 
 The model's ``weights_state`` is measured here too: the same per-layer test as
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NOTE_KINDS = ("stand_in_image", "preprocess_guessed", "output_chosen")
+NOTE_KINDS = ("stand_in_image", "preprocess_guessed", "preprocess_from_model", "output_chosen")
 PREPROCESS_FLAGS = "--preprocess unit|tf|caffe|torch|none, scale=S,offset=O or mean=R,G,B,std=R,G,B"
 _WEIGHT_SECTIONS = {"weights", "kernels", "findings"}  # sections that compute the weight facts anyway
 
@@ -71,6 +74,12 @@ def _preprocess(ctx: Any) -> list[dict]:
     if not _computed(ctx, "preprocessor"):
         return []
     pre = ctx.preprocessor
+    if pre.source == "model" and pre.converter:
+        text = pre.describe().split(":")[0]
+        return [{"kind": "preprocess_from_model",
+                 "message": f"The preprocessing is the model's own: its keras-hub {pre.converter}, saved with it, "
+                            f"turns pixels into model input as {text}, and the report feeds images the same way. "
+                            f"To override it, pass --preprocess."}]
     if not pre.guessed:
         return []
     why = f" {pre.why[0].upper()}{pre.why[1:]}." if pre.why else ""

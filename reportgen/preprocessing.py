@@ -11,7 +11,9 @@ Modes (``--preprocess``):
   is ``(x - 127.5) / 128``).
 - ``mean=R,G,B,std=R,G,B``: ``(pixels - mean) / std`` on 0-255 pixels (one
   value each for a grey model, or three that are averaged for it).
-- ``auto``: the architecture's own ``preprocess_input`` for ``keras.applications``
+- ``auto``: a keras-hub task's own image converter when the model carries one
+  (:meth:`Preprocessor.from_converter`: its scale and offset, exactly); else
+  the architecture's own ``preprocess_input`` for ``keras.applications``
   names; else ``none`` when the model scales its own input, measured by
   :func:`own_scaling` (Keras' guides put ``Rescaling(1/255)`` inside the model;
   dividing by 255 before it would feed it values below 1/255); else, with
@@ -19,7 +21,7 @@ Modes (``--preprocess``):
   batches (:mod:`reportgen.analyses.convention`); ``unit`` otherwise, as a guess.
 
 Every choice carries its ``source`` -- ``option`` (the user's ``--preprocess``),
-``model`` (read from the model: its architecture, its own scaling),
+``model`` (read from the model: its keras-hub image converter, its architecture, its own scaling),
 ``measured`` (chosen on labelled images) or ``default`` (a guess) -- and the
 report says which: a page never presents a guess as a fact.
 
@@ -153,11 +155,34 @@ def _probe(model: Any) -> str | None:
     return None
 
 
+def hub_converter(model: Any) -> Any | None:
+    """The keras-hub ``ImageConverter`` a task model carries (``model.preprocessor.image_converter``), or None.
+
+    keras-hub applies it in ``predict``/``fit`` only, never in ``model(x)``,
+    which the report calls: the report has to apply it. Found by duck typing
+    (a class named ``ImageConverter`` from keras_hub among the converter's
+    bases), so that a model without keras-hub imports nothing.
+    """
+    pre = getattr(model, "preprocessor", None) if model is not None else None
+    converter = getattr(pre, "image_converter", None) if pre is not None else None
+    if converter is None:
+        return None
+    hub = any(c.__name__ == "ImageConverter" and c.__module__.startswith("keras_hub") for c in type(converter).__mro__)
+    return converter if hub else None
+
+
 def _parse(text: str) -> tuple[str, dict]:
     try:
         return parse_preprocess(text)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _number(value: float) -> str:
+    """A number as short as it reads (``%g``), with more digits where six would change it: read from a
+    model (1/127.5), the value typed back must give the same input."""
+    short = f"{value:g}"
+    return short if float(short) == value else f"{value:.10g}"
 
 
 @dataclass(frozen=True)
@@ -176,6 +201,7 @@ class Preprocessor:
     offset: float = 0.0
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    converter: str = ""  # the keras-hub image converter read from the model (its class name), if any
 
     def __post_init__(self) -> None:
         if (self.mode not in MODES and self.mode not in ("scale", "meanstd")) or self.mode == "auto":
@@ -205,6 +231,9 @@ class Preprocessor:
         kind, _values = _parse(mode)  # a bad value is a UserError naming the forms
         if kind != "auto":
             return cls.from_text(mode, "option")
+        converted = cls.from_converter(model)
+        if converted is not None:
+            return converted
         if architecture and mode_for_architecture(architecture) != "unit":
             return cls(mode_for_architecture(architecture), f"the preprocess_input of keras.applications' "
                        f"{architecture}", "model")
@@ -212,6 +241,41 @@ class Preprocessor:
         if why:
             return cls("none", why, "model")
         return cls("unit", "", "default")
+
+    @classmethod
+    def from_converter(cls, model: Any) -> "Preprocessor | None":
+        """The preprocessing a keras-hub task's image converter applies, exactly (source ``model``); None
+        when the model carries no converter, or one whose numbers cannot be read.
+
+        The converter computes ``pixels x scale + offset`` on 0-255 pixels, each
+        a number, a per-channel tuple or None (skipped). One number each is the
+        ``scale`` form (the same float32 operations as the converter); per-channel
+        values are the ``mean/std`` form with ``mean = -offset / scale`` and
+        ``std = 1 / scale`` (``x * s + o == (x - mean) / std``), which reads as
+        the familiar ImageNet statistics on 0-255 pixels. Its resizing is not
+        taken: the report fits images to the model's input itself.
+        """
+        converter = hub_converter(model)
+        if converter is None:
+            return None
+        name = type(converter).__name__
+        raw_scale, raw_offset = getattr(converter, "scale", None), getattr(converter, "offset", None)
+        try:
+            scale = np.ravel(np.asarray(1.0 if raw_scale is None else raw_scale, np.float64))
+            offset = np.ravel(np.asarray(0.0 if raw_offset is None else raw_offset, np.float64))
+        except (TypeError, ValueError):
+            return None
+        if (scale.size not in (1, 3) or offset.size not in (1, 3) or not np.all(np.isfinite(scale))
+                or not np.all(np.isfinite(offset)) or np.any(scale == 0)):
+            return None
+        why = f"the model's keras-hub {name}, saved with it"
+        if scale.size == 1 and offset.size == 1:
+            if scale[0] == 1 and offset[0] == 0:
+                return cls("none", why, "model", converter=name)
+            return cls("scale", why, "model", scale=float(scale[0]), offset=float(offset[0]), converter=name)
+        scale, offset = np.broadcast_to(scale, (3,)), np.broadcast_to(offset, (3,))
+        return cls("meanstd", why, "model", mean=tuple(float(v) for v in -offset / scale),
+                   std=tuple(float(v) for v in 1.0 / scale), converter=name)
 
     @property
     def guessed(self) -> bool:
@@ -225,14 +289,15 @@ class Preprocessor:
     def option_text(self) -> str:
         """This preprocessing as a ``--preprocess`` value (what a user types to get it again)."""
         if self.mode == "scale":
-            return f"scale={self.scale:g},offset={self.offset:g}"
+            return f"scale={_number(self.scale)},offset={_number(self.offset)}"
         if self.mode == "meanstd":
-            return f"mean={','.join(f'{v:g}' for v in self.mean)},std={','.join(f'{v:g}' for v in self.std)}"
+            return f"mean={','.join(map(_number, self.mean))},std={','.join(map(_number, self.std))}"
         return self.mode
 
     def describe(self) -> str:
         if self.mode == "scale":
-            text = f"scale (pixels × {self.scale:g} + {self.offset:g})"
+            sign = "-" if self.offset < 0 else "+"
+            text = f"scale (pixels × {self.scale:g} {sign} {abs(self.offset):g})"
         elif self.mode == "meanstd":
             text = (f"mean/std ((pixels - ({', '.join(f'{v:g}' for v in self.mean)})) / "
                     f"({', '.join(f'{v:g}' for v in self.std)}))")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reportgen.errors import UserError
-from reportgen.names import MODEL_SUFFIXES, is_savedmodel
+from reportgen.names import MODEL_SUFFIXES, is_hub_preset, is_savedmodel
 
 INDEX_FILES = ("index.html", "index.json")  # the index's files: no model's folder takes these names
 
@@ -30,9 +30,10 @@ def _is_savedmodel(folder: Path) -> bool:
 
 
 def is_folder(spec: str) -> bool:
-    """A folder of model files (a TensorFlow SavedModel folder is a single MODEL, refused with its own message)."""
+    """A folder of model files (a TensorFlow SavedModel folder is a single MODEL, refused with its own message;
+    a keras-hub preset directory is a single MODEL too)."""
     p = Path(spec)
-    return p.is_dir() and not _is_savedmodel(p)
+    return p.is_dir() and not _is_savedmodel(p) and not is_hub_preset(p)
 
 
 def is_model_file(path: str | Path) -> bool:
@@ -90,7 +91,7 @@ def spec_name(spec: str) -> str:
     if is_code_spec(spec):
         return CODE_SPEC.match(spec).group(2).rsplit(".", 1)[-1]
     if is_model_path(spec):
-        return Path(spec).stem
+        return Path(spec).name if Path(spec).is_dir() else Path(spec).stem  # a preset directory: its name
     return spec.lower()
 
 
