@@ -109,8 +109,8 @@ class Thresholds:
     # start noise): 0 of 32 rose.
     pattern_rise_margin: float = 0.5
     # Attention heads of a transformer, on the given images: a head whose rows have a normalised
-    # entropy of at least this attends uniformly to every token (every head of a fresh ViT: > 0.99;
-    # the trained spot ViT of the tests: 0.11-0.97) ...
+    # entropy of at least this attends uniformly to every token (the last block's heads of a fresh
+    # ViT: > 0.995, its first block's 0.95; the trained spot ViT of the tests: 0.11-0.97) ...
     attention_uniform_entropy: float = 0.99
     # ... and one whose tokens keep at least this share of their attention on themselves mixes nothing.
     attention_self_mass: float = 0.9

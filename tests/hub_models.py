@@ -62,8 +62,8 @@ def swin(classes: int = 2) -> Any:
 def resnet(classes: int = 3, preprocessor: bool = False) -> Any:
     import keras_hub
 
-    bb = keras_hub.models.ResNetBackbone(input_conv_filters=[16], input_conv_kernel_sizes=[3],
-                                         stackwise_num_filters=[64, 64], stackwise_num_blocks=[1, 1],
+    bb = keras_hub.models.ResNetBackbone(input_conv_filters=[64], input_conv_kernel_sizes=[3],
+                                         stackwise_num_filters=[64, 32], stackwise_num_blocks=[1, 1],
                                          stackwise_num_strides=[1, 2], block_type="basic_block",
                                          image_shape=(SIZE, SIZE, 3))
     pre = None
