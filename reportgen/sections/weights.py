@@ -179,9 +179,10 @@ def alpha_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
         return None, caption
     labels = [r.path for r in fitted]
     panel = {"name": "spectral alpha", "values": [stats[p]["alpha"] for p in labels],
-             "lines": [(t.alpha_over_trained, f"{t.alpha_over_trained:g}: over-trained below"),
-                       (t.alpha_under_trained, f"{t.alpha_under_trained:g}: under-trained above")],
-             "highlight": [i for i, p in enumerate(labels) if p in flagged]}
+             "lines": [(t.alpha_over_trained, f"{t.alpha_over_trained:g}\nover-trained\nbelow"),
+                       (t.alpha_under_trained, f"{t.alpha_under_trained:g}\nunder-trained\nabove")],
+             "highlight": [i for i, p in enumerate(labels) if p in flagged], "labels_outside": True,
+             "margins": (0.5 / len(labels) if len(labels) < 10 else 0.02, 0.12)}
     title = (f"spectral alpha of {len(fitted)} of {len(refs)} kernel layers in depth order"
              "; red: over- or under-trained by WeightWatcher's thresholds")
     return Later(depth_chart, labels, [panel], stage_marks(fitted), title), caption
