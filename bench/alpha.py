@@ -12,6 +12,7 @@ xmin scan) separately -- then the whole weights analysis, which includes it. Wit
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -24,6 +25,7 @@ def main() -> None:
     ap.add_argument("--ww", action="store_true", help="also time WeightWatcher 0.7.7 on the same model")
     ap.add_argument("--model", default="VGG16", help="a keras.applications name (weights=None)")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures as they come (a long run can be watched)
 
     import keras
 
