@@ -83,6 +83,11 @@ class Thresholds:
     # Exploding / vanishing scale: trained std over the fresh initialiser's std above
     # this, or below its inverse.
     scale_ratio: float = 10.0
+    # Spectral alpha (the power-law exponent of the eigenvalues of WᵀW, reportgen.analyses.spectral):
+    # WeightWatcher calls a layer over-trained below ``alpha_over_trained`` and under-trained above
+    # ``alpha_under_trained``; well-trained layers of good models sit in between (Martin & Mahoney).
+    alpha_over_trained: float = 2.0
+    alpha_under_trained: float = 6.0
     # Saturation: fraction of a sigmoid/tanh layer's outputs within ``saturation_margin``
     # of the function's limits (0/1 for sigmoid, -1/1 for tanh) above this.
     saturation_fraction: float = 0.9
@@ -143,6 +148,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "untrained_min_weights": (1, math.inf, "an integer >= 1"),
     "duplicate_cosine": (0.0, 1.0, "a number from 0 to 1"),
     "scale_ratio": (1.0, math.inf, "a number >= 1"),
+    "alpha_over_trained": (1.0, math.inf, "a number >= 1"),
+    "alpha_under_trained": (1.0, math.inf, "a number >= 1"),
     "saturation_fraction": (0.0, 1.0, "a number from 0 to 1"),
     "saturation_margin": (0.0, 0.5, "a number from 0 to 0.5"),
     "bn_gamma": (0.0, math.inf, "a number >= 0"),

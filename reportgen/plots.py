@@ -272,7 +272,9 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
     """Several per-layer series against depth, one panel each, stage starts marked.
 
     ``panels``: ``{"name", "values" (None = not measured), "log" (bool),
-    "lines" [(y, label)], "highlight" (indices drawn in red), "open" (indices
+    "lines" [(y, label)], "labels_outside" (the lines' labels right of the axes, where
+    they hide no point), "margins" ((x, y) padding, so points and lines clear the frame),
+    "highlight" (indices drawn in red), "open" (indices
     drawn as open circles: a value measured elsewhere, the caption says where),
     "empty" (why, when no layer has a value)}``. With many layers the x axis
     names only the stages; with few it names every layer.
@@ -308,10 +310,14 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         hi = [i for i in panel.get("highlight", ()) if 0 <= i < n and np.isfinite(vals[i])]
         if hi:
             ax.plot(hi, vals[hi], "o", markersize=4, color="#b3261e", label="finding")
+        outside = panel.get("labels_outside", False)
         for y, label in panel.get("lines", ()):
             ax.axhline(y, color="#b3261e", linestyle="--", linewidth=0.7)
-            ax.text(0.985, y, label, fontsize=6, color="#b3261e", va="center", ha="right",
-                    transform=ax.get_yaxis_transform(), bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
+            ax.text(1.01 if outside else 0.985, y, label, fontsize=6, color="#b3261e", va="center",
+                    ha="left" if outside else "right", transform=ax.get_yaxis_transform(),
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
+        if panel.get("margins"):
+            ax.margins(*panel["margins"])
         for start, _label in stages:
             ax.axvline(start - 0.5, color="#c8ccd4", linewidth=0.6, zorder=0)
         ax.set_ylabel(panel["name"], fontsize=7)

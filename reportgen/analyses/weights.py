@@ -26,6 +26,7 @@ import numpy as np
 
 from reportgen import graph
 from reportgen.analyses.baseline import fresh_values, variable_name
+from reportgen.analyses.spectral import SpectralFit, spectral_fit
 
 NEAR_ZERO = 1e-3
 BINS = 60
@@ -307,6 +308,7 @@ class LayerWeights:
     gains_init: float | None = None  # the constant those gains start at (1e-6 in ConvNeXt's LayerScale, 1.0 ...)
     moving_variance: np.ndarray | None = None
     nonfinite: list[Nonfinite] = field(default_factory=list)
+    spectral: SpectralFit | None = None  # power-law alpha of the kernel's ESD (reportgen.analyses.spectral)
 
     def to_json(self) -> dict:
         """The ``weights`` entry of report.json (kernel layers)."""
@@ -319,6 +321,9 @@ class LayerWeights:
         entry["std_ratio"] = self.std_ratio
         if self.ks is not None:
             entry["ks_statistic"], entry["ks_pvalue"] = self.ks
+        if self.spectral is not None:
+            sp = self.spectral
+            entry.update(alpha=sp.alpha, alpha_num_evals=sp.num_evals, alpha_xmin=sp.xmin, alpha_reason=sp.reason)
         return entry
 
     def gains_json(self) -> dict | None:
@@ -414,6 +419,7 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         s, s0 = lw.stats["std"], lw.baseline["std"]
         lw.std_ratio = float(s / s0) if s is not None and s0 else None
         lw.ks = ks_test(sample(trained, KS_SAMPLES, rng), sample(base, KS_SAMPLES, rng))
+    lw.spectral = spectral_fit(_main_for_filters(layer, by_name))
     w = filter_matrix(layer, _main_for_filters(layer, by_name))
     if w is not None:
         lw.norms = row_norms(w)

@@ -16,6 +16,7 @@ import numpy as np
 
 from reportgen import graph
 from reportgen.anchors import anchor_id
+from reportgen.analyses.spectral import MIN_EVALS
 from reportgen.analyses.weights import NEAR_ZERO
 from reportgen.context import Context, SectionResult
 from reportgen.plots import Later, chart_gaps, depth_chart, fig_to_uri, pyplot
@@ -163,6 +164,30 @@ def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
     return Later(depth_chart, labels, panels, stage_marks(refs), title), missing + notes
 
 
+def alpha_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
+                 flagged: set[str]) -> tuple[Later | None, dict]:
+    """The spectral alpha across depth, WeightWatcher's 2 and 6 marked (the thresholds in force), and what
+    the caption says: how many layers are charted, which are left out and why (too few eigenvalues, ...)."""
+    t = ctx.thresholds
+    fitted = [r for r in refs if stats[r.path].get("alpha") is not None]
+    left_out = [r.path for r in refs if stats[r.path].get("alpha") is None and "alpha_num_evals" in stats[r.path]]
+    too_few = [p for p in left_out if stats[p]["alpha_num_evals"] < MIN_EVALS]
+    caption = {"fitted": len(fitted), "layers": len(refs), "too_few": too_few,
+               "other": [(p, stats[p]["alpha_reason"]) for p in left_out if p not in too_few],
+               "min_evals": MIN_EVALS, "over": t.alpha_over_trained, "under": t.alpha_under_trained}
+    if not fitted:
+        return None, caption
+    labels = [r.path for r in fitted]
+    panel = {"name": "spectral alpha", "values": [stats[p]["alpha"] for p in labels],
+             "lines": [(t.alpha_over_trained, f"{t.alpha_over_trained:g}\nover-trained\nbelow"),
+                       (t.alpha_under_trained, f"{t.alpha_under_trained:g}\nunder-trained\nabove")],
+             "highlight": [i for i, p in enumerate(labels) if p in flagged], "labels_outside": True,
+             "margins": (0.5 / len(labels) if len(labels) < 10 else 0.02, 0.12)}
+    title = (f"spectral alpha of {len(fitted)} of {len(refs)} kernel layers in depth order"
+             "; red: over- or under-trained by WeightWatcher's thresholds")
+    return Later(depth_chart, labels, [panel], stage_marks(fitted), title), caption
+
+
 def run(ctx: Context) -> SectionResult:
     facts = ctx.weights
     refs = [r for r in graph.kernel_layers(ctx.model) if r.path in facts and facts[r.path].stats is not None]
@@ -173,11 +198,14 @@ def run(ctx: Context) -> SectionResult:
     figures = {r.path: Later(histogram_figure, r.path, stats[r.path]) for r in shown}
     depth, depth_notes = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else (None, [])
     gains = {p: lw.gains_json() for p, lw in facts.items() if lw.gains_json() is not None}
+    alpha_flagged = {f["layer"] for f in ctx.weight_findings if f["kind"] in ("over_trained", "under_trained")}
+    alpha, alpha_caption = alpha_figure(ctx, refs, stats, alpha_flagged)
     return SectionResult(
         json={"weights": stats} | ({"gains": gains} if gains else {}),
         view={"stats": stats, "figures": figures, "near_zero": NEAR_ZERO, "seed": ctx.options.seed,
               "anchors": {p: anchor_id("weights", p) for p in stats}, "depth": depth, "depth_notes": depth_notes,
-              "selection": why, "gains": gains,
+              "selection": why, "gains": gains, "alpha": alpha, "alpha_caption": alpha_caption,
               "big": len(refs) > graph.FULL_DETAIL_LAYERS,
-              "figure_ids": {anchor_id("weights", p) for p in figures} | ({"weights-depth"} if depth else set())},
+              "figure_ids": {anchor_id("weights", p) for p in figures} | ({"weights-depth"} if depth else set())
+              | ({"weights-alpha"} if alpha else set())},
     )

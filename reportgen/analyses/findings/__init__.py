@@ -77,7 +77,7 @@ def _attention(model, inputs, t):
 CHECKS = (
     Check("weights", ("weights",), _weights,
           ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
-           "untrained_layer", "exploding_scale", "vanishing_scale")),
+           "untrained_layer", "exploding_scale", "vanishing_scale", "over_trained", "under_trained")),
     Check("activations", ("weights", "activity"), _activity, ("inactive_unit", "inactive_layer", "saturation")),
     Check("patterns", ("weights", "patterns"), _patterns, ("pattern_not_rising",)),
     Check("sanity", ("sanity",), _sanity, ("gradcam_sanity",)),

@@ -231,8 +231,41 @@ def check_gains(lw: LayerWeights, t: Thresholds) -> list[Finding]:
         "the block they scale never trained (a gradient step moves every one of them).")]
 
 
+def check_alpha(lw: LayerWeights, t: Thresholds) -> list[Finding]:
+    """A spectral alpha outside [alpha_over_trained, alpha_under_trained] (WeightWatcher's 2 and 6).
+
+    Heavy-tailed self-regularisation (Martin & Mahoney): training builds
+    correlations that make the tail of the eigenvalue spectrum of WᵀW a power
+    law; its exponent alpha falls from ~10+ at initialisation towards 2 as the
+    layer learns. Below 2 the layer is very heavy-tailed (over-trained,
+    possibly over-fit or memorising); above 6 it is close to random (under-
+    trained: it learned little, or more data or epochs would help). A heuristic
+    read from the weights alone, hence info: it points at layers to look at,
+    it does not say they are wrong. Layers with too few eigenvalues for a fit
+    (``alpha`` None) are not judged.
+    """
+    sp = lw.spectral
+    if sp is None or sp.alpha is None:
+        return []
+    what = (f"the power law fitted to the {sp.num_tail} largest of the {sp.num_evals} eigenvalues of "
+            f"{lw.path}'s WᵀW (xmin {num(sp.xmin)})")
+    if sp.alpha < t.alpha_over_trained:
+        return [finding(
+            "over_trained", lw.path, None, sp.alpha, t.alpha_over_trained,
+            f"{lw.path} may be over-trained: {what} has alpha {num(sp.alpha)} < {num(t.alpha_over_trained)} "
+            "(WeightWatcher's heuristic); check it for over-fitting on held-out data (early stopping, "
+            "more regularisation).")]
+    if sp.alpha > t.alpha_under_trained:
+        return [finding(
+            "under_trained", lw.path, None, sp.alpha, t.alpha_under_trained,
+            f"{lw.path} may be under-trained: {what} has alpha {num(sp.alpha)} > {num(t.alpha_under_trained)} "
+            "(WeightWatcher's heuristic: close to random); train longer or on more data, or check that "
+            "it learns.")]
+    return []
+
+
 CHECKS = (check_nonfinite, check_dead_kernels, check_duplicates, check_batchnorm, check_untrained, check_scale,
-          check_gains)
+          check_gains, check_alpha)
 
 
 def weight_findings(weights: dict[str, LayerWeights], t: Thresholds) -> list[Finding]:
