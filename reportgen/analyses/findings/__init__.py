@@ -5,6 +5,7 @@
 - :mod:`.weights`: checks over each layer's weight facts;
 - :mod:`.activations`: checks over how units behave on real images;
 - :mod:`.patterns`: the check over the filter-pattern ascent;
+- :mod:`.faithfulness`: CAMs against the random and edge maps;
 - :mod:`.causes`: which finding explains which (``caused_by``), from the model's graph.
 
 Each check declares what it needs (:data:`CHECKS`): the findings section runs
@@ -68,6 +69,12 @@ def _sanity(model, inputs, t):
     return [f for result in inputs["sanity"] for f in check_sanity(result, t.sanity_correlation)]
 
 
+def _faithfulness(model, inputs, t):
+    from reportgen.analyses.findings.faithfulness import check_faithfulness
+
+    return check_faithfulness(inputs["faithfulness"], t.faithfulness_margin)
+
+
 CHECKS = (
     Check("weights", ("weights",), _weights,
           ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
@@ -75,6 +82,7 @@ CHECKS = (
     Check("activations", ("weights", "activity"), _activity, ("inactive_unit", "inactive_layer", "saturation")),
     Check("patterns", ("weights", "patterns"), _patterns, ("pattern_not_rising",)),
     Check("sanity", ("sanity",), _sanity, ("gradcam_sanity",)),
+    Check("faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful",)),
 )
 
 
