@@ -6,7 +6,7 @@ is declared once in :data:`ANALYSES` with the analyses it needs, and
 sections declare (each section's ``NEEDS``) in dependency order, timing each
 and keeping a failure to the sections that need it. The results are the
 context's typed attributes (``ctx.weights``, ``ctx.cams``, ``ctx.patterns``,
-``ctx.sanity``, ...), computed once. A section then describes them as JSON for
+``ctx.sanity``, ``ctx.faithfulness``, ...), computed once. A section then describes them as JSON for
 report.json and as a view for its template; figures in the view are drawn only
 when a page shows them (:class:`reportgen.plots.Later`).
 """
@@ -95,6 +95,14 @@ class Context:
 
         return run_for(self.model, self.cams, self.images, self.options.cam, self.thresholds, self.options.seed,
                        self.feeds, self.progress)
+
+    @cached_property
+    def faithfulness(self) -> Any:
+        """Each CAM against a random and an edge map, by deletion and insertion
+        (:mod:`reportgen.analyses.cam.faithfulness`)."""
+        from reportgen.analyses.cam.faithfulness import for_report
+
+        return for_report(self.model, self.cams, self.images, self.feeds, self.options.seed, self.progress)
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -267,6 +275,7 @@ ANALYSES: dict[str, tuple[str, ...]] = {
     "attention": ("images", "feeds"),
     "patterns": ("preprocessor", "feeds"),
     "sanity": ("cams", "images", "thresholds", "feeds"),
+    "faithfulness": ("cams", "images", "feeds"),
 }
 
 

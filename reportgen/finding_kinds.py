@@ -80,6 +80,8 @@ _ALL = [
          what="a BatchNormalization channel whose input was constant in training"),
     Kind("gradcam_sanity", "warning", "Grad-CAM sanity", "findings", fixed_anchor="findings-sanity",
          what="the CAM does not change when the weights are randomised"),
+    Kind("cam_unfaithful", "warning", "CAM unfaithful", "gradcam", fixed_anchor="gradcam-faithfulness-0",
+         what="deleting/inserting pixels in the CAM's order moves the score no more than in a random or edge map's"),
     Kind("pattern_not_rising", "info", "pattern not rising", "patterns",
          what="a filter's objective did not rise during the pattern ascent"),
     Kind("attention_uniform", "info", "uniform attention head", "gradcam", fixed_anchor="attention",

@@ -35,13 +35,13 @@ def NEEDS(options: Any) -> tuple[str, ...]:
     if options.image_dirs or {"features", "gradcam"} & set(options.sections):
         needs += ["images", "activity"]
     if "gradcam" in options.sections:
-        needs += ["cams", "sanity", "attention"]
+        needs += ["cams", "sanity", "faithfulness", "attention"]
     if "patterns" in options.sections:
         needs.append("patterns")
     return tuple(needs)
 
 
-OPTIONAL = ("activity", "cams", "sanity", "patterns", "attention")  # checks that need a failed one are left out
+OPTIONAL = ("activity", "cams", "sanity", "faithfulness", "patterns", "attention")  # checks that need a failed one are left out
 
 
 def validate(ctx: Context) -> None:
@@ -290,6 +290,8 @@ def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[
     sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
     if sanity_results:
         inputs["sanity"] = sanity_results
+    if "gradcam" in ctx.options.sections and ctx.get("faithfulness") is not None and ctx.faithfulness.images:
+        inputs["faithfulness"] = ctx.faithfulness
     return F.run_checks(ctx.model, inputs, t), sanity_json, sanity_views, F.checked_kinds(inputs)
 
 

@@ -10,6 +10,7 @@ says which, and the report states it).
 
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,8 @@ from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, py
 from reportgen.sections.features import image_entry, image_view
 
 TITLE = "Class activation maps"
-NEEDS = ("images", "head", "cams", "attention")
-OPTIONAL = ("attention",)  # a transformer's rollout; a failure leaves it out, with the reason
+NEEDS = ("images", "head", "cams", "faithfulness", "attention")
+OPTIONAL = ("faithfulness", "attention")  # without them the maps are shown, and the section says what is missing
 
 
 def validate(ctx: Context) -> None:
@@ -125,6 +126,38 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
     return fig_to_uri(fig, fmt="jpeg" if px.shape[0] * px.shape[1] > 96 * 96 else "png")
 
 
+def faithfulness_figure(curves: Any, methods: list[str], label: str, word: str) -> str:
+    """One image's deletion and insertion curves of its first explained class: every method and both
+    baselines on two small panels, the AUCs in the legend."""
+    from reportgen.analyses.cam.faithfulness import STEPS
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 1.9), sharey=True, gridspec_kw={"wspace": 0.08})
+    frac = np.linspace(0.0, 1.0, STEPS + 1)
+    colours = plt.get_cmap("tab10").colors
+    lines = [(cam.METHODS[m].title, curves.cams[m][0], dict(color=colours[i % 10], linewidth=1.5))
+             for i, m in enumerate(methods)]
+    lines += [("random map", curves.random[0], dict(color="0.55", linestyle="--", linewidth=1.1)),
+              ("Sobel edges", curves.edge[0], dict(color="black", linestyle=":", linewidth=1.2))]
+    for ax, part, what in ((axes[0], "deletion", "deleted (lower area = more faithful)"),
+                           (axes[1], "insertion", "inserted (higher area = more faithful)")):
+        ax.set_title(f"{part}: {what.split(' ', 1)[1][1:-1]}", fontsize=7, pad=3)
+        for name, curve, style in lines:
+            ax.plot(frac, getattr(curve, part), **style)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(f"fraction of pixels {what.split(' ', 1)[0]}", fontsize=7)
+        ax.tick_params(labelsize=6.5)
+        ax.grid(alpha=0.25, linewidth=0.5)
+    axes[0].set_ylabel(f"{word}({_short(label, 18)})", fontsize=7)
+    handles = axes[0].get_lines()
+    fig.legend(handles, [f"{name}  {c.deletion_auc:.2f} / {c.insertion_auc:.2f}" for name, c, _s in lines],
+               loc="center right", fontsize=6.3, frameon=False, title="AUC: deletion / insertion",
+               title_fontsize=6.3, handlelength=2.0, labelspacing=0.35)
+    fig.subplots_adjust(left=0.075, right=0.71, bottom=0.22, top=0.88, wspace=0.1)
+    return fig_to_uri(fig, dpi=110)
+
+
 def target_text(head: cam.Head) -> str:
     """What is explained, in words (report.json's ``gradcam.target``)."""
     if head.kind == "pixel-softmax":
@@ -134,6 +167,13 @@ def target_text(head: cam.Head) -> str:
     if head.score == "logit":
         return f"the class logit before the final {head.kind}"
     return "the raw output value"
+
+
+def _faithfulness_entry(curves: Any, method: str, k: int) -> dict:
+    """report.json's ``faithfulness`` of one CAM: the six AUCs, and the method's two curves."""
+    c = curves.cams[method][k]
+    return ({key: round(v, 4) for key, v in curves.scores(method, k).items()}
+            | {"deletion_curve": np.round(c.deletion, 4).tolist(), "insertion_curve": np.round(c.insertion, 4).tolist()})
 
 
 def run(ctx: Context) -> SectionResult:
@@ -161,6 +201,11 @@ def run(ctx: Context) -> SectionResult:
         for n in results], target=target_text(head), output_name=head.output_name,
         multi_output=len(graph.anatomy(ctx.model).outputs) > 1)
     classes = first.class_indices
+    faith = ctx.get("faithfulness")
+    measured = faith is not None and len(faith.images) == len(images)
+    view["faithfulness"] = faith.protocol() if measured else None
+    view["faithfulness_note"] = None if measured else (
+        faith.note if faith is not None else "not measured: the faithfulness analysis failed")
     for i, image in enumerate(images):
         labels = list(first.target.labels[i])
         values: list[float | None]
@@ -189,7 +234,7 @@ def run(ctx: Context) -> SectionResult:
                     "explained_value": float(res.scores[i, j]),
                     "peak": float(res.peaks[i, j]),
                     "heatmap": np.round(res.heatmaps[i, j].astype(np.float64), 4).tolist(),
-                })
+                } | ({"faithfulness": _faithfulness_entry(faith.images[i], name, j)} if measured else {}))
         json_images[i]["gradcam"] = entries
         iv = image_view(image, i)
         iv["predictions"] = ([{"index": int(c), "label": labels[j], "value": values[j]}
@@ -198,13 +243,20 @@ def run(ctx: Context) -> SectionResult:
         iv["correct"] = (image.label is not None and not head.is_map and labels and labels[0] == image.label)
         map_output = np.asarray(outputs[i]) if head.is_map else None
         iv["figure"] = Later(image_figure, image, labels, values, word, results, i, ref.path, head, map_output)
+        iv["faithfulness"] = (Later(faithfulness_figure, faith.images[i], list(results), labels[0],
+                                    "p" if head.is_classifier or head.kind == "pixel-softmax" else "sigmoid")
+                            if measured else None)
+        iv["faithfulness_scores"] = ([{"title": cam.METHODS[m].title, **faith.images[i].scores(m, 0)}
+                                      for m in results] if measured else [])
         iv["empty"] = [labels[j] for j in range(len(labels)) if first.peaks[i, j] <= 0]
         view["images"].append(iv)
-    view["figure_ids"] = {f"gradcam-{i}" for i in range(len(images))}
-    attention_json = attention_entries(ctx, images, json_images, view)
+    view["figure_ids"] = {f"gradcam-{i}" for i in range(len(images))} | (
+        {f"gradcam-faithfulness-{i}" for i in range(len(images))} if measured else set())
     info = {"layer": ref.path, "layer_resolution": list(first.heatmaps.shape[-2:]), "score": head.score,
             "output": head.kind, "output_name": head.output_name, "target": target_text(head), "note": head.note,
-            "methods": list(results)}
+            "methods": list(results),
+            "faithfulness": faith.protocol() if measured else {"note": view["faithfulness_note"]}}
+    attention_json = attention_entries(ctx, images, json_images, view)
     out = {"images": json_images, "gradcam": info}
     if attention_json is not None:
         out["attention"] = attention_json

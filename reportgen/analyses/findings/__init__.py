@@ -5,6 +5,7 @@
 - :mod:`.weights`: checks over each layer's weight facts;
 - :mod:`.activations`: checks over how units behave on real images;
 - :mod:`.patterns`: the check over the filter-pattern ascent;
+- :mod:`.faithfulness`: CAMs against the random and edge maps;
 - :mod:`.causes`: which finding explains which (``caused_by``), from the model's graph.
 
 Each check declares what it needs (:data:`CHECKS`): the findings section runs
@@ -74,6 +75,12 @@ def _attention(model, inputs, t):
     return check_attention(inputs["attention"], t)
 
 
+def _faithfulness(model, inputs, t):
+    from reportgen.analyses.findings.faithfulness import check_faithfulness
+
+    return check_faithfulness(inputs["faithfulness"], t.faithfulness_margin)
+
+
 CHECKS = (
     Check("weights", ("weights",), _weights,
           ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
@@ -82,6 +89,7 @@ CHECKS = (
     Check("patterns", ("weights", "patterns"), _patterns, ("pattern_not_rising",)),
     Check("sanity", ("sanity",), _sanity, ("gradcam_sanity",)),
     Check("attention", ("attention",), _attention, ("attention_uniform", "attention_self")),
+    Check("faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful",)),
 )
 
 
