@@ -183,12 +183,12 @@ def test_unknown_gradcam_layer_lists_valid_names(small_model):
 def test_model_without_conv_layers():
     inp = keras.Input((8, 8, 1))
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
-    with pytest.raises(UserError, match="no 2-D convolutional layer"):
+    with pytest.raises(UserError, match="no layer with a 2-D map output"):
         gc.find_target_layer(model)
     ctx = Context(LoadedModel(model, "m", "m", None), Options())
     section.validate(ctx)
     result = section.run(ctx)
-    assert "no 2-D convolutional layer" in result.view["note"]
+    assert "no layer with a 2-D map output" in result.view["note"]
 
 
 def test_heads():

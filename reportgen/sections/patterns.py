@@ -166,8 +166,18 @@ def run(ctx: Context) -> SectionResult:
     tolerance = float(ctx.thresholds.pattern_min_rise)
     view["rise_margin"] = margin
     total_convs = len(graph.pattern_candidates(ctx.model))
+    blocks = graph.token_blocks(ctx.model)
+    view["transformer"] = None
+    if blocks:
+        view["transformer"] = ("A transformer block's channel is maximised as its mean over the patch tokens, as "
+                               "feature-visualisation work on ViTs does (Ghiasi et al. 2022). Expect less crisp "
+                               "patterns than a CNN's: attention mixes every patch with every other, so a "
+                               "channel rarely has one local texture to show.")
     if opts.pattern_layers:
         view["selection"] = f"{len(refs)} layer(s) chosen with --pattern-layers"
+    elif blocks:
+        view["selection"] = (f"{len(refs)} of the {len(blocks)} transformer blocks, each channel's mean over the "
+                             "patch tokens (choose others with --pattern-layers)")
     elif total_convs <= graph.MAX_ALL_PATTERN_LAYERS:
         view["selection"] = f"all {total_convs} conv layers"
     else:
