@@ -187,8 +187,9 @@ class Options:
     # filter patterns
     pattern_layers: tuple[str, ...] | None = option(None, "conv layers for the pattern mosaics", metavar="NAME",
                                                     group="filter patterns", many="extend")
-    pattern_filters: int = option(64, "filters per layer (default 64)", metavar="N", group="filter patterns",
-                                  parse=positive)
+    pattern_filters: int | None = option(None, "filters per layer (default 64; 16 for a transformer's blocks, "
+                                         "whose ascent runs the encoder up to the block)", metavar="N",
+                                         group="filter patterns", parse=positive)
     pattern_size: int | None = option(None, "pattern side in pixels (default 64, within the model's input sizes)",
                                       metavar="PX", group="filter patterns", parse=positive)
     pattern_steps: int | None = option(None, "gradient-ascent steps (default: fitted to the model's cost)",

@@ -310,6 +310,10 @@ def _settings(ctx: Context, data: dict) -> dict:
     if options.layers is None:
         out["layers"] = (list(data.get("feature_maps", {}).get("layers") or []) if "features" in ran
                          else unused("features"))
+    if options.pattern_filters is None:
+        from reportgen.analyses.patterns.layers import filters_wanted
+
+        out["pattern_filters"] = filters_wanted(ctx.model, None) if "patterns" in ran else unused("patterns")
     if options.pattern_layers is None:
         out["pattern_layers"] = list(data.get("patterns", {})) if "patterns" in ran else unused("patterns")
     if options.pattern_size is None:

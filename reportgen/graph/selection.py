@@ -123,6 +123,7 @@ def default_feature_layers(model: keras.Model) -> list[LayerRef]:
 # --- filter patterns ------------------------------------------------------------------
 
 MAX_ALL_PATTERN_LAYERS = 6
+MAX_TRANSFORMER_PATTERN_BLOCKS = 3
 
 
 def pattern_candidates(model: keras.Model) -> list[LayerRef]:
@@ -140,8 +141,8 @@ def default_pattern_layers(model: keras.Model) -> list[LayerRef]:
     VGG16 is ``block1_conv1`` ... ``block5_conv1``, the tutorial's choice.
     """
     blocks = token_blocks(model)
-    if blocks:
-        return evenly(blocks, MAX_ALL_PATTERN_LAYERS)
+    if blocks:  # the first, middle and last block: each step runs the encoder up to the block
+        return evenly(blocks, MAX_TRANSFORMER_PATTERN_BLOCKS)
     convs = pattern_candidates(model)
     if len(convs) <= MAX_ALL_PATTERN_LAYERS:
         return convs

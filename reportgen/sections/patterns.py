@@ -58,7 +58,7 @@ def select(ctx: Context) -> list[graph.LayerRef]:
 
 def validate(ctx: Context) -> None:
     opts = ctx.options
-    if opts.pattern_filters < 1:
+    if opts.pattern_filters is not None and opts.pattern_filters < 1:
         raise UserError(f"--pattern-filters must be at least 1 (got {opts.pattern_filters})")
     if opts.pattern_size is not None and not MIN_SIZE <= opts.pattern_size <= MAX_SIZE:
         raise UserError(f"--pattern-size must be between {MIN_SIZE} and {MAX_SIZE} pixels "
@@ -143,7 +143,7 @@ def _round(values: np.ndarray, digits: int = 6) -> list[float]:
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
     view: dict = {"layers": [], "note": None, "style": opts.pattern_style,
-                  "seed": opts.seed, "filters": opts.pattern_filters, "user_layers": bool(opts.pattern_layers)}
+                  "seed": opts.seed, "filters": P.filters_wanted(ctx.model, opts.pattern_filters), "user_layers": bool(opts.pattern_layers)}
     found = ctx.patterns
     if found.note:
         view["note"] = found.note

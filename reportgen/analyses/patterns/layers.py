@@ -72,11 +72,23 @@ def select(model: Any, pattern_layers: Any) -> list[graph.LayerRef]:
     return graph.default_pattern_layers(model)
 
 
+DEFAULT_FILTERS, TRANSFORMER_FILTERS = 64, 16
+
+
+def filters_wanted(model: Any, pattern_filters: int | None) -> int:
+    """``--pattern-filters``, else 64 (an 8x8 mosaic), or 16 for a transformer's blocks: each step of their
+    ascent runs the encoder up to the block for every filter (ViT-S/16 at its 224 px, 64 filters on 6 blocks:
+    over 15 minutes on 2 cores; bench/hub.py)."""
+    if pattern_filters is not None:
+        return int(pattern_filters)
+    return TRANSFORMER_FILTERS if graph.token_blocks(model) else DEFAULT_FILTERS
+
+
 def size_and_steps(model: Any, pattern_size: int | None, pattern_steps: int | None,
                    refs: list[graph.LayerRef] | None = None) -> tuple[int, int | None]:
     """(size, steps): the user's, else the defaults; steps None: fitted per layer (:func:`layer_steps`).
 
-    The default size is 64 px, at most a fixed model input's size, and at
+    The default size is 64 px (a transformer's own fixed input size), at most a fixed model input's size, and at
     least the model's minimum input size for the deepest chosen layer: valid
     convolutions and pooling shrink the image (InceptionV3's last stage needs
     75 px), so the size grows until that layer still has a map of at least
@@ -87,6 +99,10 @@ def size_and_steps(model: Any, pattern_size: int | None, pattern_steps: int | No
         return int(pattern_size), steps
     hw = input_hw(model)
     fixed = [d for d in (hw or ()) if d is not None]
+    if fixed and graph.token_blocks(model):
+        # A transformer takes only its own size: its position embeddings (ViT, DeiT) and windows (Swin)
+        # are laid out for that many patches.
+        return max(int(d) for d in fixed), steps
     size = max(MIN_SIZE, min([DEFAULT_SIZE] + [int(d) for d in fixed]))
     if refs:
         size = max(size, graph.min_input_size(model, refs[-1].path, size, limit=max([MAX_SIZE] + fixed)))
@@ -115,8 +131,9 @@ def compute(model: Any, options: Any, preprocessor: Any, feeds: Any = None,
     out = PatternSet(size=size, steps=steps, refs=refs)
     classic = options.pattern_style == "classic"
     for ref in refs:
-        channels = int(ref.map_shape[-1]) if ref.map_shape else options.pattern_filters
-        filters = list(range(min(options.pattern_filters, channels)))
+        wanted = filters_wanted(model, options.pattern_filters)
+        channels = int(ref.map_shape[-1]) if ref.map_shape else wanted
+        filters = list(range(min(wanted, channels)))
         n_steps = steps if steps is not None else layer_steps(model, ref.path, size, len(filters))
         affine = affine_in_image(model, ref.path, size)
         nonlinear = has_nonlinear_activation(graph.anatomy(model).layer(ref.path))
