@@ -104,12 +104,13 @@ def stage_rows(r: dict) -> list[tuple[str, float]]:
     presentation = sum(r["sections"].values()) - analyses  # section timings count their analyses too
     rows.append(("sections (describe)", max(0.0, presentation)))
     if s.get("write", 0.0):
-        rows.append((f"figures ({s.get('figures_n', 0)} drawn)", s.get("figures", 0.0)))
+        rows.append(("figures", s.get("figures", 0.0)))
+        rows.append(("figures drawn (count)", float(s.get("figures_n", 0))))
         rows.append(("HTML template (without figures)", max(0.0, s.get("template", 0.0) - s.get("figures", 0.0))))
         if s.get("pdf"):
             rows.append(("PDF (WeasyPrint)", s["pdf"]))
         rows.append(("writing files", max(0.0, s["write"] - s.get("template", 0.0) - s.get("pdf", 0.0))))
-    known = sum(sec for _, sec in rows)
+    known = sum(sec for name, sec in rows if "(count)" not in name)
     rows.append(("other", max(0.0, r["wall"] - known)))
     return rows
 
@@ -126,7 +127,8 @@ def table(results: list[dict]) -> str:
         out.append("| stage | " + " | ".join(f"{r['formats']} (s)" for r in rs) + " |")
         out.append("| --- |" + " ---: |" * len(rs))
         for n in names:
-            out.append(f"| {n} | " + " | ".join(f"{p[n]:.1f}" if n in p else "" for p in per) + " |")
+            fmt = "{:.0f}" if "(count)" in n else "{:.1f}"
+            out.append(f"| {n} | " + " | ".join(fmt.format(p[n]) if n in p else "" for p in per) + " |")
         out.append("| **wall** | " + " | ".join(f"**{r['wall']:.1f}**" for r in rs) + " |")
         out.append("| **ascent share of wall** | " + " | ".join(
             f"**{100 * r['analyses'].get('patterns', 0.0) / r['wall']:.0f}%**" for r in rs) + " |")

@@ -5,14 +5,16 @@ analysis. Compute, then describe, then present: a section's figures are
 :class:`Later` objects, drawn only when a page (HTML or PDF) shows them, so a
 JSON-only run -- CI's ``--format json``, ``Report(...).json`` -- never draws a
 figure and never imports Matplotlib (``matplotlib`` is imported here on the
-first drawing, not at import). Pixel content is always PNG (or JPEG), and a grid is
+first drawing, not at import). Figures are PNG (or JPEG), and a grid is
 composited into ONE image rather than hundreds of small ones, which keeps the
 HTML and the PDF small and fast to render. Small charts (histograms, bars,
-depth charts) are SVG with their text kept as text: crisp in the PDF, and
-cheaper to write than a PNG. They are laid out once, in inches
-(:func:`fixed_figure`), not by ``tight_layout`` -- which measured every label of
-every figure again, most of a chart's cost -- and a kind drawn many times over
-(the weight histograms) keeps one figure and changes its data (:func:`reused`).
+depth charts) are laid out once, in inches (:func:`fixed_figure`), not by
+``tight_layout`` -- which measured every label of every figure again, most of a
+chart's cost -- and a kind drawn many times over (the weight histograms) keeps
+one figure and changes its data (:func:`reused`). SVG (``fmt="svg"``) was
+measured for them and not taken: a histogram drew 11 ms faster, but WeasyPrint
+spent 47 ms on it against 6 ms on the PNG, and its data URI was 47% larger
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def heatmap_overlay(pixels: np.ndarray, heatmap01: np.ndarray, alpha: float = HE
 # --- encoding ----------------------------------------------------------------------
 
 def fig_to_uri(fig: Any, dpi: int = DPI, fmt: str = "png", tight: bool = True) -> str:
-    """Encode a Matplotlib figure as a PNG, JPEG (photo-like content) or SVG (charts) data URI and close it.
+    """Encode a Matplotlib figure as a PNG, JPEG (photo-like content) or SVG data URI and close it.
 
     ``tight``: crop to the drawn content (a second drawing pass); a figure laid out by
     :func:`fixed_figure` is saved as laid out. SVG keeps its text as text (smaller, and
@@ -410,5 +412,5 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         bottom.set_xlabel(f"layer (depth order, {n} layers); ticks at stage starts", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=8.5, x=0.01, y=1 - 0.06 / size[1], ha="left", va="top")
-    uri = fig_to_uri(fig, dpi=100, fmt="svg", tight=False)
+    uri = fig_to_uri(fig, dpi=100, tight=False)
     return (uri, missing) if with_missing else uri

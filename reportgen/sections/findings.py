@@ -90,8 +90,8 @@ def bn_chart(path: str, lw: Any, t: config.Thresholds) -> Any:
 
 
 def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
-    """:func:`bn_chart` as an SVG data URI."""
-    return fig_to_uri(bn_chart(path, lw, t), dpi=100, fmt="svg", tight=False)
+    """:func:`bn_chart` as a PNG data URI."""
+    return fig_to_uri(bn_chart(path, lw, t), dpi=100, tight=False)
 
 
 def _step_title(step: str, width: int) -> str:

@@ -47,7 +47,7 @@ def _histogram_parts() -> dict:
 
 
 def histogram_figure(path: str, entry: dict) -> str:
-    """Trained and freshly initialised kernel values on the same bins (an SVG data URI).
+    """Trained and freshly initialised kernel values on the same bins (a PNG data URI).
 
     The dozens of histograms of a report share one figure: only the bars, the title and
     the axis limits change from one layer to the next.
@@ -75,7 +75,7 @@ def histogram_figure(path: str, entry: dict) -> str:
         p["title"].set_text(path if len(path) <= 48 else "…" + path[-47:])
         ax.relim(visible_only=True)
         ax.autoscale_view()
-        return fig_to_uri(p["fig"], dpi=100, fmt="svg", tight=False)
+        return fig_to_uri(p["fig"], dpi=100, tight=False)
 
 
 def stage_marks(refs: list[graph.LayerRef]) -> list[tuple[int, str]]:
