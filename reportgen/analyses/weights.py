@@ -518,7 +518,26 @@ def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | No
     refs = graph.weighted_layers(model)
     rng = np.random.default_rng(seed)
     items = progress(refs, desc="weights", total=len(refs)) if progress else refs
-    return {ref.path: describe_layer(ref, seed, rng, dead_kernel_norm) for ref in items}
+    with _one_blas_thread():
+        return {ref.path: describe_layer(ref, seed, rng, dead_kernel_norm) for ref in items}
+
+
+def _one_blas_thread() -> Any:
+    """BLAS and LAPACK on one thread for the pass (a no-op without threadpoolctl, which scikit-learn brings).
+
+    The pass is hundreds of small products and solves (Grams of a few hundred rows);
+    split over two threads, each pays a hand-off, and when anything else wants the
+    cores -- TensorFlow's spinning pool, another process -- OpenBLAS's waiting threads
+    made a stack of 160 x 160 ``eigvalsh`` 20x slower (349 ms against 17 ms, measured
+    on the 2-core machine of docs/benchmarks.md).
+    """
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def kernel_values(layer: Any) -> np.ndarray:
