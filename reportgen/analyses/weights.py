@@ -9,7 +9,8 @@ the largest layer, not with the number of layers (VGG16's 103M-weight
   and a histogram, beside the same for a freshly initialised copy of the
   layer (:mod:`reportgen.analyses.baseline`) on shared bins -- computed in
   float32 chunks with float64 sums, never a float64 copy of a large kernel
-  (the exact singular value copies kernels of at most 40M weights);
+  (the top singular value works on a float32 Gram of the smaller side, or on
+  the kernel itself above ``SV_GRAM_MAX``);
 - the facts the findings read: per-filter kernel norms, each conv filter's
   most similar earlier filter, a two-sample Kolmogorov-Smirnov test against
   the fresh draw (on seeded samples of at most ``KS_SAMPLES`` per side), the
