@@ -5,16 +5,25 @@ analysis. Compute, then describe, then present: a section's figures are
 :class:`Later` objects, drawn only when a page (HTML or PDF) shows them, so a
 JSON-only run -- CI's ``--format json``, ``Report(...).json`` -- never draws a
 figure and never imports Matplotlib (``matplotlib`` is imported here on the
-first drawing, not at import). Pixel content is always PNG (or JPEG), never SVG, and a grid is
+first drawing, not at import). Figures are PNG (or JPEG), and a grid is
 composited into ONE image rather than hundreds of small ones, which keeps the
-HTML and the PDF small and fast to render.
+HTML and the PDF small and fast to render. Small charts (histograms, bars,
+depth charts) are laid out once, in inches (:func:`fixed_figure`), not by
+``tight_layout`` -- which measured every label of every figure again, most of a
+chart's cost -- and a kind drawn many times over (the weight histograms) keeps
+one figure and changes its data (:func:`reused`). SVG (``fmt="svg"``) was
+measured for them and not taken: a histogram drew 11 ms faster, but WeasyPrint
+spent 47 ms on it against 6 ms on the PNG, and its data URI was 47% larger
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
-from typing import Any, Callable, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -120,19 +129,82 @@ def heatmap_overlay(pixels: np.ndarray, heatmap01: np.ndarray, alpha: float = HE
 
 # --- encoding ----------------------------------------------------------------------
 
-def fig_to_uri(fig: Any, dpi: int = DPI, fmt: str = "png") -> str:
-    """Encode a Matplotlib figure as a PNG (or JPEG, for photo-like content) data URI and close it."""
+def fig_to_uri(fig: Any, dpi: int = DPI, fmt: str = "png", tight: bool = True) -> str:
+    """Encode a Matplotlib figure as a PNG, JPEG (photo-like content) or SVG data URI and close it.
+
+    ``tight``: crop to the drawn content (a second drawing pass); a figure laid out by
+    :func:`fixed_figure` is saved as laid out. SVG keeps its text as text (smaller, and
+    searchable in the PDF) and is reproducible: no date, fixed element ids.
+    """
+    import matplotlib
+
     buf = io.BytesIO()
+    bbox = "tight" if tight else None
     try:
         if fmt == "jpeg":
-            fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": 88})
+            fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches=bbox, pil_kwargs={"quality": 88})
             mime = "image/jpeg"
+        elif fmt == "svg":
+            with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "reportgen"}):
+                fig.savefig(buf, format="svg", dpi=dpi, bbox_inches=bbox, metadata={"Date": None})
+            mime = "image/svg+xml"
         else:
-            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches=bbox)
             mime = "image/png"
     finally:
         pyplot().close(fig)
     return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def fixed_figure(size: tuple[float, float], margins: tuple[float, float, float, float], rows: int = 1,
+                 cols: int = 1, gaps: tuple[float, float] = (0.0, 0.0), **kwargs: Any) -> tuple[Any, np.ndarray]:
+    """A figure and its (rows x cols) axes, laid out once in inches: ``margins`` (left, right, bottom,
+    top) and ``gaps`` (between columns, between rows) are inches, whatever the figure's size.
+
+    ``tight_layout`` measures every text of the figure to place the axes (a draw's worth
+    of work, again for each figure); a chart whose labels are known in advance is placed
+    by arithmetic. No pyplot figure manager either (nothing to register, nothing to close).
+    """
+    pyplot()  # the report's rcParams
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    w, h = size
+    left, right, bottom, top = margins
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False, **kwargs)
+    pane_w = (w - left - right - gaps[0] * (cols - 1)) / cols
+    pane_h = (h - bottom - top - gaps[1] * (rows - 1)) / rows
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=gaps[0] / max(pane_w, 1e-6), hspace=gaps[1] / max(pane_h, 1e-6))
+    return fig, axes
+
+
+_REUSED: dict[str, Any] = {}
+_REUSED_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def reused(kind: str, make: Callable[[], Any]) -> Iterator[Any]:
+    """The one set of figure objects kept for ``kind`` (made by ``make()`` the first time), held for
+    the ``with`` block: draw into it and encode it inside the block.
+
+    A report draws dozens of weight histograms that differ only in their data and title;
+    making and laying out a figure for each cost more than drawing it. The lock keeps
+    two threads from drawing into the same figure.
+    """
+    with _REUSED_LOCK:
+        parts = _REUSED.get(kind)
+        if parts is None:
+            parts = _REUSED[kind] = make()
+        yield parts
+
+
+def text_width(text: str, points: float) -> float:
+    """A generous estimate of a label's width in inches (DejaVu Sans averages ~0.6 em a character),
+    for margins laid out without measuring."""
+    return 0.62 * points / 72.0 * len(text)
 
 
 def array_to_uri(pixels: np.ndarray, fmt: str = "png") -> str:
@@ -288,15 +360,28 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
     panels = [p for p in panels if _chartable(p)]
     if not panels:
         return (None, missing) if with_missing else None
-    if missing:
-        import textwrap
+    import textwrap
 
-        title = (title + "\n" if title else "") + "\n".join(textwrap.fill(m, 130) for m in missing)
-    plt = pyplot()
+    # Wrapped to the 7-inch width: the figure is laid out, not cropped to its content.
+    title = "\n".join(textwrap.fill(t, 110) for t in ([title] if title else []) + missing) or None
     n = len(labels)
     x = np.arange(n)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7.0, 0.35 + 1.45 * len(panels)), sharex=True, squeeze=False)
+    # Laid out in inches (no tight_layout): the x labels' length sets the bottom margin, the
+    # title's lines the top one, the widest tick label and the axis name the left one.
+    ticks = [lab[-22:] for lab in labels] if n <= 40 else [lab for _, lab in stages]
+    tick_pt = 5.5 if n <= 40 else 6
+    bottom_in = 0.12 + max([text_width(t, tick_pt) for t in ticks] + [0.0]) + (0.0 if n <= 40 else 0.2)
+    lines = title.count("\n") + 1 if title else 0
+    top_in = 0.12 + 0.16 * lines
+    left_in, right_in, pane_in, gap_in = 0.72, 0.12, 1.2, 0.12
+    size = (7.0, bottom_in + top_in + pane_in * len(panels) + gap_in * (len(panels) - 1))
+    fig, axes = fixed_figure(size, (left_in, right_in, bottom_in, top_in), len(panels), 1, (0.0, gap_in))
     for ax, panel in zip(axes[:, 0], panels):
+        # One x range for all; only the bottom panel has x ticks (a shared axis made every panel
+        # a tick per layer, unlabelled -- most of the chart's cost). The stage lines mark depth.
+        ax.set_xlim(-0.5 - 0.03 * n, n - 0.5 + 0.03 * n)
+        if ax is not axes[-1, 0]:
+            ax.set_xticks([])
         vals = np.array([np.nan if v is None else float(v) for v in panel["values"]], dtype=np.float64)
         if panel.get("log"):
             vals = np.where(vals > 0, vals, np.nan)
@@ -332,7 +417,6 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         bottom.set_xticklabels([lab for _, lab in stages], rotation=90, fontsize=6)
         bottom.set_xlabel(f"layer (depth order, {n} layers); ticks at stage starts", fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=8.5, x=0.01, ha="left")
-    fig.tight_layout()
-    uri = fig_to_uri(fig, dpi=100)
+        fig.suptitle(title, fontsize=8.5, x=0.01, y=1 - 0.06 / size[1], ha="left", va="top")
+    uri = fig_to_uri(fig, dpi=100, tight=False)
     return (uri, missing) if with_missing else uri

@@ -40,7 +40,7 @@ def test_unchanged_heatmaps_give_about_1_and_a_finding(monkeypatch):
     model = dm.trained()
     layer = find_target_layer(model).path
 
-    def unchanged(m, paths, seed):  # "randomising" to the same weights changes nothing
+    def unchanged(m, paths, seed, draws=None):  # "randomising" to the same weights changes nothing
         return {}
 
     monkeypatch.setattr(S, "randomised", unchanged)

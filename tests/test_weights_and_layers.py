@@ -191,3 +191,71 @@ def test_a_model_without_kernel_layers_gets_a_report_that_says_so(tmp_path):
     html = (folder / "report.html").read_text()
     assert "no layer with a kernel" in html
     assert "no convolutional layer" in html
+
+
+def _low_rank(rng, rows, cols, rank):
+    return (rng.standard_normal((rows, rank)) @ rng.standard_normal((rank, cols))).astype(np.float32)
+
+
+@pytest.mark.parametrize("rows,cols", [(40, 300), (300, 40), (256, 1200), (1200, 256)])
+def test_top_singular_value_equals_numpy_svd(rows, cols):
+    """Exact eigvalsh for small Gram sides, Lanczos above SV_EXACT_BELOW: both within 1e-3 of the SVD,
+    on random matrices (crowded top singular values) and low-rank ones (a Lanczos breakdown)."""
+    from reportgen.analyses.weights import top_singular_value, top_singular_values
+
+    rng = np.random.default_rng(7)
+    mats = [rng.standard_normal((rows, cols)).astype(np.float32) * 0.05,
+            rng.uniform(-1, 1, (rows, cols)).astype(np.float32),
+            _low_rank(rng, rows, cols, 1), _low_rank(rng, rows, cols, 3)]
+    truth = np.array([np.linalg.svd(m.astype(np.float64), compute_uv=False)[0] for m in mats])
+    assert np.allclose([top_singular_value(m) for m in mats], truth, rtol=1e-3)
+    same = [mats[0], mats[0] * 2, mats[1]]  # one batched solve: each its own value
+    assert np.allclose(top_singular_values(same), [truth[0], 2 * truth[0], truth[1]], rtol=1e-3)
+    assert np.allclose(top_singular_values([m.T for m in same]), [truth[0], 2 * truth[0], truth[1]], rtol=1e-3)
+
+
+def test_top_singular_value_of_a_matrix_too_large_for_a_gram(monkeypatch):
+    """Above SV_GRAM_MAX (VGG16's fc1) Lanczos runs on x -> M^T M x: the same answer."""
+    from reportgen.analyses import weights as W
+
+    monkeypatch.setattr(W, "SV_GRAM_MAX", 50)
+    rng = np.random.default_rng(3)
+    for m in (rng.standard_normal((120, 500)).astype(np.float32), _low_rank(rng, 500, 120, 2)):
+        assert W.top_singular_value(m) == pytest.approx(np.linalg.svd(m.astype(np.float64), compute_uv=False)[0],
+                                                        rel=1e-3)
+
+
+def test_nearest_earlier_equals_a_brute_force_loop():
+    from reportgen.analyses.weights import nearest_earlier
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((70, 27))
+    w[40] = 3 * w[12] + 1e-3 * rng.standard_normal(27)  # a near duplicate
+    usable = np.ones(70, dtype=bool)
+    usable[[0, 5, 33]] = False
+    best, which = nearest_earlier(w.astype(np.float32), usable)
+    unit = w.astype(np.float32).astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    seen = []
+    for i in range(70):
+        if not usable[i]:
+            assert best[i] == -np.inf and which[i] == -1
+            continue
+        if not seen:
+            assert best[i] == -np.inf and which[i] == -1
+        else:
+            cos = [float(unit[i] @ unit[j]) for j in seen]
+            assert which[i] == seen[int(np.argmax(cos))]
+            assert best[i] == pytest.approx(max(cos), abs=1e-12)
+        seen.append(i)
+    assert which[40] == 12 and best[40] > 0.999
+
+
+def test_the_extra_draws_are_the_layers_own_fresh_values(small_model):
+    """Drawing only the kernel for the singular-value draws gives what drawing the whole layer gives."""
+    from reportgen.analyses.weights import _sv_draw, filter_matrix
+
+    ref = next(r for r in graph.weighted_layers(small_model) if r.path == "conv_a")
+    full = fresh_values(ref.layer, f"{ref.path}#sv3", 0, ref.input_shape)
+    kernel = full[[v.name.split("/")[-1].split(":")[0] for v in ref.layer.weights].index("kernel")]
+    assert np.array_equal(_sv_draw(ref.layer, ref, 0, 3), filter_matrix(ref.layer, kernel))

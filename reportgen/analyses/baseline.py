@@ -107,24 +107,33 @@ def _seeded(init: Any, seed: int) -> Any:
 
 def fresh_values(layer: Any, path: str, seed: int = 0, input_shape: tuple | None = None) -> list[np.ndarray] | None:
     """Freshly initialised values for each of ``layer.weights`` (float32), or None when unknown."""
-    import keras
-
     weights = list(getattr(layer, "weights", []) or [])
     if not weights:
         return []
-    out: list[np.ndarray] = []
-    for var in weights:
-        name = variable_name(var)
-        init = initializer_of(layer, var)
-        if init is None:
-            return _rebuilt(layer, path, seed, input_shape)
-        shape = tuple(int(d) for d in var.shape)
-        drawn = draw(init, shape, derived_seed(seed, path, name))
-        if drawn is None:
-            value = _seeded(init, derived_seed(seed, path, name))(shape, dtype="float32")
-            drawn = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
-        out.append(drawn)
-    return out
+    if any(initializer_of(layer, var) is None for var in weights):
+        return _rebuilt(layer, path, seed, input_shape)
+    return [fresh_value(layer, var, path, seed) for var in weights]
+
+
+def fresh_value(layer: Any, var: Any, path: str, seed: int = 0) -> np.ndarray | None:
+    """One variable's fresh value, the same as :func:`fresh_values` draws for it; None when that
+    would rebuild the layer (a variable without an initializer attribute).
+
+    For the extra draws that only one kernel's top singular value reads: drawing the
+    whole layer each time cost as much again.
+    """
+    import keras
+
+    if any(initializer_of(layer, v) is None for v in getattr(layer, "weights", []) or []):
+        return None
+    name = variable_name(var)
+    init = initializer_of(layer, var)
+    shape = tuple(int(d) for d in var.shape)
+    drawn = draw(init, shape, derived_seed(seed, path, name))
+    if drawn is None:
+        value = _seeded(init, derived_seed(seed, path, name))(shape, dtype="float32")
+        drawn = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
+    return drawn
 
 
 def _fans(shape: tuple) -> tuple[float, float]:

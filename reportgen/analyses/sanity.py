@@ -15,8 +15,10 @@ are merged into the last step). Each step is one CAM pass over a few images.
 The user's model is never modified and never copied: the randomised weights
 are fresh draws from each layer's own initialisers
 (:mod:`reportgen.analyses.baseline`), substituted for the trained ones inside
-a ``keras.StatelessScope`` for the length of one pass, one layer's values at a
-time in memory beyond the model itself. The explained targets are the
+a ``keras.StatelessScope`` for the length of one pass. A layer's draw is kept for
+the later steps (which randomise it again, with the same seed) up to
+``KEEP_DRAWS_BYTES`` in all; beyond that, one layer's values at a time in memory
+beyond the model itself. The explained targets are the
 original model's (its top classes, or the mean of its output map) at every
 step, as in the paper. It runs for each chosen CAM method.
 """
@@ -114,21 +116,48 @@ def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
     return [(label(g), g) for g in groups]
 
 
-def randomised(model: Any, paths: Sequence[str], seed: int) -> dict[str, Any]:
+KEEP_DRAWS_BYTES = 256 << 20  # fresh draws kept between the cascade's steps (beyond it: drawn again)
+
+
+class Draws:
+    """The fresh values of the layers a cascade has randomised, kept up to ``budget`` bytes.
+
+    Each step re-runs every layer randomised so far with the same draws (the seeds
+    depend only on the layer), so a layer drawn once need not be drawn again: the
+    cascade's later steps drew the whole model again and again. Beyond the budget
+    (VGG16's 411 MB fc1) a layer is drawn when it runs and dropped after it, as before.
+    """
+
+    def __init__(self, budget: int = KEEP_DRAWS_BYTES) -> None:
+        self.budget, self.kept, self.used = budget, {}, 0
+
+    def get(self, layer: Any, path: str, seed: int, shape: Any) -> list[np.ndarray] | None:
+        from reportgen.analyses.baseline import fresh_values
+
+        if path in self.kept:
+            return self.kept[path]
+        values = fresh_values(layer, path, seed, shape)
+        size = sum(v.nbytes for v in values or [])
+        if values and self.used + size <= self.budget:
+            self.kept[path] = values
+            self.used += size
+        return values
+
+
+def randomised(model: Any, paths: Sequence[str], seed: int, draws: Draws | None = None) -> dict[str, Any]:
     """Taps that run each layer at ``paths`` with fresh weights in place of its trained ones.
 
-    The fresh values are drawn when the layer runs and dropped after it, and
-    stand in for the layer's variables inside a ``keras.StatelessScope`` for
-    that one call: the model is never modified, and no more than one layer's
-    fresh weights exist at a time.
+    The fresh values stand in for the layer's variables inside a
+    ``keras.StatelessScope`` for that one call: the model is never modified. They
+    are drawn when the layer runs and dropped after it, or, with ``draws``, kept
+    for the next step up to its budget.
     """
     import keras
 
     from reportgen import backend
     from reportgen.graph import forward
-    from reportgen.analyses.baseline import fresh_values
-
     an = graph.anatomy(model)
+    draws = draws if draws is not None else Draws(budget=0)
     refs = {r.path: r for r in an.layers}
     taps = {}
     for p in paths:
@@ -136,10 +165,10 @@ def randomised(model: Any, paths: Sequence[str], seed: int) -> dict[str, Any]:
 
         def fresh_call(layer: Any, call: Any, *args: Any, _path: str = p, _shape: Any = ref.input_shape if ref else None,
                        **kwargs: Any) -> Any:
-            values = fresh_values(layer, _path, seed, _shape)
+            values = draws.get(layer, _path, seed, _shape)
             if not values:
                 return call(*args, **kwargs)
-            mapping = [(v, backend.from_numpy(values.pop(0))) for v in layer.weights]
+            mapping = [(v, backend.from_numpy(a)) for v, a in zip(layer.weights, values)]
             with keras.StatelessScope(state_mapping=mapping):
                 return call(*args, **kwargs)
 
@@ -183,10 +212,11 @@ def cascade(
         return result
     maps, corrs = [], []
     done: list[str] = []
+    draws = Draws()
     steps = progress(groups, desc=f"sanity check ({method})", total=len(groups)) if progress else groups
     for label, paths in steps:
         done.extend(paths)
-        explainer.extra_taps = randomised(model, done, seed + 1)
+        explainer.extra_taps = randomised(model, done, seed + 1, draws)
         h = explainer.explain(x, target, top_k=1).heatmaps[:, 0]
         maps.append(h)
         corrs.append([rank_correlation(o, r) for o, r in zip(original, h)])

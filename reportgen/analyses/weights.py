@@ -9,7 +9,8 @@ the largest layer, not with the number of layers (VGG16's 103M-weight
   and a histogram, beside the same for a freshly initialised copy of the
   layer (:mod:`reportgen.analyses.baseline`) on shared bins -- computed in
   float32 chunks with float64 sums, never a float64 copy of a large kernel
-  (the exact singular value copies kernels of at most 40M weights);
+  (the top singular value works on a float32 Gram of the smaller side, or on
+  the kernel itself above ``SV_GRAM_MAX``);
 - the facts the findings read: per-filter kernel norms, each conv filter's
   most similar earlier filter, a two-sample Kolmogorov-Smirnov test against
   the fresh draw (on seeded samples of at most ``KS_SAMPLES`` per side), the
@@ -20,7 +21,7 @@ the largest layer, not with the number of layers (VGG16's 103M-weight
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -140,35 +141,99 @@ def ks_test(trained: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+SV_RTOL = 1e-3  # Lanczos stops when its residual bound puts the top Gram eigenvalue within this (relative)
+SV_EXACT_BELOW = 160  # Gram matrices up to this side: exact eigvalsh (cheaper than the Lanczos loop's overhead)
+SV_GRAM_MAX = 2048  # larger smaller-sides (VGG16's fc1, 4096 x 25088): Lanczos on the matrix, no Gram
+
+
 def top_singular_value(matrix: np.ndarray | None, finite: bool | None = None) -> float | None:
     """Largest singular value of a (filters, fan_in) matrix; None when not a usable 2-D matrix.
 
-    Small matrices: the largest eigenvalue of the smaller Gram matrix (exact,
-    and far cheaper than a full SVD of a 512 x 4608 conv kernel); huge ones
-    (VGG16's fc1, 4096 x 25088): power iteration.
+    See :func:`top_singular_values`, which does a stack of same-shaped matrices in one solve.
     """
     if matrix is None or matrix.ndim != 2 or min(matrix.shape) < 2:
         return None
     if not (finite if finite is not None else _all_finite(matrix)):
         return None
-    m = matrix.astype(np.float32, copy=False)
-    if min(m.shape) <= 2048 and m.size <= 40_000_000:
-        small = m.astype(np.float64)
-        gram = small @ small.T if small.shape[0] <= small.shape[1] else small.T @ small
-        return float(np.sqrt(max(0.0, np.linalg.eigvalsh(gram)[-1])))
-    if m.size > 4_000_000:
-        # VGG16's fc1 (4096 x 25088): power iteration, a few dozen matrix-vector products.
-        v = np.random.default_rng(0).standard_normal(m.shape[1]).astype(np.float32)
-        sigma = 0.0
-        for _ in range(40):
-            v = m.T @ (m @ v)
-            norm = float(np.linalg.norm(v))
-            if norm == 0.0:
-                return 0.0
-            v /= norm
-            sigma = float(np.sqrt(norm))
-        return sigma
-    return float(np.linalg.svd(m.astype(np.float64), compute_uv=False)[0])
+    return float(top_singular_values([matrix])[0])
+
+
+def top_singular_values(matrices: Sequence[np.ndarray]) -> np.ndarray:
+    """The largest singular value of each of several same-shaped finite matrices (a list or a stack).
+
+    The top eigenvalue of each one's smaller Gram matrix (formed in float32, one
+    BLAS-3 product per matrix straight from its view, no stacked copy; the cost is the
+    kernel's size times its smaller side): exact ``eigvalsh`` when that side is at most
+    ``SV_EXACT_BELOW``, otherwise Lanczos with full reorthogonalisation on all of them
+    at once, stopped when the residual bound puts every top eigenvalue within ``SV_RTOL``
+    (relative; so each singular value within half that -- in practice the error is the
+    residual's square, ~1e-7). A full eigendecomposition of a 1536 x 1536 Gram per draw
+    cost EfficientNetB3 most of its weights analysis; power iteration would need hundreds
+    of steps, since a random matrix's top singular values crowd together. Matrices whose
+    smaller side exceeds ``SV_GRAM_MAX`` (VGG16's fc1) run the same Lanczos on
+    ``x -> M^T (M x)`` instead of forming a Gram of hundreds of GFLOP. Float32 products
+    agree with float64 to ~1e-6.
+    """
+    mats = [np.asarray(m, dtype=np.float32) for m in matrices]
+    b = len(mats)
+    rows, cols = mats[0].shape
+    k = min(rows, cols)
+    wide = rows <= cols  # the Gram is on the smaller side
+    if k > SV_GRAM_MAX:
+        def apply(x: np.ndarray) -> np.ndarray:  # (b, k) -> (b, k), one matrix at a time
+            out = np.empty_like(x)
+            for i, m in enumerate(mats):
+                v = x[i].astype(np.float32)
+                out[i] = m @ (m.T @ v) if wide else m.T @ (m @ v)
+            return out
+        return np.sqrt(np.maximum(0.0, _lanczos_top(apply, b, k)))
+    gram = np.empty((b, k, k))
+    for i, m in enumerate(mats):
+        gram[i] = m @ m.T if wide else m.T @ m
+    if k <= SV_EXACT_BELOW:
+        top = np.linalg.eigvalsh(gram)[:, -1]
+    else:
+        top = _lanczos_top(lambda x: np.matmul(gram, x[:, :, None])[:, :, 0], b, k)
+    return np.sqrt(np.maximum(0.0, top))
+
+
+def _lanczos_top(apply: Callable[[np.ndarray], np.ndarray], b: int, k: int, rtol: float = SV_RTOL,
+                 max_steps: int = 300) -> np.ndarray:
+    """The largest eigenvalue of ``b`` symmetric positive semi-definite k x k operators, by Lanczos.
+
+    ``apply`` maps a (b, k) block of vectors to the operators' products. Full
+    reorthogonalisation (the basis is at most ``max_steps`` x k), a seeded start, and
+    a stop when every operator's top Ritz pair has residual ``beta_j |y_j|`` at most
+    ``rtol`` x its Ritz value (an eigenvalue lies within the residual of it).
+    """
+    rng = np.random.default_rng(0)
+    steps = min(k, max_steps)
+    basis = np.zeros((b, steps, k))
+    q = rng.standard_normal((b, k))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    alpha, beta = np.zeros((b, steps)), np.zeros((b, steps))
+    top = np.zeros(b)
+    for j in range(steps):
+        basis[:, j] = q
+        w = apply(q)
+        alpha[:, j] = np.einsum("bk,bk->b", w, q)
+        v = basis[:, : j + 1]
+        for _ in range(2):  # twice is enough (Kahan): the basis stays orthonormal to rounding
+            w -= (np.matmul(v, w[:, :, None]).transpose(0, 2, 1) @ v)[:, 0]
+        beta[:, j] = np.linalg.norm(w, axis=1)
+        if j + 1 == steps or (j >= 7 and j % 4 == 3) or np.all(beta[:, j] == 0):
+            t = np.zeros((b, j + 1, j + 1))
+            idx = np.arange(j + 1)
+            t[:, idx, idx] = alpha[:, : j + 1]
+            t[:, idx[1:], idx[:-1]] = t[:, idx[:-1], idx[1:]] = beta[:, :j]
+            vals, vecs = np.linalg.eigh(t)
+            top = vals[:, -1]
+            residual = beta[:, j] * np.abs(vecs[:, -1, -1])
+            if np.all(residual <= rtol * np.maximum(np.abs(top), 1e-300)):
+                break
+        q = w / np.where(beta[:, j] > 0, beta[:, j], 1.0)[:, None]
+    _lanczos_top.steps = j + 1  # type: ignore[attr-defined]  (read by bench/weights_speed.py)
+    return top
 
 
 def filter_matrix(layer: Any, kernel: np.ndarray | None = None) -> np.ndarray | None:
@@ -251,7 +316,13 @@ def dead_rows(norms: np.ndarray, finite: np.ndarray, dead_kernel_norm: float = D
 
 
 def nearest_earlier(w: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each row, the most cosine-similar earlier usable row: (cosine, index); -inf/-1 where none."""
+    """For each row, the most cosine-similar earlier usable row: (cosine, index); -inf/-1 where none.
+
+    One float32 product of the unit rows with themselves, the diagonal and everything
+    after it masked, an ``argmax`` per row -- then the chosen pairs' cosines again in
+    float64, so that the reported values are float64's (only a near-tie within
+    float32 rounding could pick the other partner).
+    """
     n = w.shape[0]
     best = np.full(n, -np.inf)
     which = np.full(n, -1, dtype=np.int64)
@@ -260,10 +331,13 @@ def nearest_earlier(w: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.n
         return best, which
     unit = w[idx].astype(np.float64)
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    cos = unit @ unit.T
-    for col in range(1, idx.size):
-        i = int(np.argmax(cos[col, :col]))
-        best[idx[col]], which[idx[col]] = cos[col, i], idx[i]
+    single = unit.astype(np.float32)
+    cos = single @ single.T
+    order = np.arange(idx.size)
+    np.putmask(cos, order[:, None] <= order, -np.inf)  # a row's own and later rows
+    pick = np.argmax(cos[1:], axis=1)
+    best[idx[1:]] = np.einsum("ij,ij->i", unit[1:], unit[pick])
+    which[idx[1:]] = idx[pick]
     return best, which
 
 
@@ -428,15 +502,19 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         else:
             lw.finite_rows = np.array([np.isfinite(w[i]).all() for i in range(w.shape[0])])
         w0 = filter_matrix(layer, _main_for_filters(layer, fresh_by_name)) if fresh else None
-        s0 = [top_singular_value(w0, finite=True)]
+        draws = [w0] if w0 is not None else []
         if fresh and w.size <= SV_DRAWS_BELOW:
             # a small random matrix's top singular value varies by +-10% between draws: average several
-            for k in range(1, SV_DRAWS):
-                extra = fresh_values(layer, f"{ref.path}#sv{k}", seed, ref.input_shape)
-                by = {variable_name(v): a for v, a in zip(layer.weights, extra)}
-                s0.append(top_singular_value(filter_matrix(layer, _main_for_filters(layer, by)), finite=True))
-        s0 = [v for v in s0 if v is not None]
-        lw.sv = (top_singular_value(w, finite=not lw.nonfinite), float(np.mean(s0)) if s0 else None)
+            draws += [_sv_draw(layer, ref, seed, k) for k in range(1, SV_DRAWS)]
+        draws = [d for d in draws if d is not None and d.ndim == 2 and min(d.shape) >= 2]
+        if len(draws) > 1:  # small kernels: the trained one and its draws share a shape, one solve for all
+            usable = min(w.shape) >= 2 and not lw.nonfinite
+            tops = top_singular_values(([w] if usable else []) + draws)
+            trained, s0 = (float(tops[0]) if usable else None), [float(v) for v in tops[int(usable):]]
+        else:
+            trained = top_singular_value(w, finite=not lw.nonfinite)
+            s0 = [top_singular_value(d, finite=True) for d in draws]
+        lw.sv = (trained, float(np.mean(s0)) if s0 else None)
         lw.sv_spread = float(np.std(s0)) if len(s0) > 1 else 0.0
         if lw.is_conv and not lw.is_depthwise and w.shape[0] >= 2 and w.shape[1] >= 2:
             ok = lw.finite_rows & (lw.norms > 1e-12)  # dead filters have no direction
@@ -450,6 +528,23 @@ def _is_layer_scale(layer: Any) -> bool:
     """A LayerScale: one per-channel factor on a residual branch (keras.applications' ConvNeXt
     ``LayerScale``, keras-hub's ``DINOV2LayerScale``), named so by its class."""
     return "layerscale" in type(layer).__name__.lower() and len(getattr(layer, "weights", [])) == 1
+
+
+def _sv_draw(layer: Any, ref: graph.LayerRef, seed: int, k: int) -> np.ndarray | None:
+    """The k-th extra fresh draw's filter matrix: only the kernel it reads is drawn (the same values as
+    drawing the whole layer under the path ``<path>#sv<k>``)."""
+    from reportgen.analyses.baseline import fresh_value
+
+    path = f"{ref.path}#sv{k}"
+    names = {"pointwise_kernel", "kernel", "depthwise_kernel"}
+    main = [v for v in layer.weights if variable_name(v) in names]
+    by = {variable_name(v): fresh_value(layer, v, path, seed) for v in main}
+    if not main or any(a is None for a in by.values()):
+        extra = fresh_values(layer, path, seed, ref.input_shape)
+        if not extra:
+            return None
+        by = {variable_name(v): a for v, a in zip(layer.weights, extra)}
+    return filter_matrix(layer, _main_for_filters(layer, by))
 
 
 def _outside_support(layer: Any, variables: Iterable[Any], arrays: list[np.ndarray]) -> int | None:
@@ -489,7 +584,26 @@ def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | No
     refs = graph.weighted_layers(model)
     rng = np.random.default_rng(seed)
     items = progress(refs, desc="weights", total=len(refs)) if progress else refs
-    return {ref.path: describe_layer(ref, seed, rng, dead_kernel_norm) for ref in items}
+    with _one_blas_thread():
+        return {ref.path: describe_layer(ref, seed, rng, dead_kernel_norm) for ref in items}
+
+
+def _one_blas_thread() -> Any:
+    """BLAS and LAPACK on one thread for the pass (a no-op without threadpoolctl, which scikit-learn brings).
+
+    The pass is hundreds of small products and solves (Grams of a few hundred rows);
+    split over two threads, each pays a hand-off, and when anything else wants the
+    cores -- TensorFlow's spinning pool, another process -- OpenBLAS's waiting threads
+    made a stack of 160 x 160 ``eigvalsh`` 20x slower (349 ms against 17 ms, measured
+    on the 2-core machine of docs/benchmarks.md).
+    """
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def kernel_values(layer: Any) -> np.ndarray:

@@ -19,7 +19,7 @@ from reportgen.anchors import anchor_id
 from reportgen.analyses.spectral import MIN_EVALS
 from reportgen.analyses.weights import NEAR_ZERO
 from reportgen.context import Context, SectionResult
-from reportgen.plots import Later, chart_gaps, depth_chart, fig_to_uri, pyplot
+from reportgen.plots import Later, chart_gaps, depth_chart, fig_to_uri, fixed_figure, reused
 
 TITLE = "Weights: trained vs. untrained"
 
@@ -34,22 +34,49 @@ OPTIONAL = ("activity",)
 CHART_FROM = 6  # kernel layers from which the depth chart is drawn
 
 
-def histogram_figure(path: str, entry: dict) -> str:
-    """Trained and freshly initialised kernel values on the same bins."""
-    edges = np.asarray(entry["histogram"]["edges"])
-    fig, ax = pyplot().subplots(figsize=(4.2, 2.3))
-    series = [(entry["histogram"]["counts"], "trained", "#1f5fa8")]
-    if entry.get("baseline"):
-        series.insert(0, (entry["baseline"]["histogram"]["counts"], "untrained (fresh init)", "#9aa5b1"))
-    for counts, label, colour in series:
-        ax.stairs(counts, edges, fill=True, alpha=0.55, color=colour, label=label)
-    ax.set_title(path if len(path) <= 48 else "…" + path[-47:], fontsize=9)
+def _histogram_parts() -> dict:
+    """The weight histogram's figure, made once per process (see :func:`reportgen.plots.reused`)."""
+    fig, axes = fixed_figure((4.2, 2.3), (0.62, 0.1, 0.45, 0.25))
+    ax = axes[0, 0]
+    fresh = ax.stairs([0.0], [0.0, 1.0], fill=True, alpha=0.55, color="#9aa5b1", label="untrained (fresh init)")
+    trained = ax.stairs([0.0], [0.0, 1.0], fill=True, alpha=0.55, color="#1f5fa8", label="trained")
     ax.set_xlabel("kernel weight value", fontsize=8)
     ax.set_ylabel("count", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig_to_uri(fig, dpi=100)
+    return {"fig": fig, "ax": ax, "fresh": fresh, "trained": trained, "title": ax.set_title("", fontsize=9),
+            "legend": None}
+
+
+def histogram_figure(path: str, entry: dict) -> str:
+    """Trained and freshly initialised kernel values on the same bins (a PNG data URI).
+
+    The dozens of histograms of a report share one figure: only the bars, the title and
+    the axis limits change from one layer to the next.
+    """
+    edges = np.asarray(entry["histogram"]["edges"], dtype=np.float64)
+    with reused("weights-histogram", _histogram_parts) as p:
+        ax = p["ax"]
+        p["trained"].set_data(np.asarray(entry["histogram"]["counts"], dtype=np.float64), edges)
+        has_fresh = bool(entry.get("baseline"))
+        if has_fresh:
+            p["fresh"].set_data(np.asarray(entry["baseline"]["histogram"]["counts"], dtype=np.float64), edges)
+        p["fresh"].set_visible(has_fresh)
+        if p["legend"] != has_fresh:  # the legend names only what is drawn
+            p["legend_artist"] = ax.legend(handles=[p["fresh"], p["trained"]] if has_fresh else [p["trained"]],
+                                           fontsize=7, frameon=False)
+            p["legend"] = has_fresh
+        # In the upper corner over the lighter tail ("best" judges a filled histogram by its outline's
+        # vertices, and put the legend on the bars).
+        counts = np.asarray(entry["histogram"]["counts"], dtype=np.float64)
+        if has_fresh:
+            counts = np.maximum(counts, np.asarray(entry["baseline"]["histogram"]["counts"], dtype=np.float64))
+        third = max(1, counts.size // 3)
+        p["legend_artist"].set_loc("upper left" if counts[:third].max(initial=0) <= counts[-third:].max(initial=0)
+                                   else "upper right")
+        p["title"].set_text(path if len(path) <= 48 else "…" + path[-47:])
+        ax.relim(visible_only=True)
+        ax.autoscale_view()
+        return fig_to_uri(p["fig"], dpi=100, tight=False)
 
 
 def stage_marks(refs: list[graph.LayerRef]) -> list[tuple[int, str]]:
