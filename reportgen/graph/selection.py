@@ -162,17 +162,23 @@ def last_map_conv(model: keras.Model, output: int = 0, exclude: Iterable[str] = 
     ``exclude``: paths found not to lead to the output (a subclassed model's other heads).
     """
     skip = set(exclude)
-    convs = [r for r in conv_layers(model) if has_spatial_output(r) and r.path not in skip]
-    needed = ancestors(model, output) if len(anatomy(model).outputs) > 1 else None
-    if needed is not None:
-        convs = [r for r in convs if r.path in needed]
+    return _last_map(model, [r for r in conv_layers(model) if has_spatial_output(r) and r.path not in skip], output)
+
+
+def _last_map(model: keras.Model, refs: list[LayerRef], output: int) -> LayerRef | None:
+    """The last of ``refs`` on the way to ``output`` whose map has more than one pixel, passing over the
+    layer that produces an output and single-channel maps while another candidate exists."""
+    if len(anatomy(model).outputs) > 1:
+        needed = ancestors(model, output)
+        if needed is not None:  # a layer inside a custom layer counts with its container
+            refs = [r for r in refs if r.path in needed or r.path.rsplit("/", 1)[0] in needed]
     outputs = set(anatomy(model).output_layers)
-    better = [r for r in convs if r.path not in outputs and (r.output_shape or (None,))[-1] not in (1,)]
+    better = [r for r in refs if r.path not in outputs and (r.map_shape or (None,))[-1] not in (1,)]
     if better:
-        convs = better
-    if any(s is None or None in s for s in (spatial_size(r) for r in convs)):
-        convs = _with_concrete_sizes(model, convs)
-    maps = [r for r in convs if not _single_pixel(r)]
+        refs = better
+    if any(s is None or None in s for s in (spatial_size(r) for r in refs)):
+        refs = _with_concrete_sizes(model, refs)
+    maps = [r for r in refs if not _single_pixel(r)]
     if not maps:
         return None
     return next(r for r in walk(model) if r.path == maps[-1].path)
@@ -222,20 +228,7 @@ def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) 
     refs = [r for r in walk(model) if has_spatial_output(r) and not r.is_model and not r.is_op
             and not children(r.layer) and not is_pooling(r.layer) and r.path not in skip
             and type(r.layer).__name__ not in _NOT_A_MAP]
-    if len(anatomy(model).outputs) > 1:
-        needed = ancestors(model, output)
-        if needed is not None:  # a layer inside a custom layer counts with its container
-            refs = [r for r in refs if r.path in needed or r.path.rsplit("/", 1)[0] in needed]
-    outputs = set(anatomy(model).output_layers)
-    better = [r for r in refs if r.path not in outputs and (r.map_shape or (None,))[-1] not in (1,)]
-    if better:
-        refs = better
-    if any(s is None or None in s for s in (spatial_size(r) for r in refs)):
-        refs = _with_concrete_sizes(model, refs)
-    maps = [r for r in refs if not _single_pixel(r)]
-    if not maps:
-        return None
-    return next(r for r in walk(model) if r.path == maps[-1].path)
+    return _last_map(model, refs, output)
 
 
 # Layers whose 4-D output is not a feature map of the image: inputs, and noise or masking added for training.
