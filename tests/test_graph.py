@@ -48,6 +48,10 @@ def test_vgg16_stages_are_the_tutorials_layers(vgg16):
 
 def test_unknown_spatial_sizes_are_traced_at_a_concrete_size():
     model = keras.applications.MobileNetV3Small(weights=None, input_shape=(None, None, 3), include_top=True)
-    assert find_target_layer(model).path == "conv_1"
+    # The last spatial output before the head: conv_1's hard-swish activation, after the last conv itself.
+    target = find_target_layer(model)
+    paths = [r.path for r in graph.walk(model)]
+    assert type(target.layer).__name__ == "Activation" and paths.index(target.path) > paths.index("conv_1")
+    assert target.output_shape[-1] == graph.anatomy(model).ref("conv_1").output_shape[-1]
     starts = [r.path for r in graph.default_pattern_layers(model)]
     assert len(starts) == 5 and starts[0] == "conv"
