@@ -61,7 +61,8 @@ _ALL = [
     Kind("inactive_layer", "warning", "inactive layer", "features",
          what="most of a ReLU layer's units output 0 on the images"),
     Kind("untrained_layer", "warning", "untrained layer", "weights",
-         what="the kernel is indistinguishable from a fresh initialisation"),
+         what="the kernel is indistinguishable from a fresh initialisation, or a norm's or LayerScale's gains "
+              "never left their initial value"),
     Kind("duplicate_filters", "warning", "duplicate filters", "kernels",
          what="two filters of one convolution point the same way"),
     Kind("exploding_scale", "warning", "exploding scale", "weights",

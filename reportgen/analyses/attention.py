@@ -110,10 +110,12 @@ def recomputed_output(layer: Any, probs: np.ndarray, value: Any) -> np.ndarray:
     return backend.numpy(layer.output_dense(backend.tensor(context))).astype(np.float64)
 
 
-def rollout(per_layer: Sequence[np.ndarray]) -> np.ndarray:
-    """Abnar & Zuidema's rollout: (N, T, T), the product over blocks of ``(mean over heads + I)``, rows renormalised."""
+def rollout(per_layer: Sequence[np.ndarray], joint: np.ndarray | None = None) -> np.ndarray:
+    """Abnar & Zuidema's rollout: (N, T, T), the product over blocks of ``(mean over heads + I)``, rows renormalised
+    (continuing ``joint``, the product of the blocks before, when given)."""
     n, _h, t, _s = per_layer[0].shape
-    joint = np.broadcast_to(np.eye(t), (n, t, t)).copy()
+    if joint is None:
+        joint = np.broadcast_to(np.eye(t), (n, t, t)).copy()
     for a in per_layer:
         mixed = a.mean(axis=1) + np.eye(t)
         mixed /= mixed.sum(axis=-1, keepdims=True)
@@ -136,18 +138,21 @@ def _stats(path: str, a: np.ndarray) -> list[HeadStats]:
     return [HeadStats(path, h, float(entropy[:, h].mean()), float(own[:, h].mean())) for h in range(a.shape[1])]
 
 
-def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention:
-    """Every attention layer's scores on the batch ``x`` (one forward pass), the rollout, the last heads, the stats."""
+def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention | None:
+    """Every attention layer's scores on the batch ``x`` (one forward pass), the rollout, the last heads, the stats;
+    None for a model that is not a transformer on a patch grid (a CNN, a CNN with attention gates)."""
     from reportgen import backend
 
+    blocks = graph.token_blocks(model)
+    if not blocks:
+        return None
     refs = attention_layers(model)
     if not refs:
-        kinds = sorted({r.class_name for r in graph.walk(model) if "attention" in r.class_name.lower()})
-        if kinds:
-            return Attention(note=f"The model's attention layers ({', '.join(kinds)}) are not Keras "
-                                  "MultiHeadAttention layers over the whole token sequence (Swin attends within "
-                                  "windows); attention rollout needs global attention, so it is not shown.")
-        return Attention(note="The model has no attention layer.")
+        kinds = sorted({r.class_name for r in graph.walk(model) if "attention" in r.class_name.lower()
+                        and any(r.path.startswith(b.path + "/") for b in blocks)})
+        return Attention(note=f"The blocks' attention layers ({', '.join(kinds) or 'none found'}) are not Keras "
+                              "MultiHeadAttention layers over the whole token sequence (Swin's attend within "
+                              "windows); attention rollout needs global attention, so it is not shown.")
     grid = _grid_of(model, refs[-1])
     seen: dict[str, tuple] = {}
 
@@ -163,26 +168,34 @@ def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention:
     with backend.no_grad():
         trace = forward.run(model, model_inputs(feeds, backend.tensor(np.asarray(x, np.float32))), taps)
     out = Attention(layers=[r.path for r in refs], grid=grid)
-    per_layer, errors = [], []
-    for ref in refs:
+    errors: list[float] = []
+    joint, last, tokens = None, None, set()
+    for ref in refs:  # one layer's scores held at a time: (N, heads, T, T) is large for long token sequences
         if ref.path not in seen:
             continue
         query, value, key, kwargs = seen[ref.path]
         if kwargs.get("attention_mask") is not None or kwargs.get("use_causal_mask"):
             out.note = f"'{ref.path}' is called with an attention mask: the scores shown ignore it."
+        if tuple(getattr(ref.layer, "attention_axes", None) or (1,)) != (1,):
+            out.note = f"'{ref.path}' attends over other axes than the token sequence; no rollout is drawn."
+            return out
         a = scores(ref.layer, query, value, key)
         mine = recomputed_output(ref.layer, a, value)
-        theirs = backend.numpy(trace.captured[ref.path]).astype(np.float64)
+        theirs = trace.captured[ref.path]
+        theirs = backend.numpy(theirs[0] if isinstance(theirs, (tuple, list)) else theirs).astype(np.float64)
         errors.append(float(np.abs(mine - theirs).max() / max(float(np.abs(theirs).max()), 1e-12)))
-        per_layer.append(a)
         out.stats.extend(_stats(ref.path, a))
-    if not per_layer:
+        tokens.add(a.shape[-1])
+        if len(tokens) == 1:
+            joint = rollout([a], joint)
+        last = a
+    if last is None:
         out.note = "No attention layer ran on these images."
         return out
     out.check_error = max(errors)
-    if grid is not None and per_layer[0].shape[-1] == grid.tokens and len({a.shape[-1] for a in per_layer}) == 1:
-        out.rollout = _rows(rollout(per_layer), grid)
-        out.heads = _rows(per_layer[-1], grid)
+    if grid is not None and tokens == {grid.tokens}:
+        out.rollout = _rows(joint, grid)
+        out.heads = _rows(last, grid)
     else:
         out.note = "The attention layers' token counts differ from the patch grid's; no rollout is drawn."
     return out

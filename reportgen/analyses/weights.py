@@ -493,7 +493,10 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         s, s0 = lw.stats["std"], lw.baseline["std"]
         lw.std_ratio = float(s / s0) if s is not None and s0 else None
         lw.ks = ks_test(sample(trained, KS_SAMPLES, rng), sample(base, KS_SAMPLES, rng))
-    lw.spectral = spectral_fit(_main_for_filters(layer, by_name))
+    main = _main_for_filters(layer, by_name)
+    if isinstance(layer, keras.layers.EinsumDense) and main is not None:
+        main = einsum_matrix(getattr(layer, "equation", ""), main).T  # one (fan-in, units) matrix, not conv slices
+    lw.spectral = spectral_fit(main)
     w = filter_matrix(layer, _main_for_filters(layer, by_name))
     if w is not None:
         lw.norms = row_norms(w)

@@ -168,9 +168,15 @@ def with_token_grids(refs: list[LayerRef]) -> list[LayerRef]:
     parents = {r.path: r for r in refs}
     grids: list[tuple[int, int]] = []
     attention: list[str] = []
+    # Attention over tokens (MultiHeadAttention, Swin's windows): not a CNN's attention gate that returns a map.
+    tokens_attended = [r for r in refs if "attention" in r.class_name.lower()
+                       and (isinstance(r.layer, keras.layers.MultiHeadAttention)
+                            or (r.output_shape is not None and len(r.output_shape) == 3))]
+    if not tokens_attended:
+        return refs  # no transformer: no token grids (an LSTM over image rows is not a patch sequence)
     out = []
     for ref in refs:
-        if "attention" in ref.class_name.lower():
+        if any(ref is t for t in tokens_attended):
             attention.append(ref.path + "/")
         if _is_patch_embedding(ref, parents):
             grids.append((int(ref.output_shape[1]), int(ref.output_shape[2])))

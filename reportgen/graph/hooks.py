@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import keras
@@ -81,6 +81,10 @@ class _Session:
             rest: tuple | None = None
             if tap.grid is not None and isinstance(out, (tuple, list)):
                 out, rest = out[0], tuple(out[1:])  # a block that also returns its attention (DeiT)
+            if tap.grid is not None and (len(out.shape) != 3 or out.shape[1] != tap.grid.tokens):
+                # Another input size than the grid was found at: the tokens are another grid, so they are
+                # handed over as tokens; a reshape here would silently mix images.
+                tap = replace(tap, grid=None)
             if tap.add is not None:
                 out = out + (tap.grid.from_map(tap.add) if tap.grid is not None else tap.add)
             if tap.capture:

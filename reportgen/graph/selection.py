@@ -225,14 +225,19 @@ def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) 
         inner = [r for r in walk(model) if r.path.startswith(last.path + "/") and r.grid is not None
                  and isinstance(r.layer, keras.layers.LayerNormalization)]
         return inner[0] if inner else last
-    refs = [r for r in walk(model) if has_spatial_output(r) and not r.is_model and not r.is_op
+    walked = walk(model)
+    first_conv = next((i for i, r in enumerate(walked) if is_conv(r.layer) and has_spatial_output(r)), None)
+    if first_conv is None:
+        return None  # no convolution: a map of the input's preprocessing explains nothing
+    refs = [r for r in walked[first_conv:] if has_spatial_output(r) and not r.is_model and not r.is_op
             and not children(r.layer) and not is_pooling(r.layer) and r.path not in skip
             and type(r.layer).__name__ not in _NOT_A_MAP]
     return _last_map(model, refs, output)
 
 
 # Layers whose 4-D output is not a feature map of the image: inputs, and noise or masking added for training.
-_NOT_A_MAP = {"InputLayer", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"}
+_NOT_A_MAP = {"InputLayer", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+              "ActivityRegularization"}
 
 
 def model_stage_starts(model: keras.Model, refs: Sequence[LayerRef]) -> list[LayerRef]:

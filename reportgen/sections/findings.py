@@ -294,7 +294,7 @@ def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[
         inputs["activity"] = ctx.activity
     if "patterns" in ctx.options.sections and ctx.get("patterns") is not None:
         inputs["patterns"] = ctx.patterns.results
-    if "gradcam" in ctx.options.sections and ctx.get("attention") is not None and ctx.attention.stats:
+    if "gradcam" in ctx.options.sections and ctx.get("attention") is not None and ctx.attention and ctx.attention.stats:
         inputs["attention"] = ctx.attention
     sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
     if sanity_results:

@@ -267,10 +267,10 @@ def attention_entries(ctx: Context, images: list, json_images: list[dict], view:
     """A transformer's attention rollout and last-block heads beside the CAMs: report.json's ``attention`` and
     ``images[i].attention_rollout`` / ``attention_heads``, and the figures. None for a model without attention."""
     if "attention" in ctx.failed:
-        view["attention"] = {"note": f"Attention could not be computed: {ctx.failed['attention'][1]}"}
+        view["attention"] = {"note": f"Attention could not be computed: {ctx.failed['attention'][1]}", "images": []}
         return {"note": view["attention"]["note"]}
     found = ctx.attention
-    if found is None or (not found.layers and found.note == "The model has no attention layer."):
+    if found is None:  # not a transformer
         return None
     info = {"layers": found.layers, "method": f"attention rollout ({attention.PAPER})",
             "read_from": found.source(), "grid": found.grid.to_json() if found.grid is not None else None,
