@@ -35,12 +35,29 @@ def run_jobs(jobs: Sequence[Job], *, executor: str = "process", workers: int | N
     return sorted(rows, key=lambda r: r["index"])
 
 
+def _quiet_resource_tracker() -> None:
+    """Keep multiprocessing's resource tracker from printing "leaked semaphore" warnings after a Ctrl-C.
+
+    Workers stopped mid-report leave the semaphores their libraries made (joblib's loky, imported with
+    scikit-learn); the tracker process removes them, as it should, but warns while doing so -- two lines of
+    noise under the one line a Ctrl-C prints. The tracker is started with this process's environment the
+    first time a pool registers a resource, so the filter goes there, before the pool exists.
+    """
+    import os
+
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current:
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
+
+
 def _run_processes(jobs: Sequence[Job], workers: int, done: Callable[[dict], None]) -> list[dict]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     rows = []
     seen: set = set()
+    _quiet_resource_tracker()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_signals)
     futures: dict = {}
