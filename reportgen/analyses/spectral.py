@@ -53,6 +53,7 @@ EVALS_THRESH = 1e-5  # WeightWatcher's EVALS_THRESH: eigenvalues at or below are
 CONV_SCALE = 0.5  # WeightWatcher's conv2d_norm: slices multiplied by sqrt(1/2), eigenvalues by 1/2
 SMALL_N, SMALL_N_MIN_TAIL = 20, 8  # WeightWatcher's small-sample fit: below 20 eigenvalues, tails of >= 8
 _BLOCK = 1 << 22  # elements per block of the vectorised xmin scan
+GRAM_CHUNK = 1 << 24  # float64 values per chunk of the Gram product (128 MB)
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,16 @@ def slices(kernel: np.ndarray) -> np.ndarray:
 def eigenvalues(kernel: np.ndarray) -> np.ndarray:
     """The pooled ESD of a kernel, ascending: every slice's squared singular values (conv slices scaled
     as WeightWatcher scales them), computed as the eigenvalues of each slice's smaller Gram matrix."""
-    mats = slices(kernel).astype(np.float64)
+    mats = slices(kernel)
     if mats.shape[1] < mats.shape[2]:
-        gram = mats @ mats.transpose(0, 2, 1)
-    else:
-        gram = mats.transpose(0, 2, 1) @ mats
+        mats = mats.transpose(0, 2, 1)  # (slices, long side, small side)
+    # The Gram of the small side in float64, summed over chunks of the long side: never a float64 copy of
+    # the whole kernel (VGG's fc1 would take 822 MB more at the report's peak).
+    gram = np.zeros((mats.shape[0], mats.shape[2], mats.shape[2]))
+    step = max(1, GRAM_CHUNK // max(1, mats.shape[0] * mats.shape[2]))
+    for lo in range(0, mats.shape[1], step):
+        part = mats[:, lo: lo + step].astype(np.float64)
+        gram += part.transpose(0, 2, 1) @ part
     evals = np.linalg.eigvalsh(gram).reshape(-1)
     evals = np.clip(evals, 0.0, None)  # round-off below 0 on rank-deficient slices
     if np.asarray(kernel).ndim > 2:
