@@ -52,7 +52,7 @@ MAX_EVALS = 15_000  # WeightWatcher's max_evals: more is not fitted (the xmin sc
 EVALS_THRESH = 1e-5  # WeightWatcher's EVALS_THRESH: eigenvalues at or below are numerical zeros
 CONV_SCALE = 0.5  # WeightWatcher's conv2d_norm: slices multiplied by sqrt(1/2), eigenvalues by 1/2
 SMALL_N, SMALL_N_MIN_TAIL = 20, 8  # WeightWatcher's small-sample fit: below 20 eigenvalues, tails of >= 8
-_BLOCK = 1 << 22  # elements per block of the vectorised xmin scan
+_BLOCK = 1 << 20  # elements per block of the vectorised xmin scan (a few 8 MB temporaries)
 GRAM_CHUNK = 1 << 24  # float64 values per chunk of the Gram product (128 MB)
 
 
@@ -90,7 +90,12 @@ def eigenvalues(kernel: np.ndarray) -> np.ndarray:
     for lo in range(0, mats.shape[1], step):
         part = mats[:, lo: lo + step].astype(np.float64)
         gram += part.transpose(0, 2, 1) @ part
-    evals = np.linalg.eigvalsh(gram).reshape(-1)
+    if gram.shape[0] == 1:  # one big matrix (a Dense kernel): LAPACK's evr in place, not a copy and syevd's 2n^2
+        from scipy.linalg import eigh
+
+        evals = eigh(gram[0], eigvals_only=True, overwrite_a=True, check_finite=False, driver="evr")
+    else:
+        evals = np.linalg.eigvalsh(gram).reshape(-1)
     evals = np.clip(evals, 0.0, None)  # round-off below 0 on rank-deficient slices
     if np.asarray(kernel).ndim > 2:
         evals *= CONV_SCALE

@@ -468,6 +468,11 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
                     lw.gains_init = float(g0.reshape(-1)[0])
     if not kernels:
         return lw
+    # The spectrum first, before the fresh draw exists: VGG's fc1 would hold both at once.
+    main = _main_for_filters(layer, by_name)
+    if isinstance(layer, keras.layers.EinsumDense) and main is not None:
+        main = einsum_matrix(getattr(layer, "equation", ""), main).T  # one (fan-in, units) matrix, not conv slices
+    lw.spectral = spectral_fit(main)
     fresh = fresh_values(layer, ref.path, seed, ref.input_shape)
     fresh_by_name = {variable_name(v): a for v, a in zip(layer.weights, fresh)} if fresh else {}
     trained = [by_name[variable_name(v)] for v in kernels.values()]
@@ -493,10 +498,6 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         s, s0 = lw.stats["std"], lw.baseline["std"]
         lw.std_ratio = float(s / s0) if s is not None and s0 else None
         lw.ks = ks_test(sample(trained, KS_SAMPLES, rng), sample(base, KS_SAMPLES, rng))
-    main = _main_for_filters(layer, by_name)
-    if isinstance(layer, keras.layers.EinsumDense) and main is not None:
-        main = einsum_matrix(getattr(layer, "equation", ""), main).T  # one (fan-in, units) matrix, not conv slices
-    lw.spectral = spectral_fit(main)
     w = filter_matrix(layer, _main_for_filters(layer, by_name))
     if w is not None:
         lw.norms = row_norms(w)
