@@ -392,8 +392,10 @@ def test_ctrl_c_in_a_run_of_several_models(tmp_path, jobs):
     out = tmp_path / "out"
     (out / "m7").mkdir(parents=True)  # an earlier report of the last model: kept unless m7 finishes
     (out / "m7" / "report.json").write_text('{"earlier": true}')
+    # features too: each model must take longer than this test's reaction to its first report, or on two busy
+    # cores all eight can finish before the Ctrl-C lands (it did once with layers and weights alone).
     proc = subprocess.Popen([sys.executable, "-m", "reportgen", *[str(models / f"{n}.keras") for n in names],
-                             "--jobs", str(jobs), "--sections", "layers,weights", "--format", "json", "--out",
+                             "--jobs", str(jobs), "--sections", "layers,weights,features", "--format", "json", "--out",
                              str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV, start_new_session=True)
     try:
