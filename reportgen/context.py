@@ -102,7 +102,8 @@ class Context:
         (:mod:`reportgen.analyses.cam.faithfulness`)."""
         from reportgen.analyses.cam.faithfulness import for_report
 
-        return for_report(self.model, self.cams, self.images, self.feeds, self.options.seed, self.progress)
+        return for_report(self.model, self.cams, self.images, self.feeds, self.options.seed, self.progress,
+                          self.options.faithfulness_steps)
 
     @cached_property
     def rng(self) -> np.random.Generator:

@@ -180,6 +180,10 @@ class Options:
     cam: tuple[str, ...] = option(("gradcam",), "comma-separated CAM methods, side by side (default gradcam): "
                                   + ",".join(CAM_METHODS), metavar="LIST", group="images, feature maps, Grad-CAM",
                                   parse=comma_list(CAM_METHODS, "method"))
+    faithfulness_steps: int | None = option(None, "steps of the CAM faithfulness test's deletion and insertion curves "
+                                            "(default: 20, 10 or 5, fitted to the model's cost; not measured where "
+                                            "5 are over it); 0 skips the test", metavar="N",
+                                            group="images, feature maps, Grad-CAM", parse=non_negative)
     output: str | None = option(None, "the output to explain, for a model with several (default: the first that "
                                 "holds class scores)", metavar="NAME", group="images, feature maps, Grad-CAM")
     inputs: tuple[str, ...] = option((), "a value for a non-image input (default zeros); repeatable", flag="--input",

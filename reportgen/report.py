@@ -310,6 +310,10 @@ def _settings(ctx: Context, data: dict) -> dict:
     if options.layers is None:
         out["layers"] = (list(data.get("feature_maps", {}).get("layers") or []) if "features" in ran
                          else unused("features"))
+    if options.faithfulness_steps is None:
+        faith = data.get("gradcam", {}).get("faithfulness") or {}
+        out["faithfulness_steps"] = (faith.get("steps") or faith.get("note") or "not measured"
+                                     if "gradcam" in ran else unused("gradcam"))
     if options.pattern_filters is None:
         from reportgen.analyses.patterns.layers import filters_wanted
 

@@ -55,15 +55,15 @@ def spot_detector() -> keras.Model:
     return model
 
 
-def protocol_curves(x: np.ndarray, order: np.ndarray, f) -> tuple[np.ndarray, np.ndarray]:
-    """The documented protocol in plain NumPy, one image at a time: 20 steps of 5% of the pixels,
+def protocol_curves(x: np.ndarray, order: np.ndarray, f, steps: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The documented protocol in plain NumPy, one image at a time: ``steps`` steps of 1/steps of the pixels,
     deletion to a Gaussian-blurred copy (sigma 0.1 x the shorter side), insertion from it."""
     h, w = x.shape[:2]
     base = gaussian_filter(x.astype(np.float32), sigma=(max(1.0, 0.1 * min(h, w)),) * 2 + (0,), mode="reflect")
     dele, ins = [], []
-    for step in range(21):
+    for step in range(steps + 1):
         chosen = np.zeros(h * w, bool)
-        chosen[order[: int(round(step * h * w / 20))]] = True
+        chosen[order[: int(round(step * h * w / steps))]] = True
         chosen = chosen.reshape(h, w, 1)
         dele.append(f(np.where(chosen, base, x)))
         ins.append(f(np.where(chosen, x, base)))
@@ -74,7 +74,8 @@ def trapezoid(y: np.ndarray) -> float:
     return float(np.trapezoid(y, np.linspace(0.0, 1.0, len(y))))
 
 
-def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy():
+@pytest.mark.parametrize("steps", [20, 5])
+def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy(steps):
     """p = sigmoid(20 mean(x over R) - 14): the region-first curves are the NumPy protocol's, and deleting R
     first drops p far faster than the random baseline does."""
     h = w = 20
@@ -93,11 +94,13 @@ def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy():
     def p(img: np.ndarray) -> float:
         return float(1.0 / (1.0 + np.exp(-(img.reshape(-1) @ weights.ravel() - 14.0))))
 
-    want_del, want_ins = protocol_curves(x[0], order, p)
+    want_del, want_ins = protocol_curves(x[0], order, p, steps)
     head = cam.classifier_head(model)
     target = cam.class_target(True, np.array([[1]]), [["region"]])
     outputs = two_classes(np.array([[p(x[0])]]), logit=False)
-    got = F.measure(model, head, x, {"gradcam": heat[None, None].astype("float32")}, target, outputs, seed=0)
+    got = F.measure(model, head, x, {"gradcam": heat[None, None].astype("float32")}, target, outputs, seed=0,
+                    steps=steps)
+    assert got.protocol()["steps"] == steps and got.perturbed_images == 2 + 2 * (steps - 1) * 5
     curve = got.images[0].cams["gradcam"][0]
     np.testing.assert_allclose(curve.deletion, want_del, atol=1e-5)
     np.testing.assert_allclose(curve.insertion, want_ins, atol=1e-5)
@@ -105,8 +108,9 @@ def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy():
     assert curve.insertion_auc == pytest.approx(trapezoid(want_ins), abs=1e-6)
     scores = got.images[0].scores("gradcam", 0)
     assert set(scores) == set(F.KEYS) and all(0.0 <= v <= 1.0 for v in scores.values())
-    assert scores["deletion_auc"] < scores["random_deletion_auc"] - 0.2
-    assert scores["insertion_auc"] > scores["random_insertion_auc"] + 0.2
+    lead = 0.2 if steps == 20 else 0.1  # 5 coarse steps blur the region's 9% into a 20% step
+    assert scores["deletion_auc"] < scores["random_deletion_auc"] - lead
+    assert scores["insertion_auc"] > scores["random_insertion_auc"] + lead
     # The end points are the image and its blurred copy for every map.
     for c in (curve, got.images[0].random[0], got.images[0].edge[0]):
         assert c.deletion[0] == pytest.approx(p(x[0]), abs=1e-5) and c.insertion[-1] == pytest.approx(p(x[0]), abs=1e-5)
@@ -152,7 +156,7 @@ def test_an_inverted_map_is_flagged_as_unfaithful(spot_detector, spot_faithfulne
     assert found[0]["value"] < 0 and found[0]["layer"] == "conv_b"
 
 
-def test_batched_curves_equal_one_predict_per_perturbed_image(spot_detector):
+def test_batched_curves_equal_one_predict_per_perturbed_image(spot_detector, monkeypatch):
     """Batches of 4 through the report's forward pass give the curves of one model.predict per image."""
     x, _ = spot_images(1, np.random.default_rng(11), spot=True)
     heat = np.random.default_rng(12).uniform(0, 1, (SIZE, SIZE)).astype("float32")  # full size: no upsampling
@@ -164,13 +168,32 @@ def test_batched_curves_equal_one_predict_per_perturbed_image(spot_detector):
         return float(np.asarray(spot_detector.predict_on_batch(img[None]))[0, 1])
 
     want_del, want_ins = protocol_curves(x[0], order, p)
+    shapes = []
+    real_inference = F.inference
+
+    def recording(*args, **kwargs):
+        run = real_inference(*args, **kwargs)
+        return lambda batch: shapes.append(batch.shape) or run(batch)
+
+    monkeypatch.setattr(F, "inference", recording)
     got = F.measure(spot_detector, head, x, {"gradcam": heat[None, None]}, res.target, res.outputs, batch=4)
     curve = got.images[0].cams["gradcam"][0]
     np.testing.assert_allclose(curve.deletion, want_del, atol=1e-5)
     np.testing.assert_allclose(curve.insertion, want_ins, atol=1e-5)
     # 2 end points + 19 interior steps x 2 curves x (1 map + 3 random + 1 edge), in batches of 4.
     assert got.perturbed_images == 2 + 19 * 2 * 5
-    assert got.forward_passes == 1 + int(np.ceil(19 * 2 * 5 / 4))
+    assert got.forward_passes == int(np.ceil((2 + 19 * 2 * 5) / 4)) == len(shapes)
+    # One shape for every pass (the last one padded): the compiled inference is traced once.
+    assert set(shapes) == {(4,) + x.shape[1:]}
+
+
+def test_chunk_size_evens_the_passes_and_pads_less_than_one_image_each():
+    for images in (1, 5, 192, 268, 1000):
+        for batch in (1, 4, 9, 64):
+            size = F.chunk_size(images, batch)
+            passes = -(-images // size)
+            assert size <= batch and passes == -(-images // batch)
+            assert passes * size - images < passes
 
 
 def test_report_json_has_faithfulness_for_every_method_and_follows_the_schema(spot_detector, tmp_path, cli):
@@ -202,3 +225,61 @@ def test_report_json_has_faithfulness_for_every_method_and_follows_the_schema(sp
     assert data["gradcam"]["faithfulness"]["steps"] == 20
     assert "cam_unfaithful" in data["findings_checked"]
     assert not [f for f in data["findings"] if f["kind"] == "cam_unfaithful"]
+
+
+def test_the_default_steps_fit_the_budget_counted_by_hand(spot_detector):
+    """The spot detector's forward pass counted by hand: conv_a 30x30x8 outputs x 9 taps x 1 channel, conv_b
+    28x28x16 x 9 x 8, the head 16 x 2 multiply-adds, 2 FLOPs each; the default steps are the most of 20, 10
+    and 5 whose images (2 + 2 (S - 1) maps) fit the budget, none when 5 do not."""
+    flops = 2.0 * (30 * 30 * 8 * 9 * 1 + 28 * 28 * 16 * 9 * 8 + 16 * 2)
+    assert F.forward_flops(spot_detector, SIZE, SIZE) == flops
+    maps = 7  # gradcam x 3 classes, 3 random maps, the edge map
+    per_steps = {s: (2 + 2 * (s - 1) * maps) * flops for s in (20, 10, 5)}
+    assert F.fitted_steps(flops, maps, budget=per_steps[20]) == 20
+    assert F.fitted_steps(flops, maps, budget=per_steps[20] - 1) == 10
+    assert F.fitted_steps(flops, maps, budget=per_steps[10] - 1) == 5
+    assert F.fitted_steps(flops, maps, budget=per_steps[5] - 1) == 0
+    assert F.fitted_steps(None, maps, budget=1.0) == F.STEPS  # a model that cannot be counted keeps 20
+
+
+def test_a_costly_model_gets_fewer_steps_or_a_note_naming_the_flag(spot_detector, tmp_path, cli, monkeypatch):
+    """The fitted default, the flag and the skip, as report.json, the settings and the findings state them."""
+    from PIL import Image
+
+    path = tmp_path / "spot.keras"
+    spot_detector.save(path)
+    x, _ = spot_images(1, np.random.default_rng(5), spot=True)
+    Image.fromarray((x[0, ..., 0] * 255).round().astype(np.uint8), "L").save(tmp_path / "spot.png")
+    flops = F.forward_flops(spot_detector, SIZE, SIZE)
+    maps = 2 + F.RANDOM_DRAWS + 1  # both classes (--top-k 3 of 2), one method
+
+    def report(*extra):
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        r = cli(path, "--sections", "gradcam,findings", "--format", "json", "--out", out, "--quiet",
+                "--preprocess", "unit", "--image", tmp_path / "spot.png", *extra)
+        assert r.status == 0, r.stderr
+        return json.loads(next(out.rglob("report.json")).read_text())
+
+    monkeypatch.setattr(F, "BUDGET_FLOPS", F.images_needed(maps, 10) * flops)  # 20 steps are over it, 10 fit
+    data = report()
+    faith = data["gradcam"]["faithfulness"]
+    assert (faith["steps"], faith["steps_source"]) == (10, "fitted")
+    assert faith["forward_flops_per_image"] == pytest.approx(F.images_needed(maps, 10) * flops)
+    assert faith["perturbed_images"] == F.images_needed(maps, 10)
+    assert len(data["images"][0]["gradcam"][0]["faithfulness"]["deletion_curve"]) == 11
+    assert data["settings"]["faithfulness_steps"] == 10 and "cam_unfaithful" in data["findings_checked"]
+
+    data = report("--faithfulness-steps", "4")  # the flag wins over the budget
+    assert (data["gradcam"]["faithfulness"]["steps"], data["gradcam"]["faithfulness"]["steps_source"]) == (4, "option")
+    assert "faithfulness_steps" not in data["settings"] or data["settings"]["faithfulness_steps"] == 4
+
+    monkeypatch.setattr(F, "BUDGET_FLOPS", F.images_needed(maps, 5) * flops - 1)  # even 5 steps are over it
+    data = report()
+    faith = data["gradcam"]["faithfulness"]
+    assert faith["steps"] == 0 and faith["steps_source"] == "fitted" and "--faithfulness-steps 5" in faith["note"]
+    assert "faithfulness" not in data["images"][0]["gradcam"][0]
+    assert "cam_unfaithful" not in data["findings_checked"]  # not measured is not passed
+    assert "--faithfulness-steps" in data["settings"]["faithfulness_steps"]
+
+    r = cli(path, "--faithfulness-steps", "1", "--format", "json", "--out", tmp_path / "bad", "--quiet")
+    assert r.status == 2 and "--faithfulness-steps" in r.stderr and len(r.stderr.strip().splitlines()) == 1

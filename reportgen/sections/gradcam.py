@@ -31,6 +31,9 @@ def validate(ctx: Context) -> None:
     opts = ctx.options
     if opts.top_k < 1:
         raise UserError(f"--top-k must be at least 1 (got {opts.top_k})")
+    steps = opts.faithfulness_steps
+    if steps is not None and not (steps == 0 or 2 <= steps <= 100):
+        raise UserError(f"--faithfulness-steps must be 0 (skip the test) or from 2 to 100 (got {steps})")
     for name in opts.cam:
         cam.method(name)
     if opts.output is not None:
@@ -129,11 +132,9 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
 def faithfulness_figure(curves: Any, methods: list[str], label: str, word: str) -> str:
     """One image's deletion and insertion curves of its first explained class: every method and both
     baselines on two small panels, the AUCs in the legend."""
-    from reportgen.analyses.cam.faithfulness import STEPS
-
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 1.9), sharey=True, gridspec_kw={"wspace": 0.08})
-    frac = np.linspace(0.0, 1.0, STEPS + 1)
+    frac = np.linspace(0.0, 1.0, len(curves.random[0].deletion))
     colours = plt.get_cmap("tab10").colors
     lines = [(cam.METHODS[m].title, curves.cams[m][0], dict(color=colours[i % 10], linewidth=1.5))
              for i, m in enumerate(methods)]
@@ -167,6 +168,18 @@ def target_text(head: cam.Head) -> str:
     if head.score == "logit":
         return f"the class logit before the final {head.kind}"
     return "the raw output value"
+
+
+def _unmeasured(faith: Any, note: str) -> dict:
+    """report.json's ``gradcam.faithfulness`` when nothing was measured: the note, and the cost that kept the
+    default from measuring (where that was the reason)."""
+    out: dict = {"note": note}
+    if faith is not None and faith.steps_source == "fitted" and faith.steps == 0:
+        from reportgen.analyses.cam.faithfulness import BUDGET_FLOPS
+
+        out |= {"steps": 0, "steps_source": "fitted", "forward_flops_per_image": faith.flops_per_image,
+                "budget_flops_per_image": BUDGET_FLOPS}
+    return out
 
 
 def _faithfulness_entry(curves: Any, method: str, k: int) -> dict:
@@ -255,7 +268,7 @@ def run(ctx: Context) -> SectionResult:
     info = {"layer": ref.path, "layer_resolution": list(first.heatmaps.shape[-2:]), "score": head.score,
             "output": head.kind, "output_name": head.output_name, "target": target_text(head), "note": head.note,
             "methods": list(results),
-            "faithfulness": faith.protocol() if measured else {"note": view["faithfulness_note"]}}
+            "faithfulness": faith.protocol() if measured else _unmeasured(faith, view["faithfulness_note"])}
     attention_json = attention_entries(ctx, images, json_images, view)
     out = {"images": json_images, "gradcam": info}
     if attention_json is not None:

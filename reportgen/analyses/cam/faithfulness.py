@@ -12,8 +12,12 @@ faithfulness", the one definition):
   the strongest down, ties broken by one seeded random ranking per image, the same for every map;
 - **replacement**: a Gaussian-blurred copy of the image (sigma = :data:`BLUR` x the shorter side),
   in the model's input space (blurring commutes with every per-channel affine preprocessing);
-- **steps**: :data:`STEPS` steps of 1/STEPS of the pixels each; deletion goes from the image to the
-  blurred copy, insertion from the blurred copy to the image: 21 points per curve;
+- **steps**: S steps of 1/S of the pixels each; deletion goes from the image to the blurred copy,
+  insertion from the blurred copy to the image: S + 1 points per curve. S is :data:`STEPS` (20) where
+  the model is cheap enough, else 10 or 5 (:func:`fitted_steps`: every curve of one image within
+  :data:`BUDGET_FLOPS` of forward passes); a model over the budget even at 5 steps (EfficientNetB7,
+  NASNetLarge, ConvNeXtXLarge: 4-7 TFLOP, minutes on 2 cores) is not measured by default, and the
+  report says so and names ``--faithfulness-steps``, which sets S;
 - **score**: the explained class' probability (for a raw output, the score through a sigmoid; for a
   map, the explained mean of the map, through a sigmoid unless the output is already a probability);
 - **AUC**: trapezoid rule over the fraction 0..1 of pixels changed: between 0 and 1;
@@ -42,10 +46,16 @@ from reportgen.analyses.cam.targets import BinaryClasses, ClassScores, Target
 from reportgen.graph import forward
 from reportgen.graph.inputs import model_inputs
 
-STEPS = 20  # 5% of the pixels per step
+STEPS = 20  # 5% of the pixels per step: the full protocol
+STEP_CHOICES = (20, 10, 5)  # the fitted default: 5%, 10% or 20% of the pixels per step
+# Forward-pass FLOPs of one report image's curves (all maps, both curves) for the fitted default:
+# ResNet50 (7.7 GFLOP per 224 px image, 268 images) and EfficientNetB3 keep 20 steps, VGG16 gets 5
+# (31 GFLOP an image; 20 steps took 42 s of a 246 s report on 2 cores), EfficientNetB7 (76 GFLOP at
+# 600 px: 20 steps would be ~500 s) is over even at 5.
+BUDGET_FLOPS = 2.5e12
 RANDOM_DRAWS = 3
 BLUR = 0.1  # sigma of the replacement's Gaussian blur, as a fraction of the image's shorter side
-BATCH_BYTES = 256 << 20  # activations of one forward pass (the forward-only rule of images_per_batch)
+BATCH_BYTES = 512 << 20  # activations of one forward pass (the forward-only rule of images_per_batch)
 KEYS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc",
         "edge_deletion_auc", "edge_insertion_auc")
 
@@ -89,6 +99,9 @@ class Faithfulness:
     images: list[ImageCurves] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     blur_sigma: float = 0.0  # in pixels of the input
+    steps: int = STEPS
+    steps_source: str = "option"  # "fitted" (to the model's cost, BUDGET_FLOPS) or "option" (--faithfulness-steps)
+    flops_per_image: float | None = None  # forward-pass FLOPs of one image's curves (estimated from the layers)
     forward_passes: int = 0
     perturbed_images: int = 0
     seconds: float = 0.0
@@ -98,7 +111,9 @@ class Faithfulness:
 
     def protocol(self) -> dict:
         """The protocol as report.json states it (``gradcam.faithfulness``)."""
-        return {"steps": STEPS, "replacement": "gaussian_blur", "blur_sigma": self.blur_sigma,
+        return {"steps": self.steps, "steps_source": self.steps_source,
+                "forward_flops_per_image": None if self.flops_per_image is None else float(self.flops_per_image),
+                "budget_flops_per_image": float(BUDGET_FLOPS), "replacement": "gaussian_blur", "blur_sigma": self.blur_sigma,
                 "random_draws": RANDOM_DRAWS, "order": "map upsampled to the input, strongest first; "
                 "ties by one seeded random ranking per image", "score": "probability of the explained class "
                 "(sigmoid of a raw score)", "forward_passes": self.forward_passes,
@@ -141,17 +156,18 @@ def pixel_order(heatmap: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
     return np.lexsort((tiebreak.ravel(), -m.astype(np.float64).ravel()))
 
 
-def counts(pixels: int) -> np.ndarray:
-    """Pixels changed after each step 0..STEPS."""
-    return np.round(np.arange(STEPS + 1) * pixels / STEPS).astype(np.int64)
+def counts(pixels: int, steps: int = STEPS) -> np.ndarray:
+    """Pixels changed after each step 0..steps."""
+    return np.round(np.arange(steps + 1) * pixels / steps).astype(np.int64)
 
 
-def perturbed(x: np.ndarray, base: np.ndarray, order: np.ndarray, step: int, insertion: bool) -> np.ndarray:
+def perturbed(x: np.ndarray, base: np.ndarray, order: np.ndarray, step: int, insertion: bool,
+              steps: int = STEPS) -> np.ndarray:
     """The image after ``step`` steps: deletion puts ``base`` in place of the first pixels of ``order``,
     insertion puts the image's own pixels into ``base``."""
     height, width = x.shape[:2]
     mask = np.zeros(height * width, dtype=bool)
-    mask[order[: counts(height * width)[step]]] = True
+    mask[order[: counts(height * width, steps)[step]]] = True
     mask = mask.reshape(height, width, 1)
     return np.where(mask, x, base) if insertion else np.where(mask, base, x)
 
@@ -211,10 +227,40 @@ def inference(model: Any, head: Head, feeds: Any) -> Callable[[np.ndarray], np.n
 
 # --- the measurement ---------------------------------------------------------------------------------
 
-def _tasks(orders: list[np.ndarray]) -> list[tuple[int, int, bool]]:
-    """(order, step, insertion) of every image to run: the interior steps of each order's two curves (the
-    end points, the image and its blurred copy, are shared and run once)."""
-    return [(o, s, ins) for o in range(len(orders)) for ins in (False, True) for s in range(1, STEPS)]
+def _tasks(orders: Sequence[Any], steps: int = STEPS) -> list[tuple[int, int, bool]]:
+    """(order, step, insertion) of every image to run: the two end points, the image and its blurred copy
+    (``(-1, 0, False)`` and ``(-1, steps, False)``), shared by every curve and run once, then the interior
+    steps of each order's two curves."""
+    return [(-1, 0, False), (-1, steps, False)] + [
+        (o, s, ins) for o in range(len(orders)) for ins in (False, True) for s in range(1, steps)]
+
+
+def images_needed(maps: int, steps: int) -> int:
+    """Perturbed images of one report image with ``maps`` maps (no two alike) at ``steps`` steps."""
+    return 2 + 2 * (steps - 1) * maps
+
+
+def fitted_steps(flops_per_forward: float | None, maps: int, budget: float | None = None) -> int:
+    """The default steps: the most of :data:`STEP_CHOICES` whose curves cost at most ``budget`` FLOPs per
+    image; 0 when even the fewest are over it; :data:`STEPS` when the cost is unknown."""
+    if flops_per_forward is None:
+        return STEPS
+    budget = BUDGET_FLOPS if budget is None else budget
+    fits = [s for s in STEP_CHOICES if images_needed(maps, s) * flops_per_forward <= budget]
+    return max(fits, default=0)
+
+
+def forward_flops(model: Any, height: int, width: int) -> float | None:
+    """FLOPs of one forward pass of one image (2 per multiply-add of the conv and dense layers); None
+    when the layers cannot be counted at that size."""
+    from reportgen.analyses.patterns.cost import macs_up_to
+
+    if height != width:
+        return None
+    try:
+        return 2.0 * macs_up_to(model, None, int(height))
+    except Exception:  # noqa: BLE001  (a model the count cannot trace keeps the full protocol)
+        return None
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -222,13 +268,23 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start: start + size]
 
 
+def chunk_size(images: int, batch: int) -> int:
+    """Images per forward pass for ``images`` images at most ``batch`` at a time: the passes as even as
+    they can be, so that padding the last one to the same size (one compiled shape for the whole
+    measurement: a second batch size traces the model again, seconds on a large one) wastes less than
+    one image per pass."""
+    passes = -(-images // max(1, batch))
+    return max(1, -(-images // passes))
+
+
 def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: list[np.ndarray],
                score: Callable[[np.ndarray], np.ndarray], batch: int, tiebreak: np.ndarray,
-               sigma: float) -> tuple[list[Curve], int, int]:
+               sigma: float, steps: int = STEPS) -> tuple[list[Curve], int, int]:
     """Deletion and insertion curves (per explained class) of each map in ``maps`` on one image ``x``.
 
-    Returns ([per map: a Curve whose arrays are (STEPS + 1, K)], forward passes, images run). Maps that
-    rank the pixels alike are measured once.
+    Every pass holds exactly ``batch`` images (the last one padded by repeating its last image), so the
+    compiled inference sees one shape. Returns ([per map: a Curve whose arrays are (steps + 1, K)],
+    forward passes, images run). Maps that rank the pixels alike are measured once.
     """
     base = blurred(x, sigma)
     orders, which, seen = [], [], {}
@@ -239,24 +295,34 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
             seen[key] = len(orders)
             orders.append(order)
         which.append(seen[key])
-    tasks = _tasks(orders)
-    ends = score(run(np.stack([x, base])))  # (2, K)
-    passes, k = 1, ends.shape[1]
-    dele = np.zeros((len(orders), STEPS + 1, k))
-    ins = np.zeros((len(orders), STEPS + 1, k))
-    dele[:, 0], dele[:, STEPS], ins[:, 0], ins[:, STEPS] = ends[0], ends[1], ends[1], ends[0]
+    tasks = _tasks(orders, steps)
+
+    def image(task: tuple[int, int, bool]) -> np.ndarray:
+        o, s, insertion = task
+        if o < 0:
+            return x if s == 0 else base
+        return perturbed(x, base, orders[o], s, insertion, steps)
+
+    values: list[np.ndarray] = []
+    passes = 0
     for chunk in _chunks(tasks, batch):
-        imgs = np.stack([perturbed(x, base, orders[o], s, insertion) for o, s, insertion in chunk])
-        values = score(run(imgs))
+        imgs = [image(t) for t in chunk]
+        imgs += [imgs[-1]] * (batch - len(imgs))
+        values.extend(score(run(np.stack(imgs)))[: len(chunk)])
         passes += 1
-        for (o, s, insertion), v in zip(chunk, values):
-            (ins if insertion else dele)[o, s] = v
-    return [Curve(dele[w], ins[w]) for w in which], passes, 2 + len(tasks)
+    k = values[0].shape[0]
+    dele = np.zeros((len(orders), steps + 1, k))
+    ins = np.zeros((len(orders), steps + 1, k))
+    ends, values = values[:2], values[2:]
+    dele[:, 0], dele[:, steps], ins[:, 0], ins[:, steps] = ends[0], ends[1], ends[1], ends[0]
+    for (o, s, insertion), v in zip(tasks[2:], values):
+        (ins if insertion else dele)[o, s] = v
+    return [Curve(dele[w], ins[w]) for w in which], passes, len(tasks)
 
 
 def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.ndarray], target: Target,
             outputs: np.ndarray, feeds: Any = None, seed: int = 0, batch: int | None = None,
-            progress: Callable[..., Any] | None = None) -> Faithfulness:
+            progress: Callable[..., Any] | None = None, steps: int = STEPS) -> Faithfulness:
     """Deletion and insertion curves of every method's maps and of the baselines, for every image.
 
     ``inputs``: (N, H, W, C) model inputs; ``heatmaps``: method -> (N, K, h, w) CAMs; ``target`` and
@@ -270,8 +336,10 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
     layer_shape = next(iter(heatmaps.values())).shape[2:]
     if batch is None:
         batch = graph.images_per_batch(model, BATCH_BYTES)
+    maps_per_image = len(methods) * k + RANDOM_DRAWS + 1
+    batch = chunk_size(images_needed(maps_per_image, steps), batch)
     sigma = blur_sigma(height, width)
-    out = Faithfulness(methods=methods, blur_sigma=sigma)
+    out = Faithfulness(methods=methods, blur_sigma=sigma, steps=steps)
     run = inference(model, head, feeds)
     bar = progress(range(n), desc="CAM faithfulness") if progress else range(n)
     for i in bar:
@@ -280,7 +348,7 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
         randoms = [rng.uniform(0.0, 1.0, layer_shape).astype(np.float32) for _ in range(RANDOM_DRAWS)]
         maps = [heatmaps[m][i, j] for m in methods for j in range(k)] + randoms + [edge_map(x_all[i])]
         score = scorer(model, head, target, outputs, i)
-        curves, passes, images = curves_for(run, x_all[i], maps, score, batch, tiebreak, sigma)
+        curves, passes, images = curves_for(run, x_all[i], maps, score, batch, tiebreak, sigma, steps)
         out.forward_passes += passes
         out.perturbed_images += images
         per_class = lambda c, j: Curve(c.deletion[:, j], c.insertion[:, j])  # noqa: E731
@@ -297,14 +365,37 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
 
 
 def for_report(model: Any, cams: Any, images: Sequence[Any], feeds: Any = None, seed: int = 0,
-               progress: Callable[..., Any] | None = None) -> Faithfulness:
-    """The analysis (``ctx.faithfulness``): every method's CAMs of the report against the baselines."""
+               progress: Callable[..., Any] | None = None, steps: int | None = None) -> Faithfulness:
+    """The analysis (``ctx.faithfulness``): every method's CAMs of the report against the baselines.
+
+    ``steps``: ``--faithfulness-steps`` (0: not measured); None: fitted to the model's cost
+    (:func:`fitted_steps`), and not measured where even 5 steps are over the budget.
+    """
     if cams is None or not cams.results:
         return Faithfulness(note="not measured: the report has no class activation maps")
+    if steps == 0:
+        return Faithfulness(note="not measured: --faithfulness-steps 0")
     first = cams.first
     x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images])
-    out = measure(model, cams.head, x, {m: r.heatmaps for m, r in cams.results.items()}, first.target,
-                  first.outputs, feeds, seed, progress=progress)
+    heatmaps = {m: r.heatmaps for m, r in cams.results.items()}
+    maps = len(heatmaps) * next(iter(heatmaps.values())).shape[1] + RANDOM_DRAWS + 1
+    flops = forward_flops(model, x.shape[1], x.shape[2])
+    source = "option" if steps is not None else "fitted"
+    if steps is None:
+        steps = fitted_steps(flops, maps)
+        if steps == 0:
+            fewest = min(STEP_CHOICES)
+            need = images_needed(maps, fewest) * flops
+            return Faithfulness(
+                steps=0, steps_source=source, flops_per_image=need,
+                note=f"not measured by default: its shortest protocol ({fewest} steps, "
+                     f"{images_needed(maps, fewest)} perturbed images per image) costs {need / 1e12:.1f} TFLOP of "
+                     f"forward passes per image, over the default budget of {BUDGET_FLOPS / 1e12:.1f} TFLOP; "
+                     f"--faithfulness-steps {fewest} (or up to {STEPS}) measures it")
+    out = measure(model, cams.head, x, heatmaps, first.target, first.outputs, feeds, seed, progress=progress,
+                  steps=steps)
+    out.steps_source = source
+    out.flops_per_image = None if flops is None else images_needed(maps, steps) * flops
     out.layer = cams.layer
     out.stand_in = all(getattr(im, "stand_in", False) for im in images)
     return out
