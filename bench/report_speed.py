@@ -102,7 +102,7 @@ def stage_rows(r: dict) -> list[tuple[str, float]]:
     rows += [(f"analysis: {name}", sec) for name, sec in a.items() if sec >= 0.01]
     analyses = sum(a.values())
     presentation = sum(r["sections"].values()) - analyses  # section timings count their analyses too
-    rows.append(("sections (describe)", max(0.0, presentation)))
+    rows.append(("sections (their own work: feature maps, kernel grids, describing)", max(0.0, presentation)))
     if s.get("write", 0.0):
         rows.append(("figures", s.get("figures", 0.0)))
         rows.append(("figures drawn (count)", float(s.get("figures_n", 0))))
