@@ -259,3 +259,32 @@ def test_the_extra_draws_are_the_layers_own_fresh_values(small_model):
     full = fresh_values(ref.layer, f"{ref.path}#sv3", 0, ref.input_shape)
     kernel = full[[v.name.split("/")[-1].split(":")[0] for v in ref.layer.weights].index("kernel")]
     assert np.array_equal(_sv_draw(ref.layer, ref, 0, 3), filter_matrix(ref.layer, kernel))
+
+
+def test_the_threaded_weights_pass_equals_one_layer_at_a_time(monkeypatch):
+    """Layers described on two threads, one described alone for its size (ALONE_ABOVE), and each layer on
+    one thread in order: the same numbers, bit for bit (each layer's KS samples come from its own seed)."""
+    from reportgen.analyses import weights as W
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((24, 24, 3))] + [
+        keras.layers.Conv2D(16 + 8 * i, 3, padding="same", name=f"conv{i}") for i in range(6)] + [
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, name="head")])
+
+    def flat(result):
+        out = {}
+        for path, lw in result.items():
+            for key, value in lw.to_json().items():
+                out[(path, key)] = json.dumps(value, sort_keys=True, default=str)
+            out[(path, "sv")] = repr(lw.sv)
+            out[(path, "duplicates")] = repr((None if lw.duplicate_cos is None else lw.duplicate_cos.tolist(),
+                                              None if lw.duplicate_of is None else lw.duplicate_of.tolist()))
+        return out
+
+    threaded = flat(W.weight_analysis(model, seed=5))
+    monkeypatch.setattr(W, "ALONE_ABOVE", 3 * 3 * 32 * 40)  # conv4 and conv5 are described alone
+    mixed = flat(W.weight_analysis(model, seed=5))
+    monkeypatch.setattr(W, "WORKERS", 1)
+    serial = flat(W.weight_analysis(model, seed=5))
+    assert threaded == serial == mixed
+    assert 0.0 <= float(threaded[("conv3", "ks_statistic")]) <= 1.0  # the KS test ran (it reads the samples)

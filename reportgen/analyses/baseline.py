@@ -20,6 +20,7 @@ backend. Any other initialiser is called as Keras calls it.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from typing import Any
 
@@ -224,8 +225,16 @@ def draw(init: Any, shape: tuple, seed: int) -> np.ndarray | None:
     return None
 
 
+_REBUILD_LOCK = threading.Lock()  # Python's global random state and Keras' layer construction: one at a time
+
+
 def _rebuilt(layer: Any, path: str, seed: int, input_shape: tuple | None) -> list[np.ndarray] | None:
     """Re-create the layer from its config, build it, and read its fresh weights."""
+    with _REBUILD_LOCK:  # the weights pass describes layers on several threads
+        return _rebuilt_alone(layer, path, seed, input_shape)
+
+
+def _rebuilt_alone(layer: Any, path: str, seed: int, input_shape: tuple | None) -> list[np.ndarray] | None:
     import keras
 
     import random

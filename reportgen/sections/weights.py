@@ -74,8 +74,13 @@ def histogram_figure(path: str, entry: dict) -> str:
         p["legend_artist"].set_loc("upper left" if counts[:third].max(initial=0) <= counts[-third:].max(initial=0)
                                    else "upper right")
         p["title"].set_text(path if len(path) <= 48 else "…" + path[-47:])
-        ax.relim(visible_only=True)
-        ax.autoscale_view()
+        # The limits autoscaling would pick (5% margins in x, from 0 to 5% over the tallest bar), set
+        # directly: relim walks every bar's outline, a quarter of a histogram's drawing time.
+        lo, hi = float(edges[0]), float(edges[-1])
+        pad = 0.05 * (hi - lo) if hi > lo else 0.5
+        ax.set_xlim(lo - pad, hi + pad)
+        top = float(counts.max(initial=0.0))
+        ax.set_ylim(0.0, 1.05 * top if top > 0 else 1.0)
         return fig_to_uri(p["fig"], dpi=100, tight=False)
 
 
