@@ -288,3 +288,19 @@ def test_the_threaded_weights_pass_equals_one_layer_at_a_time(monkeypatch):
     serial = flat(W.weight_analysis(model, seed=5))
     assert threaded == serial == mixed
     assert 0.0 <= float(threaded[("conv3", "ks_statistic")]) <= 1.0  # the KS test ran (it reads the samples)
+
+
+def test_a_large_dense_kernels_top_singular_value_from_its_spectrum_equals_numpy_svd():
+    """Over SV_DRAWS_BELOW weights a Dense kernel's top singular value is read from the spectrum the alpha fit
+    computed (float64): it must still be NumPy's, and the fresh draw's must still be its own."""
+    from reportgen.analyses import weights as W
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((1024,)), keras.layers.Dense(1100, name="wide")])
+    kernel = model.get_layer("wide").kernel.numpy().astype(np.float64)
+    assert kernel.size > W.SV_DRAWS_BELOW
+    lw = W.weight_analysis(model, seed=0)["wide"]
+    assert lw.spectral is not None and lw.spectral.top_eval is not None
+    assert lw.sv[0] == pytest.approx(np.linalg.svd(kernel, compute_uv=False)[0], rel=1e-9)
+    fresh = fresh_values(model.get_layer("wide"), "wide", 0)[0].astype(np.float64)
+    assert lw.sv[1] == pytest.approx(np.linalg.svd(fresh, compute_uv=False)[0], rel=1e-3)

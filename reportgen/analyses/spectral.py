@@ -66,6 +66,7 @@ class SpectralFit:
     ks_distance: float | None = None  # KS distance between the fitted power law and the tail
     num_tail: int | None = None  # eigenvalues >= xmin
     reason: str | None = None
+    top_eval: float | None = None  # the largest eigenvalue (float64): a Dense kernel's top singular value, squared
 
 
 def slices(kernel: np.ndarray) -> np.ndarray:
@@ -192,8 +193,9 @@ def spectral_fit(kernel: np.ndarray | None, min_evals: int = MIN_EVALS, max_eval
     positive = evals[evals > EVALS_THRESH]
     if positive.size < 2:
         return SpectralFit(None, count, reason=f"{positive.size} eigenvalue(s) above {EVALS_THRESH:g}: "
-                                               "the kernel is (nearly) zero")
+                                               "the kernel is (nearly) zero", top_eval=float(evals[-1]))
     alpha, xmin, d, tail = fit_power_law(positive)
     if not np.isfinite(alpha):
-        return SpectralFit(None, count, reason="the power-law fit failed (all eigenvalues equal)")
-    return SpectralFit(alpha, count, xmin, d, tail)
+        return SpectralFit(None, count, reason="the power-law fit failed (all eigenvalues equal)",
+                           top_eval=float(evals[-1]))
+    return SpectralFit(alpha, count, xmin, d, tail, top_eval=float(evals[-1]))
