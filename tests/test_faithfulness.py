@@ -271,7 +271,7 @@ def test_a_costly_model_gets_fewer_steps_or_a_note_naming_the_flag(spot_detector
 
     data = report("--faithfulness-steps", "4")  # the flag wins over the budget
     assert (data["gradcam"]["faithfulness"]["steps"], data["gradcam"]["faithfulness"]["steps_source"]) == (4, "option")
-    assert "faithfulness_steps" not in data["settings"] or data["settings"]["faithfulness_steps"] == 4
+    assert data["settings"]["faithfulness_steps"] == 4
 
     monkeypatch.setattr(F, "BUDGET_FLOPS", F.images_needed(maps, 5) * flops - 1)  # even 5 steps are over it
     data = report()
@@ -283,3 +283,17 @@ def test_a_costly_model_gets_fewer_steps_or_a_note_naming_the_flag(spot_detector
 
     r = cli(path, "--faithfulness-steps", "1", "--format", "json", "--out", tmp_path / "bad", "--quiet")
     assert r.status == 2 and "--faithfulness-steps" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_cost_count_includes_a_transformers_projections():
+    """Multi-head attention's query, key, value and output projections (EinsumDense, inside the attention
+    layer) are counted by hand: 4 tokens x 2 heads x 8 values each summing over the 16 channels, three times,
+    and 4 x 16 outputs summing over 2 heads x 8; plus the patch conv and the head."""
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(16, 4, strides=4, name="patch")(inp)
+    x = keras.layers.Reshape((4, 16))(x)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, name="mha")(x, x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(x))
+    patch, projections, output, head = 2 * 2 * 16 * (4 * 4 * 3), 3 * (4 * 2 * 8) * 16, (4 * 16) * (2 * 8), 16 * 3
+    assert F.forward_flops(model, 8, 8) == 2.0 * (patch + projections + output + head)

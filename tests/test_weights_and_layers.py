@@ -281,8 +281,9 @@ def test_the_threaded_weights_pass_equals_one_layer_at_a_time(monkeypatch):
                                               None if lw.duplicate_of is None else lw.duplicate_of.tolist()))
         return out
 
+    monkeypatch.setattr(W.os, "cpu_count", lambda: 2)  # two threads even on a 1-core runner
     threaded = flat(W.weight_analysis(model, seed=5))
-    monkeypatch.setattr(W, "ALONE_ABOVE", 3 * 3 * 32 * 40)  # conv4 and conv5 are described alone
+    monkeypatch.setattr(W, "ALONE_ABOVE", 3 * 3 * 40 * 48)  # conv4 and conv5 (with their biases) alone
     mixed = flat(W.weight_analysis(model, seed=5))
     monkeypatch.setattr(W, "WORKERS", 1)
     serial = flat(W.weight_analysis(model, seed=5))

@@ -2,8 +2,9 @@
 
 One pass over the layers that hold weights computes everything weight-based
 for each layer and then lets its arrays go, so that peak memory grows with
-the largest layer, not with the number of layers (VGG16's 103M-weight
-``fc1`` is the largest there is to hold):
+the largest layers, not with their number: two layers of up to
+``ALONE_ABOVE`` weights at a time (on two threads), a larger one alone
+(VGG16's 103M-weight ``fc1`` is the largest there is to hold):
 
 - kernel statistics (mean, std, min, max, near-zero fraction, NaN/Inf counts)
   and a histogram, beside the same for a freshly initialised copy of the
@@ -597,7 +598,6 @@ def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | No
     from reportgen.analyses.baseline import derived_seed
 
     refs = graph.weighted_layers(model)
-    items = progress(refs, desc="weights", total=len(refs)) if progress else refs
     done: dict[str, LayerWeights] = {}
 
     def one(ref: graph.LayerRef) -> LayerWeights:
@@ -607,21 +607,35 @@ def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | No
 
     workers = max(1, min(WORKERS, os.cpu_count() or 1))
     with _one_blas_thread(), ThreadPoolExecutor(workers) as pool:
-        pending: deque = deque()
 
-        def collect(keep: int) -> None:
-            while len(pending) > keep:
-                ref, future = pending.popleft()
-                done[ref.path] = future.result()
-
-        for ref in items:
-            if _weight_count(ref.layer) > ALONE_ABOVE:
-                collect(0)  # a big layer alone: its draws and Gram never meet another's
-                done[ref.path] = one(ref)
-            else:
+        def described() -> Iterable[graph.LayerRef]:
+            """Each layer once its description is done, in model order (what the progress bar counts)."""
+            pending: deque = deque()
+            for ref in refs:
+                if _weight_count(ref.layer) > ALONE_ABOVE:
+                    while pending:  # a big layer alone: its draws and Gram never meet another's
+                        r, future = pending.popleft()
+                        done[r.path] = future.result()
+                        yield r
+                    done[ref.path] = one(ref)
+                    yield ref
+                    continue
                 pending.append((ref, pool.submit(one, ref)))
-                collect(2 * workers)  # a few layers in flight at a time: memory stays a few layers'
-        collect(0)
+                while len(pending) > 2 * workers:  # a few layers in flight: memory stays a few layers'
+                    r, future = pending.popleft()
+                    done[r.path] = future.result()
+                    yield r
+            while pending:
+                r, future = pending.popleft()
+                done[r.path] = future.result()
+                yield r
+
+        try:
+            for _ in (progress(described(), desc="weights", total=len(refs)) if progress else described()):
+                pass
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C or an error: drop the queued layers
+            raise
     return {ref.path: done[ref.path] for ref in refs}
 
 

@@ -16,7 +16,7 @@ faithfulness", the one definition):
   insertion from the blurred copy to the image: S + 1 points per curve. S is :data:`STEPS` (20) where
   the model is cheap enough, else 10 or 5 (:func:`fitted_steps`: every curve of one image within
   :data:`BUDGET_FLOPS` of forward passes); a model over the budget even at 5 steps (EfficientNetB7,
-  NASNetLarge, ConvNeXtXLarge: 4-7 TFLOP, minutes on 2 cores) is not measured by default, and the
+  NASNetLarge, ConvNeXtXLarge: 2.8 to 7 TFLOP, minutes on 2 cores) is not measured by default, and the
   report says so and names ``--faithfulness-steps``, which sets S;
 - **score**: the explained class' probability (for a raw output, the score through a sigmoid; for a
   map, the explained mean of the map, through a sigmoid unless the output is already a probability);
@@ -51,7 +51,7 @@ STEP_CHOICES = (20, 10, 5)  # the fitted default: 5%, 10% or 20% of the pixels p
 # Forward-pass FLOPs of one report image's curves (all maps, both curves) for the fitted default:
 # ResNet50 (7.7 GFLOP per 224 px image, 268 images) and EfficientNetB3 keep 20 steps, VGG16 gets 5
 # (31 GFLOP an image; 20 steps took 42 s of a 246 s report on 2 cores), EfficientNetB7 (76 GFLOP at
-# 600 px: 20 steps would be ~500 s) is over even at 5.
+# 600 px: 20 steps took 283 s on 2 cores, more than its whole ascent) is over even at 5.
 BUDGET_FLOPS = 2.5e12
 RANDOM_DRAWS = 3
 BLUR = 0.1  # sigma of the replacement's Gaussian blur, as a fraction of the image's shorter side
@@ -62,7 +62,7 @@ KEYS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertio
 
 @dataclass
 class Curve:
-    """Deletion and insertion curves of one map for one explained class: STEPS + 1 points each."""
+    """Deletion and insertion curves of one map for one explained class: steps + 1 points each."""
 
     deletion: np.ndarray
     insertion: np.ndarray
@@ -251,16 +251,48 @@ def fitted_steps(flops_per_forward: float | None, maps: int, budget: float | Non
 
 
 def forward_flops(model: Any, height: int, width: int) -> float | None:
-    """FLOPs of one forward pass of one image (2 per multiply-add of the conv and dense layers); None
-    when the layers cannot be counted at that size."""
-    from reportgen.analyses.patterns.cost import macs_up_to
+    """FLOPs of one forward pass of one image: 2 per multiply-add of the conv, Dense and EinsumDense
+    layers (a transformer's projections), counted at the longer side squared for a non-square image (an
+    upper bound); None when the layers cannot be counted (or count nothing). Attention's own products
+    (2 T^2 D a layer, ~8% of ViT-S/16) are not counted."""
+    import keras
 
-    if height != width:
-        return None
+    from reportgen.analyses.patterns.cost import layer_macs
+
+    size = int(max(height, width))
     try:
-        return 2.0 * macs_up_to(model, None, int(height))
+        shapes = graph.shapes_at(model, size)
     except Exception:  # noqa: BLE001  (a model the count cannot trace keeps the full protocol)
         return None
+    total = 0
+    for ref in graph.anatomy(model).layers:
+        layer = ref.layer
+        # A layer inside a composite one (MultiHeadAttention's projections, a keras-hub block's MLP) has no
+        # traced shape at this size: its own, at the model's size, stands in (an estimate, as all of this).
+        inp, out = shapes.get(ref.path, (None, None))
+        if inp is None or out is None:
+            inp, out = ref.input_shape, ref.output_shape
+        if inp is None or out is None or not isinstance(out, tuple) or any(d is None for d in out[1:]):
+            continue
+        if isinstance(layer, keras.layers.EinsumDense):
+            total += _einsum_macs(layer, out)
+        else:
+            total += layer_macs(layer, inp, out)
+    return 2.0 * total if total > 0 else None
+
+
+def _einsum_macs(layer: Any, out: tuple) -> int:
+    """An EinsumDense's multiply-adds: each output value sums over the kernel's contracted axes (those of
+    its letters that the output does not keep)."""
+    try:
+        spec = getattr(layer, "equation", "").replace(" ", "")
+        _inputs, result = spec.split("->")
+        kernel_letters = _inputs.split(",")[1]
+        shape = tuple(int(d) for d in layer.kernel.shape)
+        contracted = int(np.prod([d for c, d in zip(kernel_letters, shape) if c not in result]))
+        return int(np.prod([int(d) for d in out[1:]])) * contracted
+    except Exception:  # noqa: BLE001  (an equation not of the input,kernel->output form: not counted)
+        return 0
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -372,9 +404,9 @@ def for_report(model: Any, cams: Any, images: Sequence[Any], feeds: Any = None, 
     (:func:`fitted_steps`), and not measured where even 5 steps are over the budget.
     """
     if cams is None or not cams.results:
-        return Faithfulness(note="not measured: the report has no class activation maps")
+        return Faithfulness(steps=0, note="not measured: the report has no class activation maps")
     if steps == 0:
-        return Faithfulness(note="not measured: --faithfulness-steps 0")
+        return Faithfulness(steps=0, note="not measured: --faithfulness-steps 0")
     first = cams.first
     x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images])
     heatmaps = {m: r.heatmaps for m, r in cams.results.items()}
