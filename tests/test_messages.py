@@ -382,6 +382,14 @@ LINE = re.compile(r"^reportgen: interrupted: (\d+) of (\d+) models finished: (.*
                   r"the index of the finished is (.*index\.html)$")
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """The child gets Ctrl-C's default action, as a command started from a terminal does. A test runner
+    started in the background by a non-interactive shell (``nohup .ci/run &``) ignores SIGINT, every
+    child inherits that, and Python then never turns a Ctrl-C into KeyboardInterrupt: the run finished
+    all eight models with exit 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("jobs", [2, 1])
 def test_ctrl_c_in_a_run_of_several_models(tmp_path, jobs):
     models = tmp_path / "models"
@@ -397,7 +405,7 @@ def test_ctrl_c_in_a_run_of_several_models(tmp_path, jobs):
     proc = subprocess.Popen([sys.executable, "-m", "reportgen", *[str(models / f"{n}.keras") for n in names],
                              "--jobs", str(jobs), "--sections", "layers,weights,features", "--format", "json", "--out",
                              str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, start_new_session=True)
+                            env=ENV, start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while not any((out / n / "report.json").is_file() for n in names[:-1]):
