@@ -51,6 +51,16 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     return heatmap_overlay(pixels, cam.upsample(heatmap, h, w))
 
 
+def _tail(path: str, n: int) -> str:
+    """A layer path's last ``n`` characters, cut at a ``/`` where one is near and marked with an ellipsis (a
+    nested path's last 20 characters read "sformer_block_2/ln_1")."""
+    if len(path) <= n:
+        return path
+    tail = path[-(n - 1):]
+    cut = tail.find("/")
+    return "…" + (tail[cut + 1:] if 0 <= cut < n // 2 else tail)
+
+
 def _short(label: str, n: int = 22) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
 
@@ -100,7 +110,7 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
             cell.set_title("model output", fontsize=7)
         elif r == rows - 1 and len(methods) == 1:
             hh, hw = results[methods[0]].heatmaps.shape[-2:]
-            cell.text(0.5, 0.5, f"raw heatmaps\n{layer[-20:]}\n{hh}×{hw}", ha="center", va="center",
+            cell.text(0.5, 0.5, f"raw heatmaps\n{_tail(layer, 20)}\n{hh}×{hw}", ha="center", va="center",
                       fontsize=7, transform=cell.transAxes, wrap=True)
             cell.set_axis_off()
         else:
