@@ -101,6 +101,7 @@ from reportgen.graph.probe import (  # noqa: F401
     _nodes_kept,
     _with_concrete_sizes,
     ancestors,
+    even_batches,
     images_per_batch,
     images_within,
     map_elements,

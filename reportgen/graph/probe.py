@@ -113,6 +113,14 @@ def images_within(bytes_per_image: int, budget: int, most: int = 64) -> int:
     return int(max(1, min(most, budget // max(1, int(bytes_per_image)))))
 
 
+def even_batches(items: int, most: int) -> int:
+    """Items per batch for ``items`` at most ``most`` at a time, the batches as even as they can be: as
+    many batches as ``most`` needs, none smaller than the rest by more than one item (the pattern
+    ascent's chunks; the faithfulness passes, whose last one is padded to that size)."""
+    batches = -(-int(items) // max(1, int(most)))
+    return max(1, -(-int(items) // max(1, batches)))
+
+
 def images_per_batch(model: keras.Model, budget: int, backward: bool = False, most: int = 64) -> int:
     """Images per batch of ``model`` within ``budget`` bytes of float32 activations (:func:`map_elements`).
 

@@ -301,12 +301,11 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def chunk_size(images: int, batch: int) -> int:
-    """Images per forward pass for ``images`` images at most ``batch`` at a time: the passes as even as
-    they can be, so that padding the last one to the same size (one compiled shape for the whole
-    measurement: a second batch size traces the model again, seconds on a large one) wastes less than
-    one image per pass."""
-    passes = -(-images // max(1, batch))
-    return max(1, -(-images // passes))
+    """Images per forward pass for ``images`` images at most ``batch`` at a time, the passes as even as they
+    can be (:func:`reportgen.graph.even_batches`), so that padding the last one to the same size (one
+    compiled shape for the whole measurement: a second batch size traces the model again, seconds on a
+    large one) wastes less than one image per pass."""
+    return graph.even_batches(images, batch)
 
 
 def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: list[np.ndarray],

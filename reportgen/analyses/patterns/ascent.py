@@ -40,7 +40,7 @@ from reportgen import backend
 from reportgen.analyses.patterns import rise
 from reportgen.analyses.patterns.objective import Objective
 from reportgen.graph.inputs import Feeds
-from reportgen.graph.probe import images_within
+from reportgen.graph.probe import even_batches, images_within
 from reportgen.names import PATTERN_STYLES
 from reportgen.preprocessing import Preprocessor
 
@@ -226,9 +226,7 @@ def allocator_tuned() -> Iterator[None]:
 def chunk_size(n_filters: int, bytes_per_image: int, budget: int, gpu: bool, size: int = 150) -> int:
     """Images per batch: within the memory budget and the CPU's cache sweet spot, near-equal chunks."""
     cap = GPU_MAX_CHUNK if gpu else max(1, CPU_CHUNK_PIXELS // (size * size))
-    most = images_within(bytes_per_image, budget, most=min(n_filters, cap))
-    chunks = math.ceil(n_filters / most)
-    return math.ceil(n_filters / chunks)
+    return even_batches(n_filters, images_within(bytes_per_image, budget, most=min(n_filters, cap)))
 
 
 # --- the styles ----------------------------------------------------------------------
