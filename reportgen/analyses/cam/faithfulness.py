@@ -251,48 +251,12 @@ def fitted_steps(flops_per_forward: float | None, maps: int, budget: float | Non
 
 
 def forward_flops(model: Any, height: int, width: int) -> float | None:
-    """FLOPs of one forward pass of one image: 2 per multiply-add of the conv, Dense and EinsumDense
-    layers (a transformer's projections), counted at the longer side squared for a non-square image (an
-    upper bound); None when the layers cannot be counted (or count nothing). Attention's own products
-    (2 T^2 D a layer, ~8% of ViT-S/16) are not counted."""
-    import keras
+    """FLOPs of one forward pass of one image (:func:`reportgen.analyses.patterns.cost.model_macs`, 2 per
+    multiply-add); None when the layers cannot be counted (or count nothing)."""
+    from reportgen.analyses.patterns.cost import model_macs
 
-    from reportgen.analyses.patterns.cost import layer_macs
-
-    size = int(max(height, width))
-    try:
-        shapes = graph.shapes_at(model, size)
-    except Exception:  # noqa: BLE001  (a model the count cannot trace keeps the full protocol)
-        return None
-    total = 0
-    for ref in graph.anatomy(model).layers:
-        layer = ref.layer
-        # A layer inside a composite one (MultiHeadAttention's projections, a keras-hub block's MLP) has no
-        # traced shape at this size: its own, at the model's size, stands in (an estimate, as all of this).
-        inp, out = shapes.get(ref.path, (None, None))
-        if inp is None or out is None:
-            inp, out = ref.input_shape, ref.output_shape
-        if inp is None or out is None or not isinstance(out, tuple) or any(d is None for d in out[1:]):
-            continue
-        if isinstance(layer, keras.layers.EinsumDense):
-            total += _einsum_macs(layer, out)
-        else:
-            total += layer_macs(layer, inp, out)
-    return 2.0 * total if total > 0 else None
-
-
-def _einsum_macs(layer: Any, out: tuple) -> int:
-    """An EinsumDense's multiply-adds: each output value sums over the kernel's contracted axes (those of
-    its letters that the output does not keep)."""
-    try:
-        spec = getattr(layer, "equation", "").replace(" ", "")
-        _inputs, result = spec.split("->")
-        kernel_letters = _inputs.split(",")[1]
-        shape = tuple(int(d) for d in layer.kernel.shape)
-        contracted = int(np.prod([d for c, d in zip(kernel_letters, shape) if c not in result]))
-        return int(np.prod([int(d) for d in out[1:]])) * contracted
-    except Exception:  # noqa: BLE001  (an equation not of the input,kernel->output form: not counted)
-        return 0
+    macs = model_macs(model, height, width)
+    return 2.0 * macs if macs else None
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
