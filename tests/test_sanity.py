@@ -72,3 +72,48 @@ def test_trained_model_vs_randomised_copy_is_clearly_lower_and_the_model_is_unto
     assert check_sanity(result, 0.5) == []
     for w, w0 in zip(model.get_weights(), before):  # the user's model is never modified
         np.testing.assert_array_equal(w, w0)
+
+
+def _three_stage_model() -> keras.Model:
+    """Stages at 16, 8 and 4 px with a skip that crosses a stage, a layer name with a space, a dense head."""
+    i = keras.Input((16, 16, 3))
+    a = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="stem conv")(i)
+    b = keras.layers.Conv2D(6, 3, padding="same", name="c2")(a)
+    x = keras.layers.MaxPooling2D()(keras.layers.Add()([a, b]))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c3")(x)
+    skip = keras.layers.AveragePooling2D(4)(a)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c4")(x)
+    x = keras.layers.Concatenate(name="join")([x, skip])
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(i, keras.layers.Dense(4, activation="softmax", name="head")(x))
+
+
+def test_each_step_equals_gradcam_of_a_copy_randomised_by_hand_and_runs_only_above_its_layers(monkeypatch):
+    from reportgen.graph import forward
+
+    model = _three_stage_model()
+    x = np.random.default_rng(3).uniform(0, 1, (3, 16, 16, 3)).astype("float32")
+    fed = []
+    resume = forward.Reuse.resume
+
+    def spy(self, m, inp, tapped):
+        r = resume(self, m, inp, tapped)
+        fed.append(None if r is None or r.feed is None else set(r.feed))
+        return r
+
+    monkeypatch.setattr(forward.Reuse, "resume", spy)
+    result = S.cascade(model, "c4", x, seed=5)
+    classes = np.argmax(keras.ops.convert_to_numpy(model(x)), axis=1)
+    assert result.steps == ["head", "c4", "c3", "stem conv…c2"]
+    for k, layers in enumerate(result.step_layers):
+        done = [p for step in result.step_layers[: k + 1] for p in step]
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        for name in done:  # the draws the cascade uses: each layer's own initialisers, seed + 1
+            copy.get_layer(name).set_weights(fresh_values(model.get_layer(name), name, 6))
+        np.testing.assert_allclose(result.heatmaps[k], gradcam_heatmaps(copy, "c4", x, classes), atol=1e-5)
+    # The first pass records; every step starts from its tensors. Until the stem is randomised no step reads
+    # the image: they start above the layers they randomise (and the stem's output for the skip).
+    assert fed[0] is None and all(f is not None for f in fed[1:]) and len(fed) == 5
+    image = id(model.inputs[0])
+    assert [image in f for f in fed[1:]] == [False, False, False, True]

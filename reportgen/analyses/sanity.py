@@ -196,15 +196,21 @@ def cascade(
     """
     from reportgen.analyses import cam
 
+    from reportgen.graph import forward
+
     head = head or cam.classifier_head(model)
     explainer = cam.method(method)(model, layer_path, head, feeds)
     x = np.asarray(inputs, dtype=np.float32)
+    groups = cascade_groups(model, max_steps)
+    # Each step re-runs only what lies above the layers it randomises: the rest of the network is as in
+    # the first pass, which keeps the tensors the steps start from (the same numbers, less work).
+    planned = [[p for _label, paths in groups[: i + 1] for p in paths] for i in range(len(groups))]
+    explainer.reuse = forward.Reuse(planned)
     first = explainer.explain(x, target, top_k=1)
     target = first.target
     classes = getattr(target, "classes", None)
     classes = np.asarray(classes)[:, 0] if classes is not None else np.full(len(x), -1)
     original = first.heatmaps[:, 0]
-    groups = cascade_groups(model, max_steps)
     result = SanityResult(layer=layer_path, class_indices=classes, original=original, method=method)
     if not groups:
         result.heatmaps = np.zeros((0,) + original.shape, dtype=np.float32)
@@ -222,6 +228,7 @@ def cascade(
         corrs.append([rank_correlation(o, r) for o, r in zip(original, h)])
         result.steps.append(label)
         result.step_layers.append(list(paths))
+    explainer.reuse = None  # the kept tensors go with it
     result.heatmaps = np.stack(maps)
     result.correlations = np.asarray(corrs, dtype=np.float64)
     return result

@@ -30,7 +30,7 @@ import keras
 
 from reportgen.graph.anatomy import anatomy
 from reportgen.graph.hooks import Tap, Trace, _Session, _hooks, recording, zeros  # noqa: F401  (Tap, Trace, recording, zeros: forward's own names)
-from reportgen.graph.trace import FlatGraph, StopTrace, _trace, is_traceable, layer_tree
+from reportgen.graph.trace import FlatGraph, Resume, StopTrace, _trace, frontier, is_traceable, layer_tree
 
 
 def _grouped_as_depthwise(layer: Any) -> bool:
@@ -63,11 +63,53 @@ def _depthwise_call(linear: bool) -> Callable[..., Any]:
     return call
 
 
-def run(model: Any, inputs: Any, taps: dict[str, Tap] | None = None) -> Trace:
-    """One inference pass of ``model`` on ``inputs`` (a tensor, or a list for several inputs) with ``taps``."""
+class Reuse:
+    """Passes on one input that differ only in the taps on some layers, sharing what lies below them.
+
+    The first pass with a ``Reuse`` records the tensors of the model's top-level graph that the
+    planned passes will need (``planned``: for each, the paths whose taps it adds); a later pass on
+    the same input starts from them, so the layers below its taps are not run again. A pass on
+    another input, or one whose needs were not recorded, runs whole: the reuse only ever saves
+    work, never changes a number. For a functional model's own graph (subclassed and Sequential
+    models run whole).
+    """
+
+    def __init__(self, planned: Sequence[Sequence[str]] = ()) -> None:
+        self.planned = [list(p) for p in planned]
+        self.x: Any = None
+        self.values: dict[int, Any] = {}
+        self.fed = 0  # passes that started from the recorded tensors
+
+    def resume(self, model: Any, x: Any, tapped: Sequence[str]) -> Resume | None:
+        import numpy as np
+
+        from reportgen import backend
+
+        if isinstance(x, (list, tuple)) or isinstance(model, keras.Sequential) or not is_traceable(model):
+            return None
+        seen = np.asarray(backend.numpy(x))
+        if self.x is None:
+            keep: set[int] = set()
+            for paths in self.planned:
+                keep |= frontier(model, list(paths) + list(tapped)) or set()
+            self.x = seen.copy()
+            return Resume(keep=keep, values=self.values)
+        if seen.shape != self.x.shape or not np.array_equal(seen, self.x):
+            return None
+        need = frontier(model, tapped)
+        if need is None or not need <= self.values.keys():
+            return None
+        self.fed += 1
+        return Resume(feed={i: self.values[i] for i in need})
+
+
+def run(model: Any, inputs: Any, taps: dict[str, Tap] | None = None, reuse: Reuse | None = None) -> Trace:
+    """One inference pass of ``model`` on ``inputs`` (a tensor, or a list for several inputs) with ``taps``;
+    with ``reuse``, starting from an earlier pass's tensors where only the tapped layers differ."""
     from dataclasses import replace
 
     taps = dict(taps or {})
+    tapped = list(taps)
     an = anatomy(model)
     for path, layer in an.by_path.items():
         if _grouped_as_depthwise(layer):
@@ -89,7 +131,9 @@ def run(model: Any, inputs: Any, taps: dict[str, Tap] | None = None) -> Trace:
     with _hooks(session, [an.by_path[p] for p in taps]):
         try:
             if is_traceable(model):
-                trace.output = _trace(model, x, "", 0, FlatGraph(inputs=[], outputs=None, keep=False))
+                resume = reuse.resume(model, x, tapped) if reuse is not None else None
+                trace.output = _trace(model, x, "", 0, FlatGraph(inputs=[], outputs=None, keep=False),
+                                      resume=resume)
             else:
                 trace.output = model(x, training=False)
         except StopTrace:

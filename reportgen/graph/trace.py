@@ -145,7 +145,8 @@ class StopTrace(BaseException):
     (a BaseException, so that Keras' error wrappers let it through unchanged)."""
 
 
-def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_at: str | None = None) -> Any:
+def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_at: str | None = None,
+           resume: "Resume | None" = None) -> Any:
     """Call the layers of a functional ``model`` on ``x`` one by one, recording every output.
 
     ``x`` may be symbolic (tracing) or concrete (a forward pass): this is
@@ -153,6 +154,7 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
     descended into rather than called, so their own input checks (a fixed
     224-px input, say) do not stop a pass at another size. With ``stop_at``
     the trace raises :class:`StopTrace` once that layer has its output.
+    ``resume`` (the top level only) keeps or reuses the frozen part's outputs (:class:`Resume`).
     """
 
     def record(op: Any, args: tuple, kwargs: dict) -> Any:
@@ -184,7 +186,7 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
 
         return call
 
-    return _run_graph(model, x, operation_fn)
+    return _run_graph(model, x, operation_fn, resume)
 
 
 def _call(op: Any, args: tuple, kwargs: dict) -> Any:
@@ -214,7 +216,54 @@ def _inference(op: Any, kwargs: dict) -> dict:
     return dict(kwargs, training=False) if takes and kwargs.get("training") is not False else kwargs
 
 
-def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
+@dataclass
+class Resume:
+    """Outputs of a graph's frozen part, kept from one pass and fed to later passes in its place.
+
+    A later pass on the same input whose taps change only some layers need not run what lies
+    below them: every tensor not downstream of a changed layer is as it was. The sanity cascade
+    randomises a model from the top down, so its early steps need only the top of the network.
+    ``keep``: ids of the top-level graph's symbolic tensors to record (``values``) in a pass;
+    ``feed``: the recorded values a pass starts from instead of the model's inputs (the nodes
+    that cannot be computed from them, the frozen ones, are skipped as Keras skips them).
+    """
+
+    keep: set[int] = field(default_factory=set)
+    values: dict[int, Any] = field(default_factory=dict)
+    feed: dict[int, Any] | None = None
+
+
+def _top_nodes(model: Any) -> list:
+    """A functional model's own nodes in the order ``Functional.call`` runs them."""
+    depths = sorted(model._nodes_by_depth, reverse=True)
+    return [n for d in depths for n in model._nodes_by_depth[d] if n.operation and not n.is_input]
+
+
+def frontier(model: Any, changed: Sequence[str]) -> set[int] | None:
+    """Ids of the top-level tensors a pass needs when only the layers at ``changed`` paths (and what
+    they feed) differ from an earlier pass: the unchanged tensors that changed nodes (or the
+    outputs) read. None where the model has no top-level graph of nodes (subclassed, Sequential).
+
+    A node changes when its layer is at a changed path or holds one (a nested model), or when it
+    reads a changed tensor.
+    """
+    if isinstance(model, keras.Sequential) or not hasattr(model, "_run_through_graph"):
+        return None
+    lookup = getattr(model, "_get_operation_for_node", None)
+    changed = list(changed)
+    dirty: set[int] = set()
+    need: set[int] = set()
+    for node in _top_nodes(model):
+        name = (lookup(node) if lookup is not None else node.operation).name
+        if any(id(t) in dirty for t in node.input_tensors) \
+                or any(p == name or p.startswith(name + "/") for p in changed):
+            need.update(id(t) for t in node.input_tensors if id(t) not in dirty)
+            dirty.update(id(t) for t in node.outputs)
+    need.update(id(t) for t in model.outputs if id(t) not in dirty)
+    return need
+
+
+def _run_graph(model: Any, inputs: Any, operation_fn: Any, resume: Resume | None = None) -> Any:
     """``Functional._run_through_graph``, dropping each tensor once its last consumer has run.
 
     Keras keeps every intermediate tensor of an eager pass until the pass
@@ -225,8 +274,12 @@ def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
 
     flat = tree.flatten(inputs)
     tensors: dict[int, Any] = {id(k): v for k, v in zip(model.inputs, flat)}
-    depths = sorted(model._nodes_by_depth, reverse=True)
-    nodes = [n for d in depths for n in model._nodes_by_depth[d] if n.operation and not n.is_input]
+    keep = resume.keep if resume is not None else ()
+    if resume is not None and resume.feed is not None:
+        tensors = dict(resume.feed)
+    elif keep:
+        resume.values.update({i: v for i, v in tensors.items() if i in keep})
+    nodes = _top_nodes(model)
     uses: dict[int, int] = {}
     for node in nodes:
         for t in node.input_tensors:
@@ -243,6 +296,8 @@ def _run_graph(model: Any, inputs: Any, operation_fn: Any) -> Any:
         del args, kwargs
         for k, v in zip(node.outputs, tree.flatten(outputs)):
             tensors[id(k)] = v
+            if id(k) in keep:
+                resume.values[id(k)] = v
         del outputs
         for t in node.input_tensors:
             uses[id(t)] -= 1

@@ -127,6 +127,8 @@ class BaseCAM:
         self.feeds = feeds
         # Taps of the caller's own on other layers (the sanity check's randomised weights).
         self.extra_taps: dict[str, forward.Tap] = {}
+        # Passes on one batch that share the layers below the extra taps (the sanity cascade's steps).
+        self.reuse: forward.Reuse | None = None
 
     # --- the shared machinery -------------------------------------------------------------
 
@@ -140,7 +142,7 @@ class BaseCAM:
         if self.head.score == "logit" and self.head.final_path and self.head.final_path != self.layer:
             final = taps.get(self.head.final_path, forward.Tap(capture=False))
             taps[self.head.final_path] = replace(final, linear=True)
-        trace = forward.run(self.model, self.inputs(x), taps)
+        trace = forward.run(self.model, self.inputs(x), taps, reuse=self.reuse)
         return pick(trace.output, self.head.output), trace.captured[self.layer]
 
     def _activation_shape(self, x: Any) -> tuple:
