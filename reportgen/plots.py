@@ -10,20 +10,17 @@ composited into ONE image rather than hundreds of small ones, which keeps the
 HTML and the PDF small and fast to render. Small charts (histograms, bars,
 depth charts) are laid out once, in inches (:func:`fixed_figure`), not by
 ``tight_layout`` -- which measured every label of every figure again, most of a
-chart's cost -- and a kind drawn many times over (the weight histograms) keeps
-one figure and changes its data (:func:`reused`). SVG (``fmt="svg"``) was
-measured for them and not taken: a histogram drew 11 ms faster, but WeasyPrint
-spent 47 ms on it against 6 ms on the PNG, and its data URI was 47% larger
-(docs/benchmarks.md).
+chart's cost. The kind drawn hundreds of times (the weight histograms) is drawn
+without Matplotlib (:mod:`reportgen.raster`). SVG (``fmt="svg"``) was measured
+for them and not taken: a histogram drew 11 ms faster, but WeasyPrint spent 47 ms
+on it against 6 ms on the PNG, and its data URI was 47% larger (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
-import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -179,26 +176,6 @@ def fixed_figure(size: tuple[float, float], margins: tuple[float, float, float, 
     fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
                         wspace=gaps[0] / max(pane_w, 1e-6), hspace=gaps[1] / max(pane_h, 1e-6))
     return fig, axes
-
-
-_REUSED: dict[str, Any] = {}
-_REUSED_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def reused(kind: str, make: Callable[[], Any]) -> Iterator[Any]:
-    """The one set of figure objects kept for ``kind`` (made by ``make()`` the first time), held for
-    the ``with`` block: draw into it and encode it inside the block.
-
-    A report draws dozens of weight histograms that differ only in their data and title;
-    making and laying out a figure for each cost more than drawing it. The lock keeps
-    two threads from drawing into the same figure.
-    """
-    with _REUSED_LOCK:
-        parts = _REUSED.get(kind)
-        if parts is None:
-            parts = _REUSED[kind] = make()
-        yield parts
 
 
 def text_width(text: str, points: float) -> float:

@@ -19,7 +19,7 @@ from reportgen.anchors import anchor_id
 from reportgen.analyses.spectral import MIN_EVALS
 from reportgen.analyses.weights import NEAR_ZERO
 from reportgen.context import Context, SectionResult
-from reportgen.plots import Later, chart_gaps, depth_chart, fig_to_uri, fixed_figure, reused
+from reportgen.plots import Later, chart_gaps, depth_chart
 
 TITLE = "Weights: trained vs. untrained"
 
@@ -34,54 +34,38 @@ OPTIONAL = ("activity",)
 CHART_FROM = 6  # kernel layers from which the depth chart is drawn
 
 
-def _histogram_parts() -> dict:
-    """The weight histogram's figure, made once per process (see :func:`reportgen.plots.reused`)."""
-    fig, axes = fixed_figure((4.2, 2.3), (0.62, 0.1, 0.45, 0.25))
-    ax = axes[0, 0]
-    fresh = ax.stairs([0.0], [0.0, 1.0], fill=True, alpha=0.55, color="#9aa5b1", label="untrained (fresh init)")
-    trained = ax.stairs([0.0], [0.0, 1.0], fill=True, alpha=0.55, color="#1f5fa8", label="trained")
-    ax.set_xlabel("kernel weight value", fontsize=8)
-    ax.set_ylabel("count", fontsize=8)
-    ax.tick_params(labelsize=7)
-    return {"fig": fig, "ax": ax, "fresh": fresh, "trained": trained, "title": ax.set_title("", fontsize=9),
-            "legend": None}
+HISTOGRAM_COLOURS = {"fresh": "#9aa5b1", "trained": "#1f5fa8"}
 
 
 def histogram_figure(path: str, entry: dict) -> str:
     """Trained and freshly initialised kernel values on the same bins (a PNG data URI).
 
-    The dozens of histograms of a report share one figure: only the bars, the title and
-    the axis limits change from one layer to the next.
+    Drawn straight to pixels (:mod:`reportgen.raster`), not by Matplotlib: a deep model's report
+    draws hundreds of these, and Matplotlib laid out every label of every one again.
     """
+    import base64
+
+    from reportgen import raster
+
     edges = np.asarray(entry["histogram"]["edges"], dtype=np.float64)
-    with reused("weights-histogram", _histogram_parts) as p:
-        ax = p["ax"]
-        p["trained"].set_data(np.asarray(entry["histogram"]["counts"], dtype=np.float64), edges)
-        has_fresh = bool(entry.get("baseline"))
-        if has_fresh:
-            p["fresh"].set_data(np.asarray(entry["baseline"]["histogram"]["counts"], dtype=np.float64), edges)
-        p["fresh"].set_visible(has_fresh)
-        if p["legend"] != has_fresh:  # the legend names only what is drawn
-            p["legend_artist"] = ax.legend(handles=[p["fresh"], p["trained"]] if has_fresh else [p["trained"]],
-                                           fontsize=7, frameon=False)
-            p["legend"] = has_fresh
-        # In the upper corner over the lighter tail ("best" judges a filled histogram by its outline's
-        # vertices, and put the legend on the bars).
-        counts = np.asarray(entry["histogram"]["counts"], dtype=np.float64)
-        if has_fresh:
-            counts = np.maximum(counts, np.asarray(entry["baseline"]["histogram"]["counts"], dtype=np.float64))
-        third = max(1, counts.size // 3)
-        p["legend_artist"].set_loc("upper left" if counts[:third].max(initial=0) <= counts[-third:].max(initial=0)
-                                   else "upper right")
-        p["title"].set_text(path if len(path) <= 48 else "…" + path[-47:])
-        # The limits autoscaling would pick (5% margins in x, from 0 to 5% over the tallest bar), set
-        # directly: relim walks every bar's outline, a quarter of a histogram's drawing time.
-        lo, hi = float(edges[0]), float(edges[-1])
-        pad = 0.05 * (hi - lo) if hi > lo else 0.5
-        ax.set_xlim(lo - pad, hi + pad)
-        top = float(counts.max(initial=0.0))
-        ax.set_ylim(0.0, 1.05 * top if top > 0 else 1.0)
-        return fig_to_uri(p["fig"], dpi=100, tight=False)
+    counts = np.asarray(entry["histogram"]["counts"], dtype=np.float64)
+    series = [raster.Series(counts, HISTOGRAM_COLOURS["trained"], "trained")]
+    tallest = counts
+    if entry.get("baseline"):
+        fresh = np.asarray(entry["baseline"]["histogram"]["counts"], dtype=np.float64)
+        series.insert(0, raster.Series(fresh, HISTOGRAM_COLOURS["fresh"], "untrained (fresh init)"))
+        tallest = np.maximum(counts, fresh)
+    # The legend in the upper corner over the lighter tail, clear of the bars.
+    third = max(1, tallest.size // 3)
+    corner = "upper left" if tallest[:third].max(initial=0) <= tallest[-third:].max(initial=0) else "upper right"
+    # Autoscaling's limits: 5% margins in x, from 0 to 5% over the tallest bar.
+    lo, hi = float(edges[0]), float(edges[-1])
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5
+    top = float(tallest.max(initial=0.0))
+    png = raster.histogram_png(edges, series, title=path if len(path) <= 48 else "…" + path[-47:],
+                               xlabel="kernel weight value", ylabel="count", xlim=(lo - pad, hi + pad),
+                               ylim=(0.0, 1.05 * top if top > 0 else 1.0), legend_at=corner)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def stage_marks(refs: list[graph.LayerRef]) -> list[tuple[int, str]]:
