@@ -153,6 +153,20 @@ def fig_to_uri(fig: Any, dpi: int = DPI, fmt: str = "png", tight: bool = True) -
     return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def fig_to_small_uri(fig: Any, limit: int, dpi: int = DPI) -> str:
+    """A PNG data URI of ``fig``, or a JPEG of the same pixels when the PNG would exceed ``limit`` bytes
+    (noisy feature maps and patterns): drawn once, the PNG re-encoded rather than the figure redrawn."""
+    uri = fig_to_uri(fig, dpi=dpi)
+    png = base64.b64decode(uri.split(",", 1)[1])
+    if len(png) <= limit:
+        return uri
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(buf, format="JPEG", quality=88)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def fixed_figure(size: tuple[float, float], margins: tuple[float, float, float, float], rows: int = 1,
                  cols: int = 1, gaps: tuple[float, float] = (0.0, 0.0), **kwargs: Any) -> tuple[Any, np.ndarray]:
     """A figure and its (rows x cols) axes, laid out once in inches: ``margins`` (left, right, bottom,

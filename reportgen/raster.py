@@ -5,8 +5,9 @@ A report of a deep model draws hundreds of weight histograms (EfficientNetB7 at
 one of them again -- 25 to 40 ms a chart, most of it text layout -- though only
 the bars, the title and the tick labels change. Here a chart is a few filled
 polygons and a dozen strings drawn by Pillow with the font Matplotlib uses
-(DejaVu Sans) and Matplotlib's own tick choice and tick labels, at twice the
-resolution, which keeps it crisp in the PDF: about 3 ms a chart.
+(DejaVu Sans) and Matplotlib's own tick choice and tick labels, at 1.5 times the
+resolution Matplotlib drew them at, on a palette of their own colours: about 4 ms a
+chart, and 12 ms for WeasyPrint to place it in the PDF (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SCALE = 200  # pixels per inch: twice the 100 dpi the histograms had, crisp in the PDF
+SCALE = 150  # pixels per inch: 1.5x the 100 dpi Matplotlib drew them at (2x cost WeasyPrint 12 ms more a chart)
 
 
 @functools.lru_cache(maxsize=None)

@@ -16,7 +16,7 @@ from reportgen.analyses import feature_maps
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import ACTIVATION_CMAP, Later, channel_range, colorize, fig_to_uri, mosaic, normalise, pyplot
+from reportgen.plots import ACTIVATION_CMAP, Later, channel_range, colorize, fig_to_small_uri, mosaic, normalise, pyplot
 
 TITLE = "Feature maps"
 NEEDS = ("images",)
@@ -126,10 +126,7 @@ def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, 
 
 def grid_figure(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, count: int) -> str:
     """ONE picture per (image, layer): PNG, or JPEG when the PNG would be large (noisy maps)."""
-    uri = fig_to_uri(_draw(image, layer, index, count))
-    if len(uri) * 3 // 4 > JPEG_ABOVE:
-        uri = fig_to_uri(_draw(image, layer, index, count), fmt="jpeg")
-    return uri
+    return fig_to_small_uri(_draw(image, layer, index, count), JPEG_ABOVE)
 
 
 def image_entry(image: imgs.PreparedImage) -> dict:

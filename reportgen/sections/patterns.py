@@ -34,7 +34,7 @@ from reportgen.analyses.patterns.layers import (  # noqa: F401  (the section's d
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import DPI, Later, fig_to_uri, mosaic, pyplot
+from reportgen.plots import DPI, Later, fig_to_small_uri, mosaic, pyplot
 
 TITLE = "Filter patterns"
 COLUMNS = 8
@@ -129,10 +129,7 @@ def _draw(result: fp.PatternResult, class_name: str, margin_rise: float = rise.R
 def mosaic_figure(result: fp.PatternResult, class_name: str, margin_rise: float = rise.RISE_MARGIN,
                   tolerance: float = rise.FLAT_TOLERANCE) -> str:
     """ONE picture per layer: PNG, or JPEG when the PNG would be large (noisy classic patterns)."""
-    uri = fig_to_uri(_draw(result, class_name, margin_rise, tolerance), dpi=DPI)
-    if len(uri) * 3 // 4 > JPEG_ABOVE:
-        uri = fig_to_uri(_draw(result, class_name, margin_rise, tolerance), dpi=DPI, fmt="jpeg")
-    return uri
+    return fig_to_small_uri(_draw(result, class_name, margin_rise, tolerance), JPEG_ABOVE, dpi=DPI)
 
 
 def _round(values: np.ndarray, digits: int = 6) -> list[float]:
