@@ -36,3 +36,35 @@ def test_log_axes_label_ticks_as_numbers_not_markup(monkeypatch):
     # Layer names stay literal: the "$" of a name is drawn, not typeset.
     xt = [t.get_text() for t in captured["fig"].axes[-1].get_xticklabels()]
     assert xt[3] == "conv$_{3}", xt[3]
+
+
+def test_a_large_png_becomes_a_jpeg_of_the_same_pixels_and_a_small_one_stays_png():
+    import base64
+    import io
+
+    from PIL import Image
+
+    def figure(noisy: bool):
+        fig, axes = plots.fixed_figure((3.0, 2.0), (0.1, 0.1, 0.1, 0.1))
+        pixels = np.random.default_rng(0).random((120, 180)) if noisy else np.zeros((120, 180))
+        axes[0, 0].imshow(pixels, cmap="viridis")
+        return fig
+
+    def decode(uri):
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"), float)
+
+    png = plots.fig_to_uri(figure(True))
+    size = len(base64.b64decode(png.split(",", 1)[1]))
+    small = plots.fig_to_small_uri(figure(True), limit=size)
+    assert small == png
+    jpeg = plots.fig_to_small_uri(figure(True), limit=size - 1)
+    assert jpeg.startswith("data:image/jpeg;base64,")
+    a, b = decode(png), decode(jpeg)
+    assert a.shape == b.shape
+
+    def blocks(x):  # 5 x 5 means: what JPEG keeps of noise
+        h, w = (x.shape[0] // 5) * 5, (x.shape[1] // 5) * 5
+        return x[:h, :w].reshape(h // 5, 5, w // 5, 5, 3).mean(axis=(1, 3))
+
+    assert np.abs(blocks(a) - blocks(b)).mean() < 3  # the same picture, JPEG-compressed
+    assert plots.fig_to_small_uri(figure(False), limit=size).startswith("data:image/png;base64,")
