@@ -80,7 +80,10 @@ def run(model: str, extra: list[str], formats: list[str], tree: str | None = Non
         for f in formats:
             args += ["--format", f]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Run in the tree's folder: ``python -c`` puts the working folder first on sys.path, ahead of
+        # PYTHONPATH, so a run started from another checkout would import that checkout instead.
+        proc = subprocess.Popen(args, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
         err = proc.stderr.read()
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
