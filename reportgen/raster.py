@@ -5,9 +5,10 @@ A report of a deep model draws hundreds of weight histograms (EfficientNetB7 at
 one of them again -- 25 to 40 ms a chart, most of it text layout -- though only
 the bars, the title and the tick labels change. Here a chart is a few filled
 polygons and a dozen strings drawn by Pillow with the font Matplotlib uses
-(DejaVu Sans) and Matplotlib's own tick choice and tick labels, at 1.5 times the
-resolution Matplotlib drew them at, on a palette of their own colours: about 4 ms a
-chart, and 12 ms for WeasyPrint to place it in the PDF (docs/benchmarks.md).
+(DejaVu Sans) and Matplotlib's own tick choice and tick labels, at the resolution
+Matplotlib drew them at, on a palette of their own colours: about 3 ms a chart. A
+sharper chart costs the PDF more than it saves here: WeasyPrint takes 7 ms to place
+one at 100 px an inch, 12 at 150 and 19 at 200 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SCALE = 150  # pixels per inch: 1.5x the 100 dpi Matplotlib drew them at (2x cost WeasyPrint 12 ms more a chart)
+SCALE = 100  # pixels per inch, as Matplotlib drew them: WeasyPrint places a chart in 7 ms, 12 at 150, 19 at 200
 
 
 @functools.lru_cache(maxsize=None)

@@ -88,10 +88,24 @@ def _three_stage_model() -> keras.Model:
     return keras.Model(i, keras.layers.Dense(4, activation="softmax", name="head")(x))
 
 
-def test_each_step_equals_gradcam_of_a_copy_randomised_by_hand_and_runs_only_above_its_layers(monkeypatch):
+def _three_stage_sequential() -> keras.Model:
+    return keras.Sequential([
+        keras.Input((16, 16, 3)),
+        keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="stem conv"),
+        keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c3"),
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c4"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(4, activation="softmax", name="head"),
+    ])
+
+
+@pytest.mark.parametrize("build", [_three_stage_model, _three_stage_sequential])
+def test_each_step_equals_gradcam_of_a_copy_randomised_by_hand_and_runs_only_above_its_layers(monkeypatch, build):
     from reportgen.graph import forward
 
-    model = _three_stage_model()
+    model = build()
     x = np.random.default_rng(3).uniform(0, 1, (3, 16, 16, 3)).astype("float32")
     fed = []
     resume = forward.Reuse.resume
@@ -115,5 +129,5 @@ def test_each_step_equals_gradcam_of_a_copy_randomised_by_hand_and_runs_only_abo
     # The first pass records; every step starts from its tensors. Until the stem is randomised no step reads
     # the image: they start above the layers they randomise (and the stem's output for the skip).
     assert fed[0] is None and all(f is not None for f in fed[1:]) and len(fed) == 5
-    image = id(model.inputs[0])
+    image = id(model) if isinstance(model, keras.Sequential) else id(model.inputs[0])
     assert [image in f for f in fed[1:]] == [False, False, False, True]

@@ -70,8 +70,8 @@ class Reuse:
     planned passes will need (``planned``: for each, the paths whose taps it adds); a later pass on
     the same input starts from them, so the layers below its taps are not run again. A pass on
     another input, or one whose needs were not recorded, runs whole: the reuse only ever saves
-    work, never changes a number. For a functional model's own graph (subclassed and Sequential
-    models run whole).
+    work, never changes a number. For a functional or Sequential model's own graph (a subclassed
+    model runs whole).
     """
 
     def __init__(self, planned: Sequence[Sequence[str]] = ()) -> None:
@@ -85,7 +85,7 @@ class Reuse:
 
         from reportgen import backend
 
-        if isinstance(x, (list, tuple)) or isinstance(model, keras.Sequential) or not is_traceable(model):
+        if isinstance(x, (list, tuple)) or not is_traceable(model):
             return None
         seen = np.asarray(backend.numpy(x))
         if self.x is None:

@@ -174,10 +174,16 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
         return out
 
     if isinstance(model, keras.Sequential):
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.InputLayer):
-                continue
-            x = record(layer, (x,), {})
+        layers = _sequence(model)
+        start = 0
+        if resume is not None and resume.feed is not None:  # from the tensor entering the first changed layer
+            start = next(i for i in range(len(layers) + 1) if _entering(model, layers, i) in resume.feed)
+            x = resume.feed[_entering(model, layers, start)]
+        for i in range(start, len(layers) + 1):
+            if resume is not None and _entering(model, layers, i) in resume.keep:
+                resume.values[_entering(model, layers, i)] = x
+            if i < len(layers):
+                x = record(layers[i], (x,), {})
         return x
 
     def operation_fn(op: Any):
@@ -239,24 +245,42 @@ def _top_nodes(model: Any) -> list:
     return [n for d in depths for n in model._nodes_by_depth[d] if n.operation and not n.is_input]
 
 
+def _sequence(model: Any) -> list:
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _entering(model: Any, layers: list, i: int) -> int:
+    """A Sequential model's tensor entering its ``i``-th layer (its output at ``len(layers)``), as a key:
+    the id of the layer that made it, or of the model for its input."""
+    return id(layers[i - 1]) if i else id(model)
+
+
+def _holds(name: str, changed: Sequence[str]) -> bool:
+    return any(p == name or p.startswith(name + "/") for p in changed)
+
+
 def frontier(model: Any, changed: Sequence[str]) -> set[int] | None:
-    """Ids of the top-level tensors a pass needs when only the layers at ``changed`` paths (and what
+    """Keys of the top-level tensors a pass needs when only the layers at ``changed`` paths (and what
     they feed) differ from an earlier pass: the unchanged tensors that changed nodes (or the
-    outputs) read. None where the model has no top-level graph of nodes (subclassed, Sequential).
+    outputs) read (ids of the graph's symbolic tensors; in a Sequential model, see :func:`_entering`).
+    None for a subclassed model, which has no graph to start inside.
 
     A node changes when its layer is at a changed path or holds one (a nested model), or when it
     reads a changed tensor.
     """
-    if isinstance(model, keras.Sequential) or not hasattr(model, "_run_through_graph"):
+    changed = list(changed)
+    if isinstance(model, keras.Sequential):
+        layers = _sequence(model)
+        first = next((i for i, layer in enumerate(layers) if _holds(layer.name, changed)), len(layers))
+        return {_entering(model, layers, first)}
+    if not hasattr(model, "_run_through_graph"):
         return None
     lookup = getattr(model, "_get_operation_for_node", None)
-    changed = list(changed)
     dirty: set[int] = set()
     need: set[int] = set()
     for node in _top_nodes(model):
         name = (lookup(node) if lookup is not None else node.operation).name
-        if any(id(t) in dirty for t in node.input_tensors) \
-                or any(p == name or p.startswith(name + "/") for p in changed):
+        if any(id(t) in dirty for t in node.input_tensors) or _holds(name, changed):
             need.update(id(t) for t in node.input_tensors if id(t) not in dirty)
             dirty.update(id(t) for t in node.outputs)
     need.update(id(t) for t in model.outputs if id(t) not in dirty)
