@@ -229,3 +229,20 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
         assert np.shape(r["images"][0]["attention_rollout"]) == (4, 4)
     if name == "swin":
         assert "windows" in r["attention"]["note"]
+
+
+def test_the_ascents_cost_counts_the_blocks_before_the_layer_and_not_after():
+    """keras-hub's encoder and blocks are custom layers: their projections (EinsumDense, Dense inside the
+    attention and the MLP) count for a block and the blocks before it, not for the blocks after it or the
+    head. By hand: 16 patches of 8 x 8 x 3 into 32 channels; per block 17 tokens through q, k, v (32 -> 2 x 16),
+    the output projection (2 x 16 -> 32) and the MLP (32 -> 64 -> 32)."""
+    from reportgen.analyses.patterns import cost
+
+    model = hub_models.vit()
+    patch = 16 * (8 * 8 * 3) * 32
+    block = 17 * (3 * 32 * 32 + 32 * 32 + 2 * 32 * 64)
+    blocks = "vi_t_backbone/vit_encoder/transformer_block_"
+    assert cost.macs_up_to(model, blocks + "1", SIZE) == patch + block
+    assert cost.macs_up_to(model, blocks + "2", SIZE) == patch + 2 * block
+    assert cost.macs_up_to(model, blocks + "1/mlp", SIZE) == patch + block  # a block's own layers: all of it
+    assert cost.model_macs(model, SIZE, SIZE) == patch + 2 * block + 32 * 2  # and the head

@@ -14,37 +14,51 @@ def macs_up_to(model: Any, path: str, size: int) -> int:
 
     A convolution costs output pixels x kernel size x input channels x output
     channels (divided by groups; depthwise: x depth multiplier), a Dense
-    layer inputs x units; pooling, bias and activations are not counted
-    (they are not multiply-adds).
+    layer inputs x units, an EinsumDense its contracted kernel axes per output value;
+    pooling, bias and activations are not counted (they are not multiply-adds). Layers inside
+    a composite layer that runs before ``path`` (a transformer block's projections), or inside
+    ``path`` itself, count too.
     """
     shapes = graph.shapes_at(model, size, upto=path)
-    layers = graph.anatomy(model).by_path
-    total = 0
-    for p, (inp, out) in shapes.items():
-        layer = layers.get(p)
-        if layer is None or inp is None or out is None:
-            continue
-        total += layer_macs(layer, inp, out)
-    return int(total)
+    order = {p: i for i, p in enumerate(shapes)}  # each parent's children in the order they ran
+
+    def before(p: str) -> bool:
+        """Whether the layer at ``p`` runs before ``path`` or inside it."""
+        if p == path or p.startswith(path + "/"):
+            return True
+        if path.startswith(p + "/"):
+            return False  # a model or block that holds ``path``: its own layers are counted one by one
+        mine, theirs = p.split("/"), path.split("/")
+        k = 0
+        while mine[k] == theirs[k]:
+            k += 1
+        a, b = "/".join(mine[: k + 1]), "/".join(theirs[: k + 1])  # the two siblings under their common parent
+        return a in order and b in order and order[a] < order[b]
+
+    return _count(model, shapes, before)
 
 
 def model_macs(model: Any, height: int, width: int) -> int | None:
     """Multiply-adds of one whole forward pass of one image: the conv, Dense and EinsumDense layers (a
     transformer's projections), layers inside composite ones included, at the longer side squared for a
     non-square image (an upper bound). None when the model cannot be traced at that size. Attention's own
-    products (2 T^2 D a layer, ~8% of ViT-S/16) are not counted.
-
-    Fuller than :func:`macs_up_to` (the ascent's count, which sees only the layers the trace reaches and
-    no EinsumDense): the CAM faithfulness budget uses it.
+    products (2 T^2 D a layer, ~8% of ViT-S/16) are not counted. The CAM faithfulness budget uses it.
     """
-    import keras
-
     try:
         shapes = graph.shapes_at(model, int(max(height, width)))
     except Exception:  # noqa: BLE001  (a model the count cannot trace: unknown)
         return None
+    return _count(model, shapes, lambda _p: True)
+
+
+def _count(model: Any, shapes: dict, counted: Any) -> int:
+    """The multiply-adds of the layers whose paths ``counted`` accepts, at the traced ``shapes``."""
+    import keras
+
     total = 0
     for ref in graph.anatomy(model).layers:
+        if not counted(ref.path):
+            continue
         # A layer inside a composite one (MultiHeadAttention's projections, a keras-hub block's MLP) has no
         # traced shape at this size: its own, at the model's size, stands in (an estimate, as all of this).
         inp, out = shapes.get(ref.path, (None, None))
