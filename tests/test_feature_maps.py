@@ -53,9 +53,9 @@ def test_one_forward_pass_for_all_layers(small_model, monkeypatch):
     calls = []
     real = forward.run
 
-    def spy(model, inputs, taps=None):
+    def spy(model, inputs, taps=None, **kwargs):
         calls.append(list(taps or {}))
-        return real(model, inputs, taps)
+        return real(model, inputs, taps, **kwargs)
 
     monkeypatch.setattr(forward, "run", spy)
     feature_maps.compute(small_model, graph.default_feature_layers(small_model), _inputs())

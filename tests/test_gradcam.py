@@ -83,9 +83,9 @@ def test_one_batch_for_all_images_and_classes(small_model, monkeypatch):
     calls = []
     real = forward.run
 
-    def spy(model, inputs, taps=None):
+    def spy(model, inputs, taps=None, **kwargs):
         calls.append(tuple(np.shape(inputs)))
-        return real(model, inputs, taps)
+        return real(model, inputs, taps, **kwargs)
 
     x = _inputs(4)
     monkeypatch.setattr(forward, "run", spy)

@@ -241,7 +241,8 @@ def test_the_ascents_cost_counts_the_blocks_before_the_layer_and_not_after():
     model = hub_models.vit()
     patch = 16 * (8 * 8 * 3) * 32
     block = 17 * (3 * 32 * 32 + 32 * 32 + 2 * 32 * 64)
-    blocks = "vi_t_backbone/vit_encoder/transformer_block_"
+    # The backbone's name gains a suffix when other ViTs were built in this process (vi_t_backbone_3).
+    blocks = next(r.path for r in graph.anatomy(model).layers if r.path.endswith("/transformer_block_1"))[:-1]
     assert cost.macs_up_to(model, blocks + "1", SIZE) == patch + block
     assert cost.macs_up_to(model, blocks + "2", SIZE) == patch + 2 * block
     assert cost.macs_up_to(model, blocks + "1/mlp", SIZE) == patch + block  # a block's own layers: all of it
