@@ -87,11 +87,13 @@ def _palette(series: Sequence[Series]) -> Any:
 
 
 def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabel: str, ylabel: str,
-                  xlim: tuple[float, float], ylim: tuple[float, float], legend_at: str = "upper right",
+                  xlim: tuple[float, float], ylim: tuple[float, float], legend_at: str = "clear",
                   size: tuple[float, float] = (4.2, 2.3),
                   margins: tuple[float, float, float, float] = (0.62, 0.1, 0.45, 0.25)) -> bytes:
     """PNG bytes of a histogram laid out as :func:`reportgen.plots.fixed_figure` lays one out (inches):
-    ``series`` drawn in order, each a translucent filled outline, and a legend in ``legend_at``."""
+    ``series`` drawn in order, each a translucent filled outline, and a legend in ``legend_at`` ("upper
+    left", "upper right", or "clear": the upper corner whose bars reach least into it). The bars never
+    reach into the legend: where they would, the top of ``ylim`` is raised until they clear it."""
     import io
 
     from PIL import Image, ImageDraw
@@ -103,9 +105,27 @@ def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabe
     draw = ImageDraw.Draw(img, "RGBA")  # fills with alpha are blended onto the white
     (xa, xb), (ya, yb) = xlim, ylim
     sx = (x1 - x0) / (xb - xa) if xb > xa else 0.0
-    sy = (y0 - y1) / (yb - ya) if yb > ya else 0.0
     edges = np.asarray(edges, dtype=np.float64)
     px = np.clip(x0 + (edges - xa) * sx, x0, x1)
+    # The legend, as Matplotlib's without a frame: a swatch 2 em wide, the text after it, a row per series.
+    small = font(7)
+    em = small.size
+    rows = [(s, draw.textlength(s.label, font=small)) for s in series]
+    width = 2 * em + 0.8 * em + max((t for _s, t in rows), default=0)
+    below = 0.7 * em + 1.4 * em * len(rows) + 0.3 * em  # from the axes' top to under the legend's last row
+    tallest = np.max([np.asarray(s.counts, dtype=np.float64) for s in series], axis=0) if series else np.zeros(0)
+
+    def under(lx: float) -> float:  # the tallest bar beneath a legend starting at pixel ``lx``
+        hit = (px[1:] > lx) & (px[:-1] < lx + width)
+        return float(tallest[hit].max(initial=ya))
+
+    corners = {"upper left": x0 + em, "upper right": x1 - em - width}
+    corner = min(corners, key=lambda c: under(corners[c])) if legend_at == "clear" else legend_at
+    legend_x = corners[corner]
+    reach = under(legend_x) - ya
+    if reach > 0 and yb > ya and reach > (yb - ya) * (1 - below / (y0 - y1)):
+        yb = ya + reach / (1 - below / (y0 - y1))
+    sy = (y0 - y1) / (yb - ya) if yb > ya else 0.0
     for s in series:
         counts = np.asarray(s.counts, dtype=np.float64)
         py = np.clip(y0 - (counts - ya) * sy, y1, y0)
@@ -118,7 +138,7 @@ def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabe
     tick_len = round(3.5 * SCALE / 72)
     black = (0, 0, 0, 255)
     draw.rectangle([x0, y1, x1, y0], outline=black, width=line)
-    small, label_font, title_font = font(7), font(8), font(9)
+    label_font, title_font = font(8), font(9)
     pad = round(3.5 * SCALE / 72)  # tick label padding, as Matplotlib's
     xt, xl, x_offset = ticks(xa, xb, (x1 - x0) / SCALE)
     for v, text in zip(xt, xl):
@@ -143,16 +163,11 @@ def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabe
     lx = max(0, round(x0 - tick_len - 2 * pad - widest - label.width))
     img.paste(label, (lx, round((y0 + y1) / 2 - label.height / 2)), label)
     draw.text(((x0 + x1) / 2, y1 - round(6 * SCALE / 72)), title, font=title_font, fill=black, anchor="md")
-    # The legend, as Matplotlib's without a frame: a swatch 2 em wide, the text after it, a row per series.
-    em = small.size
-    rows = [(s, draw.textlength(s.label, font=small)) for s in series]
-    width = 2 * em + 0.8 * em + max((t for _s, t in rows), default=0)
-    lx = x0 + em if legend_at.endswith("left") else x1 - em - width
     ly = y1 + em * 0.7
     for s, _t in rows:
-        box = [round(lx), round(ly + 0.15 * em), round(lx + 2 * em), round(ly + 0.85 * em)]
+        box = [round(legend_x), round(ly + 0.15 * em), round(legend_x + 2 * em), round(ly + 0.85 * em)]
         draw.rectangle(box, fill=_rgb(s.colour) + (round(255 * s.alpha),))
-        draw.text((lx + 2.8 * em, ly + 0.5 * em), s.label, font=small, fill=black, anchor="lm")
+        draw.text((legend_x + 2.8 * em, ly + 0.5 * em), s.label, font=small, fill=black, anchor="lm")
         ly += 1.4 * em
     buf = io.BytesIO()
     # A chart has few colours: the fills, their overlaps and black text's grey edges over each. Mapped
