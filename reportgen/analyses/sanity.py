@@ -228,7 +228,6 @@ def cascade(
         corrs.append([rank_correlation(o, r) for o, r in zip(original, h)])
         result.steps.append(label)
         result.step_layers.append(list(paths))
-    explainer.reuse = None  # the kept tensors go with it
     result.heatmaps = np.stack(maps)
     result.correlations = np.asarray(corrs, dtype=np.float64)
     return result

@@ -78,7 +78,6 @@ class Reuse:
         self.planned = [list(p) for p in planned]
         self.x: Any = None
         self.values: dict[int, Any] = {}
-        self.fed = 0  # passes that started from the recorded tensors
 
     def resume(self, model: Any, x: Any, tapped: Sequence[str]) -> Resume | None:
         import numpy as np
@@ -99,7 +98,6 @@ class Reuse:
         need = frontier(model, tapped)
         if need is None or not need <= self.values.keys():
             return None
-        self.fed += 1
         return Resume(feed={i: self.values[i] for i in need})
 
 
