@@ -108,6 +108,12 @@ class Thresholds:
     # map's by more than this. On the bright-spot detector of the tests Grad-CAM leads the random
     # map by 0.67 and LayerCAM by 0.35, and an inverted Grad-CAM trails it by 0.59.
     faithfulness_margin: float = 0.05
+    # ... but only where the test can tell: replacing every pixel must move the explained score (in [0, 1])
+    # by at least this, or the next replacement is tried (blur, mean colour, noise), and where none does
+    # the verdict is "uninformative" (the fully blurred face that keeps its class, 0.778 of 0.785) ...
+    faithfulness_informative: float = 0.1
+    # ... and where every AUC, the map's and both baselines', lies within this band, likewise.
+    faithfulness_flat_band: float = 0.02
     # Patterns, measured relative to each filter's activation scale max(|start|, |end|) of
     # its mean objective (reportgen.analyses.patterns.rise, the one definition): a filter
     # whose objective rose by at most this fraction is *flat* (did not rise at all; float
@@ -163,6 +169,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "sanity_steps": (0, 50, "an integer from 0 (skip the check) to 50"),
     "sanity_images": (1, 16, "an integer from 1 to 16"),
     "faithfulness_margin": (-1.0, 1.0, "a number from -1 to 1"),
+    "faithfulness_informative": (0.0, 1.0, "a number from 0 to 1"),
+    "faithfulness_flat_band": (0.0, 1.0, "a number from 0 to 1"),
     "pattern_min_rise": (-math.inf, math.inf, "a number"),
     "pattern_rise_margin": (0.0, 2.0, "a number from 0 to 2"),
     "attention_uniform_entropy": (0.0, 1.0, "a number from 0 to 1"),

@@ -103,7 +103,7 @@ class Context:
         from reportgen.analyses.cam.faithfulness import for_report
 
         return for_report(self.model, self.cams, self.images, self.feeds, self.options.seed, self.progress,
-                          self.options.faithfulness_steps)
+                          self.options.faithfulness_steps, self.thresholds.faithfulness_informative)
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -186,19 +186,18 @@ class Context:
         folder = self.folder
         if folder is None:
             return None
-        from reportgen import graph
         from reportgen.analyses import dataset as D
-        from reportgen.analyses.cam import find_target_layer
+        from reportgen.analyses.cam import resolve_layer
         from reportgen.errors import BadInput, UserError
         from reportgen.images import folders, require_image_input
 
         spec = require_image_input(self.model, "--images")
         pre = self.preprocessor
         try:
-            layer = (graph.find_layers(graph.spatial_layers(self.model), [self.options.gradcam_layer],
-                                       "--gradcam-layer")[0].path if self.options.gradcam_layer
-                     else find_target_layer(self.model, self.options.output).path)
+            layer = resolve_layer(self.model, self.options.gradcam_layer, self.options.output).path
         except UserError:
+            if self.options.gradcam_layer:
+                raise  # a layer the user named, and cannot have: one line and exit 2, not a silent mean CAM of none
             layer = None
         size = D.batch_size(self.model)
         skipped: list = []
@@ -276,7 +275,7 @@ ANALYSES: dict[str, tuple[str, ...]] = {
     "attention": ("images", "feeds"),
     "patterns": ("preprocessor", "feeds"),
     "sanity": ("cams", "images", "thresholds", "feeds"),
-    "faithfulness": ("cams", "images", "feeds"),
+    "faithfulness": ("cams", "images", "feeds", "thresholds"),
 }
 
 

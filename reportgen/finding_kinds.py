@@ -83,6 +83,14 @@ _ALL = [
          what="the CAM does not change when the weights are randomised"),
     Kind("cam_unfaithful", "warning", "CAM unfaithful", "gradcam", fixed_anchor="gradcam-faithfulness-0",
          what="deleting/inserting pixels in the CAM's order moves the score no more than in a random or edge map's"),
+    Kind("cam_faithfulness_uninformative", "info", "CAM faithfulness: cannot tell", "gradcam",
+         fixed_anchor="gradcam-faithfulness-0",
+         what="the deletion/insertion test could not tell a faithful map from a random one on these images "
+              "(no replacement moved the score, constant maps, or flat curves)"),
+    Kind("gradcam_sanity_uninformative", "info", "Grad-CAM sanity: cannot tell", "findings",
+         fixed_anchor="findings-sanity",
+         what="the cascading randomisation could not be judged (a constant map, or no step with a defined "
+              "rank correlation)"),
     Kind("pattern_not_rising", "info", "pattern not rising", "patterns",
          what="a filter's objective did not rise during the pattern ascent"),
     Kind("attention_uniform", "info", "uniform attention head", "gradcam", fixed_anchor="attention",

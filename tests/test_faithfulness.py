@@ -100,7 +100,9 @@ def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy(steps
     outputs = two_classes(np.array([[p(x[0])]]), logit=False)
     got = F.measure(model, head, x, {"gradcam": heat[None, None].astype("float32")}, target, outputs, seed=0,
                     steps=steps)
-    assert got.protocol()["steps"] == steps and got.perturbed_images == 2 + 2 * (steps - 1) * 5
+    # The image and its three replacements (the end points, and which replacement can tell), then the curves.
+    assert got.protocol()["steps"] == steps and got.perturbed_images == 4 + 2 * (steps - 1) * 5
+    assert got.images[0].replacement == "gaussian_blur" and abs(got.images[0].moved["gaussian_blur"][0]) > 0.1
     curve = got.images[0].cams["gradcam"][0]
     np.testing.assert_allclose(curve.deletion, want_del, atol=1e-5)
     np.testing.assert_allclose(curve.insertion, want_ins, atol=1e-5)
@@ -180,9 +182,10 @@ def test_batched_curves_equal_one_predict_per_perturbed_image(spot_detector, mon
     curve = got.images[0].cams["gradcam"][0]
     np.testing.assert_allclose(curve.deletion, want_del, atol=1e-5)
     np.testing.assert_allclose(curve.insertion, want_ins, atol=1e-5)
-    # 2 end points + 19 interior steps x 2 curves x (1 map + 3 random + 1 edge), in batches of 4.
-    assert got.perturbed_images == 2 + 19 * 2 * 5
-    assert got.forward_passes == int(np.ceil((2 + 19 * 2 * 5) / 4)) == len(shapes)
+    # The image and its 3 replacements (one pass of 4), then 19 interior steps x 2 curves x (1 map + 3 random
+    # + 1 edge), in batches of 4.
+    assert got.perturbed_images == 4 + 19 * 2 * 5
+    assert got.forward_passes == 1 + int(np.ceil((19 * 2 * 5) / 4)) == len(shapes)
     # One shape for every pass (the last one padded): the compiled inference is traced once.
     assert set(shapes) == {(4,) + x.shape[1:]}
 
@@ -230,11 +233,11 @@ def test_report_json_has_faithfulness_for_every_method_and_follows_the_schema(sp
 def test_the_default_steps_fit_the_budget_counted_by_hand(spot_detector):
     """The spot detector's forward pass counted by hand: conv_a 30x30x8 outputs x 9 taps x 1 channel, conv_b
     28x28x16 x 9 x 8, the head 16 x 2 multiply-adds, 2 FLOPs each; the default steps are the most of 20, 10
-    and 5 whose images (2 + 2 (S - 1) maps) fit the budget, none when 5 do not."""
+    and 5 whose images (the image and its 3 replacements, then 2 (S - 1) maps) fit the budget, none when 5 do not."""
     flops = 2.0 * (30 * 30 * 8 * 9 * 1 + 28 * 28 * 16 * 9 * 8 + 16 * 2)
     assert F.forward_flops(spot_detector, SIZE, SIZE) == flops
     maps = 7  # gradcam x 3 classes, 3 random maps, the edge map
-    per_steps = {s: (2 + 2 * (s - 1) * maps) * flops for s in (20, 10, 5)}
+    per_steps = {s: (4 + 2 * (s - 1) * maps) * flops for s in (20, 10, 5)}
     assert F.fitted_steps(flops, maps, budget=per_steps[20]) == 20
     assert F.fitted_steps(flops, maps, budget=per_steps[20] - 1) == 10
     assert F.fitted_steps(flops, maps, budget=per_steps[10] - 1) == 5

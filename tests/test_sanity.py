@@ -25,8 +25,9 @@ def test_rank_correlation_matches_scipy_and_handles_flat_maps():
     assert S.rank_correlation(a, -a) == pytest.approx(-1.0)
     assert S.rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel()).statistic)
     zero = np.zeros((6, 6))
-    assert S.rank_correlation(zero, zero) == 1.0
-    assert S.rank_correlation(a, zero) == 0.0
+    # A constant map ranks nothing: the correlation is undefined on either side, never 1 (a "pass" of nothing).
+    assert np.isnan(S.rank_correlation(zero, zero))
+    assert np.isnan(S.rank_correlation(a, zero)) and np.isnan(S.rank_correlation(zero, a))
 
 
 def test_cascade_groups_top_down_by_stage_and_bounded():

@@ -48,37 +48,71 @@ class SanityResult:
 
     @property
     def mean_correlations(self) -> np.ndarray:
-        """Mean rank correlation over the images, per step."""
+        """Mean rank correlation over the images whose correlation is defined, per step (NaN: none is)."""
         if self.correlations is None or self.correlations.size == 0:
             return np.zeros(0)
-        return self.correlations.mean(axis=1)
+        c = np.asarray(self.correlations, dtype=np.float64)
+        defined = np.isfinite(c)
+        sums = np.where(defined, c, 0.0).sum(axis=1)
+        counts = defined.sum(axis=1)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
     @property
     def statistic(self) -> float | None:
-        """The lowest mean rank correlation reached in the cascade (None without steps)."""
+        """The lowest mean rank correlation over the steps where it is defined (None where no step has one)."""
         m = self.mean_correlations
+        m = m[np.isfinite(m)]
         return float(m.min()) if m.size else None
 
-    def as_json(self) -> dict:
-        return {
+    def verdict(self, threshold: float) -> tuple[str, str]:
+        """(``passed`` | ``failed`` | ``uninformative``, why): passed only where some step's maps were compared
+        and fell to ``threshold`` or below; a constant original map, or steps whose rank correlation is
+        undefined throughout (a constant map on either side), tell nothing."""
+        n = len(self.original)
+        constant = [bool(np.ptp(np.nan_to_num(np.asarray(m, dtype=np.float64))) == 0) for m in self.original]
+        if n and all(constant):
+            return "uninformative", (f"the original map is constant on every image ({n}): no evidence at this layer, "
+                                     "so there is no ranking to compare")
+        if not self.steps:
+            return "uninformative", "no randomisation step ran (the model has no trained layer to re-initialise)"
+        stat = self.statistic
+        if stat is None:
+            return "uninformative", ("no step has a defined rank correlation: the randomised maps are constant "
+                                     "(a map of one value ranks nothing)")
+        m = self.mean_correlations
+        undefined = int((~np.isfinite(m)).sum())
+        note = f"; {undefined} of {len(m)} steps undefined (constant maps)" if undefined else ""
+        if stat > threshold:
+            return "failed", (f"the maps still rank-correlate {stat:.2f} with the original at every step, above "
+                              f"{threshold}{note}")
+        return "passed", f"the lowest mean rank correlation is {stat:.2f}, at or below {threshold}{note}"
+
+    def as_json(self, threshold: float | None = None) -> dict:
+        def num(v: float) -> float | None:
+            return float(v) if np.isfinite(v) else None
+
+        out = {
             "method": self.method,
             "layer": self.layer,
             "class_indices": [int(c) for c in self.class_indices],
             "steps": [{"label": label, "layers": list(layers),
-                       "rank_correlation": [float(c) for c in corr],
-                       "mean_rank_correlation": float(np.mean(corr))}
-                      for label, layers, corr in zip(self.steps, self.step_layers,
-                                                     self.correlations if self.correlations is not None else [])],
+                       "rank_correlation": [num(c) for c in corr],
+                       "mean_rank_correlation": num(mean)}
+                      for label, layers, corr, mean in zip(self.steps, self.step_layers,
+                                                           self.correlations if self.correlations is not None else [],
+                                                           self.mean_correlations)],
             "statistic": self.statistic,
         }
+        if threshold is not None:
+            out["verdict"], out["why"] = self.verdict(threshold)
+        return out
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two heatmaps (flattened).
 
-    A constant map carries no ranking: two identical maps correlate 1, a
-    constant map against anything else 0 (an all-zero randomised heatmap has
-    nothing in common with an informative original).
+    A constant map carries no ranking, so the correlation is undefined (NaN): an all-zero map, on either
+    side, is not evidence that the maps agree or differ (:meth:`SanityResult.verdict`).
     """
     from scipy.stats import spearmanr
 
@@ -88,7 +122,7 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"heatmaps differ in shape: {np.shape(a)} vs {np.shape(b)}")
     x, y = np.nan_to_num(x), np.nan_to_num(y)
     if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return 1.0 if np.array_equal(x, y) else 0.0
+        return float("nan")
     return float(spearmanr(x, y).statistic)
 
 

@@ -109,6 +109,7 @@ from reportgen.graph.probe import (  # noqa: F401
     shapes_at,
 )
 
+from reportgen.graph.axes import off_axes_message, on_image_axes  # noqa: F401
 from reportgen.graph.selection import (  # noqa: F401
     FULL_DETAIL_LAYERS,
     MAX_ALL_PATTERN_LAYERS,

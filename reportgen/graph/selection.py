@@ -9,6 +9,7 @@ import keras
 from reportgen.errors import UserError
 from reportgen.graph.anatomy import (_single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output,
                                      one_pixel, spatial_part, spatial_size, walk)
+from reportgen.graph.axes import ALIGNED, BROKEN, UNKNOWN, probe, statuses
 from reportgen.graph.kinds import is_conv, is_pooling
 from reportgen.graph.probe import _with_concrete_sizes, ancestors
 from reportgen.graph.trace import LayerRef, children
@@ -109,7 +110,8 @@ def default_feature_layers(model: keras.Model) -> list[LayerRef]:
         # A transformer: the patch embedding, then each block's patch tokens as maps on the grid.
         patches = [r for r in conv_layers(model) if has_spatial_output(r)][:1]
         return patches + evenly(blocks, MAX_DEFAULT_FEATURE_LAYERS - len(patches))
-    refs = [r for r in feature_map_layers(model) if has_spatial_output(r)]
+    known = statuses(model)
+    refs = [r for r in feature_map_layers(model) if has_spatial_output(r) and known.get(r.path) != BROKEN]
     if len(refs) <= MAX_DEFAULT_FEATURE_LAYERS:
         return refs
     convs = [r for r in refs if is_conv(r.layer)]
@@ -179,9 +181,36 @@ def _last_map(model: keras.Model, refs: list[LayerRef], output: int) -> LayerRef
     if any(s is None or None in s for s in (spatial_size(r) for r in refs)):
         refs = _with_concrete_sizes(model, refs)
     maps = [r for r in refs if not _single_pixel(r)]
-    if not maps:
+    chosen = _last_on_axes(model, maps)
+    if chosen is None:
         return None
-    return next(r for r in walk(model) if r.path == maps[-1].path)
+    return next(r for r in walk(model) if r.path == chosen.path)
+
+
+PROBE_GROUP = 4  # unknown layers probed in one pass, from the last back
+
+
+def _last_on_axes(model: keras.Model, refs: list[LayerRef]) -> LayerRef | None:
+    """The last of ``refs`` whose output lies on the image's axes (:mod:`reportgen.graph.axes`): a
+    ``Permute`` before a dense head, and everything after it, is passed over; a layer the graph cannot
+    judge is probed, a few at a time from the last back, and kept unless the probe shows it moves the axes."""
+    known = statuses(model)
+    left = [r for r in refs if r.grid is not None or known.get(r.path, UNKNOWN) != BROKEN]
+    while left:
+        last = left[-1]
+        if last.grid is not None or known.get(last.path) == ALIGNED:
+            return last
+        group = []
+        for r in reversed(left):
+            if r.grid is not None or known.get(r.path) == ALIGNED or len(group) == PROBE_GROUP:
+                break
+            group.append(r)
+        seen = probe(model, group)
+        for r in group:  # last first
+            if seen.get(r.path) is not False:
+                return r
+        left = left[: len(left) - len(group)]
+    return None
 
 
 def token_blocks(model: keras.Model) -> list[LayerRef]:

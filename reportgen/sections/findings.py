@@ -125,7 +125,8 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
                 ax.set_title("original" if j == 0 else f"{j}. random\n" + _step_title(step, 12 if cols > 5 else 16),
                              fontsize=6 if cols > 5 else 6.5)
             if j > 0:
-                ax.set_xlabel(f"ρ = {result.correlations[j - 1, i]:.2f}", fontsize=7, labelpad=2)
+                rho = result.correlations[j - 1, i]
+                ax.set_xlabel(f"ρ = {rho:.2f}" if np.isfinite(rho) else "ρ undefined", fontsize=7, labelpad=2)
             else:
                 name = labels[i] if labels else (f"class {int(result.class_indices[i])}"
                                                   if result.class_indices[i] >= 0 else "output map")
@@ -165,7 +166,7 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
     for name, result in zip(ctx.options.cam, done.results):
         results.append(result)
         title = cam.METHODS[name].title
-        blocks.append({**result.as_json(), "threshold": t.sanity_correlation})
+        blocks.append({**result.as_json(t.sanity_correlation), "threshold": t.sanity_correlation})
         views.append({
             "method": name, "title": title,
             "id": "findings-sanity" if not views else f"findings-sanity-{name}",
@@ -176,6 +177,7 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
                       for s, ls, m in zip(result.steps, result.step_layers, result.mean_correlations)],
             "statistic": result.statistic,
             "threshold": t.sanity_correlation,
+            "verdict": blocks[-1]["verdict"], "why": blocks[-1]["why"],
             "images": k,
         })
     first = blocks[0]

@@ -115,11 +115,21 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
             cell.set_axis_off()
         else:
             cell.set_axis_off()
+    grey = px.mean(axis=-1) if px.ndim == 3 else px
     for r, name in enumerate(methods):
         res = results[name]
+        nothing = res.negligible
         for j in range(k):
             ax = axes[r, j + 1]
-            ax.imshow(overlay(px, res.heatmaps[index, j]))
+            if nothing[index, j]:  # drawn as nothing, not stretched to full contrast
+                ax.imshow(grey, cmap="gray", vmin=0, vmax=255, alpha=0.35)
+                ax.text(0.5, 0.5, "no evidence\nat this layer", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=6.5, color="black")
+            else:
+                ax.imshow(overlay(px, res.heatmaps[index, j]))
+                ax.text(0.03, 0.03, f"peak {res.peaks[index, j]:.2g}", transform=ax.transAxes, color="white",
+                        fontsize=5.5, va="bottom", ha="left",
+                        bbox=dict(facecolor="black", alpha=0.55, pad=0.8, linewidth=0))
             if r == 0:
                 ax.set_title(_title(j + 1, labels[j], values[j], word), fontsize=7.5)
             if j == 0 and len(methods) > 1:
@@ -128,20 +138,25 @@ def image_figure(image: imgs.PreparedImage, labels: list[str], values: list[floa
     if len(methods) == 1:
         res = results[methods[0]]
         for j in range(k):
+            if res.negligible[index, j]:
+                axes[1, j + 1].text(0.5, 0.5, "no evidence", transform=axes[1, j + 1].transAxes, ha="center",
+                                    va="center", fontsize=6.5)
+                continue
             axes[1, j + 1].imshow(res.heatmaps[index, j], cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     sm = plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1))
     cb = fig.colorbar(sm, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02)
-    cb.set_label("evidence (0 = none, 1 = strongest)", fontsize=7)
+    cb.set_label("evidence, a fraction of the map's peak\n(each map's peak on it)", fontsize=6.5)
     cb.ax.tick_params(labelsize=6.5)
     return fig_to_uri(fig, fmt="jpeg" if px.shape[0] * px.shape[1] > 96 * 96 else "png")
 
 
-def faithfulness_figure(curves: Any, methods: list[str], label: str, word: str) -> str:
+def faithfulness_figure(curves: Any, methods: list[str], label: str, word: str,
+                        replacement: str = "gaussian_blur") -> str:
     """One image's deletion and insertion curves of its first explained class: every method and both
-    baselines on two small panels, the AUCs in the legend."""
+    baselines on two small panels, the AUCs in the legend, the replacement in the titles."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 1.9), sharey=True, gridspec_kw={"wspace": 0.08})
     frac = np.linspace(0.0, 1.0, len(curves.random[0].deletion))
@@ -152,7 +167,7 @@ def faithfulness_figure(curves: Any, methods: list[str], label: str, word: str) 
               ("Sobel edges", curves.edge[0], dict(color="black", linestyle=":", linewidth=1.2))]
     for ax, part, what in ((axes[0], "deletion", "deleted (lower area = more faithful)"),
                            (axes[1], "insertion", "inserted (higher area = more faithful)")):
-        ax.set_title(f"{part}: {what.split(' ', 1)[1][1:-1]}", fontsize=7, pad=3)
+        ax.set_title(f"{part} ({replacement.replace('_', ' ')}): {what.split(' ', 1)[1][1:-1]}", fontsize=7, pad=3)
         for name, curve, style in lines:
             ax.plot(frac, getattr(curve, part), **style)
         ax.set_xlim(0, 1)
@@ -167,6 +182,15 @@ def faithfulness_figure(curves: Any, methods: list[str], label: str, word: str) 
                title_fontsize=6.3, handlelength=2.0, labelspacing=0.35)
     fig.subplots_adjust(left=0.075, right=0.71, bottom=0.22, top=0.88, wspace=0.1)
     return fig_to_uri(fig, dpi=110)
+
+
+def _score_word(head: cam.Head) -> str:
+    """The faithfulness curves' y label: what the score is (:func:`reportgen.analyses.cam.faithfulness.score_name`)."""
+    if head.kind in ("softmax", "pixel-softmax"):
+        return "softmax p"
+    if head.kind == "sigmoid":
+        return "sigmoid p"
+    return "sigmoid of"
 
 
 def target_text(head: cam.Head) -> str:
@@ -192,11 +216,27 @@ def _unmeasured(faith: Any, note: str) -> dict:
     return out
 
 
-def _faithfulness_entry(curves: Any, method: str, k: int) -> dict:
-    """report.json's ``faithfulness`` of one CAM: the six AUCs, and the method's two curves."""
+def _faithfulness_entry(faith: Any, curves: Any, method: str, k: int, t: Any) -> dict:
+    """report.json's ``faithfulness`` of one CAM: the six AUCs, the method's two curves, what replaced the
+    pixels, and the verdict with why."""
+    from reportgen.analyses.cam.faithfulness import entry_verdict
+
     c = curves.cams[method][k]
+    verdict = entry_verdict(curves, method, k, t.faithfulness_margin, t.faithfulness_flat_band, faith.informative)
     return ({key: round(v, 4) for key, v in curves.scores(method, k).items()}
-            | {"deletion_curve": np.round(c.deletion, 4).tolist(), "insertion_curve": np.round(c.insertion, 4).tolist()})
+            | {"deletion_curve": np.round(c.deletion, 4).tolist(), "insertion_curve": np.round(c.insertion, 4).tolist(),
+               "replacement": curves.replacement} | verdict.to_json())
+
+
+def _method_verdicts(faith: Any, t: Any) -> dict:
+    """report.json's ``gradcam.faithfulness.verdicts``: each method's verdict over the images."""
+    from reportgen.analyses.cam.faithfulness import method_verdict
+
+    out = {}
+    for m in faith.methods:
+        verdict, judged = method_verdict(faith, m, t.faithfulness_margin, t.faithfulness_flat_band)
+        out[m] = verdict.to_json() | {"images_judged": judged, "lead": verdict.lead}
+    return out
 
 
 def run(ctx: Context) -> SectionResult:
@@ -219,6 +259,7 @@ def run(ctx: Context) -> SectionResult:
     ref = graph.anatomy(ctx.model).ref(found.layer)
     first = results[opts.cam[0]]
     outputs = first.outputs
+    view["negligible_fraction"] = cam.NEGLIGIBLE
     view.update(layer=ref.path, score=head.score, kind=head.kind, methods=[
         {"name": n, "title": cam.METHODS[n].title, "paper": cam.METHODS[n].paper, "formula": cam.METHODS[n].formula}
         for n in results], target=target_text(head), output_name=head.output_name,
@@ -226,7 +267,9 @@ def run(ctx: Context) -> SectionResult:
     classes = first.class_indices
     faith = ctx.get("faithfulness")
     measured = faith is not None and len(faith.images) == len(images)
-    view["faithfulness"] = faith.protocol() if measured else None
+    t = ctx.thresholds
+    protocol = (faith.protocol() | {"verdicts": _method_verdicts(faith, t)}) if measured else None
+    view["faithfulness"] = protocol
     view["faithfulness_note"] = None if measured else (
         faith.note if faith is not None else "not measured: the faithfulness analysis failed")
     for i, image in enumerate(images):
@@ -256,8 +299,10 @@ def run(ctx: Context) -> SectionResult:
                     "target": target_text(head),
                     "explained_value": float(res.scores[i, j]),
                     "peak": float(res.peaks[i, j]),
+                    "contribution_scale": None if res.scales is None else float(res.scales[i, j]),
+                    "negligible": bool(res.negligible[i, j]),
                     "heatmap": np.round(res.heatmaps[i, j].astype(np.float64), 4).tolist(),
-                } | ({"faithfulness": _faithfulness_entry(faith.images[i], name, j)} if measured else {}))
+                } | ({"faithfulness": _faithfulness_entry(faith, faith.images[i], name, j, t)} if measured else {}))
         json_images[i]["gradcam"] = entries
         iv = image_view(image, i)
         iv["predictions"] = ([{"index": int(c), "label": labels[j], "value": values[j]}
@@ -267,18 +312,20 @@ def run(ctx: Context) -> SectionResult:
         map_output = np.asarray(outputs[i]) if head.is_map else None
         iv["figure"] = Later(image_figure, image, labels, values, word, results, i, ref.path, head, map_output)
         iv["faithfulness"] = (Later(faithfulness_figure, faith.images[i], list(results), labels[0],
-                                    "p" if head.is_classifier or head.kind == "pixel-softmax" else "sigmoid")
-                            if measured else None)
-        iv["faithfulness_scores"] = ([{"title": cam.METHODS[m].title, **faith.images[i].scores(m, 0)}
+                                    _score_word(head), faith.images[i].replacement)
+                              if measured else None)
+        iv["faithfulness_scores"] = ([{"title": cam.METHODS[m].title, **faith.images[i].scores(m, 0),
+                                       **_faithfulness_entry(faith, faith.images[i], m, 0, t)}
                                       for m in results] if measured else [])
-        iv["empty"] = [labels[j] for j in range(len(labels)) if first.peaks[i, j] <= 0]
+        iv["replacement"] = faith.images[i].replacement.replace("_", " ") if measured else None
+        iv["empty"] = [labels[j] for j in range(len(labels)) if first.negligible[i, j]]
         view["images"].append(iv)
     view["figure_ids"] = {f"gradcam-{i}" for i in range(len(images))} | (
         {f"gradcam-faithfulness-{i}" for i in range(len(images))} if measured else set())
     info = {"layer": ref.path, "layer_resolution": list(first.heatmaps.shape[-2:]), "score": head.score,
             "output": head.kind, "output_name": head.output_name, "target": target_text(head), "note": head.note,
             "methods": list(results),
-            "faithfulness": faith.protocol() if measured else _unmeasured(faith, view["faithfulness_note"])}
+            "faithfulness": protocol if measured else _unmeasured(faith, view["faithfulness_note"])}
     attention_json = attention_entries(ctx, images, json_images, view)
     out = {"images": json_images, "gradcam": info}
     if attention_json is not None:
@@ -327,15 +374,23 @@ def attention_figure(image: imgs.PreparedImage, rolled: np.ndarray, heads: np.nd
     axes[0, 0].imshow(px[..., 0] if px.shape[-1] == 1 else px, cmap="gray", vmin=0, vmax=255)
     axes[0, 0].set_title("input", fontsize=7)
     peak = float(rolled.max()) or 1.0
+    low = float(rolled.min()) / peak
     axes[0, 1].imshow(overlay(px, rolled / peak))
-    axes[0, 1].set_title("rollout", fontsize=7)
+    # The span, stated: a rollout of 0.83-1.0 of its maximum is nearly uniform, though all red on a 0-1 scale.
+    axes[0, 1].set_title(f"rollout\n{low:.2f}–1.00 of max", fontsize=6.5)
+    top = float(heads.max()) if heads.size else 1.0
     for h in range(heads.shape[0]):
         ax = axes.ravel()[2 + h]
-        ax.imshow(heads[h], cmap=HEATMAP_CMAP, vmin=0, interpolation="nearest")
+        ax.imshow(heads[h], cmap=HEATMAP_CMAP, vmin=0, vmax=top or 1.0, interpolation="nearest")
         ax.set_title(f"head {h}", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes.ravel()[n:]:
         ax.set_axis_off()
+    sm = plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, top or 1.0))
+    cb = fig.colorbar(sm, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
+    cb.set_label("heads: attention to the patch\n(one scale for all; rollout: overlay\nas a fraction of its max)",
+                 fontsize=6)
+    cb.ax.tick_params(labelsize=6)
     return fig_to_uri(fig, fmt="png")

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from reportgen.analyses.cam.base import BaseCAM, CamResult, upsample  # noqa: F401
+from reportgen.analyses.cam.base import NEGLIGIBLE, BaseCAM, CamResult, negligible, upsample  # noqa: F401
 from reportgen.analyses.cam.gradcam import GradCAM, gradcam_map  # noqa: F401
 from reportgen.analyses.cam.gradcam_plusplus import GradCAMPlusPlus
 from reportgen.analyses.cam.head import (  # noqa: F401

@@ -41,10 +41,33 @@ class CamResult:
     target: T.Target  # what was explained (fixed: the sanity check reuses it)
     outputs: np.ndarray  # (N, ...): probabilities for classifiers, else the raw output
     scores: np.ndarray  # (N, K): the explained scores
+    # (N, K): the layer's first-order contribution to the score, mean over the map's cells of
+    # sum_k |w A^k| (gradient methods: w = dy/dA; Score-CAM: its channel weights): the scale a peak is read against.
+    scales: np.ndarray | None = None
 
     @property
     def class_indices(self) -> np.ndarray | None:
         return getattr(self.target, "classes", None)
+
+    @property
+    def negligible(self) -> np.ndarray:
+        """(N, K): maps whose peak is negligible (:func:`negligible`): drawn as "no evidence", not stretched."""
+        return negligible(self.peaks, self.scales)
+
+
+NEGLIGIBLE = 1e-3  # a peak under this fraction of the layer's contribution scale is no evidence
+
+
+def negligible(peaks: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
+    """Whether each map's positive peak is negligible: zero, or at most :data:`NEGLIGIBLE` times the layer's
+    first-order contribution to the explained score (``scales``: mean over the map's cells of
+    ``sum_k |dy/dA^k A^k|``). A map normalised to its own maximum would stretch a peak of 1e-7 to full
+    contrast; measured against what the layer contributes, such a map shows no evidence. docs/findings.md."""
+    peaks = np.asarray(peaks, dtype=np.float64)
+    if scales is None:
+        return peaks <= 0
+    scales = np.asarray(scales, dtype=np.float64)
+    return (peaks <= 0) | ~(peaks > NEGLIGIBLE * scales)
 
 
 @dataclass
@@ -199,10 +222,17 @@ class BaseCAM:
             h, peak = normalise(m)
             maps.append(h)
             peaks.append(peak)
+        scales = self.scales(p)
         return CamResult(
             method=self.name, layer=self.layer, heatmaps=np.stack(maps, axis=1), peaks=np.stack(peaks, axis=1),
             target=p.target, outputs=activate(self.head, p.y), scores=p.target.scores(p.y),
+            scales=np.stack(scales, axis=1) if scales else None,
         )
+
+    def scales(self, p: Pass) -> list[np.ndarray]:
+        """Per target, (N,): the layer's first-order contribution to the score, mean over the map's cells of
+        ``sum_k |dy/dA^k A^k|`` (what a peak is negligible against); empty without gradients."""
+        return [np.abs(g * p.acts).sum(axis=-1).mean(axis=(1, 2)) for g in p.grads]
 
     # --- what a method defines ------------------------------------------------------------
 

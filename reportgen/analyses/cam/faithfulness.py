@@ -10,8 +10,12 @@ faithfulness", the one definition):
 
 - **order**: the map upsampled (bilinearly, as the overlays) to the input size; pixels ranked from
   the strongest down, ties broken by one seeded random ranking per image, the same for every map;
-- **replacement**: a Gaussian-blurred copy of the image (sigma = :data:`BLUR` x the shorter side),
-  in the model's input space (blurring commutes with every per-channel affine preprocessing);
+- **replacement**: the first of :data:`REPLACEMENTS` under which the test can tell anything on this
+  image -- replacing every pixel moves the explained score by at least the ``faithfulness_informative``
+  margin --: a Gaussian-blurred copy of the image (sigma = :data:`BLUR` x the shorter side), else the
+  image's mean colour, else seeded uniform noise over the image's own range, all in the model's input
+  space (each commutes with every per-channel affine preprocessing). Where none moves the score, the
+  curves are measured under the blur and the verdict is ``uninformative`` (:func:`judge`);
 - **steps**: S steps of 1/S of the pixels each; deletion goes from the image to the blurred copy,
   insertion from the blurred copy to the image: S + 1 points per curve. S is :data:`STEPS` (20) where
   the model is cheap enough, else 10 or 5 (:func:`fitted_steps`: every curve of one image within
@@ -55,6 +59,9 @@ STEP_CHOICES = (20, 10, 5)  # the fitted default: 5%, 10% or 20% of the pixels p
 BUDGET_FLOPS = 2.5e12
 RANDOM_DRAWS = 3
 BLUR = 0.1  # sigma of the replacement's Gaussian blur, as a fraction of the image's shorter side
+INFORMATIVE = 0.1  # the fully replaced image must move the score by this much (scores lie in [0, 1])
+FLAT_BAND = 0.02  # every AUC (the map's and the baselines') within this band: the curves tell nothing
+VERDICTS = ("faithful", "not better than random", "uninformative")
 BATCH_BYTES = 512 << 20  # activations of one forward pass (the forward-only rule of images_per_batch)
 KEYS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc",
         "edge_deletion_auc", "edge_insertion_auc")
@@ -83,6 +90,10 @@ class ImageCurves:
     cams: dict[str, list[Curve]] = field(default_factory=dict)
     random: list[Curve] = field(default_factory=list)  # the mean curve of the draws (its AUC = the mean AUC)
     edge: list[Curve] = field(default_factory=list)
+    replacement: str = "gaussian_blur"  # what replaced the pixels of these curves
+    # Per replacement tried, in order: how far replacing every pixel moved each explained class' score (K,).
+    moved: dict[str, list[float]] = field(default_factory=dict)
+    constant: dict[str, list[bool]] = field(default_factory=dict)  # per method and class: a map of one value
 
     def scores(self, method: str, k: int) -> dict[str, float]:
         """The six AUCs of report.json's ``faithfulness`` entry for ``method`` and explained class ``k``."""
@@ -108,16 +119,26 @@ class Faithfulness:
     note: str | None = None  # why nothing was measured
     layer: str | None = None  # the CAM layer, for the finding
     stand_in: bool = False  # every image is reportgen's stand-in photo, not the model's data
+    score: str = "the explained class' probability"  # what the curves measure (:func:`score_name`)
+    informative: float = INFORMATIVE  # the margin a replacement must move the score by
 
     def protocol(self) -> dict:
         """The protocol as report.json states it (``gradcam.faithfulness``)."""
         return {"steps": self.steps, "steps_source": self.steps_source,
                 "forward_flops_per_image": None if self.flops_per_image is None else float(self.flops_per_image),
-                "budget_flops_per_image": float(BUDGET_FLOPS), "replacement": "gaussian_blur", "blur_sigma": self.blur_sigma,
+                "budget_flops_per_image": float(BUDGET_FLOPS), "replacement": self.replacement_summary(),
+                "replacements": list(REPLACEMENTS), "informative_margin": self.informative,
+                "blur_sigma": self.blur_sigma,
                 "random_draws": RANDOM_DRAWS, "order": "map upsampled to the input, strongest first; "
-                "ties by one seeded random ranking per image", "score": "probability of the explained class "
-                "(sigmoid of a raw score)", "forward_passes": self.forward_passes,
+                "ties by one seeded random ranking per image", "score": self.score,
+                "forward_passes": self.forward_passes,
                 "perturbed_images": self.perturbed_images, "seconds": round(self.seconds, 3), "note": self.note}
+
+
+    def replacement_summary(self) -> str:
+        """The replacement of every image's curves, or ``mixed`` when they differ (each entry names its own)."""
+        used = {ic.replacement for ic in self.images}
+        return used.pop() if len(used) == 1 else ("mixed" if used else REPLACEMENTS[0])
 
 
 def auc(curve: np.ndarray) -> float:
@@ -144,6 +165,29 @@ def edge_map(x: np.ndarray) -> np.ndarray:
 
     grey = np.asarray(x, dtype=np.float64).mean(axis=-1)
     return np.hypot(sobel(grey, axis=0), sobel(grey, axis=1))
+
+
+def mean_colour(x: np.ndarray) -> np.ndarray:
+    """The image's per-channel mean everywhere: no shape, no texture, its own colour."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.broadcast_to(x.mean(axis=(0, 1), keepdims=True), x.shape).astype(np.float32)
+
+
+def uniform_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Seeded uniform noise over each channel's own range in the image: no trace of the image but its range."""
+    x = np.asarray(x, dtype=np.float32)
+    lo, hi = x.min(axis=(0, 1), keepdims=True), x.max(axis=(0, 1), keepdims=True)
+    return (lo + (hi - lo) * rng.uniform(0.0, 1.0, x.shape)).astype(np.float32)
+
+
+# What replaces the pixels, tried in this order (docs/findings.md, "CAM faithfulness"): the blur keeps the
+# image's colours and low frequencies (the fewest artefacts at the mask's edges), the mean colour removes
+# every shape, the noise even the colour. Each takes (image, sigma, rng).
+REPLACEMENTS: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {
+    "gaussian_blur": lambda x, sigma, rng: blurred(x, sigma),
+    "mean_colour": lambda x, sigma, rng: mean_colour(x),
+    "uniform_noise": lambda x, sigma, rng: uniform_noise(x, rng),
+}
 
 
 def pixel_order(heatmap: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
@@ -236,8 +280,9 @@ def _tasks(orders: Sequence[Any], steps: int = STEPS) -> list[tuple[int, int, bo
 
 
 def images_needed(maps: int, steps: int) -> int:
-    """Perturbed images of one report image with ``maps`` maps (no two alike) at ``steps`` steps."""
-    return 2 + 2 * (steps - 1) * maps
+    """Perturbed images of one report image with ``maps`` maps (no two alike) at ``steps`` steps: the image
+    and each replacement of it (the end points), then each map's interior steps of both curves."""
+    return 1 + len(REPLACEMENTS) + 2 * (steps - 1) * maps
 
 
 def fitted_steps(flops_per_forward: float | None, maps: int, budget: float | None = None) -> int:
@@ -259,6 +304,24 @@ def forward_flops(model: Any, height: int, width: int) -> float | None:
     return 2.0 * macs if macs else None
 
 
+def outputs_of(run: Callable[[np.ndarray], np.ndarray], images: Sequence[np.ndarray],
+               batch: int) -> tuple[np.ndarray, int]:
+    """The model's output for each of ``images`` in passes of exactly ``batch`` (the last padded): one
+    compiled shape. Returns (outputs, passes)."""
+    values, passes = [], 0
+    for chunk in _chunks(list(images), batch):
+        imgs = list(chunk) + [chunk[-1]] * (batch - len(chunk))
+        values.append(run(np.stack(imgs))[: len(chunk)])
+        passes += 1
+    return np.concatenate(values), passes
+
+
+def choose_replacement(moved: dict[str, np.ndarray], margin: float) -> str | None:
+    """The first replacement (in :data:`REPLACEMENTS`' order) that moves the first explained class' score by
+    at least ``margin``; None when none does (the test cannot tell anything on this image)."""
+    return next((name for name in REPLACEMENTS if name in moved and abs(float(moved[name][0])) >= margin), None)
+
+
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start: start + size]
@@ -274,14 +337,17 @@ def chunk_size(images: int, batch: int) -> int:
 
 def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: list[np.ndarray],
                score: Callable[[np.ndarray], np.ndarray], batch: int, tiebreak: np.ndarray,
-               sigma: float, steps: int = STEPS) -> tuple[list[Curve], int, int]:
+               sigma: float, steps: int = STEPS, base: np.ndarray | None = None,
+               ends: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[Curve], int, int]:
     """Deletion and insertion curves (per explained class) of each map in ``maps`` on one image ``x``.
 
-    Every pass holds exactly ``batch`` images (the last one padded by repeating its last image), so the
-    compiled inference sees one shape. Returns ([per map: a Curve whose arrays are (steps + 1, K)],
-    forward passes, images run). Maps that rank the pixels alike are measured once.
+    ``base``: what replaces the pixels (the blurred copy by default); ``ends``: the scores of the image and
+    of ``base``, when already known (they are not run again). Every pass holds exactly ``batch``
+    images (the last one padded by repeating its last image), so the compiled inference sees one shape.
+    Returns ([per map: a Curve whose arrays are (steps + 1, K)], forward passes, images run). Maps that
+    rank the pixels alike are measured once.
     """
-    base = blurred(x, sigma)
+    base = blurred(x, sigma) if base is None else base
     orders, which, seen = [], [], {}
     for m in maps:
         order = pixel_order(m, tiebreak)
@@ -291,6 +357,8 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
             orders.append(order)
         which.append(seen[key])
     tasks = _tasks(orders, steps)
+    if ends is not None:
+        tasks = tasks[2:]  # the end points were scored already
 
     def image(task: tuple[int, int, bool]) -> np.ndarray:
         o, s, insertion = task
@@ -305,6 +373,9 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
         imgs += [imgs[-1]] * (batch - len(imgs))
         values.extend(score(run(np.stack(imgs)))[: len(chunk)])
         passes += 1
+    if ends is not None:
+        values = [np.asarray(ends[0]), np.asarray(ends[1])] + values
+        tasks = [(-1, 0, False), (-1, steps, False)] + tasks
     k = values[0].shape[0]
     dele = np.zeros((len(orders), steps + 1, k))
     ins = np.zeros((len(orders), steps + 1, k))
@@ -312,16 +383,19 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
     dele[:, 0], dele[:, steps], ins[:, 0], ins[:, steps] = ends[0], ends[1], ends[1], ends[0]
     for (o, s, insertion), v in zip(tasks[2:], values):
         (ins if insertion else dele)[o, s] = v
-    return [Curve(dele[w], ins[w]) for w in which], passes, len(tasks)
+    return [Curve(dele[w], ins[w]) for w in which], passes, len(tasks) - (2 if ends is not None else 0)
 
 
 def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.ndarray], target: Target,
             outputs: np.ndarray, feeds: Any = None, seed: int = 0, batch: int | None = None,
-            progress: Callable[..., Any] | None = None, steps: int = STEPS) -> Faithfulness:
+            progress: Callable[..., Any] | None = None, steps: int = STEPS,
+            informative: float = INFORMATIVE) -> Faithfulness:
     """Deletion and insertion curves of every method's maps and of the baselines, for every image.
 
     ``inputs``: (N, H, W, C) model inputs; ``heatmaps``: method -> (N, K, h, w) CAMs; ``target`` and
     ``outputs``: what the CAMs explained and the model's output on ``inputs`` (``CamResult``'s).
+    ``informative``: the margin by which replacing every pixel must move the score (:func:`choose_replacement`);
+    one pass of each image under every replacement decides it before any curve is run.
     """
     started = time.perf_counter()
     x_all = np.asarray(inputs, dtype=np.float32)
@@ -334,8 +408,17 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
     maps_per_image = len(methods) * k + RANDOM_DRAWS + 1
     batch = chunk_size(images_needed(maps_per_image, steps), batch)
     sigma = blur_sigma(height, width)
-    out = Faithfulness(methods=methods, blur_sigma=sigma, steps=steps)
+    out = Faithfulness(methods=methods, blur_sigma=sigma, steps=steps, informative=informative)
     run = inference(model, head, feeds)
+    # Every image and every replacement of it first, in shared passes: they say which replacement can tell
+    # anything, and give every curve its two end points.
+    bases = [{name: make(x_all[i], sigma, np.random.default_rng([seed, i, 1]))
+              for name, make in REPLACEMENTS.items()} for i in range(n)]
+    per = len(REPLACEMENTS) + 1
+    raw, passes = outputs_of(run, [img for i in range(n) for img in [x_all[i], *bases[i].values()]], batch)
+    end_scores = [scorer(model, head, target, outputs, i)(raw[i * per: (i + 1) * per]) for i in range(n)]
+    out.forward_passes += passes
+    out.perturbed_images += n * per
     bar = progress(range(n), desc="CAM faithfulness") if progress else range(n)
     for i in bar:
         rng = np.random.default_rng([seed, i])
@@ -343,11 +426,18 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
         randoms = [rng.uniform(0.0, 1.0, layer_shape).astype(np.float32) for _ in range(RANDOM_DRAWS)]
         maps = [heatmaps[m][i, j] for m in methods for j in range(k)] + randoms + [edge_map(x_all[i])]
         score = scorer(model, head, target, outputs, i)
-        curves, passes, images = curves_for(run, x_all[i], maps, score, batch, tiebreak, sigma, steps)
+        moved = {name: end_scores[i][0] - end_scores[i][1 + r] for r, name in enumerate(REPLACEMENTS)}
+        chosen = choose_replacement(moved, informative)
+        tried = list(REPLACEMENTS)[: list(REPLACEMENTS).index(chosen) + 1] if chosen else list(REPLACEMENTS)
+        use = chosen or next(iter(REPLACEMENTS))
+        ends = (end_scores[i][0], end_scores[i][1 + list(REPLACEMENTS).index(use)])
+        curves, passes, images = curves_for(run, x_all[i], maps, score, batch, tiebreak, sigma, steps,
+                                            base=bases[i][use], ends=ends)
         out.forward_passes += passes
         out.perturbed_images += images
         per_class = lambda c, j: Curve(c.deletion[:, j], c.insertion[:, j])  # noqa: E731
-        ic = ImageCurves()
+        ic = ImageCurves(replacement=use, moved={t: [float(v) for v in moved[t]] for t in tried},
+                         constant={m: [bool(np.ptp(heatmaps[m][i, j]) == 0) for j in range(k)] for m in methods})
         for a, m in enumerate(methods):
             ic.cams[m] = [per_class(curves[a * k + j], j) for j in range(k)]
         drawn = curves[len(methods) * k: len(methods) * k + RANDOM_DRAWS]
@@ -360,7 +450,8 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
 
 
 def for_report(model: Any, cams: Any, images: Sequence[Any], feeds: Any = None, seed: int = 0,
-               progress: Callable[..., Any] | None = None, steps: int | None = None) -> Faithfulness:
+               progress: Callable[..., Any] | None = None, steps: int | None = None,
+               informative: float = INFORMATIVE) -> Faithfulness:
     """The analysis (``ctx.faithfulness``): every method's CAMs of the report against the baselines.
 
     ``steps``: ``--faithfulness-steps`` (0: not measured); None: fitted to the model's cost
@@ -388,8 +479,9 @@ def for_report(model: Any, cams: Any, images: Sequence[Any], feeds: Any = None, 
                      f"forward passes per image, over the default budget of {BUDGET_FLOPS / 1e12:.1f} TFLOP; "
                      f"--faithfulness-steps {fewest} (or up to {STEPS}) measures it")
     out = measure(model, cams.head, x, heatmaps, first.target, first.outputs, feeds, seed, progress=progress,
-                  steps=steps)
+                  steps=steps, informative=informative)
     out.steps_source = source
+    out.score = score_name(cams.head, _bounded_map(model, cams.head) if cams.head.is_map else False)
     out.flops_per_image = None if flops is None else images_needed(maps, steps) * flops
     out.layer = cams.layer
     out.stand_in = all(getattr(im, "stand_in", False) for im in images)
@@ -404,3 +496,116 @@ def advantage(result: Faithfulness, method: str, k: int = 0) -> dict[str, float]
 
     return {"cam": gap(lambda ic: ic.cams[method][k]), "random": gap(lambda ic: ic.random[k]),
             "edge": gap(lambda ic: ic.edge[k])}
+
+
+# --- the verdict ---------------------------------------------------------------------------------------
+
+_BASELINE_WORDS = {"random": "a random map", "edge": "the Sobel edges of the image"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a faithfulness test says of a map: one of :data:`VERDICTS`, why (with the numbers), and the map's
+    lead over the better baseline where the test could tell."""
+
+    verdict: str
+    why: str
+    lead: float | None = None
+    baseline: str | None = None  # "random" or "edge": the better of the two
+
+    def to_json(self) -> dict:
+        return {"verdict": self.verdict, "why": self.why}
+
+
+def judge(gaps: dict[str, float], aucs: Sequence[float], margin: float, band: float = FLAT_BAND) -> Verdict:
+    """The verdict on curves that could tell (the fully replaced image moved the score): ``uninformative``
+    when every AUC -- the map's and the baselines' -- lies within ``band``; else ``faithful`` when the map's
+    insertion - deletion AUC (``gaps["cam"]``) leads the better baseline's by more than ``margin``, and
+    ``not better than random`` when it does not."""
+    lo, hi = float(min(aucs)), float(max(aucs))
+    if hi - lo <= band:
+        return Verdict("uninformative", f"every AUC, the map's and the baselines', lies within {hi - lo:.3f} "
+                                        f"({lo:.3f} to {hi:.3f}; a band of {band} or less tells no map from another)")
+    baseline = "edge" if gaps["edge"] >= gaps["random"] else "random"
+    lead = float(gaps["cam"] - gaps[baseline])
+    numbers = (f"insertion - deletion AUC {gaps['cam']:.2f} against {gaps[baseline]:.2f} for "
+               f"{_BASELINE_WORDS[baseline]}: a lead of {lead:+.2f}")
+    if lead > margin:
+        return Verdict("faithful", f"{numbers}, over the {margin} needed", lead, baseline)
+    return Verdict("not better than random", f"{numbers}, not over the {margin} needed", lead, baseline)
+
+
+def _gaps(ic: ImageCurves, method: str, k: int) -> tuple[dict[str, float], list[float]]:
+    s = ic.scores(method, k)
+    gaps = {"cam": s["insertion_auc"] - s["deletion_auc"],
+            "random": s["random_insertion_auc"] - s["random_deletion_auc"],
+            "edge": s["edge_insertion_auc"] - s["edge_deletion_auc"]}
+    return gaps, [s[key] for key in KEYS]
+
+
+def _names(words: Sequence[str]) -> str:
+    return ", ".join(w.replace("_", " ") for w in words)
+
+
+def _uninformative_why(ic: ImageCurves, k: int, informative: float) -> str | None:
+    """Why image ``ic``'s test cannot tell for class ``k``: no replacement moved its score (None: one did)."""
+    moved = ic.moved.get(ic.replacement)
+    if moved is not None and abs(moved[k]) >= informative:
+        return None
+    tried = ", ".join(f"{name.replace('_', ' ')} {abs(v[k]):.3f}" for name, v in ic.moved.items())
+    return (f"replacing every pixel moves the score too little to tell anything ({tried}; "
+            f"{informative} needed)")
+
+
+def entry_verdict(ic: ImageCurves, method: str, k: int, margin: float, band: float = FLAT_BAND,
+                  informative: float = INFORMATIVE) -> Verdict:
+    """The verdict on one map (one image, one explained class)."""
+    if ic.constant.get(method, [False] * (k + 1))[k]:
+        return Verdict("uninformative", "the map is constant: it ranks no pixel above another (its order would "
+                                        "be the seeded tie-break's)")
+    why = _uninformative_why(ic, k, informative)
+    if why is not None:
+        return Verdict("uninformative", why)
+    gaps, aucs = _gaps(ic, method, k)
+    return judge(gaps, aucs, margin, band)
+
+
+def method_verdict(result: Faithfulness, method: str, margin: float, band: float = FLAT_BAND,
+                   k: int = 0) -> tuple[Verdict, int]:
+    """The verdict on a method over the images (their first explained class): only the images whose test
+    could tell count (a map that is not constant, a replacement that moved the score). Returns (verdict,
+    images judged)."""
+    usable = [ic for ic in result.images if not ic.constant.get(method, [False] * (k + 1))[k]
+              and _uninformative_why(ic, k, result.informative) is None]
+    n = len(result.images)
+    if not usable:
+        constant = sum(ic.constant.get(method, [False] * (k + 1))[k] for ic in result.images)
+        tried = _names(REPLACEMENTS)
+        if constant == n:
+            why = f"the map is constant on every image ({n}): it ranks no pixel above another"
+        else:
+            worst = max((max(abs(v[k]) for v in ic.moved.values()) for ic in result.images if ic.moved), default=0.0)
+            why = (f"on none of the {n} image(s) did replacing every pixel ({tried}) move the score by "
+                   f"{result.informative} (at most {worst:.3f})" + (f"; {constant} map(s) constant" if constant else ""))
+        return Verdict("uninformative", why), 0
+    per = [_gaps(ic, method, k) for ic in usable]
+    gaps = {key: float(np.mean([g[key] for g, _a in per])) for key in ("cam", "random", "edge")}
+    aucs = [float(np.mean([a[j] for _g, a in per])) for j in range(len(KEYS))]
+    verdict = judge(gaps, aucs, margin, band)
+    return Verdict(verdict.verdict, f"{verdict.why} (mean over {len(usable)} of {n} image(s) whose test could tell)",
+                   verdict.lead, verdict.baseline), len(usable)
+
+
+def score_name(head: Head, bounded_map: bool = False) -> str:
+    """What the curves measure, in words (report.json's ``gradcam.faithfulness.score``)."""
+    if head.kind == "pixel-softmax":
+        return "the explained class' softmax probability, averaged over the pixels it wins"
+    if head.is_map:
+        return "the explained mean of the output map" + ("" if bounded_map else ", through a sigmoid")
+    if head.is_binary:
+        return "the explained class' sigmoid probability (the model's own output)"
+    if head.kind == "softmax":
+        return "the explained class' softmax probability (the model's own output)"
+    if head.kind == "sigmoid":
+        return "the explained class' sigmoid probability (the model's own output)"
+    return "the sigmoid of the explained raw output (the model's output is not a probability)"

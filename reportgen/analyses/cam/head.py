@@ -247,5 +247,9 @@ def _reaches(model: Any, path: str, index: int) -> bool:
 def resolve_layer(model: Any, name: str | None, output: str | int | None = None) -> graph.LayerRef:
     """``--gradcam-layer`` (any layer with a 2-D output), else :func:`find_target_layer`."""
     if name:
-        return graph.find_layers(graph.spatial_layers(model), [name], "--gradcam-layer")[0]
+        candidates = graph.spatial_layers(model)
+        ref = graph.find_layers(candidates, [name], "--gradcam-layer")[0]
+        if not graph.on_image_axes(model, [ref]).get(ref.path, True):
+            raise UserError(graph.off_axes_message(model, ref, "--gradcam-layer", candidates))
+        return ref
     return find_target_layer(model, output)

@@ -54,4 +54,12 @@ class ScoreCAM(BaseCAM):
             for start in range(0, channels, BATCH):
                 masked = x[i][None] * masks[start: start + BATCH]
                 weights[:, i, start: start + len(masked)] = (self.confidence(masked, rows) - baseline).T
+        self._weights = weights
         return [np.einsum("nhwc,nc->nhw", p.acts, weights[k]) for k in range(len(cotangents))]
+
+    def scales(self, p: Pass) -> list[np.ndarray]:
+        """Score-CAM's own scale: mean over the cells of sum_k |C_k A^k| (its weights in place of gradients)."""
+        w = getattr(self, "_weights", None)
+        if w is None:
+            return []
+        return [np.abs(p.acts * w[k][:, None, None, :]).sum(axis=-1).mean(axis=(1, 2)) for k in range(len(w))]

@@ -78,7 +78,7 @@ def _attention(model, inputs, t):
 def _faithfulness(model, inputs, t):
     from reportgen.analyses.findings.faithfulness import check_faithfulness
 
-    return check_faithfulness(inputs["faithfulness"], t.faithfulness_margin)
+    return check_faithfulness(inputs["faithfulness"], t.faithfulness_margin, t.faithfulness_flat_band)
 
 
 CHECKS = (
@@ -87,9 +87,9 @@ CHECKS = (
            "untrained_layer", "exploding_scale", "vanishing_scale", "over_trained", "under_trained")),
     Check("activations", ("weights", "activity"), _activity, ("inactive_unit", "inactive_layer", "saturation")),
     Check("patterns", ("weights", "patterns"), _patterns, ("pattern_not_rising",)),
-    Check("sanity", ("sanity",), _sanity, ("gradcam_sanity",)),
+    Check("sanity", ("sanity",), _sanity, ("gradcam_sanity", "gradcam_sanity_uninformative")),
     Check("attention", ("attention",), _attention, ("attention_uniform", "attention_self")),
-    Check("faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful",)),
+    Check("faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful", "cam_faithfulness_uninformative")),
 )
 
 
