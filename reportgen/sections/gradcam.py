@@ -167,12 +167,12 @@ def faithfulness_figure(curves: Any, methods: list[str], label: str, word: str,
               ("Sobel edges", curves.edge[0], dict(color="black", linestyle=":", linewidth=1.2))]
     for ax, part, what in ((axes[0], "deletion", "deleted (lower area = more faithful)"),
                            (axes[1], "insertion", "inserted (higher area = more faithful)")):
-        ax.set_title(f"{part} ({replacement.replace('_', ' ')}): {what.split(' ', 1)[1][1:-1]}", fontsize=7, pad=3)
+        ax.set_title(f"{part}: {what.split(' ', 1)[1][1:-1].replace(' area', '')}", fontsize=7, pad=3)
         for name, curve, style in lines:
             ax.plot(frac, getattr(curve, part), **style)
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel(f"fraction of pixels {what.split(' ', 1)[0]}", fontsize=7)
+        ax.set_xlabel(f"fraction of pixels {what.split(' ', 1)[0]} ({replacement.replace('_', ' ')})", fontsize=7)
         ax.tick_params(labelsize=6.5)
         ax.grid(alpha=0.25, linewidth=0.5)
     axes[0].set_ylabel(f"{word}({_short(label, 18)})", fontsize=7)

@@ -573,21 +573,25 @@ def entry_verdict(ic: ImageCurves, method: str, k: int, margin: float, band: flo
 def method_verdict(result: Faithfulness, method: str, margin: float, band: float = FLAT_BAND,
                    k: int = 0) -> tuple[Verdict, int]:
     """The verdict on a method over the images (their first explained class): only the images whose test
-    could tell count (a map that is not constant, a replacement that moved the score). Returns (verdict,
-    images judged)."""
-    usable = [ic for ic in result.images if not ic.constant.get(method, [False] * (k + 1))[k]
-              and _uninformative_why(ic, k, result.informative) is None]
+    could tell count (a map that is not constant, a replacement that moved the score, curves that are not
+    flat: :func:`entry_verdict`). Returns (verdict, images judged)."""
+    usable = [ic for ic in result.images if entry_verdict(ic, method, k, margin, band, result.informative).verdict
+              != "uninformative"]
     n = len(result.images)
     if not usable:
         constant = sum(ic.constant.get(method, [False] * (k + 1))[k] for ic in result.images)
-        tried = _names(REPLACEMENTS)
-        if constant == n:
-            why = f"the map is constant on every image ({n}): it ranks no pixel above another"
-        else:
+        still = sum(_uninformative_why(ic, k, result.informative) is not None for ic in result.images)
+        parts = []
+        if constant:
+            parts.append(f"{constant} constant map(s), which rank no pixel above another")
+        if still:
             worst = max((max(abs(v[k]) for v in ic.moved.values()) for ic in result.images if ic.moved), default=0.0)
-            why = (f"on none of the {n} image(s) did replacing every pixel ({tried}) move the score by "
-                   f"{result.informative} (at most {worst:.3f})" + (f"; {constant} map(s) constant" if constant else ""))
-        return Verdict("uninformative", why), 0
+            parts.append(f"{still} image(s) whose score no replacement ({_names(REPLACEMENTS)}) moved by "
+                         f"{result.informative} (at most {worst:.3f})")
+        flat = n - constant - still
+        if flat > 0:
+            parts.append(f"{flat} image(s) whose curves, the map's and the baselines', are flat")
+        return Verdict("uninformative", f"no image's test could tell: {'; '.join(parts)}"), 0
     per = [_gaps(ic, method, k) for ic in usable]
     gaps = {key: float(np.mean([g[key] for g, _a in per])) for key in ("cam", "random", "edge")}
     aucs = [float(np.mean([a[j] for _g, a in per])) for j in range(len(KEYS))]

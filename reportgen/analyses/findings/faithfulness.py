@@ -26,8 +26,11 @@ def check_faithfulness(result: Faithfulness, margin: float, band: float = FLAT_B
             found.append(finding(
                 "cam_faithfulness_uninformative", result.layer, None, None, None,
                 f"The faithfulness test of {title} at {result.layer} cannot tell anything on these {n} image(s): "
-                f"{verdict.why}. Its verdict is 'uninformative', not a pass; give images where the class "
-                f"depends on a region (or set faithfulness_informative in [tool.reportgen]).{caveat}"))
+                f"{verdict.why}. Its verdict is 'uninformative', not a pass; "
+                + ("a constant map shows no evidence at this layer (another --gradcam-layer may); "
+                   if "constant" in verdict.why else "")
+                + f"give images where the class depends on a region (or set faithfulness_informative in "
+                  f"[tool.reportgen]).{caveat}"))
         elif verdict.verdict == "not better than random":
             what = "the Sobel edges of the image" if verdict.baseline == "edge" else "a random map"
             found.append(finding(
