@@ -31,10 +31,17 @@ def run(args: list[str]) -> dict:
             raise SystemExit(f"no report.json (exit {proc.returncode}): {proc.stderr[-2000:]}")
         data = json.loads(reports[0].read_text())
     faith = data.get("gradcam", {}).get("faithfulness", {})
+    verdicts: dict[str, int] = {}  # per CAM entry (image, method, class): how many came out each way
+    for image in data.get("images", []):
+        for entry in image.get("gradcam", []):
+            v = entry.get("faithfulness", {}).get("verdict", "none")
+            verdicts[v] = verdicts.get(v, 0) + 1
     return {"exit": proc.returncode, "wall_s": wall, "faith_s": data["analysis_timings"].get("faithfulness"),
             "cams_s": data["analysis_timings"].get("cams"), "analyses": data["analysis_timings"],
             "sections": data.get("timings"), "passes": faith.get("forward_passes"),
-            "images": faith.get("perturbed_images"), "blur_sigma": faith.get("blur_sigma")}
+            "images": faith.get("perturbed_images"), "blur_sigma": faith.get("blur_sigma"),
+            "verdicts": verdicts, "method_verdicts": {m: v.get("verdict") for m, v in faith.get("verdicts", {}).items()},
+            "replacement": faith.get("replacement")}
 
 
 def main() -> None:
@@ -42,10 +49,13 @@ def main() -> None:
     r = run(args)
     share = r["faith_s"] / r["wall_s"] if r["faith_s"] is not None else float("nan")
     print(json.dumps(r, indent=1))
-    print("| model and options | exit | report (s) | CAMs (s) | faithfulness (s) | share | forward passes | perturbed images |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| model and options | exit | report (s) | CAMs (s) | faithfulness (s) | share | forward passes | "
+          "perturbed images | entry verdicts | method verdicts |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(r["verdicts"].items()))
+    methods = ", ".join(f"{k}: {v}" for k, v in r["method_verdicts"].items())
     print(f"| `{' '.join(args)}` | {r['exit']} | {r['wall_s']:.1f} | {r['cams_s']:.1f} | {r['faith_s']:.1f} | "
-          f"{100 * share:.1f}% | {r['passes']} | {r['images']} |")
+          f"{100 * share:.1f}% | {r['passes']} | {r['images']} | {counts} | {methods} |")
 
 
 if __name__ == "__main__":

@@ -358,3 +358,26 @@ def test_negligible_is_relative_to_the_layers_contribution():
     scales = np.array([[1.0, 1.0, 1.0]])
     assert cam.negligible(peaks, scales).tolist() == [[True, False, True]]
     assert cam.negligible(np.array([[1e-9]]), np.array([[1e-8]])).tolist() == [[False]]  # small, yet all there is
+
+
+def test_the_data_set_mean_cam_follows_the_same_rule(permuted, tmp_path, cli):
+    """The data-set pass's mean CAM per class is taken at conv_b too, and a --gradcam-layer off the image's
+    axes stops it with one line."""
+    from PIL import Image
+
+    path = tmp_path / "permuted.keras"
+    permuted.save(path)
+    x, y = spots(8, np.random.default_rng(12))
+    for i, (img, label) in enumerate(zip(x, y)):
+        folder = tmp_path / "val" / ("spot" if label else "plain")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((img[..., 0] * 255).round().astype(np.uint8), "L").save(folder / f"{i}.png")
+    (tmp_path / "names.txt").write_text("plain\nspot\n")
+    common = ["--images", tmp_path / "val", "--preprocess", "unit", "--class-names", tmp_path / "names.txt",
+              "--sections", "dataset", "--format", "json", "--quiet"]
+    r = cli(path, *common, "--out", tmp_path / "out")
+    assert r.status == 0, r.stderr
+    data = json.loads((tmp_path / "out" / "permuted" / "report.json").read_text())
+    assert data["dataset"]["cam_layer"] == "conv_b"
+    r = cli(path, *common, "--out", tmp_path / "bad", "--gradcam-layer", "flat")
+    assert r.status == 2 and len(r.stderr.strip().splitlines()) == 1 and "'flat'" in r.stderr

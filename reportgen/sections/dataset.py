@@ -27,6 +27,10 @@ def validate(ctx: Context) -> None:
     from reportgen.analyses.labels import class_names
 
     class_names(ctx)  # --class-names must name every output
+    if ctx.options.gradcam_layer:  # the mean CAM per class: a layer off the image's axes fails now, in one line
+        from reportgen.analyses.cam import resolve_layer
+
+        resolve_layer(ctx.model, ctx.options.gradcam_layer, ctx.options.output)
 
 
 def _label(names: list[str] | None, c: int) -> str:
