@@ -304,18 +304,6 @@ def forward_flops(model: Any, height: int, width: int) -> float | None:
     return 2.0 * macs if macs else None
 
 
-def outputs_of(run: Callable[[np.ndarray], np.ndarray], images: Sequence[np.ndarray],
-               batch: int) -> tuple[np.ndarray, int]:
-    """The model's output for each of ``images`` in passes of exactly ``batch`` (the last padded): one
-    compiled shape. Returns (outputs, passes)."""
-    values, passes = [], 0
-    for chunk in _chunks(list(images), batch):
-        imgs = list(chunk) + [chunk[-1]] * (batch - len(chunk))
-        values.append(run(np.stack(imgs))[: len(chunk)])
-        passes += 1
-    return np.concatenate(values), passes
-
-
 def choose_replacement(moved: dict[str, np.ndarray], margin: float) -> str | None:
     """The first replacement (in :data:`REPLACEMENTS`' order) that moves the first explained class' score by
     at least ``margin``; None when none does (the test cannot tell anything on this image)."""
@@ -337,17 +325,21 @@ def chunk_size(images: int, batch: int) -> int:
 
 def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: list[np.ndarray],
                score: Callable[[np.ndarray], np.ndarray], batch: int, tiebreak: np.ndarray,
-               sigma: float, steps: int = STEPS, base: np.ndarray | None = None,
-               ends: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[Curve], int, int]:
+               sigma: float, steps: int = STEPS, bases: dict[str, np.ndarray] | None = None,
+               informative: float = INFORMATIVE) -> tuple[list[Curve], int, int, str, dict[str, np.ndarray]]:
     """Deletion and insertion curves (per explained class) of each map in ``maps`` on one image ``x``.
 
-    ``base``: what replaces the pixels (the blurred copy by default); ``ends``: the scores of the image and
-    of ``base``, when already known (they are not run again). Every pass holds exactly ``batch``
-    images (the last one padded by repeating its last image), so the compiled inference sees one shape.
-    Returns ([per map: a Curve whose arrays are (steps + 1, K)], forward passes, images run). Maps that
-    rank the pixels alike are measured once.
+    ``bases``: the replacements in the order they are tried (the blurred copy alone by default). The first
+    pass holds the image, every replacement and the first interior steps under the first replacement; if
+    that one does not move the score by ``informative`` and a later one does, the interior steps are run
+    again under it (:func:`choose_replacement`): the common case costs two images more than one
+    replacement. Every pass holds exactly ``batch`` images (the last one padded by repeating its last
+    image), so the compiled inference sees one shape. Returns ([per map: a Curve whose arrays are
+    (steps + 1, K)], forward passes, images run, the replacement used, {replacement tried: how far it
+    moved each class' score}). Maps that rank the pixels alike are measured once.
     """
-    base = blurred(x, sigma) if base is None else base
+    bases = {"gaussian_blur": blurred(x, sigma)} if bases is None else bases
+    names = list(bases)
     orders, which, seen = [], [], {}
     for m in maps:
         order = pixel_order(m, tiebreak)
@@ -356,34 +348,45 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
             seen[key] = len(orders)
             orders.append(order)
         which.append(seen[key])
-    tasks = _tasks(orders, steps)
-    if ends is not None:
-        tasks = tasks[2:]  # the end points were scored already
+    tasks = _tasks(orders, steps)[2:]  # the interior steps; the end points are the image and each replacement
 
-    def image(task: tuple[int, int, bool]) -> np.ndarray:
+    def image(task: tuple[int, int, bool], base: np.ndarray) -> np.ndarray:
         o, s, insertion = task
-        if o < 0:
-            return x if s == 0 else base
         return perturbed(x, base, orders[o], s, insertion, steps)
 
-    values: list[np.ndarray] = []
-    passes = 0
-    for chunk in _chunks(tasks, batch):
-        imgs = [image(t) for t in chunk]
-        imgs += [imgs[-1]] * (batch - len(imgs))
-        values.extend(score(run(np.stack(imgs)))[: len(chunk)])
-        passes += 1
-    if ends is not None:
-        values = [np.asarray(ends[0]), np.asarray(ends[1])] + values
-        tasks = [(-1, 0, False), (-1, steps, False)] + tasks
-    k = values[0].shape[0]
+    passes, run_images = 0, 0
+
+    def scores(images: list[np.ndarray]) -> list[np.ndarray]:
+        nonlocal passes, run_images
+        values: list[np.ndarray] = []
+        for chunk in _chunks(images, batch):
+            imgs = list(chunk) + [chunk[-1]] * (batch - len(chunk))
+            values.extend(score(run(np.stack(imgs)))[: len(chunk)])
+            passes += 1
+        run_images += len(images)
+        return values
+
+    ends = [x] + [bases[n] for n in names]
+    fill = -(-len(ends) // batch) * batch - len(ends)  # the rest of the first pass(es): interior steps
+    head = scores(ends + [image(t, bases[names[0]]) for t in tasks[:fill]])
+    end_scores, values = head[: len(ends)], head[len(ends):]
+    moved = {n: np.asarray(end_scores[0]) - np.asarray(end_scores[1 + r]) for r, n in enumerate(names)}
+    chosen = choose_replacement(moved, informative) or names[0]
+    if chosen == names[0]:
+        values += scores([image(t, bases[chosen]) for t in tasks[fill:]])
+    else:
+        values = scores([image(t, bases[chosen]) for t in tasks])
+    tried = names[: names.index(choose_replacement(moved, informative)) + 1] \
+        if choose_replacement(moved, informative) else names
+    k = np.asarray(end_scores[0]).shape[0]
     dele = np.zeros((len(orders), steps + 1, k))
     ins = np.zeros((len(orders), steps + 1, k))
-    ends, values = values[:2], values[2:]
-    dele[:, 0], dele[:, steps], ins[:, 0], ins[:, steps] = ends[0], ends[1], ends[1], ends[0]
-    for (o, s, insertion), v in zip(tasks[2:], values):
+    start, stop = end_scores[0], end_scores[1 + names.index(chosen)]
+    dele[:, 0], dele[:, steps], ins[:, 0], ins[:, steps] = start, stop, stop, start
+    for (o, s, insertion), v in zip(tasks, values):
         (ins if insertion else dele)[o, s] = v
-    return [Curve(dele[w], ins[w]) for w in which], passes, len(tasks) - (2 if ends is not None else 0)
+    return ([Curve(dele[w], ins[w]) for w in which], passes, run_images, chosen,
+            {n: moved[n] for n in tried})
 
 
 def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.ndarray], target: Target,
@@ -394,8 +397,8 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
 
     ``inputs``: (N, H, W, C) model inputs; ``heatmaps``: method -> (N, K, h, w) CAMs; ``target`` and
     ``outputs``: what the CAMs explained and the model's output on ``inputs`` (``CamResult``'s).
-    ``informative``: the margin by which replacing every pixel must move the score (:func:`choose_replacement`);
-    one pass of each image under every replacement decides it before any curve is run.
+    ``informative``: the margin by which replacing every pixel must move the score (:func:`choose_replacement`),
+    decided from each image's first pass (:func:`curves_for`).
     """
     started = time.perf_counter()
     x_all = np.asarray(inputs, dtype=np.float32)
@@ -410,15 +413,6 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
     sigma = blur_sigma(height, width)
     out = Faithfulness(methods=methods, blur_sigma=sigma, steps=steps, informative=informative)
     run = inference(model, head, feeds)
-    # Every image and every replacement of it first, in shared passes: they say which replacement can tell
-    # anything, and give every curve its two end points.
-    bases = [{name: make(x_all[i], sigma, np.random.default_rng([seed, i, 1]))
-              for name, make in REPLACEMENTS.items()} for i in range(n)]
-    per = len(REPLACEMENTS) + 1
-    raw, passes = outputs_of(run, [img for i in range(n) for img in [x_all[i], *bases[i].values()]], batch)
-    end_scores = [scorer(model, head, target, outputs, i)(raw[i * per: (i + 1) * per]) for i in range(n)]
-    out.forward_passes += passes
-    out.perturbed_images += n * per
     bar = progress(range(n), desc="CAM faithfulness") if progress else range(n)
     for i in bar:
         rng = np.random.default_rng([seed, i])
@@ -426,17 +420,14 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
         randoms = [rng.uniform(0.0, 1.0, layer_shape).astype(np.float32) for _ in range(RANDOM_DRAWS)]
         maps = [heatmaps[m][i, j] for m in methods for j in range(k)] + randoms + [edge_map(x_all[i])]
         score = scorer(model, head, target, outputs, i)
-        moved = {name: end_scores[i][0] - end_scores[i][1 + r] for r, name in enumerate(REPLACEMENTS)}
-        chosen = choose_replacement(moved, informative)
-        tried = list(REPLACEMENTS)[: list(REPLACEMENTS).index(chosen) + 1] if chosen else list(REPLACEMENTS)
-        use = chosen or next(iter(REPLACEMENTS))
-        ends = (end_scores[i][0], end_scores[i][1 + list(REPLACEMENTS).index(use)])
-        curves, passes, images = curves_for(run, x_all[i], maps, score, batch, tiebreak, sigma, steps,
-                                            base=bases[i][use], ends=ends)
+        bases = {name: make(x_all[i], sigma, np.random.default_rng([seed, i, 1]))
+                 for name, make in REPLACEMENTS.items()}
+        curves, passes, images, use, moved = curves_for(run, x_all[i], maps, score, batch, tiebreak, sigma,
+                                                        steps, bases=bases, informative=informative)
         out.forward_passes += passes
         out.perturbed_images += images
         per_class = lambda c, j: Curve(c.deletion[:, j], c.insertion[:, j])  # noqa: E731
-        ic = ImageCurves(replacement=use, moved={t: [float(v) for v in moved[t]] for t in tried},
+        ic = ImageCurves(replacement=use, moved={t: [float(v) for v in m] for t, m in moved.items()},
                          constant={m: [bool(np.ptp(heatmaps[m][i, j]) == 0) for j in range(k)] for m in methods})
         for a, m in enumerate(methods):
             ic.cams[m] = [per_class(curves[a * k + j], j) for j in range(k)]
