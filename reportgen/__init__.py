@@ -1,6 +1,6 @@
 """reportgen: one audit report (HTML, PDF, JSON) per trained Keras CNN.
 
-``from reportgen import Report`` for the Python API (:mod:`reportgen.api`);
+``from reportgen import Options, Report`` for the Python API (:mod:`reportgen.api`);
 ``reportgen MODEL`` on the command line. Importing the package imports
 neither Keras nor its backend.
 """
@@ -9,7 +9,7 @@ from reportgen import _quiet  # noqa: F401  (must run before TensorFlow is impor
 
 from reportgen.names import VERSION as __version__  # noqa: E402
 
-__all__ = ["__version__", "Report"]
+__all__ = ["__version__", "Options", "Report"]
 
 
 def __getattr__(name: str):
@@ -17,4 +17,8 @@ def __getattr__(name: str):
         from reportgen.api import Report
 
         return Report
+    if name == "Options":  # every option, one definition (reportgen.options); imports no Keras
+        from reportgen.options import Options
+
+        return Options
     raise AttributeError(f"module 'reportgen' has no attribute {name!r}")

@@ -95,3 +95,40 @@ def test_a_json_only_report_imports_no_plotting_or_pdf_code(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr[-2000:]
     data = json.loads((tmp_path / "plain" / "report.json").read_text())
     assert data["section_errors"] == [] and data["gradcam"]["layer"] and data["patterns"]
+
+
+def test_no_import_cycles_anywhere_and_options_and_report_at_the_top():
+    """No module of reportgen imports itself back through others, inside a package too (import-linter's
+    layer contracts cover only the listed layers); and ``from reportgen import Options, Report`` works."""
+    import grimp
+
+    graph = grimp.build_graph("reportgen")
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.find_modules_directly_imported_by(v)):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    assert cycles == []
+    from reportgen import Options, Report  # noqa: F401

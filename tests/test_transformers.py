@@ -177,6 +177,15 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
     np.testing.assert_allclose([p["probability"] for p in entry["predictions"]], np.sort(probs)[::-1][: len(top)],
                                rtol=1e-4)
     assert {"attention_uniform", "attention_self"} <= set(r["findings_checked"])
+    # The spot class' Grad-CAM at ln_1 is zero (only the class token reaches the head): drawn as no evidence,
+    # and neither check calls a constant map a pass (issue 27).
+    spot = next(g for g in entry["gradcam"] if g["method"] == "gradcam" and g["class_index"] == 1)
+    if spot["peak"] == 0:
+        assert spot["negligible"] and spot["faithfulness"]["verdict"] == "uninformative"
+        sanity = next(m for m in r["gradcam_sanity"]["methods"] if m["method"] == "gradcam")
+        assert sanity["verdict"] == "uninformative" and "constant" in sanity["why"]
+    else:
+        assert spot["negligible"] == (spot["peak"] <= 1e-3 * spot["contribution_scale"])
 
 
 def test_fresh_vit_heads_are_uniform_and_its_norms_untrained(spot_vit):

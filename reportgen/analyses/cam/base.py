@@ -25,7 +25,7 @@ import numpy as np
 from reportgen import backend, graph
 from reportgen.graph import forward
 from reportgen.analyses.cam import targets as T
-from reportgen.analyses.cam.head import Head, two_classes
+from reportgen.analyses.cam.head import Head, pick, two_classes  # noqa: F401  (pick: re-exported)
 from reportgen.errors import UserError
 from reportgen.graph.inputs import Feeds, model_inputs
 
@@ -79,18 +79,6 @@ class Pass:
     acts: np.ndarray  # (N, h, w, C) at the target layer
     grads: list[np.ndarray] = field(default_factory=list)  # per target: d score / d acts
     target: T.Target | None = None
-
-
-def pick(output: Any, index: int) -> Any:
-    """Output ``index`` of a model's output (a tensor, a list or a dict of them)."""
-    if isinstance(output, dict):
-        output = [output[k] for k in output]
-    if isinstance(output, (list, tuple)):
-        flat = []
-        for item in output:
-            flat.extend(item if isinstance(item, (list, tuple)) else [item])
-        return flat[index]
-    return output
 
 
 def activate(head: Head, y: np.ndarray) -> np.ndarray:

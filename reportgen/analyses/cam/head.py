@@ -76,6 +76,18 @@ class Head:
         return two_classes(y, self.score == "logit", xp) if self.is_binary else y
 
 
+def pick(output: Any, index: int) -> Any:
+    """Output ``index`` of a model's output (a tensor, a list or a dict of them)."""
+    if isinstance(output, dict):
+        output = [output[k] for k in output]
+    if isinstance(output, (list, tuple)):
+        flat = []
+        for item in output:
+            flat.extend(item if isinstance(item, (list, tuple)) else [item])
+        return flat[index]
+    return output
+
+
 def two_classes(y: Any, logit: bool, xp: Any = np) -> Any:
     """One sigmoid unit's output (N, 1) read as two classes (N, 2): (-z, z) for its logit z, (1 - p, p) for
     its probability p. The one two-class reading: class 0's score is minus class 1's up to a constant, so
@@ -226,7 +238,6 @@ def _reaches(model: Any, path: str, index: int) -> bool:
 
     from reportgen import backend
     from reportgen.graph import forward
-    from reportgen.analyses.cam.base import pick
 
     rng = np.random.default_rng(0)
     try:

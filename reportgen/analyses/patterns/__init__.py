@@ -31,3 +31,4 @@ from reportgen.analyses.patterns.ascent import (  # noqa: F401
 from reportgen.analyses.patterns.cost import macs_up_to  # noqa: F401
 from reportgen.analyses.patterns.objective import OBJECTIVES, Objective, affine_in_image  # noqa: F401
 from reportgen.analyses.patterns.reference import reference_patterns  # noqa: F401
+from reportgen.analyses.patterns import robust  # noqa: F401  (registers the robust style)

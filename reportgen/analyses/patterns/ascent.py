@@ -330,10 +330,22 @@ class Classic(Style):
         return deprocess(pixels, pre), start, end
 
 
-def styles() -> dict[str, type[Style]]:
-    from reportgen.analyses.patterns.robust import Robust
+_REGISTRY: dict[str, type[Style]] = {}
 
-    return {"classic": Classic, "robust": Robust}
+
+def register(style: type[Style]) -> type[Style]:
+    """A class decorator: ``style`` becomes ``--pattern-style style.name``. The base never imports a style;
+    each style's module registers itself (the package imports them all)."""
+    _REGISTRY[style.name] = style
+    return style
+
+
+def styles() -> dict[str, type[Style]]:
+    """The registered styles, by name (every name of :data:`reportgen.names.PATTERN_STYLES`)."""
+    return dict(_REGISTRY)
+
+
+register(Classic)
 
 
 STYLES = PATTERN_STYLES

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from reportgen import backend
-from reportgen.analyses.patterns.ascent import Style, affine_of
+from reportgen.analyses.patterns.ascent import Style, affine_of, register
 from reportgen.analyses.patterns.objective import Objective
 from reportgen.preprocessing import Preprocessor
 
@@ -26,6 +26,7 @@ _COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0
 _COLOR_SQRT /= np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
 
+@register
 class Robust(Style):
     name = "robust"
     PAD = 12
