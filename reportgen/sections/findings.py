@@ -23,7 +23,7 @@ from reportgen.analyses import sanity as S
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import Later, fig_to_uri, fixed_figure, heatmap_overlay, plain_log_axis, pyplot
+from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, fixed_figure, heatmap_overlay, plain_log_axis, pyplot
 
 TITLE = "Findings"
 
@@ -134,6 +134,11 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
     fig.suptitle(f"{title} at {result.layer} as weights are re-initialised from the top down "
                  "(cumulative)", fontsize=8)
     fig.tight_layout()
+    plt = pyplot()
+    sm = plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1))
+    cb = fig.colorbar(sm, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01)
+    cb.set_label("each map as a fraction of its own peak", fontsize=6)
+    cb.ax.tick_params(labelsize=6)
     return fig_to_uri(fig, dpi=110)
 
 
