@@ -81,6 +81,7 @@ def cmd_report(argv: Sequence[str]) -> int:
         return cmd_many(args.model, opts)
     _reject_missing(args.model[:1])
     render.check_out_dir(Path(opts.out))
+    _check_junit(opts.junit)
     if opts.config:
         from reportgen import config
 
@@ -95,6 +96,14 @@ def cmd_report(argv: Sequence[str]) -> int:
 
         junit.write(opts.junit, [junit.suite(folder.name, report.json, opts.fail_on)])
     return _status(folder, report.json, opts.fail_on)
+
+
+def _check_junit(path: str | None) -> None:
+    """``--junit FILE`` checked as ``--out`` is, before any work: not a folder, its folder writable."""
+    if path:
+        from reportgen.guard import check_output_file
+
+        check_output_file(path, "--junit")
 
 
 def _reject_missing(specs: Sequence[str]) -> None:
@@ -113,6 +122,12 @@ def _reject_missing(specs: Sequence[str]) -> None:
     if missing:
         shown = ", ".join(f"'{s}'" for s in missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise UserError(f"{len(missing)} model files do not exist ({shown}); check the paths; nothing was written")
+    from reportgen.loading import check_model_file
+    from reportgen.names import is_code_spec, is_model_path
+
+    for spec in specs:  # a FIFO, /dev/zero, a symlink loop, a config bomb: refused before any work
+        if is_model_path(spec) and not is_code_spec(spec):
+            check_model_file(spec)
 
 
 def cmd_many(models: Sequence[str], options: Options) -> int:
@@ -123,6 +138,7 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
     _reject_missing(specs)
     out = Path(options.out)
     render.check_out_dir(out)
+    _check_junit(options.junit)
     if options.config:
         from reportgen import config
 
@@ -156,7 +172,7 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
             done_names, index, why = [r["name"] for r in finished], None, None
             left = [n for n in batch.assign_names(specs) if n not in set(done_names)]
         _say(_interrupted_line(done_names, left, index, len(specs), why))
-        return 130
+        return _interrupt_status()
     if options.junit:
         _write_junit(options.junit, out, data.get("models") or [], options.fail_on)
     if not options.quiet:
@@ -298,6 +314,7 @@ def cmd_index(argv: Sequence[str]) -> int:
     from reportgen import batch
 
     root = Path(args.folder)
+    _check_junit(args.junit)
     data = batch.index_folders(root, drift=not args.no_drift)
     if args.junit:
         _write_junit(args.junit, root, data.get("models") or [], args.fail_on)
@@ -310,8 +327,63 @@ def cmd_index(argv: Sequence[str]) -> int:
 COMMANDS = {"demo": cmd_demo, "compare": cmd_compare, "index": cmd_index}
 
 
+_SIGNALLED: list[int] = []  # SIGTERM / SIGHUP received in this run: its exit status is 128 + the signal
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP: stop as Ctrl-C stops (workers ended, nothing half-written, the index of the finished)."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _interrupt_status() -> int:
+    return 128 + _SIGNALLED[0] if _SIGNALLED else 130
+
+
+class _StopSignals:
+    """SIGTERM and SIGHUP handled as an interrupt while ``main`` runs (the previous handlers back after);
+    a no-op outside the main thread, where signals are not ours to change."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        _SIGNALLED.clear()
+        self.old = {}
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
+            try:
+                self.old[sig] = signal.signal(sig, _on_signal)
+            except (ValueError, OSError):  # not the main thread
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def _disk_problem(exc: BaseException) -> str | None:
+    """The one line for a write the machine refused (disk full, quota, read-only): not a bug of ours."""
+    import errno
+
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+               errno.EROFS: "the file system is read-only"}
+    if isinstance(exc, OSError) and exc.errno in reasons:
+        where = f" writing '{exc.filename}'" if exc.filename else ""
+        return (f"{reasons[exc.errno]}{where}; free some space or choose another folder with --out; no report "
+                "was written (an earlier report is left as it was)")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    with _StopSignals():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:])
@@ -320,9 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"reportgen: error: {exc}")
         return exc.exit_status
     except KeyboardInterrupt:
-        _say("reportgen: interrupted; no report was written (an earlier report is left as it was)")
-        return 130
+        what = "interrupted" if not _SIGNALLED else f"stopped by {_signal_name(_SIGNALLED[0])}"
+        _say(f"reportgen: {what}; no report was written (an earlier report is left as it was)")
+        return _interrupt_status()
     except Exception as exc:  # a bug of ours (or of a library): one line, the traceback in a file
+        disk = _disk_problem(exc)
+        if disk is not None:
+            _say(f"reportgen: error: {disk}")
+            return 2
         import tempfile
         import traceback
 
@@ -334,6 +411,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"reportgen: internal error: {type(exc).__name__}: {one_line(exc)}; no report was written; "
              f"please report it with the traceback in {log}")
         return 4
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _say(line: str) -> None:

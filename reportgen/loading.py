@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import os
 import re
 import sys
 import zipfile
@@ -108,11 +109,61 @@ def _is_weights_only(path: Path) -> bool:
     return path.name.lower().endswith(".weights.h5")
 
 
+MODEL_FIX = "give a .keras or .h5 model file"
+
+
+def check_model_file(path: str | Path) -> None:
+    """Refuse a model file before Keras opens it (Keras-free, so the command line asks before importing a
+    backend): a FIFO, a device, a symlink loop, an unreadable file, or a config JSON over the cap
+    (:func:`reportgen.guard.config_cap`; Keras itself stops a zip bomb only at 4 GiB)."""
+    from reportgen import guard
+
+    path = Path(path)
+    if not os.path.lexists(path) or path.is_dir():
+        return
+    guard.check_file(path, "model file", MODEL_FIX)
+    cap = guard.config_cap()
+    fix = (f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB (now {cap // guard.MB}); a real model's "
+           "config is well under a megabyte per thousand layers")
+    try:
+        kind = file_kind(path)
+    except OSError:
+        return  # told with Keras' reason by load_file
+    size = None
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                infos = {i.filename: i for i in archive.infolist()}
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return
+        if "config.json" in infos:
+            size = infos["config.json"].file_size
+    elif kind == "hdf5":
+        size = _h5_config_size(path)
+    if size is not None and size > cap:
+        raise guard.Refused(f"model file '{path}' holds a model config of {guard.size_text(size)} (JSON), over "
+                            f"the {guard.size_text(cap)} reportgen reads; {fix}", "over the size cap")
+
+
+def _h5_config_size(path: Path) -> int | None:
+    """The size of an .h5 model's ``model_config`` attribute, read from its storage, not the attribute itself."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            if "model_config" not in fh.attrs:
+                return None
+            return int(fh.attrs.get_id("model_config").get_storage_size())
+    except Exception:  # noqa: BLE001  (an unreadable file is told with Keras' reason)
+        return None
+
+
 def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
     import keras
 
-    if not path.exists():
+    if not os.path.lexists(path):
         raise UserError(missing_model(str(path), checked=True))
+    check_model_file(path)
     if path.is_dir():
         if is_hub_preset(path):
             return load_preset(path, unsafe=unsafe, input_shape=input_shape)

@@ -131,7 +131,8 @@ def missing_model(spec: str, *, checked: bool = False) -> str | None:
     missing file; just the message."""
     import os
 
-    if not checked and (is_code_spec(spec) or not is_model_path(spec) or os.path.exists(spec)
+    # lexists: a symbolic link loop or a dangling link is there, and told by its own reason (reportgen.guard)
+    if not checked and (is_code_spec(spec) or not is_model_path(spec) or os.path.lexists(spec)
                         or is_remote_handle(spec)):
         return None
     return (f"model file '{spec}' does not exist; check the path, or give a keras.applications name such as "

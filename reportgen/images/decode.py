@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from reportgen import guard
 from reportgen.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
@@ -94,6 +95,11 @@ def _float_pixels(arr: np.ndarray, path: Path, steps: list[str]) -> np.ndarray:
 
 
 def _load_npy(path: Path, steps: list[str]) -> np.ndarray:
+    from PIL import Image
+
+    # The header alone first: a 228-byte file may declare 240 GB, which np.load would try to allocate.
+    guard.npy_declared(path, "image", "use a smaller image (height x width x 1, 3 or 4)",
+                       pixels=Image.MAX_IMAGE_PIXELS)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -133,6 +139,18 @@ def _load_npy(path: Path, steps: list[str]) -> np.ndarray:
     return pixels
 
 
+def _check_pixels(img: Any, path: Path) -> None:
+    """Refuse an image whose header declares more pixels than Pillow's ``MAX_IMAGE_PIXELS``
+    (Pillow itself only warns below twice that, and decodes)."""
+    from PIL import Image
+
+    width, height = img.size
+    cap = Image.MAX_IMAGE_PIXELS
+    if cap and width * height > cap:
+        raise guard.Refused(f"image '{path}' declares {width}x{height} pixels, over the {cap:,} reportgen "
+                            "decodes; use a smaller image", "over the size cap")
+
+
 def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.ndarray:
     """Read an image file as uint8 pixels H x W x 1 (grey) or H x W x 3 (RGB).
 
@@ -142,10 +160,12 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
 
     steps = steps if steps is not None else []
     p = Path(path)
-    if not p.exists():
+    if not os.path.lexists(p):
         raise UserError(f"image '{p}' does not exist; check the --image path")
     if p.is_dir():
         raise UserError(f"image '{p}' is a folder; pass an image file to --image")
+    # A FIFO would block, /dev/zero never end: refused (and, in a folder, skipped and counted) before reading.
+    guard.check_file(p, "image", "use a PNG, JPEG, BMP, GIF or .npy file", guard.IMAGE_FILE_CAP)
     if p.suffix.lower() == ".npy":
         pixels = _load_npy(p, steps)
     else:
@@ -156,6 +176,7 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
         lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
         try:
             with Image.open(p) as img:
+                _check_pixels(img, p)  # by the header, before a pixel is decoded
                 img.load()
                 pixels = _from_pil(img, p, steps)
         except UserError:
