@@ -315,7 +315,12 @@ def cmd_index(argv: Sequence[str]) -> int:
 
     root = Path(args.folder)
     _check_junit(args.junit)
-    data = batch.index_folders(root, drift=not args.no_drift)
+    skipped: list[tuple[str, str]] = []
+    data = batch.index_folders(root, drift=not args.no_drift, skipped=skipped)
+    if skipped:  # a damaged report.json is data to skip, not a crash (docs/safety.md)
+        shown = "; ".join(f"'{name}': {why}" for name, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        _say(f"reportgen: note: {len(skipped)} report folder(s) skipped, their report.json is not a report ({shown}); "
+             "re-write those reports")
     if args.junit:
         _write_junit(args.junit, root, data.get("models") or [], args.fail_on)
     if not args.quiet:

@@ -241,6 +241,15 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
     if kind == "other" and path.suffix.lower() in (".h5", ".hdf5"):
         return UserError(f"'{path}' is not an HDF5 file (no HDF5 signature), so not a .h5 model; re-save the "
                          "model with model.save('model.keras')")
+    gadget = _foreign_class(path) if kind == "zip" else None
+    if gadget is not None:
+        return UserError(f"'{path}' names '{gadget}' in its config, which is not a Keras layer or model but "
+                         "Python's own code (a config gadget); Keras refuses to load it; do not use this file, "
+                         "or re-save the model from the code that built it")
+    shapes = _shape_mismatch(text)
+    if shapes is not None:
+        return UserError(f"'{path}' holds weights that do not fit its own config ({shapes}); the archive was "
+                         "put together from two models; re-save the model with model.save('model.keras')")
     if isinstance(exc, zipfile.BadZipFile) or "zip" in lowered:
         return UserError(
             f"'{path}' is not a valid .keras archive (truncated or not a model); re-save it with model.save('model.keras')"
@@ -258,6 +267,40 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
     return UserError(
         f"cannot read '{path}' as a Keras model ({_first_line(exc)}); the file may be truncated or not a .keras/.h5 model"
     )
+
+
+def _foreign_class(path: Path) -> str | None:
+    """The first ``module.class_name`` in a .keras archive's config that comes from Python's standard library
+    (``os.system``, ``builtins.eval``): a config gadget, told as such instead of Keras' reason (which reads as
+    a missing custom class or an unbuilt model). The config's size was checked before (:func:`check_model_file`)."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except Exception:  # noqa: BLE001  (no readable config: Keras' own reason stands)
+        return None
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and module.split(".")[0] in sys.stdlib_module_names:
+                return f"{module}.{node.get('class_name')}"
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def _shape_mismatch(text: str) -> str | None:
+    """Keras' long "could not be loaded" message cut to what matters: which variable, which two shapes."""
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    if not shapes:
+        return None
+    where = re.search(r"Target variable: <Variable path=([^,>]+)", text)
+    what = f"'{where.group(1)}'" if where else "a variable"
+    return f"{what} has shape {shapes.group(1)} in the config, {shapes.group(2)} in the weights"
 
 
 def _first_line(exc: BaseException) -> str:
