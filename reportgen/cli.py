@@ -82,6 +82,7 @@ def cmd_report(argv: Sequence[str]) -> int:
     _reject_missing(args.model[:1])
     render.check_out_dir(Path(opts.out))
     _check_junit(opts.junit)
+    _check_inputs(opts)
     if opts.config:
         from reportgen import config
 
@@ -96,6 +97,30 @@ def cmd_report(argv: Sequence[str]) -> int:
 
         junit.write(opts.junit, [junit.suite(folder.name, report.json, opts.fail_on)])
     return _status(folder, report.json, opts.fail_on)
+
+
+def _check_inputs(opts: Options) -> None:
+    """Every input file an option names, checked before any work (docs/safety.md): each --image by what can
+    be known without decoding it, --class-names read (1 MB at most), each --images folder and --input file
+    there and of the right kind. A refusal is one line and exit 2, with nothing written."""
+    import os
+
+    from reportgen import guard
+    from reportgen.images.decode import check_image
+    from reportgen.images.labels import load_class_names
+
+    for path in opts.images:
+        check_image(path)
+    if opts.class_names:
+        load_class_names(opts.class_names)
+    for folder in opts.image_dirs:
+        if guard.present(folder) and not os.path.isfile(folder):
+            guard.check_folder(folder, "--images", "give a folder of images")
+    for spec in opts.inputs:
+        name, _, path = spec.partition("=")
+        if path and guard.present(path.strip()) and not os.path.isdir(path.strip()):
+            guard.check_file(path.strip(), f"--input {name.strip()}:", "give a .npy file saved with numpy.save")
+            guard.npy_declared(path.strip(), f"--input {name.strip()}:", "give a smaller example array")
 
 
 def _check_junit(path: str | None) -> None:
@@ -139,6 +164,7 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
     out = Path(options.out)
     render.check_out_dir(out)
     _check_junit(options.junit)
+    _check_inputs(options)
     if options.config:
         from reportgen import config
 

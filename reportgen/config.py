@@ -215,7 +215,7 @@ def _apply(values: dict, table: Any, where: str) -> None:
 def _read_toml(path: Path, option: str) -> dict:
     from reportgen import guard
 
-    if not os.path.lexists(path):
+    if not guard.present(path):
         raise UserError(f"{option} '{path}' does not exist; give the path of a TOML file")
     if path.is_dir():
         raise UserError(f"{option} '{path}' is a folder; give the path of a TOML file")

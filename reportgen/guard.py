@@ -14,7 +14,7 @@ Caps (stated in docs/safety.md and docs/reference.md):
   ``model_config`` of an ``.h5``): 64 MB, ``REPORTGEN_MAX_CONFIG_MB`` to change;
 - ``--config`` and ``--class-names``: 1 MB;
 - an image file: 256 MB on disk, and at most Pillow's ``MAX_IMAGE_PIXELS``
-  pixels by its header (``.npy``: by its declared shape), 1 GiB declared for an array.
+  pixels by its header (``.npy``: by its declared shape), 1 GB declared for an array.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from reportgen.errors import UserError
 MB = 1_000_000
 TEXT_CAP = 1 * MB  # --config, --class-names
 IMAGE_FILE_CAP = 256 * MB
-ARRAY_CAP = 1 << 30  # bytes a .npy may declare (--image, --images, --input)
+ARRAY_CAP = 1_000_000_000  # bytes a .npy may declare (--image, --images, --input)
 CONFIG_ENV = "REPORTGEN_MAX_CONFIG_MB"
 CONFIG_DEFAULT_MB = 64
 
@@ -63,6 +63,21 @@ def size_text(n: float) -> str:
         if n >= step:
             return f"{n / step:.1f} {unit}"
     return f"{int(n)} bytes"
+
+
+def present(path: str | os.PathLike) -> bool:
+    """Whether something is at ``path``, as far as anyone can tell: a dangling link or a symlink loop is there,
+    and so is a file behind a folder this process may not search (told by :func:`check_file` as permission
+    denied, not "does not exist")."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    except ValueError:  # a NUL in the name
+        return False
+    return True
 
 
 def _kind(mode: int) -> str:
@@ -126,8 +141,15 @@ def check_file(path: str | os.PathLike, what: str, fix: str, cap: int | None = N
 
 
 def readable_by_us(path: Path) -> bool:
-    """Whether this process may read ``path`` (``os.access`` says yes to root for any file)."""
-    return os.access(path, os.R_OK)
+    """Whether this process may read the regular file ``path``: opened and closed, so that the effective user
+    and its capabilities decide, as they will for the read (``os.access`` asks for the real user)."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)))
+    except PermissionError:
+        return False
+    except OSError:
+        return True  # any other reason is told by the read itself
+    return True
 
 
 def check_folder(path: str | os.PathLike, what: str, fix: str) -> None:
@@ -137,7 +159,7 @@ def check_folder(path: str | os.PathLike, what: str, fix: str) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise Refused(f"{what} '{path}' is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}, "
                       f"not a folder; {fix}", "not a folder")
-    if not os.access(path, os.R_OK | os.X_OK):
+    if not _access(path, os.R_OK | os.X_OK):
         raise Refused(f"{what} '{path}' cannot be listed (permission denied); check its permissions, {fix}",
                       "permission denied")
 
@@ -157,8 +179,15 @@ def check_output_file(path: str | os.PathLike, what: str) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"{what} '{path}' is inside a file, not a folder; {fix}")
-    if not os.access(probe, os.W_OK | os.X_OK) or _read_only_fs(probe):
+    if not _access(probe, os.W_OK | os.X_OK) or _read_only_fs(probe):
         raise UserError(f"{what} '{path}' cannot be written (its folder '{probe}' is not writable); {fix}")
+
+
+def _access(path: Path, mode: int) -> bool:
+    """``os.access`` for the effective user (who will read or write), where the platform can ask for it."""
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)
 
 
 def _read_only_fs(folder: Path) -> bool:

@@ -119,11 +119,11 @@ def check_model_file(path: str | Path) -> None:
     from reportgen import guard
 
     path = Path(path)
-    if not os.path.lexists(path) or path.is_dir():
+    if not guard.present(path) or os.path.isdir(path):  # os.path: False, not PermissionError, behind a locked folder
         return
     guard.check_file(path, "model file", MODEL_FIX)
     cap = guard.config_cap()
-    fix = (f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB (now {cap // guard.MB}); a real model's "
+    fix = (f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB (now {guard.size_text(cap)}); a real model's "
            "config is well under a megabyte per thousand layers")
     try:
         kind = file_kind(path)
@@ -161,7 +161,9 @@ def _h5_config_size(path: Path) -> int | None:
 def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
     import keras
 
-    if not os.path.lexists(path):
+    from reportgen import guard
+
+    if not guard.present(path):
         raise UserError(missing_model(str(path), checked=True))
     check_model_file(path)
     if path.is_dir():

@@ -154,11 +154,17 @@ def missing_model(spec: str, *, checked: bool = False) -> str | None:
     import os
 
     # lexists: a symbolic link loop or a dangling link is there, and told by its own reason (reportgen.guard)
-    if not checked and (is_code_spec(spec) or not is_model_path(spec) or os.path.lexists(spec)
+    if not checked and (is_code_spec(spec) or not is_model_path(spec) or _present(spec)
                         or is_remote_handle(spec)):
         return None
     return (f"model file '{spec}' does not exist; check the path, or give a keras.applications name such as "
             "vgg16 or a module:callable")
+
+
+def _present(spec: str) -> bool:
+    from reportgen.guard import present
+
+    return present(spec)
 
 
 def readable(text: str) -> str:

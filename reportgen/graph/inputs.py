@@ -106,7 +106,7 @@ def _load(path: str, name: str, want: tuple, dtype: str) -> np.ndarray:
     from reportgen import guard
 
     p = Path(path)
-    if not os.path.lexists(p):
+    if not guard.present(p):
         raise UserError(f"--input {name}: '{path}' does not exist; give a .npy file saved with numpy.save")
     guard.check_file(p, f"--input {name}:", "give a .npy file saved with numpy.save")
     guard.npy_declared(p, f"--input {name}:", "give a smaller example array")

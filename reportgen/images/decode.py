@@ -151,6 +151,37 @@ def _check_pixels(img: Any, path: Path) -> None:
                             "decodes; use a smaller image", "over the size cap")
 
 
+def check_image(path: str | os.PathLike) -> None:
+    """Everything about an ``--image`` file that can be known without decoding it, checked before any work:
+    there, a regular readable file under the cap, and its header (a .npy's declared array, an image's
+    declared pixels) within the caps. The pixels are decoded only where a section needs them."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not guard.present(p):
+        raise UserError(f"image '{p}' does not exist; check the --image path")
+    if p.is_dir():
+        raise UserError(f"image '{p}' is a folder; pass an image file to --image")
+    guard.check_file(p, "image", "use a PNG, JPEG, BMP, GIF or .npy file", guard.IMAGE_FILE_CAP)
+    if p.suffix.lower() == ".npy":
+        guard.npy_declared(p, "image", "use a smaller image (height x width x 1, 3 or 4)",
+                           pixels=Image.MAX_IMAGE_PIXELS)
+        return
+    try:
+        with Image.open(p) as img:
+            _check_pixels(img, p)
+    except guard.Refused:
+        raise
+    except Image.DecompressionBombError:
+        raise guard.Refused(f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
+                            "over the size cap") from None
+    except UnidentifiedImageError:
+        raise UserError(f"image '{p}' is not an image reportgen can read (no PNG, JPEG, BMP or GIF header); use a "
+                        "PNG, JPEG, BMP, GIF or .npy file") from None
+    except Exception:  # noqa: BLE001  (a damaged image body is told with its reason when it is decoded)
+        return
+
+
 def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.ndarray:
     """Read an image file as uint8 pixels H x W x 1 (grey) or H x W x 3 (RGB).
 
@@ -160,7 +191,7 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
 
     steps = steps if steps is not None else []
     p = Path(path)
-    if not os.path.lexists(p):
+    if not guard.present(p):
         raise UserError(f"image '{p}' does not exist; check the --image path")
     if p.is_dir():
         raise UserError(f"image '{p}' is a folder; pass an image file to --image")
@@ -181,9 +212,12 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
                 pixels = _from_pil(img, p, steps)
         except UserError:
             raise
-        except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-            why = "is too large" if isinstance(exc, Image.DecompressionBombError) else "is not an image reportgen can read"
-            raise UserError(f"image '{p}' {why}; use a PNG, JPEG, BMP, GIF or .npy file") from None
+        except Image.DecompressionBombError:
+            raise guard.Refused(f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
+                                "over the size cap") from None
+        except UnidentifiedImageError:
+            raise UserError(f"image '{p}' is not an image reportgen can read; use a PNG, JPEG, BMP, GIF or .npy "
+                            "file") from None
         except (OSError, ValueError, SyntaxError, struct.error) as exc:
             raise UserError(
                 f"image '{p}' cannot be read ({' '.join(str(exc).split()) or type(exc).__name__}); "
