@@ -358,17 +358,13 @@ def cmd_index(argv: Sequence[str]) -> int:
 COMMANDS = {"demo": cmd_demo, "compare": cmd_compare, "index": cmd_index}
 
 
-_SIGNALLED: list[int] = []  # SIGTERM / SIGHUP received in this run: its exit status is 128 + the signal
+from reportgen.errors import STOPPED_BY as _SIGNALLED, interrupt_status as _interrupt_status  # noqa: E402
 
 
 def _on_signal(signum: int, frame: object) -> None:
     """SIGTERM or SIGHUP: stop as Ctrl-C stops (workers ended, nothing half-written, the index of the finished)."""
     _SIGNALLED.append(signum)
     raise KeyboardInterrupt
-
-
-def _interrupt_status() -> int:
-    return 128 + _SIGNALLED[0] if _SIGNALLED else 130
 
 
 class _StopSignals:
