@@ -146,7 +146,10 @@ def check_model_file(path: str | Path) -> None:
 
 
 def _h5_config_size(path: Path) -> int | None:
-    """The size of an .h5 model's ``model_config`` attribute, read from its storage, not the attribute itself."""
+    """The size of an .h5 model's ``model_config`` attribute, read from its storage, not the attribute itself.
+
+    Only a fixed-length string tells its size this way (a variable-length one reports its 16-byte handle);
+    HDF5 attributes are never compressed, so an .h5's config is no larger than the file in any case."""
     try:
         import h5py
 

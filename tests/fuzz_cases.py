@@ -244,6 +244,7 @@ def build_fixtures(d: Path) -> None:
     m = _tiny()
     m.save(d / "small.keras")
     shutil.copy(d / "small.keras", d / "small2.keras")
+
     m = _tiny(conv="c\x0btwo")
     k, b = m.layers[0].get_weights()
     k[..., 0], b[0] = 0.0, 0.0  # a dead filter on the hostile name
