@@ -217,7 +217,7 @@ def _read_toml(path: Path, option: str) -> dict:
 
     if not guard.present(path):
         raise UserError(f"{option} '{path}' does not exist; give the path of a TOML file")
-    if path.is_dir():
+    if os.path.isdir(path):
         raise UserError(f"{option} '{path}' is a folder; give the path of a TOML file")
     # A FIFO, /dev/zero or a huge file: refused before it is read (docs/safety.md).
     guard.check_file(path, option, "give the path of a TOML file", guard.TEXT_CAP,

@@ -168,16 +168,16 @@ def check_output_file(path: str | os.PathLike, what: str) -> None:
     """Refuse an output file path before any work: not a folder, not a special file, its folder writable."""
     path = Path(path)
     fix = f"choose a file in a writable folder with {what}"
-    if path.is_dir():
+    if os.path.isdir(path):
         raise UserError(f"{what} '{path}' is a folder; give a file name, as {what} {path / 'junit.xml'}")
-    if path.exists() and not path.is_file():
+    if os.path.exists(path) and not os.path.isfile(path):
         raise UserError(f"{what} '{path}' is {_kind(os.stat(path).st_mode)}, not a regular file; {fix}")
     probe = path.parent
-    while not probe.exists():
+    while not os.path.exists(probe):
         if probe == probe.parent:
             break
         probe = probe.parent
-    if not probe.is_dir():
+    if not os.path.isdir(probe):
         raise UserError(f"{what} '{path}' is inside a file, not a folder; {fix}")
     if not _access(probe, os.W_OK | os.X_OK) or _read_only_fs(probe):
         raise UserError(f"{what} '{path}' cannot be written (its folder '{probe}' is not writable); {fix}")

@@ -109,6 +109,14 @@ CASES: list[Case] = [
     _r("--image folder", "{d}/small.keras", "--image", "{d}/imgs", *REPORT, says="folder"),
     _r("--image unreadable", "{d}/small.keras", "--image", "{d}/perm.png", *REPORT, says="permission denied",
        root=False),
+    _r("--image in an unreadable folder", "{d}/small.keras", "--image", "{d}/locked/img.png", *REPORT,
+       says="permission denied", root=False),
+    _r("--config in an unreadable folder", "{d}/small.keras", "--config", "{d}/locked/c.toml", *REPORT,
+       says="permission denied", root=False),
+    _r("--class-names in an unreadable folder", "{d}/small.keras", "--class-names", "{d}/locked/n.txt", *REPORT,
+       says="permission denied", root=False),
+    _r("--junit in an unreadable folder", "{d}/small.keras", "--junit", "{d}/locked/j.xml", *REPORT,
+       says="not writable", root=False),
     # --- --images ---------------------------------------------------------------------------------------
     _r("--images with hostile files among good ones", "{d}/small.keras", "--images", "{d}/imgs",
        "--sections", "dataset", status=0, writes=True, lines=0, check="skipped_by_reason"),
@@ -282,6 +290,8 @@ def build_fixtures(d: Path) -> None:
     shutil.copy(d / "small.keras", d / "perm.keras")
     (d / "locked").mkdir()
     shutil.copy(d / "small.keras", d / "locked" / "small.keras")
+    for name in ("img.png", "c.toml", "n.txt"):
+        (d / "locked" / name).write_bytes(b"")
     (d / "rofolder").mkdir()
     (d / "models").mkdir()
     shutil.copy(d / "small.keras", d / "models" / "a.keras")

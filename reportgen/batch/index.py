@@ -186,7 +186,7 @@ def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None
     if folders is None:
         from reportgen import guard
 
-        if guard.present(root) and not root.is_file():  # a FIFO, a symlink loop: told by their own reason
+        if guard.present(root) and not os.path.isfile(root):  # a FIFO, a symlink loop: told by their own reason
             guard.check_folder(root, "reportgen index:", "give the --out folder of earlier reportgen runs")
         if not root.is_dir():
             raise UserError(f"'{root}' is not a folder; give the --out folder of earlier reportgen runs")

@@ -160,7 +160,7 @@ def check_image(path: str | os.PathLike) -> None:
     p = Path(path)
     if not guard.present(p):
         raise UserError(f"image '{p}' does not exist; check the --image path")
-    if p.is_dir():
+    if os.path.isdir(p):
         raise UserError(f"image '{p}' is a folder; pass an image file to --image")
     guard.check_file(p, "image", "use a PNG, JPEG, BMP, GIF or .npy file", guard.IMAGE_FILE_CAP)
     if p.suffix.lower() == ".npy":
@@ -193,7 +193,7 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
     p = Path(path)
     if not guard.present(p):
         raise UserError(f"image '{p}' does not exist; check the --image path")
-    if p.is_dir():
+    if os.path.isdir(p):
         raise UserError(f"image '{p}' is a folder; pass an image file to --image")
     # A FIFO would block, /dev/zero never end: refused (and, in a folder, skipped and counted) before reading.
     guard.check_file(p, "image", "use a PNG, JPEG, BMP, GIF or .npy file", guard.IMAGE_FILE_CAP)

@@ -97,7 +97,7 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
         folder = Path(d)
         if not guard.present(folder):
             raise UserError(f"--images '{d}' does not exist; give a folder of images")
-        if folder.is_file():
+        if os.path.isfile(folder):
             raise UserError(f"--images '{d}' is a file; give a folder (single images go to --image)")
         guard.check_folder(folder, "--images", "give a folder of images")
         subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))

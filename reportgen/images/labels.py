@@ -25,7 +25,7 @@ def load_class_names(path: str | os.PathLike) -> list[str]:
     from reportgen import guard
 
     p = Path(path)
-    if guard.present(p) and not p.is_dir():  # a FIFO, /dev/zero or a huge file: refused before it is read
+    if guard.present(p) and not os.path.isdir(p):  # a FIFO, /dev/zero or a huge file: refused before it is read
         guard.check_file(p, "--class-names:", "pass a text file with one class name per line", guard.TEXT_CAP)
     try:
         text = p.read_text(encoding="utf-8-sig")
