@@ -484,6 +484,7 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
     digest = None
     if weights is not None:
         path = Path(weights)
+        _check_weights_file(path)
         if not path.is_file():
             raise UserError(f"--weights '{weights}' does not exist; give a .weights.h5 file saved with "
                             "model.save_weights()")
@@ -494,6 +495,14 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
     # The report measures which (model.weights_state) instead of assuming "freshly built".
     source = f"{spec} (code, weights={weights})" if weights else f"{spec} (code)"
     return LoadedModel(model=model, name=name, source=source, sha256=digest, weights=weights or "code")
+
+
+def _check_weights_file(path: Path) -> None:
+    """A ``--weights`` path that is there (a link, a FIFO, a device) must be a readable regular file."""
+    from reportgen import guard
+
+    if guard.present(path) and not os.path.isdir(path):
+        guard.check_file(path, "--weights", "give a .weights.h5 file saved with model.save_weights()")
 
 
 def load_weights_checked(model: Any, path: Path, what: str) -> None:
@@ -747,6 +756,7 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
         label = "none"
     else:
         path = Path(weights)
+        _check_weights_file(path)
         if not path.is_file():
             raise UserError(f"--weights '{weights}' is neither imagenet, none nor an existing weights file; check the path")
         model = build(weights=None)

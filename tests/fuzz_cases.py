@@ -92,6 +92,7 @@ CASES: list[Case] = [
     _r("glob matching a FIFO", "{d}/models/*.keras", *REPORT, says="FIFO"),
     _r("--jobs 2 over a FIFO", "{d}/small.keras", "{d}/zero.keras", "--jobs", "2", *REPORT,
        says="character device"),
+    _r("--weights FIFO for an architecture", "vgg16", "--weights", "{d}/fifo.keras", *REPORT, says="FIFO"),
     _r("remote handle", "hf://someone/model", *REPORT, says="network"),
     # --- --image ------------------------------------------------------------------------------------------
     _r("--image FIFO", "{d}/small.keras", "--image", "{d}/fifo.png", *REPORT, says="FIFO"),
