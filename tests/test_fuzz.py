@@ -213,3 +213,17 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_an_earlier_report_that_cannot_be_removed_is_said(tmp_path, monkeypatch, capsys):
+    """Before, ``.NAME.old-PID`` stayed behind silently; now one warning line names it (and the next run on this
+    machine removes it once this process is gone: test_stale_leftovers_...)."""
+    from reportgen import render
+
+    render.write_report(tmp_path, "m", {"n": 1}, "report.html.j2", {}, ("json",))
+    monkeypatch.setattr(render.shutil, "rmtree", lambda *a, **k: None)  # an undeletable folder
+    render.write_report(tmp_path, "m", {"n": 2}, "report.html.j2", {}, ("json",))
+    err = capsys.readouterr().err.strip().splitlines()
+    aside = [p for p in os.listdir(tmp_path) if p.startswith(".m.old-")]
+    assert len(aside) == 1 and len(err) == 1 and aside[0] in err[0] and "could not be removed" in err[0]
+    assert json.loads((tmp_path / "m" / "report.json").read_text())["n"] == 2
