@@ -184,6 +184,8 @@ CASES: list[Case] = [
     _r("--preprocess inf", "{d}/small.keras", "--preprocess", "scale=inf", *REPORT, says="finite"),
     _r("weights all 3e38 gate", "{d}/huge.keras", "--sections", "weights,findings", "--fail-on", "warning",
        status=1, writes=True, says="findings at or above", check="exploding_scale"),
+    _r("weights all 3e38, every section", "{d}/huge.keras", "--fail-on", "warning", status=1, writes=True,
+       says="findings at or above", check="exploding_scale"),
     # --- hostile names ----------------------------------------------------------------------------------------
     _r("layer named c\\x0btwo in JUnit", "{d}/ctwo.keras", "--sections", "findings", "--fail-on", "warning",
        "--junit", "{w}/j.xml", status=1, writes=True, says="findings at or above", check="junit_parses"),
