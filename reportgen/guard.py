@@ -183,7 +183,7 @@ def check_output_file(path: str | os.PathLike, what: str) -> None:
         raise UserError(f"{what} '{path}' cannot be written (its folder '{probe}' is not writable); {fix}")
 
 
-def _access(path: Path, mode: int) -> bool:
+def _access(path: str | os.PathLike, mode: int) -> bool:
     """``os.access`` for the effective user (who will read or write), where the platform can ask for it."""
     if os.access in os.supports_effective_ids:
         return os.access(path, mode, effective_ids=True)

@@ -134,11 +134,13 @@ def deep_merge(into: dict, new: dict) -> dict:
 def check_out_dir(out_root: Path) -> None:
     """Fail early, before any analysis, when ``--out`` cannot be written."""
     probe = out_root
-    while not probe.exists():
+    while not os.path.exists(probe) and probe != probe.parent:  # os.path: False, not PermissionError, when locked
         probe = probe.parent
-    if not probe.is_dir():
+    if not os.path.isdir(probe):
         raise UserError(f"--out '{out_root}' is inside a file, not a folder; choose a writable folder with --out")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    from reportgen.guard import _access, _read_only_fs
+
+    if not _access(probe, os.W_OK | os.X_OK) or _read_only_fs(probe):  # the user who writes; a read-only mount
         raise UserError(f"--out '{out_root}' is not writable; choose a writable folder with --out")
 
 

@@ -161,6 +161,10 @@ CASES: list[Case] = [
          says="inside a file"),
     Case("--out is /dev/null", ("{d}/small.keras", *REPORT, "--out", "/dev/null", "--quiet"), 2,
          says="inside a file"),
+    Case("--out in a read-only folder", ("{d}/small.keras", *REPORT, "--out", "{d}/rofolder/out", "--quiet"), 2,
+         says="not writable", root=False),
+    Case("--out in an unreadable folder", ("{d}/small.keras", *REPORT, "--out", "{d}/locked/out", "--quiet"), 2,
+         says="not writable", root=False),
     Case("index --junit is a folder", ("index", "{out}", "--junit", "{out}", "--no-drift", "--quiet"), 2,
          says="is a folder"),
     Case("--out on a file system that refuses it (/proc)", ("{d}/small.keras", *REPORT, "--out", "/proc/reportgen",
@@ -579,7 +583,7 @@ def run(d: Path, names: list[str] | None = None) -> list[dict]:
         # Root reads any file: the permission cases run with this process's effective user unprivileged
         # (Linux drops the file-permission capabilities with it), in folders that user may write.
         folders = [d / "w" / f"u{i:03d}" for i in range(len(other))]
-        for folder in folders:
+        for folder in folders + [d / "out"]:  # {out} too: a refusal must come before any write is tried
             folder.mkdir(parents=True, exist_ok=True)
             os.chmod(folder, 0o777)
         try:
