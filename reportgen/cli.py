@@ -81,6 +81,8 @@ def cmd_report(argv: Sequence[str]) -> int:
         return cmd_many(args.model, opts)
     _reject_missing(args.model[:1])
     render.check_out_dir(Path(opts.out))
+    _check_junit(opts.junit)
+    _check_inputs(opts)
     if opts.config:
         from reportgen import config
 
@@ -95,6 +97,38 @@ def cmd_report(argv: Sequence[str]) -> int:
 
         junit.write(opts.junit, [junit.suite(folder.name, report.json, opts.fail_on)])
     return _status(folder, report.json, opts.fail_on)
+
+
+def _check_inputs(opts: Options) -> None:
+    """Every input file an option names, checked before any work (docs/safety.md): each --image by what can
+    be known without decoding it, --class-names read (1 MB at most), each --images folder and --input file
+    there and of the right kind. A refusal is one line and exit 2, with nothing written."""
+    import os
+
+    from reportgen import guard
+    from reportgen.images.decode import check_image
+    from reportgen.images.labels import load_class_names
+
+    for path in opts.images:
+        check_image(path)
+    if opts.class_names:
+        load_class_names(opts.class_names)
+    for folder in opts.image_dirs:
+        if guard.present(folder) and not os.path.isfile(folder):
+            guard.check_folder(folder, "--images", "give a folder of images")
+    for spec in opts.inputs:
+        name, _, path = spec.partition("=")
+        if path and guard.present(path.strip()) and not os.path.isdir(path.strip()):
+            guard.check_file(path.strip(), f"--input {name.strip()}:", "give a .npy file saved with numpy.save")
+            guard.npy_declared(path.strip(), f"--input {name.strip()}:", "give a smaller example array")
+
+
+def _check_junit(path: str | None) -> None:
+    """``--junit FILE`` checked as ``--out`` is, before any work: not a folder, its folder writable."""
+    if path:
+        from reportgen.guard import check_output_file
+
+        check_output_file(path, "--junit")
 
 
 def _reject_missing(specs: Sequence[str]) -> None:
@@ -113,6 +147,12 @@ def _reject_missing(specs: Sequence[str]) -> None:
     if missing:
         shown = ", ".join(f"'{s}'" for s in missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise UserError(f"{len(missing)} model files do not exist ({shown}); check the paths; nothing was written")
+    from reportgen.loading import check_model_file
+    from reportgen.names import is_code_spec, is_model_path
+
+    for spec in specs:  # a FIFO, /dev/zero, a symlink loop, a config bomb: refused before any work
+        if is_model_path(spec) and not is_code_spec(spec):
+            check_model_file(spec)
 
 
 def cmd_many(models: Sequence[str], options: Options) -> int:
@@ -123,6 +163,8 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
     _reject_missing(specs)
     out = Path(options.out)
     render.check_out_dir(out)
+    _check_junit(options.junit)
+    _check_inputs(options)
     if options.config:
         from reportgen import config
 
@@ -156,7 +198,7 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
             done_names, index, why = [r["name"] for r in finished], None, None
             left = [n for n in batch.assign_names(specs) if n not in set(done_names)]
         _say(_interrupted_line(done_names, left, index, len(specs), why))
-        return 130
+        return _interrupt_status()
     if options.junit:
         _write_junit(options.junit, out, data.get("models") or [], options.fail_on)
     if not options.quiet:
@@ -298,7 +340,13 @@ def cmd_index(argv: Sequence[str]) -> int:
     from reportgen import batch
 
     root = Path(args.folder)
-    data = batch.index_folders(root, drift=not args.no_drift)
+    _check_junit(args.junit)
+    skipped: list[tuple[str, str]] = []
+    data = batch.index_folders(root, drift=not args.no_drift, skipped=skipped)
+    if skipped:  # a damaged report.json is data to skip, not a crash (docs/safety.md)
+        shown = "; ".join(f"'{name}': {why}" for name, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        _say(f"reportgen: note: {len(skipped)} report folder(s) skipped, their report.json is not a report ({shown}); "
+             "re-write those reports")
     if args.junit:
         _write_junit(args.junit, root, data.get("models") or [], args.fail_on)
     if not args.quiet:
@@ -310,8 +358,59 @@ def cmd_index(argv: Sequence[str]) -> int:
 COMMANDS = {"demo": cmd_demo, "compare": cmd_compare, "index": cmd_index}
 
 
+from reportgen.errors import STOPPED_BY as _SIGNALLED, interrupt_status as _interrupt_status  # noqa: E402
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP: stop as Ctrl-C stops (workers ended, nothing half-written, the index of the finished)."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
+
+
+class _StopSignals:
+    """SIGTERM and SIGHUP handled as an interrupt while ``main`` runs (the previous handlers back after);
+    a no-op outside the main thread, where signals are not ours to change."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        _SIGNALLED.clear()
+        self.old = {}
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
+            try:
+                self.old[sig] = signal.signal(sig, _on_signal)
+            except (ValueError, OSError):  # not the main thread
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def _disk_problem(exc: BaseException) -> str | None:
+    """The one line for a write the machine refused (disk full, quota, read-only): not a bug of ours."""
+    import errno
+
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+               errno.EROFS: "the file system is read-only"}
+    if isinstance(exc, OSError) and exc.errno in reasons:
+        where = f" writing '{exc.filename}'" if exc.filename else ""
+        return (f"{reasons[exc.errno]}{where}; free some space or choose another folder with --out; no report "
+                "was written (an earlier report is left as it was)")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    with _StopSignals():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] in COMMANDS:
             return COMMANDS[argv[0]](argv[1:])
@@ -320,9 +419,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"reportgen: error: {exc}")
         return exc.exit_status
     except KeyboardInterrupt:
-        _say("reportgen: interrupted; no report was written (an earlier report is left as it was)")
-        return 130
+        what = "interrupted" if not _SIGNALLED else f"stopped by {_signal_name(_SIGNALLED[0])}"
+        _say(f"reportgen: {what}; no report was written (an earlier report is left as it was)")
+        return _interrupt_status()
     except Exception as exc:  # a bug of ours (or of a library): one line, the traceback in a file
+        disk = _disk_problem(exc)
+        if disk is not None:
+            _say(f"reportgen: error: {disk}")
+            return 2
         import tempfile
         import traceback
 
@@ -334,6 +438,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"reportgen: internal error: {type(exc).__name__}: {one_line(exc)}; no report was written; "
              f"please report it with the traceback in {log}")
         return 4
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _say(line: str) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -220,6 +221,15 @@ def _apply(values: dict, table: Any, where: str) -> None:
 
 
 def _read_toml(path: Path, option: str) -> dict:
+    from reportgen import guard
+
+    if not guard.present(path):
+        raise UserError(f"{option} '{path}' does not exist; give the path of a TOML file")
+    if os.path.isdir(path):
+        raise UserError(f"{option} '{path}' is a folder; give the path of a TOML file")
+    # A FIFO, /dev/zero or a huge file: refused before it is read (docs/safety.md).
+    guard.check_file(path, option, "give the path of a TOML file", guard.TEXT_CAP,
+                     "a thresholds file is a few lines of TOML; give the right file")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -227,6 +237,9 @@ def _read_toml(path: Path, option: str) -> dict:
         raise UserError(f"{option} '{path}' does not exist; give the path of a TOML file") from None
     except IsADirectoryError:
         raise UserError(f"{option} '{path}' is a folder; give the path of a TOML file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{option} '{path}' is not text (not UTF-8, a binary file?); give the path of a "
+                        "TOML file") from None
     except OSError as exc:
         raise UserError(f"{option} '{path}' cannot be read ({exc.strerror}); check its permissions") from None
     except tomllib.TOMLDecodeError as exc:

@@ -74,3 +74,11 @@ class BadInput(UserError):
     section's failure (exit 3, the rest of the report written); this one
     still stops the report: exit 2, nothing written.
     """
+
+
+STOPPED_BY: list[int] = []  # the signal (SIGTERM, SIGHUP) that stopped this run, set by the command line's handler
+
+
+def interrupt_status() -> int:
+    """The exit status of an interrupted run: 128 + the signal that stopped it (143 for SIGTERM), 130 for Ctrl-C."""
+    return 128 + STOPPED_BY[0] if STOPPED_BY else 130

@@ -13,18 +13,44 @@ models and ``reportgen index`` write it the same way, without Keras:
   ``error`` (the report's exit status 3);
 - a model that could not be reported (exit 2) is a suite with one ``error``.
 
-Written atomically (a temporary file beside it, then renamed).
+Written atomically (a temporary file beside it, then renamed; removed when the
+write fails). Every name and message is XML 1.0 text: ElementTree escapes
+``& < > "``, and the characters XML 1.0 forbids (C0 controls but tab, newline
+and return, lone surrogates from file names that are not UTF-8, U+FFFE/U+FFFF)
+become U+FFFD, so that a hostile layer name cannot make the file unparseable
+and lose the failure it holds.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterable
 
+from reportgen.errors import UserError
 from reportgen.finding_kinds import KINDS, SEVERITY_RANK
+
+
+_FORBIDDEN = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: object) -> str:
+    """``text`` as XML 1.0 allows it: each forbidden character replaced by U+FFFD (escaping is ElementTree's)."""
+    return _FORBIDDEN.sub("\ufffd", str(text))
+
+
+def _clean(el: ET.Element) -> None:
+    """Every attribute and text below ``el`` made XML 1.0 text (:func:`xml_text`)."""
+    for node in el.iter():
+        for key, value in node.attrib.items():
+            node.set(key, xml_text(value))
+        if node.text is not None:
+            node.text = xml_text(node.text)
+        if node.tail is not None:
+            node.tail = xml_text(node.tail)
 
 
 def _at_or_above(severity: str, fail_on: str | None) -> bool:
@@ -84,11 +110,26 @@ def write(path: str | os.PathLike, suites: Iterable[ET.Element]) -> Path:
             totals[key] += int(s.get(key, "0"))
     for key, value in totals.items():
         root.set(key, str(value))
+    _clean(root)
     ET.indent(root)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".junit-", suffix=".xml", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        ET.ElementTree(root).write(fh, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".junit-", suffix=".xml", dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"--junit '{path}' cannot be written ({exc.strerror or exc}); the report was written, the "
+                        "JUnit file was not; choose a writable folder with --junit") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            ET.ElementTree(root).write(fh, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise UserError(f"--junit '{path}' cannot be written ({exc.strerror or exc}); the report was written, "
+                            "the JUnit file was not; choose a writable folder with --junit") from None
+        raise
     return path

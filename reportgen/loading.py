@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import os
 import re
 import sys
 import zipfile
@@ -108,11 +109,66 @@ def _is_weights_only(path: Path) -> bool:
     return path.name.lower().endswith(".weights.h5")
 
 
+MODEL_FIX = "give a .keras or .h5 model file"
+
+
+def check_model_file(path: str | Path) -> None:
+    """Refuse a model file before Keras opens it (Keras-free, so the command line asks before importing a
+    backend): a FIFO, a device, a symlink loop, an unreadable file, or a config JSON over the cap
+    (:func:`reportgen.guard.config_cap`; Keras itself stops a zip bomb only at 4 GiB)."""
+    from reportgen import guard
+
+    path = Path(path)
+    if not guard.present(path) or os.path.isdir(path):  # os.path: False, not PermissionError, behind a locked folder
+        return
+    guard.check_file(path, "model file", MODEL_FIX)
+    cap = guard.config_cap()
+    fix = (f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB (now {guard.size_text(cap)}); a real model's "
+           "config is well under a megabyte per thousand layers")
+    try:
+        kind = file_kind(path)
+    except OSError:
+        return  # told with Keras' reason by load_file
+    size = None
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                infos = {i.filename: i for i in archive.infolist()}
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return
+        if "config.json" in infos:
+            size = infos["config.json"].file_size
+    elif kind == "hdf5":
+        size = _h5_config_size(path)
+    if size is not None and size > cap:
+        raise guard.Refused(f"model file '{path}' holds a model config of {guard.size_text(size)} (JSON), over "
+                            f"the {guard.size_text(cap)} reportgen reads; {fix}", "over the size cap")
+
+
+def _h5_config_size(path: Path) -> int | None:
+    """The size of an .h5 model's ``model_config`` attribute, read from its storage, not the attribute itself.
+
+    Only a fixed-length string tells its size this way (a variable-length one reports its 16-byte handle);
+    HDF5 attributes are never compressed, so an .h5's config is no larger than the file in any case."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            if "model_config" not in fh.attrs:
+                return None
+            return int(fh.attrs.get_id("model_config").get_storage_size())
+    except Exception:  # noqa: BLE001  (an unreadable file is told with Keras' reason)
+        return None
+
+
 def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
     import keras
 
-    if not path.exists():
+    from reportgen import guard
+
+    if not guard.present(path):
         raise UserError(missing_model(str(path), checked=True))
+    check_model_file(path)
     if path.is_dir():
         if is_hub_preset(path):
             return load_preset(path, unsafe=unsafe, input_shape=input_shape)
@@ -190,6 +246,15 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
     if kind == "other" and path.suffix.lower() in (".h5", ".hdf5"):
         return UserError(f"'{path}' is not an HDF5 file (no HDF5 signature), so not a .h5 model; re-save the "
                          "model with model.save('model.keras')")
+    gadget = _foreign_class(path) if kind == "zip" else None
+    if gadget is not None:
+        return UserError(f"'{path}' names '{gadget}' in its config, which is not a Keras layer or model but "
+                         "Python's own code (a config gadget); Keras refuses to load it; do not use this file, "
+                         "or re-save the model from the code that built it")
+    shapes = _shape_mismatch(text)
+    if shapes is not None:
+        return UserError(f"'{path}' holds weights that do not fit its own config ({shapes}); the archive was "
+                         "put together from two models; re-save the model with model.save('model.keras')")
     if isinstance(exc, zipfile.BadZipFile) or "zip" in lowered:
         return UserError(
             f"'{path}' is not a valid .keras archive (truncated or not a model); re-save it with model.save('model.keras')"
@@ -207,6 +272,40 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
     return UserError(
         f"cannot read '{path}' as a Keras model ({_first_line(exc)}); the file may be truncated or not a .keras/.h5 model"
     )
+
+
+def _foreign_class(path: Path) -> str | None:
+    """The first ``module.class_name`` in a .keras archive's config that comes from Python's standard library
+    (``os.system``, ``builtins.eval``): a config gadget, told as such instead of Keras' reason (which reads as
+    a missing custom class or an unbuilt model). The config's size was checked before (:func:`check_model_file`)."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except Exception:  # noqa: BLE001  (no readable config: Keras' own reason stands)
+        return None
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and module.split(".")[0] in sys.stdlib_module_names:
+                return f"{module}.{node.get('class_name')}"
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def _shape_mismatch(text: str) -> str | None:
+    """Keras' long "could not be loaded" message cut to what matters: which variable, which two shapes."""
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    if not shapes:
+        return None
+    where = re.search(r"Target variable: <Variable path=([^,>]+)", text)
+    what = f"'{where.group(1)}'" if where else "a variable"
+    return f"{what} has shape {shapes.group(1)} in the config, {shapes.group(2)} in the weights"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -385,6 +484,7 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
     digest = None
     if weights is not None:
         path = Path(weights)
+        _check_weights_file(path)
         if not path.is_file():
             raise UserError(f"--weights '{weights}' does not exist; give a .weights.h5 file saved with "
                             "model.save_weights()")
@@ -395,6 +495,14 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
     # The report measures which (model.weights_state) instead of assuming "freshly built".
     source = f"{spec} (code, weights={weights})" if weights else f"{spec} (code)"
     return LoadedModel(model=model, name=name, source=source, sha256=digest, weights=weights or "code")
+
+
+def _check_weights_file(path: Path) -> None:
+    """A ``--weights`` path that is there (a link, a FIFO, a device) must be a readable regular file."""
+    from reportgen import guard
+
+    if guard.present(path) and not os.path.isdir(path):
+        guard.check_file(path, "--weights", "give a .weights.h5 file saved with model.save_weights()")
 
 
 def load_weights_checked(model: Any, path: Path, what: str) -> None:
@@ -648,6 +756,7 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
         label = "none"
     else:
         path = Path(weights)
+        _check_weights_file(path)
         if not path.is_file():
             raise UserError(f"--weights '{weights}' is neither imagenet, none nor an existing weights file; check the path")
         model = build(weights=None)

@@ -51,7 +51,9 @@ def parse_preprocess(text: str) -> tuple[str, dict]:
                                    "scale=0.0078125,offset=-1")
         if parts["scale"][0] == 0:
             raise _PreprocessError(f"--preprocess '{text}': a scale of 0 erases the image; give a non-zero scale")
-        return "scale", {"scale": parts["scale"][0], "offset": parts.get("offset", [0.0])[0]}
+        scale, offset = parts["scale"][0], parts.get("offset", [0.0])[0]
+        _finite_input(text, [(offset, 255.0 * scale + offset)])
+        return "scale", {"scale": scale, "offset": offset}
     if set(parts) == {"mean", "std"}:
         mean, std = parts["mean"], parts["std"]
         if len(mean) not in (1, 3) or len(std) not in (1, 3):
@@ -59,8 +61,28 @@ def parse_preprocess(text: str) -> tuple[str, dict]:
                                    "on 0-255 pixels, as mean=123.7,116.3,103.5,std=58.4,57.1,57.4")
         if any(v <= 0 for v in std):
             raise _PreprocessError(f"--preprocess '{text}': every std must be positive")
+        width = max(len(mean), len(std))
+        m3, s3 = (mean * 3)[:width] if len(mean) == 1 else mean, (std * 3)[:width] if len(std) == 1 else std
+        _finite_input(text, [((0.0 - m) / sd, (255.0 - m) / sd) for m, sd in zip(m3, s3)])
         return "meanstd", {"mean": mean, "std": std}
     raise _PreprocessError(f"--preprocess '{text}': write {PREPROCESS_FORMS} (pixels 0-255)")
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _finite_input(text: str, ends: list[tuple[float, float]]) -> None:
+    """Refuse a ``--preprocess`` whose model input over pixels 0-255 is not finite in float32 (the model's
+    input): ``scale=1e300,offset=1e300`` passes as numbers, then overflows to Inf and every probability to NaN.
+    The map is affine, so its ends (pixel 0 and 255) bound it."""
+    import math
+
+    for lo, hi in ends:
+        for v in (lo, hi):
+            if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+                raise _PreprocessError(f"--preprocess '{text}' maps pixels 0-255 to {min(lo, hi):.3g}..{max(lo, hi):.3g}, "
+                                       "beyond what a float32 model input holds (about 3.4e38); give values that "
+                                       "keep the input finite, as scale=0.0078125,offset=-1")
 
 
 class _PreprocessError(ValueError):
@@ -131,11 +153,18 @@ def missing_model(spec: str, *, checked: bool = False) -> str | None:
     missing file; just the message."""
     import os
 
-    if not checked and (is_code_spec(spec) or not is_model_path(spec) or os.path.exists(spec)
+    # lexists: a symbolic link loop or a dangling link is there, and told by its own reason (reportgen.guard)
+    if not checked and (is_code_spec(spec) or not is_model_path(spec) or _present(spec)
                         or is_remote_handle(spec)):
         return None
     return (f"model file '{spec}' does not exist; check the path, or give a keras.applications name such as "
             "vgg16 or a module:callable")
+
+
+def _present(spec: str) -> bool:
+    from reportgen.guard import present
+
+    return present(spec)
 
 
 def readable(text: str) -> str:

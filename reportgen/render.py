@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -133,11 +134,13 @@ def deep_merge(into: dict, new: dict) -> dict:
 def check_out_dir(out_root: Path) -> None:
     """Fail early, before any analysis, when ``--out`` cannot be written."""
     probe = out_root
-    while not probe.exists():
+    while not os.path.exists(probe) and probe != probe.parent:  # os.path: False, not PermissionError, when locked
         probe = probe.parent
-    if not probe.is_dir():
+    if not os.path.isdir(probe):
         raise UserError(f"--out '{out_root}' is inside a file, not a folder; choose a writable folder with --out")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    from reportgen.guard import _access, _read_only_fs
+
+    if not _access(probe, os.W_OK | os.X_OK) or _read_only_fs(probe):  # the user who writes; a read-only mount
         raise UserError(f"--out '{out_root}' is not writable; choose a writable folder with --out")
 
 
@@ -171,7 +174,7 @@ def write_report(
     check_out_dir(out_root)
     try:
         out_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_root))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{_owner()}-", dir=out_root))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the report private
@@ -203,17 +206,113 @@ def write_report(
     return final
 
 
-def _replace(tmp: Path, final: Path) -> None:
-    """Move the finished folder into place; the earlier report goes only after that."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
+def _host() -> str:
+    """This machine, as 6 hex digits: a leftover of another machine (a shared --out) is never ours to judge."""
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+
+
+def _owner() -> str:
+    """``PID-HOST``: the writer a temporary or earlier-report folder belongs to (see :func:`clean_stale`)."""
+    return f"{os.getpid()}-{_host()}"
+
+
+def _dead(pid: int) -> bool:
     try:
-        os.replace(tmp, final)
-    except BaseException:
-        if old is not None:
-            os.replace(old, final)
-        raise
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
+
+
+_STALE = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{6}))?(?:-.*)?$")
+LEGACY_AGE = 3600.0  # seconds: a leftover named without its machine is stale when its writer is dead and it is this old
+
+
+def clean_stale(out_root: Path, name: str) -> list[Path]:
+    """Remove ``.NAME.tmp-*`` and ``.NAME.old-*`` folders in ``out_root`` left by writers that died (SIGKILL,
+    a power cut) on this machine; return what was removed. A live writer's folders, and another
+    machine's, are left alone."""
+    import time
+
+    removed = []
+    try:
+        entries = list(os.scandir(out_root))
+    except OSError:
+        return removed
+    here = _host()
+    for entry in entries:
+        match = _STALE.match(entry.name)
+        if not match or match.group("name") != name or not entry.is_dir(follow_symlinks=False):
+            continue
+        host = match.group("host")
+        if host is not None and host != here:
+            continue
+        if not _dead(int(match.group("pid"))):
+            continue
+        if host is None:
+            try:
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime < LEGACY_AGE:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.lexists(entry.path):
+            removed.append(Path(entry.path))
+    return removed
+
+
+class _FolderLock:
+    """An exclusive lock on ``out_root`` (``flock`` on the folder itself: no lock file is left behind) while a
+    report folder is swapped in, so that two writers of one report never see each other's half-done rename.
+    Where the file system has no ``flock`` the swap goes on unlocked."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_FolderLock":
+        try:
+            import fcntl
+
+            self.fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    """Move the finished folder into place under the folder lock; the earlier report goes only after that.
+
+    Stale leftovers of dead writers of this report are removed first (:func:`clean_stale`).
+    """
+    with _FolderLock(final.parent):
+        clean_stale(final.parent, final.name)
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{_owner()}-{os.urandom(4).hex()}")
+            os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if old is not None:
+                os.replace(old, final)
+            raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+        if os.path.lexists(old):
+            import sys
+
+            print(f"reportgen: warning: the earlier report, moved aside to '{old}', could not be removed; "
+                  "remove it by hand (the next run on this machine tries again)", file=sys.stderr)

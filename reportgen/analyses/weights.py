@@ -177,6 +177,25 @@ def top_singular_values(matrices: Sequence[np.ndarray]) -> np.ndarray:
     agree with float64 to ~1e-6.
     """
     mats = [np.asarray(m, dtype=np.float32) for m in matrices]
+    # Extreme but finite weights (3e38) overflow a float32 Gram: such a matrix is scaled to a largest
+    # entry of 1 first (in float64, then back to float32) and its singular value scaled back, since
+    # sv(M) = s * sv(M / s). Weights of ordinary size are not copied.
+    scales = np.ones(len(mats))
+    for i, m in enumerate(mats):
+        peak = float(np.max(np.abs(m), initial=0.0))
+        if peak > _SV_SAFE or 0.0 < peak < 1.0 / _SV_SAFE:
+            scales[i] = peak
+            mats[i] = (m.astype(np.float64) / peak).astype(np.float32)
+    if np.any(scales != 1.0):
+        return scales * _top_singular_values(mats)
+    return _top_singular_values(mats)
+
+
+_SV_SAFE = 1e15  # largest entry beyond which (or below whose inverse) a float32 Gram may overflow or underflow
+
+
+def _top_singular_values(mats: list[np.ndarray]) -> np.ndarray:
+    """:func:`top_singular_values` of float32 matrices whose Gram cannot overflow."""
     b = len(mats)
     rows, cols = mats[0].shape
     k = min(rows, cols)
@@ -485,7 +504,7 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     lw.histogram = histogram(trained, edges)
     bias = by_name.get("bias") if getattr(layer, "use_bias", True) else None
     if bias is not None:
-        finite = bias[np.isfinite(bias)]
+        finite = bias[np.isfinite(bias)].astype(np.float64)  # float64: a float32 sum of 3e38s overflows
         lw.bias = {"mean": float(finite.mean()) if finite.size else None,
                    "std": float(finite.std()) if finite.size else None}
         if lw.is_dense:

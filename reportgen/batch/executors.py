@@ -158,7 +158,24 @@ def _worker_signals() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     sys.unraisablehook = hook
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM to this worker when the parent dies, even by SIGKILL, so that no orphan goes on
+    writing reports after the run has ended (elsewhere the parent's own SIGTERM handler stops the workers)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 _STOPPING: list[int] = []  # in a worker: the parent asked it to stop (SIGTERM)

@@ -134,7 +134,47 @@ def checkpoint_of(folder: Path, data: dict) -> Path | None:
     return None
 
 
-def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None, drift: bool = True) -> dict:
+def read_report(path: Path) -> tuple[str | None, dict]:
+    """``(None, report.json's dict)``, or ``(why, {})`` when it cannot be read or is not shaped like one.
+
+    A report folder is data (docs/safety.md): a hand-edited or damaged report.json
+    is skipped with its reason, never a crash of the index (an AttributeError
+    on a list where a dict belongs used to end ``reportgen index`` with exit 4).
+    """
+    from reportgen import guard
+    from reportgen.finding_kinds import SEVERITY_RANK
+
+    try:
+        guard.check_file(path, "report.json", "re-write that report", REPORT_JSON_CAP)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UserError as exc:
+        return str(exc).split(";")[0], {}
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return f"not readable JSON ({one_line(exc, 120, typed=True)})", {}
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not a report", {}
+    for key in ("model", "dataset", "findings_summary"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"'{key}' is not an object", {}
+    for key in ("findings", "section_errors", "findings_checked"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            return f"'{key}' is not a list", {}
+    for f in data.get("findings") or []:
+        if not (isinstance(f, dict) and isinstance(f.get("kind"), str) and f.get("severity") in SEVERITY_RANK
+                and isinstance(f.get("message", ""), str)):
+            return "a finding without a kind, a known severity and a message", {}
+    if not all(isinstance(e, dict) for e in data.get("section_errors") or []):
+        return "a section error that is not an object", {}
+    if not all(isinstance(k, str) for k in data.get("findings_checked") or []):
+        return "a checked finding kind that is not a name", {}
+    return None, data
+
+
+REPORT_JSON_CAP = 512 * 1_000_000  # bytes: a report.json of a huge model is tens of MB
+
+
+def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None, drift: bool = True,
+                  skipped: list[tuple[str, str]] | None = None) -> dict:
     """Build ``root/index.{html,json}`` from report folders written earlier (``reportgen index DIR``).
 
     ``folders``: these report folders (inside ``root``), in this order; default:
@@ -144,6 +184,10 @@ def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None
     """
     root = Path(root)
     if folders is None:
+        from reportgen import guard
+
+        if guard.present(root) and not os.path.isfile(root):  # a FIFO, a symlink loop: told by their own reason
+            guard.check_folder(root, "reportgen index:", "give the --out folder of earlier reportgen runs")
         if not root.is_dir():
             raise UserError(f"'{root}' is not a folder; give the --out folder of earlier reportgen runs")
         folders = report_folders(root)
@@ -151,12 +195,13 @@ def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None
             raise UserError(f"'{root}' holds no report folders (sub-folders with a report.json); write reports "
                             "there first, with json among the --format(s)")
     rows, checkpoints = [], []
+    skipped = skipped if skipped is not None else []
     for folder in folders:
         folder = Path(folder)
-        try:
-            data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read '{folder / 'report.json'}' ({one_line(exc, typed=True)}); re-write that report") from None
+        problem, data = read_report(folder / "report.json")
+        if problem is not None:
+            skipped.append((folder.name, problem))
+            continue
         present = [f for f in ("html", "pdf", "json") if (folder / f"report.{f}").is_file()]
         row = entry_from_report(folder.name, data, present)
         training = folder / TRAINING_FILE
@@ -167,6 +212,10 @@ def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None
                 pass
         rows.append(row)
         checkpoints.append(checkpoint_of(folder, data) if drift else None)
+    if not rows:
+        first, why = skipped[0]
+        raise UserError(f"no report folder in '{root}' can be indexed: {len(skipped)} report.json file(s) are not "
+                        f"reports ('{first}': {why}); re-write those reports")
     names = [r["name"] for r in rows]
     table, note = drift_from_checkpoints(names, checkpoints) if drift else (None, None)
     data = index_data(rows, table, note, title=f"{len(rows)} reports")

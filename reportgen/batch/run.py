@@ -17,7 +17,7 @@ from reportgen.batch.jobs import _REFERENCE, Job, make_jobs
 from reportgen.batch.rows import entry_from_report
 from reportgen.batch.specs import is_model_file
 from reportgen.context import Options
-from reportgen.errors import UserError, one_line
+from reportgen.errors import UserError, interrupt_status, one_line
 
 
 def run_batch(specs: Sequence[str], out: str | os.PathLike = "reports",
@@ -114,7 +114,7 @@ def interrupted(out: Path, jobs: Sequence[Job], rows: Sequence[dict], started: f
                 drift, note = None, (f"No weight drift: the run was interrupted before the first model, "
                                      f"{jobs[0].name}, which the others are compared with, finished.")
             data = index_data(rows, drift, note, title=f"{len(rows)} of {len(jobs)} models (interrupted)")
-            data["exit_status"] = 130
+            data["exit_status"] = interrupt_status()  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
             data["interrupted"] = True
             data["not_finished"] = unfinished
             index = write_index(out, data)[0]

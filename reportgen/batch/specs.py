@@ -33,7 +33,10 @@ def is_folder(spec: str) -> bool:
     """A folder of model files (a TensorFlow SavedModel folder is a single MODEL, refused with its own message;
     a keras-hub preset directory is a single MODEL too)."""
     p = Path(spec)
-    return p.is_dir() and not _is_savedmodel(p) and not is_hub_preset(p)
+    try:
+        return p.is_dir() and not _is_savedmodel(p) and not is_hub_preset(p)
+    except OSError:  # behind a folder this process may not search: a single MODEL, refused by its reason
+        return False
 
 
 def is_model_file(path: str | Path) -> bool:
@@ -41,6 +44,19 @@ def is_model_file(path: str | Path) -> bool:
     name = Path(path).name.lower()
     return (Path(path).is_file() and name.endswith(MODEL_SUFFIXES) and not name.endswith(".weights.h5")
             and not name.startswith("."))
+
+
+def _named_model(path: str | Path) -> bool:
+    """Named like a model file and not a folder: what a folder or glob of models contributes. A FIFO or a
+    link to /dev/zero named ``x.keras`` is listed, then refused before any work (reportgen.guard), never
+    silently left out of the run."""
+    name = Path(path).name.lower()
+    if not name.endswith(MODEL_SUFFIXES) or name.endswith(".weights.h5") or name.startswith("."):
+        return False
+    try:
+        return not Path(path).is_dir()
+    except OSError:
+        return True
 
 
 def is_many(specs: Sequence[str]) -> bool:
@@ -59,7 +75,7 @@ def expand(specs: Sequence[str]) -> list[str]:
     found: list[str] = []
     for spec in specs:
         if is_folder(spec):
-            files = [p for p in Path(spec).iterdir() if is_model_file(p)]
+            files = [p for p in Path(spec).iterdir() if _named_model(p)]
             if not files:
                 raise UserError(f"'{spec}' is a directory without a model file (.keras, .h5, .hdf5; its "
                                 "sub-directories are not searched); give a model file, a folder of model files, "
@@ -67,7 +83,7 @@ def expand(specs: Sequence[str]) -> list[str]:
             found.extend(str(p) for p in sorted(files, key=lambda p: natural_key(p.name)))
         elif is_pattern(spec):
             matches = glob.glob(spec, recursive=True)
-            files = [m for m in matches if is_model_file(m)]
+            files = [m for m in matches if _named_model(m)]
             if not files:
                 what = (f"{len(matches)} match(es), none a model file (.keras, .h5, .hdf5)" if matches
                         else "no file matches")

@@ -9,6 +9,8 @@ which inputs were fed what.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -101,9 +103,13 @@ def feeds_for(model: Any, given: Sequence[str] = ()) -> Feeds:
 
 def _load(path: str, name: str, want: tuple, dtype: str) -> np.ndarray:
     """One example for input ``name``; ``want`` is its shape without the batch, None where any size goes."""
+    from reportgen import guard
+
     p = Path(path)
-    if not p.is_file():
+    if not guard.present(p):
         raise UserError(f"--input {name}: '{path}' does not exist; give a .npy file saved with numpy.save")
+    guard.check_file(p, f"--input {name}:", "give a .npy file saved with numpy.save")
+    guard.npy_declared(p, f"--input {name}:", "give a smaller example array")
     try:
         arr = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

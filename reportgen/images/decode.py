@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from reportgen import guard
 from reportgen.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
@@ -94,6 +95,11 @@ def _float_pixels(arr: np.ndarray, path: Path, steps: list[str]) -> np.ndarray:
 
 
 def _load_npy(path: Path, steps: list[str]) -> np.ndarray:
+    from PIL import Image
+
+    # The header alone first: a 228-byte file may declare 240 GB, which np.load would try to allocate.
+    guard.npy_declared(path, "image", "use a smaller image (height x width x 1, 3 or 4)",
+                       pixels=Image.MAX_IMAGE_PIXELS)
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -133,6 +139,49 @@ def _load_npy(path: Path, steps: list[str]) -> np.ndarray:
     return pixels
 
 
+def _check_pixels(img: Any, path: Path) -> None:
+    """Refuse an image whose header declares more pixels than Pillow's ``MAX_IMAGE_PIXELS``
+    (Pillow itself only warns below twice that, and decodes)."""
+    from PIL import Image
+
+    width, height = img.size
+    cap = Image.MAX_IMAGE_PIXELS
+    if cap and width * height > cap:
+        raise guard.Refused(f"image '{path}' declares {width}x{height} pixels, over the {cap:,} reportgen "
+                            "decodes; use a smaller image", "over the size cap")
+
+
+def check_image(path: str | os.PathLike) -> None:
+    """Everything about an ``--image`` file that can be known without decoding it, checked before any work:
+    there, a regular readable file under the cap, and its header (a .npy's declared array, an image's
+    declared pixels) within the caps. The pixels are decoded only where a section needs them."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not guard.present(p):
+        raise UserError(f"image '{p}' does not exist; check the --image path")
+    if os.path.isdir(p):
+        raise UserError(f"image '{p}' is a folder; pass an image file to --image")
+    guard.check_file(p, "image", "use a PNG, JPEG, BMP, GIF or .npy file", guard.IMAGE_FILE_CAP)
+    if p.suffix.lower() == ".npy":
+        guard.npy_declared(p, "image", "use a smaller image (height x width x 1, 3 or 4)",
+                           pixels=Image.MAX_IMAGE_PIXELS)
+        return
+    try:
+        with Image.open(p) as img:
+            _check_pixels(img, p)
+    except guard.Refused:
+        raise
+    except Image.DecompressionBombError:
+        raise guard.Refused(f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
+                            "over the size cap") from None
+    except UnidentifiedImageError:
+        raise UserError(f"image '{p}' is not an image reportgen can read (no PNG, JPEG, BMP or GIF header); use a "
+                        "PNG, JPEG, BMP, GIF or .npy file") from None
+    except Exception:  # noqa: BLE001  (a damaged image body is told with its reason when it is decoded)
+        return
+
+
 def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.ndarray:
     """Read an image file as uint8 pixels H x W x 1 (grey) or H x W x 3 (RGB).
 
@@ -142,10 +191,12 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
 
     steps = steps if steps is not None else []
     p = Path(path)
-    if not p.exists():
+    if not guard.present(p):
         raise UserError(f"image '{p}' does not exist; check the --image path")
-    if p.is_dir():
+    if os.path.isdir(p):
         raise UserError(f"image '{p}' is a folder; pass an image file to --image")
+    # A FIFO would block, /dev/zero never end: refused (and, in a folder, skipped and counted) before reading.
+    guard.check_file(p, "image", "use a PNG, JPEG, BMP, GIF or .npy file", guard.IMAGE_FILE_CAP)
     if p.suffix.lower() == ".npy":
         pixels = _load_npy(p, steps)
     else:
@@ -156,13 +207,17 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
         lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
         try:
             with Image.open(p) as img:
+                _check_pixels(img, p)  # by the header, before a pixel is decoded
                 img.load()
                 pixels = _from_pil(img, p, steps)
         except UserError:
             raise
-        except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-            why = "is too large" if isinstance(exc, Image.DecompressionBombError) else "is not an image reportgen can read"
-            raise UserError(f"image '{p}' {why}; use a PNG, JPEG, BMP, GIF or .npy file") from None
+        except Image.DecompressionBombError:
+            raise guard.Refused(f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
+                                "over the size cap") from None
+        except UnidentifiedImageError:
+            raise UserError(f"image '{p}' is not an image reportgen can read; use a PNG, JPEG, BMP, GIF or .npy "
+                            "file") from None
         except (OSError, ValueError, SyntaxError, struct.error) as exc:
             raise UserError(
                 f"image '{p}' cannot be read ({' '.join(str(exc).split()) or type(exc).__name__}); "

@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from reportgen import guard
 from reportgen.errors import UserError
 from reportgen.images.decode import IMAGE_SUFFIXES as SUFFIXES, load_pixels
 from reportgen.images.fit import fit_to_input
@@ -66,6 +67,7 @@ class ImageFolder:
 class Skipped:
     path: str
     reason: str
+    kind: str = "unreadable"  # what it is counted by: a refusal's reason (a FIFO, over the size cap), else unreadable
 
 
 def _images_below(folder: Path, result: ImageFolder | None = None) -> list[Path]:
@@ -93,17 +95,20 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
     inferred: dict[str, int] = {}
     for d in dirs:
         folder = Path(d)
-        if not folder.exists():
+        if not guard.present(folder):
             raise UserError(f"--images '{d}' does not exist; give a folder of images")
-        if not folder.is_dir():
+        if os.path.isfile(folder):
             raise UserError(f"--images '{d}' is a file; give a folder (single images go to --image)")
+        guard.check_folder(folder, "--images", "give a folder of images")
         subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        top = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name.lower().endswith(SUFFIXES)]
-        for path in top:
-            result.files.append(str(path))
-            result.labels.append(None)
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and not path.name.startswith(".") and not path.name.lower().endswith(SUFFIXES):
+        # By name, as below a class folder: a FIFO or a link to /dev/zero named like an image is listed, then
+        # refused as it is read (reportgen.guard) and counted by its reason, never silently passed over.
+        entries = [p for p in sorted(folder.iterdir()) if not p.is_dir()]
+        for path in entries:
+            if path.name.lower().endswith(SUFFIXES):
+                result.files.append(str(path))
+                result.labels.append(None)
+            elif not path.name.startswith("."):
                 result._other(path)
         for sub in subdirs:
             images = _images_below(sub, result)
@@ -171,7 +176,7 @@ def batches(folder: ImageFolder, spec, preprocessor, size: int = 32,
             pixels = load_pixels(path)
             fitted = fit_to_input(pixels, spec)
         except UserError as exc:
-            skipped.append(Skipped(path, str(exc).split(";")[0]))
+            skipped.append(Skipped(path, str(exc).split(";")[0], getattr(exc, "reason", "unreadable")))
             continue
         xs.append(preprocessor.forward(fitted.astype(np.float32)).astype(np.float32))
         ys.append(-1 if folder.labels[i] is None else int(folder.labels[i]))

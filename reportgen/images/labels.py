@@ -22,7 +22,11 @@ def load_class_names(path: str | os.PathLike) -> list[str]:
     A Keras ``imagenet_class_index.json`` (``{"0": ["n01440764", "tench"], ...}``)
     is accepted too.
     """
+    from reportgen import guard
+
     p = Path(path)
+    if guard.present(p) and not os.path.isdir(p):  # a FIFO, /dev/zero or a huge file: refused before it is read
+        guard.check_file(p, "--class-names:", "pass a text file with one class name per line", guard.TEXT_CAP)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -8,6 +8,8 @@ these numbers cover every readable image, and say how many.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from reportgen.context import Context, SectionResult
@@ -162,6 +164,7 @@ def run(ctx: Context) -> SectionResult:
                       "predicted": _label(names, m.predicted), "confidence": m.confidence}
                      for m in stats.mistakes],
         "skipped": [{"path": s.path, "reason": s.reason} for s in stats.skipped],
+        "skipped_by_reason": dict(Counter(s.kind for s in stats.skipped)),
         "skipped_by_type": folder.skipped_by_type,
         "skipped_by_type_examples": list(folder.skipped_by_type_examples),
         "preprocess": _preprocess(ctx),

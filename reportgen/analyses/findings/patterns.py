@@ -32,7 +32,7 @@ def check_patterns(patterns: dict[str, Any], t: Thresholds, dead_by_weights: dic
         if filters is not None and start is not None and end is not None and len(start) == len(end) == len(filters):
             is_flat = rise.flat(start, end, t.pattern_min_rise)
             for f, s, e, flat in zip(filters, start, end, is_flat):
-                change[int(f)] = float("nan") if s is None or e is None else float(e - s)
+                change[int(f)] = float("nan") if s is None or e is None else float(e) - float(s)
                 if flat:
                     flagged[int(f)] = change[int(f)]
         for f in get("dead") or []:

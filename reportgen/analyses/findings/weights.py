@@ -149,6 +149,15 @@ def check_scale(lw: LayerWeights, t: Thresholds) -> list[Finding]:
             f"{lw.path} weights have {num(ratio)}x the std of its initialiser ({num(s)} vs "
             f"{num(s0)}): the scale is exploding; add weight decay or normalisation, or lower "
             "the learning rate.")]
+    mean = lw.stats.get("mean") or 0.0
+    rms = float(np.hypot(s, mean)) if s0 else 0.0
+    if ratio < 1.0 / t.scale_ratio and s0 and rms / s0 > t.scale_ratio:
+        # Weights all (nearly) equal and huge (3e38 everywhere): no spread, but far from any initialiser.
+        return [finding(
+            "exploding_scale", lw.path, None, rms / s0, t.scale_ratio,
+            f"{lw.path} weights are all about {num(mean)}, {num(rms / s0)}x the std of its initialiser "
+            f"({num(s0)}), with almost no spread: the scale is exploding; add weight decay or normalisation, "
+            "or lower the learning rate.")]
     if ratio < 1.0 / t.scale_ratio:
         return [finding(
             "vanishing_scale", lw.path, None, ratio, 1.0 / t.scale_ratio,
