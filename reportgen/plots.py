@@ -455,7 +455,8 @@ def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], c
 
     cols = min(columns, len(tiles))
     rows = -(-len(tiles) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols, 2.05 * rows), squeeze=False)
+    lines = max(caption.count("\n") + 1 for _p, caption, _h in tiles)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols, (1.6 + 0.16 * lines) * rows), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, (pixels, caption, heat) in zip(axes.ravel(), tiles):
@@ -468,5 +469,5 @@ def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], c
             shown = heatmap_overlay(shown, np.clip(up, 0, 1))
         ax.imshow(shown, interpolation="nearest")
         ax.set_title(caption, fontsize=6.5)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=0.6)
     return fig_to_uri(fig, dpi=100, fmt="jpeg")

@@ -411,6 +411,7 @@ class Review:
     duplicates_by: str = ""
     outliers: list[Outlier] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+    uniform: list[str] = field(default_factory=list)  # properties every image shares (nothing to judge)
     seconds: float = 0.0
 
 
@@ -455,5 +456,7 @@ def build(probs: np.ndarray | None, labels: np.ndarray, confusion: np.ndarray | 
                            else "perceptual hash only (the model has no penultimate layer to read)")
     if props is not None and len(props) > 2:
         r.outliers = outliers(props, t.outlier_z)
+        cols = _columns(props)
+        r.uniform = [name for name in ("width", "height", "aspect", "colour") if np.ptp(cols[name]) == 0]
     r.seconds = time.perf_counter() - t0
     return r

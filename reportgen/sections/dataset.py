@@ -184,6 +184,7 @@ def _review_json(ctx: Context, stats, names: list[str] | None) -> dict:
         "outliers": [{"path": files[stats.indices[o.index]], "property": o.property, "value": o.value, "z": o.z}
                      for o in r.outliers[:LISTED]],
         "outliers_count": len(r.outliers),
+        "properties_uniform": r.uniform,
         "segments": [{"property": g.property, "lower": g.lower, "upper": g.upper, "images": g.images,
                       "accuracy": g.accuracy, "weak": g.weak} for g in r.segments] if labelled else None,
         "review_seconds": r.seconds,
