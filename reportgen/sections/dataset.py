@@ -23,7 +23,7 @@ def validate(ctx: Context) -> None:
         raise UserError("the dataset section needs --images DIR (a folder of images, classes in sub-folders)")
     if ctx.options.sample < 1:
         raise UserError(f"--sample must be at least 1 (got {ctx.options.sample})")
-    folder = ctx.folder  # a missing folder or an unknown class folder fails now
+    folder = ctx.folder  # a missing folder or an unknown class folder fails now (one class only: in run)
     from reportgen.analyses.labels import class_names
 
     class_names(ctx)  # --class-names must name every output
@@ -34,12 +34,7 @@ def validate(ctx: Context) -> None:
         raise UserError(f"--images {', '.join(ctx.options.image_dirs)}: no class sub-folders, so no labels, but "
                         f"{', '.join(gates)} (from {t.source}) needs them; put the images in one sub-folder per "
                         "class, or drop the gate")
-    used = {label for label in folder.labels if label is not None}
-    if len(used) == 1:
-        name = folder.class_names[next(iter(used))] if folder.class_names else str(next(iter(used)))
-        raise UserError(f"--images: every labelled image is in one class folder ('{name}'); accuracy, calibration "
-                        "and label issues compare classes, so give the folders of at least two classes (or put "
-                        "the images directly in the folder, unlabelled)")
+
 
 
 def _label(names: list[str] | None, c: int) -> str:
@@ -235,6 +230,13 @@ def run(ctx: Context) -> SectionResult:
     stats = ctx.dataset
     folder = ctx.folder
     names = folder.class_names or class_names(ctx)
+    used = np.unique(stats.labels[stats.labels >= 0]) if stats.labels is not None else []
+    if len(used) == 1:  # known once the files are read: an unreadable folder says so first
+        from reportgen.errors import BadInput
+
+        raise BadInput(f"--images: every labelled image is in one class folder ('{_label(names, used[0])}'); "
+                       "accuracy, calibration and label issues compare classes, so give the folders of at least "
+                       "two classes (or put the images directly in the folder, unlabelled)")
     head = ctx.head
     review = stats.review
     per_class = {}
