@@ -229,6 +229,10 @@ def test_the_page_and_model_card(planted, reviewed, tmp_path):
     assert f"| accuracy | {100 * ds['accuracy']:.1f}% |" in card
     assert f"| expected calibration error | {ds['calibration']['ece']:.3f} |" in card
     assert "`leakage`" in card and "[author: license]" in card
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "report.schema.json").read_text())
+    jsonschema.validate(r.json, schema)  # every review key, with label issues, duplicates and outliers listed
 
 
 def test_cli_writes_the_model_card_and_the_gates_fail_the_run(planted, tmp_path, cli):
@@ -300,3 +304,40 @@ def test_every_section_renders_under_each_preprocess_source(planted, tmp_path, s
     assert r.json["section_errors"] == []
     assert r.json["dataset"]["preprocess"]["source"] == source
     assert 'id="dataset-outliers"' in html
+
+
+def test_a_sigmoid_head_gets_per_class_calibration_and_says_why(planted, tmp_path):
+    """Several sigmoid units score each class on its own: no top-label confidence, no confident learning."""
+    root, *_ = planted
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                              keras.layers.GlobalAveragePooling2D(name="gap"),
+                              keras.layers.Dense(10, activation="sigmoid", name="tags")], name="tagger")
+    r = Report(model, images=[root / "val"], sections="dataset", sample=1)
+    ds = r.json["dataset"]
+    assert ds["calibration"] is None and "sigmoid head" in ds["calibration_note"]
+    assert set(ds["calibration_per_class"]) == {str(c) for c in range(10)}
+    _paths, y, probs = _truth(model, root, folders=("val",))
+    c = 3  # class 3's calibration error by hand: 15 bins of p(3) against [label == 3]
+    which = np.clip(np.ceil(probs[:, c] * 15).astype(int) - 1, 0, 14)
+    want = sum((which == b).mean() * abs((y[which == b] == c).mean() - probs[which == b, c].mean())
+               for b in range(15) if (which == b).any())
+    assert ds["calibration_per_class"]["3"] == pytest.approx(want, abs=1e-6)
+    assert ds["label_issues"] is None and "sigmoid head" in ds["label_issues_note"]
+    html = r.html()
+    assert "No top-label calibration" in html and "No label issues were looked for" in html
+
+
+def test_an_unlabelled_folder_says_what_it_cannot_review(tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for i in range(20):
+        _png(tmp_path / "flat" / f"{i}.png", np.rint(d.images[i] / 16.0 * 255).astype(np.uint8))
+    r = Report(dm.trained(), images=[tmp_path / "flat"], sections="dataset", sample=1)
+    ds = r.json["dataset"]
+    assert ds["calibration"] is None and ds["label_issues"] is None and ds["segments"] is None
+    assert "no labelled images" in ds["calibration_note"] and "no labelled images" in ds["label_issues_note"]
+    assert ds["duplicates_count"] == 0 and ds["outliers_count"] >= 0
+    html = r.html()
+    assert "No calibration: no labelled images" in html and "No label issues were looked for" in html
