@@ -450,24 +450,30 @@ def reliability_figure(panels: Sequence[tuple[str, Sequence[dict], float]]) -> s
 
 def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], columns: int = 4) -> str:
     """Images with a caption each and, where given, a heatmap in [0, 1] overlaid (``tiles``: uint8 pixels
-    H x W x 1|3, caption, heatmap at any size or None)."""
+    H x W x 1|3, caption, heatmap at any size or None). Laid out in inches: each row is a band for the
+    caption, then the tile, so a caption never reaches into the row above."""
     plt = pyplot()
+    from PIL import Image
 
     cols = min(columns, len(tiles))
     rows = -(-len(tiles) // cols)
     lines = max(caption.count("\n") + 1 for _p, caption, _h in tiles)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols, (1.6 + 0.16 * lines) * rows), squeeze=False)
-    for ax in axes.ravel():
+    tile, gap, side = 1.45, 0.25, 0.1
+    band = 0.13 * lines + 0.08
+    width = 2 * side + cols * tile + (cols - 1) * gap
+    height = rows * (band + tile) + (rows - 1) * 0.12 + 0.1
+    fig = plt.figure(figsize=(width, height))
+    for k, (pixels, caption, heat) in enumerate(tiles):
+        r, c = divmod(k, cols)
+        left = side + c * (tile + gap)
+        bottom = height - (r + 1) * (band + tile) - r * 0.12
+        ax = fig.add_axes((left / width, bottom / height, tile / width, tile / height))
         ax.set_axis_off()
-    for ax, (pixels, caption, heat) in zip(axes.ravel(), tiles):
         shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
         if heat is not None:
-            from PIL import Image
-
             h, w = shown.shape[:2]
             up = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((w, h), Image.Resampling.BILINEAR))
             shown = heatmap_overlay(shown, np.clip(up, 0, 1))
-        ax.imshow(shown, interpolation="nearest")
-        ax.set_title(caption, fontsize=6.5)
-    fig.tight_layout(h_pad=0.6)
+        ax.imshow(shown, interpolation="nearest", aspect="auto")
+        ax.set_title(caption, fontsize=6.5, pad=2)
     return fig_to_uri(fig, dpi=100, fmt="jpeg")
