@@ -278,8 +278,9 @@ class PixelFacts:
     def __call__(self, index: int, pixels: np.ndarray) -> None:
         from reportgen.analyses import review
 
-        self.props.append(review.properties(pixels))
-        self.hashes.append(review.perceptual_hash(pixels))
+        props, phash = review.facts(pixels)
+        self.props.append(props)
+        self.hashes.append(phash)
 
     def attach(self, stats: DatasetStats) -> None:
         if self.props:
