@@ -97,7 +97,7 @@ _ALL = [
     Kind("label_issues", "info", "label issues", "dataset", fixed_anchor="dataset-label-issues",
          what="images whose given label confident learning doubts (the count; each in dataset.label_issues)"),
     Kind("leakage", "warning", "leakage", "dataset", fixed_anchor="dataset-duplicates",
-         what="more than max_leaked_images images of one --images folder reappear (near-duplicates) in another"),
+         what="more than max_leaked_images images of a later --images folder reappear (near-duplicates) in an earlier one"),
     Kind("conflicting_duplicates", "warning", "duplicates, labels differ", "dataset",
          fixed_anchor="dataset-duplicates", what="near-duplicate images carry different labels"),
     Kind("accuracy_below_min", "warning", "accuracy below min", "dataset", fixed_anchor="dataset-metrics",

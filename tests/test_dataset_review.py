@@ -341,3 +341,24 @@ def test_an_unlabelled_folder_says_what_it_cannot_review(tmp_path):
     assert ds["duplicates_count"] == 0 and ds["outliers_count"] >= 0
     html = r.html()
     assert "No calibration: no labelled images" in html and "No label issues were looked for" in html
+
+
+def test_leakage_counts_the_later_folders_images_against_max_leaked_images():
+    from dataclasses import replace
+
+    from reportgen import config
+    from reportgen.analyses import review
+    from reportgen.analyses.dataset import DatasetStats
+    from reportgen.analyses.findings.dataset import check_dataset
+
+    # images 0-2 in train/ (root 0), 3-5 in val/ (root 1); val's 3 and 4 both copy train's 0; 1 and 2 are one
+    # picture filed under two classes inside train/
+    dups = [review.Duplicate(0, 3, 0.0, 1), review.Duplicate(0, 4, 0.0, 2), review.Duplicate(3, 4, 0.0, 1),
+            review.Duplicate(1, 2, 0.0, 0)]
+    stats = DatasetStats(roots=np.array([0, 0, 0, 1, 1, 1]), labels=np.array([0, 1, 2, 0, 0, 1]),
+                         review=review.Review(duplicates=dups, labelled=6))
+    t = config.Thresholds()
+    kinds = {f["kind"]: f for f in check_dataset(stats, t)}
+    assert kinds["leakage"]["value"] == 2 and "2 images of a later --images folder" in kinds["leakage"]["message"]
+    assert kinds["conflicting_duplicates"]["value"] == 1
+    assert "leakage" not in {f["kind"] for f in check_dataset(stats, replace(t, max_leaked_images=2))}

@@ -46,13 +46,15 @@ def check_dataset(stats: Any, t: Any) -> list[Finding]:
                                f"{100 * rate:.1f}% of the labelled images have a label issue, above "
                                f"max_label_issue_rate {100 * t.max_label_issue_rate:.1f}%."))
     pairs = [(d, *stats.pair(d)) for d in r.duplicates]
-    leaked = {i for d, across, _same in pairs if across for i in (d.a, d.b)}
-    if pairs and len([1 for _d, across, _s in pairs if across]) > t.max_leaked_images:
-        crossing = sum(1 for _d, across, _s in pairs if across)
-        out.append(finding("leakage", None, None, crossing, t.max_leaked_images,
-                           f"{crossing} near-duplicate pair{'s' if crossing != 1 else ''} ({len(leaked)} images) "
-                           "span two --images folders: images of one folder reappear in another, so a score on "
-                           "one overstates the model; remove them from one side."))
+    crossing = [d for d, across, _same in pairs if across]
+    # The images of a later folder (val/ after train/) that reappear in an earlier one: what leaked.
+    leaked = {d.b if stats.roots[d.b] > stats.roots[d.a] else d.a for d in crossing}
+    if len(leaked) > t.max_leaked_images:
+        out.append(finding("leakage", None, None, len(leaked), t.max_leaked_images,
+                           f"{len(leaked)} image{'s' if len(leaked) != 1 else ''} of a later --images folder "
+                           f"reappear{'s' if len(leaked) == 1 else ''} in an earlier one ({len(crossing)} "
+                           f"near-duplicate pair{'s' if len(crossing) != 1 else ''} across folders): a score on "
+                           "that folder overstates the model; remove them from one side."))
     conflicts = [d for d, _a, same in pairs if same is False]
     if conflicts:
         out.append(finding("conflicting_duplicates", None, None, len(conflicts), None,
