@@ -99,7 +99,8 @@ def main() -> None:
                    "--preprocess", "unit", "--format", "json", "--out", str(tmp / "out"), "--quiet"]
             sec, rss = peak_rss(cmd)
             rows.append((n, sec, rss))
-            print(f"reportgen --images ({n} PNG files) --sections dataset: {sec:.1f} s, peak RSS {rss:.3f} GB", flush=True)
+            print(f"reportgen --images ({n} PNG files) --sections dataset: {sec:.1f} s, peak RSS {rss:.3f} GB",
+                  flush=True)
         print(f"peak RSS {rows[1][0]} / {rows[0][0]} images = {rows[1][2] / rows[0][2]:.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -39,7 +39,8 @@ def render(data: dict, name: str) -> str:
     versions = data.get("versions") or {}
     findings = data.get("findings") or []
     out: list[str] = [f"# Model Card for {name}", "",
-                      f"<!-- Pre-filled by reportgen {data.get('reportgen_version', '')} on {data.get('generated', '')} "
+                      f"<!-- Pre-filled by reportgen {data.get('reportgen_version', '')} on "
+                      f"{data.get('generated', '')} "
                       "from report.json; every [author: ...] is for you to fill in. -->", ""]
 
     out += ["## Model Details", "", "### Model Description", "", _blank("what the model does, in a paragraph"), ""]
@@ -85,7 +86,8 @@ def render(data: dict, name: str) -> str:
         out += [_blank("evaluation data"), ""]
     out += ["#### Factors", "", "Image properties measured per image: brightness, contrast, sharpness (variance of "
             "the Laplacian), size and aspect, grey or colour"
-            + (f" (the same for every image: {', '.join(ds['properties_uniform'])})" if ds.get("properties_uniform") else "")
+            + (f" (the same for every image: {', '.join(ds['properties_uniform'])})"
+               if ds.get("properties_uniform") else "")
             + "; accuracy by their quartile bins is in report.json (`dataset.segments`).", "",
             _blank("other factors: subgroups, capture conditions"), "", "#### Metrics", "",
             "Accuracy, top-k accuracy, per-class precision, recall and F1 with their macro and weighted averages; "
@@ -107,7 +109,8 @@ def render(data: dict, name: str) -> str:
                                                               f"{_num(cal['ece_after_temperature'])})")]
         if ds.get("label_issues_count") is not None:
             rows.append(("label issues (confident learning)", f"{ds['label_issues_count']} of {ds['labelled_images']}"))
-        rows.append(("near-duplicate pairs", f"{ds.get('duplicates_count', 0)} ({ds.get('duplicates_across_folders', 0)} "
+        rows.append(("near-duplicate pairs", f"{ds.get('duplicates_count', 0)} "
+                                             f"({ds.get('duplicates_across_folders', 0)} "
                                              f"across folders, {ds.get('duplicates_conflicting_labels', 0)} with "
                                              "different labels)"))
         out += ["| metric | value |", "| --- | --- |"] + [f"| {a} | {b} |" for a, b in rows] + [""]
@@ -148,7 +151,8 @@ def render(data: dict, name: str) -> str:
                 + ".", ""]
     else:
         out += [_blank("architecture (the overview section records it)"), ""]
-    out += [_blank("training objective"), "", "### Compute Infrastructure", "", _blank("hardware and training time"), "",
+    out += [_blank("training objective"), "", "### Compute Infrastructure", "", _blank("hardware and training time"),
+            "",
             "#### Software", ""]
     if versions:
         out += [", ".join(f"{k} {v}" for k, v in versions.items()), ""]

@@ -472,7 +472,8 @@ def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], c
         shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
         if heat is not None:
             h, w = shown.shape[:2]
-            up = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((w, h), Image.Resampling.BILINEAR))
+            up = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((w, h),
+                                                                                    Image.Resampling.BILINEAR))
             shown = heatmap_overlay(shown, np.clip(up, 0, 1))
         ax.imshow(shown, interpolation="nearest", aspect="auto")
         ax.set_title(caption, fontsize=6.5, pad=2)

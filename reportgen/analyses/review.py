@@ -45,7 +45,9 @@ def properties(pixels: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
     width, height, aspect (width / height), colour (1 when the channels differ, 0 for grey)."""
     g = grey(pixels) if g is None else g
     h, w = g.shape
-    lap = (g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]) if h > 2 and w > 2 else np.zeros(1)
+    lap = np.zeros(1)
+    if h > 2 and w > 2:
+        lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
     colour = 0.0
     if pixels.ndim == 3 and pixels.shape[-1] >= 3:
         step = max(1, int(np.sqrt(h * w / 1e6)))  # about a million pixels decide it

@@ -36,7 +36,6 @@ def validate(ctx: Context) -> None:
                         "class, or drop the gate")
 
 
-
 def _label(names: list[str] | None, c: int) -> str:
     from reportgen.images import label_for
 
