@@ -204,6 +204,10 @@ def test_image_properties_outliers_and_segments():
     g = review.grey(pictures[2])
     lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
     assert props[2, review.PROPERTIES.index("sharpness")] == pytest.approx(lap.var())
+    from scipy.fft import dctn  # the hash's 8 x 8 low frequencies are scipy's orthonormal 2-D DCT's
+
+    block = rng.random((32, 32))
+    np.testing.assert_allclose(review._DCT @ block @ review._DCT.T, dctn(block, norm="ortho")[:8, :8], atol=1e-12)
     ok = np.ones(len(props), bool)
     ok[np.argsort(props[:, 0])[:10]] = False  # the darkest quarter all wrong
     weak = [s for s in review.segments(props, ok, 0.1, 5) if s.weak]
