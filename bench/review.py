@@ -95,6 +95,25 @@ def main() -> None:
         print(f"{args.small} images: pass before the review {before:.2f} s, now (pass + facts + embedding + review) "
               f"{now:.2f} s = +{100 * (now / before - 1):.0f}% (best of 5; median of the 5 paired ratios "
               f"+{100 * (paired - 1):.0f}%); the review alone {stats.review.seconds:.3f} s")
+        # The parts on their own (min of 7 each; less exposed to a neighbour's load than the whole pass):
+        from reportgen.images import load_pixels
+
+        def best(f, n=7):
+            f()
+            out = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                f()
+                out.append(time.perf_counter() - t0)
+            return min(out)
+
+        pixels = [load_pixels(f) for f in folder.files]
+        facts_s = best(lambda: [review.facts(p) for p in pixels])
+        plain = best(lambda: D.run_pass(model, head, layer, folders.batches(folder, spec, pre, size), 10))
+        tapped = best(lambda: D.run_pass(model, head, layer, folders.batches(folder, spec, pre, size), 10, embed=embed))
+        print(f"parts, {args.small} images: the pass {plain:.3f} s; the embedding tap +{tapped - plain:.3f} s; "
+              f"per-file facts {facts_s:.3f} s; the review {stats.review.seconds:.3f} s; together "
+              f"+{100 * (tapped - plain + facts_s + stats.review.seconds) / plain:.0f}%")
         rows = []
         for path, n in ((small, args.small), (large, args.images)):
             model_file = tmp / "digits.keras"
