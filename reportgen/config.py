@@ -131,6 +131,30 @@ class Thresholds:
     attention_uniform_entropy: float = 0.99
     # ... and one whose tokens keep at least this share of their attention on themselves mixes nothing.
     attention_self_mass: float = 0.9
+    # The data-set review (--images, labelled folders; docs/findings.md). A model whose expected calibration
+    # error (15 bins, Guo et al. 2017) exceeds this is overconfident (mean confidence above accuracy) or
+    # underconfident (below): the digits CNN of the tests, trained 8 epochs, has 0.02.
+    calibration_ece: float = 0.05
+    # Gates (warnings that --fail-on stops on), off by default: accuracy below ``min_accuracy``, ECE above
+    # ``max_ece``, a share of label issues above ``max_label_issue_rate``, and more than ``max_leaked_images``
+    # images of one --images folder reappearing in another (0: any leak is a warning).
+    min_accuracy: float = 0.0
+    max_ece: float = 1.0
+    max_label_issue_rate: float = 1.0
+    max_leaked_images: int = 0
+    # Near-duplicates: at most ``duplicate_hash_bits`` of the 64 perceptual-hash bits differ AND the model
+    # embeddings lie within ``duplicate_distance`` cosine distance. On 8x8 digits re-encoded as JPEG (quality
+    # 75; the tests' plant) 2-8 bits differ and the distance is 1.5e-4 to 1.6e-3; of the 127,000 pairs of
+    # different digits, 7 are that close in hash with a distance of 2.6e-3 to 4.5e-3, and none below 2e-3.
+    duplicate_hash_bits: int = 8
+    duplicate_distance: float = 0.002
+    # Image outliers: a property (brightness, contrast, sharpness, aspect, area) with a robust z-score
+    # (0.6745 (x - median) / MAD) above this (Iglewicz & Hoaglin's 3.5).
+    outlier_z: float = 3.5
+    # Weak segments: a property bin whose accuracy is at least ``segment_drop`` below the overall one, on at
+    # least ``segment_min_images`` labelled images.
+    segment_drop: float = 0.1
+    segment_min_images: int = 20
     # At most this many findings of one kind in one layer are listed one by one; the
     # rest are summed up in one finding.
     max_per_layer: int = 10
@@ -176,10 +200,20 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "pattern_rise_margin": (0.0, 2.0, "a number from 0 to 2"),
     "attention_uniform_entropy": (0.0, 1.0, "a number from 0 to 1"),
     "attention_self_mass": (0.0, 1.0, "a number from 0 to 1"),
+    "calibration_ece": (0.0, 1.0, "a number from 0 to 1"),
+    "min_accuracy": (0.0, 1.0, "a number from 0 (off) to 1"),
+    "max_ece": (0.0, 1.0, "a number from 0 to 1 (off)"),
+    "max_label_issue_rate": (0.0, 1.0, "a number from 0 to 1 (off)"),
+    "max_leaked_images": (0, math.inf, "an integer >= 0"),
+    "duplicate_hash_bits": (0, 64, "an integer from 0 to 64"),
+    "duplicate_distance": (0.0, 2.0, "a number from 0 to 2"),
+    "outlier_z": (0.0, math.inf, "a number >= 0"),
+    "segment_drop": (0.0, 1.0, "a number from 0 to 1"),
+    "segment_min_images": (1, math.inf, "an integer >= 1"),
     "max_per_layer": (1, 10_000, "an integer >= 1"),
     "rollup_layers": (1, 100_000, "an integer >= 1"),
 }
-_INTEGER_KEYS = {"inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer",
+_INTEGER_KEYS = {"max_leaked_images", "duplicate_hash_bits", "segment_min_images", "inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer",
                  "rollup_layers"}
 KEYS = tuple(_RANGES) + ("severity",)
 

@@ -201,12 +201,17 @@ class Context:
             layer = None
         size = D.batch_size(self.model)
         skipped: list = []
+        facts = D.PixelFacts()
+        try:
+            embed = D.embedding_layer(self.model, self.head)
+        except Exception:  # noqa: BLE001  (no embedding: duplicates by the hash alone, and the page says so)
+            embed = None
         bar = self.progress(total=len(folder), desc="images") if self.progress else None
         try:
-            stats = D.run_pass(self.model, self.head, layer, folders.batches(folder, spec, pre, size, skipped),
+            stats = D.run_pass(self.model, self.head, layer, folders.batches(folder, spec, pre, size, skipped, facts),
                                len(folder.class_names) if folder.class_names else None, self.feeds,
                                self.thresholds.dead_activation, self.thresholds.saturation_margin,
-                               tick=(lambda n: bar.update(n)) if bar is not None else None)
+                               tick=(lambda n: bar.update(n)) if bar is not None else None, embed=embed)
         finally:
             if bar is not None:
                 bar.close()
@@ -215,7 +220,33 @@ class Context:
                             f"(first: {skipped[0].path}: {skipped[0].reason}){folder.type_note()}; "
                             "give a folder of PNG or JPEG images")
         stats.skipped = skipped
+        facts.attach(stats)
+        if stats.indices is not None and folder.roots:
+            stats.roots = np.asarray(folder.roots, dtype=np.int64)[stats.indices]
+        self._review(stats, spec, pre, layer)
         return stats
+
+    def _review(self, stats: Any, spec: Any, pre: Any, layer: str | None) -> None:
+        """The data-set review over the pass' per-image arrays, and the suggested classes' CAMs for the
+        label-issue gallery (:mod:`reportgen.analyses.review`)."""
+        from reportgen.analyses import review
+        from reportgen.images import folders
+
+        head = self.head
+        stats.review = review.build(
+            stats.probs, stats.labels, stats.confusion if stats.labelled else None, stats.hashes, stats.embeddings,
+            stats.properties, sigmoid=head.kind == "sigmoid" and not head.is_binary, top_k=self.options.top_k,
+            t=self.thresholds)
+        shown = stats.review.label_issues[:review.GALLERY]
+        if shown and layer is not None:
+            from reportgen.analyses.cam import explain
+
+            x = folders.load_inputs(self.folder, [int(stats.indices[i.index]) for i in shown], spec, pre)
+            maps = explain(self.model, layer, x, classes=[i.suggested for i in shown], head=head,
+                           feeds=self.feeds).heatmaps[:, 0]
+            for issue, m in zip(shown, maps):
+                issue.cam = np.asarray(m, dtype=np.float64)
+
 
     @property
     def wants_activity(self) -> bool:

@@ -97,6 +97,24 @@ _ALL = [
          what="a transformer head attends almost uniformly to every token on the given images"),
     Kind("attention_self", "info", "self-only attention head", "gradcam", fixed_anchor="attention",
          what="a transformer head keeps nearly all of each token's attention on the token itself"),
+    Kind("overconfident", "info", "overconfident", "dataset", fixed_anchor="dataset-calibration",
+         what="on the labelled images the expected calibration error exceeds calibration_ece and the mean "
+              "confidence is above the accuracy"),
+    Kind("underconfident", "info", "underconfident", "dataset", fixed_anchor="dataset-calibration",
+         what="the expected calibration error exceeds calibration_ece and the mean confidence is below the accuracy"),
+    Kind("label_issues", "info", "label issues", "dataset", fixed_anchor="dataset-label-issues",
+         what="images whose given label confident learning doubts (the count; each in dataset.label_issues)"),
+    Kind("leakage", "warning", "leakage", "dataset", fixed_anchor="dataset-duplicates",
+         what="more than max_leaked_images images of a later --images folder reappear (near-duplicates) in an earlier one"),
+    Kind("conflicting_duplicates", "warning", "duplicates, labels differ", "dataset",
+         fixed_anchor="dataset-duplicates", what="near-duplicate images carry different labels"),
+    Kind("accuracy_below_min", "warning", "accuracy below min", "dataset", fixed_anchor="dataset-metrics",
+         what="accuracy on the labelled images below min_accuracy (a gate; off by default)"),
+    Kind("ece_above_max", "warning", "ECE above max", "dataset", fixed_anchor="dataset-calibration",
+         what="expected calibration error above max_ece (a gate; off by default)"),
+    Kind("label_issue_rate_above_max", "warning", "label issues above max", "dataset",
+         fixed_anchor="dataset-label-issues",
+         what="share of labelled images with a label issue above max_label_issue_rate (a gate; off by default)"),
 ]
 
 KINDS: dict[str, Kind] = {k.name: k for k in _ALL}

@@ -411,3 +411,70 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         fig.suptitle(title, fontsize=8.5, x=0.01, y=1 - 0.06 / size[1], ha="left", va="top")
     uri = fig_to_uri(fig, dpi=100, tight=False)
     return (uri, missing) if with_missing else uri
+
+
+# --- the data-set review ------------------------------------------------------------------------------
+
+def reliability_figure(panels: Sequence[tuple[str, Sequence[dict], float]]) -> str:
+    """Reliability diagrams side by side: per confidence bin, the accuracy (bars) against the diagonal of
+    perfect calibration, the gap shaded, the bin's count under it. ``panels``: (title, bins, ECE) with bins as
+    report.json's ``dataset.calibration.reliability``."""
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0), squeeze=False)
+    for ax, (title, bins, ece) in zip(axes[0], panels):
+        width = bins[0]["upper"] - bins[0]["lower"]
+        for b in bins:
+            if not b["count"]:
+                continue
+            ax.bar(b["lower"], b["accuracy"], width=width, align="edge", color="#4c72b0", edgecolor="white",
+                   linewidth=0.5)
+            lo, hi = sorted((b["accuracy"], b["confidence"]))
+            ax.bar(b["lower"], hi - lo, bottom=lo, width=width, align="edge", color="#dd8452", alpha=0.45,
+                   linewidth=0)
+        ax.plot([0, 1], [0, 1], color="#333", linewidth=0.8, linestyle="--")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("confidence (top label)", fontsize=7)
+        ax.set_ylabel("accuracy", fontsize=7)
+        ax.tick_params(labelsize=6.5)
+        ax.set_title(f"{title}\nECE {ece:.3f}", fontsize=7.5)
+        counts = [b for b in bins if b["count"]]
+        for b in counts:
+            ax.text(b["lower"] + width / 2, 0.02, str(b["count"]), ha="center", va="bottom", fontsize=4.5,
+                    rotation=90, color="white" if (b["accuracy"] or 0) > 0.12 else "#333")
+    fig.tight_layout()
+    return fig_to_uri(fig, dpi=100)
+
+
+def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], columns: int = 4) -> str:
+    """Images with a caption each and, where given, a heatmap in [0, 1] overlaid (``tiles``: uint8 pixels
+    H x W x 1|3, caption, heatmap at any size or None). Laid out in inches: each row is a band for the
+    caption, then the tile, so a caption never reaches into the row above."""
+    plt = pyplot()
+    from PIL import Image
+
+    cols = min(columns, len(tiles))
+    rows = -(-len(tiles) // cols)
+    lines = max(caption.count("\n") + 1 for _p, caption, _h in tiles)
+    tile, gap, side = 1.45, 0.25, 0.1
+    band = 0.13 * lines + 0.08
+    width = 2 * side + cols * tile + (cols - 1) * gap
+    height = rows * (band + tile) + (rows - 1) * 0.12 + 0.1
+    fig = plt.figure(figsize=(width, height))
+    for k, (pixels, caption, heat) in enumerate(tiles):
+        r, c = divmod(k, cols)
+        left = side + c * (tile + gap)
+        bottom = height - (r + 1) * (band + tile) - r * 0.12
+        ax = fig.add_axes((left / width, bottom / height, tile / width, tile / height))
+        ax.set_axis_off()
+        shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
+        if heat is not None:
+            h, w = shown.shape[:2]
+            up = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((w, h),
+                                                                                    Image.Resampling.BILINEAR))
+            shown = heatmap_overlay(shown, np.clip(up, 0, 1))
+        ax.imshow(shown, interpolation="nearest", aspect="auto")
+        ax.set_title(caption, fontsize=6.5, pad=2)
+    return fig_to_uri(fig, dpi=100, fmt="jpeg")

@@ -376,6 +376,10 @@ def write(built: Built, out_root: Path, formats: Iterable[str], name: str) -> Pa
     """Write ``out_root/<name>/report.*`` (and ``errors.log`` when a section failed) all at once."""
     render.check_out_dir(Path(out_root))
     extra = {"errors.log": errors_log(built.ctx)} if built.ctx.errors else {}
+    if "dataset" in built.data:  # a reviewed data set: the model card, pre-filled from report.json
+        from reportgen import model_card
+
+        extra["model_card.md"] = model_card.render(built.data, name)
     return render.write_report(Path(out_root), name, built.data, "report.html.j2", built.variables, formats,
                                progress_factory(built.ctx.options.quiet), extra_files=extra)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class ImageFolder:
 
     files: list[str] = field(default_factory=list)
     labels: list[int | None] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list)  # which --images folder each file came from (leakage across them)
     class_names: list[str] | None = None  # index -> name, when labels exist
     # Files below the folders that were not read for their type (no image suffix; hidden files aside).
     skipped_by_type: int = 0
@@ -93,6 +94,7 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
     """
     result = ImageFolder()
     inferred: dict[str, int] = {}
+    seen: list[str] = []
     for d in dirs:
         folder = Path(d)
         if not guard.present(folder):
@@ -108,6 +110,7 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
             if path.name.lower().endswith(SUFFIXES):
                 result.files.append(str(path))
                 result.labels.append(None)
+                result.roots.append(len(seen))
             elif not path.name.startswith("."):
                 result._other(path)
         for sub in subdirs:
@@ -125,6 +128,8 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
             for path in images:
                 result.files.append(str(path))
                 result.labels.append(index)
+                result.roots.append(len(seen))
+        seen.append(str(d))
     if inferred and class_names is None:
         # alphanumeric order over every folder's classes, as Keras infers labels
         order = sorted(inferred)
@@ -165,8 +170,13 @@ def sample_indices(folder: ImageFolder, n: int) -> list[int]:
 
 
 def batches(folder: ImageFolder, spec, preprocessor, size: int = 32,
-            skipped: list[Skipped] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
-    """(model input (B, H, W, C), labels (B,) with -1 for none, file indices) of the readable images, in batches."""
+            skipped: list[Skipped] | None = None,
+            inspect: Callable[[int, np.ndarray], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
+    """(model input (B, H, W, C), labels (B,) with -1 for none, file indices) of the readable images, in batches.
+
+    ``inspect(index, pixels)`` sees each readable file's decoded pixels (its own size, uint8) once, so that
+    properties of the file itself (size, sharpness, a perceptual hash) need no second read.
+    """
     skipped = skipped if skipped is not None else []
     xs: list[np.ndarray] = []
     ys: list[int] = []
@@ -178,6 +188,8 @@ def batches(folder: ImageFolder, spec, preprocessor, size: int = 32,
         except UserError as exc:
             skipped.append(Skipped(path, str(exc).split(";")[0], getattr(exc, "reason", "unreadable")))
             continue
+        if inspect is not None:
+            inspect(i, pixels)
         xs.append(preprocessor.forward(fitted.astype(np.float32)).astype(np.float32))
         ys.append(-1 if folder.labels[i] is None else int(folder.labels[i]))
         idx.append(i)
@@ -186,3 +198,9 @@ def batches(folder: ImageFolder, spec, preprocessor, size: int = 32,
             xs, ys, idx = [], [], []
     if xs:
         yield np.stack(xs), np.asarray(ys), idx
+
+
+def load_inputs(folder: ImageFolder, indices: Sequence[int], spec, preprocessor) -> np.ndarray:
+    """The model inputs of a few files of the folder (a gallery's CAMs), as :func:`batches` prepares them."""
+    return np.stack([preprocessor.forward(fit_to_input(load_pixels(folder.files[i]), spec).astype(np.float32))
+                     .astype(np.float32) for i in indices])

@@ -25,7 +25,7 @@ def validate(ctx: Context) -> None:
         raise UserError("the dataset section needs --images DIR (a folder of images, classes in sub-folders)")
     if ctx.options.sample < 1:
         raise UserError(f"--sample must be at least 1 (got {ctx.options.sample})")
-    ctx.folder  # noqa: B018  (a missing folder or an unknown class folder fails now)
+    folder = ctx.folder  # a missing folder or an unknown class folder fails now (one class only: in run)
     from reportgen.analyses.labels import class_names
 
     class_names(ctx)  # --class-names must name every output
@@ -33,6 +33,13 @@ def validate(ctx: Context) -> None:
         from reportgen.analyses.cam import resolve_layer
 
         resolve_layer(ctx.model, ctx.options.gradcam_layer, ctx.options.output)
+    t = ctx.thresholds
+    gates = [k for k, on in (("min_accuracy", t.min_accuracy > 0), ("max_ece", t.max_ece < 1),
+                             ("max_label_issue_rate", t.max_label_issue_rate < 1)) if on]
+    if gates and not folder.labelled:
+        raise UserError(f"--images {', '.join(ctx.options.image_dirs)}: no class sub-folders, so no labels, but "
+                        f"{', '.join(gates)} (from {t.source}) needs them; put the images in one sub-folder per "
+                        "class, or drop the gate")
 
 
 def _label(names: list[str] | None, c: int) -> str:
@@ -134,18 +141,115 @@ def _preprocess(ctx: Context) -> dict:
     return out
 
 
+def _review_json(ctx: Context, stats, names: list[str] | None) -> dict:
+    """report.json's review keys (:mod:`reportgen.analyses.review`); each None, with a ``*_note`` saying why,
+    where this run could not compute it."""
+    from reportgen.analyses.review import LISTED
+
+    r = stats.review
+    files = ctx.folder.files
+    if r is None:
+        return {}
+    cal = r.calibration
+    issues = [{"path": files[stats.indices[i.index]], "given": _label(names, i.given),
+               "suggested": _label(names, i.suggested), "confidence": i.confidence,
+               "given_confidence": i.self_confidence, "rank": i.rank} for i in r.label_issues[:LISTED]]
+    dups = []
+    for d in r.duplicates[:LISTED]:
+        across, same = stats.pair(d)
+        dups.append({"a": files[stats.indices[d.a]], "b": files[stats.indices[d.b]], "distance": d.distance,
+                     "hash_distance": d.hash_distance, "across_folders": across, "same_label": same})
+    crossing = sum(1 for d in r.duplicates if stats.pair(d)[0])
+    conflicts = sum(1 for d in r.duplicates if stats.pair(d)[1] is False)
+    classify = stats.probs is not None
+    labelled = classify and r.labelled > 0
+    no_labels = ("no labelled images (no class sub-folders)" if classify
+                 else "the model's output is not a class score")
+    return {
+        "summary": r.summary,
+        "top_k_accuracy": r.top_k if labelled else None,
+        "calibration": cal.to_json() if cal is not None else None,
+        "calibration_per_class": ({_label(names, c): e for c, e in r.classwise_ece.items()}
+                                  if r.classwise_ece is not None else None),
+        "calibration_note": r.calibration_note if labelled else no_labels,
+        "label_issues": issues if labelled and not r.label_issues_note else None,
+        "label_issues_count": len(r.label_issues) if labelled and not r.label_issues_note else None,
+        "label_issues_note": r.label_issues_note if labelled else no_labels,
+        "duplicates": dups,
+        "duplicates_count": len(r.duplicates),
+        "duplicates_across_folders": crossing,
+        "duplicates_conflicting_labels": conflicts,
+        "duplicates_by": r.duplicates_by,
+        "embedding_layer": stats.embedding_layer,
+        "outliers": [{"path": files[stats.indices[o.index]], "property": o.property, "value": o.value, "z": o.z}
+                     for o in r.outliers[:LISTED]],
+        "outliers_count": len(r.outliers),
+        "properties_uniform": r.uniform,
+        "segments": [{"property": g.property, "lower": g.lower, "upper": g.upper, "images": g.images,
+                      "accuracy": g.accuracy, "weak": g.weak} for g in r.segments] if labelled else None,
+        "review_seconds": r.seconds,
+    }
+
+
+def _gallery(ctx: Context, items: list[tuple[int, str, np.ndarray | None]]) -> str:
+    """Load the few shown files (not kept by the pass) and draw them (:func:`reportgen.plots.gallery_figure`)."""
+    from reportgen.images import fit_to_input, image_input_spec, load_pixels
+    from reportgen.plots import gallery_figure
+
+    spec = image_input_spec(ctx.model)
+    tiles = [(fit_to_input(load_pixels(ctx.folder.files[i]), spec), caption, cam) for i, caption, cam in items]
+    return gallery_figure(tiles)
+
+
+def _review_view(ctx: Context, stats, names: list[str] | None, json: dict) -> dict:
+    from reportgen.analyses.review import GALLERY
+    from reportgen.plots import reliability_figure
+
+    r = stats.review
+    if r is None:
+        return {"review": False}
+    cal = r.calibration
+    reliability = None
+    if cal is not None:
+        reliability = Later(reliability_figure, [("as given", cal.reliability, cal.ece),
+                                                 (f"after temperature T = {cal.temperature:.2f}",
+                                                  cal.reliability_after, cal.ece_after_temperature)])
+    issues = None
+    if r.label_issues:
+        issues = Later(_gallery, ctx, [(int(stats.indices[i.index]),
+                                        f"#{i.rank} given {_label(names, i.given)[:10]}\n"
+                                        f"suggested {_label(names, i.suggested)[:10]}\np = {i.confidence:.2f}", i.cam)
+                                       for i in r.label_issues[:GALLERY]])
+    outliers = None
+    if r.outliers:
+        outliers = Later(_gallery, ctx, [(int(stats.indices[o.index]), f"{o.property}\n{o.value:.3g} (z {o.z:+.1f})",
+                                          None) for o in r.outliers[:GALLERY]])
+    weak = [g for g in (json.get("segments") or []) if g["weak"]]
+    return {"review": True, "reliability": reliability, "issues_gallery": issues, "outliers_gallery": outliers,
+            "weak_segments": weak, "gallery": GALLERY, "thresholds": ctx.thresholds}
+
+
 def run(ctx: Context) -> SectionResult:
     from reportgen.analyses.labels import class_names
 
     stats = ctx.dataset
     folder = ctx.folder
     names = folder.class_names or class_names(ctx)
+    used = np.unique(stats.labels[stats.labels >= 0]) if stats.labels is not None else []
+    if len(used) == 1:  # known once the files are read: an unreadable folder says so first
+        from reportgen.errors import BadInput
+
+        raise BadInput(f"--images: every labelled image is in one class folder ('{_label(names, used[0])}'); "
+                       "accuracy, calibration and label issues compare classes, so give the folders of at least "
+                       "two classes (or put the images directly in the folder, unlabelled)")
     head = ctx.head
+    review = stats.review
     per_class = {}
     if stats.per_class_images is not None:
         for c in np.flatnonzero(stats.per_class_images):
             per_class[_label(names, c)] = {"images": int(stats.per_class_images[c]),
-                                           "accuracy": float(stats.per_class_correct[c] / stats.per_class_images[c])}
+                                           "accuracy": float(stats.per_class_correct[c] / stats.per_class_images[c]),
+                                           **(review.per_class.get(int(c), {}) if review is not None else {})}
     units = {p: ua.to_json() for p, ua in stats.activity.layers.items()}
     json = {
         "images": stats.images,
@@ -169,6 +273,7 @@ def run(ctx: Context) -> SectionResult:
         "skipped_by_type_examples": list(folder.skipped_by_type_examples),
         "preprocess": _preprocess(ctx),
         "seconds": stats.seconds,
+        **_review_json(ctx, stats, names),
     }
     confusion = None
     if stats.confusion is not None and stats.labelled:
@@ -184,7 +289,9 @@ def run(ctx: Context) -> SectionResult:
         "stats": json, "confusion": confusion, "mean_cam": Later(mean_cam_figure, maps[:32], stats.layer) if maps and stats.layer else None,
         "mistakes": Later(mistakes_figure, ctx, stats, names) if stats.mistakes else None, "layers": layers, "per_class": per_class,
         "sample": len(ctx.images), "classifier": head.units is not None and not head.is_map,
-        "figure_ids": {"dataset-confusion", "dataset-mistakes"},
+        "figure_ids": {"dataset-confusion", "dataset-mistakes", "dataset-metrics", "dataset-calibration",
+                       "dataset-label-issues", "dataset-duplicates", "dataset-outliers", "dataset-segments"},
         "tolerance": f"{ctx.thresholds.dead_activation:g}",
+        **_review_view(ctx, stats, names, json),
     }
     return SectionResult(json={"dataset": json}, view=view)

@@ -34,6 +34,8 @@ def NEEDS(options: Any) -> tuple[str, ...]:
     needs = ["weights", "weight_findings", "thresholds"]
     if options.image_dirs or {"features", "gradcam"} & set(options.sections):
         needs += ["images", "activity"]
+    if options.image_dirs:
+        needs.append("dataset")
     if "gradcam" in options.sections:
         needs += ["cams", "sanity", "faithfulness", "attention"]
     if "patterns" in options.sections:
@@ -41,7 +43,7 @@ def NEEDS(options: Any) -> tuple[str, ...]:
     return tuple(needs)
 
 
-OPTIONAL = ("activity", "cams", "sanity", "faithfulness", "patterns", "attention")  # checks that need a failed one are left out
+OPTIONAL = ("dataset", "activity", "cams", "sanity", "faithfulness", "patterns", "attention")  # checks that need a failed one are left out
 
 
 def validate(ctx: Context) -> None:
@@ -303,6 +305,8 @@ def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[
         inputs["patterns"] = ctx.patterns.results
     if "gradcam" in ctx.options.sections and ctx.get("attention") is not None and ctx.attention and ctx.attention.stats:
         inputs["attention"] = ctx.attention
+    if ctx.options.image_dirs and ctx.get("dataset") is not None:
+        inputs["dataset"] = ctx.dataset
     sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
     if sanity_results:
         inputs["sanity"] = sanity_results

@@ -81,6 +81,12 @@ def _faithfulness(model, inputs, t):
     return check_faithfulness(inputs["faithfulness"], t.faithfulness_margin, t.faithfulness_flat_band)
 
 
+def _dataset(model, inputs, t):
+    from reportgen.analyses.findings.dataset import check_dataset
+
+    return check_dataset(inputs["dataset"], t)
+
+
 CHECKS = (
     Check("weights", ("weights",), _weights,
           ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
@@ -90,6 +96,9 @@ CHECKS = (
     Check("sanity", ("sanity",), _sanity, ("gradcam_sanity", "gradcam_sanity_uninformative")),
     Check("attention", ("attention",), _attention, ("attention_uniform", "attention_self")),
     Check("faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful", "cam_faithfulness_uninformative")),
+    Check("dataset", ("dataset",), _dataset,
+          ("overconfident", "underconfident", "label_issues", "leakage", "conflicting_duplicates",
+           "accuracy_below_min", "ece_above_max", "label_issue_rate_above_max")),
 )
 
 
