@@ -87,7 +87,8 @@ def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
     tile_w = 0.85
     tile_h = tile_w * float(np.clip(h0 / max(w0, 1), 0.25, 4.0))
     gap, band, top, side = 0.12, 0.30, 0.32, 0.3
-    width = side * 2 + cols * tile_w + (cols - 1) * gap
+    bar = 0.75  # room for the colour bar and its label at the right
+    width = side * 2 + cols * tile_w + (cols - 1) * gap + bar
     height = top + rows * (band + tile_h) + (rows - 1) * gap + 0.08
     fig = plt.figure(figsize=(width, height))
     for i, (name, m, n) in enumerate(maps):
@@ -101,6 +102,12 @@ def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
         ax.set_title(f"{label}\n{n} image{'s' if n != 1 else ''}", fontsize=6.5, pad=2)
     fig.suptitle(f"Mean Grad-CAM per class at {layer[-40:]} (each image's map normalised first)", fontsize=8,
                  y=1 - 0.06 / height, va="top")
+    grid_h = rows * (band + tile_h) + (rows - 1) * gap
+    cax = fig.add_axes(((width - bar + 0.1) / width, (height - top - grid_h) / height, 0.1 / width,
+                        min(grid_h, 1.6) / height))
+    cb = fig.colorbar(plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1)), cax=cax)
+    cb.set_label("mean of maps, each\na fraction of its peak", fontsize=5.5)
+    cb.ax.tick_params(labelsize=5.5)
     return fig_to_uri(fig, dpi=100)
 
 
