@@ -73,5 +73,7 @@ def caught() -> Iterator[Kept]:
         if known(text) or text in seen:
             continue
         seen.add(text)
-        kept.messages.append(f"{w.category.__name__}: {text.strip().splitlines()[0] if text.strip() else ''}")
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+            continue  # meant for developers (shown where their filters ask), not a note for a reviewer
+        kept.messages.append(f"{w.category.__name__}: {text.strip().splitlines()[0] if text.strip() else ''}")

@@ -192,3 +192,14 @@ FAMILIES: dict[str, Callable[[], Any]] = {
     "xception": xception, "cspnet": cspnet, "hgnetv2": hgnetv2, "efficientnet": efficientnet,
     "mobilenet": mobilenet,
 }
+
+
+def resnet_any_size(classes: int = 2) -> Any:
+    """A ResNet whose network takes any size and whose converter resizes to 64 px: a preset's usual shape."""
+    kh = _hub()
+    bb = kh.models.ResNetBackbone(input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 8],
+                                  stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+                                  image_shape=(None, None, 3))
+    conv = kh.layers.ResNetImageConverter(image_size=(64, 64), scale=1 / 127.5, offset=-1)
+    pre = kh.models.ResNetImageClassifierPreprocessor(image_converter=conv)
+    return kh.models.ResNetImageClassifier(backbone=bb, num_classes=classes, preprocessor=pre, activation="softmax")
