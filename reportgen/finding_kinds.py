@@ -42,6 +42,7 @@ class Kind:
     section: str  # the section whose figure shows the evidence
     fixed_anchor: str | None = None  # an anchor that does not depend on the layer
     what: str = ""  # one line for docs/findings.md
+    value: str = ""  # what the findings table's Value column holds for this kind (shown under the number)
 
     def anchor(self, layer: str | None) -> str | None:
         if self.fixed_anchor is not None:
@@ -51,38 +52,38 @@ class Kind:
 
 _ALL = [
     Kind("nonfinite_weights", "error", "NaN/Inf weights", "weights",
-         what="a weight (kernel, bias, BN statistic) is NaN or Inf"),
+         what="a weight (kernel, bias, BN statistic) is NaN or Inf", value="NaN + Inf count"),
     Kind("dead_filter", "warning", "dead filter", "kernels",
-         what="a convolution filter's kernel has (near) zero norm: it ignores its input"),
+         what="a convolution filter's kernel has (near) zero norm: it ignores its input", value="kernel norm"),
     Kind("dead_unit", "warning", "dead unit", "weights",
-         what="a Dense unit with all-zero incoming weights: a constant output"),
+         what="a Dense unit with all-zero incoming weights: a constant output", value="weight norm"),
     Kind("inactive_unit", "info", "inactive unit", "features",
-         what="a ReLU unit outputs 0 on every one of at least inactive_min_images images"),
+         what="a ReLU unit outputs 0 on every one of at least inactive_min_images images", value="peak output"),
     Kind("inactive_layer", "warning", "inactive layer", "features",
-         what="most of a ReLU layer's units output 0 on the images"),
+         what="most of a ReLU layer's units output 0 on the images", value="fraction silent"),
     Kind("untrained_layer", "warning", "untrained layer", "weights",
          what="the kernel is indistinguishable from a fresh initialisation, or a norm's or LayerScale's gains "
-              "never left their initial value"),
+              "never left their initial value", value="KS statistic"),
     Kind("duplicate_filters", "warning", "duplicate filters", "kernels",
-         what="two filters of one convolution point the same way"),
+         what="two filters of one convolution point the same way", value="cosine similarity"),
     Kind("exploding_scale", "warning", "exploding scale", "weights",
-         what="the kernel's std is far above its initialiser's"),
+         what="the kernel's std is far above its initialiser's", value="std ÷ initialiser's"),
     Kind("vanishing_scale", "warning", "vanishing scale", "weights",
-         what="the kernel's std is far below its initialiser's"),
+         what="the kernel's std is far below its initialiser's", value="std ÷ initialiser's"),
     Kind("over_trained", "info", "over-trained (alpha)", "weights", fixed_anchor="weights-alpha",
-         what="the power law fitted to the eigenvalues of WᵀW has alpha below alpha_over_trained"),
+         what="the power law fitted to the eigenvalues of WᵀW has alpha below alpha_over_trained", value="spectral alpha"),
     Kind("under_trained", "info", "under-trained (alpha)", "weights", fixed_anchor="weights-alpha",
-         what="the power law fitted to the eigenvalues of WᵀW has alpha above alpha_under_trained"),
+         what="the power law fitted to the eigenvalues of WᵀW has alpha above alpha_under_trained", value="spectral alpha"),
     Kind("saturation", "warning", "saturation", "features",
-         what="most sigmoid/tanh outputs sit at the function's limits"),
+         what="most sigmoid/tanh outputs sit at the function's limits", value="fraction saturated"),
     Kind("bn_gamma", "warning", "BN gamma ~ 0", "findings-bn",
-         what="a BatchNormalization channel with gamma ~ 0 outputs a constant"),
+         what="a BatchNormalization channel with gamma ~ 0 outputs a constant", value="|gamma|"),
     Kind("bn_variance", "warning", "BN variance ~ 0", "findings-bn",
-         what="a BatchNormalization channel whose input was constant in training"),
+         what="a BatchNormalization channel whose input was constant in training", value="moving variance"),
     Kind("gradcam_sanity", "warning", "Grad-CAM sanity", "findings", fixed_anchor="findings-sanity",
-         what="the CAM does not change when the weights are randomised"),
+         what="the CAM does not change when the weights are randomised", value="rank correlation"),
     Kind("cam_unfaithful", "warning", "CAM unfaithful", "gradcam", fixed_anchor="gradcam-faithfulness-0",
-         what="deleting/inserting pixels in the CAM's order moves the score no more than in a random or edge map's"),
+         what="deleting/inserting pixels in the CAM's order moves the score no more than in a random or edge map's", value="lead over the stronger baseline"),
     Kind("cam_faithfulness_uninformative", "info", "CAM faithfulness: cannot tell", "gradcam",
          fixed_anchor="gradcam-faithfulness-0",
          what="the deletion/insertion test could not tell a faithful map from a random one on these images "
@@ -92,11 +93,11 @@ _ALL = [
          what="the cascading randomisation could not be judged (a constant map, or no step with a defined "
               "rank correlation)"),
     Kind("pattern_not_rising", "info", "pattern not rising", "patterns",
-         what="a filter's objective did not rise during the pattern ascent"),
+         what="a filter's objective did not rise during the pattern ascent", value="rise of the objective"),
     Kind("attention_uniform", "info", "uniform attention head", "gradcam", fixed_anchor="attention",
-         what="a transformer head attends almost uniformly to every token on the given images"),
+         what="a transformer head attends almost uniformly to every token on the given images", value="normalised entropy"),
     Kind("attention_self", "info", "self-only attention head", "gradcam", fixed_anchor="attention",
-         what="a transformer head keeps nearly all of each token's attention on the token itself"),
+         what="a transformer head keeps nearly all of each token's attention on the token itself", value="self-attention share"),
 ]
 
 KINDS: dict[str, Kind] = {k.name: k for k in _ALL}
