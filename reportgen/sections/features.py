@@ -23,6 +23,7 @@ NEEDS = ("images",)
 COLUMNS = 8
 MARGIN = 2
 TILE_PX = 64  # channels are resampled to about this many pixels a side
+MAX_GRID_IN = 4.0  # the tallest channel grid, inches
 JPEG_ABOVE = 350_000  # bytes: larger PNG grids (noisy early layers) are stored as JPEG
 
 
@@ -95,6 +96,9 @@ def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, 
     gh, gw = grid.shape[:2]
     width_in = 7.0
     grid_w = 5.2 if len(tiles) >= COLUMNS else min(5.2, 0.75 * len(tiles) + 0.4)
+    if max(layer.shape[:2]) <= 8:  # a few cells a side (a small ViT's token grid): smaller tiles show them all
+        grid_w *= 0.7
+    grid_w = min(grid_w, MAX_GRID_IN * gw / gh)  # 64 channels: two figures a page, not one on a half-empty page
     grid_h = grid_w * gh / gw
     height_in = max(1.9, grid_h + 0.55)
     fig = plt.figure(figsize=(width_in, height_in))
