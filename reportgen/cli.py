@@ -455,3 +455,20 @@ def _say(line: str) -> None:
 
     end_progress_line(sys.stderr)
     print(line, file=sys.stderr, flush=True)
+
+
+USAGE_WIDTH = 110
+
+
+def usage_block() -> str:
+    """The README's Usage block: each command's usage line, made by its parser from :class:`reportgen.Options`
+    (``bench/readme_usage.py`` writes it into README.md; tests/test_readme.py checks that it is in sync)."""
+    import textwrap
+
+    lines = []
+    for make in (report_parser, demo_parser, compare_parser, index_parser):
+        p = make()
+        p.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=USAGE_WIDTH)
+        text = p.format_usage().strip()
+        lines.append(textwrap.dedent(text[len("usage: "):] if text.startswith("usage: ") else text))
+    return "\n".join(lines) + "\n"

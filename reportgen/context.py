@@ -57,6 +57,7 @@ class Context:
     analysis_timings: dict[str, float] = field(default_factory=dict)  # seconds per analysis, as scheduled
     # The mixed-precision policies computed in float32 for this report (reportgen.graph.forward.float32).
     float32_policies: list[str] = field(default_factory=list)
+    keras_warnings: list[str] = field(default_factory=list)  # warnings raised while it ran, known harmless ones out
     # Each candidate pixel convention's accuracy, when ``auto`` measured it on labelled images.
     convention: Any = None
 

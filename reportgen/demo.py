@@ -40,7 +40,9 @@ def load_digits_28() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    import keras
+    from reportgen.backend import import_keras
+
+    keras = import_keras()  # quietly: TensorFlow's start-up lines swallowed once, here
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
@@ -52,7 +54,9 @@ def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 def build_model():
     """The tutorials' CNN, layer for layer."""
-    import keras
+    from reportgen.backend import import_keras
+
+    keras = import_keras()  # quietly: TensorFlow's start-up lines swallowed once, here
 
     # Names as a fresh Keras session gives them in the tutorials, fixed so that
     # the report reads the same however many models the process built before.
@@ -78,7 +82,9 @@ def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def train(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: int = 0, verbose: int = 0):
     """Train and checkpoint the demo model; returns (model path, validation accuracy, held-out samples, names)."""
-    import keras
+    from reportgen.backend import import_keras
+
+    keras = import_keras()  # quietly: TensorFlow's start-up lines swallowed once, here
 
     from reportgen.preprocessing import Preprocessor
 

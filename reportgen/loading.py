@@ -212,10 +212,9 @@ def quiet_optimizer() -> Any:
     Only that one message is filtered (by its text, as a ``UserWarning``);
     every other warning of the load still reaches the user.
     """
-    import warnings
+    from reportgen import warned
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_OPTIMIZER_WARNING, category=UserWarning)
+    with warned.quiet():  # and the other known harmless ones (Swin's mask warning as it is built)
         yield
 
 

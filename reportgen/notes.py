@@ -13,7 +13,12 @@ public interface (docs/reference.md, docs/report.schema.json):
 - ``preprocess_from_model``: the preprocessing is the model's own keras-hub
   image converter, read from the model (not the user's word, not a guess:
   said so that a reader knows where the numbers came from);
-- ``output_chosen``: the model has several outputs and the report picked one.
+- ``input_size``: the model takes any image size; the size the report fed
+  and where it came from (the keras-hub converter's ``image_size``, or
+  reportgen's default);
+- ``output_chosen``: the model has several outputs and the report picked one;
+- ``keras_warning``: Keras warned while the report ran, with a warning
+  reportgen does not know to be harmless (:mod:`reportgen.warned`).
 
 The model's ``weights_state`` is measured here too: the same per-layer test as
 the ``untrained_layer`` finding says whether the weights are trained, fresh or
@@ -25,7 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-NOTE_KINDS = ("stand_in_image", "preprocess_guessed", "preprocess_from_model", "output_chosen")
+NOTE_KINDS = ("stand_in_image", "preprocess_guessed", "preprocess_from_model", "input_size", "output_chosen",
+              "keras_warning")
 PREPROCESS_FLAGS = "--preprocess unit|tf|caffe|torch|none, scale=S,offset=O or mean=R,G,B,std=R,G,B"
 _WEIGHT_SECTIONS = {"weights", "kernels", "findings"}  # sections that compute the weight facts anyway
 
@@ -78,7 +84,7 @@ def _preprocess(ctx: Any) -> list[dict]:
         text = pre.describe().split(":")[0]
         return [{"kind": "preprocess_from_model",
                  "message": f"The preprocessing is the model's own: its keras-hub {pre.converter}, saved with it, "
-                            f"turns pixels into model input as {text}, and the report feeds images the same way. "
+                            f"turns pixels into model input as {text}, and the report scales images the same way. "
                             f"To override it, pass --preprocess."}]
     if not pre.guessed:
         return []
@@ -108,6 +114,26 @@ def _output(ctx: Any) -> list[dict]:
                         f"outputs. The others: {others}. Pick one with --output NAME."}]
 
 
+def _size(ctx: Any) -> list[dict]:
+    images = vars(ctx).get("images") or []
+    if not images:
+        return []
+    from reportgen.images import image_input_spec
+
+    spec = image_input_spec(ctx.model)
+    if spec is None or spec.size_from == "model":
+        return []
+    return [{"kind": "input_size",
+             "message": f"The model takes images of any size; the report feeds {spec.describe_size()}."}]
+
+
+def _warnings(ctx: Any) -> list[dict]:
+    said = list(getattr(ctx, "keras_warnings", None) or [])
+    return [{"kind": "keras_warning",
+             "message": f"Keras warned while the report ran (reportgen does not know this warning, so it cannot "
+                        f"say whether it matters): {text}"} for text in said]
+
+
 def page_notes(ctx: Any) -> list[dict]:
     """The notes of report.json's ``notes``, in page order."""
-    return _stand_in(ctx) + _preprocess(ctx) + _output(ctx)
+    return _stand_in(ctx) + _preprocess(ctx) + _size(ctx) + _output(ctx) + _warnings(ctx)

@@ -223,7 +223,8 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill:
     """Stitch equally sized tiles (HxW or HxWx3, uint8) into one grid with margins.
 
     ``label_band`` reserves that many pixels above every row of tiles, so
-    labels can sit beside the pixels instead of on top of them.
+    labels can sit beside the pixels instead of on top of them. Cells past the
+    last tile are white, never a row of dark filler tiles that reads as data.
     """
     tiles = [np.asarray(t) for t in tiles]
     if not tiles:
@@ -238,6 +239,10 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill:
         r, c = divmod(i, columns)
         y, x = margin + label_band + r * (h + label_band + margin), margin + c * (w + margin)
         out[y : y + h, x : x + w] = t
+    left = len(tiles) % columns
+    if rows > 1 and left:
+        y = (rows - 1) * (h + label_band + margin) + margin
+        out[y:, margin + left * (w + margin):] = 255
     return out
 
 
@@ -287,6 +292,28 @@ def labelled_grid(
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
         cb = fig.colorbar(sm, ax=ax, fraction=0.035, pad=0.02)
         cb.ax.tick_params(labelsize=7)
+    return fig_to_uri(fig)
+
+
+def matrix_figure(matrix: np.ndarray, limit: float, title: str, ylabel: str, xlabel: str, cmap: str) -> str:
+    """A weight matrix as one heatmap on a symmetric scale (a separable conv's pointwise kernel), indices on the
+    axes and a colour bar."""
+    plt = pyplot()
+    rows, cols = matrix.shape
+    cell = min(0.22, 5.6 / max(cols, 1), 4.0 / max(rows, 1))
+    width_in, height_in = max(3.0, cols * cell + 1.6), max(1.6, rows * cell + 0.9)
+    fig, ax = plt.subplots(figsize=(width_in, height_in))
+    shown = ax.imshow(matrix, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest", aspect="equal")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=7)
+    ax.tick_params(labelsize=6)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+    cb = fig.colorbar(shown, ax=ax, fraction=0.04, pad=0.02)
+    cb.ax.tick_params(labelsize=6)
     return fig_to_uri(fig)
 
 
@@ -365,6 +392,10 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
     lines = title.count("\n") + 1 if title else 0
     top_in = 0.12 + 0.16 * lines
     left_in, right_in, pane_in, gap_in = 0.72, 0.12, 1.2, 0.12
+    outside_labels = [line for p in panels if p.get("labels_outside") for _y, label in p.get("lines", ())
+               for line in str(label).split("\n")]
+    if outside_labels:  # threshold labels right of the plot: the margin holds their widest line, never clips it
+        right_in = 0.2 + max(text_width(line, 6) for line in outside_labels)
     size = (7.0, bottom_in + top_in + pane_in * len(panels) + gap_in * (len(panels) - 1))
     fig, axes = fixed_figure(size, (left_in, right_in, bottom_in, top_in), len(panels), 1, (0.0, gap_in))
     for ax, panel in zip(axes[:, 0], panels):
@@ -394,6 +425,11 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
         if panel.get("margins"):
             ax.margins(*panel["margins"])
+        if panel.get("lines") and outside:  # every threshold line (and its label) inside the plot's y range
+            lo, hi = ax.get_ylim()
+            ys = [float(y) for y, _label in panel["lines"]]
+            pad = 0.08 * (max([hi] + ys) - min([lo] + ys))
+            ax.set_ylim(min([lo] + [y - pad for y in ys]), max([hi] + [y + pad for y in ys]))
         for start, _label in stages:
             ax.axvline(start - 0.5, color="#c8ccd4", linewidth=0.6, zorder=0)
         ax.set_ylabel(panel["name"], fontsize=7)

@@ -78,11 +78,23 @@ def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., 
     sections that need it (a section's ``OPTIONAL`` needs only leave its
     checks out).
     """
-    from reportgen import backend
+    from reportgen import backend, warned
     from reportgen.context import run_analyses
     from reportgen.graph import forward
 
     ctx = Context(loaded=loaded, options=options, progress=progress)
+    with warned.caught() as kept:
+        _run_sections(ctx, options)
+    ctx.keras_warnings = kept.messages
+    return ctx
+
+
+def _run_sections(ctx: Context, options: Options) -> None:
+    from reportgen import backend
+    from reportgen.context import run_analyses
+    from reportgen.graph import forward
+
+    loaded = ctx.loaded
     names = selected_sections(options)
     modules = {name: registry.module(name) for name in names}
     needs = {name: section_needs(mod, options) for name, mod in modules.items()}
@@ -114,7 +126,6 @@ def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., 
             finally:
                 ctx.timings[name] = time.perf_counter() - started
     _attribute(ctx, names, needs)
-    return ctx
 
 
 def _attribute(ctx: Context, names: list[str], needs: dict[str, tuple[str, ...]]) -> None:
@@ -171,7 +182,10 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
         registry.module("findings").present(ctx.results["findings"].view, data["findings"])
     by_anchor = findings_by_anchor(data.get("findings", []))
     said = notes.weights_text(ctx.loaded, state)
+    from reportgen import graph
+
     variables = page_variables(ctx.loaded.name, ctx.loaded.source + (f", {said}" if said else ""), generated) | {
+        "model_kind": graph.model_kind(ctx.model),
         "notes": page_notes,
         "weights_state": state,
         "weights_said": said,
@@ -252,6 +266,7 @@ def page_variables(title: str, source: str, generated: str | None = None) -> dic
         "generated": generated or generated_at(),
         "model_name": title,
         "model_source": source,
+        "model_kind": "model",
         "findings_by_anchor": {},
         "section_errors": [],
     }

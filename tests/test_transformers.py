@@ -237,7 +237,7 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
         assert blocks[-1].grid.prefix == prefix
         assert np.shape(r["images"][0]["attention_rollout"]) == (4, 4)
     if name == "swin":
-        assert "windows" in r["attention"]["note"]
+        assert "window" in r["attention"]["note"]
 
 
 def test_the_ascents_cost_counts_the_blocks_before_the_layer_and_not_after():

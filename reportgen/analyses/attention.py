@@ -65,7 +65,10 @@ class Attention:
     def last(self) -> str | None:
         return self.layers[-1] if self.layers else None
 
-    def source(self) -> str:
+    def source(self) -> str | None:
+        """Which row of the attention the maps read; None where no map is drawn (nothing is read)."""
+        if self.rollout is None and self.heads is None:
+            return None
         if self.grid is None or not self.grid.prefix:
             return "the mean over every token's row (the model has no class token)"
         return "the class token's row"
@@ -78,6 +81,36 @@ def attention_layers(model: Any) -> list[graph.LayerRef]:
     blocks = graph.token_blocks(model)
     return [r for r in graph.walk(model) if isinstance(r.layer, keras.layers.MultiHeadAttention)
             and any(r.path.startswith(b.path + "/") for b in blocks)]
+
+
+def how_it_attends(layer: Any) -> str | None:
+    """What is known of a custom attention layer's reach, from its own attributes; None when nothing is."""
+    window = getattr(layer, "window_size", None)
+    if window:
+        w = window if isinstance(window, int) else "x".join(str(v) for v in window)
+        return f"each token attends only within its {w} window"
+    ratio = getattr(layer, "sr_ratio", None)
+    if isinstance(ratio, int) and ratio > 1 and getattr(layer, "sr", None) is not None:
+        return f"every token attends to keys and values reduced {ratio}x{ratio} by a strided conv"
+    if ratio == 1:
+        return "every token attends to every token"
+    return None
+
+
+def not_recomputed_note(found: Sequence[graph.LayerRef]) -> str:
+    """Why no rollout is drawn for attention layers that are not Keras ``MultiHeadAttention``: true of each model
+    (Swin's windows, MiT's spatial reduction; of DINOv3's nothing more than that), no family's wording on
+    another's."""
+    kinds = sorted({r.class_name for r in found})
+    ways = sorted({w for r in found if (w := how_it_attends(r.layer))})
+    ratios = sorted({int(r.layer.sr_ratio) for r in found if isinstance(getattr(r.layer, "sr_ratio", None), int)})
+    if ratios:
+        ways = [f"spatial-reduction attention: each block's keys and values are its tokens reduced by a strided "
+                f"conv, by {', '.join(f'{v}x{v}' for v in ratios)} across the stages (1x1: no reduction)"]
+    said = f" ({'; '.join(ways)})" if ways else ""
+    return (f"The blocks' attention layers ({', '.join(kinds) or 'none found'}) are not Keras MultiHeadAttention "
+            f"layers{said}; reportgen recomputes attention scores only from MultiHeadAttention's own query and key "
+            "projections, so attention rollout and the heads are not shown.")
 
 
 def _grid_of(model: Any, ref: graph.LayerRef) -> graph.TokenGrid | None:
@@ -148,11 +181,9 @@ def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention 
         return None
     refs = attention_layers(model)
     if not refs:
-        kinds = sorted({r.class_name for r in graph.walk(model) if "attention" in r.class_name.lower()
-                        and any(r.path.startswith(b.path + "/") for b in blocks)})
-        return Attention(note=f"The blocks' attention layers ({', '.join(kinds) or 'none found'}) are not Keras "
-                              "MultiHeadAttention layers over the whole token sequence (Swin's attend within "
-                              "windows); attention rollout needs global attention, so it is not shown.")
+        found = [r for r in graph.walk(model) if "attention" in r.class_name.lower()
+                 and any(r.path.startswith(b.path + "/") for b in blocks)]
+        return Attention(grid=blocks[-1].grid, note=not_recomputed_note(found))
     grid = _grid_of(model, refs[-1])
     seen: dict[str, tuple] = {}
 

@@ -12,7 +12,10 @@ Which slice is shown:
   be fed by a dead filter upstream, and every tile would be blank), or the one
   ``--kernel-channel`` names (``channel``); a layer with fewer channels shows its last.
 - DepthwiseConv2D and SeparableConv2D's depthwise part: every (channel,
-  multiplier) filter, each its own tap set.
+  multiplier) filter, each its own tap set: tile i filters input channel
+  i // multiplier, and is labelled so. A separable conv's pointwise (1x1)
+  kernel is a matrix (depthwise outputs x filters), drawn as one
+  (:func:`pointwise_matrix`).
 - Conv1D: each filter as a 1 x k strip; Conv3D: the middle depth slice.
 - A first conv layer on 3-channel input also as RGB composites (each filter's
   three input channels as one colour tile, on the same symmetric scale).
@@ -58,6 +61,7 @@ CHOSEN_BY_NORM = "largest kernel norm"
 CHOSEN_BY_OPTION = "--kernel-channel"
 CHOSEN_BY_OPTION_CLAMPED = "--kernel-channel (beyond the layer's channels: its last)"
 ONLY_CHANNEL = "only channel"
+DEPTHWISE = "depthwise"  # every tile is its own input channel's filter: no channel to choose
 
 
 def channel_norms(bank: np.ndarray) -> np.ndarray:
@@ -81,8 +85,9 @@ def kernel_grid(layer: Any, max_filters: int = 64, channel: int | None = None, r
     bank = filter_bank(layer, values)
     kh, kw, cin, cout = bank.shape
     n = min(max_filters, cout)
-    if cin == 1:
-        used_channel, chosen_by = 0, ONLY_CHANNEL
+    depthwise = depthwise_shape(layer)
+    if depthwise is not None:
+        used_channel, chosen_by = 0, DEPTHWISE
     elif channel is None:
         used_channel, chosen_by = int(np.argmax(channel_norms(bank))), CHOSEN_BY_NORM
     else:
@@ -91,16 +96,52 @@ def kernel_grid(layer: Any, max_filters: int = 64, channel: int | None = None, r
     lim = symmetric_limit(bank) if limit is None else float(limit)
     out = {
         "tiles": np.moveaxis(bank[:, :, used_channel, :n], -1, 0),
-        "rgb_tiles": np.moveaxis(bank[:, :, :3, :n], -1, 0) if rgb and cin == 3 else None,
+        "rgb_tiles": np.moveaxis(bank[:, :, :3, :n], -1, 0) if rgb and cin == 3 and depthwise is None else None,
         "limit": lim,
         "channel": used_channel,
         "channel_chosen_by": chosen_by,
-        "in_channels": int(cin),
+        "in_channels": int(cin) if depthwise is None else depthwise[0],
+        "depth_multiplier": None if depthwise is None else depthwise[1],
+        "labels": tile_labels(n, depthwise),
         "shown": int(n),
         "total": int(cout),
         "kernel_size": [int(kh), int(kw)],
     }
     return out
+
+
+def depthwise_shape(layer: Any) -> tuple[int, int] | None:
+    """(input channels, depth multiplier) of a depthwise or separable conv's depthwise kernel; None for others."""
+    kernels = graph.kernel_variables(layer)
+    var = kernels.get("depthwise_kernel")
+    if var is None and isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        var = kernels.get("kernel")
+    if var is None:
+        return None
+    shape = tuple(int(d) for d in var.shape)
+    return shape[-2], shape[-1]
+
+
+def tile_labels(n: int, depthwise: tuple[int, int] | None) -> list[str]:
+    """Each tile's label: the filter index; for a depthwise kernel, the input channel it filters (tile i is input
+    channel i // multiplier), with the multiplier's index after a dot when there are several."""
+    if depthwise is None or depthwise[1] == 1:
+        return [str(i) for i in range(n)]
+    m = depthwise[1]
+    return [f"{i // m}.{i % m}" for i in range(n)]
+
+
+def pointwise_matrix(layer: Any, max_rows: int = 64, max_cols: int = 64) -> dict | None:
+    """A separable conv's pointwise (1x1) kernel as a matrix: rows the depthwise outputs (input channel x
+    multiplier), columns the output filters, on one symmetric scale; None for a layer without one."""
+    var = graph.kernel_variables(layer).get("pointwise_kernel")
+    if var is None:
+        return None
+    kernel = np.asarray(keras.ops.convert_to_numpy(var.value), dtype=np.float32)
+    matrix = kernel.reshape(-1, kernel.shape[-1])  # (1, 1, in x multiplier, filters) -> (in x multiplier, filters)
+    rows, cols = matrix.shape
+    return {"matrix": matrix[:max_rows, :max_cols], "rows": int(rows), "columns": int(cols),
+            "limit": symmetric_limit(matrix)}
 
 
 def symmetric_limit(values: np.ndarray) -> float:

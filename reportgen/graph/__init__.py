@@ -120,6 +120,7 @@ from reportgen.graph.selection import (  # noqa: F401
     find_layers,
     last_map_conv,
     cam_layer,
+    model_kind,
     token_blocks,
     evenly,
     model_stage_starts,

@@ -63,7 +63,8 @@ def _functional_anatomy(model: Any) -> Anatomy:
     # Custom layers with sublayers are opaque to the graph: record their insides as they run.
     with recording(model, tree, records, skip_traceable=True):
         graph = flat_graph(model)
-    records += _concrete_inner_records(model, tree, {p for p, *_rest in records}, graph)
+    concrete: dict[str, tuple | None] = {}
+    records += _concrete_inner_records(model, tree, {p for p, *_rest in records}, graph, concrete)
     inner: dict[str, list] = {}
     for path, layer, in_shape, out_shape in records:
         parent = path.rsplit("/", 1)[0]
@@ -86,7 +87,8 @@ def _functional_anatomy(model: Any) -> Anatomy:
         seen.add(path)
         by_path.setdefault(path, op)
         args = graph.args_by_path.get(path)
-        refs.append(LayerRef(path, op, depth, _shape(graph.by_path.get(path)), _shape(args)))
+        refs.append(LayerRef(path, op, depth, _seen_shape(_shape(graph.by_path.get(path)), concrete.get(path)),
+                             _shape(args)))
         add_inner(path, depth + 1)
     refs = with_token_grids(refs)
     outputs = _flatten(model.outputs)
@@ -110,14 +112,28 @@ def _functional_anatomy(model: Any) -> Anatomy:
     )
 
 
-def _concrete_inner_records(model: Any, tree: dict[str, Any], recorded: set[str], graph: Any) -> list:
+def _seen_shape(declared: tuple | None, seen: tuple | None) -> tuple | None:
+    """The shape a layer's output really has: ``declared`` (a symbolic trace, which believes each custom layer's
+    ``compute_output_shape``) unless a concrete pass saw another token count or size. SigLIP's embedding declares
+    a class token it never makes: 17 tokens declared, 16 seen."""
+    if declared is None or seen is None or len(declared) != len(seen):
+        return declared
+    if all(d is None or d == s for d, s in zip(declared[1:], seen[1:])):
+        return declared
+    return (declared[0],) + tuple(s if d is not None else None for d, s in zip(declared[1:], seen[1:]))
+
+
+def _concrete_inner_records(model: Any, tree: dict[str, Any], recorded: set[str], graph: Any,
+                            seen: dict[str, tuple | None] | None = None) -> list:
     """The insides of opaque layers that a symbolic trace never ran, from one pass on zeros.
 
     A custom layer that defines ``compute_output_shape`` (keras-hub's
     ``ViTPatchingAndEmbedding``) is traced symbolically without its ``call``,
     so its sublayers (the patch embedding's Conv2D) are never seen. One
     concrete pass of a single zero image runs them; it is made only when
-    such a layer holds weights, so a plain CNN pays nothing.
+    such a layer holds weights, so a plain CNN pays nothing. The shapes that
+    pass sees for the graph's own layers go in ``seen`` (a custom layer's
+    declared shape may be wrong).
     """
     graph_paths = {p for p, _op, _d in graph.order}
     missing = [p for p, layer in tree.items()
@@ -129,13 +145,16 @@ def _concrete_inner_records(model: Any, tree: dict[str, Any], recorded: set[str]
     from reportgen.graph.trace import FlatGraph, _trace
 
     records: list = []
+    shapes: dict[str, tuple | None] = {}
     inputs = [zeros(_shape(t) or ()) for t in model.inputs]
     try:
         with backend.no_grad(), recording(model, tree, records, skip_traceable=True):
             _trace(model, inputs[0] if len(inputs) == 1 else inputs, "", 0,
-                   FlatGraph(inputs=[], outputs=None, keep=False))
+                   FlatGraph(inputs=[], outputs=None, keep=False, shapes=shapes))
     except Exception:  # a model that refuses zeros at the default size: the table keeps what it has
         return []
+    if seen is not None:
+        seen.update(shapes)
     return [r for r in records if r[0] not in recorded]
 
 

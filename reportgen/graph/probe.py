@@ -14,11 +14,14 @@ from reportgen.graph.hooks import recording
 from reportgen.graph.trace import DEFAULT_SIZE, FlatGraph, LayerRef, StopTrace, _functional_inputs, _shape, _trace, flat_graph, is_traceable, layer_tree
 
 
-def shapes_at(model: keras.Model, size: int, upto: str | None = None) -> dict[str, tuple[tuple | None, tuple | None]]:
+def shapes_at(model: keras.Model, size: int, upto: str | None = None,
+              concrete: bool = False) -> dict[str, tuple[tuple | None, tuple | None]]:
     """``{path: (input shape, output shape)}`` with the image input at ``size`` x ``size`` px.
 
     Functional models are traced symbolically (no computation); subclassed
-    ones run one forward pass on a zero image, up to ``upto`` when given.
+    ones, and any with ``concrete`` (the shapes seen at run time, where a
+    custom layer declares another: SigLIP's embedding), run one forward pass
+    on a zero image, up to ``upto`` when given.
     Raises whatever the model raises when it cannot take that size.
     """
 
@@ -27,7 +30,7 @@ def shapes_at(model: keras.Model, size: int, upto: str | None = None) -> dict[st
     shapes = [tuple(s.shape) for s in specs]
     if index is not None:
         shapes[index] = (None, size, size, specs[index].shape[-1])
-    if is_traceable(model):
+    if is_traceable(model) and not concrete:
         probe = FlatGraph(inputs=[], outputs=None)
         tree = layer_tree(model)
         records: list = []

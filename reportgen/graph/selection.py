@@ -223,6 +223,16 @@ def token_blocks(model: keras.Model) -> list[LayerRef]:
     return [r for r in found if not any(o.path.startswith(r.path + "/") for o in found)]
 
 
+def model_kind(model: keras.Model) -> str:
+    """What a report calls the model in its title: "vision transformer" (blocks of attention over patch tokens:
+    ViT, DeiT, DINOv2, Swin, MiT), "CNN" (convolutions), else "model"."""
+    if token_blocks(model):
+        return "vision transformer"
+    if any(is_conv(r.layer) for r in walk(model)):
+        return "CNN"
+    return "model"
+
+
 def evenly(refs: Sequence[LayerRef], limit: int) -> list[LayerRef]:
     """At most ``limit`` of ``refs``, evenly spaced, the last one always kept (the one nearest the output)."""
     refs = list(refs)
@@ -246,6 +256,8 @@ def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) 
       EfficientNet's ``top_activation``, VGG16's ``block5_conv3``) --, never a
       shortcut projection that happens to be declared last. Pooling layers
       only subsample what they are given, so their input is taken instead.
+      Where a task model declares a backbone (keras-hub's ``model.backbone``),
+      the backbone's last spatial output, not a conv of the head.
     """
     skip = set(exclude)
     blocks = [b for b in token_blocks(model) if b.path not in skip]
@@ -261,7 +273,26 @@ def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) 
     refs = [r for r in walked[first_conv:] if has_spatial_output(r) and not r.is_model and not r.is_op
             and not children(r.layer) and not is_pooling(r.layer) and r.path not in skip
             and type(r.layer).__name__ not in _NOT_A_MAP]
+    inside = _in_backbone(model, walked, refs)
+    if inside:
+        found = _last_map(model, inside, output)
+        if found is not None:
+            return found
     return _last_map(model, refs, output)
+
+
+def _in_backbone(model: keras.Model, walked: Sequence[LayerRef], refs: Sequence[LayerRef]) -> list[LayerRef]:
+    """``refs`` inside the backbone a task model declares (keras-hub's ``model.backbone``); [] without one.
+
+    A task's head may hold convolutions of its own -- keras-hub's VGG head is a 7x7 ``fc1`` conv and a 1x1
+    ``fc2`` conv, which leave a 64-px image's 8x8 map at 2x2 --: the map to explain is the backbone's last."""
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, keras.layers.Layer):
+        return []
+    at = next((r for r in walked if r.layer is backbone), None)
+    if at is None:
+        return []
+    return [r for r in refs if r.path.startswith(at.path + "/")]
 
 
 # Layers whose 4-D output is not a feature map of the image: inputs, and noise or masking added for training.

@@ -74,6 +74,9 @@ class FlatGraph:
     # False for a concrete pass: keeping every layer's output would hold all of a model's
     # activations at once (EfficientNetB7 at 600 px: 4.2 GB an image).
     keep: bool = True
+    # With a dict: each layer path's output shape, kept even when ``keep`` is False (a concrete pass's
+    # shapes, which are the ones the model really makes).
+    shapes: dict[str, tuple | None] | None = None
 
 
 def weights_of(layer: Any) -> list:
@@ -169,6 +172,8 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
             out = _call(op, args, kwargs)
         if graph.keep:
             graph.by_path[path] = out
+        if graph.shapes is not None:
+            graph.shapes[path] = _shape(out)
         if path == stop_at:
             raise StopTrace()
         return out

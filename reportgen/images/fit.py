@@ -21,6 +21,18 @@ class InputSpec:
     height: int
     width: int
     channels: int
+    # Where height and width came from: "model" (its declared input), "converter" (a keras-hub task's image
+    # converter, for a backbone that takes any size), "default" (DEFAULT_SIZE: nothing said).
+    size_from: str = "model"
+
+    def describe_size(self) -> str:
+        """Where the size came from, in words (page 1)."""
+        size = f"{self.width}x{self.height} px"
+        if self.size_from == "converter":
+            return f"{size}, the image_size of the model's own keras-hub image converter (its network takes any size)"
+        if self.size_from == "default":
+            return f"{size}, reportgen's default: the model takes any size and carries nothing that says which"
+        return f"{size}, the model's declared input"
 
 
 def image_input_spec(model: Any) -> InputSpec | None:
@@ -35,7 +47,25 @@ def image_input_spec(model: Any) -> InputSpec | None:
     if spec is None:
         return None
     _, h, w, c = spec.shape
-    return InputSpec(int(h or DEFAULT_SIZE), int(w or DEFAULT_SIZE), int(c))
+    if h and w:
+        return InputSpec(int(h), int(w), int(c))
+    size = converter_size(model)
+    if size is not None:
+        return InputSpec(int(h or size[0]), int(w or size[1]), int(c), "converter")
+    return InputSpec(int(h or DEFAULT_SIZE), int(w or DEFAULT_SIZE), int(c), "default")
+
+
+def converter_size(model: Any) -> tuple[int, int] | None:
+    """The (height, width) a keras-hub task's image converter resizes to, or None (no converter, or no size)."""
+    from reportgen.preprocessing import hub_converter
+
+    converter = hub_converter(model)
+    size = getattr(converter, "image_size", None) if converter is not None else None
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        return None
+    return (h, w) if h > 0 and w > 0 else None
 
 
 def require_image_input(model: Any, what: str) -> InputSpec:

@@ -23,6 +23,7 @@ NEEDS = ("images",)
 COLUMNS = 8
 MARGIN = 2
 TILE_PX = 64  # channels are resampled to about this many pixels a side
+MAX_GRID_IN = 4.0  # the tallest channel grid, inches
 JPEG_ABOVE = 350_000  # bytes: larger PNG grids (noisy early layers) are stored as JPEG
 
 
@@ -89,11 +90,15 @@ def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, 
 
     maps = layer.maps[index]
     tiles, labels = channel_tiles(maps, count)
-    grid = mosaic(tiles, columns=COLUMNS, margin=MARGIN, fill=255)
     th, tw = tiles[0].shape[:2]
+    band = max(6, th // 4)  # the index labels sit above each tile, never on a cell of a small map
+    grid = mosaic(tiles, columns=COLUMNS, margin=MARGIN, fill=255, label_band=band)
     gh, gw = grid.shape[:2]
     width_in = 7.0
     grid_w = 5.2 if len(tiles) >= COLUMNS else min(5.2, 0.75 * len(tiles) + 0.4)
+    if max(layer.shape[:2]) <= 8:  # a few cells a side (a small ViT's token grid): smaller tiles show them all
+        grid_w *= 0.7
+    grid_w = min(grid_w, MAX_GRID_IN * gw / gh)  # 64 channels: two figures a page, not one on a half-empty page
     grid_h = grid_w * gh / gw
     height_in = max(1.9, grid_h + 0.55)
     fig = plt.figure(figsize=(width_in, height_in))
@@ -113,9 +118,8 @@ def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, 
     fontsize = 5.5 if tw < 48 else 6.5
     for i, label in enumerate(labels):
         r, col = divmod(i, COLUMNS)
-        y, x = MARGIN + r * (th + MARGIN), MARGIN + col * (tw + MARGIN)
-        ax.text(x + 1, y + 1, label, color="white", fontsize=fontsize, va="top", ha="left",
-                bbox=dict(facecolor="black", alpha=0.55, pad=0.5, linewidth=0))
+        y, x = MARGIN + band + r * (th + band + MARGIN), MARGIN + col * (tw + MARGIN)
+        ax.text(x + 1, y - band / 2, label, color="#222", fontsize=fontsize, va="center", ha="left")
     cax = fig.add_axes(((1.4 + grid_w + 0.12) / width_in, top - grid_h / height_in, 0.1 / width_in,
                         grid_h / height_in))
     sm = plt.cm.ScalarMappable(cmap=ACTIVATION_CMAP, norm=plt.Normalize(0, 1))

@@ -268,6 +268,17 @@ def _group_cause_text(row: dict, found: list[dict]) -> str:
     return "each caused by a finding listed above (report.json: caused_by)"
 
 
+def value_means(f: dict) -> str:
+    """What the Value column's number is, in a few words (kinds say it in finding_kinds; a roll-up row's value is
+    a count)."""
+    if f.get("value") is None:
+        return ""
+    if f.get("items") or (f.get("filter") is None and f.get("threshold") is None):
+        return "how many"
+    kind = F.KINDS.get(f["kind"])
+    return kind.value if kind is not None else ""
+
+
 def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for f in found:
@@ -280,7 +291,8 @@ def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
         layer_text = f["layer"] if f["layer"] is not None else (
             f"{len(f['layers'])} layers" if f.get("layers") else None)
         if len(group) <= group_over or f["layer"] is None:
-            rows.append({**f, "label": label, "filters": None, "layer_text": layer_text, "members": _members(f)})
+            rows.append({**f, "label": label, "filters": None, "layer_text": layer_text, "members": _members(f),
+                         "value_means": value_means(f)})
             continue
         if key in done:
             continue
@@ -291,6 +303,7 @@ def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
         shown = ", ".join(str(g["filter"]) for g in listed[:12]) + (" …" if count > 12 else "")
         first = listed[0] if listed else f
         rows.append({**first, "label": label, "filters": f"{shown} ({count})", "layer_text": layer_text,
+                     "value_means": value_means(first) + (" (the first)" if first["value"] is not None else ""),
                      "members": set().union(*(_members(g) for g in group)),
                      "message": f"{count} filters/units of {f['layer']}, e.g. {first['message']}"})
     return rows

@@ -6,11 +6,11 @@ import numpy as np
 
 from reportgen import graph
 from reportgen.analyses.baseline import fresh_values, variable_name
-from reportgen.analyses.kernel_grid import kernel_grid
+from reportgen.analyses.kernel_grid import kernel_grid, pointwise_matrix
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import WEIGHT_CMAP, Later, colorize, labelled_grid, mosaic, normalise, upscale
+from reportgen.plots import WEIGHT_CMAP, Later, colorize, labelled_grid, matrix_figure, mosaic, normalise, upscale
 
 TITLE = "Kernel grids"
 NEEDS = ("weight_findings",)
@@ -37,7 +37,7 @@ def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
         tiles = [upscale(colorize(normalise(t, -lim, lim), WEIGHT_CMAP), TILE_PX) for t in grid["tiles"]]
     band = max(8, tiles[0].shape[0] // 3)
     image = mosaic(tiles, columns=COLUMNS, margin=MARGIN, fill=255, label_band=band)
-    labels = [str(i) for i in range(len(tiles))]
+    labels = list(grid.get("labels") or [str(i) for i in range(len(tiles))])
     colorbar = None if rgb else (-lim, lim, WEIGHT_CMAP)
     width = 6.8 if len(tiles) > 4 else 3.5
     return labelled_grid(image, tiles[0].shape[:2], labels, COLUMNS, MARGIN, title, colorbar, width_in=width,
@@ -46,13 +46,22 @@ def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
 
 def _untrained_figure(ref: graph.LayerRef, max_filters: int, grid: dict, fresh: dict) -> str:
     untrained = kernel_grid(ref.layer, max_filters, grid["channel"], limit=grid["limit"], values=fresh)
-    return grid_figure(untrained, f"{ref.path} untrained: channel {untrained['channel']}, same scale")
+    what = "depthwise filters" if untrained["channel_chosen_by"] == "depthwise" else f"channel {untrained['channel']}"
+    return grid_figure(untrained, f"{ref.path} untrained: {what}, same scale")
 
 
 def _why(grid: dict) -> str:
     """Why this input channel is drawn, in a few words for a title."""
     by = grid["channel_chosen_by"]
     return {"largest kernel norm": "largest kernel norm", "only channel": "the only one"}.get(by, by)
+
+
+def _title(path: str, grid: dict) -> str:
+    if grid["channel_chosen_by"] == "depthwise":
+        m = grid["depth_multiplier"]
+        each = "tile i: input channel i" if m == 1 else "tile c.k: input channel c"
+        return f"{path}: depthwise ({each}), ±{grid['limit']:.3g}"
+    return f"{path}: input channel {grid['channel']} ({_why(grid)}), ±{grid['limit']:.3g}"
 
 
 def _fresh_kernel(ref: graph.LayerRef, seed: int) -> dict | None:
@@ -75,7 +84,12 @@ def run(ctx: Context) -> SectionResult:
     for i, ref in enumerate(convs):
         grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=i == 0)
         data[ref.path] = {k: grid[k] for k in ("limit", "channel", "channel_chosen_by", "in_channels", "shown",
-                                               "total", "kernel_size")}
+                                               "total", "kernel_size", "depth_multiplier")}
+        pointwise = pointwise_matrix(ref.layer)
+        if pointwise is not None:
+            grid["pointwise"] = pointwise
+            data[ref.path]["pointwise"] = {"rows": pointwise["rows"], "columns": pointwise["columns"],
+                                           "limit": pointwise["limit"]}
         if ref.path in shown_paths:
             grids[ref.path] = grid
     for ref in shown:
@@ -86,8 +100,11 @@ def run(ctx: Context) -> SectionResult:
             "anchor": anchor_id("kernels", ref.path),
             "class_name": ref.class_name,
             "grid": grid,
-            "figure": Later(grid_figure, grid, f"{ref.path}: input channel {grid['channel']} ({_why(grid)}), "
-                                        f"±{grid['limit']:.3g}"),
+            "figure": Later(grid_figure, grid, _title(ref.path, grid)),
+            "pointwise_figure": (Later(matrix_figure, grid["pointwise"]["matrix"], grid["pointwise"]["limit"],
+                                       f"{ref.path}: pointwise kernel, ±{grid['pointwise']['limit']:.3g}",
+                                       "depthwise output", "output filter", WEIGHT_CMAP)
+                                 if "pointwise" in grid else None),
             "rgb_figure": None,
             "untrained_figure": None,
         }

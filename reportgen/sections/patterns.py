@@ -155,6 +155,7 @@ def run(ctx: Context) -> SectionResult:
     view["preprocess"] = preprocessor.describe()
     channels_in = int(graph.image_input(ctx.model).shape[-1])
     view["step"] = fp.pixel_step(preprocessor, channels_in)
+    view["visible_std"] = rise.VISIBLE_STD
     view["objective"] = OBJECTIVE
     view["travel"] = TRAVEL if opts.pattern_style == "classic" else None
     view["budget_gflop"] = pattern_cost.STEP_BUDGET_FLOPS / 1e9
@@ -195,6 +196,7 @@ def run(ctx: Context) -> SectionResult:
         entry["affine_in_image"] = affine
         entry["rise_margin"] = margin
         entry.update(tally)  # rose, barely_moved, flat: every filter shown in exactly one
+        entry["visible"] = int(rise.visible(result.images).sum())
         patterns_json[ref.path] = entry
         view["layers"].append({
             "path": ref.path,
@@ -208,6 +210,7 @@ def run(ctx: Context) -> SectionResult:
             "mean_start": float(np.mean(result.activation_start)),
             "mean_end": float(np.mean(result.activation_end)),
             "rose": tally["rose"],
+            "visible": int(rise.visible(result.images).sum()),
             "barely_moved": tally["barely_moved"],
             "flat": tally["flat"],
             "steps": n_steps,

@@ -61,6 +61,11 @@ class Objective:
         shapes = graph.shapes_at(self.model, self.size, upto=self.path)
         out_shape = (shapes.get(self.path) or (None, None))[1]
         grid = graph.token_grid(self.model, self.path)
+        if grid is not None and out_shape is not None and len(out_shape) == 3 and out_shape[1] != grid.tokens:
+            # A custom layer declared another token count than it makes (SigLIP's embedding: 17 declared,
+            # 16 made): the shapes seen at run time are the truth.
+            shapes = graph.shapes_at(self.model, self.size, upto=self.path, concrete=True)
+            out_shape = (shapes.get(self.path) or (None, None))[1]
         if grid is not None and out_shape is not None and len(out_shape) == 3 and out_shape[1] == grid.tokens:
             out_shape = grid.map_shape(out_shape)  # a transformer block: its channels' mean over the patch tokens
         if out_shape is None or len(out_shape) != 4 or any(d is not None and d < 1 for d in out_shape[1:]):

@@ -1,0 +1,61 @@
+"""The PDF laid out like a document (issue 32), checked on the rendered pages with pypdfium2 (tests/pdf_layout.py):
+
+- no heading in the bottom fifth of a page without content after it on that page;
+- no page under 40% filled unless a section ends there (the next page starts a section).
+
+A control first: the same checks on a page made to break those rules must fail, so that the checks can.
+"""
+
+from __future__ import annotations
+
+import reportgen  # noqa: F401  (quiets TensorFlow before it is imported)
+
+import numpy as np
+import pytest
+
+import pdf_layout as L
+
+pytest.importorskip("weasyprint")
+
+
+def _pdf_of(html: str, path) -> None:
+    import weasyprint
+
+    weasyprint.HTML(string=html).write_pdf(str(path))
+
+
+def test_the_checks_catch_a_stranded_heading_and_a_half_empty_page(tmp_path):
+    tall = '<div style="height: 215mm"></div>'
+    figure = '<div style="height: 200mm; background: #888; break-inside: avoid"></div>'
+    page = "<style>@page { size: A4; margin: 16mm 14mm 18mm 14mm } h3 { font-size: 11pt }</style>"
+    _pdf_of(page + f"{tall}<h3>Image 1</h3>{figure}<p>after</p>", tmp_path / "bad.pdf")
+    doc = L.pages(tmp_path / "bad.pdf")
+    assert L.stranded_headings(doc) and L.underfilled(doc)
+    _pdf_of(page + '<h2 style="font-size: 14pt">A section</h2><p>text</p>'
+            '<h2 style="font-size: 14pt; break-before: page">The next</h2><p>text</p>', tmp_path / "ok.pdf")
+    doc = L.pages(tmp_path / "ok.pdf")
+    assert not L.stranded_headings(doc) and not L.underfilled(doc)  # a section ends on a short page: allowed
+
+
+@pytest.fixture(scope="module")
+def small_vit_pdf(tmp_path_factory):
+    import keras
+
+    import hub_models
+
+    keras_hub = pytest.importorskip("keras_hub")  # noqa: F841
+    from reportgen import Report
+
+    keras.utils.set_random_seed(0)
+    model = hub_models.vit()
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    out = tmp_path_factory.mktemp("layout") / "small_vit.pdf"
+    Report(model, images=[pixels], name="small_vit", quiet=True, pattern_steps=5, faithfulness_steps=0).to_file(out)
+    return out
+
+
+def test_a_small_vit_report_keeps_headings_with_their_content_and_fills_its_pages(small_vit_pdf):
+    doc = L.pages(small_vit_pdf)
+    assert not L.stranded_headings(doc)
+    assert not L.underfilled(doc)
+    assert len(doc) <= 20
