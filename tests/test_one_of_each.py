@@ -88,7 +88,7 @@ def test_dataset_pass_cams_of_one_sigmoid_unit_equal_the_cam_package():
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 1, (6, 12, 12, 1)).astype("float32")
     labels = np.array([0, 1, -1, 1, 0, -1])
-    y, _stats, maps = D.DatasetPass(model, head, "conv2")(x, labels)
+    y, _stats, maps, _embedding = D.DatasetPass(model, head, "conv2")(x, labels)
     p = model.predict(x, verbose=0)[:, 0].astype(np.float64)  # independent truth for the outputs
     np.testing.assert_allclose(activate(head, y), np.c_[1 - p, p], atol=1e-5)
     target = np.where(labels >= 0, labels, (p > 0.5).astype(int))
@@ -99,7 +99,9 @@ def test_dataset_pass_cams_of_one_sigmoid_unit_equal_the_cam_package():
 
 def test_dataset_module_keeps_no_cam_formula_or_binary_handling_of_its_own():
     text = (SOURCE / "analyses" / "dataset.py").read_text()
-    for forked in ("einsum", "ops.relu", "concatenate", "1.0 - y", "is_binary"):
+    # Stacking per-batch results (np.concatenate of the kept indices) is bookkeeping; building two-class
+    # scores from one sigmoid unit (ops.concatenate of -z and z) would be a fork of Head.class_scores.
+    for forked in ("einsum", "ops.relu", "ops.concatenate", "1.0 - y", "is_binary"):
         assert forked not in text, forked
 
 

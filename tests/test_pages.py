@@ -86,9 +86,12 @@ def test_mean_cam_titles_sit_clear_of_every_tile(monkeypatch, n, name):
     dataset_section.mean_cam_figure(maps, "block5_conv3")
     fig = captured["fig"]
     renderer = fig.canvas.get_renderer()
-    axes = fig.axes
-    assert len(axes) == n
+    colour_bar = fig.axes[-1]  # the scale of every tile (issue 27): one bar, clear of the tiles
+    axes = fig.axes[:-1]
+    assert len(axes) == n and colour_bar.get_ylabel().startswith("mean of maps")
     boxes = [ax.get_window_extent(renderer) for ax in axes]
+    bar = colour_bar.get_window_extent(renderer)
+    assert all(not bar.overlaps(b) for b in boxes) and fig.bbox.contains(bar.x1 - 1, bar.y1 - 1)
     page = fig.bbox
     suptitle = fig._suptitle.get_window_extent(renderer)
     for i, ax in enumerate(axes):

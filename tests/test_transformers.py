@@ -40,6 +40,7 @@ def spot_images(n: int, rng: np.random.Generator, where: list | None = None) -> 
 @pytest.fixture(scope="module")
 def spot_vit():
     """A ViT (patch 8 on 32x32, 2 blocks) trained to find a bright spot: 100% on held-out images."""
+    keras.backend.clear_session()  # Keras' layer names restart: an earlier module's ViT would make this one _2
     keras.utils.set_random_seed(0)
     model = hub_models.vit()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
