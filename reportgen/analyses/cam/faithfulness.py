@@ -371,13 +371,13 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
     head = scores(ends + [image(t, bases[names[0]]) for t in tasks[:fill]])
     end_scores, values = head[: len(ends)], head[len(ends):]
     moved = {n: np.asarray(end_scores[0]) - np.asarray(end_scores[1 + r]) for r, n in enumerate(names)}
-    chosen = choose_replacement(moved, informative) or names[0]
+    found = choose_replacement(moved, informative)
+    chosen = found or names[0]  # none can tell: the curves under the first, the verdict "uninformative"
     if chosen == names[0]:
         values += scores([image(t, bases[chosen]) for t in tasks[fill:]])
     else:
         values = scores([image(t, bases[chosen]) for t in tasks])
-    tried = names[: names.index(choose_replacement(moved, informative)) + 1] \
-        if choose_replacement(moved, informative) else names
+    tried = names[: names.index(found) + 1] if found else names
     k = np.asarray(end_scores[0]).shape[0]
     dele = np.zeros((len(orders), steps + 1, k))
     ins = np.zeros((len(orders), steps + 1, k))
