@@ -218,6 +218,21 @@ class Context:
         stats.skipped = skipped
         return stats
 
+    @cached_property
+    def robustness(self) -> Any:
+        """The model under the common corruptions and L-infinity attacks (:mod:`reportgen.analyses.robustness`)."""
+        from reportgen.analyses.robustness.inputs import for_report
+
+        from reportgen.analyses.labels import class_names
+
+        try:
+            names = class_names(self)
+        except Exception:  # noqa: BLE001  (names only turn the images' labels into classes; a bad file fails elsewhere)
+            names = None
+        images = self.images if self.folder is None else []
+        return for_report(self.model, self.head, self.feeds, self.preprocessor, self.folder, images, self.options,
+                          names, self.progress)
+
     @property
     def wants_activity(self) -> bool:
         """Whether this report looks at units on images: it has image folders, or images and an image section."""
@@ -277,6 +292,7 @@ ANALYSES: dict[str, tuple[str, ...]] = {
     "patterns": ("preprocessor", "feeds"),
     "sanity": ("cams", "images", "thresholds", "feeds"),
     "faithfulness": ("cams", "images", "feeds"),
+    "robustness": ("folder", "images", "preprocessor", "head", "feeds"),
 }
 
 

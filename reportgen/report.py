@@ -60,6 +60,7 @@ def selected_sections(options: Options) -> list[str]:
         chosen.add("findings")
     if not options.image_dirs and options.sections == registry.ORDER:
         chosen.discard("dataset")  # by default, only a report given --images has a data-set section
+        chosen.discard("robustness")  # ... and a robustness section
     return [name for name in registry.ORDER if name in chosen]
 
 

@@ -6,6 +6,7 @@
 - :mod:`.activations`: checks over how units behave on real images;
 - :mod:`.patterns`: the check over the filter-pattern ascent;
 - :mod:`.faithfulness`: CAMs against the random and edge maps;
+- :mod:`.robustness`: accuracy under the common corruptions and the attacks;
 - :mod:`.causes`: which finding explains which (``caused_by``), from the model's graph.
 
 Each check declares what it needs (:data:`CHECKS`): the findings section runs
@@ -81,6 +82,12 @@ def _faithfulness(model, inputs, t):
     return check_faithfulness(inputs["faithfulness"], t.faithfulness_margin)
 
 
+def _robustness(model, inputs, t):
+    from reportgen.analyses.findings.robustness import check_robustness
+
+    return check_robustness(inputs["robustness"], t)
+
+
 CHECKS = (
     Check("weights", ("weights",), _weights,
           ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
@@ -90,6 +97,7 @@ CHECKS = (
     Check("sanity", ("sanity",), _sanity, ("gradcam_sanity",)),
     Check("attention", ("attention",), _attention, ("attention_uniform", "attention_self")),
     Check("faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful",)),
+    Check("robustness", ("robustness",), _robustness, ("fragile_to_corruption", "adversarially_fragile")),
 )
 
 
