@@ -458,7 +458,6 @@ def corruption_grid_figure(clean: np.ndarray, corrupted: dict[str, np.ndarray], 
         ax.imshow(px[..., 0] if px.shape[-1] == 1 else px, cmap="gray" if px.shape[-1] == 1 else None,
                   vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(title if title == "clean" else f"{title}", fontsize=6.5, pad=2)
-    fig.suptitle(f"Severity {severity} of 5", fontsize=7.5)
     fig.tight_layout(pad=0.3)
     return fig_to_uri(fig, dpi=110, fmt="jpeg")
 
@@ -471,8 +470,10 @@ def adversarial_figure(epsilons: Sequence[float], series: dict[str, list[float |
     styles = {"fgsm": ("#d08c1f", "s"), "pgd": ("#b3261e", "o")}
     for method, ys in series.items():
         colour, marker = styles.get(method, ("#1f5fa8", "^"))
-        ax.plot(list(epsilons), [np.nan if v is None else v for v in ys], marker=marker, markersize=3.5,
-                linewidth=1.2, color=colour, label=method.upper())
+        hollow = method == "fgsm"  # drawn hollow and larger: where PGD finds no more than FGSM the two coincide
+        ax.plot(list(epsilons), [np.nan if v is None else v for v in ys], marker=marker,
+                markersize=6 if hollow else 3.5, markerfacecolor="none" if hollow else colour,
+                linestyle="--" if hollow else "-", linewidth=1.2, color=colour, label=method.upper())
     if clean is not None:
         ax.axhline(clean, color="#888", linestyle="--", linewidth=0.8, label="clean")
     ax.set_xscale("log", base=2)
@@ -499,7 +500,7 @@ def flipped_figure(examples: Sequence[dict]) -> str:
     plt = pyplot()
     with_cam = any(e["clean_cam"] is not None for e in examples)
     cols = 5 if with_cam else 3
-    fig, axes = plt.subplots(len(examples), cols, figsize=(1.35 * cols, 1.55 * len(examples)), squeeze=False)
+    fig, axes = plt.subplots(len(examples), cols, figsize=(1.35 * cols, 1.75 * len(examples)), squeeze=False)
 
     def show(ax: Any, px: np.ndarray, title: str) -> None:
         px = np.clip(np.asarray(px), 0, 255).astype(np.uint8)

@@ -1,5 +1,5 @@
 """Digital: contrast, elastic_transform, pixelate, jpeg_compression (Hendrycks & Dietterich 2019, published
-parameters; the elastic transform's are in pixels of a 224 image, scaled by min(H, W) / 224)."""
+parameters; the elastic transform's are in pixels of a 224 image, scaled by k = min(H, W) / 224)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def elastic_transform(x: np.ndarray, severity: int, rng: np.random.Generator) ->
     smoothed by a Gaussian (sigma) and scaled by (alpha); bilinear, reflected borders. (alpha, sigma, affine)."""
     alpha, sigma, affine = elastic_transform.parameters[severity - 1]
     k = scale(x)
-    alpha, sigma, affine = alpha * k, sigma * k, affine * k
+    # The displacement is ~ alpha / sigma pixels: alpha scaled by k^2 and sigma by k move each pixel by the same
+    # share of the image at any size (at 224 pixels, k = 1: the published values).
+    alpha, sigma, affine = alpha * k * k, sigma * k, affine * k
     h, w = x.shape[:2]
     center = np.float32((h, w)) // 2
     square = min(h, w) // 3
