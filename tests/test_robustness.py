@@ -343,3 +343,20 @@ def test_other_backends_agree_with_tensorflow_within_0_002(other, digits, tmp_pa
     assert here.keys() == there.keys()
     for k in here:
         assert abs(here[k] - there[k]) <= 0.002, (k, here[k], there[k])
+
+
+def test_jobs_1_and_jobs_2_give_identical_numbers(cli, folders, tmp_path):
+    """Two worker processes, each a shard of the images: the same report numbers as one process."""
+    out = {}
+    for jobs in ("1", "2"):
+        res = cli(folders / "digits.keras", "--images", folders / "labelled", "--sections", "robustness",
+                  "--class-names", folders / "names.txt", "--out", tmp_path / jobs, "--jobs", jobs, *FAST)
+        assert res.status == 0, res.stderr
+        out[jobs] = json.loads((tmp_path / jobs / "digits" / "report.json").read_text())["robustness"]
+    assert (out["1"]["shards"], out["2"]["shards"], out["2"]["shards_note"]) == (1, 2, None)
+    for key in ("corruptions", "adversarial"):
+        strip = [[{k: v for k, v in row.items() if k not in ("seconds", "time_vs_predict")} for row in out[j][key]]
+                 for j in ("1", "2")]
+        assert strip[0] == strip[1]
+    for key in ("clean_accuracy", "mean_corruption_accuracy", "relative_drop", "flipped"):
+        assert out["1"][key] == out["2"][key]

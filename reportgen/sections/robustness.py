@@ -105,6 +105,9 @@ def run(ctx: Context) -> SectionResult:
                     for f in r.flipped],
         "seconds": round(r.seconds, 2),
         "predict_seconds": round(r.clean.seconds, 3),
+        "shards": r.shards,
+        "executor": r.executor,
+        "shards_note": r.shards_note,
     }
     clean_level = r.clean_accuracy if r.labelled else 1.0
     curves: dict[str, list] = {}

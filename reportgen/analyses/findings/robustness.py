@@ -2,8 +2,10 @@
 
 Nothing is judged where the measurement cannot tell: on fewer than
 ``robustness_min_images`` images, with a clean accuracy within 5 points of
-chance (a model that is already guessing cannot get more fragile), or, for the
-attack, when ``adversarial_epsilon`` is not among the budgets run.
+chance (a model that is already guessing cannot get more fragile), without
+labels when every clean image gets the same class (agreement then says
+nothing), or, for the attack, when ``adversarial_epsilon`` is not among the
+budgets run.
 :func:`verdicts` says which of the two checks could tell and why not; the
 section prints it.
 """
@@ -27,6 +29,9 @@ def verdicts(result: Any, t: Any) -> dict[str, str | None]:
             and result.clean_accuracy <= result.chance + CHANCE_MARGIN:
         why = (f"the clean accuracy ({result.clean_accuracy:.1%}) is within {CHANCE_MARGIN:.0%} of chance "
                f"({result.chance:.1%}): a model that already guesses cannot be called fragile or robust")
+    elif not result.labelled and result.images > 1 and len(result.predicted) == 1:
+        why = ("without labels the checks compare each answer with the clean one, and the model gives one class to "
+               "every clean image: agreement cannot tell a robust model from one that ignores its input")
     adversarial = why
     if adversarial is None and ("pgd", float(t.adversarial_epsilon)) not in result.adversarial:
         adversarial = (f"PGD did not run at eps = {t.adversarial_epsilon:g} (adversarial_epsilon); the budgets run "

@@ -79,6 +79,19 @@ def sample_size(model: Any, spec: Any, options: Any) -> int:
     return R.default_sample(macs, len(options.corruptions), len(options.epsilons), options.pgd_steps)
 
 
+def _shards(options: Any, feeds: Any, images: int) -> int:
+    """Workers for the pass: ``--jobs`` when it is above 1, in the main process of a one-model run (the workers of a
+    several-model run are the parallelism already), for a model with no other inputs; else 1."""
+    import multiprocessing
+
+    jobs = options.jobs or 1
+    if jobs <= 1 or images < 2 or (feeds is not None and not feeds.single):
+        return 1
+    if options.executor != "ray" and multiprocessing.parent_process() is not None:
+        return 1
+    return min(jobs, images)
+
+
 def for_report(model: Any, head: Any, feeds: Any, preprocessor: Any, folder: Any, images: Sequence[Any],
                options: Any, names: Sequence[str] | None = None, progress: Callable[..., Any] | None = None) -> Any:
     """The robustness pass of a report (:func:`reportgen.analyses.robustness.measure`), with its inputs."""
@@ -96,12 +109,31 @@ def for_report(model: Any, head: Any, feeds: Any, preprocessor: Any, folder: Any
     clf = PixelClassifier(model, head, preprocessor, spec.channels, feeds)
     conditions = 1 + len(options.corruptions) * len(R.SEVERITIES) + len(options.epsilons) * (1 + options.pgd_steps)
     bar = progress(total=conditions, desc="robustness") if progress else None
+    tick = (lambda n: bar.update(n)) if bar is not None else None
+    shards, note = _shards(options, feeds, len(chosen.pixels)), None
     try:
-        out = R.measure(clf, chosen.pixels, chosen.labels, chosen.keys, options.corruptions, options.epsilons,
-                        options.pgd_steps, options.seed, tick=(lambda n: bar.update(n)) if bar is not None else None)
+        out = None
+        if shards > 1:
+            from reportgen.analyses.robustness import shards as S
+
+            try:
+                out = S.run(model, head, preprocessor, spec.channels, chosen.pixels, chosen.labels, chosen.keys,
+                            options.corruptions, options.epsilons, options.pgd_steps, options.seed, shards,
+                            options.executor, options.ray_address, tick, conditions)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001  (a model that does not pickle, a worker that failed: one process)
+                from reportgen.errors import one_line
+
+                note = f"the {shards} shards could not run ({one_line(exc, typed=True)}); the pass ran in one process"
+                shards = 1
+        if out is None:
+            out = R.measure(clf, chosen.pixels, chosen.labels, chosen.keys, options.corruptions, options.epsilons,
+                            options.pgd_steps, options.seed, tick=tick)
     finally:
         if bar is not None:
             bar.close()
+    out.shards, out.executor, out.shards_note = shards, (options.executor if shards > 1 else "one process"), note
     out.source, out.available, out.skipped, out.sample = chosen.source, chosen.available, chosen.skipped, sample
     out.chosen_by = "option" if options.robustness_sample is not None else "budget"
     try:
