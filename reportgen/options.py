@@ -162,7 +162,7 @@ class Options:
     # several models
     jobs: int | None = option(None, "reports built at once: N worker processes (default 1: one after the other, in "
                               "this process); with --executor ray, at most N tasks at once (a local Ray instance gets "
-                              "N CPUs)", metavar="N", group="several models", parse=positive, record=False)
+                              "N CPUs). With one model: the robustness section's images over N workers", metavar="N", group="several models", parse=positive, record=False)
     executor: str = option("process", "process: this machine (default); ray: one Ray task per model "
                            "(pip install 'reportgen[ray]')", metavar="process|ray", group="several models",
                            parse=one_of(("process", "ray")), record=False)
