@@ -220,11 +220,13 @@ class Context:
 
     @cached_property
     def robustness(self) -> Any:
-        """The model under the common corruptions and L-infinity attacks (:mod:`reportgen.analyses.robustness`)."""
+        """The model under the common corruptions and L-infinity attacks (:mod:`reportgen.analyses.robustness`); None
+        for a model whose output is not a vector of class scores."""
+        from reportgen.analyses.labels import class_names
         from reportgen.analyses.robustness.inputs import for_report
 
-        from reportgen.analyses.labels import class_names
-
+        if self.head.units is None or self.head.is_map:
+            return None  # the section says why: corruptions and attacks are measured on class scores
         try:
             names = class_names(self)
         except Exception:  # noqa: BLE001  (names only turn the images' labels into classes; a bad file fails elsewhere)

@@ -360,3 +360,22 @@ def test_jobs_1_and_jobs_2_give_identical_numbers(cli, folders, tmp_path):
         assert strip[0] == strip[1]
     for key in ("clean_accuracy", "mean_corruption_accuracy", "relative_drop", "flipped"):
         assert out["1"][key] == out["2"][key]
+
+
+def test_a_map_model_is_refused_by_name_and_said_so_by_default(cli, folders, tmp_path):
+    import awkward_models as AW
+
+    AW.hed().save(tmp_path / "edges.keras")
+    res = cli(tmp_path / "edges.keras", "--images", folders / "unlabelled", "--sections", "robustness",
+              "--out", tmp_path, "--quiet")
+    assert res.status == 2 and "class scores" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    from reportgen import loading
+    from reportgen.context import Context
+    from reportgen.options import SECTION_NAMES, Options
+    from reportgen.sections import robustness as section
+
+    ctx = Context(loading.load(str(tmp_path / "edges.keras")),
+                  Options(image_dirs=(str(folders / "unlabelled"),), sections=SECTION_NAMES))
+    section.validate(ctx)  # in the default set: not an error ...
+    result = section.run(ctx)  # ... the section says why it measured nothing
+    assert "class scores" in result.json["robustness"]["note"] and result.view["note"]

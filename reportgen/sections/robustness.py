@@ -12,6 +12,7 @@ from typing import Any
 
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
+from reportgen.options import SECTION_NAMES
 from reportgen.plots import Later, adversarial_figure, corruption_grid_figure, flipped_figure, robustness_severity_figure
 
 TITLE = "Robustness"
@@ -25,19 +26,26 @@ def validate(ctx: Context) -> None:
     from reportgen.options import CORRUPTIONS, budgets, comma_list
 
     opts = ctx.options
-    try:
-        comma_list(CORRUPTIONS, "corruption")(opts.corruptions)
-        budgets(opts.epsilons)
-    except ValueError as exc:
-        flag = "--epsilons" if "budget" in str(exc) or "pixel" in str(exc) or "number" in str(exc) else "--corruptions"
-        raise UserError(f"{flag}: {exc}") from None
+    for flag, parse, value in (("--corruptions", comma_list(CORRUPTIONS, "corruption"), opts.corruptions),
+                               ("--epsilons", budgets, opts.epsilons)):
+        try:
+            parse(value)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{flag}: {exc}") from None
     for name in ("robustness_sample", "pgd_steps"):
         value = getattr(opts, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UserError(f"--{name.replace('_', '-')} must be a whole number of at least 1 (got {value!r})")
-    if ctx.folder is None and not opts.images and ctx.loaded.sample_images is None:
+    if ctx.folder is None and not opts.images and not getattr(ctx.loaded, "sample_images", None):
         raise UserError("the robustness section needs images: give --images DIR (class sub-folders give labels) "
                         "or --image PATH")
+    from reportgen.images import require_image_input
+
+    require_image_input(ctx.model, "the robustness section")
+    named = tuple(opts.sections) != tuple(SECTION_NAMES)
+    if named and (ctx.head.units is None or ctx.head.is_map):
+        raise UserError(f"the robustness section measures class scores, and this model's output is a {ctx.head.kind}; "
+                        "leave robustness out of --sections")
 
 
 def _round(v: float | None, digits: int = 4) -> float | None:
@@ -56,6 +64,10 @@ def run(ctx: Context) -> SectionResult:
 
     r = ctx.robustness
     t = ctx.thresholds
+    if r is None:
+        note = (f"Not measured: the common corruptions and the attacks are judged on class scores, and this model's "
+                f"output is a {ctx.head.kind} (a dense map), not a vector of classes.")
+        return SectionResult(json={"robustness": {"note": note}}, view={"note": note})
     try:
         names = (ctx.folder.class_names if ctx.folder is not None and ctx.folder.class_names else None) \
             or class_names(ctx)
