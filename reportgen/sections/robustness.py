@@ -91,6 +91,7 @@ def run(ctx: Context) -> SectionResult:
         "measure": measure,
         "source": r.source,
         "available_images": r.available,
+        "skipped_images": r.skipped,
         "sample": r.sample,
         "sample_chosen_by": r.chosen_by,
         "seed": r.seed,

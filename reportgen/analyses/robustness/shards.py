@@ -83,16 +83,21 @@ def _processes(payloads: list[bytes], jobs: int, tick: Callable[[int], None] | N
 def _ray(payloads: list[bytes], address: str | None, tick: Callable[[int], None] | None, conditions: int) -> list:
     import ray
 
-    if not ray.is_initialized():
+    started = not ray.is_initialized()  # inside a Ray task (a several-model run) the cluster is already there
+    if started:
         address = address or os.environ.get("RAY_ADDRESS") or None
         env = {"env_vars": {"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}}
         ray.init(address=address, runtime_env=env, log_to_driver=False, include_dashboard=False) if address \
             else ray.init(num_cpus=len(payloads), runtime_env=env, log_to_driver=False, include_dashboard=False)
-    task = ray.remote(num_cpus=1)(_shard)
-    refs = [task.remote(p) for p in payloads]
-    parts = []
-    for ref in refs:
-        parts.append(ray.get(ref))
-        if tick is not None:
-            tick(conditions // len(payloads))
-    return parts
+    try:
+        task = ray.remote(num_cpus=1)(_shard)
+        refs = [task.remote(p) for p in payloads]
+        parts = []
+        for ref in refs:
+            parts.append(ray.get(ref))
+            if tick is not None:
+                tick(conditions // len(payloads))
+        return parts
+    finally:
+        if started:
+            ray.shutdown()  # what this pass started, it stops
