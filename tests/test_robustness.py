@@ -285,8 +285,10 @@ def test_section_end_to_end_labelled_and_findings(cli, folders, tmp_path):
 
 def test_section_without_labels_gives_agreement(cli, folders, tmp_path):
     res = cli(folders / "digits.keras", "--images", folders / "unlabelled", "--sections", "robustness",
-              "--out", tmp_path, *FAST)
+              "--out", tmp_path, *FAST, "--format", "html")
     assert res.status == 0, res.stderr
+    page = (tmp_path / "digits" / "report.html").read_text()
+    assert "agreement with the model's own clean prediction" in page and 'id="robustness-adversarial"' in page
     r = json.loads((tmp_path / "digits" / "report.json").read_text())["robustness"]
     assert r["measure"] == "agreement" and r["clean_accuracy"] is None and r["mean_corruption_accuracy"] is None
     assert all(c["accuracy"] is None and c["agreement"] is not None for c in r["corruptions"])
