@@ -387,3 +387,32 @@ def test_a_map_model_is_refused_by_name_and_said_so_by_default(cli, folders, tmp
     section.validate(ctx)  # in the default set: not an error ...
     result = section.run(ctx)  # ... the section says why it measured nothing
     assert "class scores" in result.json["robustness"]["note"] and result.view["note"]
+
+
+def test_no_verdict_where_the_measurement_cannot_tell():
+    from reportgen import config
+    from reportgen.analyses.findings.robustness import check_robustness, verdicts
+
+    t = config.Thresholds()
+
+    def result(images, labelled, correct, confidence, classes, predicted, drop_to=0, adv=0):
+        r = R.Robustness(("contrast",), (2.0,), 10, 0.25, 0, classes=classes, predicted=set(predicted))
+        r.clean = R.Counts(images, labelled, correct, images, confidence * images)
+        r.corrupted[("contrast", 3)] = R.Counts(images, labelled, drop_to, drop_to, confidence * images)
+        r.adversarial[("pgd", 2.0)] = R.Counts(images, labelled, adv, adv, confidence * images)
+        return r
+
+    fragile = result(20, 20, 19, 0.9, 10, range(10))  # 95% clean, 0% under both: two findings
+    assert verdicts(fragile, t) == {"corruption": None, "adversarial": None}
+    assert {f["kind"] for f in check_robustness(fragile, t)} == {"fragile_to_corruption", "adversarially_fragile"}
+    cases = {"fewer than robustness_min_images": result(5, 5, 5, 0.9, 10, range(5)),
+             "of chance": result(20, 20, 2, 0.9, 10, range(10)),  # 10% clean accuracy with 10 classes
+             "near-uniform": result(20, 0, 0, 0.0011, 1000, range(20)),  # an untrained ImageNet model
+             "one class": result(20, 0, 0, 0.9, 10, [3])}  # unlabelled, every image the same answer
+    for needle, r in cases.items():
+        said = verdicts(r, t)
+        assert needle in said["corruption"] and needle in said["adversarial"], needle
+        assert check_robustness(r, t) == []
+    no_eps = result(20, 20, 19, 0.9, 10, range(10))
+    no_eps.adversarial = {("pgd", 8.0): R.Counts(20, 20, 0, 0, 18.0)}
+    assert "did not run at eps = 2" in verdicts(no_eps, t)["adversarial"]

@@ -130,9 +130,9 @@ def run(ctx: Context) -> SectionResult:
     for m in ("fgsm", "pgd"):
         series[m] = [r.measure_of(r.adversarial[(m, e)]) if (m, e) in r.adversarial else None for e in r.epsilons]
     examples = [{"clean": f.clean, "attacked": f.attacked, "clean_cam": f.clean_cam, "attacked_cam": f.attacked_cam,
-                 "clean_title": f"clean: {_label(names, f.clean_class)[:14]}\np = {f.clean_confidence:.2f}",
+                 "clean_title": f"clean: {_label(names, f.clean_class)[:14]}\np = {_p(f.clean_confidence)}",
                  "attacked_title": f"PGD ε={f.epsilon:g}: {_label(names, f.attacked_class)[:14]}\n"
-                                   f"p = {f.attacked_confidence:.2f}"} for f in r.flipped]
+                                   f"p = {_p(f.attacked_confidence)}"} for f in r.flipped]
     ylabel = "accuracy" if r.labelled else "agreement with clean"
     view = {
         "r": json,
@@ -150,6 +150,11 @@ def run(ctx: Context) -> SectionResult:
         "figure_ids": {"robustness-corruptions", "robustness-adversarial"},
     }
     return SectionResult(json={"robustness": json}, view=view)
+
+
+def _p(p: float) -> str:
+    """A probability in a caption: two decimals, or two significant digits below 0.01 (an untrained model's 0.0021)."""
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.2g}"
 
 
 def _table(rows: list[dict], measure: str) -> list[dict]:

@@ -2,7 +2,9 @@
 
 Nothing is judged where the measurement cannot tell: on fewer than
 ``robustness_min_images`` images, with a clean accuracy within 5 points of
-chance (a model that is already guessing cannot get more fragile), without
+chance (a model that is already guessing cannot get more fragile), with
+near-uniform outputs (mean top probability under twice chance: an untrained
+model's top class is a toss between near-equal scores), without
 labels when every clean image gets the same class (agreement then says
 nothing), or, for the attack, when ``adversarial_epsilon`` is not among the
 budgets run.
@@ -29,6 +31,11 @@ def verdicts(result: Any, t: Any) -> dict[str, str | None]:
             and result.clean_accuracy <= result.chance + CHANCE_MARGIN:
         why = (f"the clean accuracy ({result.clean_accuracy:.1%}) is within {CHANCE_MARGIN:.0%} of chance "
                f"({result.chance:.1%}): a model that already guesses cannot be called fragile or robust")
+    elif result.chance is not None and result.clean.mean_confidence is not None \
+            and result.clean.mean_confidence < 2 * result.chance:
+        why = (f"the model's answers are near-uniform (mean top probability {result.clean.mean_confidence:.2%} with "
+               f"{result.classes} classes): its top class is picked among near-equal scores, so a changed answer "
+               "says nothing about robustness")
     elif not result.labelled and result.images > 1 and len(result.predicted) == 1:
         why = ("without labels the checks compare each answer with the clean one, and the model gives one class to "
                "every clean image: agreement cannot tell a robust model from one that ignores its input")
