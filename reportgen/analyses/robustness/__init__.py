@@ -30,10 +30,15 @@ from reportgen.analyses.robustness import corruptions as C
 EPSILONS = (1.0, 2.0, 4.0, 8.0)  # L-infinity budgets in pixel units (0-255)
 SEVERITIES = C.SEVERITIES
 GRAD_COST = 2.25  # a gradient's cost in forward passes (VGG16, 2 cores: 0.184 s against 0.082 s an image)
-# The default --robustness-sample: as many images as fit this many multiply-adds of passes. 16 VGG16 images
-# (178 forward-pass equivalents each at the defaults: 2.75 TMAC an image; measured 14.6 s an image on 2 cores,
-# ~4.3 min with the corruptions themselves); small models get MAX_SAMPLE, very large ones MIN_SAMPLE.
-BUDGET_MACS = 4.5e13
+# A forward pass's cost on a CPU, fitted to two measured ones (2 cores, TensorFlow, batch 8-16; docs/benchmarks.md):
+# 4.5 ms per GMAC plus 0.75 ms per million activation elements -- VGG16 (15.5 GMAC, 15.1 M elements) 81 ms,
+# EfficientNetB0 (0.39 GMAC, 25.0 M elements: depthwise convolutions and normalisations, memory-bound) 20.5 ms.
+# In multiply-add equivalents: MACs + ELEMENT_MACS x elements.
+ELEMENT_MACS = 167
+# The default --robustness-sample: as many images as fit this many multiply-add equivalents of passes. 16 VGG16
+# images (178 forward-pass equivalents each at the defaults, 18.0 G each: ~13.5 s an image on 2 cores with the
+# corrupting, ~3.6 min); EfficientNetB0 64 (~4.9 min); ResNet50 28; small models MAX_SAMPLE, very large ones MIN_SAMPLE.
+BUDGET_MACS = 5.2e13
 MIN_SAMPLE, MAX_SAMPLE, UNKNOWN_SAMPLE = 4, 256, 32
 
 
@@ -163,12 +168,19 @@ def forward_equivalents(corruptions: int, epsilons: int, steps: int) -> float:
     return 1 + corruptions * len(SEVERITIES) + epsilons * (GRAD_COST + 1) + epsilons * (steps * GRAD_COST + 1)
 
 
-def default_sample(macs_per_image: int | None, corruptions: int, epsilons: int, steps: int) -> int:
-    """The images that fit :data:`BUDGET_MACS` (within MIN_SAMPLE..MAX_SAMPLE); UNKNOWN_SAMPLE when the model's
-    cost cannot be counted."""
-    if not macs_per_image:
+def forward_cost(macs: int | None, elements: int | None) -> float | None:
+    """One forward pass of one image in multiply-add equivalents: its MACs and its activations (ELEMENT_MACS each)."""
+    if not macs:
+        return None
+    return float(macs) + ELEMENT_MACS * float(elements or 0)
+
+
+def default_sample(cost_per_image: float | None, corruptions: int, epsilons: int, steps: int) -> int:
+    """The images that fit :data:`BUDGET_MACS` (within MIN_SAMPLE..MAX_SAMPLE) at ``cost_per_image``
+    (:func:`forward_cost`); UNKNOWN_SAMPLE when the model's cost cannot be counted."""
+    if not cost_per_image:
         return UNKNOWN_SAMPLE
-    n = BUDGET_MACS / (macs_per_image * forward_equivalents(corruptions, epsilons, steps))
+    n = BUDGET_MACS / (cost_per_image * forward_equivalents(corruptions, epsilons, steps))
     return int(min(MAX_SAMPLE, max(MIN_SAMPLE, n)))
 
 

@@ -76,7 +76,14 @@ def sample_size(model: Any, spec: Any, options: Any) -> int:
     from reportgen.analyses.patterns.cost import model_macs
 
     macs = model_macs(model, spec.height, spec.width) if spec.height and spec.width else None
-    return R.default_sample(macs, len(options.corruptions), len(options.epsilons), options.pgd_steps)
+    try:
+        from reportgen import graph
+
+        elements = sum(graph.map_elements(model))
+    except Exception:  # noqa: BLE001  (a model whose maps cannot be sized: its MACs alone)
+        elements = None
+    return R.default_sample(R.forward_cost(macs, elements), len(options.corruptions), len(options.epsilons),
+                            options.pgd_steps)
 
 
 def _shards(options: Any, feeds: Any, images: int) -> int:
