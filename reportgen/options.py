@@ -214,7 +214,7 @@ class Options:
                                      metavar="NAME=FILE.npy", group="images, feature maps, Grad-CAM", many="append")
     # robustness
     robustness_sample: int | None = option(None, "images the robustness section corrupts and attacks (default: as "
-                                           "many as fit its cost budget: 16 for VGG16, at most 256)", metavar="N",
+                                           "many as fit its cost budget: 12 for VGG16, at most 256)", metavar="N",
                                            group="robustness", parse=positive)
     corruptions: tuple[str, ...] = option(CORRUPTIONS, "comma-separated common corruptions (default: all 14 of "
                                           "Hendrycks & Dietterich's 15 but frost): " + ",".join(CORRUPTIONS),
