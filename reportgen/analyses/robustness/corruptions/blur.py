@@ -26,17 +26,21 @@ def glass_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nda
     d = max(1, int(round(delta * k)))
     h, w = x.shape[:2]
     img = np.uint8(_ops.gaussian(x, sigma) * 255)
-    flat = [tuple(p) for p in img.reshape(h * w, -1)]
+    # The swaps do not depend on the pixels' values: follow them on pixel indices (plain Python ints, the loop is
+    # sequential by definition), then move the pixels once.
+    order = list(range(h * w))
     for _ in range(iterations):
         rows = range(h - d, d, -1)
         cols = range(w - d, d, -1)
         draws = rng.integers(-d, d, size=(len(rows), len(cols), 2))  # np.random.randint(-d, d): d excluded
+        offsets = (draws[..., 1] * w + draws[..., 0]).tolist()  # dy * w + dx
         for i, r in enumerate(rows):
+            base, row = r * w, offsets[i]
             for j, c in enumerate(cols):
-                dx, dy = draws[i, j]
-                a, b = r * w + c, (r + dy) * w + (c + dx)
-                flat[a], flat[b] = flat[b], flat[a]
-    img = np.asarray(flat, dtype=np.uint8).reshape(x.shape)
+                a = base + c
+                b = a + row[j]
+                order[a], order[b] = order[b], order[a]
+    img = img.reshape(h * w, -1)[np.asarray(order)].reshape(x.shape)
     return np.clip(_ops.gaussian(img / 255.0, sigma), 0, 1)
 
 
