@@ -155,6 +155,16 @@ class Thresholds:
     # least ``segment_min_images`` labelled images.
     segment_drop: float = 0.1
     segment_min_images: int = 20
+    # Robustness (docs/findings.md): a corruption whose severity-3 accuracy lies more than this below the clean
+    # accuracy (absolute, 0-1; without labels 1 - agreement with the clean prediction) is fragile. The paper's
+    # ResNet-50 loses ~0.4 on the noises at severity 3, ~0.1 on brightness.
+    corruption_drop: float = 0.25
+    # ... and PGD at ``adversarial_epsilon`` pixel units (0-255) leaving less than this accuracy is adversarially
+    # fragile. A model not trained against attacks keeps almost none at eps = 2 (ImageNet models: < 0.05).
+    adversarial_accuracy: float = 0.5
+    adversarial_epsilon: float = 2.0
+    # No verdict on fewer images than this (the numbers are shown, the findings not judged).
+    robustness_min_images: int = 8
     # At most this many findings of one kind in one layer are listed one by one; the
     # rest are summed up in one finding.
     max_per_layer: int = 10
@@ -210,10 +220,14 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "outlier_z": (0.0, math.inf, "a number >= 0"),
     "segment_drop": (0.0, 1.0, "a number from 0 to 1"),
     "segment_min_images": (1, math.inf, "an integer >= 1"),
+    "corruption_drop": (0.0, 1.0, "a number from 0 to 1"),
+    "adversarial_accuracy": (0.0, 1.0, "a number from 0 to 1"),
+    "adversarial_epsilon": (0.0, 255.0, "a number from 0 to 255 (pixel units)"),
+    "robustness_min_images": (1, 1_000_000, "an integer >= 1"),
     "max_per_layer": (1, 10_000, "an integer >= 1"),
     "rollup_layers": (1, 100_000, "an integer >= 1"),
 }
-_INTEGER_KEYS = {"max_leaked_images", "duplicate_hash_bits", "segment_min_images", "inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer",
+_INTEGER_KEYS = {"robustness_min_images", "max_leaked_images", "duplicate_hash_bits", "segment_min_images", "inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer",
                  "rollup_layers"}
 KEYS = tuple(_RANGES) + ("severity",)
 

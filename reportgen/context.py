@@ -248,6 +248,22 @@ class Context:
             for issue, m in zip(shown, maps):
                 issue.cam = np.asarray(m, dtype=np.float64)
 
+    @cached_property
+    def robustness(self) -> Any:
+        """The model under the common corruptions and L-infinity attacks (:mod:`reportgen.analyses.robustness`); None
+        for a model whose output is not a vector of class scores."""
+        from reportgen.analyses.labels import class_names
+        from reportgen.analyses.robustness.inputs import for_report
+
+        if self.head.units is None or self.head.is_map:
+            return None  # the section says why: corruptions and attacks are measured on class scores
+        try:
+            names = class_names(self)
+        except Exception:  # noqa: BLE001  (names only turn the images' labels into classes; a bad file fails elsewhere)
+            names = None
+        images = self.images if self.folder is None else []
+        return for_report(self.model, self.head, self.feeds, self.preprocessor, self.folder, images, self.options,
+                          names, self.progress)
 
     @property
     def wants_activity(self) -> bool:
@@ -308,6 +324,7 @@ ANALYSES: dict[str, tuple[str, ...]] = {
     "patterns": ("preprocessor", "feeds"),
     "sanity": ("cams", "images", "thresholds", "feeds"),
     "faithfulness": ("cams", "images", "feeds", "thresholds"),
+    "robustness": ("folder", "images", "preprocessor", "head", "feeds"),
 }
 
 

@@ -94,6 +94,14 @@ _ALL = [
               "rank correlation)"),
     Kind("pattern_not_rising", "info", "pattern not rising", "patterns",
          what="a filter's objective did not rise during the pattern ascent", value="rise of the objective"),
+    Kind("fragile_to_corruption", "warning", "fragile to corruption", "robustness",
+         fixed_anchor="robustness-corruptions",
+         what="a common corruption at severity 3 lowers accuracy (without labels: agreement with the clean "
+              "prediction) by more than corruption_drop"),
+    Kind("adversarially_fragile", "warning", "adversarially fragile", "robustness",
+         fixed_anchor="robustness-adversarial",
+         what="under PGD at eps = adversarial_epsilon (pixel units) the accuracy (without labels: agreement) falls "
+              "below adversarial_accuracy"),
     Kind("attention_uniform", "info", "uniform attention head", "gradcam", fixed_anchor="attention",
          what="a transformer head attends almost uniformly to every token on the given images", value="normalised entropy"),
     Kind("attention_self", "info", "self-only attention head", "gradcam", fixed_anchor="attention",

@@ -16,10 +16,10 @@ from the folders alone (after a run that was interrupted, or with the reports
 of a second run added).
 
 Reports during training should be cheap: by default every section but
-``patterns`` runs (the gradient-ascent mosaics cost more than all the other
+``patterns`` and ``robustness`` runs (the gradient-ascent mosaics cost more than all the other
 sections together, minutes per layer on a VGG-size network, and say little
-from one epoch to the next), and ``dataset`` only when ``images`` names a
-folder. Pass ``sections=`` for others (``"weights,findings"`` is the
+from one epoch to the next; the corruptions and attacks cost minutes too), and ``dataset`` only when
+``images`` names a folder. Pass ``sections=`` for others (``"weights,findings"`` is the
 cheapest useful set).
 
 A report that fails does not stop the training (``on_error="warn"``, the
@@ -41,7 +41,7 @@ from reportgen.api import Report, make_options
 from reportgen.context import SECTION_NAMES
 
 # Everything but the filter patterns (and the data-set pass, which needs an image folder).
-DEFAULT_SECTIONS = tuple(s for s in SECTION_NAMES if s not in ("patterns", "dataset"))
+DEFAULT_SECTIONS = tuple(s for s in SECTION_NAMES if s not in ("patterns", "dataset", "robustness"))
 
 
 class ReportCallback(keras.callbacks.Callback):
@@ -90,7 +90,8 @@ class ReportCallback(keras.callbacks.Callback):
             sections = DEFAULT_SECTIONS
             probe = make_options(None, images)
             if probe.image_dirs:
-                sections = tuple(s for s in SECTION_NAMES if s != "patterns")
+                # robustness, as patterns, costs minutes on a large model and is asked for by name
+                sections = tuple(s for s in SECTION_NAMES if s not in ("patterns", "robustness"))
         # Unknown options and sections fail here, before the first epoch.
         self.options = make_options(sections, images, **options)
         self.written: list[Path] = []

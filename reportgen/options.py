@@ -20,7 +20,12 @@ from typing import Any, Callable, Sequence
 
 from reportgen.names import CAM_METHODS, PATTERN_STYLES, PREPROCESS_MODES
 
-SECTION_NAMES = ("findings", "overview", "dataset", "layers", "weights", "kernels", "features", "gradcam", "patterns")
+SECTION_NAMES = ("findings", "overview", "dataset", "robustness", "layers", "weights", "kernels", "features", "gradcam",
+                 "patterns")
+# The common corruptions reportgen implements, in the paper's order (Hendrycks & Dietterich 2019; frost left out:
+# reportgen.analyses.robustness.corruptions says why). Here, Keras-free, for --corruptions.
+CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+               "zoom_blur", "snow", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression")
 FORMATS = ("html", "pdf", "json")
 
 
@@ -84,6 +89,25 @@ def shape(text: Any) -> tuple[int, ...]:
     return dims
 
 
+def budgets(text: Any) -> tuple[float, ...]:
+    """Comma-separated L-infinity budgets in pixel units (0-255), each above 0 and at most 255."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    values = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        try:
+            v = float(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"'{item}' is not a number (budgets are pixel units, e.g. 1,2,4,8)") from None
+        if not (0 < v <= 255):
+            raise ValueError(f"'{item}' must be above 0 and at most 255 (pixel units)")
+        values.append(v)
+    if not values:
+        raise ValueError(f"'{text}' holds no budget; give e.g. 1,2,4,8")
+    return tuple(dict.fromkeys(sorted(values)))
+
+
 def one_of(choices: Sequence[str]) -> Callable[[Any], str]:
     def parse(text: Any) -> str:
         if text not in choices:
@@ -138,7 +162,7 @@ class Options:
     # several models
     jobs: int | None = option(None, "reports built at once: N worker processes (default 1: one after the other, in "
                               "this process); with --executor ray, at most N tasks at once (a local Ray instance gets "
-                              "N CPUs)", metavar="N", group="several models", parse=positive, record=False)
+                              "N CPUs). With one model: the robustness section's images over N workers", metavar="N", group="several models", parse=positive, record=False)
     executor: str = option("process", "process: this machine (default); ray: one Ray task per model "
                            "(pip install 'reportgen[ray]')", metavar="process|ray", group="several models",
                            parse=one_of(("process", "ray")), record=False)
@@ -188,6 +212,18 @@ class Options:
                                 "holds class scores)", metavar="NAME", group="images, feature maps, Grad-CAM")
     inputs: tuple[str, ...] = option((), "a value for a non-image input (default zeros); repeatable", flag="--input",
                                      metavar="NAME=FILE.npy", group="images, feature maps, Grad-CAM", many="append")
+    # robustness
+    robustness_sample: int | None = option(None, "images the robustness section corrupts and attacks (default: as "
+                                           "many as fit its cost budget: 12 for VGG16, at most 256)", metavar="N",
+                                           group="robustness", parse=positive)
+    corruptions: tuple[str, ...] = option(CORRUPTIONS, "comma-separated common corruptions (default: all 14 of "
+                                          "Hendrycks & Dietterich's 15 but frost): " + ",".join(CORRUPTIONS),
+                                          metavar="LIST", group="robustness", parse=comma_list(CORRUPTIONS, "corruption"))
+    epsilons: tuple[float, ...] = option((1.0, 2.0, 4.0, 8.0), "comma-separated L-infinity budgets of the FGSM and "
+                                         "PGD attacks in pixel units 0-255 (default 1,2,4,8)", metavar="LIST",
+                                         group="robustness", parse=budgets)
+    pgd_steps: int = option(10, "PGD steps (default 10, each of a quarter of the budget)", metavar="N",
+                            group="robustness", parse=positive)
     # filter patterns
     pattern_layers: tuple[str, ...] | None = option(None, "conv layers for the pattern mosaics", metavar="NAME",
                                                     group="filter patterns", many="extend")
@@ -243,7 +279,7 @@ class Options:
                 object.__setattr__(self, name, (value,))
             elif value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value) or None)
-        for name in ("sections", "cam"):
+        for name in ("sections", "cam", "corruptions", "epsilons"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))

@@ -60,6 +60,7 @@ def selected_sections(options: Options) -> list[str]:
         chosen.add("findings")
     if not options.image_dirs and options.sections == registry.ORDER:
         chosen.discard("dataset")  # by default, only a report given --images has a data-set section
+        chosen.discard("robustness")  # ... and a robustness section
     return [name for name in registry.ORDER if name in chosen]
 
 
@@ -329,6 +330,9 @@ def _settings(ctx: Context, data: dict) -> dict:
         faith = data.get("gradcam", {}).get("faithfulness") or {}
         out["faithfulness_steps"] = (faith.get("steps") or faith.get("note") or "not measured"
                                      if "gradcam" in ran else unused("gradcam"))
+    if options.robustness_sample is None:
+        out["robustness_sample"] = (data.get("robustness", {}).get("sample") or "not used: the model's output is not "
+                                    "class scores" if "robustness" in ran else unused("robustness"))
     if options.pattern_filters is None:
         from reportgen.analyses.patterns.layers import filters_wanted
 

@@ -40,10 +40,20 @@ def NEEDS(options: Any) -> tuple[str, ...]:
         needs += ["cams", "sanity", "faithfulness", "attention"]
     if "patterns" in options.sections:
         needs.append("patterns")
+    if wants_robustness(options):
+        needs.append("robustness")
     return tuple(needs)
 
 
-OPTIONAL = ("dataset", "activity", "cams", "sanity", "faithfulness", "patterns", "attention")  # checks that need a failed one are left out
+def wants_robustness(options: Any) -> bool:
+    """Whether the robustness section runs: named, or in the default set with --images (report.selected_sections)."""
+    from reportgen.options import SECTION_NAMES
+
+    return "robustness" in options.sections and (bool(options.image_dirs)
+                                                 or tuple(options.sections) != tuple(SECTION_NAMES))
+
+
+OPTIONAL = ("dataset", "activity", "cams", "sanity", "faithfulness", "patterns", "attention", "robustness")  # checks that need a failed one are left out
 
 
 def validate(ctx: Context) -> None:
@@ -325,6 +335,8 @@ def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[
         inputs["sanity"] = sanity_results
     if "gradcam" in ctx.options.sections and ctx.get("faithfulness") is not None and ctx.faithfulness.images:
         inputs["faithfulness"] = ctx.faithfulness
+    if wants_robustness(ctx.options) and ctx.get("robustness") is not None:
+        inputs["robustness"] = ctx.robustness
     return F.run_checks(ctx.model, inputs, t), sanity_json, sanity_views, F.checked_kinds(inputs)
 
 

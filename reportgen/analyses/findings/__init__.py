@@ -6,6 +6,7 @@
 - :mod:`.activations`: checks over how units behave on real images;
 - :mod:`.patterns`: the check over the filter-pattern ascent;
 - :mod:`.faithfulness`: CAMs against the random and edge maps;
+- :mod:`.robustness`: accuracy under the common corruptions and the attacks;
 - :mod:`.causes`: which finding explains which (``caused_by``), from the model's graph.
 
 Each check declares what it needs (:data:`CHECKS`): the findings section runs
@@ -87,6 +88,12 @@ def _dataset(model, inputs, t):
     return check_dataset(inputs["dataset"], t)
 
 
+def _robustness(model, inputs, t):
+    from reportgen.analyses.findings.robustness import check_robustness
+
+    return check_robustness(inputs["robustness"], t)
+
+
 CHECKS = (
     Check("weights", ("weights",), _weights,
           ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
@@ -99,6 +106,7 @@ CHECKS = (
     Check("dataset", ("dataset",), _dataset,
           ("overconfident", "underconfident", "label_issues", "leakage", "conflicting_duplicates",
            "accuracy_below_min", "ece_above_max", "label_issue_rate_above_max")),
+    Check("robustness", ("robustness",), _robustness, ("fragile_to_corruption", "adversarially_fragile")),
 )
 
 
