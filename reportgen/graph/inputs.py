@@ -57,6 +57,11 @@ class Feeds:
                 for i, (n, s) in enumerate(zip(self.names, self.shapes))]
 
 
+def other_inputs(feeds: Feeds | None) -> bool:
+    """Whether the model takes inputs besides its image (fixed examples that :func:`model_inputs` adds)."""
+    return feeds is not None and not feeds.single
+
+
 def model_inputs(feeds: Feeds | None, images: Any) -> Any:
     """What the model is called with for a batch of images: the images alone without :class:`Feeds` (or for
     a model with one input), else ``feeds.batch(images)``. The one adapter every forward pass uses."""

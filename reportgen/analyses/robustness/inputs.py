@@ -91,8 +91,10 @@ def _shards(options: Any, feeds: Any, images: int) -> int:
     several-model run are the parallelism already), for a model with no other inputs; else 1."""
     import multiprocessing
 
+    from reportgen.graph.inputs import other_inputs
+
     jobs = options.jobs or 1
-    if jobs <= 1 or images < 2 or (feeds is not None and not feeds.single):
+    if jobs <= 1 or images < 2 or other_inputs(feeds):
         return 1
     if options.executor != "ray" and multiprocessing.parent_process() is not None:
         return 1
