@@ -65,12 +65,16 @@ def main() -> None:
         a = f"{alpha:.2f}" if alpha is not None else "--"
         print(f"| {path} | {'x'.join(map(str, shape))} | {n} | {a} | {te:.3f} | {tf:.3f} |")
     spectral_total = sum(r[6] for r in rows)
-    print(f"\nalpha, all layers: {spectral_total:.2f} s (eigenvalues {total_eig:.2f} s, fits {total_fit:.2f} s)")
+    print(
+        f"\nalpha, all layers: {spectral_total:.2f} s (eigenvalues {total_eig:.2f} s, fits {total_fit:.2f} s)"
+    )
 
     t0 = time.perf_counter()
     weight_analysis(model, seed=0)
     whole = time.perf_counter() - t0
-    print(f"whole weights analysis (alpha included): {whole:.2f} s; alpha's share {spectral_total / whole:.0%}")
+    print(
+        f"whole weights analysis (alpha included): {whole:.2f} s; alpha's share {spectral_total / whole:.0%}"
+    )
 
     if args.ww:
         import logging
@@ -81,14 +85,18 @@ def main() -> None:
         t0 = time.perf_counter()
         details = ww.WeightWatcher(model=model).analyze(min_evals=50)
         t_ww = time.perf_counter() - t0
-        print(f"WeightWatcher {ww.__version__} analyze(min_evals=50): {t_ww:.2f} s ({len(details)} layers fitted)")
+        print(
+            f"WeightWatcher {ww.__version__} analyze(min_evals=50): {t_ww:.2f} s ({len(details)} layers fitted)"
+        )
         worst = 0.0
         for name, a in zip(details["name"], details["alpha"]):
             mine = ours.get(name)
             rel = abs(mine - a) / a if mine is not None else float("nan")
             worst = max(worst, rel) if np.isfinite(rel) else worst
-            print(f"  {name}: WeightWatcher {a:.4f}, ours {mine if mine is None else round(mine, 4)}, "
-                  f"relative difference {rel:.1e}")
+            print(
+                f"  {name}: WeightWatcher {a:.4f}, ours {mine if mine is None else round(mine, 4)}, "
+                f"relative difference {rel:.1e}"
+            )
         print(f"largest relative difference: {worst:.1e}")
 
 

@@ -24,9 +24,11 @@ def run(model: list[str], formats: list[str], tree: str | None) -> dict:
     env = dict(os.environ)
     if tree:
         env["PYTHONPATH"] = str(Path(tree).resolve()) + os.pathsep + env.get("PYTHONPATH", "")
-    code = ("import sys; from reportgen.cli import main; rc = main(sys.argv[1:]); "
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'weasyprint', 'jinja2'}); "
-            "print('IMPORTED', ','.join(heavy), file=sys.stderr); sys.exit(rc)")
+    code = (
+        "import sys; from reportgen.cli import main; rc = main(sys.argv[1:]); "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'weasyprint', 'jinja2'}); "
+        "print('IMPORTED', ','.join(heavy), file=sys.stderr); sys.exit(rc)"
+    )
     with tempfile.TemporaryDirectory() as out:
         args = [sys.executable, "-c", code, *model, "--out", out, "--quiet"]
         for f in formats:
@@ -39,9 +41,14 @@ def run(model: list[str], formats: list[str], tree: str | None) -> dict:
         reports = list(Path(out).glob("*/report.json"))
         timings = json.loads(reports[0].read_text()).get("timings", {}) if reports else {}
     imported = next((line.split(" ", 1)[1] for line in err.splitlines() if line.startswith("IMPORTED")), "?")
-    return {"formats": "+".join(formats), "exit": os.waitstatus_to_exitcode(status), "seconds": round(seconds, 1),
-            "peak_rss_gb": round(usage.ru_maxrss / 1024 / 1024, 2), "imported": imported or "none",
-            "patterns_s": timings.get("patterns")}
+    return {
+        "formats": "+".join(formats),
+        "exit": os.waitstatus_to_exitcode(status),
+        "seconds": round(seconds, 1),
+        "peak_rss_gb": round(usage.ru_maxrss / 1024 / 1024, 2),
+        "imported": imported or "none",
+        "patterns_s": timings.get("patterns"),
+    }
 
 
 def main() -> None:
@@ -52,11 +59,15 @@ def main() -> None:
     model = args.model + extra
     rows = [run(model, ["json"], args.tree), run(model, ["html", "pdf", "json"], args.tree)]
     label = args.tree or "this checkout"
-    print(f"| tree | formats | exit | seconds | peak RSS (GB) | patterns (s) | plotting/PDF modules imported |")
+    print(
+        f"| tree | formats | exit | seconds | peak RSS (GB) | patterns (s) | plotting/PDF modules imported |"
+    )
     print("| --- | --- | --- | ---: | ---: | ---: | --- |")
     for r in rows:
-        print(f"| {label} | {r['formats']} | {r['exit']} | {r['seconds']} | {r['peak_rss_gb']} | {r['patterns_s']} | "
-              f"{r['imported']} |")
+        print(
+            f"| {label} | {r['formats']} | {r['exit']} | {r['seconds']} | {r['peak_rss_gb']} | {r['patterns_s']} | "
+            f"{r['imported']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,9 @@ class BadInput(UserError):
     """
 
 
-STOPPED_BY: list[int] = []  # the signal (SIGTERM, SIGHUP) that stopped this run, set by the command line's handler
+STOPPED_BY: list[
+    int
+] = []  # the signal (SIGTERM, SIGHUP) that stopped this run, set by the command line's handler
 
 
 def interrupt_status() -> int:

@@ -26,7 +26,9 @@ from reportgen import Report, graph  # noqa: E402
 
 SECTIONS = "findings,overview,layers,weights,kernels,features,gradcam,patterns"
 # Small settings: every section runs, on one image, with one CAM method and a few ascent steps.
-SMALL = dict(top_k=1, faithfulness_steps=0, pattern_steps=2, pattern_filters=2, max_filters=4, feature_channels=4)
+SMALL = dict(
+    top_k=1, faithfulness_steps=0, pattern_steps=2, pattern_filters=2, max_filters=4, feature_channels=4
+)
 
 TRANSFORMERS = {"vit", "deit", "dinov2", "dinov3", "swin", "siglip", "clip", "mit"}
 # Tokens before the patches, as keras-hub builds each family.
@@ -36,8 +38,11 @@ FAMILIES = list(hub_models.FAMILIES) + ["resnet_any_size"]
 
 def _families_of_this_keras_hub() -> set[str]:
     """The vision families keras-hub ships an image classifier or a vision encoder for (lower-cased)."""
-    tasks = {n[: -len("ImageClassifier")].lower().replace("swintransformer", "swin") for n in dir(keras_hub.models)
-             if n.endswith("ImageClassifier") and n != "ImageClassifier"}
+    tasks = {
+        n[: -len("ImageClassifier")].lower().replace("swintransformer", "swin")
+        for n in dir(keras_hub.models)
+        if n.endswith("ImageClassifier") and n != "ImageClassifier"
+    }
     return tasks | {"dinov2", "dinov3", "siglip", "clip"}
 
 
@@ -88,7 +93,9 @@ def test_every_section_runs_quietly(reports, name):
     assert set(SECTIONS.split(",")) <= set(data["sections"])
     assert data["kernels"] and data["feature_maps"]["layers"] and data["patterns"]
     assert data["gradcam"]["layer"] and data["images"][0]["gradcam"]
-    assert raised == [], raised  # Keras' input-structure and WindowAttention mask warnings are known, and caught
+    assert raised == [], (
+        raised
+    )  # Keras' input-structure and WindowAttention mask warnings are known, and caught
     assert err == ""
     assert not [n for n in data["notes"] if n["kind"] == "keras_warning"]
 
@@ -103,8 +110,10 @@ def test_predictions_equal_keras_hubs_own(reports, name):
         assert "preprocess_guessed" in {n["kind"] for n in data["notes"]}
         want = keras.ops.convert_to_numpy(model(pixels[None].astype("float32") / 255.0))[0]
     # A head that is not a softmax (keras-hub's MobileNet ignores ``activation``) gives values, not probabilities.
-    got = {p["index"]: p["probability"] if p.get("probability") is not None else p["value"]
-           for p in data["images"][0]["predictions"]}
+    got = {
+        p["index"]: p["probability"] if p.get("probability") is not None else p["value"]
+        for p in data["images"][0]["predictions"]
+    }
     top = int(np.argmax(want))
     assert max(got, key=got.get) == top
     np.testing.assert_allclose(got[top], want[top], atol=1e-5)
@@ -147,7 +156,9 @@ def test_siglip_runs_on_the_token_count_it_makes(reports):
     """SigLIP's embedding declares 17 tokens (a class token it never makes); 16 come out of its blocks."""
     model, _p, data, _v, _r, _e = reports["siglip"]
     block = graph.token_blocks(model)[0]
-    seen = keras.ops.convert_to_numpy(model.get_layer("sig_lip_vision_encoder").embedding(np.zeros((1, 32, 32, 3))))
+    seen = keras.ops.convert_to_numpy(
+        model.get_layer("sig_lip_vision_encoder").embedding(np.zeros((1, 32, 32, 3)))
+    )
     assert block.output_shape[1] == seen.shape[1] == 16
     assert data["patterns"]
 
@@ -168,4 +179,6 @@ def test_a_backbone_of_any_size_gets_its_converters_size(reports):
     assert tuple(model.preprocessor.image_converter.image_size) == (64, 64)
     note = next(n for n in data["notes"] if n["kind"] == "input_size")
     assert "64x64 px" in note["message"] and "converter" in note["message"]
-    assert "input_size" not in {n["kind"] for n in reports["resnet"][2]["notes"]}  # a fixed input says nothing
+    assert "input_size" not in {
+        n["kind"] for n in reports["resnet"][2]["notes"]
+    }  # a fixed input says nothing

@@ -25,8 +25,15 @@ class Grumbles(keras.layers.Layer):
 
 def test_known_warnings_are_dropped_and_unknown_ones_become_notes():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv"), Grumbles(name="g"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            Grumbles(name="g"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8)
     with warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("default")

@@ -33,7 +33,7 @@ def spot_images(n: int, rng: np.random.Generator, where: list | None = None) -> 
     for i in range(n):
         if y[i]:
             r, c = (where[i] if where is not None else rng.integers(0, 4, 2)) * 8 + 2
-            x[i, r:r + 4, c:c + 4] = 250
+            x[i, r : r + 4, c : c + 4] = 250
     return x, y
 
 
@@ -57,8 +57,10 @@ def test_layers_inside_composite_layers_are_walked(spot_vit):
     assert embed in paths and paths[embed].output_shape == (None, 4, 4, 32)
     mha = "vi_t_backbone/vit_encoder/transformer_block_1/mha"
     assert mha in paths and f"{mha}/query" in paths
-    assert [b.path.rsplit("/", 1)[-1] for b in graph.token_blocks(spot_vit)] == ["transformer_block_1",
-                                                                                "transformer_block_2"]
+    assert [b.path.rsplit("/", 1)[-1] for b in graph.token_blocks(spot_vit)] == [
+        "transformer_block_1",
+        "transformer_block_2",
+    ]
     assert graph.token_blocks(spot_vit)[0].grid == graph.TokenGrid(prefix=1, height=4, width=4)
     kernels = {r.path for r in graph.kernel_layers(spot_vit)}
     assert embed in kernels and f"{mha}/query" in kernels  # the 3-D EinsumDense kernels are weights too
@@ -70,8 +72,11 @@ def test_token_maps_equal_the_blocks_called_one_by_one(spot_vit):
     bb = spot_vit.backbone
     encoder = bb.get_layer("vit_encoder")
     h = bb.get_layer("vit_patching_and_embedding")(x)
-    blocks = [b for b in encoder._flatten_layers(include_self=False, recursive=False)
-              if b.name.startswith("transformer_block")]
+    blocks = [
+        b
+        for b in encoder._flatten_layers(include_self=False, recursive=False)
+        if b.name.startswith("transformer_block")
+    ]
     for block in blocks:
         h = block(h)
     expected = keras.ops.convert_to_numpy(h)[:, 1:, :].reshape(3, 4, 4, 32)
@@ -153,10 +158,27 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
     img = np.full((SIZE, SIZE, 3), 30, np.uint8)
     img[10:14, 18:22] = 250  # patch (1, 2)
     Image.fromarray(img).save(tmp_path / "spot.png")
-    res = cli(*[str(path), "--image", str(tmp_path / "spot.png"), "--preprocess", "unit",
-                               "--cam", "gradcam,layercam", "--pattern-steps", "8", "--pattern-filters", "4",
-                               "--format", "json", "--out", str(tmp_path / "r"), "--sections",
-                               "findings,layers,weights,kernels,features,gradcam,patterns"])
+    res = cli(
+        *[
+            str(path),
+            "--image",
+            str(tmp_path / "spot.png"),
+            "--preprocess",
+            "unit",
+            "--cam",
+            "gradcam,layercam",
+            "--pattern-steps",
+            "8",
+            "--pattern-filters",
+            "4",
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "r"),
+            "--sections",
+            "findings,layers,weights,kernels,features,gradcam,patterns",
+        ]
+    )
     assert res.status == 0, res.stderr
     r = json.loads((tmp_path / "r" / "spot_vit" / "report.json").read_text())
     assert r["section_errors"] == []
@@ -166,7 +188,9 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
     assert r["gradcam"]["layer_resolution"] == [4, 4]
     entry = r["images"][0]
     assert {g["method"] for g in entry["gradcam"]} == {"gradcam", "layercam"}
-    assert all(g["layer"] == r["gradcam"]["layer"] and np.shape(g["heatmap"]) == (4, 4) for g in entry["gradcam"])
+    assert all(
+        g["layer"] == r["gradcam"]["layer"] and np.shape(g["heatmap"]) == (4, 4) for g in entry["gradcam"]
+    )
     rolled = np.array(entry["attention_rollout"])
     assert np.unravel_index(rolled.argmax(), rolled.shape) == (1, 2)
     assert len(entry["attention_heads"]["maps"]) == 2
@@ -175,8 +199,9 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
     probs = spot_vit.predict(img[None].astype("float32") / 255.0, verbose=0)[0]
     top = [p["index"] for p in entry["predictions"]]
     assert top == list(np.argsort(-probs)[: len(top)])
-    np.testing.assert_allclose([p["probability"] for p in entry["predictions"]], np.sort(probs)[::-1][: len(top)],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        [p["probability"] for p in entry["predictions"]], np.sort(probs)[::-1][: len(top)], rtol=1e-4
+    )
     assert {"attention_uniform", "attention_self"} <= set(r["findings_checked"])
     # The spot class' Grad-CAM at ln_1 is zero (only the class token reaches the head): drawn as no evidence,
     # and neither check calls a constant map a pass (issue 27).
@@ -206,8 +231,11 @@ def test_fresh_vit_heads_are_uniform_and_its_norms_untrained(spot_vit):
     trained = A.analyse(spot_vit, x / 255.0)
     assert max(h.entropy for h in trained.stats) < t.attention_uniform_entropy
     facts = weight_analysis(model)
-    flagged = [f for f in run_checks(model, {"weights": facts, "attention": found}, t)
-               if f["kind"] == "attention_uniform"]
+    flagged = [
+        f
+        for f in run_checks(model, {"weights": facts, "attention": found}, t)
+        if f["kind"] == "attention_uniform"
+    ]
     assert {(f["layer"], f["filter"]) for f in flagged} >= {(found.last, h) for h in range(len(last))}
     gains = [lw for lw in facts.values() if lw.gains_json() is not None]
     assert gains and all(lw.at_initial for lw in gains)
@@ -220,9 +248,21 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
     model = hub_models.BUILDERS[name]()
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    res = cli(*[str(path), "--pattern-steps", "3", "--pattern-filters", "2", "--format", "json",
-                               "--out", str(tmp_path / "r"), "--sections",
-                               "findings,layers,weights,kernels,features,gradcam,patterns"])
+    res = cli(
+        *[
+            str(path),
+            "--pattern-steps",
+            "3",
+            "--pattern-filters",
+            "2",
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "r"),
+            "--sections",
+            "findings,layers,weights,kernels,features,gradcam,patterns",
+        ]
+    )
     assert res.status == 0, res.stderr
     r = json.loads((tmp_path / "r" / name / "report.json").read_text())
     assert r["section_errors"] == []
@@ -230,7 +270,9 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
     assert r["gradcam"]["layer"] and r["images"][0]["gradcam"]
     blocks = graph.token_blocks(keras.saving.load_model(path))  # as saved: keras-hub renames some layers
     if name == "resnet":
-        assert not blocks and r["gradcam"]["layer"].endswith("_out")  # the last block's output, not a shortcut
+        assert not blocks and r["gradcam"]["layer"].endswith(
+            "_out"
+        )  # the last block's output, not a shortcut
     else:
         assert blocks and r["gradcam"]["layer"].startswith(blocks[-1].path + "/")
     if name in ("vit", "deit", "dinov2"):

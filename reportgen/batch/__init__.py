@@ -56,5 +56,18 @@ from reportgen.batch.rows import exit_status
 from reportgen.batch.run import Interrupted, _sweep, interrupted, run_batch
 from reportgen.batch.specs import INDEX_FILES, assign_names, expand, is_many
 
-__all__ = ["ARCHITECTURES_DIFFER", "INDEX_FILES", "RAY_MISSING", "TRAINING_FILE", "Interrupted", "assign_names",
-           "exit_status", "expand", "index_folders", "interrupted", "is_many", "make_jobs", "run_batch"]
+__all__ = [
+    "ARCHITECTURES_DIFFER",
+    "INDEX_FILES",
+    "RAY_MISSING",
+    "TRAINING_FILE",
+    "Interrupted",
+    "assign_names",
+    "exit_status",
+    "expand",
+    "index_folders",
+    "interrupted",
+    "is_many",
+    "make_jobs",
+    "run_batch",
+]

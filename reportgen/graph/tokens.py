@@ -34,7 +34,7 @@ class TokenGrid:
         """``(N, tokens, C)`` -> ``(N, height, width, C)``: the patch tokens, prefix dropped (differentiable)."""
         from keras import ops
 
-        patches = x[:, self.prefix:, :] if self.prefix else x
+        patches = x[:, self.prefix :, :] if self.prefix else x
         return ops.reshape(patches, (-1, self.height, self.width, int(x.shape[-1])))
 
     def from_map(self, m: Any) -> Any:
@@ -52,7 +52,9 @@ class TokenGrid:
         return (shape[0], self.height, self.width, shape[-1])
 
     def describe(self) -> str:
-        extra = {0: "", 1: " after 1 class token"}.get(self.prefix, f" after {self.prefix} class/register tokens")
+        extra = {0: "", 1: " after 1 class token"}.get(
+            self.prefix, f" after {self.prefix} class/register tokens"
+        )
         return f"{self.height}x{self.width} patch grid{extra}"
 
     def to_json(self) -> dict:

@@ -31,7 +31,9 @@ class InputSpec:
         if self.size_from == "converter":
             return f"{size}, the image_size of the model's own keras-hub image converter (its network takes any size)"
         if self.size_from == "default":
-            return f"{size}, reportgen's default: the model takes any size and carries nothing that says which"
+            return (
+                f"{size}, reportgen's default: the model takes any size and carries nothing that says which"
+            )
         return f"{size}, the model's declared input"
 
 

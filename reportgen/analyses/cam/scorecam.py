@@ -44,16 +44,19 @@ class ScoreCAM(BaseCAM):
         cotangents = p.target.cotangents(p.y)
         weights = np.zeros((len(cotangents), n, channels))
         for i in range(n):
-            rows = [c[i:i + 1] for c in cotangents]
-            up = backend.numpy(ops.image.resize(backend.tensor(p.acts[i][None].astype(np.float32)),
-                                                x.shape[1:3], interpolation="bilinear"))[0]  # (H, W, C)
+            rows = [c[i : i + 1] for c in cotangents]
+            up = backend.numpy(
+                ops.image.resize(
+                    backend.tensor(p.acts[i][None].astype(np.float32)), x.shape[1:3], interpolation="bilinear"
+                )
+            )[0]  # (H, W, C)
             flat = up.reshape(-1, channels)
             lo, hi = flat.min(axis=0), flat.max(axis=0)
             masks = np.moveaxis((up - lo) / (hi - lo + 1e-8), -1, 0)[..., None]  # (C, H, W, 1)
-            baseline = self.confidence(np.zeros_like(x[i:i + 1]), rows)  # (1, K)
+            baseline = self.confidence(np.zeros_like(x[i : i + 1]), rows)  # (1, K)
             for start in range(0, channels, BATCH):
-                masked = x[i][None] * masks[start: start + BATCH]
-                weights[:, i, start: start + len(masked)] = (self.confidence(masked, rows) - baseline).T
+                masked = x[i][None] * masks[start : start + BATCH]
+                weights[:, i, start : start + len(masked)] = (self.confidence(masked, rows) - baseline).T
         self._weights = weights
         return [np.einsum("nhwc,nc->nhw", p.acts, weights[k]) for k in range(len(cotangents))]
 

@@ -56,8 +56,10 @@ class BinaryClasses(Target):
 
     def cotangents(self, y: np.ndarray) -> list[np.ndarray]:
         unit = np.zeros(self.classes.shape[0], dtype=np.int64)
-        return [_entries(np.shape(y), unit, np.where(self.classes[:, k] == 1, 1.0, -1.0))
-                for k in range(self.classes.shape[1])]
+        return [
+            _entries(np.shape(y), unit, np.where(self.classes[:, k] == 1, 1.0, -1.0))
+            for k in range(self.classes.shape[1])
+        ]
 
 
 def _entries(shape: tuple, columns: np.ndarray, values: float | np.ndarray) -> np.ndarray:
