@@ -1,4 +1,5 @@
-"""The cost of the spectral alpha: per layer and in all, against the whole weights analysis (and WeightWatcher).
+"""The cost of the spectral alpha: per layer and in all, against the whole weights analysis (and
+WeightWatcher).
 
 The alpha is computed inside the weights analysis (one pass over the layers); this times it on its own,
 layer by layer -- the eigenvalues (batched Gram matrices and ``eigvalsh``) and the power-law fit (the
@@ -21,7 +22,7 @@ import reportgen  # noqa: F401  (quiets TensorFlow)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--ww", action="store_true", help="also time WeightWatcher 0.7.7 on the same model")
     ap.add_argument("--model", default="VGG16", help="a keras.applications name (weights=None)")
     args = ap.parse_args()
@@ -59,7 +60,7 @@ def main() -> None:
         ours[layer.name] = fit.alpha if fit is not None else None
         rows.append((ref.path, tuple(k.shape), n, fit.alpha if fit else None, t_eig, t_fit, t_all))
 
-    print(f"| layer | kernel | eigenvalues | alpha | eigenvalues (s) | fit (s) |")
+    print("| layer | kernel | eigenvalues | alpha | eigenvalues (s) | fit (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for path, shape, n, alpha, te, tf, _ in rows:
         a = f"{alpha:.2f}" if alpha is not None else "--"
@@ -86,7 +87,8 @@ def main() -> None:
         details = ww.WeightWatcher(model=model).analyze(min_evals=50)
         t_ww = time.perf_counter() - t0
         print(
-            f"WeightWatcher {ww.__version__} analyze(min_evals=50): {t_ww:.2f} s ({len(details)} layers fitted)"
+            f"WeightWatcher {ww.__version__} analyze(min_evals=50): "
+            f"{t_ww:.2f} s ({len(details)} layers fitted)"
         )
         worst = 0.0
         for name, a in zip(details["name"], details["alpha"]):

@@ -289,7 +289,8 @@ def main() -> None:
     )
     for f in base:
         print(
-            f"  clean: {f['severity']:7s} {f['kind']:20s} {f.get('layer') or f.get('layers')}: {f['message'][:110]}"
+            f"  clean: {f['severity']:7s} {f['kind']:20s} "
+            f"{f.get('layer') or f.get('layers')}: {f['message'][:110]}"
         )
     rng = np.random.default_rng(args.seed)
     rows = []

@@ -124,7 +124,8 @@ def main() -> None:
     stats = D.run_pass(model, head, layer, arrays(), 10)
     t_ours = stats.seconds
     print(
-        f"model.predict {t_predict:.1f} s + plain Grad-CAM {t_gradcam:.1f} s = {t_predict + t_gradcam:.1f} s; "
+        f"model.predict {t_predict:.1f} s + plain Grad-CAM "
+        f"{t_gradcam:.1f} s = {t_predict + t_gradcam:.1f} s; "
         f"ours {t_ours:.1f} s = {t_ours / (t_predict + t_gradcam):.2f}x; accuracy {stats.accuracy:.4f}"
     )
 
@@ -191,7 +192,8 @@ def main() -> None:
         )
         for n, sec, rss in rows:
             print(
-                f"| `reportgen ... --images` ({n} PNG files, whole command) | {sec:.1f} s, peak RSS {rss:.2f} GB |"
+                f"| `reportgen ... --images` ({n} PNG files, whole "
+                f"command) | {sec:.1f} s, peak RSS {rss:.2f} GB |"
             )
         print(f"| peak RSS ratio, {rows[1][0]} / {rows[0][0]} images | **{rows[1][2] / rows[0][2]:.2f}** |")
     finally:

@@ -146,7 +146,8 @@ def main(argv: list[str]) -> None:
     for r in rows:
         slow = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["stages"].items(), key=lambda kv: -kv[1])[:3])
         print(
-            f"| {r['model']} | {r['exit']} | {r['seconds']} | {r['peak_rss_gb']} | {r['pages']} | {r['findings']} "
+            f"| {r['model']} | {r['exit']} | {r['seconds']} | "
+            f"{r['peak_rss_gb']} | {r['pages']} | {r['findings']} "
             f"| {slow} |"
         )
 

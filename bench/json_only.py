@@ -1,4 +1,5 @@
-"""What a JSON-only report saves: wall time and peak RSS of `reportgen MODEL --format json` against all formats.
+"""What a JSON-only report saves: wall time and peak RSS of `reportgen MODEL --format json` against all
+formats.
 
 Each run is its own process (peak RSS from ``os.wait4``, so one run's memory never shows in another's).
 ``--tree DIR`` runs a different checkout of reportgen (an earlier commit, for a before/after table);
@@ -52,7 +53,7 @@ def run(model: list[str], formats: list[str], tree: str | None) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("model", nargs="+", help="MODEL and its flags, e.g. vgg16 --weights none")
     p.add_argument("--tree", help="another reportgen checkout to run (before/after)")
     args, extra = p.parse_known_args()
@@ -60,12 +61,13 @@ def main() -> None:
     rows = [run(model, ["json"], args.tree), run(model, ["html", "pdf", "json"], args.tree)]
     label = args.tree or "this checkout"
     print(
-        f"| tree | formats | exit | seconds | peak RSS (GB) | patterns (s) | plotting/PDF modules imported |"
+        "| tree | formats | exit | seconds | peak RSS (GB) | patterns (s) | plotting/PDF modules imported |"
     )
     print("| --- | --- | --- | ---: | ---: | ---: | --- |")
     for r in rows:
         print(
-            f"| {label} | {r['formats']} | {r['exit']} | {r['seconds']} | {r['peak_rss_gb']} | {r['patterns_s']} | "
+            f"| {label} | {r['formats']} | {r['exit']} | "
+            f"{r['seconds']} | {r['peak_rss_gb']} | {r['patterns_s']} | "
             f"{r['imported']} |"
         )
 

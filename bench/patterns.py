@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     jit = None if args.jit == "auto" else args.jit == "on"
     print("# reportgen filter-pattern benchmark\n")
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, accelerator: {backend.accelerator() or 'none'}"
+        f"machine: {platform.machine()}, {os.cpu_count()} "
+        f"CPUs, accelerator: {backend.accelerator() or 'none'}"
     )
     print(
         f"versions: python {platform.python_version()}, {backend.versions()}, keras {keras.__version__}, "
@@ -256,13 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     rate = max(mm0["backend"], mm0["numpy"], mm1["backend"], mm1["numpy"])
     print()
     print(
-        f"fp32 matmul rate (2048^3, best of 5): {backend.name()} {max(mm0['backend'], mm1['backend']):.0f} GFLOP/s, "
+        f"fp32 matmul rate (2048^3, best of 5): {backend.name()} "
+        f"{max(mm0['backend'], mm1['backend']):.0f} GFLOP/s, "
         f"numpy {max(mm0['numpy'], mm1['numpy']):.0f} GFLOP/s; reference rate = {rate:.0f} GFLOP/s "
         f"(before: {max(mm0.values()):.0f}, after: {max(mm1.values()):.0f})\n"
     )
     anchor_head = " anchor (s) | ours / anchor |" if args.anchor else ""
     print(
-        f"| layer | MMACs/img | TFLOP ({len(filters)} filters) | ours (s) | ours, {args.full_filters} filters (s) "
+        f"| layer | MMACs/img | TFLOP ({len(filters)} filters) "
+        f"| ours (s) | ours, {args.full_filters} filters (s) "
         f"| chunk | GFLOP/s | % of matmul | per-filter loop, {args.full_filters} filters (s) | "
         f"loop GFLOP/s | speedup | mean act_end ours / loop |{anchor_head}"
     )
@@ -296,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if "max_rel_diff" in r:
             print(
-                f"\nquality {r['layer']}: mean activation_end ours {r['ours_end']:.6g} vs loop {r['ref_end']:.6g} "
+                f"\nquality {r['layer']}: mean activation_end ours "
+                f"{r['ours_end']:.6g} vs loop {r['ref_end']:.6g} "
                 f"(max per-filter relative difference {r['max_rel_diff']:.1e}); "
                 f"flat filters ours {r['ours'].dead[:10]}"
             )

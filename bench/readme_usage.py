@@ -1,7 +1,7 @@
 """Write README.md's Usage block from the command line's parsers (every flag is a field of reportgen.Options).
 
 python3 bench/readme_usage.py          # rewrite the block in README.md
-python3 bench/readme_usage.py --check  # exit 1 when README.md is out of sync (tests/test_readme.py does this too)
+python3 bench/readme_usage.py --check  # exit 1 when README.md is out of sync (tests/test_readme.py too)
 """
 
 from __future__ import annotations

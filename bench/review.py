@@ -103,7 +103,8 @@ def main() -> None:
         print("  before", np.round(times["before"], 3), "now", np.round(times["now"], 3))
         paired = np.median(np.asarray(times["now"]) / np.asarray(times["before"]))
         print(
-            f"{args.small} images: pass before the review {before:.2f} s, now (pass + facts + embedding + review) "
+            f"{args.small} images: pass before the review "
+            f"{before:.2f} s, now (pass + facts + embedding + review) "
             f"{now:.2f} s = +{100 * (now / before - 1):.0f}% (best of 5; median of the 5 paired ratios "
             f"+{100 * (paired - 1):.0f}%); the review alone {stats.review.seconds:.3f} s"
         )

@@ -1,15 +1,15 @@
 """The robustness pass, per condition, against a plain compiled ``model.predict`` over the same images.
 
-For each condition (the clean images, each corruption at each severity, FGSM and PGD at each budget) the pass's
-time -- corrupting or attacking the images included -- is set against ``model.predict`` (Keras' own compiled
-predict) over the same, already preprocessed, images in the same batch size. The issue's target is at most
-1.2x for a corruption condition: the forward pass dominates where the model is large; for a small model the
-corruption itself (NumPy/SciPy, one image at a time) dominates and the ratio says so. An attack condition costs
-its gradients (FGSM one, PGD ``--pgd-steps``), so its ratio is shown against predict too, for scale.
+For each condition (the clean images, each corruption at each severity, FGSM and PGD at each budget) the
+pass's time -- corrupting or attacking the images included -- is set against ``model.predict`` (Keras' own
+compiled predict) over the same, already preprocessed, images in the same batch size. The issue's target is at
+most 1.2x for a corruption condition: the forward pass dominates where the model is large; for a small model
+the corruption itself (NumPy/SciPy, one image at a time) dominates and the ratio says so. An attack condition
+costs its gradients (FGSM one, PGD ``--pgd-steps``), so its ratio is shown against predict too, for scale.
 
 Models: ``demo`` (reportgen's demo CNN, trained if ``reports/best-cnn-model/best-cnn-model.keras`` is missing;
-28x28 grey digits), ``vgg16`` and ``efficientnet_b0`` (``weights=None``: the cost does not depend on the weights;
-224x224 RGB, Matplotlib's sample photo with its colours shifted per image).
+28x28 grey digits), ``vgg16`` and ``efficientnet_b0`` (``weights=None``: the cost does not depend on the
+weights; 224x224 RGB, Matplotlib's sample photo with its colours shifted per image).
 
 Usage: ``python bench/robustness.py demo --images 256`` / ``python bench/robustness.py vgg16 --images 8``
 (TensorFlow backend; VGG16 at 8 images: ~3 minutes on 2 cores).
@@ -91,7 +91,8 @@ def main() -> None:
         r = R.measure(clf, x, y, list(range(len(x))), names, eps, args.pgd_steps, seed=0)
         total = time.perf_counter() - t
     print(
-        f"{args.model}: {len(x)} images {x.shape[1:]}, batch {clf.forward_batch}; model.predict {predict:.3f} s "
+        f"{args.model}: {len(x)} images {x.shape[1:]}, batch "
+        f"{clf.forward_batch}; model.predict {predict:.3f} s "
         f"({1000 * predict / len(x):.1f} ms an image); the whole pass {total:.1f} s"
     )
     print(f"{'condition':<26}{'seconds':>9}{'x predict':>11}")

@@ -107,16 +107,19 @@ def table(rows: list[dict], quick: bool, machine: str) -> str:
         f"`python bench/zoo.py{' --quick' if quick else ''}`: `reportgen NAME --weights none` ({setting}), "
         f"each architecture in its own process, on {machine}. Peak RSS is the process's own (wait4).",
         "",
-        "| architecture | layers | exit | seconds | peak RSS (GB) | PDF pages | PDF (MB) | HTML (MB) | errors | warnings | info | failed sections |",
+        "| architecture | layers | exit | seconds | peak RSS (GB) | PDF pages "
+        "| PDF (MB) | HTML (MB) | errors | warnings | info | failed sections |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         f = r.get("findings", {})
         rss = r.get("peak_rss_gb")
         lines.append(
-            f"| {r['name']} | {r.get('layers', '')} | {r['status']}{' (timeout)' if r['timed_out'] else ''} | "
+            f"| {r['name']} | {r.get('layers', '')} | "
+            f"{r['status']}{' (timeout)' if r['timed_out'] else ''} | "
             f"{r['seconds']:.0f} | {'' if rss is None else f'{rss:.2f}'} | {r.get('pages', '')} | "
-            f"{r.get('pdf_mb', 0):.1f} | {r.get('html_mb', 0):.1f} | {f.get('error', '')} | {f.get('warning', '')} | "
+            f"{r.get('pdf_mb', 0):.1f} | {r.get('html_mb', 0):.1f} "
+            f"| {f.get('error', '')} | {f.get('warning', '')} | "
             f"{f.get('info', '')} | {', '.join(r.get('failed', [])) or '–'} |"
         )
     ok = [r for r in rows if r["status"] == 0]

@@ -194,7 +194,11 @@ class Report:
 
     def __repr__(self) -> str:
         state = "computed" if self._built is not None else "not computed yet"
-        return f"<reportgen.Report of {self._model if isinstance(self._model, (str, Path)) else type(self._model).__name__} ({state})>"
+        return (
+            "<reportgen.Report of "
+            f"{self._model if isinstance(self._model, (str, Path)) else type(self._model).__name__} "
+            f"({state})>"
+        )
 
 
 def load_any(

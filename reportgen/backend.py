@@ -248,7 +248,8 @@ def numpy(x: Any) -> Any:
 
 
 def array(variable: Any) -> Any:
-    """A variable's value as a NumPy array, without a copy where the backend allows it (so: never write to it).
+    """A variable's value as a NumPy array, without a copy where the backend allows it (so: never write to
+    it).
 
     VGG16's fc1 kernel is 411 MB; the weight statistics read every layer once,
     and a copy per read would double the peak memory of the largest layer.

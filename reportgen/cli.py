@@ -1,4 +1,5 @@
-"""Command line: ``reportgen MODEL ...``, ``reportgen demo``, ``reportgen compare A B`` and ``reportgen index DIR``.
+"""Command line: ``reportgen MODEL ...``, ``reportgen demo``, ``reportgen compare A B`` and ``reportgen index
+DIR``.
 
 Exit status of one MODEL: 0 report written; 1 report written but a finding
 at or above ``--fail-on`` exists; 2 bad input (one line on stderr, nothing
@@ -46,7 +47,8 @@ def report_parser() -> argparse.ArgumentParser:
     """The command line of ``reportgen MODEL``: every flag is a field of :class:`reportgen.Options`."""
     p = _Parser(
         prog="reportgen",
-        description="Write an audit report (HTML, PDF, JSON) of a trained Keras CNN. Several models, a folder of "
+        description="Write an audit report (HTML, PDF, JSON) of a "
+        "trained Keras CNN. Several models, a folder of "
         "model files or a glob write one report each and OUT/index.html, OUT/index.json. Other commands: "
         "'reportgen demo' (offline example), 'reportgen compare A B' and 'reportgen index DIR'.",
     )
@@ -140,7 +142,8 @@ def _check_junit(path: str | None) -> None:
 def _reject_missing(specs: Sequence[str]) -> None:
     """A MODEL that names a file that does not exist is bad input, answered before any backend is
     imported (in well under a second); with several models, before any report is written. So is a
-    keras-hub preset handle (``kaggle://...``, ``hf://...``): it needs the network, which reportgen never uses."""
+    keras-hub preset handle (``kaggle://...``, ``hf://...``): it needs the network, which reportgen never
+    uses."""
     from reportgen.names import is_remote_handle, missing_model, remote_handle_message
 
     handles = [s for s in specs if is_remote_handle(s)]
@@ -298,7 +301,8 @@ def _status(folder: Path, data: dict, fail_on: str | None) -> int:
         )
     elif status == EXIT_FINDINGS:
         print(
-            f"reportgen: findings at or above '{fail_on}' ({data.get('findings_summary', {})}); exit status 1",
+            f"reportgen: findings at or above '{fail_on}' "
+            f"({data.get('findings_summary', {})}); exit status 1",
             file=sys.stderr,
         )
     return status
@@ -417,7 +421,8 @@ def cmd_index(argv: Sequence[str]) -> int:
             "; ..." if len(skipped) > 3 else ""
         )
         _say(
-            f"reportgen: note: {len(skipped)} report folder(s) skipped, their report.json is not a report ({shown}); "
+            f"reportgen: note: {len(skipped)} report folder(s) "
+            f"skipped, their report.json is not a report ({shown}); "
             "re-write those reports"
         )
     if args.junit:
@@ -435,7 +440,8 @@ from reportgen.errors import STOPPED_BY as _SIGNALLED, interrupt_status as _inte
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    """SIGTERM or SIGHUP: stop as Ctrl-C stops (workers ended, nothing half-written, the index of the finished)."""
+    """SIGTERM or SIGHUP: stop as Ctrl-C stops (workers ended, nothing half-written, the index of the
+    finished)."""
     _SIGNALLED.append(signum)
     raise KeyboardInterrupt
 

@@ -155,12 +155,13 @@ class Thresholds:
     # least ``segment_min_images`` labelled images.
     segment_drop: float = 0.1
     segment_min_images: int = 20
-    # Robustness (docs/findings.md): a corruption whose severity-3 accuracy lies more than this below the clean
-    # accuracy (absolute, 0-1; without labels 1 - agreement with the clean prediction) is fragile. The paper's
-    # ResNet-50 loses ~0.4 on the noises at severity 3, ~0.1 on brightness.
+    # Robustness (docs/findings.md): a corruption whose severity-3 accuracy lies more than this below the
+    # clean accuracy (absolute, 0-1; without labels 1 - agreement with the clean prediction) is fragile. The
+    # paper's ResNet-50 loses ~0.4 on the noises at severity 3, ~0.1 on brightness.
     corruption_drop: float = 0.25
-    # ... and PGD at ``adversarial_epsilon`` pixel units (0-255) leaving less than this accuracy is adversarially
-    # fragile. A model not trained against attacks keeps almost none at eps = 2 (ImageNet models: < 0.05).
+    # ... and PGD at ``adversarial_epsilon`` pixel units (0-255) leaving less than this accuracy is
+    # adversarially fragile. A model not trained against attacks keeps almost none at eps = 2 (ImageNet
+    # models: < 0.05).
     adversarial_accuracy: float = 0.5
     adversarial_epsilon: float = 2.0
     # No verdict on fewer images than this (the numbers are shown, the findings not judged).

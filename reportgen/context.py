@@ -103,7 +103,8 @@ class Context:
 
     @cached_property
     def sanity(self) -> Any:
-        """The CAM sanity cascade for each method, or why it did not run (:mod:`reportgen.analyses.sanity`)."""
+        """The CAM sanity cascade for each method, or why it did not run
+        (:mod:`reportgen.analyses.sanity`)."""
         from reportgen.analyses.sanity import run_for
 
         return run_for(
@@ -188,21 +189,24 @@ class Context:
 
     @cached_property
     def weights(self) -> dict:
-        """Every weighted layer's :class:`~reportgen.analyses.weights.LayerWeights`, computed one layer at a time."""
+        """Every weighted layer's :class:`~reportgen.analyses.weights.LayerWeights`, computed one layer at a
+        time."""
         from reportgen.analyses.weights import weight_analysis
 
         return weight_analysis(self.model, self.options.seed, self.progress, self.thresholds.dead_kernel_norm)
 
     @cached_property
     def weight_findings(self) -> list:
-        """The weight-only checks over every layer, once: the findings, weights and kernels sections read them."""
+        """The weight-only checks over every layer, once: the findings, weights and kernels sections read
+        them."""
         from reportgen.analyses.findings import weight_findings
 
         return weight_findings(self.weights, self.thresholds)
 
     @cached_property
     def folder(self) -> Any:
-        """The ``--images`` folders' files and labels (:mod:`reportgen.images.folders`); None without folders."""
+        """The ``--images`` folders' files and labels (:mod:`reportgen.images.folders`); None without
+        folders."""
         if not self.options.image_dirs:
             return None
         from reportgen import images
@@ -214,7 +218,8 @@ class Context:
 
     @cached_property
     def dataset(self) -> Any:
-        """Statistics over every image of the folders (:mod:`reportgen.analyses.dataset`); None without folders."""
+        """Statistics over every image of the folders (:mod:`reportgen.analyses.dataset`); None without
+        folders."""
         folder = self.folder
         if folder is None:
             return None
@@ -229,7 +234,8 @@ class Context:
             layer = resolve_layer(self.model, self.options.gradcam_layer, self.options.output).path
         except UserError:
             if self.options.gradcam_layer:
-                raise  # a layer the user named, and cannot have: one line and exit 2, not a silent mean CAM of none
+                # a layer the user named, and cannot have: one line and exit 2, not a silent mean CAM of none
+                raise
             layer = None
         size = D.batch_size(self.model)
         skipped: list = []
@@ -299,8 +305,9 @@ class Context:
 
     @cached_property
     def robustness(self) -> Any:
-        """The model under the common corruptions and L-infinity attacks (:mod:`reportgen.analyses.robustness`); None
-        for a model whose output is not a vector of class scores."""
+        """The model under the common corruptions and L-infinity attacks
+        (:mod:`reportgen.analyses.robustness`); None for a model whose output is not a vector of class
+        scores."""
         from reportgen.analyses.labels import class_names
         from reportgen.analyses.robustness.inputs import for_report
 
@@ -325,7 +332,8 @@ class Context:
 
     @property
     def wants_activity(self) -> bool:
-        """Whether this report looks at units on images: it has image folders, or images and an image section."""
+        """Whether this report looks at units on images: it has image folders, or images and an image
+        section."""
         if self.options.image_dirs:
             return True
         return bool({"features", "gradcam"} & set(self.options.sections)) and bool(self.images)
@@ -352,8 +360,8 @@ class Context:
 
     @cached_property
     def attention(self) -> Any:
-        """A transformer's attention on the report's images (:mod:`reportgen.analyses.attention`); None without
-        images."""
+        """A transformer's attention on the report's images (:mod:`reportgen.analyses.attention`); None
+        without images."""
         images = self.images
         if not images:
             return None

@@ -101,7 +101,8 @@ def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def train(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: int = 0, verbose: int = 0):
-    """Train and checkpoint the demo model; returns (model path, validation accuracy, held-out samples, names)."""
+    """Train and checkpoint the demo model; returns (model path, validation accuracy, held-out samples,
+    names)."""
     from reportgen.backend import import_keras
 
     keras = import_keras()  # quietly: TensorFlow's start-up lines swallowed once, here
@@ -153,7 +154,8 @@ def run_demo(
 
     model_path, val_acc, ran, samples, names = train(out_root, dataset, epochs, seed)
     print(
-        f"demo: trained {ran} epochs on {dataset}; best validation accuracy {val_acc:.4f}; saved {model_path}",
+        f"demo: trained {ran} epochs on {dataset}; best "
+        f"validation accuracy {val_acc:.4f}; saved {model_path}",
         file=sys.stderr,
     )
     loaded = load_file(model_path)

@@ -181,7 +181,8 @@ _ALL = [
         "CAM unfaithful",
         "gradcam",
         fixed_anchor="gradcam-faithfulness-0",
-        what="deleting/inserting pixels in the CAM's order moves the score no more than in a random or edge map's",
+        what="deleting/inserting pixels in the CAM's order moves "
+        "the score no more than in a random or edge map's",
         value="lead over the stronger baseline",
     ),
     Kind(
@@ -225,7 +226,8 @@ _ALL = [
         "adversarially fragile",
         "robustness",
         fixed_anchor="robustness-adversarial",
-        what="under PGD at eps = adversarial_epsilon (pixel units) the accuracy (without labels: agreement) falls "
+        what="under PGD at eps = adversarial_epsilon (pixel units) "
+        "the accuracy (without labels: agreement) falls "
         "below adversarial_accuracy",
     ),
     Kind(
@@ -262,7 +264,8 @@ _ALL = [
         "underconfident",
         "dataset",
         fixed_anchor="dataset-calibration",
-        what="the expected calibration error exceeds calibration_ece and the mean confidence is below the accuracy",
+        what="the expected calibration error exceeds calibration_ece "
+        "and the mean confidence is below the accuracy",
         value="expected calibration error",
     ),
     Kind(
@@ -280,7 +283,8 @@ _ALL = [
         "leakage",
         "dataset",
         fixed_anchor="dataset-duplicates",
-        what="more than max_leaked_images images of a later --images folder reappear (near-duplicates) in an earlier one",
+        what="more than max_leaked_images images of a later --images "
+        "folder reappear (near-duplicates) in an earlier one",
         value="images leaked",
     ),
     Kind(
@@ -316,7 +320,8 @@ _ALL = [
         "label issues above max",
         "dataset",
         fixed_anchor="dataset-label-issues",
-        what="share of labelled images with a label issue above max_label_issue_rate (a gate; off by default)",
+        what="share of labelled images with a label issue above "
+        "max_label_issue_rate (a gate; off by default)",
         value="share of images",
     ),
 ]

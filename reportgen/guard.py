@@ -1,4 +1,5 @@
-"""Input paths checked before any work: a regular file (or a folder where one is expected), readable, under a cap.
+"""Input paths checked before any work: a regular file (or a folder where one is expected), readable, under a
+cap.
 
 Every file reportgen reads is data except a model file opened with
 ``--unsafe`` (docs/safety.md). Reading data must neither hang (a FIFO), nor
@@ -67,9 +68,9 @@ def size_text(n: float) -> str:
 
 
 def present(path: str | os.PathLike) -> bool:
-    """Whether something is at ``path``, as far as anyone can tell: a dangling link or a symlink loop is there,
-    and so is a file behind a folder this process may not search (told by :func:`check_file` as permission
-    denied, not "does not exist")."""
+    """Whether something is at ``path``, as far as anyone can tell: a dangling link or a symlink loop is
+    there, and so is a file behind a folder this process may not search (told by :func:`check_file` as
+    permission denied, not "does not exist")."""
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):

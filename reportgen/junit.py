@@ -1,4 +1,5 @@
-"""JUnit XML for CI (``--junit FILE``): one ``testsuite`` per model, one ``testcase`` per finding kind checked.
+"""JUnit XML for CI (``--junit FILE``): one ``testsuite`` per model, one ``testcase`` per finding kind
+checked.
 
 CI systems (GitLab, Jenkins, GitHub's test reporters) show JUnit natively, as
 deepchecks and Giskard found. The file is made from report.json dicts alone
@@ -38,7 +39,8 @@ _FORBIDDEN = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U0001000
 
 
 def xml_text(text: object) -> str:
-    """``text`` as XML 1.0 allows it: each forbidden character replaced by U+FFFD (escaping is ElementTree's)."""
+    """``text`` as XML 1.0 allows it: each forbidden character replaced by U+FFFD (escaping is
+    ElementTree's)."""
     return _FORBIDDEN.sub("\ufffd", str(text))
 
 

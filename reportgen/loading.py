@@ -1,5 +1,5 @@
-"""Load the model to audit: a ``.keras`` / ``.h5`` file, a keras-hub preset directory, a ``keras.applications``
-name, or Python code.
+"""Load the model to audit: a ``.keras`` / ``.h5`` file, a keras-hub preset directory, a
+``keras.applications`` name, or Python code.
 
 - **A file.** Model files are untrusted input: Keras' safe mode stays on (a
   Lambda layer that carries Python code is refused) unless the user passes
@@ -127,7 +127,8 @@ def check_model_file(path: str | Path) -> None:
     guard.check_file(path, "model file", MODEL_FIX)
     cap = guard.config_cap()
     fix = (
-        f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB (now {guard.size_text(cap)}); a real model's "
+        f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB "
+        f"(now {guard.size_text(cap)}); a real model's "
         "config is well under a megabyte per thousand layers"
     )
     try:
@@ -182,7 +183,8 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
             return load_preset(path, unsafe=unsafe, input_shape=input_shape)
         if is_savedmodel(path):
             raise UserError(
-                f"'{path}' is a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; convert it: "
+                f"'{path}' is a TensorFlow SavedModel folder, "
+                "which Keras 3 cannot load as a model; convert it: "
                 "in TF 2.15 / tf_keras load it with tf.keras.models.load_model and save it with "
                 "model.save('model.keras'), or give the code that builds it as module:callable --weights FILE"
             )
@@ -284,14 +286,17 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
         )
     if isinstance(exc, zipfile.BadZipFile) or "zip" in lowered:
         return UserError(
-            f"'{path}' is not a valid .keras archive (truncated or not a model); re-save it with model.save('model.keras')"
+            f"'{path}' is not a valid .keras archive (truncated or "
+            "not a model); re-save it with model.save('model.keras')"
         )
     if "no model config" in lowered or "no model found" in lowered:
         return UserError(f"'{path}' holds weights only, not a model; save the whole model with model.save()")
     if "unknown layer" in lowered or "could not locate" in lowered:
         return UserError(
-            f"'{path}' uses a custom layer or model class that Keras cannot find ({_first_line(exc)}); register it "
-            "with keras.saving.register_keras_serializable, or give the code as module:callable --weights FILE"
+            f"'{path}' uses a custom layer or model class that "
+            f"Keras cannot find ({_first_line(exc)}); register it "
+            "with keras.saving.register_keras_serializable, "
+            "or give the code as module:callable --weights FILE"
         )
     if "input_shape" in lowered or "has not yet been built" in lowered or "'nonetype'" in lowered:
         return UserError(
@@ -299,14 +304,16 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
             "give it with --input-shape H,W,C"
         )
     return UserError(
-        f"cannot read '{path}' as a Keras model ({_first_line(exc)}); the file may be truncated or not a .keras/.h5 model"
+        f"cannot read '{path}' as a Keras model ({_first_line(exc)}); "
+        "the file may be truncated or not a .keras/.h5 model"
     )
 
 
 def _foreign_class(path: Path) -> str | None:
     """The first ``module.class_name`` in a .keras archive's config that comes from Python's standard library
     (``os.system``, ``builtins.eval``): a config gadget, told as such instead of Keras' reason (which reads as
-    a missing custom class or an unbuilt model). The config's size was checked before (:func:`check_model_file`)."""
+    a missing custom class or an unbuilt model). The config's size was checked before
+    (:func:`check_model_file`)."""
     import json
 
     try:
@@ -625,7 +632,8 @@ def file_kind(path: Path) -> str:
 
 
 def _h5_layout(fh: Any) -> str:
-    """``legacy`` (Keras 2's .h5: layer_names, model_weights), ``keras3`` (.weights.h5: layers/, vars/) or ``none``."""
+    """``legacy`` (Keras 2's .h5: layer_names, model_weights), ``keras3`` (.weights.h5: layers/, vars/) or
+    ``none``."""
     if "layer_names" in fh.attrs or "model_weights" in fh:
         return "legacy"
     if "layers" in fh or "vars" in fh:
@@ -697,7 +705,10 @@ def weights_format_problem(path: Path) -> tuple[str, str] | None:
         return None
     if not lower.endswith((".h5", ".hdf5")):
         suffix = f"'{Path(name).suffix}'" if Path(name).suffix else "no extension"
-        why = f"Keras picks the reader by the name (.weights.h5, .keras or a Keras 2 .h5), and this one has {suffix}"
+        why = (
+            "Keras picks the reader by the name (.weights.h5, "
+            f".keras or a Keras 2 .h5), and this one has {suffix}"
+        )
         if kind == "zip":
             return why + "; it is a .keras archive", f"rename it to {stem}.keras"
         if kind == "hdf5":
@@ -827,7 +838,10 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
     if key not in constructors:
         if _hub_preset_name(name):
             raise UserError(remote_handle_message(name))
-        known = "vgg16, vgg19, resnet50, mobilenet_v2, efficientnet_b0, densenet121, inception_v3, xception, convnext_tiny"
+        known = (
+            "vgg16, vgg19, resnet50, mobilenet_v2, efficientnet_b0, "
+            "densenet121, inception_v3, xception, convnext_tiny"
+        )
         raise UserError(
             f"unknown architecture '{name}' and no such model file; give a .keras/.h5 file, a "
             f"module:callable, or one of: {known}, ..."
@@ -858,7 +872,8 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
         _check_weights_file(path)
         if not path.is_file():
             raise UserError(
-                f"--weights '{weights}' is neither imagenet, none nor an existing weights file; check the path"
+                f"--weights '{weights}' is neither imagenet, none "
+                "nor an existing weights file; check the path"
             )
         model = build(weights=None)
         load_weights_checked(model, path, name)

@@ -57,7 +57,7 @@ def render(data: dict, name: str) -> str:
     ]
     out += [
         f"- **Developed by:** {_blank('who')}",
-        f"- **Model type:** "
+        "- **Model type:** "
         + (
             f"{model.get('kind', '')} Keras model, {model.get('total_params', 0):,} parameters "
             f"({model.get('trainable_params', 0):,} trainable), input {model.get('input_shape')}, output "
@@ -105,7 +105,8 @@ def render(data: dict, name: str) -> str:
         measured.append(
             "Accuracy drops on: "
             + ", ".join(
-                f"{g['property']} {g['lower']:.3g}-{g['upper']:.3g} ({_pct(g['accuracy'])}, {g['images']} images)"
+                f"{g['property']} {g['lower']:.3g}-{g['upper']:.3g} "
+                f"({_pct(g['accuracy'])}, {g['images']} images)"
                 for g in weak
             )
             + "."
@@ -157,8 +158,10 @@ def render(data: dict, name: str) -> str:
         "",
         "#### Metrics",
         "",
-        "Accuracy, top-k accuracy, per-class precision, recall and F1 with their macro and weighted averages; "
-        "expected calibration error (15 equal-width bins), Brier score, negative log-likelihood and the fitted "
+        "Accuracy, top-k accuracy, per-class precision, "
+        "recall and F1 with their macro and weighted averages; "
+        "expected calibration error (15 equal-width bins), "
+        "Brier score, negative log-likelihood and the fitted "
         "temperature; label issues by confident learning; near-duplicates by perceptual hash and the model's "
         "embedding.",
         "",

@@ -82,8 +82,8 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 def _finite_input(text: str, ends: list[tuple[float, float]]) -> None:
     """Refuse a ``--preprocess`` whose model input over pixels 0-255 is not finite in float32 (the model's
-    input): ``scale=1e300,offset=1e300`` passes as numbers, then overflows to Inf and every probability to NaN.
-    The map is affine, so its ends (pixel 0 and 255) bound it."""
+    input): ``scale=1e300,offset=1e300`` passes as numbers, then overflows to Inf and every probability to
+    NaN. The map is affine, so its ends (pixel 0 and 255) bound it."""
     import math
 
     for lo, hi in ends:
@@ -118,7 +118,8 @@ def is_hub_preset(folder) -> bool:
 
 
 def is_remote_handle(spec: str) -> bool:
-    """A model on the network (``kaggle://...``, ``hf://...``): reportgen works offline and never fetches one."""
+    """A model on the network (``kaggle://...``, ``hf://...``): reportgen works offline and never fetches
+    one."""
     import re
 
     return bool(re.match(_HANDLE, str(spec)))
@@ -128,7 +129,8 @@ def remote_handle_message(spec: str) -> str:
     """The one-line error for a keras-hub preset handle: what is wrong (it needs the network) and the fix."""
     return (
         f"'{spec}' is a keras-hub preset handle, which needs the network, and reportgen works offline; "
-        f"download it elsewhere with keras_hub.models.ImageClassifier.from_preset('{spec}').save_to_preset(DIR) "
+        "download it elsewhere with "
+        f"keras_hub.models.ImageClassifier.from_preset('{spec}').save_to_preset(DIR) "
         f"(or keras_hub.models.Backbone) and pass DIR"
     )
 
@@ -164,7 +166,6 @@ def missing_model(spec: str, *, checked: bool = False) -> str | None:
     """The one-line error for a MODEL that names a file that does not exist (None otherwise), Keras-free:
     the command line answers it before importing a backend. ``checked``: the caller knows it is a
     missing file; just the message."""
-    import os
 
     # lexists: a symbolic link loop or a dangling link is there, and told by its own reason (reportgen.guard)
     if not checked and (
@@ -184,7 +185,8 @@ def _present(spec: str) -> bool:
 
 
 def readable(text: str) -> str:
-    """A file name as text a page can hold: bytes that are not UTF-8 (lone surrogates in Python) become U+FFFD."""
+    """A file name as text a page can hold: bytes that are not UTF-8 (lone surrogates in Python) become
+    U+FFFD."""
     return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 

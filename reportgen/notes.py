@@ -80,7 +80,8 @@ def _stand_in(ctx: Any) -> list[dict]:
     return [
         {
             "kind": "stand_in_image",
-            "message": "The image sections show a stand-in photo (Grace Hopper, from Matplotlib's sample data), "
+            "message": "The image sections show a stand-in photo "
+            "(Grace Hopper, from Matplotlib's sample data), "
             "not this model's data; pass --image or --images.",
         }
     ]
@@ -95,7 +96,8 @@ def _preprocess(ctx: Any) -> list[dict]:
         return [
             {
                 "kind": "preprocess_from_model",
-                "message": f"The preprocessing is the model's own: its keras-hub {pre.converter}, saved with it, "
+                "message": "The preprocessing is the model's own: its "
+                f"keras-hub {pre.converter}, saved with it, "
                 f"turns pixels into model input as {text}, and the report scales images the same way. "
                 f"To override it, pass --preprocess.",
             }
@@ -163,7 +165,8 @@ def _warnings(ctx: Any) -> list[dict]:
     return [
         {
             "kind": "keras_warning",
-            "message": f"Keras warned while the report ran (reportgen does not know this warning, so it cannot "
+            "message": "Keras warned while the report ran (reportgen "
+            "does not know this warning, so it cannot "
             f"say whether it matters): {text}",
         }
         for text in said

@@ -32,8 +32,8 @@ SECTION_NAMES = (
     "gradcam",
     "patterns",
 )
-# The common corruptions reportgen implements, in the paper's order (Hendrycks & Dietterich 2019; frost left out:
-# reportgen.analyses.robustness.corruptions says why). Here, Keras-free, for --corruptions.
+# The common corruptions reportgen implements, in the paper's order (Hendrycks & Dietterich 2019; frost left
+# out: reportgen.analyses.robustness.corruptions says why). Here, Keras-free, for --corruptions.
 CORRUPTIONS = (
     "gaussian_noise",
     "shot_noise",

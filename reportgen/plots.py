@@ -331,8 +331,8 @@ def labelled_grid(
 
 
 def matrix_figure(matrix: np.ndarray, limit: float, title: str, ylabel: str, xlabel: str, cmap: str) -> str:
-    """A weight matrix as one heatmap on a symmetric scale (a separable conv's pointwise kernel), indices on the
-    axes and a colour bar."""
+    """A weight matrix as one heatmap on a symmetric scale (a separable conv's pointwise kernel), indices on
+    the axes and a colour bar."""
     plt = pyplot()
     rows, cols = matrix.shape
     cell = min(0.22, 5.6 / max(cols, 1), 4.0 / max(rows, 1))
@@ -667,7 +667,8 @@ def corruption_grid_figure(clean: np.ndarray, corrupted: dict[str, np.ndarray], 
 def adversarial_figure(
     epsilons: Sequence[float], series: dict[str, list[float | None]], clean: float | None, measure: str
 ) -> str:
-    """``measure`` against the L-infinity budget (pixel units), one line per attack, the clean level dashed."""
+    """``measure`` against the L-infinity budget (pixel units), one line per attack, the clean level
+    dashed."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 2.5))
     styles = {"fgsm": ("#d08c1f", "s"), "pgd": ("#b3261e", "o")}
@@ -704,10 +705,11 @@ def adversarial_figure(
 
 
 def flipped_figure(examples: Sequence[dict]) -> str:
-    """Each flipped image: clean, its CAM, attacked, its CAM, and the perturbation (amplified to the full range).
+    """Each flipped image: clean, its CAM, attacked, its CAM, and the perturbation (amplified to the full
+    range).
 
-    ``examples``: dicts with ``clean``, ``attacked`` (pixels), ``clean_cam``, ``attacked_cam`` ((h, w) or None),
-    ``clean_title``, ``attacked_title``."""
+    ``examples``: dicts with ``clean``, ``attacked`` (pixels), ``clean_cam``, ``attacked_cam`` ((h, w) or
+    None), ``clean_title``, ``attacked_title``."""
     from scipy import ndimage
 
     plt = pyplot()

@@ -164,7 +164,8 @@ def _probe(model: Any) -> str | None:
 
 
 def hub_converter(model: Any) -> Any | None:
-    """The keras-hub ``ImageConverter`` a task model carries (``model.preprocessor.image_converter``), or None.
+    """The keras-hub ``ImageConverter`` a task model carries (``model.preprocessor.image_converter``), or
+    None.
 
     keras-hub applies it in ``predict``/``fit`` only, never in ``model(x)``,
     which the report calls: the report has to apply it. Found by duck typing

@@ -44,7 +44,8 @@ def ticks(
     ``AutoLocator`` given the tick count its axis would allow, and its ``ScalarFormatter``)."""
     from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-    # Axis.get_tick_space: the axis length over 3 label heights (x) or 2 (y); MaxNLocator's "auto" caps it at 9.
+    # Axis.get_tick_space: the axis length over 3 label heights (x) or 2 (y); MaxNLocator's "auto" caps it at
+    # 9.
     space = max(1, min(9, int(np.floor(length * 72 / (points * (2 if vertical else 3))))))
     values = MaxNLocator(nbins=space, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
     tol = 1e-10 * abs(hi - lo)

@@ -213,7 +213,8 @@ def write_report(
 
 
 def _host() -> str:
-    """This machine, as 6 hex digits: a leftover of another machine (a shared --out) is never ours to judge."""
+    """This machine, as 6 hex digits: a leftover of another machine (a shared --out) is never ours to
+    judge."""
     import hashlib
     import socket
 
@@ -236,7 +237,8 @@ def _dead(pid: int) -> bool:
 
 
 _STALE = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{6}))?(?:-.*)?$")
-LEGACY_AGE = 3600.0  # seconds: a leftover named without its machine is stale when its writer is dead and it is this old
+# seconds: a leftover named without its machine is stale when its writer is dead and it is this old
+LEGACY_AGE = 3600.0
 
 
 def clean_stale(out_root: Path, name: str) -> list[Path]:

@@ -88,9 +88,7 @@ def run_sections(
     sections that need it (a section's ``OPTIONAL`` needs only leave its
     checks out).
     """
-    from reportgen import backend, warned
-    from reportgen.context import run_analyses
-    from reportgen.graph import forward
+    from reportgen import warned
 
     ctx = Context(loaded=loaded, options=options, progress=progress)
     with warned.caught() as kept:
@@ -141,7 +139,8 @@ def _run_sections(ctx: Context, options: Options) -> None:
 
 
 def _attribute(ctx: Context, names: list[str], needs: dict[str, tuple[str, ...]]) -> None:
-    """Each analysis' seconds counted in the first section that needs it (findings last: it reads the others)."""
+    """Each analysis' seconds counted in the first section that needs it (findings last: it reads the
+    others)."""
     from reportgen.context import schedule
 
     counted: set[str] = set()
@@ -251,7 +250,8 @@ def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, li
             anchors = [kind.anchor(item["layer"]) if kind else None for item in f["items"]]
             for item, anchor in zip(f["items"], anchors):
                 if anchor:
-                    # Beside one layer's figure, that layer's line: the whole roll-up (dozens of layers) is on page 1.
+                    # Beside one layer's figure, that layer's line: the whole roll-up (dozens of layers) is on
+                    # page 1.
                     label = kind.label if kind else f["kind"].replace("_", " ")
                     value = item.get("value")
                     shown = "" if value is None else f" (value {value:.3g})"
@@ -280,7 +280,8 @@ def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, li
                 {
                     "severity": severity,
                     "kind": kind,
-                    "message": f"{len(group)} × {kind.replace('_', ' ')}{what}. For example: {group[0]['message']}",
+                    "message": f"{len(group)} × {kind.replace('_', ' ')}{what}. "
+                    f"For example: {group[0]['message']}",
                 }
             )
         out[anchor] = lines
@@ -431,7 +432,8 @@ def errors_log(ctx: Context) -> str | None:
 
 @dataclass
 class Built:
-    """One computed report: the context (the analyses' results), report.json's dict and the page's variables."""
+    """One computed report: the context (the analyses' results), report.json's dict and the page's
+    variables."""
 
     ctx: Context
     data: dict

@@ -28,7 +28,8 @@ class Known:
 KNOWN: tuple[Known, ...] = (
     Known(
         r"The structure of `inputs` doesn't match the expected structure",
-        "keras-hub backbones declare a dict of inputs ({'images': ...}); reportgen feeds the one image tensor, "
+        "keras-hub backbones declare a dict of inputs "
+        "({'images': ...}); reportgen feeds the one image tensor, "
         "which Keras matches to that one input",
     ),
     Known(
@@ -72,7 +73,8 @@ class Kept:
 
 @contextlib.contextmanager
 def caught() -> Iterator[Kept]:
-    """Drop the known harmless warnings raised inside; keep the others' first lines and show each once after."""
+    """Drop the known harmless warnings raised inside; keep the others' first lines and show each once
+    after."""
     kept = Kept([])
     with warnings.catch_warnings(record=True) as got:  # the filters in force decide what is raised at all
         yield kept

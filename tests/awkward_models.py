@@ -1,4 +1,5 @@
-"""Models we did not design for: subclassed, dense outputs, several outputs or inputs, odd names, mixed precision.
+"""Models we did not design for: subclassed, dense outputs, several outputs or inputs, odd names, mixed
+precision.
 
 Each builder returns a small model that runs in well under a second, so the
 tests can afford a full report on each.
@@ -192,7 +193,8 @@ def mixed_precision(policy: str = "mixed_float16", seed: int = 0) -> keras.Model
 
 
 class TwoHeads(keras.Model):
-    """Subclassed, two outputs: class scores from a short branch; an edge map from a deeper one, called last."""
+    """Subclassed, two outputs: class scores from a short branch; an edge map from a deeper one, called
+    last."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -284,7 +286,8 @@ def library_detector(weights_file: str | None = None) -> keras.Model:
 
 
 def save_trained_like(model: keras.Model, path, seed: int = 1) -> None:
-    """Weights no initialiser draws (wider than Glorot's interval), as training leaves them, into an ``.npz``."""
+    """Weights no initialiser draws (wider than Glorot's interval), as training leaves them, into an
+    ``.npz``."""
     rng = np.random.default_rng(seed)
     np.savez(
         path,

@@ -27,7 +27,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CASE_SECONDS = 30  # each case's own time limit (signal.alarm) inside the child
@@ -435,7 +435,8 @@ CASES: list[Case] = [
         says="findings at or above",
         check="exploding_scale",
     ),
-    # --- hostile names ----------------------------------------------------------------------------------------
+    # --- hostile names
+    # ----------------------------------------------------------------------------------------
     _r(
         "layer named c\\x0btwo in JUnit",
         "{d}/ctwo.keras",
@@ -450,7 +451,8 @@ CASES: list[Case] = [
         says="findings at or above",
         check="junit_parses",
     ),
-    # --- index -----------------------------------------------------------------------------------------------
+    # --- index
+    # -----------------------------------------------------------------------------------------------
     Case(
         "index with damaged report.json files",
         ("index", "{d}/ix", "--no-drift", "--quiet"),
@@ -466,7 +468,8 @@ CASES: list[Case] = [
     ),
     Case("index of a FIFO", ("index", "{d}/fifo.toml", "--quiet"), 2, says="FIFO"),
     Case("index of a symlink loop", ("index", "{d}/loopdir", "--quiet"), 2, says="loop"),
-    # --- compare and arguments -------------------------------------------------------------------------------
+    # --- compare and arguments
+    # -------------------------------------------------------------------------------
     Case(
         "compare with a FIFO",
         ("compare", "{d}/fifo.keras", "{d}/small.keras", "--out", "{out}", "--quiet"),
@@ -526,7 +529,8 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def _npy_header(shape: tuple, descr: str = "<f4") -> bytes:
-    """A .npy file of a header alone: it declares ``shape`` and holds no data (228 bytes for 1e5 x 1e5 x 3)."""
+    """A .npy file of a header alone: it declares ``shape`` and holds no data (228 bytes for 1e5 x 1e5 x
+    3)."""
     import numpy as np
 
     buf = io.BytesIO()
@@ -754,7 +758,8 @@ def _faults(kind: str | None, w: Path):
         render._replace = real_replace
 
 
-# --- extra checks of what a writing case wrote ---------------------------------------------------------------
+# --- extra checks of what a writing case wrote
+# ---------------------------------------------------------------
 
 
 def _check(kind: str | None, w: Path) -> str | None:
@@ -807,7 +812,8 @@ def _alarm(signum, frame):
 
 
 def run_case(case: Case, d: Path, out: Path, w: Path) -> dict:
-    """Run one case through ``reportgen.cli.main`` in this process; returns what happened and what is wrong."""
+    """Run one case through ``reportgen.cli.main`` in this process; returns what happened and what is
+    wrong."""
     from reportgen.cli import main
 
     w.mkdir(parents=True, exist_ok=True)
@@ -935,7 +941,8 @@ def limits(memory: int = MEMORY_CAP):
 
 def spawn(d: Path, results: Path, names: list[str] | None = None, timeout: float = 300.0) -> list[dict]:
     """Run the cases in a child process with :func:`limits`, in its own process group; the group is killed
-    when the child overruns ``timeout``. Returns the cases' results (a case the child never reached: absent)."""
+    when the child overruns ``timeout``. Returns the cases' results (a case the child never reached:
+    absent)."""
     import subprocess
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(Path(__file__).resolve().parent.parent))

@@ -113,7 +113,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Every keras-hub vision family of this keras-hub version (issue 32): a tiny configuration each, with the
 # family's own image converter where it has one, so that the report's predictions can be held against
 # keras-hub's own ``predict``.

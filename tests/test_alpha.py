@@ -42,9 +42,9 @@ def direct_eigenvalues(kernel: np.ndarray) -> np.ndarray:
 def direct_fit(evals: np.ndarray) -> tuple[float, float]:
     """The Clauset et al. xmin scan written out, one candidate at a time: (alpha, xmin).
 
-    For each candidate xmin, the power-law MLE alpha = 1 + n / sum(log(x / xmin)) over the n values >= xmin, and
-    the largest gap between the fitted CDF 1 - (x/xmin)^(1-alpha) and the empirical k/n of the sorted tail;
-    the smallest gap wins (the first on a tie), as in WeightWatcher's WWFit.
+    For each candidate xmin, the power-law MLE alpha = 1 + n / sum(log(x / xmin)) over the n values >= xmin,
+    and the largest gap between the fitted CDF 1 - (x/xmin)^(1-alpha) and the empirical k/n of the sorted
+    tail; the smallest gap wins (the first on a tie), as in WeightWatcher's WWFit.
     """
     x = np.sort(evals[evals > 1e-5])
     best = (np.inf, None, None)

@@ -90,7 +90,8 @@ def test_a_json_only_report_imports_no_plotting_or_pdf_code(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         from reportgen.cli import main
-        rc = main([{str(tmp_path / "plain.keras")!r}, "--format", "json", "--out", {str(tmp_path)!r}, "--quiet",
+        rc = main([{str(tmp_path / "plain.keras")!r}, "--format", "json", "--out", {str(tmp_path)!r},
+                   "--quiet",
                    "--pattern-filters", "2", "--pattern-steps", "2"])
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "weasyprint", "jinja2"))
         print(rc, heavy[:3])

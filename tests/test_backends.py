@@ -220,7 +220,8 @@ def test_a_report_on_another_backend_never_imports_tensorflow(other, saved):
         import sys
         sys.path.insert(0, {str(HERE)!r})
         from reportgen import Report
-        r = Report({str(saved["model"])!r}, sections="overview,layers,weights,kernels,features,gradcam,patterns,findings",
+        r = Report({str(saved["model"])!r},
+                   sections="overview,layers,weights,kernels,features,gradcam,patterns,findings",
                    pattern_steps=1, pattern_filters=2)
         data = r.json
         print("RESULT", data["versions"]["backend"], data["section_errors"], "tensorflow" in sys.modules)

@@ -137,7 +137,8 @@ _LINKS_JS = """() => {
         window.scrollTo(0, 0);
         a.click();
         if (!target.checkVisibility()) {
-            broken.push({...where, problem: 'the target is not rendered (display:none, or in a closed <details>)'});
+            broken.push({...where,
+                         problem: 'the target is not rendered (display:none, or in a closed <details>)'});
             continue;
         }
         const top = target.getBoundingClientRect().top;
@@ -161,7 +162,8 @@ _OVERFLOW_JS = """() => {
     const describe = (el, r) => ({
         tag: el.tagName.toLowerCase(), id: el.id || null,
         class: el.getAttribute('class') || '', section: (el.closest('section[id]') || {}).id || null,
-        parent: el.parentElement.tagName.toLowerCase(), parentClass: el.parentElement.getAttribute('class') || '',
+        parent: el.parentElement.tagName.toLowerCase(),
+        parentClass: el.parentElement.getAttribute('class') || '',
         inClosedDetails: !!el.closest('details[data-was-closed]'),
         left: Math.round(r.left + window.scrollX), right: Math.round(r.right + window.scrollX),
         width: Math.round(r.width), over: Math.round(r.right + window.scrollX - width),
@@ -171,7 +173,10 @@ _OVERFLOW_JS = """() => {
         for (const child of el.children) {
             if (!child.checkVisibility()) continue;  // display:none, or inside a closed <details>
             const r = child.getBoundingClientRect();
-            if (r.width > 0 && r.right + window.scrollX > width + 1) { found.push(describe(child, r)); continue; }
+            if (r.width > 0 && r.right + window.scrollX > width + 1) {
+                found.push(describe(child, r));
+                continue;
+            }
             if (getComputedStyle(child).overflowX === 'visible') walk(child);
         }
     };

@@ -1,4 +1,5 @@
-"""Explanations that check themselves: maps in the image's own axes, verdicts that say when a check cannot tell.
+"""Explanations that check themselves: maps in the image's own axes, verdicts that say when a check cannot
+tell.
 
 Truths independent of the code under test:
 - Grad-CAM by ``tf.GradientTape`` at the right conv layer of a trained detector whose last conv output is
@@ -155,7 +156,8 @@ class _Scale(keras.layers.Layer):
 
 
 def test_a_custom_layer_is_judged_by_the_probe():
-    """The graph cannot read a custom layer; the probe moves a bright patch and sees where the response goes."""
+    """The graph cannot read a custom layer; the probe moves a bright patch and sees where the response
+    goes."""
     keras.utils.set_random_seed(0)
     inp = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inp)

@@ -269,7 +269,8 @@ def test_report_json_has_faithfulness_for_every_method_and_follows_the_schema(sp
 def test_the_default_steps_fit_the_budget_counted_by_hand(spot_detector):
     """The spot detector's forward pass counted by hand: conv_a 30x30x8 outputs x 9 taps x 1 channel, conv_b
     28x28x16 x 9 x 8, the head 16 x 2 multiply-adds, 2 FLOPs each; the default steps are the most of 20, 10
-    and 5 whose images (the image and its 3 replacements, then 2 (S - 1) maps) fit the budget, none when 5 do not."""
+    and 5 whose images (the image and its 3 replacements, then 2 (S - 1) maps) fit the budget, none when 5 do
+    not."""
     flops = 2.0 * (30 * 30 * 8 * 9 * 1 + 28 * 28 * 16 * 9 * 8 + 16 * 2)
     assert F.forward_flops(spot_detector, SIZE, SIZE) == flops
     maps = 7  # gradcam x 3 classes, 3 random maps, the edge map

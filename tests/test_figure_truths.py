@@ -1,6 +1,6 @@
-"""What issue 32's figures say, against the model's own numbers: depthwise tiles are their input channel's filter,
-the pointwise kernel is the layer's matrix, a flat mosaic is called flat, a grid ends on white, a finding's Value is
-named."""
+"""What issue 32's figures say, against the model's own numbers: depthwise tiles are their input channel's
+filter, the pointwise kernel is the layer's matrix, a flat mosaic is called flat, a grid ends on white, a
+finding's Value is named."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Filter patterns: the ascent raises every filter's activation, batched == per-filter, dead filters flagged."""
+"""Filter patterns: the ascent raises every filter's activation, batched == per-filter, dead filters
+flagged."""
 
 from __future__ import annotations
 

@@ -65,12 +65,14 @@ def test_case_behaves_as_promised(fuzz_results, case):
     assert not result["problems"], f"{case.name}: {result['problems']} (stderr: {result['stderr']})"
 
 
-# --- the parts of the promise a call of main() cannot show -----------------------------------------------------
+# --- the parts of the promise a call of main() cannot show
+# -----------------------------------------------------
 
 
 def test_two_writers_of_one_report_never_fail(tmp_path):
     """render._replace under the folder lock: 2 threads x 150 writes of one report folder, none fails, one
-    whole report at the end and no leftovers (before the lock, about 1 in 9 writes failed: ENOTEMPTY, ENOENT)."""
+    whole report at the end and no leftovers (before the lock, about 1 in 9 writes failed: ENOTEMPTY,
+    ENOENT)."""
     from reportgen import render
 
     failures: list[str] = []
@@ -269,8 +271,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_an_earlier_report_that_cannot_be_removed_is_said(tmp_path, monkeypatch, capsys):
-    """Before, ``.NAME.old-PID`` stayed behind silently; now one warning line names it (and the next run on this
-    machine removes it once this process is gone: test_stale_leftovers_...)."""
+    """Before, ``.NAME.old-PID`` stayed behind silently; now one warning line names it (and the next run on
+    this machine removes it once this process is gone: test_stale_leftovers_...)."""
     from reportgen import render
 
     render.write_report(tmp_path, "m", {"n": 1}, "report.html.j2", {}, ("json",))

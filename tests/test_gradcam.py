@@ -9,18 +9,16 @@ import numpy as np
 import pytest
 
 from reportgen import backend
-
-tf = pytest.importorskip("tensorflow") if backend.requested() == "tensorflow" else None
-needs_tf = pytest.mark.skipif(
-    backend.requested() != "tensorflow", reason="the reference is written with tf.GradientTape"
-)
-
-
 from reportgen.graph import forward
 from reportgen.analyses import cam as gc
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError
 from reportgen.sections import gradcam as section
+
+tf = pytest.importorskip("tensorflow") if backend.requested() == "tensorflow" else None
+needs_tf = pytest.mark.skipif(
+    backend.requested() != "tensorflow", reason="the reference is written with tf.GradientTape"
+)
 
 
 def _inputs(n=3, shape=(16, 16, 3), seed=0):

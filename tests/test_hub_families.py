@@ -1,10 +1,12 @@
-"""Every keras-hub vision family of this keras-hub version, in a tiny configuration, gets every section (issue 32).
+"""Every keras-hub vision family of this keras-hub version, in a tiny configuration, gets every section (issue
+32).
 
-One report each (JSON only: the PDF's layout is tested in test_pages.py), computed once for the module. The truths
-are independent of reportgen: keras-hub's own ``predict`` (its converter, then the network) on the same pixels, each
-family's token layout as keras-hub documents it (a class token for ViT and CLIP, class + distillation for DeiT, class
-+ 4 registers for DINOv2 and DINOv3, none for SigLIP, whose encoder pools its tokens by attention), each model's own
-attention layers (Swin's windows, MiT's spatial reduction), and the warnings Keras raises while a report runs.
+One report each (JSON only: the PDF's layout is tested in test_pages.py), computed once for the module. The
+truths are independent of reportgen: keras-hub's own ``predict`` (its converter, then the network) on the same
+pixels, each family's token layout as keras-hub documents it (a class token for ViT and CLIP, class +
+distillation for DeiT, class + 4 registers for DINOv2 and DINOv3, none for SigLIP, whose encoder pools its
+tokens by attention), each model's own attention layers (Swin's windows, MiT's spatial reduction), and the
+warnings Keras raises while a report runs.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def reports():
         pixels = _pixels(name, model)
         err = io.StringIO()
         with warnings.catch_warnings(record=True) as raised, contextlib.redirect_stderr(err):
-            # What a plain ``python3 -m reportgen`` shows: every warning once, deprecations only to developers.
+            # What a plain ``python3 -m reportgen`` shows: every warning once, deprecations only to
+            # developers.
             warnings.simplefilter("default")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
@@ -80,8 +83,9 @@ def reports():
 
 
 def test_the_sweep_covers_every_vision_family_of_this_keras_hub():
-    """A family keras-hub adds is a family this sweep has to add (the task families' ``ImageClassifier`` names, and
-    the encoders). MobileNetV5 is not in it yet: no small configuration of its 17 per-stage lists was written."""
+    """A family keras-hub adds is a family this sweep has to add (the task families' ``ImageClassifier``
+    names, and the encoders). MobileNetV5 is not in it yet: no small configuration of its 17 per-stage lists
+    was written."""
     missing = _families_of_this_keras_hub() - set(FAMILIES) - {"mobilenetv5"}
     assert not missing, f"keras-hub families without a small configuration in tests/hub_models.py: {missing}"
 
@@ -102,14 +106,16 @@ def test_every_section_runs_quietly(reports, name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_predictions_equal_keras_hubs_own(reports, name):
-    """A task's ``predict`` runs its own converter; a bare encoder has none, and the report says it guessed /255."""
+    """A task's ``predict`` runs its own converter; a bare encoder has none, and the report says it guessed
+    /255."""
     model, pixels, data, _v, _r, _e = reports[name]
     if getattr(model, "preprocessor", None) is not None:
         want = model.predict(pixels[None].astype("float32"), verbose=0)[0]
     else:
         assert "preprocess_guessed" in {n["kind"] for n in data["notes"]}
         want = keras.ops.convert_to_numpy(model(pixels[None].astype("float32") / 255.0))[0]
-    # A head that is not a softmax (keras-hub's MobileNet ignores ``activation``) gives values, not probabilities.
+    # A head that is not a softmax (keras-hub's MobileNet ignores ``activation``) gives values, not
+    # probabilities.
     got = {
         p["index"]: p["probability"] if p.get("probability") is not None else p["value"]
         for p in data["images"][0]["predictions"]
@@ -126,8 +132,8 @@ def test_the_title_names_the_models_kind(reports, name):
 
 @pytest.mark.parametrize("name", sorted(PREFIX))
 def test_attention_notes_are_true_of_each_model(reports, name):
-    """Rollout on the grid after the model's own prefix tokens, read from the class token exactly where there is
-    one; DINOv3's attention is its own layer: no rollout, and no other family's wording about it."""
+    """Rollout on the grid after the model's own prefix tokens, read from the class token exactly where there
+    is one; DINOv3's attention is its own layer: no rollout, and no other family's wording about it."""
     model, _p, data, _v, _r, _e = reports[name]
     att = data["attention"]
     grid = graph.token_blocks(model)[-1].grid
@@ -172,8 +178,8 @@ def test_the_cam_of_a_task_with_a_backbone_is_in_the_backbone(reports):
 
 
 def test_a_backbone_of_any_size_gets_its_converters_size(reports):
-    """The network takes any size; its converter says 64 px: the report feeds 64 px and says where that came from
-    (the predictions test holds them against keras-hub's predict at that size)."""
+    """The network takes any size; its converter says 64 px: the report feeds 64 px and says where that came
+    from (the predictions test holds them against keras-hub's predict at that size)."""
     model, _p, data, _v, _r, _e = reports["resnet_any_size"]
     assert graph.image_input(model).shape[1] is None
     assert tuple(model.preprocessor.image_converter.image_size) == (64, 64)

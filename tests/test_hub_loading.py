@@ -88,8 +88,8 @@ def _converted(converter, pixels: np.ndarray) -> np.ndarray:
 
 
 def test_preprocessing_is_the_converters(hub_task):
-    """(a) What the report feeds is what the converter makes of the same pixels; the inverse gives the pixels back.
-    For the scalar converter and for a per-channel (ImageNet) one."""
+    """(a) What the report feeds is what the converter makes of the same pixels; the inverse gives the pixels
+    back. For the scalar converter and for a per-channel (ImageNet) one."""
     model, converter, _ = hub_task
     pixels = _pixels(2)
     pre = Preprocessor.resolve("auto", None, model)
@@ -152,8 +152,8 @@ def test_keras_file_report_uses_the_converter(hub_task, tmp_path):
 
 
 def test_preset_directory_loads_and_reports(hub_task, tmp_path):
-    """(c) The folder save_to_preset writes is one MODEL (not a folder of model files), named after the folder,
-    with the same weights and preprocessing as the task."""
+    """(c) The folder save_to_preset writes is one MODEL (not a folder of model files), named after the
+    folder, with the same weights and preprocessing as the task."""
     model, _converter, folder = hub_task
     preset = folder / "small_preset"
     assert not batch.is_many([str(preset)]) and spec_name(str(preset)) == "small_preset"
@@ -184,7 +184,8 @@ def test_preset_directory_loads_and_reports(hub_task, tmp_path):
     "handle", ["kaggle://keras/resnetv2/keras/resnet50_v2_imagenet", "hf://keras/vit", "resnet_18_imagenet"]
 )
 def test_preset_handle_is_one_line_offline(handle, tmp_path, monkeypatch):
-    """(d) A preset handle needs the network: exit 2, one line naming the fix, no traceback, no connection tried."""
+    """(d) A preset handle needs the network: exit 2, one line naming the fix, no traceback, no connection
+    tried."""
 
     def no_network(*_args, **_kwargs):
         raise AssertionError("reportgen tried the network")
@@ -201,8 +202,8 @@ def test_preset_handle_is_one_line_offline(handle, tmp_path, monkeypatch):
 
 
 def test_load_prints_no_optimizer_warning(hub_task):
-    """(e) Keras warns that the saved Adam state was skipped when it loads this file; reportgen's load does not,
-    and keeps the other warnings."""
+    """(e) Keras warns that the saved Adam state was skipped when it loads this file; reportgen's load does
+    not, and keeps the other warnings."""
     _model, _converter, folder = hub_task
     path = folder / "small_resnet.keras"
     with warnings.catch_warnings(record=True) as direct:
@@ -222,7 +223,8 @@ def test_without_keras_hub(hub_task, tmp_path):
     """Without the extra, a keras-hub model (file or preset directory) gets one line naming the install."""
     _model, _converter, folder = hub_task
     code = (
-        "import sys; sys.modules['keras_hub'] = None  # as if not installed: import fails, find_spec is None\n"
+        "import sys; sys.modules['keras_hub'] = None  # as "
+        "if not installed: import fails, find_spec is None\n"
         "from reportgen.cli import main\n"
         "for spec in sys.argv[2:]:\n"
         "    print(main([spec, '--format', 'json', '--out', sys.argv[1]]))"

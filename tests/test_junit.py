@@ -6,8 +6,6 @@ import reportgen  # noqa: F401
 
 import xml.etree.ElementTree as ET
 
-import keras
-import numpy as np
 import pytest
 
 from conftest import small_cnn

@@ -1,5 +1,5 @@
-"""Warnings raised while a report runs (issue 32): the known harmless ones dropped, an unknown one kept on page 1
-and still shown once."""
+"""Warnings raised while a report runs (issue 32): the known harmless ones dropped, an unknown one kept on
+page 1 and still shown once."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from reportgen import Report, warned
 
 @keras.saving.register_keras_serializable("test_issue32")
 class Grumbles(keras.layers.Layer):
-    """An identity that warns whenever it runs, once with a message Keras really prints and once with its own."""
+    """An identity that warns whenever it runs, once with a message Keras really prints and once with its
+    own."""
 
     def call(self, x):
         warnings.warn("The structure of `inputs` doesn't match the expected structure.", UserWarning)

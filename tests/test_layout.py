@@ -1,4 +1,5 @@
-"""The PDF laid out like a document (issue 32), checked on the rendered pages with pypdfium2 (tests/pdf_layout.py):
+"""The PDF laid out like a document (issue 32), checked on the rendered pages with pypdfium2
+(tests/pdf_layout.py):
 
 - no heading in the bottom fifth of a page without content after it on that page;
 - no page under 40% filled unless a section ends there (the next page starts a section).

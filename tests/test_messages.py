@@ -81,7 +81,8 @@ def zoo(tmp_path, monkeypatch):
 
 
 def _legacy_weights(path: Path, model: keras.Model) -> None:
-    """Weights in the Keras 2 layout (``layer_names``, one group per layer), as Keras 2's save_weights wrote them."""
+    """Weights in the Keras 2 layout (``layer_names``, one group per layer), as Keras 2's save_weights wrote
+    them."""
     from keras.src.legacy.saving import legacy_h5_format
 
     with h5py.File(path, "w") as fh:
@@ -348,7 +349,8 @@ def test_an_error_after_a_progress_bar_starts_a_clean_line_on_a_terminal(tmp_pat
 
 PROBE = (
     "import sys; from reportgen.cli import main; rc = main(sys.argv[1:]); "
-    "print(rc, 'keras' in sys.modules, 'tensorflow' in sys.modules, 'jax' in sys.modules, 'torch' in sys.modules)"
+    "print(rc, 'keras' in sys.modules, 'tensorflow' in "
+    "sys.modules, 'jax' in sys.modules, 'torch' in sys.modules)"
 )
 
 

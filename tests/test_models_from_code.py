@@ -1,4 +1,5 @@
-"""Models from code (module:callable), and every way of handing over a model that cannot work: one line, exit 2."""
+"""Models from code (module:callable), and every way of handing over a model that cannot work: one line, exit
+2."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pytest
 
 from reportgen import graph
 from reportgen.analyses import activations as A

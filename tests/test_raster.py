@@ -1,4 +1,5 @@
-"""Charts drawn straight to pixels (reportgen.raster): the bars where the counts put them, Matplotlib's own ticks."""
+"""Charts drawn straight to pixels (reportgen.raster): the bars where the counts put them, Matplotlib's own
+ticks."""
 
 from __future__ import annotations
 

@@ -417,7 +417,8 @@ PROBE = textwrap.dedent("""
     model = keras.saving.load_model({model!r})
     x, y = np.load({x!r}), np.load({y!r})
     clf = PixelClassifier(model, classifier_head(model), Preprocessor("unit"), 1)
-    r = R.measure(clf, x, y, list(range(len(x))), ("gaussian_noise", "motion_blur", "contrast"), (2.0, 8.0), 3, seed=1)
+    r = R.measure(clf, x, y, list(range(len(x))), ("gaussian_noise", "motion_blur", "contrast"),
+                  (2.0, 8.0), 3, seed=1)
     out = {{"clean": r.clean_accuracy}}
     out.update({{f"{{n}}/{{s}}": c.accuracy for (n, s), c in r.corrupted.items()}})
     out.update({{f"{{m}}/{{e}}": c.accuracy for (m, e), c in r.adversarial.items()}})

@@ -25,7 +25,8 @@ def test_rank_correlation_matches_scipy_and_handles_flat_maps():
     assert S.rank_correlation(a, -a) == pytest.approx(-1.0)
     assert S.rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel()).statistic)
     zero = np.zeros((6, 6))
-    # A constant map ranks nothing: the correlation is undefined on either side, never 1 (a "pass" of nothing).
+    # A constant map ranks nothing: the correlation is undefined on either side, never 1 (a "pass" of
+    # nothing).
     assert np.isnan(S.rank_correlation(zero, zero))
     assert np.isnan(S.rank_correlation(a, zero)) and np.isnan(S.rank_correlation(zero, a))
 

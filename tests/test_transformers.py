@@ -40,7 +40,8 @@ def spot_images(n: int, rng: np.random.Generator, where: list | None = None) -> 
 @pytest.fixture(scope="module")
 def spot_vit():
     """A ViT (patch 8 on 32x32, 2 blocks) trained to find a bright spot: 100% on held-out images."""
-    keras.backend.clear_session()  # Keras' layer names restart: an earlier module's ViT would make this one _2
+    # Keras' layer names restart: an earlier module's ViT would make this one _2
+    keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = hub_models.vit()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -215,8 +216,8 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
 
 
 def test_fresh_vit_heads_are_uniform_and_its_norms_untrained(spot_vit):
-    """The last block's heads of a freshly initialised ViT attend (nearly) uniformly, the trained ViT's do not;
-    the fresh model's LayerNorm gains all sit at their initial 1."""
+    """The last block's heads of a freshly initialised ViT attend (nearly) uniformly, the trained ViT's do
+    not; the fresh model's LayerNorm gains all sit at their initial 1."""
     from reportgen import config
     from reportgen.analyses.findings import run_checks
     from reportgen.analyses.weights import weight_analysis
@@ -286,8 +287,8 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
 def test_the_ascents_cost_counts_the_blocks_before_the_layer_and_not_after():
     """keras-hub's encoder and blocks are custom layers: their projections (EinsumDense, Dense inside the
     attention and the MLP) count for a block and the blocks before it, not for the blocks after it or the
-    head. By hand: 16 patches of 8 x 8 x 3 into 32 channels; per block 17 tokens through q, k, v (32 -> 2 x 16),
-    the output projection (2 x 16 -> 32) and the MLP (32 -> 64 -> 32)."""
+    head. By hand: 16 patches of 8 x 8 x 3 into 32 channels; per block 17 tokens through q, k, v (32 -> 2 x
+    16), the output projection (2 x 16 -> 32) and the MLP (32 -> 64 -> 32)."""
     from reportgen.analyses.patterns import cost
 
     model = hub_models.vit()

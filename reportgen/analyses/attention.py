@@ -108,9 +108,9 @@ def how_it_attends(layer: Any) -> str | None:
 
 
 def not_recomputed_note(found: Sequence[graph.LayerRef]) -> str:
-    """Why no rollout is drawn for attention layers that are not Keras ``MultiHeadAttention``: true of each model
-    (Swin's windows, MiT's spatial reduction; of DINOv3's nothing more than that), no family's wording on
-    another's."""
+    """Why no rollout is drawn for attention layers that are not Keras ``MultiHeadAttention``: true of each
+    model (Swin's windows, MiT's spatial reduction; of DINOv3's nothing more than that), no family's wording
+    on another's."""
     kinds = sorted({r.class_name for r in found})
     ways = sorted({w for r in found if (w := how_it_attends(r.layer))})
     ratios = sorted(
@@ -124,7 +124,8 @@ def not_recomputed_note(found: Sequence[graph.LayerRef]) -> str:
     said = f" ({'; '.join(ways)})" if ways else ""
     return (
         f"The blocks' attention layers ({', '.join(kinds) or 'none found'}) are not Keras MultiHeadAttention "
-        f"layers{said}; reportgen recomputes attention scores only from MultiHeadAttention's own query and key "
+        f"layers{said}; reportgen recomputes attention scores "
+        "only from MultiHeadAttention's own query and key "
         "projections, so attention rollout and the heads are not shown."
     )
 
@@ -160,8 +161,8 @@ def recomputed_output(layer: Any, probs: np.ndarray, value: Any) -> np.ndarray:
 
 
 def rollout(per_layer: Sequence[np.ndarray], joint: np.ndarray | None = None) -> np.ndarray:
-    """Abnar & Zuidema's rollout: (N, T, T), the product over blocks of ``(mean over heads + I)``, rows renormalised
-    (continuing ``joint``, the product of the blocks before, when given)."""
+    """Abnar & Zuidema's rollout: (N, T, T), the product over blocks of ``(mean over heads + I)``, rows
+    renormalised (continuing ``joint``, the product of the blocks before, when given)."""
     n, _h, t, _s = per_layer[0].shape
     if joint is None:
         joint = np.broadcast_to(np.eye(t), (n, t, t)).copy()
@@ -173,7 +174,8 @@ def rollout(per_layer: Sequence[np.ndarray], joint: np.ndarray | None = None) ->
 
 
 def _rows(a: np.ndarray, grid: graph.TokenGrid) -> np.ndarray:
-    """Attention to the patches from the class token (the first token), else the mean over the queries: (..., h, w)."""
+    """Attention to the patches from the class token (the first token), else the mean over the queries: (...,
+    h, w)."""
     rows = a[..., 0, :] if grid.prefix else a.mean(axis=-2)
     patches = rows[..., grid.prefix :]
     return patches.reshape(patches.shape[:-1] + (grid.height, grid.width))
@@ -190,8 +192,8 @@ def _stats(path: str, a: np.ndarray) -> list[HeadStats]:
 
 
 def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention | None:
-    """Every attention layer's scores on the batch ``x`` (one forward pass), the rollout, the last heads, the stats;
-    None for a model that is not a transformer on a patch grid (a CNN, a CNN with attention gates)."""
+    """Every attention layer's scores on the batch ``x`` (one forward pass), the rollout, the last heads, the
+    stats; None for a model that is not a transformer on a patch grid (a CNN, a CNN with attention gates)."""
     from reportgen import backend
 
     blocks = graph.token_blocks(model)

@@ -143,7 +143,8 @@ def fresh_value(layer: Any, var: Any, path: str, seed: int = 0) -> np.ndarray | 
 
 
 def _fans(shape: tuple) -> tuple[float, float]:
-    """Keras' fan-in and fan-out of a weight shape (keras.src.initializers.random_initializers.compute_fans)."""
+    """Keras' fan-in and fan-out of a weight shape
+    (keras.src.initializers.random_initializers.compute_fans)."""
     if len(shape) == 0:
         return 1.0, 1.0
     if len(shape) == 1:

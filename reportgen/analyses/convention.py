@@ -11,8 +11,8 @@ candidate, one forward pass each, no gradients) and reported in full
 
 A convention other than ``unit`` is chosen only when it beats ``unit`` beyond
 chance (McNemar's exact test on the same images, p < :data:`ALPHA`); ``unit``
-is confirmed when it beats the worst candidate so. When nothing does -- an untrained model, one that ignores the
-scale, a folder it does not classify -- the measurement decides nothing, and
+is confirmed when it beats the worst candidate so. When nothing does -- an untrained model, one that ignores
+the scale, a folder it does not classify -- the measurement decides nothing, and
 the guess stays a guess: the report says so instead of calling it measured.
 """
 
@@ -169,7 +169,8 @@ def measure(
     best = max(modes, key=lambda m: (right[m].size, right[m].mean(), -modes.index(m)))
     # Another convention than the guess (unit) must beat the guess by more than chance; the guess itself is
     # confirmed when it beats the worst candidate so. On a model that ignores the scale, or an untrained one,
-    # the accuracies differ by noise alone and nothing is chosen. Two candidates compare on the images both saw.
+    # the accuracies differ by noise alone and nothing is chosen. Two candidates compare on the images both
+    # saw.
     others = [m for m in modes if m != best]
     rivals = (
         ["unit"]

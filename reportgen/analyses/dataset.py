@@ -193,7 +193,8 @@ class DatasetPass:
         return out, stats, backend.numpy(cam).astype(np.float64), self.project(backend.numpy(emb))
 
     def project(self, emb: np.ndarray) -> np.ndarray | None:
-        """The embedding through the fixed random projection (:func:`reportgen.analyses.review.projection`)."""
+        """The embedding through the fixed random projection
+        (:func:`reportgen.analyses.review.projection`)."""
         if self.embed is None or emb.ndim != 2:
             return None
         if self._projection is False:

@@ -121,7 +121,8 @@ def kernel_grid(
 
 
 def depthwise_shape(layer: Any) -> tuple[int, int] | None:
-    """(input channels, depth multiplier) of a depthwise or separable conv's depthwise kernel; None for others."""
+    """(input channels, depth multiplier) of a depthwise or separable conv's depthwise kernel; None for
+    others."""
     kernels = graph.kernel_variables(layer)
     var = kernels.get("depthwise_kernel")
     if var is None and isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
@@ -133,8 +134,8 @@ def depthwise_shape(layer: Any) -> tuple[int, int] | None:
 
 
 def tile_labels(n: int, depthwise: tuple[int, int] | None) -> list[str]:
-    """Each tile's label: the filter index; for a depthwise kernel, the input channel it filters (tile i is input
-    channel i // multiplier), with the multiplier's index after a dot when there are several."""
+    """Each tile's label: the filter index; for a depthwise kernel, the input channel it filters (tile i is
+    input channel i // multiplier), with the multiplier's index after a dot when there are several."""
     if depthwise is None or depthwise[1] == 1:
         return [str(i) for i in range(n)]
     m = depthwise[1]

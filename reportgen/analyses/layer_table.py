@@ -1,4 +1,5 @@
-"""The layer table: every layer and graph operation in call order, as ``model.summary()`` lists it and more."""
+"""The layer table: every layer and graph operation in call order, as ``model.summary()`` lists it and
+more."""
 
 from __future__ import annotations
 

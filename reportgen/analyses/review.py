@@ -69,7 +69,8 @@ def properties(pixels: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
 
 
 def _dct_rows(n: int = HASH_SIDE, keep: int = 8) -> np.ndarray:
-    """The first ``keep`` rows of the orthonormal DCT-II matrix of size ``n`` (scipy's ``dct(norm="ortho")``)."""
+    """The first ``keep`` rows of the orthonormal DCT-II matrix of size ``n`` (scipy's
+    ``dct(norm="ortho")``)."""
     k, i = np.arange(keep)[:, None], np.arange(n)[None, :]
     m = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
     m[0] /= np.sqrt(2.0)
@@ -102,7 +103,8 @@ def facts(pixels: np.ndarray) -> tuple[np.ndarray, int]:
 
 def projection(dims: int, seed: int = 0) -> np.ndarray | None:
     """The fixed random (Gaussian, Johnson-Lindenstrauss) projection of a ``dims``-wide embedding to
-    :data:`EMBED_DIMS`; None when it is that narrow already. Fixed by ``seed``: the same model, the same axes."""
+    :data:`EMBED_DIMS`; None when it is that narrow already. Fixed by ``seed``: the same model, the same
+    axes."""
     if dims <= EMBED_DIMS:
         return None
     rng = np.random.default_rng(seed)
@@ -113,8 +115,9 @@ def projection(dims: int, seed: int = 0) -> np.ndarray | None:
 
 
 def class_metrics(confusion: np.ndarray) -> tuple[dict[int, dict], dict]:
-    """Per class (true x predicted counts): precision, recall, F1, support; and the macro and weighted averages
-    over the classes that occur as a label or a prediction (scikit-learn's default labels; 0 where undefined)."""
+    """Per class (true x predicted counts): precision, recall, F1, support; and the macro and weighted
+    averages over the classes that occur as a label or a prediction (scikit-learn's default labels; 0 where
+    undefined)."""
     cm = np.asarray(confusion, dtype=np.float64)
     tp = np.diag(cm)
     support = cm.sum(axis=1)

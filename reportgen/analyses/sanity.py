@@ -59,15 +59,16 @@ class SanityResult:
 
     @property
     def statistic(self) -> float | None:
-        """The lowest mean rank correlation over the steps where it is defined (None where no step has one)."""
+        """The lowest mean rank correlation over the steps where it is defined (None where no step has
+        one)."""
         m = self.mean_correlations
         m = m[np.isfinite(m)]
         return float(m.min()) if m.size else None
 
     def verdict(self, threshold: float) -> tuple[str, str]:
-        """(``passed`` | ``failed`` | ``uninformative``, why): passed only where some step's maps were compared
-        and fell to ``threshold`` or below; a constant original map, or steps whose rank correlation is
-        undefined throughout (a constant map on either side), tell nothing."""
+        """(``passed`` | ``failed`` | ``uninformative``, why): passed only where some step's maps were
+        compared and fell to ``threshold`` or below; a constant original map, or steps whose rank correlation
+        is undefined throughout (a constant map on either side), tell nothing."""
         n = len(self.original)
         constant = [bool(np.ptp(np.nan_to_num(np.asarray(m, dtype=np.float64))) == 0) for m in self.original]
         if n and all(constant):

@@ -441,7 +441,8 @@ class LayerWeights:
         return entry
 
     def gains_json(self) -> dict | None:
-        """The ``gains`` entry of report.json: a LayerNorm's or LayerScale's per-channel gain, and its start value."""
+        """The ``gains`` entry of report.json: a LayerNorm's or LayerScale's per-channel gain, and its start
+        value."""
         if self.gains_stats is None:
             return None
         return {k: self.gains_stats[k] for k in ("count", "mean", "std", "min", "max")} | {
@@ -460,7 +461,8 @@ class LayerWeights:
 
 
 def _all_finite(w: np.ndarray) -> bool:
-    """No NaN or Inf, checked with a float64 sum (no full-size temporary; finite float32 cannot overflow it)."""
+    """No NaN or Inf, checked with a float64 sum (no full-size temporary; finite float32 cannot overflow
+    it)."""
     return bool(np.isfinite(w.sum(dtype=np.float64))) if w.size else True
 
 
@@ -626,7 +628,8 @@ def _sv_draw(layer: Any, ref: graph.LayerRef, seed: int, k: int) -> np.ndarray |
 
 
 def _outside_support(layer: Any, variables: Iterable[Any], arrays: list[np.ndarray]) -> int | None:
-    """How many kernel weights lie outside the support of the initialisers that drew them (None: unbounded)."""
+    """How many kernel weights lie outside the support of the initialisers that drew them (None:
+    unbounded)."""
     from reportgen.analyses.baseline import initializer_of, support
 
     total = 0

@@ -30,8 +30,8 @@ def _is_savedmodel(folder: Path) -> bool:
 
 
 def is_folder(spec: str) -> bool:
-    """A folder of model files (a TensorFlow SavedModel folder is a single MODEL, refused with its own message;
-    a keras-hub preset directory is a single MODEL too)."""
+    """A folder of model files (a TensorFlow SavedModel folder is a single MODEL, refused with its own
+    message; a keras-hub preset directory is a single MODEL too)."""
     p = Path(spec)
     try:
         return p.is_dir() and not _is_savedmodel(p) and not is_hub_preset(p)

@@ -131,9 +131,9 @@ def _functional_anatomy(model: Any) -> Anatomy:
 
 
 def _seen_shape(declared: tuple | None, seen: tuple | None) -> tuple | None:
-    """The shape a layer's output really has: ``declared`` (a symbolic trace, which believes each custom layer's
-    ``compute_output_shape``) unless a concrete pass saw another token count or size. SigLIP's embedding declares
-    a class token it never makes: 17 tokens declared, 16 seen."""
+    """The shape a layer's output really has: ``declared`` (a symbolic trace, which believes each custom
+    layer's ``compute_output_shape``) unless a concrete pass saw another token count or size. SigLIP's
+    embedding declares a class token it never makes: 17 tokens declared, 16 seen."""
     if declared is None or seen is None or len(declared) != len(seen):
         return declared
     if all(d is None or d == s for d, s in zip(declared[1:], seen[1:])):
@@ -220,7 +220,8 @@ def with_token_grids(refs: list[LayerRef]) -> list[LayerRef]:
     parents = {r.path: r for r in refs}
     grids: list[tuple[int, int]] = []
     attention: list[str] = []
-    # Attention over tokens (MultiHeadAttention, Swin's windows): not a CNN's attention gate that returns a map.
+    # Attention over tokens (MultiHeadAttention, Swin's windows): not a CNN's attention gate that returns a
+    # map.
     tokens_attended = [
         r
         for r in refs
@@ -372,7 +373,8 @@ def conv_layers(model: keras.Model) -> list[LayerRef]:
 
 
 def feature_map_layers(model: keras.Model) -> list[LayerRef]:
-    """Conv and pooling layers, and every layer whose tokens lie on a patch grid: the outputs a grid can show."""
+    """Conv and pooling layers, and every layer whose tokens lie on a patch grid: the outputs a grid can
+    show."""
     return [
         r
         for r in walk(model)
@@ -386,7 +388,8 @@ def spatial_size(ref: LayerRef) -> tuple | None:
 
 
 def spatial_part(shape: Sequence | None) -> tuple | None:
-    """The spatial part of an output shape (channels-last, with its batch): None for a flat or unknown shape."""
+    """The spatial part of an output shape (channels-last, with its batch): None for a flat or unknown
+    shape."""
     if shape is None or len(shape) < 3:
         return None
     return tuple(shape[1:-1])

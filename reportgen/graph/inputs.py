@@ -9,7 +9,6 @@ which inputs were fed what.
 
 from __future__ import annotations
 
-import os
 
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -61,7 +61,8 @@ def main_kernel(layer: Any) -> Any | None:
 
 
 def activation_name(layer: Any) -> str | None:
-    """The elementwise activation a layer applies to its output (``relu``, ``softmax``, ``tanh``...), or None."""
+    """The elementwise activation a layer applies to its output (``relu``, ``softmax``, ``tanh``...), or
+    None."""
     if isinstance(layer, keras.layers.ReLU):
         return "relu"
     if isinstance(layer, keras.layers.Softmax):

@@ -128,7 +128,8 @@ def map_elements(model: keras.Model) -> list[int]:
 
 
 def images_within(bytes_per_image: int, budget: int, most: int = 64) -> int:
-    """Images per batch: as many as fit ``budget`` bytes at ``bytes_per_image`` each, at least 1, at most ``most``.
+    """Images per batch: as many as fit ``budget`` bytes at ``bytes_per_image`` each, at least 1, at most
+    ``most``.
 
     The one batch-size rule: the data-set pass, the unit-activity pass (both
     through :func:`images_per_batch`) and the pattern ascent's chunks.

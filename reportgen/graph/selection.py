@@ -225,8 +225,8 @@ def _last_on_axes(model: keras.Model, refs: list[LayerRef]) -> LayerRef | None:
 
 
 def token_blocks(model: keras.Model) -> list[LayerRef]:
-    """A transformer's blocks, in call order: the innermost layers on a patch grid that hold an attention layer
-    (ViT's ``transformer_block_N``, DINOv2's ``layers_N``, each Swin block). Empty for a CNN."""
+    """A transformer's blocks, in call order: the innermost layers on a patch grid that hold an attention
+    layer (ViT's ``transformer_block_N``, DINOv2's ``layers_N``, each Swin block). Empty for a CNN."""
     refs = walk(model)
     attention = [r.path for r in refs if "attention" in r.class_name.lower()]
     found = [
@@ -241,8 +241,8 @@ def token_blocks(model: keras.Model) -> list[LayerRef]:
 
 
 def model_kind(model: keras.Model) -> str:
-    """What a report calls the model in its title: "vision transformer" (blocks of attention over patch tokens:
-    ViT, DeiT, DINOv2, Swin, MiT), "CNN" (convolutions), else "model"."""
+    """What a report calls the model in its title: "vision transformer" (blocks of attention over patch
+    tokens: ViT, DeiT, DINOv2, Swin, MiT), "CNN" (convolutions), else "model"."""
     if token_blocks(model):
         return "vision transformer"
     if any(is_conv(r.layer) for r in walk(model)):

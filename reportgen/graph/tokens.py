@@ -20,7 +20,8 @@ MAX_PREFIX = 8  # class + distillation + register tokens seen in practice: 1 (Vi
 
 @dataclass(frozen=True)
 class TokenGrid:
-    """How a token sequence lies on the patch grid: ``prefix`` extra tokens, then ``height x width`` patches."""
+    """How a token sequence lies on the patch grid: ``prefix`` extra tokens, then ``height x width``
+    patches."""
 
     prefix: int
     height: int
@@ -31,14 +32,16 @@ class TokenGrid:
         return self.prefix + self.height * self.width
 
     def to_map(self, x: Any) -> Any:
-        """``(N, tokens, C)`` -> ``(N, height, width, C)``: the patch tokens, prefix dropped (differentiable)."""
+        """``(N, tokens, C)`` -> ``(N, height, width, C)``: the patch tokens, prefix dropped
+        (differentiable)."""
         from keras import ops
 
         patches = x[:, self.prefix :, :] if self.prefix else x
         return ops.reshape(patches, (-1, self.height, self.width, int(x.shape[-1])))
 
     def from_map(self, m: Any) -> Any:
-        """``(N, height, width, C)`` -> ``(N, tokens, C)`` with zeros at the prefix: a perturbation of the patches only."""
+        """``(N, height, width, C)`` -> ``(N, tokens, C)`` with zeros at the prefix: a perturbation of the
+        patches only."""
         from keras import ops
 
         flat = ops.reshape(m, (-1, self.height * self.width, int(m.shape[-1])))

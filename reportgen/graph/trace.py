@@ -1,4 +1,5 @@
-"""A functional model's graph re-traced on fresh symbolic inputs, nested models included; the layer tree by path."""
+"""A functional model's graph re-traced on fresh symbolic inputs, nested models included; the layer tree by
+path."""
 
 from __future__ import annotations
 
@@ -210,7 +211,8 @@ def _trace(
 
 def _call(op: Any, args: tuple, kwargs: dict) -> Any:
     """``op(*args, **kwargs)`` in inference mode; a layer whose symbolic ``compute_output_spec`` does not take
-    the ``training`` its ``call`` takes (keras-hub's ``DINOV2Embedding``) is called as the graph recorded it."""
+    the ``training`` its ``call`` takes (keras-hub's ``DINOV2Embedding``) is called as the graph recorded
+    it."""
     chosen = _inference(op, kwargs)
     if chosen is kwargs:
         return op(*args, **kwargs)

@@ -193,7 +193,8 @@ def batches(
     skipped: list[Skipped] | None = None,
     inspect: Callable[[int, np.ndarray], None] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
-    """(model input (B, H, W, C), labels (B,) with -1 for none, file indices) of the readable images, in batches.
+    """(model input (B, H, W, C), labels (B,) with -1 for none, file indices) of the readable images, in
+    batches.
 
     ``inspect(index, pixels)`` sees each readable file's decoded pixels (its own size, uint8) once, so that
     properties of the file itself (size, sharpness, a perceptual hash) need no second read.

@@ -261,7 +261,8 @@ def _review_json(ctx: Context, stats, names: list[str] | None) -> dict:
 
 
 def _gallery(ctx: Context, items: list[tuple[int, str, np.ndarray | None]]) -> str:
-    """Load the few shown files (not kept by the pass) and draw them (:func:`reportgen.plots.gallery_figure`)."""
+    """Load the few shown files (not kept by the pass) and draw them
+    (:func:`reportgen.plots.gallery_figure`)."""
     from reportgen.images import fit_to_input, image_input_spec, load_pixels
     from reportgen.plots import gallery_figure
 

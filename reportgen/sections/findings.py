@@ -54,7 +54,8 @@ def NEEDS(options: Any) -> tuple[str, ...]:
 
 
 def wants_robustness(options: Any) -> bool:
-    """Whether the robustness section runs: named, or in the default set with --images (report.selected_sections)."""
+    """Whether the robustness section runs: named, or in the default set with --images
+    (report.selected_sections)."""
     from reportgen.options import SECTION_NAMES
 
     return "robustness" in options.sections and (
@@ -341,8 +342,8 @@ def _group_cause_text(row: dict, found: list[dict]) -> str:
 
 
 def value_means(f: dict) -> str:
-    """What the Value column's number is, in a few words (kinds say it in finding_kinds; a roll-up row's value is
-    a count)."""
+    """What the Value column's number is, in a few words (kinds say it in finding_kinds; a roll-up row's value
+    is a count)."""
     if f.get("value") is None:
         return ""
     if f.get("items") or (f.get("filter") is None and f.get("threshold") is None):
@@ -450,7 +451,8 @@ def run(ctx: Context) -> SectionResult:
     if 0 < n_images < t.inactive_min_images:
         need = (
             f"Dead units are judged on at least {t.inactive_min_images} images; this report has {n_images}, "
-            f"so no unit is called inactive. Give {t.inactive_min_images} or more with --image, or a folder with --images."
+            f"so no unit is called inactive. Give {t.inactive_min_images} "
+            "or more with --image, or a folder with --images."
         )
     view = {
         "summary": summary,

@@ -261,7 +261,8 @@ def faithfulness_figure(
 
 
 def _score_word(head: cam.Head) -> str:
-    """The faithfulness curves' y label: what the score is (:func:`reportgen.analyses.cam.faithfulness.score_name`)."""
+    """The faithfulness curves' y label: what the score is
+    (:func:`reportgen.analyses.cam.faithfulness.score_name`)."""
     if head.kind in ("softmax", "pixel-softmax"):
         return "softmax p"
     if head.kind == "sigmoid":
@@ -481,7 +482,8 @@ def run(ctx: Context) -> SectionResult:
 
 def attention_entries(ctx: Context, images: list, json_images: list[dict], view: dict) -> dict | None:
     """A transformer's attention rollout and last-block heads beside the CAMs: report.json's ``attention`` and
-    ``images[i].attention_rollout`` / ``attention_heads``, and the figures. None for a model without attention."""
+    ``images[i].attention_rollout`` / ``attention_heads``, and the figures. None for a model without
+    attention."""
     if "attention" in ctx.failed:
         view["attention"] = {
             "note": f"Attention could not be computed: {ctx.failed['attention'][1]}",

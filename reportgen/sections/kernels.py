@@ -1,4 +1,5 @@
-"""Kernel grids for every conv layer (a selection in deep models), one shared symmetric colour scale per layer."""
+"""Kernel grids for every conv layer (a selection in deep models), one shared symmetric colour scale per
+layer."""
 
 from __future__ import annotations
 

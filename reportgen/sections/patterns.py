@@ -103,7 +103,8 @@ def _draw(
     tolerance: float = rise.FLAT_TOLERANCE,
 ) -> Any:
     """The 8-wide mosaic on black margins, filter indices, layer name as title, flat filters in red,
-    filters that barely moved (rose by less than ``margin_rise`` of their activation scale) marked "barely"."""
+    filters that barely moved (rose by less than ``margin_rise`` of their activation scale) marked
+    "barely"."""
     from matplotlib.patches import Rectangle
 
     plt = pyplot()

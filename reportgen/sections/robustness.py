@@ -8,7 +8,6 @@ the model's own clean prediction (``accuracy`` is null), and the page says so.
 
 from __future__ import annotations
 
-from typing import Any
 
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
@@ -82,7 +81,8 @@ def run(ctx: Context) -> SectionResult:
     t = ctx.thresholds
     if r is None:
         note = (
-            f"Not measured: the common corruptions and the attacks are judged on class scores, and this model's "
+            "Not measured: the common corruptions and the "
+            "attacks are judged on class scores, and this model's "
             f"output is a {ctx.head.kind} (a dense map), not a vector of classes."
         )
         return SectionResult(json={"robustness": {"note": note}}, view={"note": note})
@@ -217,7 +217,8 @@ def run(ctx: Context) -> SectionResult:
 
 
 def _p(p: float) -> str:
-    """A probability in a caption: two decimals, or two significant digits below 0.01 (an untrained model's 0.0021)."""
+    """A probability in a caption: two decimals, or two significant digits below 0.01 (an untrained model's
+    0.0021)."""
     return f"{p:.2f}" if p >= 0.01 else f"{p:.2g}"
 
 

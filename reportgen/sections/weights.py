@@ -157,7 +157,8 @@ def _activation_panel(ctx: Context, labels: list[str], activity) -> tuple[dict |
             )
         else:
             why += (
-                f", and none feeds one directly: the activation layers measured ({listed}) follow other layers "
+                ", and none feeds one directly: the activation "
+                f"layers measured ({listed}) follow other layers "
                 "(an addition, a concatenation, ...)"
             )
         return None, why

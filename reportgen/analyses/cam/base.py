@@ -42,7 +42,8 @@ class CamResult:
     outputs: np.ndarray  # (N, ...): probabilities for classifiers, else the raw output
     scores: np.ndarray  # (N, K): the explained scores
     # (N, K): the layer's first-order contribution to the score, mean over the map's cells of
-    # sum_k |w A^k| (gradient methods: w = dy/dA; Score-CAM: its channel weights): the scale a peak is read against.
+    # sum_k |w A^k| (gradient methods: w = dy/dA; Score-CAM: its channel weights): the scale a peak is read
+    # against.
     scales: np.ndarray | None = None
 
     @property
@@ -51,7 +52,8 @@ class CamResult:
 
     @property
     def negligible(self) -> np.ndarray:
-        """(N, K): maps whose peak is negligible (:func:`negligible`): drawn as "no evidence", not stretched."""
+        """(N, K): maps whose peak is negligible (:func:`negligible`): drawn as "no evidence", not
+        stretched."""
         return negligible(self.peaks, self.scales)
 
 
@@ -82,8 +84,8 @@ class Pass:
 
 
 def activate(head: Head, y: np.ndarray) -> np.ndarray:
-    """The model's own output from the explained one (or from :meth:`Head.class_scores` of it): softmax/sigmoid of
-    logits, else as is."""
+    """The model's own output from the explained one (or from :meth:`Head.class_scores` of it):
+    softmax/sigmoid of logits, else as is."""
     y = np.asarray(y, dtype=np.float64)
     if head.is_binary:  # one sigmoid unit (its last column: also of its two-class scores): classes 0 and 1
         z = y[..., -1:]

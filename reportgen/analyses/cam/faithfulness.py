@@ -159,7 +159,8 @@ class Faithfulness:
         }
 
     def replacement_summary(self) -> str:
-        """The replacement of every image's curves, or ``mixed`` when they differ (each entry names its own)."""
+        """The replacement of every image's curves, or ``mixed`` when they differ (each entry names its
+        own)."""
         used = {ic.replacement for ic in self.images}
         return used.pop() if len(used) == 1 else ("mixed" if used else REPLACEMENTS[0])
 
@@ -197,7 +198,8 @@ def mean_colour(x: np.ndarray) -> np.ndarray:
 
 
 def uniform_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Seeded uniform noise over each channel's own range in the image: no trace of the image but its range."""
+    """Seeded uniform noise over each channel's own range in the image: no trace of the image but its
+    range."""
     x = np.asarray(x, dtype=np.float32)
     lo, hi = x.min(axis=(0, 1), keepdims=True), x.max(axis=(0, 1), keepdims=True)
     return (lo + (hi - lo) * rng.uniform(0.0, 1.0, x.shape)).astype(np.float32)
@@ -449,8 +451,8 @@ def measure(
 
     ``inputs``: (N, H, W, C) model inputs; ``heatmaps``: method -> (N, K, h, w) CAMs; ``target`` and
     ``outputs``: what the CAMs explained and the model's output on ``inputs`` (``CamResult``'s).
-    ``informative``: the margin by which replacing every pixel must move the score (:func:`choose_replacement`),
-    decided from each image's first pass (:func:`curves_for`).
+    ``informative``: the margin by which replacing every pixel must move the score
+    (:func:`choose_replacement`), decided from each image's first pass (:func:`curves_for`).
     """
     started = time.perf_counter()
     x_all = np.asarray(inputs, dtype=np.float32)

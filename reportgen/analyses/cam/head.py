@@ -69,7 +69,8 @@ class Head:
         return 2 if self.is_binary else self.units
 
     def class_scores(self, y: Any, xp: Any = np) -> Any:
-        """The explained output ``y`` as one score per class: :func:`two_classes` for one sigmoid unit, else ``y``.
+        """The explained output ``y`` as one score per class: :func:`two_classes` for one sigmoid unit, else
+        ``y``.
 
         ``xp``: ``numpy`` or ``keras.ops`` (tensors, inside a compiled function).
         """
@@ -149,7 +150,8 @@ def _separable(layer: Any) -> bool:
 
 
 def classifier_head(model: Any, output: str | int | None = None) -> Head:
-    """Inspect the chosen output (``--output``, else :func:`default_output`): class scores, raw outputs, or a map."""
+    """Inspect the chosen output (``--output``, else :func:`default_output`): class scores, raw outputs, or a
+    map."""
     an = graph.anatomy(model)
     index = output if isinstance(output, int) else output_index(model, output)
     if not an.outputs:
@@ -172,7 +174,8 @@ def classifier_head(model: Any, output: str | int | None = None) -> Head:
                 final_path,
                 int(channels),
                 note=(
-                    f"The model's {where} {shape} is a per-pixel classifier (softmax over {channels} classes): "
+                    f"The model's {where} {shape} is a per-pixel "
+                    f"classifier (softmax over {channels} classes): "
                     "each explained class is the mean "
                     f"{'logit' if score == 'logit' else 'probability'} over the pixels it wins "
                     "(Seg-Grad-CAM, Vinogradova et al. 2020), for the classes covering the most pixels."
@@ -197,7 +200,8 @@ def classifier_head(model: Any, output: str | int | None = None) -> Head:
             final_path,
             None,
             note=(
-                f"The model's {where} {shape} is neither class scores nor a map, so there is nothing to explain."
+                f"The model's {where} {shape} is neither class "
+                "scores nor a map, so there is nothing to explain."
             ),
             **common,
         )
@@ -262,7 +266,8 @@ def find_target_layer(model: Any, output: str | int | None = None) -> graph.Laye
     if target is None:
         spatial = ", ".join(r.path for r in graph.spatial_layers(model)) or "(none)"
         raise UserError(
-            "Grad-CAM: the model has no layer with a 2-D map output (no conv layer, no tokens on a patch grid); "
+            "Grad-CAM: the model has no layer with a 2-D map "
+            "output (no conv layer, no tokens on a patch grid); "
             "pick a layer with a 2-D output "
             f"with --gradcam-layer (valid names: {spatial}) or drop the gradcam section"
         )

@@ -25,7 +25,10 @@ class ScoreCAM(BaseCAM):
     name = "scorecam"
     title = "Score-CAM"
     paper = "Wang et al. 2020"
-    formula = "ReLU(Σ<sub>k</sub> C<sub>k</sub> A<sup>k</sup>), C<sub>k</sub> = f(X ∘ H<sup>k</sup>) − f(X<sub>b</sub>), H<sup>k</sup> = A<sup>k</sup> upsampled, scaled to [0, 1]"
+    formula = (
+        "ReLU(Σ<sub>k</sub> C<sub>k</sub> A<sup>k</sup>), C<sub>k</sub> = f(X ∘ H<sup>k</sup>) "
+        "− f(X<sub>b</sub>), H<sup>k</sup> = A<sup>k</sup> upsampled, scaled to [0, 1]"
+    )
     uses_gradients = False
 
     def confidence(self, batch: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
@@ -61,7 +64,8 @@ class ScoreCAM(BaseCAM):
         return [np.einsum("nhwc,nc->nhw", p.acts, weights[k]) for k in range(len(cotangents))]
 
     def scales(self, p: Pass) -> list[np.ndarray]:
-        """Score-CAM's own scale: mean over the cells of sum_k |C_k A^k| (its weights in place of gradients)."""
+        """Score-CAM's own scale: mean over the cells of sum_k |C_k A^k| (its weights in place of
+        gradients)."""
         w = getattr(self, "_weights", None)
         if w is None:
             return []

@@ -46,7 +46,8 @@ class ClassScores(Target):
 
 @dataclass
 class BinaryClasses(Target):
-    """Class ``classes[n, k]`` of a one-unit sigmoid classifier: class 1 is the unit's logit, class 0 minus it.
+    """Class ``classes[n, k]`` of a one-unit sigmoid classifier: class 1 is the unit's logit, class 0 minus
+    it.
 
     The two logits of a two-class softmax equivalent to the sigmoid differ by
     the unit's logit z; explaining class 0 explains -z, the evidence against.

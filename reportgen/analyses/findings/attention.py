@@ -29,7 +29,8 @@ def check_attention(found: Any, t: Thresholds) -> list[Finding]:
                     h.entropy,
                     t.attention_uniform_entropy,
                     f"head {h.head} of {h.layer} attends almost uniformly to every token on the given images "
-                    f"(normalised entropy {h.entropy:.3f}): it mixes all tokens alike, as a freshly initialised head does",
+                    f"(normalised entropy {h.entropy:.3f}): it mixes all "
+                    "tokens alike, as a freshly initialised head does",
                 )
             )
         if h.self_mass >= t.attention_self_mass:
@@ -40,7 +41,8 @@ def check_attention(found: Any, t: Thresholds) -> list[Finding]:
                     h.head,
                     h.self_mass,
                     t.attention_self_mass,
-                    f"head {h.head} of {h.layer} keeps {100 * h.self_mass:.0f}% of each token's attention on the token "
+                    f"head {h.head} of {h.layer} keeps {100 * h.self_mass:.0f}% "
+                    "of each token's attention on the token "
                     "itself on the given images: it passes tokens through without mixing them",
                 )
             )

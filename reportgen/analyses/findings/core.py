@@ -145,7 +145,8 @@ def rollup(findings: Sequence[Finding], over_layers: int) -> list[Finding]:
                     }
                     for f in group
                 ],
-                "message": f"{label} in {len(layers)} layers{what}: {listed}. For example: {group[0]['message']}",
+                "message": f"{label} in {len(layers)} layers{what}: "
+                f"{listed}. For example: {group[0]['message']}",
                 "anchor": group[0]["anchor"],
             }
         )

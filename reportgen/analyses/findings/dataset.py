@@ -1,5 +1,6 @@
 """Checks over the data-set review (:mod:`reportgen.analyses.review`): calibration, label issues, leakage
-and the gates a reviewer sets (``min_accuracy``, ``max_ece``, ``max_label_issue_rate``, ``max_leaked_images``)."""
+and the gates a reviewer sets (``min_accuracy``, ``max_ece``, ``max_label_issue_rate``,
+``max_leaked_images``)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,14 @@ def check_dataset(stats: Any, t: Any) -> list[Finding]:
                 None,
                 cal.ece,
                 t.calibration_ece,
-                f"on {n} labelled images the mean confidence is {100 * cal.mean_confidence:.1f}% and the accuracy "
-                f"{100 * cal.accuracy:.1f}% (expected calibration error {num(cal.ece)} > {num(t.calibration_ece)}): "
-                f"the model is {'over' if over else 'under'}confident; dividing its logits by the temperature "
-                f"{num(cal.temperature)} fitted on these images brings the ECE to {num(cal.ece_after_temperature)} "
+                f"on {n} labelled images the mean confidence is "
+                f"{100 * cal.mean_confidence:.1f}% and the accuracy "
+                f"{100 * cal.accuracy:.1f}% (expected calibration "
+                f"error {num(cal.ece)} > {num(t.calibration_ece)}): "
+                f"the model is {'over' if over else 'under'}confident; "
+                "dividing its logits by the temperature "
+                f"{num(cal.temperature)} fitted on these images "
+                f"brings the ECE to {num(cal.ece_after_temperature)} "
                 "(fit it on a held-out set before relying on it).",
             )
         )

@@ -34,7 +34,8 @@ def check_faithfulness(result: Faithfulness, margin: float, band: float = FLAT_B
                     None,
                     None,
                     None,
-                    f"The faithfulness test of {title} at {result.layer} cannot tell anything on these {n} image(s): "
+                    f"The faithfulness test of {title} at {result.layer} "
+                    f"cannot tell anything on these {n} image(s): "
                     f"{verdict.why}. Its verdict is 'uninformative', not a pass; "
                     + (
                         "a constant map shows no evidence at this layer (another --gradcam-layer may); "
@@ -54,7 +55,8 @@ def check_faithfulness(result: Faithfulness, margin: float, band: float = FLAT_B
                     None,
                     verdict.lead,
                     margin,
-                    f"{title} at {result.layer} is no more faithful than {what} on {judged} of {n} image(s) whose "
+                    f"{title} at {result.layer} is no more faithful "
+                    f"than {what} on {judged} of {n} image(s) whose "
                     f"test could tell: deleting and inserting pixels in its order moves the score no more "
                     f"({verdict.why}), so its heat map does not show what the model uses.{caveat}",
                 )

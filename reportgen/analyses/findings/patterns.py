@@ -50,7 +50,8 @@ def check_patterns(
             moved = flagged[f]
             if get("keep_mean") and get("objective") == "activation":
                 why = (
-                    "its activation was zero at every position of the noise start, so the ascent, which keeps "
+                    "its activation was zero at every position of "
+                    "the noise start, so the ascent, which keeps "
                     "the image's mean brightness, had no gradient: the filter may respond only to overall "
                     "brightness (see its kernel) or be dead."
                 )

@@ -45,13 +45,16 @@ def verdicts(result: Any, t: Any) -> dict[str, str | None]:
         and result.clean.mean_confidence < 2 * result.chance
     ):
         why = (
-            f"the model's answers are near-uniform (mean top probability {result.clean.mean_confidence:.2%} with "
-            f"{result.classes} classes): its top class is picked among near-equal scores, so a changed answer "
+            "the model's answers are near-uniform (mean top "
+            f"probability {result.clean.mean_confidence:.2%} with "
+            f"{result.classes} classes): its top class is picked "
+            "among near-equal scores, so a changed answer "
             "says nothing about robustness"
         )
     elif not result.labelled and result.images > 1 and len(result.predicted) == 1:
         why = (
-            "without labels the checks compare each answer with the clean one, and the model gives one class to "
+            "without labels the checks compare each answer with "
+            "the clean one, and the model gives one class to "
             "every clean image: agreement cannot tell a robust model from one that ignores its input"
         )
     adversarial = why
@@ -83,8 +86,10 @@ def check_robustness(result: Any, t: Any) -> list[dict]:
                     None,
                     bad[worst],
                     t.corruption_drop,
-                    f"{len(bad)} of {len(drops)} common corruptions at severity 3 lower the {measure} by more than "
-                    f"{t.corruption_drop:.0%} on {result.images} images: {listed}. Train with augmentations of these "
+                    f"{len(bad)} of {len(drops)} common corruptions "
+                    f"at severity 3 lower the {measure} by more than "
+                    f"{t.corruption_drop:.0%} on {result.images} images: "
+                    f"{listed}. Train with augmentations of these "
                     "kinds, or state the conditions the model must not be used in.",
                 )
             )
@@ -99,10 +104,13 @@ def check_robustness(result: Any, t: Any) -> list[dict]:
                     None,
                     value,
                     t.adversarial_accuracy,
-                    f"PGD ({result.steps} steps, L∞ ε = {t.adversarial_epsilon:g} of 255) leaves {value:.0%} {measure} "
+                    f"PGD ({result.steps} steps, L∞ ε = {t.adversarial_epsilon:g} "
+                    f"of 255) leaves {value:.0%} {measure} "
                     f"on {result.images} images, below {t.adversarial_accuracy:.0%}: changes of at most "
-                    f"{t.adversarial_epsilon:g} grey levels per pixel, invisible to a person, change its answers. "
-                    "Expected of a model not trained against attacks; adversarial training is the known remedy.",
+                    f"{t.adversarial_epsilon:g} grey levels per pixel, "
+                    "invisible to a person, change its answers. "
+                    "Expected of a model not trained against attacks; "
+                    "adversarial training is the known remedy.",
                 )
             )
     return found

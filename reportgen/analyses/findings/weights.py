@@ -86,7 +86,8 @@ def check_dead_kernels(lw: LayerWeights, t: Thresholds) -> list[Finding]:
                     f,
                     lw.norms[f],
                     limit,
-                    f"filter {f} of {lw.path} has a (near) zero kernel (norm {num(lw.norms[f])}, layer median "
+                    f"filter {f} of {lw.path} has a (near) zero "
+                    f"kernel (norm {num(lw.norms[f])}, layer median "
                     f"{num(ref)}): it ignores its input; prune it or re-initialise it and retrain.",
                 )
             )
@@ -203,7 +204,8 @@ def check_scale(lw: LayerWeights, t: Thresholds) -> list[Finding]:
                 rms / s0,
                 t.scale_ratio,
                 f"{lw.path} weights are all about {num(mean)}, {num(rms / s0)}x the std of its initialiser "
-                f"({num(s0)}), with almost no spread: the scale is exploding; add weight decay or normalisation, "
+                f"({num(s0)}), with almost no spread: the scale "
+                "is exploding; add weight decay or normalisation, "
                 "or lower the learning rate.",
             )
         ]
@@ -296,7 +298,8 @@ def check_batchnorm(lw: LayerWeights, t: Thresholds) -> list[Finding]:
                     v[c],
                     t.bn_variance,
                     f"channel {c} of {lw.path} has moving variance {num(v[c])}: its input was constant "
-                    "on the training data (a dead filter or a unit that never fires upstream); find that unit and "
+                    "on the training data (a dead filter or a unit "
+                    "that never fires upstream); find that unit and "
                     "prune or re-initialise it.",
                 )
             )
@@ -321,7 +324,8 @@ def check_gains(lw: LayerWeights, t: Thresholds) -> list[Finding]:
             None,
             lw.gains_init,
             None,
-            f"all {lw.gains.size} {what} of {lw.path} are still exactly {num(lw.gains_init)}, their initial value: "
+            f"all {lw.gains.size} {what} of {lw.path} are still "
+            f"exactly {num(lw.gains_init)}, their initial value: "
             "the block they scale never trained (a gradient step moves every one of them).",
         )
     ]
@@ -355,7 +359,8 @@ def check_alpha(lw: LayerWeights, t: Thresholds) -> list[Finding]:
                 None,
                 sp.alpha,
                 t.alpha_over_trained,
-                f"{lw.path} may be over-trained: {what} has alpha {num(sp.alpha)} < {num(t.alpha_over_trained)} "
+                f"{lw.path} may be over-trained: {what} has alpha "
+                f"{num(sp.alpha)} < {num(t.alpha_over_trained)} "
                 "(WeightWatcher's heuristic); check it for over-fitting on held-out data (early stopping, "
                 "more regularisation).",
             )
@@ -368,7 +373,8 @@ def check_alpha(lw: LayerWeights, t: Thresholds) -> list[Finding]:
                 None,
                 sp.alpha,
                 t.alpha_under_trained,
-                f"{lw.path} may be under-trained: {what} has alpha {num(sp.alpha)} > {num(t.alpha_under_trained)} "
+                f"{lw.path} may be under-trained: {what} has alpha "
+                f"{num(sp.alpha)} > {num(t.alpha_under_trained)} "
                 "(WeightWatcher's heuristic: close to random); train longer or on more data, or check that "
                 "it learns.",
             )

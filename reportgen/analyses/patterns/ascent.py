@@ -122,7 +122,8 @@ START_CONTRAST = {"grey": 20.0 / math.sqrt(12.0), "noise": 255.0 / math.sqrt(12.
 def start_pixels(
     filters: Sequence[int], size: int, channels: int, seed: int, start: str = "grey"
 ) -> np.ndarray:
-    """The start image, one per filter: the tutorial's grey ``128 + 20 * U[0, 1)``, or ``noise`` (``255 * U[0, 1)``).
+    """The start image, one per filter: the tutorial's grey ``128 + 20 * U[0, 1)``, or ``noise`` (``255 * U[0,
+    1)``).
 
     Each filter's noise depends only on (seed, filter index), so a filter gets
     the same start whether it is optimised alone or in any chunk.
@@ -269,7 +270,8 @@ class Style:
 
 
 class Classic(Style):
-    """Chollet's ascent: normalised gradient steps (one pixel unit unless ``step``) from a grey, slightly noisy image.
+    """Chollet's ascent: normalised gradient steps (one pixel unit unless ``step``) from a grey, slightly
+    noisy image.
 
     ``keep_mean``: each step's gradient loses its mean over the image per
     channel, so the ascent keeps every image's mean brightness and can only

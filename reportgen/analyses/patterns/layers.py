@@ -89,8 +89,8 @@ def size_and_steps(
 ) -> tuple[int, int | None]:
     """(size, steps): the user's, else the defaults; steps None: fitted per layer (:func:`layer_steps`).
 
-    The default size is 64 px (a transformer's own fixed input size), at most a fixed model input's size, and at
-    least the model's minimum input size for the deepest chosen layer: valid
+    The default size is 64 px (a transformer's own fixed input size), at most a fixed model input's size, and
+    at least the model's minimum input size for the deepest chosen layer: valid
     convolutions and pooling shrink the image (InceptionV3's last stage needs
     75 px), so the size grows until that layer still has a map of at least
     one pixel (:func:`reportgen.graph.min_input_size`).

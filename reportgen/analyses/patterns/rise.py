@@ -43,7 +43,8 @@ def relative_rise(start: Sequence[float] | np.ndarray, end: Sequence[float] | np
 def flat(
     start: Sequence[float] | np.ndarray, end: Sequence[float] | np.ndarray, tolerance: float = FLAT_TOLERANCE
 ) -> np.ndarray:
-    """Per filter: did the objective fail to rise at all (relative rise at most ``tolerance``, or not finite)?"""
+    """Per filter: did the objective fail to rise at all (relative rise at most ``tolerance``, or not
+    finite)?"""
     rel = relative_rise(start, end)
     return ~(rel > tolerance)  # NaN compares False: not finite counts as flat
 
@@ -68,15 +69,15 @@ def counts(
     return {"rose": int(up.sum()), "barely_moved": int((~up & ~down).sum()), "flat": int(down.sum())}
 
 
-# A displayed pattern whose interior varies by less than this many grey levels (0-255, standard deviation) shows
-# nothing a reader can see: a flat grey tile, whatever its activation did (the numbers can rise on changes of a
-# level or two, or only at the borders, where padding gives the filters an edge to work on).
+# A displayed pattern whose interior varies by less than this many grey levels (0-255, standard deviation)
+# shows nothing a reader can see: a flat grey tile, whatever its activation did (the numbers can rise on
+# changes of a level or two, or only at the borders, where padding gives the filters an edge to work on).
 VISIBLE_STD = 4.0
 
 
 def visible(images: np.ndarray, border: float = 0.125) -> np.ndarray:
-    """Per displayed pattern (n, size, size, channels uint8): whether its interior -- ``border`` of each side left
-    out -- varies by at least :data:`VISIBLE_STD` grey levels."""
+    """Per displayed pattern (n, size, size, channels uint8): whether its interior -- ``border`` of each side
+    left out -- varies by at least :data:`VISIBLE_STD` grey levels."""
     a = np.asarray(images, dtype=np.float64)
     if a.ndim < 3 or a.size == 0:
         return np.zeros(len(a), dtype=bool)

@@ -30,15 +30,16 @@ from reportgen.analyses.robustness import corruptions as C
 EPSILONS = (1.0, 2.0, 4.0, 8.0)  # L-infinity budgets in pixel units (0-255)
 SEVERITIES = C.SEVERITIES
 GRAD_COST = 2.25  # a gradient's cost in forward passes (VGG16, 2 cores: 0.184 s against 0.082 s an image)
-# A forward pass's cost on a CPU, fitted to two measured ones (2 cores, TensorFlow, batch 8-16; docs/benchmarks.md):
-# 4.5 ms per GMAC plus 0.75 ms per million activation elements -- VGG16 (15.5 GMAC, 15.1 M elements) 81 ms,
-# EfficientNetB0 (0.39 GMAC, 25.0 M elements: depthwise convolutions and normalisations, memory-bound) 20.5 ms.
-# In multiply-add equivalents: MACs + ELEMENT_MACS x elements.
+# A forward pass's cost on a CPU, fitted to two measured ones (2 cores, TensorFlow, batch 8-16;
+# docs/benchmarks.md): 4.5 ms per GMAC plus 0.75 ms per million activation elements -- VGG16 (15.5 GMAC, 15.1
+# M elements) 81 ms, EfficientNetB0 (0.39 GMAC, 25.0 M elements: depthwise convolutions and normalisations,
+# memory-bound) 20.5 ms. In multiply-add equivalents: MACs + ELEMENT_MACS x elements.
 ELEMENT_MACS = 167
-# The default --robustness-sample: as many images as fit this many multiply-add equivalents of passes. 12 VGG16
-# images (178 forward-pass equivalents each at the defaults, 18.0 G each: ~13.5 s an image on 2 cores with the
-# corrupting, ~2.7 min alone; 16 images took 5.7 min while other processes shared the 2 cores, so 12 leaves that
-# margin); ResNet50 21; EfficientNetB0 48 (~3.7 min); small models MAX_SAMPLE, very large ones MIN_SAMPLE.
+# The default --robustness-sample: as many images as fit this many multiply-add equivalents of passes. 12
+# VGG16 images (178 forward-pass equivalents each at the defaults, 18.0 G each: ~13.5 s an image on 2 cores
+# with the corrupting, ~2.7 min alone; 16 images took 5.7 min while other processes shared the 2 cores, so 12
+# leaves that margin); ResNet50 21; EfficientNetB0 48 (~3.7 min); small models MAX_SAMPLE, very large ones
+# MIN_SAMPLE.
 BUDGET_MACS = 3.9e13
 MIN_SAMPLE, MAX_SAMPLE, UNKNOWN_SAMPLE = 4, 256, 32
 
@@ -176,7 +177,8 @@ def forward_equivalents(corruptions: int, epsilons: int, steps: int) -> float:
 
 
 def forward_cost(macs: int | None, elements: int | None) -> float | None:
-    """One forward pass of one image in multiply-add equivalents: its MACs and its activations (ELEMENT_MACS each)."""
+    """One forward pass of one image in multiply-add equivalents: its MACs and its activations (ELEMENT_MACS
+    each)."""
     if not macs:
         return None
     return float(macs) + ELEMENT_MACS * float(elements or 0)
@@ -325,7 +327,8 @@ def _keep_flipped(
 
 
 def merge(parts: Sequence[Robustness]) -> Robustness:
-    """Passes over disjoint shards as the one pass over all their images: counts summed, figures from the first."""
+    """Passes over disjoint shards as the one pass over all their images: counts summed, figures from the
+    first."""
     first = parts[0]
     out = Robustness(
         first.corruptions,
@@ -348,7 +351,8 @@ def merge(parts: Sequence[Robustness]) -> Robustness:
         out.keys += part.keys
         out.predicted |= part.predicted
         out.seconds += part.seconds
-    # The one pass's choice: flips at the smallest budget that flipped any, correct ones first, in image order.
+    # The one pass's choice: flips at the smallest budget that flipped any, correct ones first, in image
+    # order.
     flips = [f for part in parts for f in part.flipped]
     if flips:
         smallest = min(f.epsilon for f in flips)

@@ -98,8 +98,8 @@ def sample_size(model: Any, spec: Any, options: Any) -> int:
 
 
 def _shards(options: Any, feeds: Any, images: int) -> int:
-    """Workers for the pass: ``--jobs`` when it is above 1, in the main process of a one-model run (the workers of a
-    several-model run are the parallelism already), for a model with no other inputs; else 1."""
+    """Workers for the pass: ``--jobs`` when it is above 1, in the main process of a one-model run (the
+    workers of a several-model run are the parallelism already), for a model with no other inputs; else 1."""
     import multiprocessing
 
     jobs = options.jobs or 1
@@ -171,7 +171,10 @@ def for_report(
             except Exception as exc:  # noqa: BLE001  (a model that does not pickle, a worker that failed: one process)
                 from reportgen.errors import one_line
 
-                note = f"the {shards} shards could not run ({one_line(exc, typed=True)}); the pass ran in one process"
+                note = (
+                    f"the {shards} shards could not run "
+                    f"({one_line(exc, typed=True)}); the pass ran in one process"
+                )
                 shards = 1
         if out is None:
             out = R.measure(

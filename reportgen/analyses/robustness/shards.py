@@ -71,8 +71,8 @@ def run(
     tick: Callable[[int], None] | None = None,
     conditions: int = 0,
 ) -> Any:
-    """The merged pass over ``jobs`` shards; raises ``pickle.PicklingError``/``TypeError`` for a model that does not
-    pickle (the caller then runs it in one process)."""
+    """The merged pass over ``jobs`` shards; raises ``pickle.PicklingError``/``TypeError`` for a model that
+    does not pickle (the caller then runs it in one process)."""
     from reportgen.analyses import robustness as R
 
     ranges = split(len(pixels), jobs)

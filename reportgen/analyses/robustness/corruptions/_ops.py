@@ -28,15 +28,16 @@ def cv2_gaussian_kernel(size: int, sigma: float) -> np.ndarray:
 
 
 def correlate_reflect101(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``cv2.filter2D(x, -1, kernel)`` per channel: correlation, borders ``BORDER_REFLECT_101`` (SciPy's mirror)."""
+    """``cv2.filter2D(x, -1, kernel)`` per channel: correlation, borders ``BORDER_REFLECT_101`` (SciPy's
+    mirror)."""
     return np.stack(
         [ndimage.correlate(x[..., c], kernel, mode="mirror") for c in range(x.shape[-1])], axis=-1
     )
 
 
 def disk(radius: float, alias_blur: float) -> np.ndarray:
-    """The paper's ``disk``: an aliased disk of ``radius`` normalised to 1, then ``cv2.GaussianBlur`` (3 x 3, or
-    5 x 5 for radius > 8) with ``alias_blur`` as sigma, borders reflect-101."""
+    """The paper's ``disk``: an aliased disk of ``radius`` normalised to 1, then ``cv2.GaussianBlur`` (3 x 3,
+    or 5 x 5 for radius > 8) with ``alias_blur`` as sigma, borders reflect-101."""
     if radius <= 8:
         L = np.arange(-8, 8 + 1)
         ksize = 3
@@ -59,8 +60,8 @@ def clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
     ch, cw = int(np.ceil(h / zoom_factor)), int(np.ceil(w / zoom_factor))
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = img[top : top + ch, left : left + cw]
-    # Each channel zoomed in 2-D: the same numbers as zooming (z, z, 1) in 3-D (the channel axis maps to itself,
-    # weight exactly 1), in half the time.
+    # Each channel zoomed in 2-D: the same numbers as zooming (z, z, 1) in 3-D (the channel axis maps to
+    # itself, weight exactly 1), in half the time.
     out = np.stack(
         [ndimage.zoom(crop[..., c], (zoom_factor, zoom_factor), order=1) for c in range(crop.shape[-1])],
         axis=-1,

@@ -26,8 +26,8 @@ def glass_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nda
     d = max(1, int(round(delta * k)))
     h, w = x.shape[:2]
     img = np.uint8(_ops.gaussian(x, sigma) * 255)
-    # The swaps do not depend on the pixels' values: follow them on pixel indices (plain Python ints, the loop is
-    # sequential by definition), then move the pixels once.
+    # The swaps do not depend on the pixels' values: follow them on pixel indices (plain Python ints, the loop
+    # is sequential by definition), then move the pixels once.
     order = list(range(h * w))
     for _ in range(iterations):
         rows = range(h - d, d, -1)

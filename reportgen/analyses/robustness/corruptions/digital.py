@@ -8,7 +8,6 @@ import io
 import numpy as np
 from scipy import ndimage
 
-from reportgen.analyses.robustness.corruptions import _ops
 from reportgen.analyses.robustness.corruptions.base import register, scale
 
 
@@ -32,11 +31,12 @@ def contrast(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
 )
 def elastic_transform(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """A random affine (three points moved by U(-affine, affine)), then a displacement field of U(-1, 1) noise
-    smoothed by a Gaussian (sigma) and scaled by (alpha); bilinear, reflected borders. (alpha, sigma, affine)."""
+    smoothed by a Gaussian (sigma) and scaled by (alpha); bilinear, reflected borders. (alpha, sigma,
+    affine)."""
     alpha, sigma, affine = elastic_transform.parameters[severity - 1]
     k = scale(x)
-    # The displacement is ~ alpha / sigma pixels: alpha scaled by k^2 and sigma by k move each pixel by the same
-    # share of the image at any size (at 224 pixels, k = 1: the published values).
+    # The displacement is ~ alpha / sigma pixels: alpha scaled by k^2 and sigma by k move each pixel by the
+    # same share of the image at any size (at 224 pixels, k = 1: the published values).
     alpha, sigma, affine = alpha * k * k, sigma * k, affine * k
     h, w = x.shape[:2]
     center = np.float32((h, w)) // 2

@@ -47,11 +47,13 @@ def snow(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
 
 @register("weather", ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)))
 def fog(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """A plasma fractal (diamond-square, wibble decay) times (strength) added, rescaled by max/(max + strength)."""
+    """A plasma fractal (diamond-square, wibble decay) times (strength) added, rescaled by max/(max +
+    strength)."""
     strength, decay = fog.parameters[severity - 1]
     h, w = x.shape[:2]
-    # The paper's 256 x 256 fractal for 224-pixel images; for another size the next power of two above it, so the
-    # fog's patches cover the same share of the picture (a 28-pixel crop of a 256 map would be one flat patch).
+    # The paper's 256 x 256 fractal for 224-pixel images; for another size the next power of two above it, so
+    # the fog's patches cover the same share of the picture (a 28-pixel crop of a 256 map would be one flat
+    # patch).
     size = _ops.next_power_of_2(max(h, w))
     max_val = x.max()
     x = x + strength * _ops.plasma_fractal(size, decay, rng)[:h, :w][..., None]
