@@ -1,4 +1,5 @@
-"""The cost of the spectral alpha: per layer and in all, against the whole weights analysis (and WeightWatcher).
+"""The cost of the spectral alpha: per layer and in all, against the whole weights analysis (and
+WeightWatcher).
 
 The alpha is computed inside the weights analysis (one pass over the layers); this times it on its own,
 layer by layer -- the eigenvalues (batched Gram matrices and ``eigvalsh``) and the power-law fit (the
@@ -21,7 +22,7 @@ import reportgen  # noqa: F401  (quiets TensorFlow)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--ww", action="store_true", help="also time WeightWatcher 0.7.7 on the same model")
     ap.add_argument("--model", default="VGG16", help="a keras.applications name (weights=None)")
     args = ap.parse_args()
@@ -59,18 +60,22 @@ def main() -> None:
         ours[layer.name] = fit.alpha if fit is not None else None
         rows.append((ref.path, tuple(k.shape), n, fit.alpha if fit else None, t_eig, t_fit, t_all))
 
-    print(f"| layer | kernel | eigenvalues | alpha | eigenvalues (s) | fit (s) |")
+    print("| layer | kernel | eigenvalues | alpha | eigenvalues (s) | fit (s) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for path, shape, n, alpha, te, tf, _ in rows:
         a = f"{alpha:.2f}" if alpha is not None else "--"
         print(f"| {path} | {'x'.join(map(str, shape))} | {n} | {a} | {te:.3f} | {tf:.3f} |")
     spectral_total = sum(r[6] for r in rows)
-    print(f"\nalpha, all layers: {spectral_total:.2f} s (eigenvalues {total_eig:.2f} s, fits {total_fit:.2f} s)")
+    print(
+        f"\nalpha, all layers: {spectral_total:.2f} s (eigenvalues {total_eig:.2f} s, fits {total_fit:.2f} s)"
+    )
 
     t0 = time.perf_counter()
     weight_analysis(model, seed=0)
     whole = time.perf_counter() - t0
-    print(f"whole weights analysis (alpha included): {whole:.2f} s; alpha's share {spectral_total / whole:.0%}")
+    print(
+        f"whole weights analysis (alpha included): {whole:.2f} s; alpha's share {spectral_total / whole:.0%}"
+    )
 
     if args.ww:
         import logging
@@ -81,14 +86,19 @@ def main() -> None:
         t0 = time.perf_counter()
         details = ww.WeightWatcher(model=model).analyze(min_evals=50)
         t_ww = time.perf_counter() - t0
-        print(f"WeightWatcher {ww.__version__} analyze(min_evals=50): {t_ww:.2f} s ({len(details)} layers fitted)")
+        print(
+            f"WeightWatcher {ww.__version__} analyze(min_evals=50): "
+            f"{t_ww:.2f} s ({len(details)} layers fitted)"
+        )
         worst = 0.0
         for name, a in zip(details["name"], details["alpha"]):
             mine = ours.get(name)
             rel = abs(mine - a) / a if mine is not None else float("nan")
             worst = max(worst, rel) if np.isfinite(rel) else worst
-            print(f"  {name}: WeightWatcher {a:.4f}, ours {mine if mine is None else round(mine, 4)}, "
-                  f"relative difference {rel:.1e}")
+            print(
+                f"  {name}: WeightWatcher {a:.4f}, ours {mine if mine is None else round(mine, 4)}, "
+                f"relative difference {rel:.1e}"
+            )
         print(f"largest relative difference: {worst:.1e}")
 
 

@@ -45,11 +45,20 @@ import reportgen  # noqa: E402,F401
 
 import numpy as np  # noqa: E402
 
-KINDS = ["zeroed filter", "NaN weight", "duplicated filter", "layer re-initialised", "frozen at init",
-         "BatchNorm gamma collapsed", "kernel scaled x100", "dead ReLU unit"]
+KINDS = [
+    "zeroed filter",
+    "NaN weight",
+    "duplicated filter",
+    "layer re-initialised",
+    "frozen at init",
+    "BatchNorm gamma collapsed",
+    "kernel scaled x100",
+    "dead ReLU unit",
+]
 
 
 # --- the models -----------------------------------------------------------------------------
+
 
 def demo_model(seed: int = 0, frozen: str | None = None, epochs: int = 20):
     """The demo's CNN trained on the bundled digits as ``reportgen demo`` does; ``frozen``: a layer
@@ -66,8 +75,15 @@ def demo_model(seed: int = 0, frozen: str | None = None, epochs: int = 20):
     if frozen:
         model.get_layer(frozen).trainable = False
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x[tr], labels[tr], epochs=epochs, batch_size=32, verbose=0, validation_data=(x[va], labels[va]),
-              callbacks=[keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)])
+    model.fit(
+        x[tr],
+        labels[tr],
+        epochs=epochs,
+        batch_size=32,
+        verbose=0,
+        validation_data=(x[va], labels[va]),
+        callbacks=[keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)],
+    )
     return model
 
 
@@ -80,18 +96,21 @@ def bn_model(seed: int = 0):
     images, labels, _ = load_digits_28()
     tr, _va, _te = split(len(images), seed)
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(32, 3, padding="same", name="conv1"),
-        keras.layers.BatchNormalization(name="bn1"),
-        keras.layers.Activation("relu", name="relu1"),
-        keras.layers.MaxPooling2D(2, name="pool1"),
-        keras.layers.Conv2D(64, 3, padding="same", name="conv2"),
-        keras.layers.BatchNormalization(name="bn2"),
-        keras.layers.Activation("relu", name="relu2"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(10, activation="softmax", name="out"),
-    ], name="bn_digits")
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(32, 3, padding="same", name="conv1"),
+            keras.layers.BatchNormalization(name="bn1"),
+            keras.layers.Activation("relu", name="relu1"),
+            keras.layers.MaxPooling2D(2, name="pool1"),
+            keras.layers.Conv2D(64, 3, padding="same", name="conv2"),
+            keras.layers.BatchNormalization(name="bn2"),
+            keras.layers.Activation("relu", name="relu2"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(10, activation="softmax", name="out"),
+        ],
+        name="bn_digits",
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(images[tr][..., None] / 255.0, labels[tr], epochs=10, batch_size=32, verbose=0)
     return model
@@ -127,6 +146,7 @@ def load(spec: str):
 
 # --- faults ---------------------------------------------------------------------------------
 
+
 def _leaves(model):
     from reportgen import graph
 
@@ -145,8 +165,13 @@ def inject(kind: str, model, rng: np.random.Generator, spec: str):
     from reportgen.analyses.baseline import fresh_values
 
     leaves = _leaves(model)
-    convs = [r for r in leaves if graph.is_conv(r.layer) and not isinstance(
-        r.layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)) and getattr(r.layer, "groups", 1) == 1]
+    convs = [
+        r
+        for r in leaves
+        if graph.is_conv(r.layer)
+        and not isinstance(r.layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D))
+        and getattr(r.layer, "groups", 1) == 1
+    ]
     kernels = [r for r in leaves if graph.kernel_variables(r.layer)]
     if kind == "zeroed filter":
         ref = convs[rng.integers(len(convs))]
@@ -202,9 +227,13 @@ def inject(kind: str, model, rng: np.random.Generator, spec: str):
     if kind == "dead ReLU unit":
         from reportgen.analyses.activations import activation_layers
 
-        relus = [r for r in activation_layers(model) if getattr(r.layer, "use_bias", False)
-                 and getattr(getattr(r.layer, "activation", None), "__name__", "") in ("relu", "relu6")
-                 and r.path in {x.path for x in kernels}]
+        relus = [
+            r
+            for r in activation_layers(model)
+            if getattr(r.layer, "use_bias", False)
+            and getattr(getattr(r.layer, "activation", None), "__name__", "") in ("relu", "relu6")
+            and r.path in {x.path for x in kernels}
+        ]
         if not relus:
             return None
         ref = relus[rng.integers(len(relus))]
@@ -254,10 +283,15 @@ def main() -> None:
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"audit-faults-{os.getpid()}.keras"
     clean.save(path)
     base = audit(clean, images, seed=args.seed)
-    print(f"{args.model}: {clean.count_params():,} parameters, {len(images)} held-out images; "
-          f"clean model: {summarise(base)}")
+    print(
+        f"{args.model}: {clean.count_params():,} parameters, {len(images)} held-out images; "
+        f"clean model: {summarise(base)}"
+    )
     for f in base:
-        print(f"  clean: {f['severity']:7s} {f['kind']:20s} {f.get('layer') or f.get('layers')}: {f['message'][:110]}")
+        print(
+            f"  clean: {f['severity']:7s} {f['kind']:20s} "
+            f"{f.get('layer') or f.get('layers')}: {f['message'][:110]}"
+        )
     rng = np.random.default_rng(args.seed)
     rows = []
     for kind in args.kinds:
@@ -274,7 +308,9 @@ def main() -> None:
                 hits += 1
             else:
                 misses.append(expected[1:])
-            extra += sum(1 for f in got if f["severity"] != "info") - sum(1 for f in base if f["severity"] != "info")
+            extra += sum(1 for f in got if f["severity"] != "info") - sum(
+                1 for f in base if f["severity"] != "info"
+            )
         rows.append((kind, hits, trials, misses))
         status = "n/a" if not trials else f"{hits}/{trials} = {100 * hits / trials:.0f}%"
         print(f"{kind:26s} recall {status}" + (f"; missed at {misses}" if misses else ""), flush=True)
@@ -282,8 +318,10 @@ def main() -> None:
     if args.markdown:
         print(f"\n| fault ({args.model}) | trials | found | recall |\n|---|---:|---:|---:|")
         for kind, hits, trials, _m in rows:
-            print(f"| {kind} | {trials or 'n/a'} | {hits if trials else 'n/a'} | "
-                  f"{f'{100 * hits / trials:.0f}%' if trials else 'n/a'} |")
+            print(
+                f"| {kind} | {trials or 'n/a'} | {hits if trials else 'n/a'} | "
+                f"{f'{100 * hits / trials:.0f}%' if trials else 'n/a'} |"
+            )
         print(f"\nClean model: {summarise(base)}; {time.perf_counter() - t0:.0f} s in all.")
 
 

@@ -113,18 +113,21 @@ def main() -> None:
     t_predict = time.perf_counter() - t
     t = time.perf_counter()
     for lo in range(0, len(x), size):
-        gradcam(x[lo: lo + size]).numpy()
+        gradcam(x[lo : lo + size]).numpy()
     t_gradcam = time.perf_counter() - t
 
     def arrays():
         for lo in range(0, len(x), size):
-            yield x[lo: lo + size], y[lo: lo + size], list(range(lo, min(lo + size, len(x))))
+            yield x[lo : lo + size], y[lo : lo + size], list(range(lo, min(lo + size, len(x))))
 
     D.run_pass(model, head, layer, ((a[:size], b[:size], c[:size]) for a, b, c in arrays()), 10)  # compile
     stats = D.run_pass(model, head, layer, arrays(), 10)
     t_ours = stats.seconds
-    print(f"model.predict {t_predict:.1f} s + plain Grad-CAM {t_gradcam:.1f} s = {t_predict + t_gradcam:.1f} s; "
-          f"ours {t_ours:.1f} s = {t_ours / (t_predict + t_gradcam):.2f}x; accuracy {stats.accuracy:.4f}")
+    print(
+        f"model.predict {t_predict:.1f} s + plain Grad-CAM "
+        f"{t_gradcam:.1f} s = {t_predict + t_gradcam:.1f} s; "
+        f"ours {t_ours:.1f} s = {t_ours / (t_predict + t_gradcam):.2f}x; accuracy {stats.accuracy:.4f}"
+    )
 
     # against the machine: the pass's FLOPs (a forward pass, 2 per multiply-add, plus the backward from
     # the output to the CAM layer, input gradients only: 2 per multiply-add) over a compiled 2048^3 matmul
@@ -140,9 +143,11 @@ def main() -> None:
     t = time.perf_counter()
     for _ in range(10):
         mm(a).numpy()
-    rate = 10 * 2 * 2048 ** 3 / (time.perf_counter() - t)
-    print(f"matmul {rate / 1e9:.0f} GFLOP/s; the pass {flops / t_ours / 1e9:.1f} GFLOP/s = "
-          f"{100 * flops / t_ours / rate:.1f}% of it ({flops / 1e9:.0f} GFLOP)")
+    rate = 10 * 2 * 2048**3 / (time.perf_counter() - t)
+    print(
+        f"matmul {rate / 1e9:.0f} GFLOP/s; the pass {flops / t_ours / 1e9:.1f} GFLOP/s = "
+        f"{100 * flops / t_ours / rate:.1f}% of it ({flops / 1e9:.0f} GFLOP)"
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="dataset-bench-"))
     try:
@@ -151,22 +156,45 @@ def main() -> None:
         write_folder(large, x8, y)
         rows = []
         for folder, n in ((small, args.small), (large, args.images)):
-            cmd = [sys.executable, "-m", "reportgen", str(path), "--images", str(folder), "--sections", "dataset",
-                   "--format", "json", "--out", str(tmp / "out"), "--quiet"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "reportgen",
+                str(path),
+                "--images",
+                str(folder),
+                "--sections",
+                "dataset",
+                "--format",
+                "json",
+                "--out",
+                str(tmp / "out"),
+                "--quiet",
+            ]
             sec, rss = peak_rss(cmd)
             rows.append((n, sec, rss))
-            print(f"reportgen --images ({n} PNG files) --sections dataset: {sec:.1f} s, peak RSS {rss:.2f} GB", flush=True)
+            print(
+                f"reportgen --images ({n} PNG files) --sections dataset: {sec:.1f} s, peak RSS {rss:.2f} GB",
+                flush=True,
+            )
         print(f"\npeak RSS {rows[1][0]} images / {rows[0][0]} images = {rows[1][2] / rows[0][2]:.2f}")
         print("\n| measure | value |\n|---|---:|")
         print(f"| model.predict, {args.images} images | {t_predict:.1f} s |")
         print(f"| plain Grad-CAM (keras-io, tf.function), predicted class | {t_gradcam:.1f} s |")
         print(f"| reference total | {t_predict + t_gradcam:.1f} s |")
-        print(f"| ours (data-set pass: outputs, unit statistics, Grad-CAM, running sums) | {t_ours:.1f} s "
-              f"= **{t_ours / (t_predict + t_gradcam):.2f}x** |")
-        print(f"| the pass against the machine: {flops / 1e9:.0f} GFLOP at {flops / t_ours / 1e9:.1f} GFLOP/s, "
-              f"matmul {rate / 1e9:.0f} GFLOP/s | {100 * flops / t_ours / rate:.1f}% |")
+        print(
+            f"| ours (data-set pass: outputs, unit statistics, Grad-CAM, running sums) | {t_ours:.1f} s "
+            f"= **{t_ours / (t_predict + t_gradcam):.2f}x** |"
+        )
+        print(
+            f"| the pass against the machine: {flops / 1e9:.0f} GFLOP at {flops / t_ours / 1e9:.1f} GFLOP/s, "
+            f"matmul {rate / 1e9:.0f} GFLOP/s | {100 * flops / t_ours / rate:.1f}% |"
+        )
         for n, sec, rss in rows:
-            print(f"| `reportgen ... --images` ({n} PNG files, whole command) | {sec:.1f} s, peak RSS {rss:.2f} GB |")
+            print(
+                f"| `reportgen ... --images` ({n} PNG files, whole "
+                f"command) | {sec:.1f} s, peak RSS {rss:.2f} GB |"
+            )
         print(f"| peak RSS ratio, {rows[1][0]} / {rows[0][0]} images | **{rows[1][2] / rows[0][2]:.2f}** |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

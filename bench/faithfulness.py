@@ -24,7 +24,9 @@ def run(args: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "reportgen", *args, "--out", out, "--quiet"]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        proc = subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+        )
         wall = time.perf_counter() - t0
         reports = list(Path(out).glob("*/report.json"))
         if not reports:
@@ -36,12 +38,20 @@ def run(args: list[str]) -> dict:
         for entry in image.get("gradcam", []):
             v = entry.get("faithfulness", {}).get("verdict", "none")
             verdicts[v] = verdicts.get(v, 0) + 1
-    return {"exit": proc.returncode, "wall_s": wall, "faith_s": data["analysis_timings"].get("faithfulness"),
-            "cams_s": data["analysis_timings"].get("cams"), "analyses": data["analysis_timings"],
-            "sections": data.get("timings"), "passes": faith.get("forward_passes"),
-            "images": faith.get("perturbed_images"), "blur_sigma": faith.get("blur_sigma"),
-            "verdicts": verdicts, "method_verdicts": {m: v.get("verdict") for m, v in faith.get("verdicts", {}).items()},
-            "replacement": faith.get("replacement")}
+    return {
+        "exit": proc.returncode,
+        "wall_s": wall,
+        "faith_s": data["analysis_timings"].get("faithfulness"),
+        "cams_s": data["analysis_timings"].get("cams"),
+        "analyses": data["analysis_timings"],
+        "sections": data.get("timings"),
+        "passes": faith.get("forward_passes"),
+        "images": faith.get("perturbed_images"),
+        "blur_sigma": faith.get("blur_sigma"),
+        "verdicts": verdicts,
+        "method_verdicts": {m: v.get("verdict") for m, v in faith.get("verdicts", {}).items()},
+        "replacement": faith.get("replacement"),
+    }
 
 
 def main() -> None:
@@ -49,13 +59,17 @@ def main() -> None:
     r = run(args)
     share = r["faith_s"] / r["wall_s"] if r["faith_s"] is not None else float("nan")
     print(json.dumps(r, indent=1))
-    print("| model and options | exit | report (s) | CAMs (s) | faithfulness (s) | share | forward passes | "
-          "perturbed images | entry verdicts | method verdicts |")
+    print(
+        "| model and options | exit | report (s) | CAMs (s) | faithfulness (s) | share | forward passes | "
+        "perturbed images | entry verdicts | method verdicts |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(r["verdicts"].items()))
     methods = ", ".join(f"{k}: {v}" for k, v in r["method_verdicts"].items())
-    print(f"| `{' '.join(args)}` | {r['exit']} | {r['wall_s']:.1f} | {r['cams_s']:.1f} | {r['faith_s']:.1f} | "
-          f"{100 * share:.1f}% | {r['passes']} | {r['images']} | {counts} | {methods} |")
+    print(
+        f"| `{' '.join(args)}` | {r['exit']} | {r['wall_s']:.1f} | {r['cams_s']:.1f} | {r['faith_s']:.1f} | "
+        f"{100 * share:.1f}% | {r['passes']} | {r['images']} | {counts} | {methods} |"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from collections import defaultdict
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?", default="efficientnetb0")
-    p.add_argument("--repeat", type=int, default=1, help="draw every figure this many times (fresh Later each)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="draw every figure this many times (fresh Later each)"
+    )
     args = p.parse_args(argv)
 
     from reportgen import plots

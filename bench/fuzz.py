@@ -55,8 +55,9 @@ def main() -> int:
             print(f"BROKEN  {r['name']}: exit {r['status']}; {'; '.join(r['problems'])}")
         elif args.verbose:
             print(f"ok      {r['name']}: exit {r['status']}; {(r['stderr'] or [''])[0]}")
-    print(f"{len(results)} cases tried, {len(behaved)} behaved as promised "
-          f"({time.monotonic() - started:.1f} s)")
+    print(
+        f"{len(results)} cases tried, {len(behaved)} behaved as promised ({time.monotonic() - started:.1f} s)"
+    )
     return 0 if len(behaved) == len(results) and len(results) + len(skipped) == len(fuzz_cases.CASES) else 1
 
 

@@ -55,18 +55,36 @@ def main() -> None:
         row = [path, n, alive]
         for objective, start in VARIANTS:
             t = time.perf_counter()
-            r = fp.filter_patterns(model, path, list(range(min(64, n))), 64, 20, pre, objective=objective, start=start)
+            r = fp.filter_patterns(
+                model, path, list(range(min(64, n))), 64, 20, pre, objective=objective, start=start
+            )
             row.append((r.rose, time.perf_counter() - t))
         rows.append(row)
         print(row, flush=True)
-    print("| layer | filters shown | alive on 64 images | " + " | ".join(f"rose: {o}, {s} start" for o, s in VARIANTS) + " |")
+    print(
+        "| layer | filters shown | alive on 64 images | "
+        + " | ".join(f"rose: {o}, {s} start" for o, s in VARIANTS)
+        + " |"
+    )
     print("|---|---:|---:|" + "---:|" * len(VARIANTS))
     for path, n, alive, *res in rows:
         shown = min(64, n)
-        print(f"| {path} | {shown} | {alive} of {n} | " + " | ".join(f"{r} ({100 * r / shown:.0f}%)" for r, _t in res) + " |")
+        print(
+            f"| {path} | {shown} | {alive} of {n} | "
+            + " | ".join(f"{r} ({100 * r / shown:.0f}%)" for r, _t in res)
+            + " |"
+        )
     tot = sum(min(64, r[1]) for r in rows)
-    print("| all | " + str(tot) + " | | " + " | ".join(
-        f"{sum(r[3 + i][0] for r in rows)} ({100 * sum(r[3 + i][0] for r in rows) / tot:.1f}%)" for i in range(len(VARIANTS))) + " |")
+    print(
+        "| all | "
+        + str(tot)
+        + " | | "
+        + " | ".join(
+            f"{sum(r[3 + i][0] for r in rows)} ({100 * sum(r[3 + i][0] for r in rows) / tot:.1f}%)"
+            for i in range(len(VARIANTS))
+        )
+        + " |"
+    )
 
 
 if __name__ == "__main__":

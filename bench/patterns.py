@@ -42,22 +42,44 @@ LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
-                    help="KERAS_BACKEND for this run (default: the environment's)")
-    ap.add_argument("--precision", choices=["highest", "default"], default="highest",
-                    help="GPU matmul precision: highest = full float32 (the report's), default = the backend's "
-                         "own (TF32 on NVIDIA GPUs)")
+    ap.add_argument(
+        "--backend",
+        choices=["tensorflow", "jax", "torch"],
+        default=None,
+        help="KERAS_BACKEND for this run (default: the environment's)",
+    )
+    ap.add_argument(
+        "--precision",
+        choices=["highest", "default"],
+        default="highest",
+        help="GPU matmul precision: highest = full float32 (the report's), default = the backend's "
+        "own (TF32 on NVIDIA GPUs)",
+    )
     ap.add_argument("--layers", nargs="+", default=LAYERS)
-    ap.add_argument("--filters", type=int, default=16,
-                    help="filters per layer (default 16, times extrapolated to --full-filters)")
+    ap.add_argument(
+        "--filters",
+        type=int,
+        default=16,
+        help="filters per layer (default 16, times extrapolated to --full-filters)",
+    )
     ap.add_argument("--full-filters", type=int, default=64)
     ap.add_argument("--size", type=int, default=150)
     ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--reference-layers", nargs="*", default=["block3_conv1"],
-                    help="layers on which the per-filter loop is timed (none: skip)")
-    ap.add_argument("--reference-filters", type=int, default=8,
-                    help="filters the loop runs per reference layer (extrapolated to --filters)")
-    ap.add_argument("--anchor", action="store_true", help="time the plain jax.jit + stateless_call ascent (JAX)")
+    ap.add_argument(
+        "--reference-layers",
+        nargs="*",
+        default=["block3_conv1"],
+        help="layers on which the per-filter loop is timed (none: skip)",
+    )
+    ap.add_argument(
+        "--reference-filters",
+        type=int,
+        default=8,
+        help="filters the loop runs per reference layer (extrapolated to --filters)",
+    )
+    ap.add_argument(
+        "--anchor", action="store_true", help="time the plain jax.jit + stateless_call ascent (JAX)"
+    )
     ap.add_argument("--chunk", type=int, default=None, help="override the chunk size")
     ap.add_argument("--jit", choices=["auto", "on", "off"], default="auto", help="XLA for TensorFlow")
     ap.add_argument("--quick", action="store_true", help="block1_conv1+block3_conv1, 8 filters, 10 steps")
@@ -95,7 +117,9 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> dict[str, float]:
     return {"backend": best, "numpy": best_np}
 
 
-def plain_jax_ascent(model, layer: str, filters: list[int], steps: int, step: float, start) -> tuple[float, float]:
+def plain_jax_ascent(
+    model, layer: str, filters: list[int], steps: int, step: float, start
+) -> tuple[float, float]:
     """Issue 9's anchor: a batched jax.jit ascent against ``stateless_call``, no reportgen in the loop.
 
     Returns (seconds, mean activation at the end). ``start``: the same start images as ours.
@@ -148,12 +172,20 @@ def main(argv: list[str] | None = None) -> int:
 
     jit = None if args.jit == "auto" else args.jit == "on"
     print("# reportgen filter-pattern benchmark\n")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, accelerator: {backend.accelerator() or 'none'}")
-    print(f"versions: python {platform.python_version()}, {backend.versions()}, keras {keras.__version__}, "
-          f"numpy {np.__version__}; matmul precision: {args.precision}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} "
+        f"CPUs, accelerator: {backend.accelerator() or 'none'}"
+    )
+    print(
+        f"versions: python {platform.python_version()}, {backend.versions()}, keras {keras.__version__}, "
+        f"numpy {np.__version__}; matmul precision: {args.precision}"
+    )
     print(f"command: python bench/patterns.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-    print(f"settings: VGG16 weights=None, {args.size}x{args.size}, {args.steps} steps, "
-          f"{args.filters} filters per layer measured, times scaled to {args.full_filters}\n", flush=True)
+    print(
+        f"settings: VGG16 weights=None, {args.size}x{args.size}, {args.steps} steps, "
+        f"{args.filters} filters per layer measured, times scaled to {args.full_filters}\n",
+        flush=True,
+    )
 
     mm0 = matmul_rate()
     model = keras.applications.VGG16(weights=None, include_top=False)
@@ -173,11 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     for layer in args.layers:
         macs = fp.macs_up_to(model, layer, args.size)
         flops = 4.0 * macs * args.steps * len(filters)
-        same = dict(jit=jit, max_chunk=args.chunk, objective=objective, retry_flat=False)  # the loop's algorithm
+        same = dict(
+            jit=jit, max_chunk=args.chunk, objective=objective, retry_flat=False
+        )  # the loop's algorithm
         fp.filter_patterns(model, layer, filters[:2], args.size, 1, pre, **same)
         ours = fp.filter_patterns(model, layer, filters, args.size, args.steps, pre, **same)
-        row = {"layer": layer, "macs": macs, "flops": flops, "ours_s": ours.seconds, "chunk": ours.chunk,
-               "gflops": flops / ours.seconds / 1e9, "ours": ours}
+        row = {
+            "layer": layer,
+            "macs": macs,
+            "flops": flops,
+            "ours_s": ours.seconds,
+            "chunk": ours.chunk,
+            "gflops": flops / ours.seconds / 1e9,
+            "ours": ours,
+        }
         if layer in ref:
             r = ref[layer]
             n = len(r.filters)
@@ -187,8 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             row["speedup"] = per_filter_ref * len(filters) / ours.seconds
             row["ref_end"] = float(np.mean(r.activation_end))
             row["ours_end"] = float(np.mean(ours.activation_end[:n]))
-            row["max_rel_diff"] = float(np.max(np.abs(ours.activation_end[:n] - r.activation_end)
-                                               / np.maximum(1e-6, np.abs(r.activation_end))))
+            row["max_rel_diff"] = float(
+                np.max(
+                    np.abs(ours.activation_end[:n] - r.activation_end)
+                    / np.maximum(1e-6, np.abs(r.activation_end))
+                )
+            )
         if args.anchor:
             if backend.name() != "jax":
                 raise SystemExit("--anchor needs --backend jax")
@@ -200,42 +245,70 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         total_flops += flops
         total_ours += ours.seconds
-        extra = f", anchor {row['anchor_s']:.2f} s (ours/anchor {row['vs_anchor']:.2f}x)" if args.anchor else ""
-        print(f"ours {layer}: {ours.seconds:.2f} s, chunk {ours.chunk}, {row['gflops']:.0f} GFLOP/s{extra}", flush=True)
+        extra = (
+            f", anchor {row['anchor_s']:.2f} s (ours/anchor {row['vs_anchor']:.2f}x)" if args.anchor else ""
+        )
+        print(
+            f"ours {layer}: {ours.seconds:.2f} s, chunk {ours.chunk}, {row['gflops']:.0f} GFLOP/s{extra}",
+            flush=True,
+        )
 
     mm1 = matmul_rate()
     rate = max(mm0["backend"], mm0["numpy"], mm1["backend"], mm1["numpy"])
     print()
-    print(f"fp32 matmul rate (2048^3, best of 5): {backend.name()} {max(mm0['backend'], mm1['backend']):.0f} GFLOP/s, "
-          f"numpy {max(mm0['numpy'], mm1['numpy']):.0f} GFLOP/s; reference rate = {rate:.0f} GFLOP/s "
-          f"(before: {max(mm0.values()):.0f}, after: {max(mm1.values()):.0f})\n")
+    print(
+        f"fp32 matmul rate (2048^3, best of 5): {backend.name()} "
+        f"{max(mm0['backend'], mm1['backend']):.0f} GFLOP/s, "
+        f"numpy {max(mm0['numpy'], mm1['numpy']):.0f} GFLOP/s; reference rate = {rate:.0f} GFLOP/s "
+        f"(before: {max(mm0.values()):.0f}, after: {max(mm1.values()):.0f})\n"
+    )
     anchor_head = " anchor (s) | ours / anchor |" if args.anchor else ""
-    print(f"| layer | MMACs/img | TFLOP ({len(filters)} filters) | ours (s) | ours, {args.full_filters} filters (s) "
-          f"| chunk | GFLOP/s | % of matmul | per-filter loop, {args.full_filters} filters (s) | "
-          f"loop GFLOP/s | speedup | mean act_end ours / loop |{anchor_head}")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.anchor else ""))
+    print(
+        f"| layer | MMACs/img | TFLOP ({len(filters)} filters) "
+        f"| ours (s) | ours, {args.full_filters} filters (s) "
+        f"| chunk | GFLOP/s | % of matmul | per-filter loop, {args.full_filters} filters (s) | "
+        f"loop GFLOP/s | speedup | mean act_end ours / loop |{anchor_head}"
+    )
+    print(
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.anchor else "")
+    )
     for r in rows:
-        ref_cols = (f"{r['ref_s_extrapolated']:.1f} (from {len(ref[r['layer']].filters)} filters) | "
-                    f"{r['ref_gflops']:.0f} | {r['speedup']:.2f}x | {r['ours_end']:.4g} / {r['ref_end']:.4g}"
-                    if "speedup" in r else "- | - | - | -")
+        ref_cols = (
+            f"{r['ref_s_extrapolated']:.1f} (from {len(ref[r['layer']].filters)} filters) | "
+            f"{r['ref_gflops']:.0f} | {r['speedup']:.2f}x | {r['ours_end']:.4g} / {r['ref_end']:.4g}"
+            if "speedup" in r
+            else "- | - | - | -"
+        )
         anchor_cols = f" {r['anchor_s']:.2f} | {r['vs_anchor']:.2f}x |" if args.anchor else ""
-        print(f"| {r['layer']} | {r['macs'] / 1e6:.0f} | {r['flops'] / 1e12:.2f} | {r['ours_s']:.2f} | "
-              f"{r['ours_full_s']:.0f} | "
-              f"{r['chunk']} | {r['gflops']:.0f} | {100 * r['gflops'] / rate:.0f}% | {ref_cols} |{anchor_cols}")
+        print(
+            f"| {r['layer']} | {r['macs'] / 1e6:.0f} | {r['flops'] / 1e12:.2f} | {r['ours_s']:.2f} | "
+            f"{r['ours_full_s']:.0f} | "
+            f"{r['chunk']} | {r['gflops']:.0f} | {100 * r['gflops'] / rate:.0f}% | {ref_cols} |{anchor_cols}"
+        )
     full = total_ours * args.full_filters / len(filters)
-    anchor_total = (f" {sum(r['anchor_s'] for r in rows):.2f} | "
-                    f"{total_ours / sum(r['anchor_s'] for r in rows):.2f}x |" if args.anchor else "")
-    print(f"| **all** | | {total_flops / 1e12:.2f} | {total_ours:.2f} | {full:.0f} | | "
-          f"{total_flops / total_ours / 1e9:.0f} | "
-          f"{100 * total_flops / total_ours / 1e9 / rate:.0f}% | | | | |{anchor_total}")
+    anchor_total = (
+        f" {sum(r['anchor_s'] for r in rows):.2f} | {total_ours / sum(r['anchor_s'] for r in rows):.2f}x |"
+        if args.anchor
+        else ""
+    )
+    print(
+        f"| **all** | | {total_flops / 1e12:.2f} | {total_ours:.2f} | {full:.0f} | | "
+        f"{total_flops / total_ours / 1e9:.0f} | "
+        f"{100 * total_flops / total_ours / 1e9 / rate:.0f}% | | | | |{anchor_total}"
+    )
     for r in rows:
         if "max_rel_diff" in r:
-            print(f"\nquality {r['layer']}: mean activation_end ours {r['ours_end']:.6g} vs loop {r['ref_end']:.6g} "
-                  f"(max per-filter relative difference {r['max_rel_diff']:.1e}); "
-                  f"flat filters ours {r['ours'].dead[:10]}")
+            print(
+                f"\nquality {r['layer']}: mean activation_end ours "
+                f"{r['ours_end']:.6g} vs loop {r['ref_end']:.6g} "
+                f"(max per-filter relative difference {r['max_rel_diff']:.1e}); "
+                f"flat filters ours {r['ours'].dead[:10]}"
+            )
         if "anchor_end" in r:
-            print(f"anchor {r['layer']}: mean activation_end anchor {r['anchor_end']:.6g} vs ours "
-                  f"{float(np.mean(r['ours'].activation_end)):.6g}")
+            print(
+                f"anchor {r['layer']}: mean activation_end anchor {r['anchor_end']:.6g} vs ours "
+                f"{float(np.mean(r['ours'].activation_end)):.6g}"
+            )
     return 0
 
 

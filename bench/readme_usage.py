@@ -1,7 +1,7 @@
 """Write README.md's Usage block from the command line's parsers (every flag is a field of reportgen.Options).
 
-    python3 bench/readme_usage.py          # rewrite the block in README.md
-    python3 bench/readme_usage.py --check  # exit 1 when README.md is out of sync (tests/test_readme.py does this too)
+python3 bench/readme_usage.py          # rewrite the block in README.md
+python3 bench/readme_usage.py --check  # exit 1 when README.md is out of sync (tests/test_readme.py too)
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def main(argv: list[str]) -> int:
     want = usage_block()
     if "--check" in argv:
         if block != want:
-            print("README.md's Usage block is out of sync; run python3 bench/readme_usage.py", file=sys.stderr)
+            print(
+                "README.md's Usage block is out of sync; run python3 bench/readme_usage.py", file=sys.stderr
+            )
             return 1
         return 0
     readme.write_text(before + want + after, encoding="utf-8")

@@ -82,8 +82,9 @@ def run(model: str, extra: list[str], formats: list[str], tree: str | None = Non
         t0 = time.perf_counter()
         # Run in the tree's folder: ``python -c`` puts the working folder first on sys.path, ahead of
         # PYTHONPATH, so a run started from another checkout would import that checkout instead.
-        proc = subprocess.Popen(args, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            args, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         err = proc.stderr.read()
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
@@ -92,9 +93,16 @@ def run(model: str, extra: list[str], formats: list[str], tree: str | None = Non
     stages = next((json.loads(line[7:]) for line in err.splitlines() if line.startswith("STAGES ")), {})
     if not stages:
         sys.stderr.write(err[-3000:])
-    return {"model": model, "formats": "+".join(formats), "exit": os.waitstatus_to_exitcode(status),
-            "wall": wall, "peak_rss_gb": usage.ru_maxrss / 1024 / 1024, "stages": stages,
-            "analyses": data.get("analysis_timings", {}), "sections": data.get("timings", {})}
+    return {
+        "model": model,
+        "formats": "+".join(formats),
+        "exit": os.waitstatus_to_exitcode(status),
+        "wall": wall,
+        "peak_rss_gb": usage.ru_maxrss / 1024 / 1024,
+        "stages": stages,
+        "analyses": data.get("analysis_timings", {}),
+        "sections": data.get("timings", {}),
+    }
 
 
 def stage_rows(r: dict) -> list[tuple[str, float]]:
@@ -109,7 +117,9 @@ def stage_rows(r: dict) -> list[tuple[str, float]]:
     if s.get("write", 0.0):
         rows.append(("figures", s.get("figures", 0.0)))
         rows.append(("figures drawn (count)", float(s.get("figures_n", 0))))
-        rows.append(("HTML template (without figures)", max(0.0, s.get("template", 0.0) - s.get("figures", 0.0))))
+        rows.append(
+            ("HTML template (without figures)", max(0.0, s.get("template", 0.0) - s.get("figures", 0.0)))
+        )
         if s.get("pdf"):
             rows.append(("PDF (WeasyPrint)", s["pdf"]))
         rows.append(("writing files", max(0.0, s["write"] - s.get("template", 0.0) - s.get("pdf", 0.0))))
@@ -133,8 +143,11 @@ def table(results: list[dict]) -> str:
             fmt = "{:.0f}" if "(count)" in n else "{:.1f}"
             out.append(f"| {n} | " + " | ".join(fmt.format(p[n]) if n in p else "" for p in per) + " |")
         out.append("| **wall** | " + " | ".join(f"**{r['wall']:.1f}**" for r in rs) + " |")
-        out.append("| **ascent share of wall** | " + " | ".join(
-            f"**{100 * r['analyses'].get('patterns', 0.0) / r['wall']:.0f}%**" for r in rs) + " |")
+        out.append(
+            "| **ascent share of wall** | "
+            + " | ".join(f"**{100 * r['analyses'].get('patterns', 0.0) / r['wall']:.0f}%**" for r in rs)
+            + " |"
+        )
         out.append("| peak RSS (GB) | " + " | ".join(f"{r['peak_rss_gb']:.2f}" for r in rs) + " |")
         out.append("| exit | " + " | ".join(str(r["exit"]) for r in rs) + " |")
         out.append("")
@@ -143,11 +156,18 @@ def table(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("models", nargs="*", default=["efficientnetb0", "efficientnetb3"],
-                   help="keras.applications names or model files (default: efficientnetb0 efficientnetb3)")
+    p.add_argument(
+        "models",
+        nargs="*",
+        default=["efficientnetb0", "efficientnetb3"],
+        help="keras.applications names or model files (default: efficientnetb0 efficientnetb3)",
+    )
     p.add_argument("--formats", choices=["json", "all", "both"], default="both")
-    p.add_argument("--quick", action="store_true",
-                   help="--weights none and 8 pattern steps: the stages' proportions, not the defaults' (faster)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="--weights none and 8 pattern steps: the stages' proportions, not the defaults' (faster)",
+    )
     p.add_argument("--tree", help="another reportgen checkout to run (before/after)")
     p.add_argument("--json", dest="json_out", help="also write the raw results here")
     args, extra = p.parse_known_args(argv)
@@ -160,7 +180,9 @@ def main(argv: list[str] | None = None) -> None:
         for mode in modes:
             r = run(model, extra, MODES[mode], args.tree)
             results.append(r)
-            print(f"# {model} {r['formats']}: {r['wall']:.1f} s, exit {r['exit']}", file=sys.stderr, flush=True)
+            print(
+                f"# {model} {r['formats']}: {r['wall']:.1f} s, exit {r['exit']}", file=sys.stderr, flush=True
+            )
     print(table(results))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1))

@@ -83,18 +83,31 @@ def main() -> None:
             times["before"].append(time.perf_counter() - t)
             t = time.perf_counter()
             facts = D.PixelFacts()
-            stats = D.run_pass(model, head, layer, folders.batches(folder, spec, pre, size, None, facts), 10,
-                               embed=embed)
+            stats = D.run_pass(
+                model, head, layer, folders.batches(folder, spec, pre, size, None, facts), 10, embed=embed
+            )
             facts.attach(stats)
-            stats.review = review.build(stats.probs, stats.labels, stats.confusion, stats.hashes, stats.embeddings,
-                                        stats.properties, sigmoid=False, top_k=3, t=config.Thresholds())
+            stats.review = review.build(
+                stats.probs,
+                stats.labels,
+                stats.confusion,
+                stats.hashes,
+                stats.embeddings,
+                stats.properties,
+                sigmoid=False,
+                top_k=3,
+                t=config.Thresholds(),
+            )
             times["now"].append(time.perf_counter() - t)
         before, now = min(times["before"]), min(times["now"])
         print("  before", np.round(times["before"], 3), "now", np.round(times["now"], 3))
         paired = np.median(np.asarray(times["now"]) / np.asarray(times["before"]))
-        print(f"{args.small} images: pass before the review {before:.2f} s, now (pass + facts + embedding + review) "
-              f"{now:.2f} s = +{100 * (now / before - 1):.0f}% (best of 5; median of the 5 paired ratios "
-              f"+{100 * (paired - 1):.0f}%); the review alone {stats.review.seconds:.3f} s")
+        print(
+            f"{args.small} images: pass before the review "
+            f"{before:.2f} s, now (pass + facts + embedding + review) "
+            f"{now:.2f} s = +{100 * (now / before - 1):.0f}% (best of 5; median of the 5 paired ratios "
+            f"+{100 * (paired - 1):.0f}%); the review alone {stats.review.seconds:.3f} s"
+        )
         # The parts on their own (min of 7 each; less exposed to a neighbour's load than the whole pass):
         from reportgen.images import load_pixels
 
@@ -110,21 +123,42 @@ def main() -> None:
         pixels = [load_pixels(f) for f in folder.files]
         facts_s = best(lambda: [review.facts(p) for p in pixels])
         plain = best(lambda: D.run_pass(model, head, layer, folders.batches(folder, spec, pre, size), 10))
-        tapped = best(lambda: D.run_pass(model, head, layer, folders.batches(folder, spec, pre, size), 10, embed=embed))
-        print(f"parts, {args.small} images: the pass {plain:.3f} s; the embedding tap +{tapped - plain:.3f} s; "
-              f"per-file facts {facts_s:.3f} s; the review {stats.review.seconds:.3f} s; together "
-              f"+{100 * (tapped - plain + facts_s + stats.review.seconds) / plain:.0f}%")
+        tapped = best(
+            lambda: D.run_pass(model, head, layer, folders.batches(folder, spec, pre, size), 10, embed=embed)
+        )
+        print(
+            f"parts, {args.small} images: the pass {plain:.3f} s; the embedding tap +{tapped - plain:.3f} s; "
+            f"per-file facts {facts_s:.3f} s; the review {stats.review.seconds:.3f} s; together "
+            f"+{100 * (tapped - plain + facts_s + stats.review.seconds) / plain:.0f}%"
+        )
         rows = []
         for path, n in ((small, args.small), (large, args.images)):
             model_file = tmp / "digits.keras"
             if not model_file.exists():
                 model.save(model_file)
-            cmd = [sys.executable, "-m", "reportgen", str(model_file), "--images", str(path), "--sections", "dataset",
-                   "--preprocess", "unit", "--format", "json", "--out", str(tmp / "out"), "--quiet"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "reportgen",
+                str(model_file),
+                "--images",
+                str(path),
+                "--sections",
+                "dataset",
+                "--preprocess",
+                "unit",
+                "--format",
+                "json",
+                "--out",
+                str(tmp / "out"),
+                "--quiet",
+            ]
             sec, rss = peak_rss(cmd)
             rows.append((n, sec, rss))
-            print(f"reportgen --images ({n} PNG files) --sections dataset: {sec:.1f} s, peak RSS {rss:.3f} GB",
-                  flush=True)
+            print(
+                f"reportgen --images ({n} PNG files) --sections dataset: {sec:.1f} s, peak RSS {rss:.3f} GB",
+                flush=True,
+            )
         print(f"peak RSS {rows[1][0]} / {rows[0][0]} images = {rows[1][2] / rows[0][2]:.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

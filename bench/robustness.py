@@ -1,15 +1,15 @@
 """The robustness pass, per condition, against a plain compiled ``model.predict`` over the same images.
 
-For each condition (the clean images, each corruption at each severity, FGSM and PGD at each budget) the pass's
-time -- corrupting or attacking the images included -- is set against ``model.predict`` (Keras' own compiled
-predict) over the same, already preprocessed, images in the same batch size. The issue's target is at most
-1.2x for a corruption condition: the forward pass dominates where the model is large; for a small model the
-corruption itself (NumPy/SciPy, one image at a time) dominates and the ratio says so. An attack condition costs
-its gradients (FGSM one, PGD ``--pgd-steps``), so its ratio is shown against predict too, for scale.
+For each condition (the clean images, each corruption at each severity, FGSM and PGD at each budget) the
+pass's time -- corrupting or attacking the images included -- is set against ``model.predict`` (Keras' own
+compiled predict) over the same, already preprocessed, images in the same batch size. The issue's target is at
+most 1.2x for a corruption condition: the forward pass dominates where the model is large; for a small model
+the corruption itself (NumPy/SciPy, one image at a time) dominates and the ratio says so. An attack condition
+costs its gradients (FGSM one, PGD ``--pgd-steps``), so its ratio is shown against predict too, for scale.
 
 Models: ``demo`` (reportgen's demo CNN, trained if ``reports/best-cnn-model/best-cnn-model.keras`` is missing;
-28x28 grey digits), ``vgg16`` and ``efficientnet_b0`` (``weights=None``: the cost does not depend on the weights;
-224x224 RGB, Matplotlib's sample photo with its colours shifted per image).
+28x28 grey digits), ``vgg16`` and ``efficientnet_b0`` (``weights=None``: the cost does not depend on the
+weights; 224x224 RGB, Matplotlib's sample photo with its colours shifted per image).
 
 Usage: ``python bench/robustness.py demo --images 256`` / ``python bench/robustness.py vgg16 --images 8``
 (TensorFlow backend; VGG16 at 8 images: ~3 minutes on 2 cores).
@@ -51,7 +51,9 @@ def model_and_images(name: str, n: int):
 
     from reportgen.images.prepared import sample_photo_path
 
-    model = {"vgg16": keras.applications.VGG16, "efficientnet_b0": keras.applications.EfficientNetB0}[name](weights=None)
+    model = {"vgg16": keras.applications.VGG16, "efficientnet_b0": keras.applications.EfficientNetB0}[name](
+        weights=None
+    )
     photo = np.asarray(Image.open(sample_photo_path()).convert("RGB").resize((224, 224)), np.float32)
     shift = np.random.default_rng(0).uniform(-40, 40, (n, 1, 1, 3)).astype(np.float32)
     pre = Preprocessor("caffe") if name == "vgg16" else Preprocessor("none")
@@ -79,15 +81,20 @@ def main() -> None:
     with backend.precision():
         clf = PixelClassifier(model, head, pre, x.shape[-1])
         xp = pre.forward(x)
-        model.predict(xp, batch_size=clf.forward_batch, verbose=0)  # compiled at every batch size before timing
+        model.predict(
+            xp, batch_size=clf.forward_batch, verbose=0
+        )  # compiled at every batch size before timing
         t = time.perf_counter()
         model.predict(xp, batch_size=clf.forward_batch, verbose=0)
         predict = time.perf_counter() - t
         t = time.perf_counter()
         r = R.measure(clf, x, y, list(range(len(x))), names, eps, args.pgd_steps, seed=0)
         total = time.perf_counter() - t
-    print(f"{args.model}: {len(x)} images {x.shape[1:]}, batch {clf.forward_batch}; model.predict {predict:.3f} s "
-          f"({1000 * predict / len(x):.1f} ms an image); the whole pass {total:.1f} s")
+    print(
+        f"{args.model}: {len(x)} images {x.shape[1:]}, batch "
+        f"{clf.forward_batch}; model.predict {predict:.3f} s "
+        f"({1000 * predict / len(x):.1f} ms an image); the whole pass {total:.1f} s"
+    )
     print(f"{'condition':<26}{'seconds':>9}{'x predict':>11}")
     print(f"{'clean (our forward)':<26}{r.clean.seconds:>9.3f}{r.clean.seconds / predict:>11.2f}")
     worst = 0.0
@@ -97,8 +104,10 @@ def main() -> None:
     for (m, e), c in r.adversarial.items():
         print(f"{m + ' eps=' + format(e, 'g'):<26}{c.seconds:>9.3f}{c.seconds / predict:>11.2f}")
     ratios = sorted(c.seconds / predict for c in r.corrupted.values())
-    print(f"corruption conditions: median {np.median(ratios):.2f}x predict, worst {worst:.2f}x; "
-          f"{sum(v <= 1.2 for v in ratios)} of {len(ratios)} within 1.2x")
+    print(
+        f"corruption conditions: median {np.median(ratios):.2f}x predict, worst {worst:.2f}x; "
+        f"{sum(v <= 1.2 for v in ratios)} of {len(ratios)} within 1.2x"
+    )
 
 
 if __name__ == "__main__":

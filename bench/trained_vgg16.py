@@ -48,10 +48,14 @@ def digits_rgb(size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    imgs = np.stack([
-        np.asarray(Image.fromarray((im * (255.0 / 16.0)).astype(np.uint8)).resize((size, size), Image.BILINEAR))
-        for im in d.images
-    ])
+    imgs = np.stack(
+        [
+            np.asarray(
+                Image.fromarray((im * (255.0 / 16.0)).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+            )
+            for im in d.images
+        ]
+    )
     return np.repeat(imgs[..., None], 3, axis=-1), d.target.astype(np.int64)
 
 
@@ -81,8 +85,11 @@ def train(epochs: int = 30, seed: int = 0, verbose: int = 2):
     tr, te = split(len(x), seed)
     keras.utils.set_random_seed(seed)
     model = build()
-    model.compile(keras.optimizers.AdamW(1e-4, weight_decay=6.0), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.AdamW(1e-4, weight_decay=6.0),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     rng = np.random.default_rng(seed)
 
     def shifted(batch: np.ndarray) -> np.ndarray:
@@ -98,7 +105,10 @@ def train(epochs: int = 30, seed: int = 0, verbose: int = 2):
         model.fit(shifted(x[order]).astype("float32"), y[order], epochs=1, batch_size=32, verbose=0)
         acc = model.evaluate(x[te].astype("float32"), y[te], verbose=0)[1]
         if verbose:
-            print(f"epoch {epoch + 1}: held-out accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"epoch {epoch + 1}: held-out accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     CACHE.mkdir(parents=True, exist_ok=True)
     model.save(PATH)
     return model, float(acc)

@@ -37,8 +37,11 @@ def references() -> dict:
     total = best(lambda: a.sum())
     m = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     mm = best(lambda: m @ m)
-    return {"copy_gb_s": 2 * a.nbytes / copy / 1e9, "sum_gb_s": a.nbytes / total / 1e9,
-            "matmul_gflop_s": 2 * 2048 ** 3 / mm / 1e9}
+    return {
+        "copy_gb_s": 2 * a.nbytes / copy / 1e9,
+        "sum_gb_s": a.nbytes / total / 1e9,
+        "matmul_gflop_s": 2 * 2048**3 / mm / 1e9,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,13 +78,17 @@ def main(argv: list[str] | None = None) -> None:
         del model
     ref1 = references()
     ref = {k: max(ref0[k], ref1[k]) for k in ref0}
-    print(f"machine: copy {ref['copy_gb_s']:.1f} GB/s, sum {ref['sum_gb_s']:.1f} GB/s, "
-          f"fp32 matmul {ref['matmul_gflop_s']:.0f} GFLOP/s (best of before/after)")
+    print(
+        f"machine: copy {ref['copy_gb_s']:.1f} GB/s, sum {ref['sum_gb_s']:.1f} GB/s, "
+        f"fp32 matmul {ref['matmul_gflop_s']:.0f} GFLOP/s (best of before/after)"
+    )
     print("| model | weights (M) | seconds | s per 100M weights | passes over the weights at sum bandwidth |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, n, seconds in rows:
         one_pass = 4 * n / (ref["sum_gb_s"] * 1e9)
-        print(f"| {name} | {n / 1e6:.1f} | {seconds:.2f} | {seconds / n * 1e8:.1f} | {seconds / one_pass:.0f} |")
+        print(
+            f"| {name} | {n / 1e6:.1f} | {seconds:.2f} | {seconds / n * 1e8:.1f} | {seconds / one_pass:.0f} |"
+        )
 
 
 if __name__ == "__main__":

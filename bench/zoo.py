@@ -38,7 +38,9 @@ def architectures() -> list[str]:
     """Every keras.applications constructor (reportgen takes the names in any case)."""
     import keras
 
-    return [a for a in dir(keras.applications) if a[:1].isupper() and callable(getattr(keras.applications, a))]
+    return [
+        a for a in dir(keras.applications) if a[:1].isupper() and callable(getattr(keras.applications, a))
+    ]
 
 
 def run_one(name: str, out: Path, quick: bool, timeout: int) -> dict:
@@ -57,8 +59,14 @@ def run_one(name: str, out: Path, quick: bool, timeout: int) -> dict:
     seconds = time.perf_counter() - t0
     # peak RSS of this child alone: its rusage, collected by the wait above
     rss = getattr(proc, "_rss", None)
-    row = {"name": name, "status": proc.returncode, "seconds": seconds, "timed_out": timed_out,
-           "peak_rss_gb": rss, "stderr": stderr.strip().splitlines()[-1:] if stderr.strip() else []}
+    row = {
+        "name": name,
+        "status": proc.returncode,
+        "seconds": seconds,
+        "timed_out": timed_out,
+        "peak_rss_gb": rss,
+        "stderr": stderr.strip().splitlines()[-1:] if stderr.strip() else [],
+    }
     folder = out / name.lower()
     data_path = folder / "report.json"
     if data_path.exists():
@@ -93,32 +101,43 @@ class _Popen(subprocess.Popen):
         return pid, status
 
 
-
 def table(rows: list[dict], quick: bool, machine: str) -> str:
     setting = "--pattern-steps 3 --pattern-filters 8" if quick else "default settings"
     lines = [
         f"`python bench/zoo.py{' --quick' if quick else ''}`: `reportgen NAME --weights none` ({setting}), "
         f"each architecture in its own process, on {machine}. Peak RSS is the process's own (wait4).",
         "",
-        "| architecture | layers | exit | seconds | peak RSS (GB) | PDF pages | PDF (MB) | HTML (MB) | errors | warnings | info | failed sections |",
+        "| architecture | layers | exit | seconds | peak RSS (GB) | PDF pages "
+        "| PDF (MB) | HTML (MB) | errors | warnings | info | failed sections |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         f = r.get("findings", {})
         rss = r.get("peak_rss_gb")
         lines.append(
-            f"| {r['name']} | {r.get('layers', '')} | {r['status']}{' (timeout)' if r['timed_out'] else ''} | "
+            f"| {r['name']} | {r.get('layers', '')} | "
+            f"{r['status']}{' (timeout)' if r['timed_out'] else ''} | "
             f"{r['seconds']:.0f} | {'' if rss is None else f'{rss:.2f}'} | {r.get('pages', '')} | "
-            f"{r.get('pdf_mb', 0):.1f} | {r.get('html_mb', 0):.1f} | {f.get('error', '')} | {f.get('warning', '')} | "
-            f"{f.get('info', '')} | {', '.join(r.get('failed', [])) or '–'} |")
+            f"{r.get('pdf_mb', 0):.1f} | {r.get('html_mb', 0):.1f} "
+            f"| {f.get('error', '')} | {f.get('warning', '')} | "
+            f"{f.get('info', '')} | {', '.join(r.get('failed', [])) or '–'} |"
+        )
     ok = [r for r in rows if r["status"] == 0]
     if rows:
         worst = max(rows, key=lambda r: r.get("peak_rss_gb") or 0)
         slow = sorted(rows, key=lambda r: -r["seconds"])[:3]
-        lines += ["", f"{len(ok)} of {len(rows)} exit 0. Largest peak RSS: {worst['name']} "
-                  f"{(worst.get('peak_rss_gb') or 0):.2f} GB. Slowest: "
-                  + ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in slow) + "."]
-        lines += ["", "Where their time goes (report.json `timings`; the rest is loading the model and rendering):", ""]
+        lines += [
+            "",
+            f"{len(ok)} of {len(rows)} exit 0. Largest peak RSS: {worst['name']} "
+            f"{(worst.get('peak_rss_gb') or 0):.2f} GB. Slowest: "
+            + ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in slow)
+            + ".",
+        ]
+        lines += [
+            "",
+            "Where their time goes (report.json `timings`; the rest is loading the model and rendering):",
+            "",
+        ]
         for r in slow:
             t = r.get("timings") or {}
             parts = [f"{k} {v:.0f} s" for k, v in sorted(t.items(), key=lambda kv: -kv[1]) if v >= 1]

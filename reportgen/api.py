@@ -34,8 +34,10 @@ def make_options(sections: str | Sequence[str] | None = None, images: Any = None
     """:class:`Options` from keyword arguments; an unknown name is a ``TypeError`` listing the valid ones."""
     unknown = sorted(set(options) - _OPTION_NAMES)
     if unknown:
-        raise TypeError(f"Report() got unexpected option(s) {', '.join(unknown)}; valid options: "
-                        f"{', '.join(sorted(_OPTION_NAMES - {'sections', 'images'}))}")
+        raise TypeError(
+            f"Report() got unexpected option(s) {', '.join(unknown)}; valid options: "
+            f"{', '.join(sorted(_OPTION_NAMES - {'sections', 'images'}))}"
+        )
     if isinstance(sections, str):
         sections = tuple(s.strip() for s in sections.split(",") if s.strip())
     if sections is not None:
@@ -46,7 +48,9 @@ def make_options(sections: str | Sequence[str] | None = None, images: Any = None
     for key in ("cam", "layers", "pattern_layers", "inputs"):
         value = options.get(key)
         if isinstance(value, str):
-            options[key] = tuple(v.strip() for v in value.split(",") if v.strip()) if key == "cam" else (value,)
+            options[key] = (
+                tuple(v.strip() for v in value.split(",") if v.strip()) if key == "cam" else (value,)
+            )
         elif value is not None:
             options[key] = tuple(value)
     paths, _arrays = _split_images(images)
@@ -88,8 +92,16 @@ class Report:
     ``cam="gradcam,layercam"``, ``pattern_steps=10``, ...).
     """
 
-    def __init__(self, model: Any, images: Any = None, sections: str | Sequence[str] | None = None, *,
-                 name: str | None = None, options: Options | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        images: Any = None,
+        sections: str | Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        options: Options | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._model = model
         self._name = name
         self.options = options if options is not None else make_options(sections, images, **kwargs)
@@ -148,7 +160,9 @@ class Report:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def to_folder(self, out: str | os.PathLike = "reports", formats: Iterable[str] = ("html", "pdf", "json")) -> Path:
+    def to_folder(
+        self, out: str | os.PathLike = "reports", formats: Iterable[str] = ("html", "pdf", "json")
+    ) -> Path:
         """Write ``out/<name>/report.{html,pdf,json}`` (and ``errors.log`` when a section failed)."""
         from reportgen import render
         from reportgen.report import write
@@ -173,16 +187,23 @@ class Report:
 
     def _repr_html_(self) -> str:
         """Jupyter: the report inline, in an iframe so that its stylesheet stays its own."""
-        return (f'<iframe srcdoc="{html.escape(self.html(), quote=True)}" style="width:100%;height:900px;'
-                f'border:1px solid #ccd" title="reportgen report of {html.escape(self.name)}"></iframe>')
+        return (
+            f'<iframe srcdoc="{html.escape(self.html(), quote=True)}" style="width:100%;height:900px;'
+            f'border:1px solid #ccd" title="reportgen report of {html.escape(self.name)}"></iframe>'
+        )
 
     def __repr__(self) -> str:
         state = "computed" if self._built is not None else "not computed yet"
-        return f"<reportgen.Report of {self._model if isinstance(self._model, (str, Path)) else type(self._model).__name__} ({state})>"
+        return (
+            "<reportgen.Report of "
+            f"{self._model if isinstance(self._model, (str, Path)) else type(self._model).__name__} "
+            f"({state})>"
+        )
 
 
-def load_any(model: Any, weights: str = "imagenet", unsafe: bool = False,
-             input_shape: tuple | None = None) -> LoadedModel:
+def load_any(
+    model: Any, weights: str = "imagenet", unsafe: bool = False, input_shape: tuple | None = None
+) -> LoadedModel:
     """A :class:`LoadedModel` from a model object, a path, an architecture name or ``module:callable``."""
     from reportgen import backend
 
@@ -195,11 +216,17 @@ def load_any(model: Any, weights: str = "imagenet", unsafe: bool = False,
         from reportgen.loading import ensure_built
 
         built = ensure_built(model, input_shape, model.name)
-        return LoadedModel(model=built, name=model.name, source=f"in-memory {type(model).__name__} '{model.name}'",
-                           sha256=None)
+        return LoadedModel(
+            model=built,
+            name=model.name,
+            source=f"in-memory {type(model).__name__} '{model.name}'",
+            sha256=None,
+        )
     if isinstance(model, (str, os.PathLike)):
         from reportgen.loading import load
 
         return load(str(model), weights=weights, unsafe=unsafe, input_shape=input_shape)
-    raise TypeError(f"Report(model=...) takes a keras.Model, a path, an architecture name or 'module:callable', "
-                    f"not {type(model).__name__}")
+    raise TypeError(
+        f"Report(model=...) takes a keras.Model, a path, an architecture name or 'module:callable', "
+        f"not {type(model).__name__}"
+    )

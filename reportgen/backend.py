@@ -63,11 +63,13 @@ def check_installed() -> str:
 
     name = requested()
     if name not in BACKENDS:
-        raise UserError(f"KERAS_BACKEND='{name}' is not a backend reportgen supports; "
-                        f"use one of {', '.join(BACKENDS)}")
+        raise UserError(
+            f"KERAS_BACKEND='{name}' is not a backend reportgen supports; use one of {', '.join(BACKENDS)}"
+        )
     if importlib.util.find_spec(_MODULES[name]) is None:
-        raise UserError(f"KERAS_BACKEND={name} but {_MODULES[name]} is not installed; "
-                        f"pip install '{EXTRAS[name]}'")
+        raise UserError(
+            f"KERAS_BACKEND={name} but {_MODULES[name]} is not installed; pip install '{EXTRAS[name]}'"
+        )
     return name
 
 
@@ -246,7 +248,8 @@ def numpy(x: Any) -> Any:
 
 
 def array(variable: Any) -> Any:
-    """A variable's value as a NumPy array, without a copy where the backend allows it (so: never write to it).
+    """A variable's value as a NumPy array, without a copy where the backend allows it (so: never write to
+    it).
 
     VGG16's fc1 kernel is 411 MB; the weight statistics read every layer once,
     and a copy per read would double the peak memory of the largest layer.
@@ -339,7 +342,10 @@ def safe_name_scopes() -> Iterator[None]:
 
 # --- compilation and gradients -------------------------------------------------------
 
-def function(fn: Callable[..., Any], variables: Sequence[Any] = (), jit: bool | None = None) -> Callable[..., Any]:
+
+def function(
+    fn: Callable[..., Any], variables: Sequence[Any] = (), jit: bool | None = None
+) -> Callable[..., Any]:
     """``fn`` compiled for the backend; call it like ``fn``.
 
     ``variables`` are the Keras variables ``fn`` reads (a model's): JAX gets

@@ -1,4 +1,5 @@
-"""Command line: ``reportgen MODEL ...``, ``reportgen demo``, ``reportgen compare A B`` and ``reportgen index DIR``.
+"""Command line: ``reportgen MODEL ...``, ``reportgen demo``, ``reportgen compare A B`` and ``reportgen index
+DIR``.
 
 Exit status of one MODEL: 0 report written; 1 report written but a finding
 at or above ``--fail-on`` exists; 2 bad input (one line on stderr, nothing
@@ -46,15 +47,20 @@ def report_parser() -> argparse.ArgumentParser:
     """The command line of ``reportgen MODEL``: every flag is a field of :class:`reportgen.Options`."""
     p = _Parser(
         prog="reportgen",
-        description="Write an audit report (HTML, PDF, JSON) of a trained Keras CNN. Several models, a folder of "
+        description="Write an audit report (HTML, PDF, JSON) of a "
+        "trained Keras CNN. Several models, a folder of "
         "model files or a glob write one report each and OUT/index.html, OUT/index.json. Other commands: "
         "'reportgen demo' (offline example), 'reportgen compare A B' and 'reportgen index DIR'.",
     )
-    p.add_argument("model", metavar="MODEL", nargs="+",
-                   help="a .keras or .h5 file, a keras-hub preset directory (reportgen[hub]), a keras.applications "
-                   "name (vgg16, resnet50, ...), or module:callable "
-                   "(imports and RUNS that code, as python -m would); several, a folder (its .keras/.h5/.hdf5 "
-                   "files, not its sub-folders') or a quoted glob ('ckpt/*.keras') for one report each and an index")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="+",
+        help="a .keras or .h5 file, a keras-hub preset directory (reportgen[hub]), a keras.applications "
+        "name (vgg16, resnet50, ...), or module:callable "
+        "(imports and RUNS that code, as python -m would); several, a folder (its .keras/.h5/.hdf5 "
+        "files, not its sub-folders') or a quoted glob ('ckpt/*.keras') for one report each and an index",
+    )
     p.add_argument("--version", action="version", version=f"reportgen {__version__}")
     options.add_arguments(p)
     return p
@@ -119,7 +125,9 @@ def _check_inputs(opts: Options) -> None:
     for spec in opts.inputs:
         name, _, path = spec.partition("=")
         if path and guard.present(path.strip()) and not os.path.isdir(path.strip()):
-            guard.check_file(path.strip(), f"--input {name.strip()}:", "give a .npy file saved with numpy.save")
+            guard.check_file(
+                path.strip(), f"--input {name.strip()}:", "give a .npy file saved with numpy.save"
+            )
             guard.npy_declared(path.strip(), f"--input {name.strip()}:", "give a smaller example array")
 
 
@@ -134,7 +142,8 @@ def _check_junit(path: str | None) -> None:
 def _reject_missing(specs: Sequence[str]) -> None:
     """A MODEL that names a file that does not exist is bad input, answered before any backend is
     imported (in well under a second); with several models, before any report is written. So is a
-    keras-hub preset handle (``kaggle://...``, ``hf://...``): it needs the network, which reportgen never uses."""
+    keras-hub preset handle (``kaggle://...``, ``hf://...``): it needs the network, which reportgen never
+    uses."""
     from reportgen.names import is_remote_handle, missing_model, remote_handle_message
 
     handles = [s for s in specs if is_remote_handle(s)]
@@ -146,7 +155,9 @@ def _reject_missing(specs: Sequence[str]) -> None:
         raise UserError(missing_model(missing[0]))
     if missing:
         shown = ", ".join(f"'{s}'" for s in missing[:3]) + (", ..." if len(missing) > 3 else "")
-        raise UserError(f"{len(missing)} model files do not exist ({shown}); check the paths; nothing was written")
+        raise UserError(
+            f"{len(missing)} model files do not exist ({shown}); check the paths; nothing was written"
+        )
     from reportgen.loading import check_model_file
     from reportgen.names import is_code_spec, is_model_path
 
@@ -181,16 +192,32 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
         _announce(folder, formats, options.quiet)
         if row["section_errors"]:
             names = ", ".join(f"{e['section']} ({e['error']})" for e in row["section_errors"])
-            print(f"reportgen: {row['name']}: {len(row['section_errors'])} section(s) failed: {names}; "
-                  f"tracebacks in {folder / 'errors.log'}", file=sys.stderr)
+            print(
+                f"reportgen: {row['name']}: {len(row['section_errors'])} section(s) failed: {names}; "
+                f"tracebacks in {folder / 'errors.log'}",
+                file=sys.stderr,
+            )
         elif row["exit_status"] == 1:
-            print(f"reportgen: {row['name']}: findings at or above '{options.fail_on}' "
-                  f"({row['findings_summary']})", file=sys.stderr)
+            print(
+                f"reportgen: {row['name']}: findings at or above '{options.fail_on}' "
+                f"({row['findings_summary']})",
+                file=sys.stderr,
+            )
 
     try:
-        data = batch.run_batch(specs, out, formats, options, weights=options.weights, unsafe=options.unsafe,
-                               input_shape=options.input_shape, jobs=options.jobs, executor=options.executor,
-                               ray_address=options.ray_address, on_done=done)
+        data = batch.run_batch(
+            specs,
+            out,
+            formats,
+            options,
+            weights=options.weights,
+            unsafe=options.unsafe,
+            input_shape=options.input_shape,
+            jobs=options.jobs,
+            executor=options.executor,
+            ray_address=options.ray_address,
+            on_done=done,
+        )
     except KeyboardInterrupt as exc:
         if isinstance(exc, batch.Interrupted):
             done_names, left, index, why = exc.finished, exc.unfinished, exc.index, exc.index_error
@@ -207,8 +234,11 @@ def cmd_many(models: Sequence[str], options: Options) -> int:
     status = data["exit_status"]
     if status:
         s = data["summary"]
-        print(f"reportgen: {s['models']} models: {s['written']} written, {s['flagged']} with failed sections, "
-              f"{s['failed']} failed; index in {out / 'index.html'}; exit status {status}", file=sys.stderr)
+        print(
+            f"reportgen: {s['models']} models: {s['written']} written, {s['flagged']} with failed sections, "
+            f"{s['failed']} failed; index in {out / 'index.html'}; exit status {status}",
+            file=sys.stderr,
+        )
     return status
 
 
@@ -221,7 +251,9 @@ def _write_junit(path: str, out: Path, rows: Sequence[dict], fail_on: str | None
     suites = []
     for row in rows:
         if row.get("status") == "failed":
-            suites.append(junit.suite(row["name"], None, fail_on, error=row.get("error") or "the report failed"))
+            suites.append(
+                junit.suite(row["name"], None, fail_on, error=row.get("error") or "the report failed")
+            )
             continue
         try:
             data = json.loads((out / row["name"] / "report.json").read_text(encoding="utf-8"))
@@ -232,17 +264,24 @@ def _write_junit(path: str, out: Path, rows: Sequence[dict], fail_on: str | None
     junit.write(path, suites)
 
 
-def _interrupted_line(done: Sequence[str], left: Sequence[str], index: Path | None, total: int,
-                      why: str | None = None) -> str:
+def _interrupted_line(
+    done: Sequence[str], left: Sequence[str], index: Path | None, total: int, why: str | None = None
+) -> str:
     """The one line of an interrupted run of several models: which finished, which did not, the index."""
+
     def names(items: Sequence[str]) -> str:
         return ", ".join(items[:5]) + (f", ... ({len(items) - 5} more)" if len(items) > 5 else "")
 
     if not done:
-        return (f"reportgen: interrupted: none of the {total} models finished; nothing was written "
-                "(an earlier report or index is left as it was)")
-    where = (f"; the index of the finished is {index}" if index
-             else f"; the index could not be written{f' ({why})' if why else ''}")
+        return (
+            f"reportgen: interrupted: none of the {total} models finished; nothing was written "
+            "(an earlier report or index is left as it was)"
+        )
+    where = (
+        f"; the index of the finished is {index}"
+        if index
+        else f"; the index could not be written{f' ({why})' if why else ''}"
+    )
     pending = f"; not finished: {names(left)} (nothing written for them)" if left else ""
     return f"reportgen: interrupted: {len(done)} of {total} models finished: {names(done)}{pending}{where}"
 
@@ -255,11 +294,17 @@ def _status(folder: Path, data: dict, fail_on: str | None) -> int:
     if status == EXIT_SECTION_FAILED:
         errors = data["section_errors"]
         names = ", ".join(f"{e['section']} ({e['error']})" for e in errors)
-        print(f"reportgen: {len(errors)} section(s) failed: {names}; the report was written without them; "
-              f"tracebacks in {folder / 'errors.log'}; exit status 3", file=sys.stderr)
+        print(
+            f"reportgen: {len(errors)} section(s) failed: {names}; the report was written without them; "
+            f"tracebacks in {folder / 'errors.log'}; exit status 3",
+            file=sys.stderr,
+        )
     elif status == EXIT_FINDINGS:
-        print(f"reportgen: findings at or above '{fail_on}' ({data.get('findings_summary', {})}); exit status 1",
-              file=sys.stderr)
+        print(
+            f"reportgen: findings at or above '{fail_on}' "
+            f"({data.get('findings_summary', {})}); exit status 1",
+            file=sys.stderr,
+        )
     return status
 
 
@@ -271,13 +316,24 @@ def _announce(folder: Path, formats: Sequence[str], quiet: bool) -> None:
 
 
 def demo_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="reportgen demo", description="Train the tutorials' Fashion-MNIST-style CNN offline and report on it.")
+    p = _Parser(
+        prog="reportgen demo",
+        description="Train the tutorials' Fashion-MNIST-style CNN offline and report on it.",
+    )
     options.add_arguments(p, ("formats", "out", "quiet", "seed"))
-    p.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="digits",
-                   help="digits: scikit-learn's bundled handwritten digits upscaled to 28x28 (offline, default); "
-                   "fashion-mnist: Keras' download (online)")
-    p.add_argument("--epochs", type=options.argparse_type(options.positive), default=20,
-                   help="maximum epochs (early stopping, patience 2)")
+    p.add_argument(
+        "--dataset",
+        choices=("digits", "fashion-mnist"),
+        default="digits",
+        help="digits: scikit-learn's bundled handwritten digits upscaled to 28x28 (offline, default); "
+        "fashion-mnist: Keras' download (online)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=options.argparse_type(options.positive),
+        default=20,
+        help="maximum epochs (early stopping, patience 2)",
+    )
     return p
 
 
@@ -288,8 +344,14 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
     render.check_out_dir(Path(args.out))
     formats = tuple(args.formats or FORMATS)
-    folder = run_demo(Path(args.out), dataset=args.dataset, epochs=args.epochs, seed=args.seed,
-                      formats=formats, quiet=args.quiet)
+    folder = run_demo(
+        Path(args.out),
+        dataset=args.dataset,
+        epochs=args.epochs,
+        seed=args.seed,
+        formats=formats,
+        quiet=args.quiet,
+    )
     _announce(folder, formats, args.quiet)
     return 0
 
@@ -316,20 +378,31 @@ def cmd_compare(argv: Sequence[str]) -> int:
     data, view = build(a, b, options)
     variables = page_variables(f"{a.name} vs. {b.name}", f"{a.source} → {b.source}") | view
     progress = progress_factory(args.quiet)
-    folder = render.write_report(Path(args.out), f"{a.name}-vs-{b.name}", data, "compare.html.j2", variables,
-                                 tuple(args.formats or FORMATS), progress)
+    folder = render.write_report(
+        Path(args.out),
+        f"{a.name}-vs-{b.name}",
+        data,
+        "compare.html.j2",
+        variables,
+        tuple(args.formats or FORMATS),
+        progress,
+    )
     _announce(folder, tuple(args.formats or FORMATS), args.quiet)
     return 0
 
 
 def index_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="reportgen index",
-                description="Write DIR/index.html and DIR/index.json from the report folders in DIR (their "
-                "report.json files; nothing is recomputed). The weight drift across checkpoints is added when "
-                "each folder has its model file beside it (reportgen.keras.ReportCallback saves one) or names "
-                "an unchanged source file.")
+    p = _Parser(
+        prog="reportgen index",
+        description="Write DIR/index.html and DIR/index.json from the report folders in DIR (their "
+        "report.json files; nothing is recomputed). The weight drift across checkpoints is added when "
+        "each folder has its model file beside it (reportgen.keras.ReportCallback saves one) or names "
+        "an unchanged source file.",
+    )
     p.add_argument("folder", metavar="DIR", help="a folder of report folders (the --out of earlier runs)")
-    p.add_argument("--no-drift", action="store_true", help="do not load the models' files for the weight drift")
+    p.add_argument(
+        "--no-drift", action="store_true", help="do not load the models' files for the weight drift"
+    )
     options.add_arguments(p, ("junit", "fail_on"))
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
@@ -344,9 +417,14 @@ def cmd_index(argv: Sequence[str]) -> int:
     skipped: list[tuple[str, str]] = []
     data = batch.index_folders(root, drift=not args.no_drift, skipped=skipped)
     if skipped:  # a damaged report.json is data to skip, not a crash (docs/safety.md)
-        shown = "; ".join(f"'{name}': {why}" for name, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
-        _say(f"reportgen: note: {len(skipped)} report folder(s) skipped, their report.json is not a report ({shown}); "
-             "re-write those reports")
+        shown = "; ".join(f"'{name}': {why}" for name, why in skipped[:3]) + (
+            "; ..." if len(skipped) > 3 else ""
+        )
+        _say(
+            f"reportgen: note: {len(skipped)} report folder(s) "
+            f"skipped, their report.json is not a report ({shown}); "
+            "re-write those reports"
+        )
     if args.junit:
         _write_junit(args.junit, root, data.get("models") or [], args.fail_on)
     if not args.quiet:
@@ -362,7 +440,8 @@ from reportgen.errors import STOPPED_BY as _SIGNALLED, interrupt_status as _inte
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    """SIGTERM or SIGHUP: stop as Ctrl-C stops (workers ended, nothing half-written, the index of the finished)."""
+    """SIGTERM or SIGHUP: stop as Ctrl-C stops (workers ended, nothing half-written, the index of the
+    finished)."""
     _SIGNALLED.append(signum)
     raise KeyboardInterrupt
 
@@ -395,12 +474,17 @@ def _disk_problem(exc: BaseException) -> str | None:
     """The one line for a write the machine refused (disk full, quota, read-only): not a bug of ours."""
     import errno
 
-    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-               errno.EROFS: "the file system is read-only"}
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EROFS: "the file system is read-only",
+    }
     if isinstance(exc, OSError) and exc.errno in reasons:
         where = f" writing '{exc.filename}'" if exc.filename else ""
-        return (f"{reasons[exc.errno]}{where}; free some space or choose another folder with --out; no report "
-                "was written (an earlier report is left as it was)")
+        return (
+            f"{reasons[exc.errno]}{where}; free some space or choose another folder with --out; no report "
+            "was written (an earlier report is left as it was)"
+        )
     return None
 
 
@@ -435,8 +519,10 @@ def _main(argv: list[str]) -> int:
         fd, log = tempfile.mkstemp(prefix="reportgen-traceback-", suffix=".log")
         with open(fd, "w", encoding="utf-8") as fh:
             fh.write(traceback.format_exc())
-        _say(f"reportgen: internal error: {type(exc).__name__}: {one_line(exc)}; no report was written; "
-             f"please report it with the traceback in {log}")
+        _say(
+            f"reportgen: internal error: {type(exc).__name__}: {one_line(exc)}; no report was written; "
+            f"please report it with the traceback in {log}"
+        )
         return 4
 
 
@@ -470,5 +556,5 @@ def usage_block() -> str:
         p = make()
         p.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=USAGE_WIDTH)
         text = p.format_usage().strip()
-        lines.append(textwrap.dedent(text[len("usage: "):] if text.startswith("usage: ") else text))
+        lines.append(textwrap.dedent(text[len("usage: ") :] if text.startswith("usage: ") else text))
     return "\n".join(lines) + "\n"

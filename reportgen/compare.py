@@ -45,10 +45,18 @@ def check_same_architecture(model_a: Any, model_b: Any, name_a: str = "A", name_
         only_a = [p for p in paths_a if p not in paths_b]
         only_b = [p for p in paths_b if p not in paths_a]
         if only_a or only_b:
-            detail = "; ".join(x for x in (
-                f"only in {name_a}: {', '.join(only_a[:5])}{' ...' if len(only_a) > 5 else ''}" if only_a else "",
-                f"only in {name_b}: {', '.join(only_b[:5])}{' ...' if len(only_b) > 5 else ''}" if only_b else "",
-            ) if x)
+            detail = "; ".join(
+                x
+                for x in (
+                    f"only in {name_a}: {', '.join(only_a[:5])}{' ...' if len(only_a) > 5 else ''}"
+                    if only_a
+                    else "",
+                    f"only in {name_b}: {', '.join(only_b[:5])}{' ...' if len(only_b) > 5 else ''}"
+                    if only_b
+                    else "",
+                )
+                if x
+            )
         else:
             detail = "the same layers in a different order"
         raise UserError(f"compare: the models differ in architecture ({detail}); {fix}")
@@ -56,8 +64,10 @@ def check_same_architecture(model_a: Any, model_b: Any, name_a: str = "A", name_
         sa, sb = _kernel_shapes(ra.layer), _kernel_shapes(rb.layer)
         if sa != sb:
             show = lambda s: ", ".join(f"{n} {tuple(shape)}" for n, shape in s)  # noqa: E731
-            raise UserError(f"compare: layer '{ra.path}' has {show(sa)} in {name_a} but {show(sb)} in "
-                            f"{name_b}, so the architectures differ; {fix}")
+            raise UserError(
+                f"compare: layer '{ra.path}' has {show(sa)} in {name_a} but {show(sb)} in "
+                f"{name_b}, so the architectures differ; {fix}"
+            )
     return [(ra.path, ra.layer, rb.layer) for ra, rb in zip(refs_a, refs_b)]
 
 
@@ -109,6 +119,7 @@ def drift(layer_a: Any, layer_b: Any, rng: np.random.Generator) -> dict:
 
 def ranking(layers: dict[str, dict]) -> list[str]:
     """Layer paths, the most moved first (relative L2 change; NaN/Inf layers first of all)."""
+
     def key(item: tuple[str, dict]) -> tuple:
         v = item[1]["relative_l2_change"]
         return (0, 0.0) if v is None else (1, -v)
@@ -117,6 +128,7 @@ def ranking(layers: dict[str, dict]) -> list[str]:
 
 
 # --- figures ------------------------------------------------------------------------
+
 
 def ranking_figure(layers: dict[str, dict], order: list[str], top: int = 30) -> str:
     """Horizontal bars: relative L2 change per layer, most moved on top."""
@@ -129,8 +141,14 @@ def ranking_figure(layers: dict[str, dict], order: list[str], top: int = 30) -> 
     ax.barh(y, np.nan_to_num(heights, nan=0.0), color="#1f5fa8", height=0.7)
     for yi, v in zip(y, values):
         label = "NaN/Inf" if v is None else f"{v:.3g}"
-        ax.text((0 if v is None else v), yi, " " + label, va="center", fontsize=6.5,
-                color="#b3261e" if v is None else "#222")
+        ax.text(
+            (0 if v is None else v),
+            yi,
+            " " + label,
+            va="center",
+            fontsize=6.5,
+            color="#b3261e" if v is None else "#222",
+        )
     ax.set_yticks(y)
     ax.set_yticklabels(shown, fontsize=7)
     ax.invert_yaxis()
@@ -148,7 +166,7 @@ def overlay_figure(layers: dict[str, dict], paths: list[str], name_a: str, name_
     cols = min(4, len(paths))
     rows = -(-len(paths) // cols)
     fig, axes = pyplot().subplots(rows, cols, figsize=(1.75 * cols + 0.3, 1.55 * rows + 0.4), squeeze=False)
-    for ax in axes.ravel()[len(paths):]:
+    for ax in axes.ravel()[len(paths) :]:
         ax.set_axis_off()
     for ax, path in zip(axes.ravel(), paths):
         entry = layers[path]
@@ -167,6 +185,7 @@ def overlay_figure(layers: dict[str, dict], paths: list[str], name_a: str, name_
 
 
 # --- the report ---------------------------------------------------------------------
+
 
 def _who(loaded: Any) -> dict:
     return {"name": loaded.name, "source": loaded.source, "sha256": loaded.sha256}
@@ -187,12 +206,17 @@ def build(loaded_a: Any, loaded_b: Any, options: Any) -> tuple[dict, dict]:
     items = progress(matched, desc="weight drift", total=len(matched)) if progress else matched
     layers = {path: drift(la, lb, rng) for path, la, lb in items}
     order = ranking(layers)
-    identical = all(v["relative_l2_change"] == 0.0 and (v["bias_relative_l2_change"] in (None, 0.0))
-                    for v in layers.values())
+    identical = all(
+        v["relative_l2_change"] == 0.0 and (v["bias_relative_l2_change"] in (None, 0.0))
+        for v in layers.values()
+    )
     paths = list(layers)
     overlays = [
-        {"id": f"compare-overlay-{i // PANELS_PER_FIGURE + 1}", "layers": paths[i:i + PANELS_PER_FIGURE],
-         "figure": overlay_figure(layers, paths[i:i + PANELS_PER_FIGURE], "A", "B")}
+        {
+            "id": f"compare-overlay-{i // PANELS_PER_FIGURE + 1}",
+            "layers": paths[i : i + PANELS_PER_FIGURE],
+            "figure": overlay_figure(layers, paths[i : i + PANELS_PER_FIGURE], "A", "B"),
+        }
         for i in range(0, len(paths), PANELS_PER_FIGURE)
     ]
     data = {

@@ -155,12 +155,13 @@ class Thresholds:
     # least ``segment_min_images`` labelled images.
     segment_drop: float = 0.1
     segment_min_images: int = 20
-    # Robustness (docs/findings.md): a corruption whose severity-3 accuracy lies more than this below the clean
-    # accuracy (absolute, 0-1; without labels 1 - agreement with the clean prediction) is fragile. The paper's
-    # ResNet-50 loses ~0.4 on the noises at severity 3, ~0.1 on brightness.
+    # Robustness (docs/findings.md): a corruption whose severity-3 accuracy lies more than this below the
+    # clean accuracy (absolute, 0-1; without labels 1 - agreement with the clean prediction) is fragile. The
+    # paper's ResNet-50 loses ~0.4 on the noises at severity 3, ~0.1 on brightness.
     corruption_drop: float = 0.25
-    # ... and PGD at ``adversarial_epsilon`` pixel units (0-255) leaving less than this accuracy is adversarially
-    # fragile. A model not trained against attacks keeps almost none at eps = 2 (ImageNet models: < 0.05).
+    # ... and PGD at ``adversarial_epsilon`` pixel units (0-255) leaving less than this accuracy is
+    # adversarially fragile. A model not trained against attacks keeps almost none at eps = 2 (ImageNet
+    # models: < 0.05).
     adversarial_accuracy: float = 0.5
     adversarial_epsilon: float = 2.0
     # No verdict on fewer images than this (the numbers are shown, the findings not judged).
@@ -178,8 +179,10 @@ class Thresholds:
 
     def as_dict(self) -> dict:
         """The thresholds as report.json shows them."""
-        return {f.name: (dict(getattr(self, f.name)) if f.name == "severity" else getattr(self, f.name))
-                for f in fields(self)}
+        return {
+            f.name: (dict(getattr(self, f.name)) if f.name == "severity" else getattr(self, f.name))
+            for f in fields(self)
+        }
 
 
 _RANGES: dict[str, tuple[float, float, str]] = {
@@ -227,8 +230,18 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "max_per_layer": (1, 10_000, "an integer >= 1"),
     "rollup_layers": (1, 100_000, "an integer >= 1"),
 }
-_INTEGER_KEYS = {"robustness_min_images", "max_leaked_images", "duplicate_hash_bits", "segment_min_images", "inactive_min_images", "untrained_min_weights", "sanity_steps", "sanity_images", "max_per_layer",
-                 "rollup_layers"}
+_INTEGER_KEYS = {
+    "robustness_min_images",
+    "max_leaked_images",
+    "duplicate_hash_bits",
+    "segment_min_images",
+    "inactive_min_images",
+    "untrained_min_weights",
+    "sanity_steps",
+    "sanity_images",
+    "max_per_layer",
+    "rollup_layers",
+}
 KEYS = tuple(_RANGES) + ("severity",)
 
 
@@ -245,15 +258,19 @@ def _apply(values: dict, table: Any, where: str) -> None:
     for key, value in table.items():
         if key == "severity":
             if not isinstance(value, dict):
-                raise UserError(f"{where}: 'severity' must be a table like {{ duplicate_filters = \"error\" }}")
+                raise UserError(
+                    f"{where}: 'severity' must be a table like {{ duplicate_filters = \"error\" }}"
+                )
             sev = dict(values["severity"])
             kinds = default_severities()
             for kind, level in value.items():
                 if kind not in kinds:
                     raise _unknown(kind, tuple(kinds), f"{where}.severity")
                 if level not in SEVERITIES + ("off",):
-                    raise UserError(f"{where}.severity.{kind}: '{level}' is not a severity; "
-                                    "use info, warning, error or off")
+                    raise UserError(
+                        f"{where}.severity.{kind}: '{level}' is not a severity; "
+                        "use info, warning, error or off"
+                    )
                 sev[kind] = level
             values["severity"] = sev
             continue
@@ -261,10 +278,15 @@ def _apply(values: dict, table: Any, where: str) -> None:
             raise _unknown(key, KEYS, where)
         lo, hi, valid = _RANGES[key]
         ok_type = isinstance(value, int) if key in _INTEGER_KEYS else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type or not (lo <= value <= hi) or (
-                isinstance(value, float) and math.isnan(value)):
-            raise UserError(f"{where}.{key} = {value!r} is not valid; use {valid} (default "
-                            f"{getattr(Thresholds, key)})")
+        if (
+            isinstance(value, bool)
+            or not ok_type
+            or not (lo <= value <= hi)
+            or (isinstance(value, float) and math.isnan(value))
+        ):
+            raise UserError(
+                f"{where}.{key} = {value!r} is not valid; use {valid} (default {getattr(Thresholds, key)})"
+            )
         values[key] = float(value) if key not in _INTEGER_KEYS else int(value)
 
 
@@ -276,8 +298,13 @@ def _read_toml(path: Path, option: str) -> dict:
     if os.path.isdir(path):
         raise UserError(f"{option} '{path}' is a folder; give the path of a TOML file")
     # A FIFO, /dev/zero or a huge file: refused before it is read (docs/safety.md).
-    guard.check_file(path, option, "give the path of a TOML file", guard.TEXT_CAP,
-                     "a thresholds file is a few lines of TOML; give the right file")
+    guard.check_file(
+        path,
+        option,
+        "give the path of a TOML file",
+        guard.TEXT_CAP,
+        "a thresholds file is a few lines of TOML; give the right file",
+    )
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -286,8 +313,9 @@ def _read_toml(path: Path, option: str) -> dict:
     except IsADirectoryError:
         raise UserError(f"{option} '{path}' is a folder; give the path of a TOML file") from None
     except UnicodeDecodeError:
-        raise UserError(f"{option} '{path}' is not text (not UTF-8, a binary file?); give the path of a "
-                        "TOML file") from None
+        raise UserError(
+            f"{option} '{path}' is not text (not UTF-8, a binary file?); give the path of a TOML file"
+        ) from None
     except OSError as exc:
         raise UserError(f"{option} '{path}' cannot be read ({exc.strerror}); check its permissions") from None
     except tomllib.TOMLDecodeError as exc:
@@ -312,8 +340,10 @@ def load(config_file: str | None = None, cwd: str | Path | None = None) -> Thres
         if isinstance(tool, dict) and "reportgen" in tool:
             _apply(values, tool["reportgen"], f"--config {path.name} [tool.reportgen]")
         elif set(data) <= {"tool", "project", "build-system"} and data:
-            raise UserError(f"--config '{path}' has no [tool.reportgen] table; add one with the "
-                            "thresholds to change (see docs/findings.md)")
+            raise UserError(
+                f"--config '{path}' has no [tool.reportgen] table; add one with the "
+                "thresholds to change (see docs/findings.md)"
+            )
         else:
             _apply(values, data, f"--config {path.name}")
         sources.append(str(path))

@@ -57,7 +57,9 @@ class Context:
     analysis_timings: dict[str, float] = field(default_factory=dict)  # seconds per analysis, as scheduled
     # The mixed-precision policies computed in float32 for this report (reportgen.graph.forward.float32).
     float32_policies: list[str] = field(default_factory=list)
-    keras_warnings: list[str] = field(default_factory=list)  # warnings raised while it ran, known harmless ones out
+    keras_warnings: list[str] = field(
+        default_factory=list
+    )  # warnings raised while it ran, known harmless ones out
     # Each candidate pixel convention's accuracy, when ``auto`` measured it on labelled images.
     convention: Any = None
 
@@ -79,8 +81,18 @@ class Context:
         images = self.images
         head = self.head if images else None
         names = class_names(self) if images and head.units is not None and not head.is_map else None
-        return explain(self.model, images, head, self.feeds, opts.cam, opts.top_k, opts.gradcam_layer, opts.output,
-                       names, self.progress)
+        return explain(
+            self.model,
+            images,
+            head,
+            self.feeds,
+            opts.cam,
+            opts.top_k,
+            opts.gradcam_layer,
+            opts.output,
+            names,
+            self.progress,
+        )
 
     @cached_property
     def patterns(self) -> Any:
@@ -91,11 +103,20 @@ class Context:
 
     @cached_property
     def sanity(self) -> Any:
-        """The CAM sanity cascade for each method, or why it did not run (:mod:`reportgen.analyses.sanity`)."""
+        """The CAM sanity cascade for each method, or why it did not run
+        (:mod:`reportgen.analyses.sanity`)."""
         from reportgen.analyses.sanity import run_for
 
-        return run_for(self.model, self.cams, self.images, self.options.cam, self.thresholds, self.options.seed,
-                       self.feeds, self.progress)
+        return run_for(
+            self.model,
+            self.cams,
+            self.images,
+            self.options.cam,
+            self.thresholds,
+            self.options.seed,
+            self.feeds,
+            self.progress,
+        )
 
     @cached_property
     def faithfulness(self) -> Any:
@@ -103,8 +124,16 @@ class Context:
         (:mod:`reportgen.analyses.cam.faithfulness`)."""
         from reportgen.analyses.cam.faithfulness import for_report
 
-        return for_report(self.model, self.cams, self.images, self.feeds, self.options.seed, self.progress,
-                          self.options.faithfulness_steps, self.thresholds.faithfulness_informative)
+        return for_report(
+            self.model,
+            self.cams,
+            self.images,
+            self.feeds,
+            self.options.seed,
+            self.progress,
+            self.options.faithfulness_steps,
+            self.thresholds.faithfulness_informative,
+        )
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -144,8 +173,11 @@ class Context:
                 self.convention = convention.measure(self.model, self.head, self.folder, spec, self.feeds)
                 if self.convention is not None:
                     chosen = self.convention.chosen
-                    pre = (Preprocessor(chosen, self.convention.why(), "measured") if chosen
-                           else pre.with_source("default", self.convention.why()))
+                    pre = (
+                        Preprocessor(chosen, self.convention.why(), "measured")
+                        if chosen
+                        else pre.with_source("default", self.convention.why())
+                    )
         return pre
 
     @cached_property
@@ -157,21 +189,24 @@ class Context:
 
     @cached_property
     def weights(self) -> dict:
-        """Every weighted layer's :class:`~reportgen.analyses.weights.LayerWeights`, computed one layer at a time."""
+        """Every weighted layer's :class:`~reportgen.analyses.weights.LayerWeights`, computed one layer at a
+        time."""
         from reportgen.analyses.weights import weight_analysis
 
         return weight_analysis(self.model, self.options.seed, self.progress, self.thresholds.dead_kernel_norm)
 
     @cached_property
     def weight_findings(self) -> list:
-        """The weight-only checks over every layer, once: the findings, weights and kernels sections read them."""
+        """The weight-only checks over every layer, once: the findings, weights and kernels sections read
+        them."""
         from reportgen.analyses.findings import weight_findings
 
         return weight_findings(self.weights, self.thresholds)
 
     @cached_property
     def folder(self) -> Any:
-        """The ``--images`` folders' files and labels (:mod:`reportgen.images.folders`); None without folders."""
+        """The ``--images`` folders' files and labels (:mod:`reportgen.images.folders`); None without
+        folders."""
         if not self.options.image_dirs:
             return None
         from reportgen import images
@@ -183,7 +218,8 @@ class Context:
 
     @cached_property
     def dataset(self) -> Any:
-        """Statistics over every image of the folders (:mod:`reportgen.analyses.dataset`); None without folders."""
+        """Statistics over every image of the folders (:mod:`reportgen.analyses.dataset`); None without
+        folders."""
         folder = self.folder
         if folder is None:
             return None
@@ -198,7 +234,8 @@ class Context:
             layer = resolve_layer(self.model, self.options.gradcam_layer, self.options.output).path
         except UserError:
             if self.options.gradcam_layer:
-                raise  # a layer the user named, and cannot have: one line and exit 2, not a silent mean CAM of none
+                # a layer the user named, and cannot have: one line and exit 2, not a silent mean CAM of none
+                raise
             layer = None
         size = D.batch_size(self.model)
         skipped: list = []
@@ -209,17 +246,27 @@ class Context:
             embed = None
         bar = self.progress(total=len(folder), desc="images") if self.progress else None
         try:
-            stats = D.run_pass(self.model, self.head, layer, folders.batches(folder, spec, pre, size, skipped, facts),
-                               len(folder.class_names) if folder.class_names else None, self.feeds,
-                               self.thresholds.dead_activation, self.thresholds.saturation_margin,
-                               tick=(lambda n: bar.update(n)) if bar is not None else None, embed=embed)
+            stats = D.run_pass(
+                self.model,
+                self.head,
+                layer,
+                folders.batches(folder, spec, pre, size, skipped, facts),
+                len(folder.class_names) if folder.class_names else None,
+                self.feeds,
+                self.thresholds.dead_activation,
+                self.thresholds.saturation_margin,
+                tick=(lambda n: bar.update(n)) if bar is not None else None,
+                embed=embed,
+            )
         finally:
             if bar is not None:
                 bar.close()
         if stats.images == 0:
-            raise BadInput(f"--images: none of the {len(folder)} files could be read as an image "
-                            f"(first: {skipped[0].path}: {skipped[0].reason}){folder.type_note()}; "
-                            "give a folder of PNG or JPEG images")
+            raise BadInput(
+                f"--images: none of the {len(folder)} files could be read as an image "
+                f"(first: {skipped[0].path}: {skipped[0].reason}){folder.type_note()}; "
+                "give a folder of PNG or JPEG images"
+            )
         stats.skipped = skipped
         facts.attach(stats)
         if stats.indices is not None and folder.roots:
@@ -235,23 +282,32 @@ class Context:
 
         head = self.head
         stats.review = review.build(
-            stats.probs, stats.labels, stats.confusion if stats.labelled else None, stats.hashes, stats.embeddings,
-            stats.properties, sigmoid=head.kind == "sigmoid" and not head.is_binary, top_k=self.options.top_k,
-            t=self.thresholds)
-        shown = stats.review.label_issues[:review.GALLERY]
+            stats.probs,
+            stats.labels,
+            stats.confusion if stats.labelled else None,
+            stats.hashes,
+            stats.embeddings,
+            stats.properties,
+            sigmoid=head.kind == "sigmoid" and not head.is_binary,
+            top_k=self.options.top_k,
+            t=self.thresholds,
+        )
+        shown = stats.review.label_issues[: review.GALLERY]
         if shown and layer is not None:
             from reportgen.analyses.cam import explain
 
             x = folders.load_inputs(self.folder, [int(stats.indices[i.index]) for i in shown], spec, pre)
-            maps = explain(self.model, layer, x, classes=[i.suggested for i in shown], head=head,
-                           feeds=self.feeds).heatmaps[:, 0]
+            maps = explain(
+                self.model, layer, x, classes=[i.suggested for i in shown], head=head, feeds=self.feeds
+            ).heatmaps[:, 0]
             for issue, m in zip(shown, maps):
                 issue.cam = np.asarray(m, dtype=np.float64)
 
     @cached_property
     def robustness(self) -> Any:
-        """The model under the common corruptions and L-infinity attacks (:mod:`reportgen.analyses.robustness`); None
-        for a model whose output is not a vector of class scores."""
+        """The model under the common corruptions and L-infinity attacks
+        (:mod:`reportgen.analyses.robustness`); None for a model whose output is not a vector of class
+        scores."""
         from reportgen.analyses.labels import class_names
         from reportgen.analyses.robustness.inputs import for_report
 
@@ -262,12 +318,22 @@ class Context:
         except Exception:  # noqa: BLE001  (names only turn the images' labels into classes; a bad file fails elsewhere)
             names = None
         images = self.images if self.folder is None else []
-        return for_report(self.model, self.head, self.feeds, self.preprocessor, self.folder, images, self.options,
-                          names, self.progress)
+        return for_report(
+            self.model,
+            self.head,
+            self.feeds,
+            self.preprocessor,
+            self.folder,
+            images,
+            self.options,
+            names,
+            self.progress,
+        )
 
     @property
     def wants_activity(self) -> bool:
-        """Whether this report looks at units on images: it has image folders, or images and an image section."""
+        """Whether this report looks at units on images: it has image folders, or images and an image
+        section."""
         if self.options.image_dirs:
             return True
         return bool({"features", "gradcam"} & set(self.options.sections)) and bool(self.images)
@@ -284,19 +350,26 @@ class Context:
             return None
         x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images])
         t = self.thresholds
-        return A.unit_activity(self.model, A.batches_of(x, A.batch_size(self.model)), self.feeds,
-                               t.dead_activation, t.saturation_margin)
+        return A.unit_activity(
+            self.model,
+            A.batches_of(x, A.batch_size(self.model)),
+            self.feeds,
+            t.dead_activation,
+            t.saturation_margin,
+        )
 
     @cached_property
     def attention(self) -> Any:
-        """A transformer's attention on the report's images (:mod:`reportgen.analyses.attention`); None without
-        images."""
+        """A transformer's attention on the report's images (:mod:`reportgen.analyses.attention`); None
+        without images."""
         images = self.images
         if not images:
             return None
         from reportgen.analyses.attention import analyse
 
-        return analyse(self.model, np.stack([np.asarray(im.input, dtype=np.float32) for im in images]), self.feeds)
+        return analyse(
+            self.model, np.stack([np.asarray(im.input, dtype=np.float32) for im in images]), self.feeds
+        )
 
     @cached_property
     def head(self) -> Any:

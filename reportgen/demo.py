@@ -22,8 +22,18 @@ import numpy as np
 from reportgen.errors import UserError
 
 MODEL_NAME = "best-cnn-model"
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def load_digits_28() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -32,10 +42,14 @@ def load_digits_28() -> tuple[np.ndarray, np.ndarray, list[str]]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = np.stack([
-        np.asarray(Image.fromarray((img * (255.0 / 16.0)).astype(np.uint8)).resize((28, 28), Image.BILINEAR))
-        for img in digits.images
-    ])
+    images = np.stack(
+        [
+            np.asarray(
+                Image.fromarray((img * (255.0 / 16.0)).astype(np.uint8)).resize((28, 28), Image.BILINEAR)
+            )
+            for img in digits.images
+        ]
+    )
     return images, digits.target.astype(np.int64), [str(i) for i in range(10)]
 
 
@@ -47,9 +61,15 @@ def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, list[str]]:
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
     except Exception as exc:
-        raise UserError(f"could not download Fashion-MNIST ({type(exc).__name__}); offline, run 'reportgen demo' "
-                        "without --dataset to use the bundled digits") from None
-    return np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]).astype(np.int64), FASHION_CLASSES
+        raise UserError(
+            f"could not download Fashion-MNIST ({type(exc).__name__}); offline, run 'reportgen demo' "
+            "without --dataset to use the bundled digits"
+        ) from None
+    return (
+        np.concatenate([x_train, x_test]),
+        np.concatenate([y_train, y_test]).astype(np.int64),
+        FASHION_CLASSES,
+    )
 
 
 def build_model():
@@ -81,7 +101,8 @@ def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def train(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: int = 0, verbose: int = 0):
-    """Train and checkpoint the demo model; returns (model path, validation accuracy, held-out samples, names)."""
+    """Train and checkpoint the demo model; returns (model path, validation accuracy, held-out samples,
+    names)."""
     from reportgen.backend import import_keras
 
     keras = import_keras()  # quietly: TensorFlow's start-up lines swallowed once, here
@@ -101,8 +122,15 @@ def train(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: int =
         keras.callbacks.ModelCheckpoint(str(tmp_path), save_best_only=True),
         keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True),
     ]
-    history = model.fit(x[train_idx], labels[train_idx], epochs=epochs, batch_size=32, verbose=verbose,
-                        validation_data=(x[val_idx], labels[val_idx]), callbacks=callbacks)
+    history = model.fit(
+        x[train_idx],
+        labels[train_idx],
+        epochs=epochs,
+        batch_size=32,
+        verbose=verbose,
+        validation_data=(x[val_idx], labels[val_idx]),
+        callbacks=callbacks,
+    )
     tmp_path.replace(model_path)
     val_acc = float(max(history.history["val_accuracy"]))
     samples = []
@@ -112,15 +140,24 @@ def train(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: int =
     return model_path, val_acc, len(history.history["loss"]), samples, names
 
 
-def run_demo(out_root: Path, dataset: str = "digits", epochs: int = 20, seed: int = 0,
-             formats: Iterable[str] = ("html", "pdf", "json"), quiet: bool = False) -> Path:
+def run_demo(
+    out_root: Path,
+    dataset: str = "digits",
+    epochs: int = 20,
+    seed: int = 0,
+    formats: Iterable[str] = ("html", "pdf", "json"),
+    quiet: bool = False,
+) -> Path:
     from reportgen.context import Options
     from reportgen.loading import load_file
     from reportgen.report import build_report
 
     model_path, val_acc, ran, samples, names = train(out_root, dataset, epochs, seed)
-    print(f"demo: trained {ran} epochs on {dataset}; best validation accuracy {val_acc:.4f}; saved {model_path}",
-          file=sys.stderr)
+    print(
+        f"demo: trained {ran} epochs on {dataset}; best "
+        f"validation accuracy {val_acc:.4f}; saved {model_path}",
+        file=sys.stderr,
+    )
     loaded = load_file(model_path)
     loaded.sample_images = samples
     loaded.class_names = names

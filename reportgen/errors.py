@@ -4,8 +4,8 @@ from __future__ import annotations
 
 
 def one_line(exc: BaseException, limit: int = 300, typed: bool = False) -> str:
-    """An exception in one line: its message's first line, at most ``limit`` characters (its type when it has no
-    message).
+    """An exception in one line: its message's first line, at most ``limit`` characters (its type when it has
+    no message).
 
     ``typed`` -- a failure told away from its traceback (a row of the batch index, a worker, a training
     callback): ``Type: first line``, the type saying what broke; a :class:`UserError` keeps its message
@@ -76,9 +76,12 @@ class BadInput(UserError):
     """
 
 
-STOPPED_BY: list[int] = []  # the signal (SIGTERM, SIGHUP) that stopped this run, set by the command line's handler
+STOPPED_BY: list[
+    int
+] = []  # the signal (SIGTERM, SIGHUP) that stopped this run, set by the command line's handler
 
 
 def interrupt_status() -> int:
-    """The exit status of an interrupted run: 128 + the signal that stopped it (143 for SIGTERM), 130 for Ctrl-C."""
+    """The exit status of an interrupted run: 128 + the signal that stopped it (143 for SIGTERM), 130 for
+    Ctrl-C."""
     return 128 + STOPPED_BY[0] if STOPPED_BY else 130

@@ -1,4 +1,5 @@
-"""Input paths checked before any work: a regular file (or a folder where one is expected), readable, under a cap.
+"""Input paths checked before any work: a regular file (or a folder where one is expected), readable, under a
+cap.
 
 Every file reportgen reads is data except a model file opened with
 ``--unsafe`` (docs/safety.md). Reading data must neither hang (a FIFO), nor
@@ -52,8 +53,9 @@ def config_cap() -> int:
     except ValueError:
         value = -1.0
     if not (value > 0 and value < 1e7):
-        raise UserError(f"{CONFIG_ENV}={text!r} is not a size; give megabytes as a positive number, "
-                        f"as {CONFIG_ENV}=128")
+        raise UserError(
+            f"{CONFIG_ENV}={text!r} is not a size; give megabytes as a positive number, as {CONFIG_ENV}=128"
+        )
     return int(value * MB)
 
 
@@ -66,9 +68,9 @@ def size_text(n: float) -> str:
 
 
 def present(path: str | os.PathLike) -> bool:
-    """Whether something is at ``path``, as far as anyone can tell: a dangling link or a symlink loop is there,
-    and so is a file behind a folder this process may not search (told by :func:`check_file` as permission
-    denied, not "does not exist")."""
+    """Whether something is at ``path``, as far as anyone can tell: a dangling link or a symlink loop is
+    there, and so is a file behind a folder this process may not search (told by :func:`check_file` as
+    permission denied, not "does not exist")."""
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -100,25 +102,39 @@ def _stat(path: Path, what: str, fix: str) -> os.stat_result:
         return os.stat(path)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise Refused(f"{what} '{path}' is a symbolic link loop (it points back at itself); "
-                          f"fix or remove the link, {fix}", "a symlink loop") from None
+            raise Refused(
+                f"{what} '{path}' is a symbolic link loop (it points back at itself); "
+                f"fix or remove the link, {fix}",
+                "a symlink loop",
+            ) from None
         if exc.errno == errno.ENOENT:
             if os.path.islink(path):
-                raise Refused(f"{what} '{path}' is a symbolic link to '{os.readlink(path)}', which does not "
-                              f"exist; fix the link, {fix}", "a broken symlink") from None
-            raise Refused(f"{what} '{path}' does not exist; check the path, {fix}", "does not exist") from None
+                raise Refused(
+                    f"{what} '{path}' is a symbolic link to '{os.readlink(path)}', which does not "
+                    f"exist; fix the link, {fix}",
+                    "a broken symlink",
+                ) from None
+            raise Refused(
+                f"{what} '{path}' does not exist; check the path, {fix}", "does not exist"
+            ) from None
         if exc.errno == errno.EACCES:
-            raise Refused(f"{what} '{path}' cannot be reached (permission denied on a folder above it); "
-                          f"check the permissions, {fix}", "permission denied") from None
+            raise Refused(
+                f"{what} '{path}' cannot be reached (permission denied on a folder above it); "
+                f"check the permissions, {fix}",
+                "permission denied",
+            ) from None
         if exc.errno == errno.ENAMETOOLONG:
-            raise Refused(f"{what}: the path is too long for the file system; use a shorter path",
-                          "name too long") from None
-        raise Refused(f"{what} '{path}' cannot be read ({exc.strerror or exc}); {fix}",
-                      exc.strerror or "unreadable") from None
+            raise Refused(
+                f"{what}: the path is too long for the file system; use a shorter path", "name too long"
+            ) from None
+        raise Refused(
+            f"{what} '{path}' cannot be read ({exc.strerror or exc}); {fix}", exc.strerror or "unreadable"
+        ) from None
 
 
-def check_file(path: str | os.PathLike, what: str, fix: str, cap: int | None = None,
-               cap_fix: str | None = None) -> int:
+def check_file(
+    path: str | os.PathLike, what: str, fix: str, cap: int | None = None, cap_fix: str | None = None
+) -> int:
     """Refuse ``path`` unless it is a readable regular file of at most ``cap`` bytes; return its size.
 
     ``what`` names the input (``--config``, ``image``, ``model file``); ``fix``
@@ -132,11 +148,16 @@ def check_file(path: str | os.PathLike, what: str, fix: str, cap: int | None = N
         link = f" (a symbolic link to {os.path.realpath(path)})" if os.path.islink(path) else ""
         raise Refused(f"{what} '{path}' is {kind}{link}, not a regular file; {fix}", kind)
     if not readable_by_us(path):
-        raise Refused(f"{what} '{path}' cannot be read (permission denied); check its permissions "
-                      f"(chmod +r), {fix}", "permission denied")
+        raise Refused(
+            f"{what} '{path}' cannot be read (permission denied); check its permissions (chmod +r), {fix}",
+            "permission denied",
+        )
     if cap is not None and st.st_size > cap:
-        raise Refused(f"{what} '{path}' is {size_text(st.st_size)}, over the {size_text(cap)} reportgen reads; "
-                      f"{cap_fix or fix}", "over the size cap")
+        raise Refused(
+            f"{what} '{path}' is {size_text(st.st_size)}, over the {size_text(cap)} reportgen reads; "
+            f"{cap_fix or fix}",
+            "over the size cap",
+        )
     return st.st_size
 
 
@@ -157,11 +178,16 @@ def check_folder(path: str | os.PathLike, what: str, fix: str) -> None:
     path = Path(path)
     st = _stat(path, what, fix)
     if not stat.S_ISDIR(st.st_mode):
-        raise Refused(f"{what} '{path}' is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}, "
-                      f"not a folder; {fix}", "not a folder")
+        raise Refused(
+            f"{what} '{path}' is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a file'}, "
+            f"not a folder; {fix}",
+            "not a folder",
+        )
     if not _access(path, os.R_OK | os.X_OK):
-        raise Refused(f"{what} '{path}' cannot be listed (permission denied); check its permissions, {fix}",
-                      "permission denied")
+        raise Refused(
+            f"{what} '{path}' cannot be listed (permission denied); check its permissions, {fix}",
+            "permission denied",
+        )
 
 
 def check_output_file(path: str | os.PathLike, what: str) -> None:
@@ -198,7 +224,9 @@ def _read_only_fs(folder: Path) -> bool:
         return False
 
 
-def npy_declared(path: str | os.PathLike, what: str, fix: str, pixels: int | None = None) -> tuple[tuple, str]:
+def npy_declared(
+    path: str | os.PathLike, what: str, fix: str, pixels: int | None = None
+) -> tuple[tuple, str]:
     """A ``.npy`` file's declared ``(shape, dtype)`` from its header alone, refused when it declares more than
     :data:`ARRAY_CAP` bytes (or, for an image, ``pixels`` pixels) or holds Python objects."""
     import numpy as np
@@ -213,29 +241,42 @@ def npy_declared(path: str | os.PathLike, what: str, fix: str, pixels: int | Non
                 shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=10000)
             start = fh.tell()
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise Refused(f"{what} '{path}' is not a readable .npy array ({' '.join(str(exc).split())[:160]}); "
-                      f"save it with numpy.save", "not a .npy array") from None
+        raise Refused(
+            f"{what} '{path}' is not a readable .npy array ({' '.join(str(exc).split())[:160]}); "
+            f"save it with numpy.save",
+            "not a .npy array",
+        ) from None
     if dtype.hasobject:
-        raise Refused(f"{what} '{path}' holds Python objects, which reportgen never unpickles; save a numeric "
-                      "array with numpy.save", "holds Python objects")
+        raise Refused(
+            f"{what} '{path}' holds Python objects, which reportgen never unpickles; save a numeric "
+            "array with numpy.save",
+            "holds Python objects",
+        )
     count = 1
     for d in shape:
         count *= int(d)
     declared = count * dtype.itemsize
     if declared > ARRAY_CAP:
-        raise Refused(f"{what} '{path}' declares a {'x'.join(map(str, shape))} {dtype} array "
-                      f"({size_text(declared)}), over the {size_text(ARRAY_CAP)} reportgen allocates; {fix}",
-                      "over the size cap")
+        raise Refused(
+            f"{what} '{path}' declares a {'x'.join(map(str, shape))} {dtype} array "
+            f"({size_text(declared)}), over the {size_text(ARRAY_CAP)} reportgen allocates; {fix}",
+            "over the size cap",
+        )
     if start + declared > path.stat().st_size:
-        raise Refused(f"{what} '{path}' is truncated: its header declares {size_text(declared)} of data, the file "
-                      f"holds {size_text(max(0, path.stat().st_size - start))}; save it again with numpy.save",
-                      "truncated")
+        raise Refused(
+            f"{what} '{path}' is truncated: its header declares {size_text(declared)} of data, the file "
+            f"holds {size_text(max(0, path.stat().st_size - start))}; save it again with numpy.save",
+            "truncated",
+        )
     if pixels is not None and len(shape) >= 2:
         dims = [int(d) for d in shape]
         if len(dims) == 4 and dims[0] == 1:
             dims = dims[1:]
         hw = dims[0] * dims[1]
         if hw > pixels:
-            raise Refused(f"{what} '{path}' declares {dims[0]}x{dims[1]} pixels, over the {pixels:,} reportgen "
-                          f"decodes; {fix}", "over the size cap")
+            raise Refused(
+                f"{what} '{path}' declares {dims[0]}x{dims[1]} pixels, over the {pixels:,} reportgen "
+                f"decodes; {fix}",
+                "over the size cap",
+            )
     return tuple(int(d) for d in shape), str(dtype)

@@ -1,4 +1,5 @@
-"""JUnit XML for CI (``--junit FILE``): one ``testsuite`` per model, one ``testcase`` per finding kind checked.
+"""JUnit XML for CI (``--junit FILE``): one ``testsuite`` per model, one ``testcase`` per finding kind
+checked.
 
 CI systems (GitLab, Jenkins, GitHub's test reporters) show JUnit natively, as
 deepchecks and Giskard found. The file is made from report.json dicts alone
@@ -38,7 +39,8 @@ _FORBIDDEN = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U0001000
 
 
 def xml_text(text: object) -> str:
-    """``text`` as XML 1.0 allows it: each forbidden character replaced by U+FFFD (escaping is ElementTree's)."""
+    """``text`` as XML 1.0 allows it: each forbidden character replaced by U+FFFD (escaping is
+    ElementTree's)."""
     return _FORBIDDEN.sub("\ufffd", str(text))
 
 
@@ -71,7 +73,9 @@ def suite(name: str, data: dict | None, fail_on: str | None, error: str | None =
     tests = failures = errors = 0
     if error is not None or data is None:
         case = ET.SubElement(el, "testcase", classname=f"reportgen.{name}", name="report")
-        ET.SubElement(case, "error", type="report_failed", message=error or "no report.json").text = error or ""
+        ET.SubElement(case, "error", type="report_failed", message=error or "no report.json").text = (
+            error or ""
+        )
         tests, errors = 1, 1
     else:
         findings = data.get("findings") or []
@@ -85,12 +89,16 @@ def suite(name: str, data: dict | None, fail_on: str | None, error: str | None =
             if failing:
                 failures += 1
                 worst = max(failing, key=lambda f: SEVERITY_RANK[f["severity"]])
-                ET.SubElement(case, "failure", type=kind, message=worst["message"][:500]).text = _lines(failing)
+                ET.SubElement(case, "failure", type=kind, message=worst["message"][:500]).text = _lines(
+                    failing
+                )
             others = [f for f in mine if f not in failing]
             if others:
                 ET.SubElement(case, "system-out").text = _lines(others)
         for e in data.get("section_errors") or []:
-            case = ET.SubElement(el, "testcase", classname=f"reportgen.{name}", name=f"section {e['section']}")
+            case = ET.SubElement(
+                el, "testcase", classname=f"reportgen.{name}", name=f"section {e['section']}"
+            )
             ET.SubElement(case, "error", type=e.get("error", "error"), message=e.get("message", ""))
             tests += 1
             errors += 1
@@ -117,8 +125,10 @@ def write(path: str | os.PathLike, suites: Iterable[ET.Element]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".junit-", suffix=".xml", dir=path.parent)
     except OSError as exc:
-        raise UserError(f"--junit '{path}' cannot be written ({exc.strerror or exc}); the report was written, the "
-                        "JUnit file was not; choose a writable folder with --junit") from None
+        raise UserError(
+            f"--junit '{path}' cannot be written ({exc.strerror or exc}); the report was written, the "
+            "JUnit file was not; choose a writable folder with --junit"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             ET.ElementTree(root).write(fh, encoding="utf-8", xml_declaration=True)
@@ -129,7 +139,9 @@ def write(path: str | os.PathLike, suites: Iterable[ET.Element]) -> Path:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise UserError(f"--junit '{path}' cannot be written ({exc.strerror or exc}); the report was written, "
-                            "the JUnit file was not; choose a writable folder with --junit") from None
+            raise UserError(
+                f"--junit '{path}' cannot be written ({exc.strerror or exc}); the report was written, "
+                "the JUnit file was not; choose a writable folder with --junit"
+            ) from None
         raise
     return path

@@ -64,18 +64,32 @@ class ReportCallback(keras.callbacks.Callback):
     epochs whose report failed or has failed sections, with the error.
     """
 
-    def __init__(self, every: int = 1, images: Any = None, out: str | os.PathLike = "reports",
-                 sections: str | Sequence[str] | None = None, *, name: str | None = None,
-                 formats: Sequence[str] = ("json", "html"), save_model: bool = True, index: bool = True,
-                 on_error: str = "warn", **options: Any) -> None:
+    def __init__(
+        self,
+        every: int = 1,
+        images: Any = None,
+        out: str | os.PathLike = "reports",
+        sections: str | Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        formats: Sequence[str] = ("json", "html"),
+        save_model: bool = True,
+        index: bool = True,
+        on_error: str = "warn",
+        **options: Any,
+    ) -> None:
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"ReportCallback(every=...) must be a whole number of epochs >= 1, not {every!r}")
+            raise ValueError(
+                f"ReportCallback(every=...) must be a whole number of epochs >= 1, not {every!r}"
+            )
         if on_error not in ("warn", "raise"):
             raise ValueError(f"ReportCallback(on_error=...) is 'warn' or 'raise', not {on_error!r}")
         bad = [f for f in formats if f not in ("html", "pdf", "json")]
         if bad:
-            raise ValueError(f"ReportCallback(formats=...): unknown format {bad[0]!r}; choose from html, pdf, json")
+            raise ValueError(
+                f"ReportCallback(formats=...): unknown format {bad[0]!r}; choose from html, pdf, json"
+            )
         if index and "json" not in formats:
             raise ValueError("ReportCallback(index=True) reads each report.json: keep 'json' in formats")
         self.every = every
@@ -122,8 +136,13 @@ class ReportCallback(keras.callbacks.Callback):
             if self.save_model:
                 checkpoint = f"{name}.keras"
                 self.model.save(folder / checkpoint)
-            record = {"epoch": epoch + 1, "logs": _plain(logs), "checkpoint": checkpoint,
-                      "model": self.model.name, "source": report.loaded.source}
+            record = {
+                "epoch": epoch + 1,
+                "logs": _plain(logs),
+                "checkpoint": checkpoint,
+                "model": self.model.name,
+                "source": report.loaded.source,
+            }
             (folder / TRAINING_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
         except KeyboardInterrupt:
             raise
@@ -131,8 +150,13 @@ class ReportCallback(keras.callbacks.Callback):
             self._failed(epoch, exc)
             return None
         if report.section_errors:
-            self.failures.append((epoch + 1, "section(s) failed: " + ", ".join(
-                f"{e['section']} ({e['error']})" for e in report.section_errors)))
+            self.failures.append(
+                (
+                    epoch + 1,
+                    "section(s) failed: "
+                    + ", ".join(f"{e['section']} ({e['error']})" for e in report.section_errors),
+                )
+            )
         if folder in self.written:  # the same epoch again (a second fit from epoch 0): its new report
             self.written.remove(folder)
         self.written.append(folder)
@@ -145,8 +169,11 @@ class ReportCallback(keras.callbacks.Callback):
         self.failures.append((epoch + 1 if epoch is not None else 0, one_line(exc, typed=True)))
         if self.on_error == "raise":
             raise exc
-        warnings.warn(f"ReportCallback: {what} failed ({one_line(exc, typed=True)}); training goes on", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"ReportCallback: {what} failed ({one_line(exc, typed=True)}); training goes on",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def _plain(logs: dict | None) -> dict:

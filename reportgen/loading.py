@@ -1,5 +1,5 @@
-"""Load the model to audit: a ``.keras`` / ``.h5`` file, a keras-hub preset directory, a ``keras.applications``
-name, or Python code.
+"""Load the model to audit: a ``.keras`` / ``.h5`` file, a keras-hub preset directory, a
+``keras.applications`` name, or Python code.
 
 - **A file.** Model files are untrusted input: Keras' safe mode stays on (a
   Lambda layer that carries Python code is refused) unless the user passes
@@ -61,7 +61,6 @@ class LoadedModel:
     unsafe: bool = False  # loaded with --unsafe
 
 
-
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -86,8 +85,9 @@ def architectures() -> dict[str, Callable]:
     return found
 
 
-def load(spec: str, weights: str = "imagenet", unsafe: bool = False,
-         input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+def load(
+    spec: str, weights: str = "imagenet", unsafe: bool = False, input_shape: tuple[int, ...] | None = None
+) -> LoadedModel:
     """Load ``spec`` (a path, an architecture name or ``module:callable``) into a :class:`LoadedModel`."""
     from reportgen import backend
 
@@ -105,6 +105,7 @@ def load(spec: str, weights: str = "imagenet", unsafe: bool = False,
 
 # --- files ---------------------------------------------------------------------------
 
+
 def _is_weights_only(path: Path) -> bool:
     return path.name.lower().endswith(".weights.h5")
 
@@ -119,12 +120,17 @@ def check_model_file(path: str | Path) -> None:
     from reportgen import guard
 
     path = Path(path)
-    if not guard.present(path) or os.path.isdir(path):  # os.path: False, not PermissionError, behind a locked folder
+    if not guard.present(path) or os.path.isdir(
+        path
+    ):  # os.path: False, not PermissionError, behind a locked folder
         return
     guard.check_file(path, "model file", MODEL_FIX)
     cap = guard.config_cap()
-    fix = (f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB (now {guard.size_text(cap)}); a real model's "
-           "config is well under a megabyte per thousand layers")
+    fix = (
+        f"if you trust it, raise the cap with {guard.CONFIG_ENV}=MB "
+        f"(now {guard.size_text(cap)}); a real model's "
+        "config is well under a megabyte per thousand layers"
+    )
     try:
         kind = file_kind(path)
     except OSError:
@@ -141,8 +147,11 @@ def check_model_file(path: str | Path) -> None:
     elif kind == "hdf5":
         size = _h5_config_size(path)
     if size is not None and size > cap:
-        raise guard.Refused(f"model file '{path}' holds a model config of {guard.size_text(size)} (JSON), over "
-                            f"the {guard.size_text(cap)} reportgen reads; {fix}", "over the size cap")
+        raise guard.Refused(
+            f"model file '{path}' holds a model config of {guard.size_text(size)} (JSON), over "
+            f"the {guard.size_text(cap)} reportgen reads; {fix}",
+            "over the size cap",
+        )
 
 
 def _h5_config_size(path: Path) -> int | None:
@@ -174,28 +183,38 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
             return load_preset(path, unsafe=unsafe, input_shape=input_shape)
         if is_savedmodel(path):
             raise UserError(
-                f"'{path}' is a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; convert it: "
+                f"'{path}' is a TensorFlow SavedModel folder, "
+                "which Keras 3 cannot load as a model; convert it: "
                 "in TF 2.15 / tf_keras load it with tf.keras.models.load_model and save it with "
-                "model.save('model.keras'), or give the code that builds it as module:callable --weights FILE")
-        raise UserError(f"'{path}' is a directory; give a .keras or .h5 model file inside it, or a keras-hub "
-                        "preset directory (with its config.json)")
+                "model.save('model.keras'), or give the code that builds it as module:callable --weights FILE"
+            )
+        raise UserError(
+            f"'{path}' is a directory; give a .keras or .h5 model file inside it, or a keras-hub "
+            "preset directory (with its config.json)"
+        )
     if _is_weights_only(path):
         raise UserError(
             f"'{path}' holds weights only, not a model; give the architecture and the weights: "
             f"reportgen ARCH --weights {path} (a keras.applications name) or "
-            f"reportgen module:callable --weights {path}")
+            f"reportgen module:callable --weights {path}"
+        )
     if path.suffix.lower() not in MODEL_SUFFIXES:
-        raise UserError(f"'{path}' is not a .keras or .h5 file; save the model with model.save('model.keras')")
+        raise UserError(
+            f"'{path}' is not a .keras or .h5 file; save the model with model.save('model.keras')"
+        )
     try:
         with quiet_optimizer():
             model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises many types for bad files
         raise _explain_load_error(path, exc, unsafe) from None
     if not isinstance(model, keras.Model):
-        raise UserError(f"'{path}' holds no Keras model (only weights?); save the whole model with model.save()")
+        raise UserError(
+            f"'{path}' holds no Keras model (only weights?); save the whole model with model.save()"
+        )
     model = ensure_built(model, input_shape, str(path))
-    return LoadedModel(model=model, name=readable(path.stem), source=readable(str(path)), sha256=sha256(path),
-                       unsafe=unsafe)
+    return LoadedModel(
+        model=model, name=readable(path.stem), source=readable(str(path)), sha256=sha256(path), unsafe=unsafe
+    )
 
 
 # Keras warns when a file's optimizer state does not fit the loaded model's optimizer. A keras-hub task
@@ -233,50 +252,68 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
     except OSError:
         kind = None
     if kind == "empty":
-        return UserError(f"'{path}' is empty (0 bytes); copy it again, or re-save the model with "
-                         "model.save('model.keras')")
+        return UserError(
+            f"'{path}' is empty (0 bytes); copy it again, or re-save the model with model.save('model.keras')"
+        )
     if kind == "hdf5" and path.suffix.lower() == ".keras":
         if _hdf5_layout_of(path) == "keras3":
-            return UserError(f"'{path}' is a .weights.h5 file named .keras: it holds weights only, not a model; "
-                             f"give the architecture and the weights: reportgen ARCH --weights {path.stem}.weights.h5 "
-                             "(renamed) or module:callable --weights FILE")
-        return UserError(f"'{path}' is an HDF5 (.h5) model file named .keras, and Keras reads a .keras name as a "
-                         f"zip archive; rename it to {path.stem}.h5")
+            return UserError(
+                f"'{path}' is a .weights.h5 file named .keras: it holds weights only, not a model; "
+                f"give the architecture and the weights: reportgen ARCH --weights {path.stem}.weights.h5 "
+                "(renamed) or module:callable --weights FILE"
+            )
+        return UserError(
+            f"'{path}' is an HDF5 (.h5) model file named .keras, and Keras reads a .keras name as a "
+            f"zip archive; rename it to {path.stem}.h5"
+        )
     if kind == "other" and path.suffix.lower() in (".h5", ".hdf5"):
-        return UserError(f"'{path}' is not an HDF5 file (no HDF5 signature), so not a .h5 model; re-save the "
-                         "model with model.save('model.keras')")
+        return UserError(
+            f"'{path}' is not an HDF5 file (no HDF5 signature), so not a .h5 model; re-save the "
+            "model with model.save('model.keras')"
+        )
     gadget = _foreign_class(path) if kind == "zip" else None
     if gadget is not None:
-        return UserError(f"'{path}' names '{gadget}' in its config, which is not a Keras layer or model but "
-                         "Python's own code (a config gadget); Keras refuses to load it; do not use this file, "
-                         "or re-save the model from the code that built it")
+        return UserError(
+            f"'{path}' names '{gadget}' in its config, which is not a Keras layer or model but "
+            "Python's own code (a config gadget); Keras refuses to load it; do not use this file, "
+            "or re-save the model from the code that built it"
+        )
     shapes = _shape_mismatch(text)
     if shapes is not None:
-        return UserError(f"'{path}' holds weights that do not fit its own config ({shapes}); the archive was "
-                         "put together from two models; re-save the model with model.save('model.keras')")
+        return UserError(
+            f"'{path}' holds weights that do not fit its own config ({shapes}); the archive was "
+            "put together from two models; re-save the model with model.save('model.keras')"
+        )
     if isinstance(exc, zipfile.BadZipFile) or "zip" in lowered:
         return UserError(
-            f"'{path}' is not a valid .keras archive (truncated or not a model); re-save it with model.save('model.keras')"
+            f"'{path}' is not a valid .keras archive (truncated or "
+            "not a model); re-save it with model.save('model.keras')"
         )
     if "no model config" in lowered or "no model found" in lowered:
         return UserError(f"'{path}' holds weights only, not a model; save the whole model with model.save()")
     if "unknown layer" in lowered or "could not locate" in lowered:
         return UserError(
-            f"'{path}' uses a custom layer or model class that Keras cannot find ({_first_line(exc)}); register it "
-            "with keras.saving.register_keras_serializable, or give the code as module:callable --weights FILE"
+            f"'{path}' uses a custom layer or model class that "
+            f"Keras cannot find ({_first_line(exc)}); register it "
+            "with keras.saving.register_keras_serializable, "
+            "or give the code as module:callable --weights FILE"
         )
     if "input_shape" in lowered or "has not yet been built" in lowered or "'nonetype'" in lowered:
-        return UserError(f"'{path}' holds a model saved before it was built (no input shape); "
-                         "give it with --input-shape H,W,C")
+        return UserError(
+            f"'{path}' holds a model saved before it was built (no input shape); "
+            "give it with --input-shape H,W,C"
+        )
     return UserError(
-        f"cannot read '{path}' as a Keras model ({_first_line(exc)}); the file may be truncated or not a .keras/.h5 model"
+        f"cannot read '{path}' as a Keras model ({_first_line(exc)}); "
+        "the file may be truncated or not a .keras/.h5 model"
     )
 
 
 def _foreign_class(path: Path) -> str | None:
     """The first ``module.class_name`` in a .keras archive's config that comes from Python's standard library
     (``os.system``, ``builtins.eval``): a config gadget, told as such instead of Keras' reason (which reads as
-    a missing custom class or an unbuilt model). The config's size was checked before (:func:`check_model_file`)."""
+    a missing custom class or an unbuilt model). The config's size was checked before
+    (:func:`check_model_file`)."""
     import json
 
     try:
@@ -313,6 +350,7 @@ def _first_line(exc: BaseException) -> str:
 
 # --- keras-hub preset directories ---------------------------------------------------------
 
+
 def hub_installed() -> bool:
     """Whether the ``reportgen[hub]`` extra (keras-hub) is installed; found without importing it."""
     import importlib.util
@@ -340,7 +378,9 @@ def load_preset(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] |
     built-in preset's (``resnet_18_imagenet``) as that preset, and would download it.
     """
     if not hub_installed():
-        raise UserError(f"'{path}' is a keras-hub preset directory, and keras-hub is not installed; {HUB_EXTRA}")
+        raise UserError(
+            f"'{path}' is a keras-hub preset directory, and keras-hub is not installed; {HUB_EXTRA}"
+        )
     import json
 
     import keras
@@ -348,7 +388,9 @@ def load_preset(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] |
 
     folder = path.resolve()
     try:
-        task_config = json.loads((folder / "task.json").read_text()) if (folder / "task.json").is_file() else None
+        task_config = (
+            json.loads((folder / "task.json").read_text()) if (folder / "task.json").is_file() else None
+        )
         task_cls = keras.saving.get_registered_object(task_config["registered_name"]) if task_config else None
         with _safe_mode(not unsafe), quiet_optimizer():
             if isinstance(task_cls, type) and issubclass(task_cls, keras_hub.models.Task):
@@ -360,17 +402,26 @@ def load_preset(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] |
     except Exception as exc:  # keras-hub raises ValueError, FileNotFoundError, KeyError, ... for bad folders
         raise _explain_preset_error(path, exc, unsafe) from None
     model = ensure_built(model, input_shape, str(path))
-    return LoadedModel(model=model, name=readable(folder.name), source=readable(str(path)),
-                       sha256=preset_sha256(folder), unsafe=unsafe)
+    return LoadedModel(
+        model=model,
+        name=readable(folder.name),
+        source=readable(str(path)),
+        sha256=preset_sha256(folder),
+        unsafe=unsafe,
+    )
 
 
 def _explain_preset_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
     lowered = f"{type(exc).__name__}: {exc}".lower()
     if ("safe_mode" in lowered or "lambda" in lowered) and not unsafe:
-        return UserError(f"'{path}' contains a Lambda layer with Python code, which Keras' safe mode refuses to run; "
-                         "pass --unsafe only if you trust this preset")
-    return UserError(f"cannot load '{path}' as a keras-hub preset directory ({_first_line(exc)}); write it again "
-                     "with model.save_to_preset(DIR)")
+        return UserError(
+            f"'{path}' contains a Lambda layer with Python code, which Keras' safe mode refuses to run; "
+            "pass --unsafe only if you trust this preset"
+        )
+    return UserError(
+        f"cannot load '{path}' as a keras-hub preset directory ({_first_line(exc)}); write it again "
+        "with model.save_to_preset(DIR)"
+    )
 
 
 def preset_sha256(folder: Path) -> str:
@@ -396,6 +447,7 @@ def _hub_preset_name(name: str) -> bool:
 
 # --- building ----------------------------------------------------------------------------
 
+
 def _has_input_shape(model: Any) -> bool:
     from reportgen import graph
 
@@ -417,14 +469,19 @@ def ensure_built(model: Any, input_shape: tuple[int, ...] | None, what: str) -> 
     if input_shape is None:
         if _has_input_shape(model):
             return model
-        how = ("was built without an input shape (its build() took none)" if getattr(model, "built", False)
-               else "was never built")
+        how = (
+            "was built without an input shape (its build() took none)"
+            if getattr(model, "built", False)
+            else "was never built"
+        )
         raise UserError(f"'{what}' {how}, so its input shape is unknown; give it with --input-shape H,W,C")
     try:
         model(np.zeros((1,) + tuple(input_shape), dtype="float32"), training=False)
     except Exception as exc:
-        raise UserError(f"--input-shape {','.join(map(str, input_shape))} does not fit '{what}' "
-                        f"({_first_line(exc)}); give the shape the model takes") from None
+        raise UserError(
+            f"--input-shape {','.join(map(str, input_shape))} does not fit '{what}' "
+            f"({_first_line(exc)}); give the shape the model takes"
+        ) from None
     if not _has_input_shape(model):
         # Built by its own code without a shape (weights already set): calling it does not make Keras
         # record one, so the report keeps the shape the user gave.
@@ -437,7 +494,10 @@ def ensure_built(model: Any, input_shape: tuple[int, ...] | None, what: str) -> 
 
 # --- code -----------------------------------------------------------------------------------
 
-def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+
+def load_code(
+    spec: str, weights: str | None = None, input_shape: tuple[int, ...] | None = None
+) -> LoadedModel:
     """Import ``module``, call ``callable`` with no arguments, and load ``weights`` into the result."""
     import keras
 
@@ -450,8 +510,10 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            raise UserError(f"cannot import '{module_name}' for {spec} ({type(exc).__name__}: {_first_line(exc)}); "
-                            "run reportgen from the folder that holds it, or install it") from None
+            raise UserError(
+                f"cannot import '{module_name}' for {spec} ({type(exc).__name__}: {_first_line(exc)}); "
+                "run reportgen from the folder that holds it, or install it"
+            ) from None
     finally:
         if added:
             with contextlib.suppress(ValueError):
@@ -459,34 +521,48 @@ def load_code(spec: str, weights: str | None = None, input_shape: tuple[int, ...
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise UserError(f"cannot import '{attr}' from '{module_name}' for {spec}: no such name; "
-                            "check the spelling after the colon")
+            raise UserError(
+                f"cannot import '{attr}' from '{module_name}' for {spec}: no such name; "
+                "check the spelling after the colon"
+            )
         target = getattr(target, part)
     if not callable(target):
-        raise UserError(f"{spec} is not callable; name a keras.Model subclass or a function that returns a model")
+        raise UserError(
+            f"{spec} is not callable; name a keras.Model subclass or a function that returns a model"
+        )
     try:
         model = target()
     except Exception as exc:
-        raise UserError(f"{spec}() raised {type(exc).__name__}: {_first_line(exc)}; it must build the model "
-                        "when called with no arguments") from None
+        raise UserError(
+            f"{spec}() raised {type(exc).__name__}: {_first_line(exc)}; it must build the model "
+            "when called with no arguments"
+        ) from None
     if not isinstance(model, keras.Model):
-        raise UserError(f"{spec}() returned {type(model).__name__}, not a Keras model; "
-                        "it must return a keras.Model (or be a keras.Model subclass)")
+        raise UserError(
+            f"{spec}() returned {type(model).__name__}, not a Keras model; "
+            "it must return a keras.Model (or be a keras.Model subclass)"
+        )
     if weights is not None and weights.lower() == "none":
         weights = None
     if weights is None and input_shape is None and not _has_input_shape(model):
-        how = ("a model built without an input shape" if getattr(model, "built", False)
-               else "a model that was never built")
-        raise UserError(f"{spec}() returned {how}, so its input shape is unknown; "
-                        "give it with --input-shape H,W,C")
+        how = (
+            "a model built without an input shape"
+            if getattr(model, "built", False)
+            else "a model that was never built"
+        )
+        raise UserError(
+            f"{spec}() returned {how}, so its input shape is unknown; give it with --input-shape H,W,C"
+        )
     model = ensure_built(model, input_shape, spec)
     digest = None
     if weights is not None:
         path = Path(weights)
         _check_weights_file(path)
         if not path.is_file():
-            raise UserError(f"--weights '{weights}' does not exist; give a .weights.h5 file saved with "
-                            "model.save_weights()")
+            raise UserError(
+                f"--weights '{weights}' does not exist; give a .weights.h5 file saved with "
+                "model.save_weights()"
+            )
         load_weights_checked(model, path, spec)
         digest = sha256(path)
     name = attr.rsplit(".", 1)[-1]
@@ -518,8 +594,9 @@ def load_weights_checked(model: Any, path: Path, what: str) -> None:
         raise UserError(f"'{path}' cannot be read as a Keras weights file ({why}); {fix}") from None
     mismatch = first_mismatch(model, path)
     detail = mismatch or reason
-    raise UserError(f"the weights in '{path}' do not fit {what} ({detail}); use weights saved from this "
-                    "architecture") from None
+    raise UserError(
+        f"the weights in '{path}' do not fit {what} ({detail}); use weights saved from this architecture"
+    ) from None
 
 
 def _keras_reason(exc: BaseException) -> str:
@@ -555,7 +632,8 @@ def file_kind(path: Path) -> str:
 
 
 def _h5_layout(fh: Any) -> str:
-    """``legacy`` (Keras 2's .h5: layer_names, model_weights), ``keras3`` (.weights.h5: layers/, vars/) or ``none``."""
+    """``legacy`` (Keras 2's .h5: layer_names, model_weights), ``keras3`` (.weights.h5: layers/, vars/) or
+    ``none``."""
     if "layer_names" in fh.attrs or "model_weights" in fh:
         return "legacy"
     if "layers" in fh or "vars" in fh:
@@ -601,35 +679,53 @@ def weights_format_problem(path: Path) -> tuple[str, str] | None:
     if lower.endswith(".keras"):
         if kind == "hdf5":
             legacy = _hdf5_layout_of(path) == "legacy"
-            return ("it is an HDF5 file named .keras, and Keras reads a .keras name as a zip archive",
-                    f"rename it to {stem}.h5" if legacy else f"rename it to {stem}.weights.h5")
+            return (
+                "it is an HDF5 file named .keras, and Keras reads a .keras name as a zip archive",
+                f"rename it to {stem}.h5" if legacy else f"rename it to {stem}.weights.h5",
+            )
         if kind != "zip":
-            return ("it is not a .keras archive: no zip signature",
-                    f"re-save it with model.save('{stem}.keras'), or {saved}")
+            return (
+                "it is not a .keras archive: no zip signature",
+                f"re-save it with model.save('{stem}.keras'), or {saved}",
+            )
         import zipfile
 
         try:
             with zipfile.ZipFile(path) as archive:
                 if "model.weights.h5" not in archive.namelist():
-                    return ("the .keras archive holds no model.weights.h5",
-                            f"re-save it with model.save('{stem}.keras'), or {saved}")
+                    return (
+                        "the .keras archive holds no model.weights.h5",
+                        f"re-save it with model.save('{stem}.keras'), or {saved}",
+                    )
         except (zipfile.BadZipFile, OSError) as exc:
-            return (f"the .keras archive is truncated or damaged: {one_line(exc, 80)}",
-                    f"copy it again, or re-save it with model.save('{stem}.keras')")
+            return (
+                f"the .keras archive is truncated or damaged: {one_line(exc, 80)}",
+                f"copy it again, or re-save it with model.save('{stem}.keras')",
+            )
         return None
     if not lower.endswith((".h5", ".hdf5")):
         suffix = f"'{Path(name).suffix}'" if Path(name).suffix else "no extension"
-        why = f"Keras picks the reader by the name (.weights.h5, .keras or a Keras 2 .h5), and this one has {suffix}"
+        why = (
+            "Keras picks the reader by the name (.weights.h5, "
+            f".keras or a Keras 2 .h5), and this one has {suffix}"
+        )
         if kind == "zip":
             return why + "; it is a .keras archive", f"rename it to {stem}.keras"
         if kind == "hdf5":
             legacy = _hdf5_layout_of(path) == "legacy"
-            return (why + f"; it is an HDF5 file{' in the Keras 2 layout' if legacy else ''}",
-                    f"rename it to {stem}.h5" if legacy else f"rename it to {stem}.weights.h5")
-        return why + "; it is not HDF5 either (a TensorFlow checkpoint or a PyTorch file cannot be read)", saved
+            return (
+                why + f"; it is an HDF5 file{' in the Keras 2 layout' if legacy else ''}",
+                f"rename it to {stem}.h5" if legacy else f"rename it to {stem}.weights.h5",
+            )
+        return (
+            why + "; it is not HDF5 either (a TensorFlow checkpoint or a PyTorch file cannot be read)",
+            saved,
+        )
     if kind == "zip":
-        return ("it is a .keras model archive, a zip, not an HDF5 weights file",
-                f"rename it to {stem}.keras (Keras reads the weights out of it), or {saved}")
+        return (
+            "it is a .keras model archive, a zip, not an HDF5 weights file",
+            f"rename it to {stem}.keras (Keras reads the weights out of it), or {saved}",
+        )
     if kind != "hdf5":
         return "it is not an HDF5 file: no HDF5 signature", saved
     import h5py
@@ -645,14 +741,22 @@ def weights_format_problem(path: Path) -> tuple[str, str] | None:
             fh.visititems(count)
     except Exception as exc:
         text = f"{exc}"
-        return (_truncation(text) or f"the HDF5 file cannot be opened: {one_line(exc, 120)}",
-                f"copy it again, or {saved}")
+        return (
+            _truncation(text) or f"the HDF5 file cannot be opened: {one_line(exc, 120)}",
+            f"copy it again, or {saved}",
+        )
     if lower.endswith(".weights.h5") and layout == "legacy":
-        return ("it holds weights in the Keras 2 layout (legacy .h5), which Keras 3 reads only from a name "
-                "that ends in .h5 but not .weights.h5", f"rename it to {stem}.h5")
+        return (
+            "it holds weights in the Keras 2 layout (legacy .h5), which Keras 3 reads only from a name "
+            "that ends in .h5 but not .weights.h5",
+            f"rename it to {stem}.h5",
+        )
     if not lower.endswith(".weights.h5") and layout == "keras3":
-        return ("it holds Keras 3 weights (the .weights.h5 layout), but a name ending in .h5 makes Keras read "
-                "it as the Keras 2 layout", f"rename it to {stem}.weights.h5")
+        return (
+            "it holds Keras 3 weights (the .weights.h5 layout), but a name ending in .h5 makes Keras read "
+            "it as the Keras 2 layout",
+            f"rename it to {stem}.weights.h5",
+        )
     if arrays[0] == 0:
         return "the HDF5 file holds no weight arrays", saved
     return None
@@ -726,6 +830,7 @@ def first_mismatch(model: Any, path: Path) -> str | None:
 
 # --- keras.applications --------------------------------------------------------------------
 
+
 def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
     """Build a ``keras.applications`` model; ``weights`` is imagenet, none or a file path."""
     constructors = architectures()
@@ -733,9 +838,14 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
     if key not in constructors:
         if _hub_preset_name(name):
             raise UserError(remote_handle_message(name))
-        known = "vgg16, vgg19, resnet50, mobilenet_v2, efficientnet_b0, densenet121, inception_v3, xception, convnext_tiny"
-        raise UserError(f"unknown architecture '{name}' and no such model file; give a .keras/.h5 file, a "
-                        f"module:callable, or one of: {known}, ...")
+        known = (
+            "vgg16, vgg19, resnet50, mobilenet_v2, efficientnet_b0, "
+            "densenet121, inception_v3, xception, convnext_tiny"
+        )
+        raise UserError(
+            f"unknown architecture '{name}' and no such model file; give a .keras/.h5 file, a "
+            f"module:callable, or one of: {known}, ..."
+        )
     build = constructors[key]
     label = weights
     digest = None
@@ -744,7 +854,11 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
             model = build(weights="imagenet")
         except Exception as exc:
             text = str(exc)
-            reason = "the download failed; no network?" if "fetch failure" in text or "Errno" in text else _first_line(exc)
+            reason = (
+                "the download failed; no network?"
+                if "fetch failure" in text or "Errno" in text
+                else _first_line(exc)
+            )
             raise UserError(
                 f"could not get the ImageNet weights for {name} ({reason}); offline, use --weights none "
                 "for a freshly initialised model or --weights PATH for a local weights file"
@@ -757,7 +871,10 @@ def load_architecture(name: str, weights: str = "imagenet") -> LoadedModel:
         path = Path(weights)
         _check_weights_file(path)
         if not path.is_file():
-            raise UserError(f"--weights '{weights}' is neither imagenet, none nor an existing weights file; check the path")
+            raise UserError(
+                f"--weights '{weights}' is neither imagenet, none "
+                "nor an existing weights file; check the path"
+            )
         model = build(weights=None)
         load_weights_checked(model, path, name)
         digest = sha256(path)

@@ -26,39 +26,48 @@ def parse_preprocess(text: str) -> tuple[str, dict]:
     if value in PREPROCESS_MODES:
         return value, {}
     if "=" not in value:
-        raise _PreprocessError(f"--preprocess '{text}' is not known; use one of {', '.join(PREPROCESS_MODES)}, "
-                               f"{PREPROCESS_FORMS}")
+        raise _PreprocessError(
+            f"--preprocess '{text}' is not known; use one of {', '.join(PREPROCESS_MODES)}, "
+            f"{PREPROCESS_FORMS}"
+        )
     parts: dict[str, list[float]] = {}
     key = None
     for token in value.replace(" ", "").split(","):
         if "=" in token:
             key, _, token = token.partition("=")
             if key not in ("scale", "offset", "mean", "std") or key in parts:
-                raise _PreprocessError(f"--preprocess '{text}': '{key}' is not expected here; write "
-                                       f"{PREPROCESS_FORMS}")
+                raise _PreprocessError(
+                    f"--preprocess '{text}': '{key}' is not expected here; write {PREPROCESS_FORMS}"
+                )
             parts[key] = []
         try:
             number = float(token)
         except ValueError:
-            raise _PreprocessError(f"--preprocess '{text}': '{token}' is not a number; write "
-                                   f"{PREPROCESS_FORMS}") from None
+            raise _PreprocessError(
+                f"--preprocess '{text}': '{token}' is not a number; write {PREPROCESS_FORMS}"
+            ) from None
         if not math.isfinite(number):
             raise _PreprocessError(f"--preprocess '{text}': '{token}' is not finite; give finite numbers")
         parts[key].append(number)
     if set(parts) <= {"scale", "offset"} and "scale" in parts:
         if len(parts["scale"]) != 1 or len(parts.get("offset", [0.0])) != 1:
-            raise _PreprocessError(f"--preprocess '{text}': scale and offset take one number each, as "
-                                   "scale=0.0078125,offset=-1")
+            raise _PreprocessError(
+                f"--preprocess '{text}': scale and offset take one number each, as scale=0.0078125,offset=-1"
+            )
         if parts["scale"][0] == 0:
-            raise _PreprocessError(f"--preprocess '{text}': a scale of 0 erases the image; give a non-zero scale")
+            raise _PreprocessError(
+                f"--preprocess '{text}': a scale of 0 erases the image; give a non-zero scale"
+            )
         scale, offset = parts["scale"][0], parts.get("offset", [0.0])[0]
         _finite_input(text, [(offset, 255.0 * scale + offset)])
         return "scale", {"scale": scale, "offset": offset}
     if set(parts) == {"mean", "std"}:
         mean, std = parts["mean"], parts["std"]
         if len(mean) not in (1, 3) or len(std) not in (1, 3):
-            raise _PreprocessError(f"--preprocess '{text}': mean and std take 1 (grey) or 3 (R,G,B) numbers each, "
-                                   "on 0-255 pixels, as mean=123.7,116.3,103.5,std=58.4,57.1,57.4")
+            raise _PreprocessError(
+                f"--preprocess '{text}': mean and std take 1 (grey) or 3 (R,G,B) numbers each, "
+                "on 0-255 pixels, as mean=123.7,116.3,103.5,std=58.4,57.1,57.4"
+            )
         if any(v <= 0 for v in std):
             raise _PreprocessError(f"--preprocess '{text}': every std must be positive")
         width = max(len(mean), len(std))
@@ -73,16 +82,18 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 def _finite_input(text: str, ends: list[tuple[float, float]]) -> None:
     """Refuse a ``--preprocess`` whose model input over pixels 0-255 is not finite in float32 (the model's
-    input): ``scale=1e300,offset=1e300`` passes as numbers, then overflows to Inf and every probability to NaN.
-    The map is affine, so its ends (pixel 0 and 255) bound it."""
+    input): ``scale=1e300,offset=1e300`` passes as numbers, then overflows to Inf and every probability to
+    NaN. The map is affine, so its ends (pixel 0 and 255) bound it."""
     import math
 
     for lo, hi in ends:
         for v in (lo, hi):
             if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
-                raise _PreprocessError(f"--preprocess '{text}' maps pixels 0-255 to {min(lo, hi):.3g}..{max(lo, hi):.3g}, "
-                                       "beyond what a float32 model input holds (about 3.4e38); give values that "
-                                       "keep the input finite, as scale=0.0078125,offset=-1")
+                raise _PreprocessError(
+                    f"--preprocess '{text}' maps pixels 0-255 to {min(lo, hi):.3g}..{max(lo, hi):.3g}, "
+                    "beyond what a float32 model input holds (about 3.4e38); give values that "
+                    "keep the input finite, as scale=0.0078125,offset=-1"
+                )
 
 
 class _PreprocessError(ValueError):
@@ -107,7 +118,8 @@ def is_hub_preset(folder) -> bool:
 
 
 def is_remote_handle(spec: str) -> bool:
-    """A model on the network (``kaggle://...``, ``hf://...``): reportgen works offline and never fetches one."""
+    """A model on the network (``kaggle://...``, ``hf://...``): reportgen works offline and never fetches
+    one."""
     import re
 
     return bool(re.match(_HANDLE, str(spec)))
@@ -115,9 +127,12 @@ def is_remote_handle(spec: str) -> bool:
 
 def remote_handle_message(spec: str) -> str:
     """The one-line error for a keras-hub preset handle: what is wrong (it needs the network) and the fix."""
-    return (f"'{spec}' is a keras-hub preset handle, which needs the network, and reportgen works offline; "
-            f"download it elsewhere with keras_hub.models.ImageClassifier.from_preset('{spec}').save_to_preset(DIR) "
-            f"(or keras_hub.models.Backbone) and pass DIR")
+    return (
+        f"'{spec}' is a keras-hub preset handle, which needs the network, and reportgen works offline; "
+        "download it elsewhere with "
+        f"keras_hub.models.ImageClassifier.from_preset('{spec}').save_to_preset(DIR) "
+        f"(or keras_hub.models.Backbone) and pass DIR"
+    )
 
 
 def is_savedmodel(folder) -> bool:
@@ -151,14 +166,16 @@ def missing_model(spec: str, *, checked: bool = False) -> str | None:
     """The one-line error for a MODEL that names a file that does not exist (None otherwise), Keras-free:
     the command line answers it before importing a backend. ``checked``: the caller knows it is a
     missing file; just the message."""
-    import os
 
     # lexists: a symbolic link loop or a dangling link is there, and told by its own reason (reportgen.guard)
-    if not checked and (is_code_spec(spec) or not is_model_path(spec) or _present(spec)
-                        or is_remote_handle(spec)):
+    if not checked and (
+        is_code_spec(spec) or not is_model_path(spec) or _present(spec) or is_remote_handle(spec)
+    ):
         return None
-    return (f"model file '{spec}' does not exist; check the path, or give a keras.applications name such as "
-            "vgg16 or a module:callable")
+    return (
+        f"model file '{spec}' does not exist; check the path, or give a keras.applications name such as "
+        "vgg16 or a module:callable"
+    )
 
 
 def _present(spec: str) -> bool:
@@ -168,7 +185,8 @@ def _present(spec: str) -> bool:
 
 
 def readable(text: str) -> str:
-    """A file name as text a page can hold: bytes that are not UTF-8 (lone surrogates in Python) become U+FFFD."""
+    """A file name as text a page can hold: bytes that are not UTF-8 (lone surrogates in Python) become
+    U+FFFD."""
     return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 

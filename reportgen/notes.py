@@ -30,8 +30,14 @@ from __future__ import annotations
 
 from typing import Any
 
-NOTE_KINDS = ("stand_in_image", "preprocess_guessed", "preprocess_from_model", "input_size", "output_chosen",
-              "keras_warning")
+NOTE_KINDS = (
+    "stand_in_image",
+    "preprocess_guessed",
+    "preprocess_from_model",
+    "input_size",
+    "output_chosen",
+    "keras_warning",
+)
 PREPROCESS_FLAGS = "--preprocess unit|tf|caffe|torch|none, scale=S,offset=O or mean=R,G,B,std=R,G,B"
 _WEIGHT_SECTIONS = {"weights", "kernels", "findings"}  # sections that compute the weight facts anyway
 
@@ -63,7 +69,7 @@ def weights_text(loaded: Any, state: dict | None) -> str | None:
         "trained": "trained weights, loaded by the code",
         "fresh": "freshly initialised weights (the code loaded none)",
         "partly fresh": f"partly trained weights: {state['layers_fresh']} of {state['layers_judged']} layers "
-                        "look freshly initialised",
+        "look freshly initialised",
     }[state["state"]]
 
 
@@ -71,9 +77,14 @@ def _stand_in(ctx: Any) -> list[dict]:
     images = vars(ctx).get("images") or []
     if not any(getattr(im, "stand_in", False) for im in images):
         return []
-    return [{"kind": "stand_in_image",
-             "message": "The image sections show a stand-in photo (Grace Hopper, from Matplotlib's sample data), "
-                        "not this model's data; pass --image or --images."}]
+    return [
+        {
+            "kind": "stand_in_image",
+            "message": "The image sections show a stand-in photo "
+            "(Grace Hopper, from Matplotlib's sample data), "
+            "not this model's data; pass --image or --images.",
+        }
+    ]
 
 
 def _preprocess(ctx: Any) -> list[dict]:
@@ -82,18 +93,27 @@ def _preprocess(ctx: Any) -> list[dict]:
     pre = ctx.preprocessor
     if pre.source == "model" and pre.converter:
         text = pre.describe().split(":")[0]
-        return [{"kind": "preprocess_from_model",
-                 "message": f"The preprocessing is the model's own: its keras-hub {pre.converter}, saved with it, "
-                            f"turns pixels into model input as {text}, and the report scales images the same way. "
-                            f"To override it, pass --preprocess."}]
+        return [
+            {
+                "kind": "preprocess_from_model",
+                "message": "The preprocessing is the model's own: its "
+                f"keras-hub {pre.converter}, saved with it, "
+                f"turns pixels into model input as {text}, and the report scales images the same way. "
+                f"To override it, pass --preprocess.",
+            }
+        ]
     if not pre.guessed:
         return []
     why = f" {pre.why[0].upper()}{pre.why[1:]}." if pre.why else ""
     measure = "" if ctx.options.image_dirs else " With labelled --images folders reportgen measures it."
-    return [{"kind": "preprocess_guessed",
-             "message": f"The preprocessing was guessed: {pre.describe().split(':')[0]}, the tutorials' "
-                        f"convention; nothing in the model says how its training images were scaled.{why} "
-                        f"If it was trained on another range, pass {PREPROCESS_FLAGS}.{measure}"}]
+    return [
+        {
+            "kind": "preprocess_guessed",
+            "message": f"The preprocessing was guessed: {pre.describe().split(':')[0]}, the tutorials' "
+            f"convention; nothing in the model says how its training images were scaled.{why} "
+            f"If it was trained on another range, pass {PREPROCESS_FLAGS}.{measure}",
+        }
+    ]
 
 
 def _output(ctx: Any) -> list[dict]:
@@ -105,13 +125,22 @@ def _output(ctx: Any) -> list[dict]:
     if len(outputs) < 2:
         return []
     head = ctx.head
-    kinds = {"softmax": "a softmax classifier", "sigmoid": "sigmoid class scores",
-             "pixel-softmax": "a per-pixel classifier", "map": "a map", "none": "raw (linear) outputs"}
+    kinds = {
+        "softmax": "a softmax classifier",
+        "sigmoid": "sigmoid class scores",
+        "pixel-softmax": "a per-pixel classifier",
+        "map": "a map",
+        "none": "raw (linear) outputs",
+    }
     others = ", ".join(f"'{o.name}' {list(o.shape)}" for i, o in enumerate(outputs) if i != head.output)
-    return [{"kind": "output_chosen",
-             "message": f"The model has {len(outputs)} outputs; this report explains '{head.output_name}' "
-                        f"({kinds.get(head.kind, head.kind)}), chosen because class scores come before linear "
-                        f"outputs. The others: {others}. Pick one with --output NAME."}]
+    return [
+        {
+            "kind": "output_chosen",
+            "message": f"The model has {len(outputs)} outputs; this report explains '{head.output_name}' "
+            f"({kinds.get(head.kind, head.kind)}), chosen because class scores come before linear "
+            f"outputs. The others: {others}. Pick one with --output NAME.",
+        }
+    ]
 
 
 def _size(ctx: Any) -> list[dict]:
@@ -123,15 +152,25 @@ def _size(ctx: Any) -> list[dict]:
     spec = image_input_spec(ctx.model)
     if spec is None or spec.size_from == "model":
         return []
-    return [{"kind": "input_size",
-             "message": f"The model takes images of any size; the report feeds {spec.describe_size()}."}]
+    return [
+        {
+            "kind": "input_size",
+            "message": f"The model takes images of any size; the report feeds {spec.describe_size()}.",
+        }
+    ]
 
 
 def _warnings(ctx: Any) -> list[dict]:
     said = list(getattr(ctx, "keras_warnings", None) or [])
-    return [{"kind": "keras_warning",
-             "message": f"Keras warned while the report ran (reportgen does not know this warning, so it cannot "
-                        f"say whether it matters): {text}"} for text in said]
+    return [
+        {
+            "kind": "keras_warning",
+            "message": "Keras warned while the report ran (reportgen "
+            "does not know this warning, so it cannot "
+            f"say whether it matters): {text}",
+        }
+        for text in said
+    ]
 
 
 def page_notes(ctx: Any) -> list[dict]:

@@ -20,16 +20,41 @@ from typing import Any, Callable, Sequence
 
 from reportgen.names import CAM_METHODS, PATTERN_STYLES, PREPROCESS_MODES
 
-SECTION_NAMES = ("findings", "overview", "dataset", "robustness", "layers", "weights", "kernels", "features", "gradcam",
-                 "patterns")
-# The common corruptions reportgen implements, in the paper's order (Hendrycks & Dietterich 2019; frost left out:
-# reportgen.analyses.robustness.corruptions says why). Here, Keras-free, for --corruptions.
-CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-               "zoom_blur", "snow", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression")
+SECTION_NAMES = (
+    "findings",
+    "overview",
+    "dataset",
+    "robustness",
+    "layers",
+    "weights",
+    "kernels",
+    "features",
+    "gradcam",
+    "patterns",
+)
+# The common corruptions reportgen implements, in the paper's order (Hendrycks & Dietterich 2019; frost left
+# out: reportgen.analyses.robustness.corruptions says why). Here, Keras-free, for --corruptions.
+CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
 FORMATS = ("html", "pdf", "json")
 
 
 # --- parsers: text -> value, each raising ValueError with the reason --------------------------------
+
 
 def at_least(minimum: int) -> Callable[[str], int]:
     """A whole number no smaller than ``minimum``."""
@@ -123,16 +148,34 @@ def _text(value: Any) -> str:
 
 # --- the definition ---------------------------------------------------------------------------------
 
-def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None, group: str = "report",
-           parse: Callable[[Any], Any] | None = None, many: str | None = None, cli: bool = True,
-           record: bool = True) -> Any:
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    group: str = "report",
+    parse: Callable[[Any], Any] | None = None,
+    many: str | None = None,
+    cli: bool = True,
+    record: bool = True,
+) -> Any:
     """A field of :class:`Options` with what the command line and ``settings`` need to know of it.
 
     ``many``: ``"append"`` (repeat the flag), ``"extend"`` (several values after it) or None.
     ``record``: whether report.json's ``settings`` lists it (what changes the report's content).
     """
-    meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "parse": parse, "many": many,
-            "cli": cli, "record": record}
+    meta = {
+        "help": help,
+        "flag": flag,
+        "metavar": metavar,
+        "group": group,
+        "parse": parse,
+        "many": many,
+        "cli": cli,
+        "record": record,
+    }
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -143,111 +186,277 @@ class Options:
     """Everything a user can choose for a report: the command line's flags and ``Report()``'s keywords."""
 
     # what to write
-    sections: tuple[str, ...] = option(SECTION_NAMES, "comma-separated sections (default: all): "
-                                       + ",".join(SECTION_NAMES), metavar="LIST",
-                                       parse=comma_list(SECTION_NAMES, "section"))
-    formats: tuple[str, ...] = option(FORMATS, "html, pdf or json; repeat for several (default: all three)",
-                                      flag="--format", metavar="FMT", group="output", parse=one_of(FORMATS),
-                                      many="append", record=False)
-    out: str = option("reports", "output folder (default: reports)", metavar="DIR", group="output", record=False)
+    sections: tuple[str, ...] = option(
+        SECTION_NAMES,
+        "comma-separated sections (default: all): " + ",".join(SECTION_NAMES),
+        metavar="LIST",
+        parse=comma_list(SECTION_NAMES, "section"),
+    )
+    formats: tuple[str, ...] = option(
+        FORMATS,
+        "html, pdf or json; repeat for several (default: all three)",
+        flag="--format",
+        metavar="FMT",
+        group="output",
+        parse=one_of(FORMATS),
+        many="append",
+        record=False,
+    )
+    out: str = option(
+        "reports", "output folder (default: reports)", metavar="DIR", group="output", record=False
+    )
     quiet: bool = option(False, "hide the progress bars", group="output", record=False)
     # the model
-    weights: str = option("imagenet", "weights for an architecture given by name (default: imagenet, downloaded and "
-                          "cached by Keras), or a .weights.h5 file for a module:callable", metavar="imagenet|none|PATH",
-                          group="model")
-    unsafe: bool = option(False, "turn Keras safe mode off to load a TRUSTED file whose Lambda layers carry code",
-                          group="model")
-    input_shape: tuple[int, ...] | None = option(None, "build a model that was saved or returned unbuilt with this "
-                                                 "input shape", metavar="H,W,C", group="model", parse=shape)
+    weights: str = option(
+        "imagenet",
+        "weights for an architecture given by name (default: imagenet, downloaded and "
+        "cached by Keras), or a .weights.h5 file for a module:callable",
+        metavar="imagenet|none|PATH",
+        group="model",
+    )
+    unsafe: bool = option(
+        False, "turn Keras safe mode off to load a TRUSTED file whose Lambda layers carry code", group="model"
+    )
+    input_shape: tuple[int, ...] | None = option(
+        None,
+        "build a model that was saved or returned unbuilt with this input shape",
+        metavar="H,W,C",
+        group="model",
+        parse=shape,
+    )
     # several models
-    jobs: int | None = option(None, "reports built at once: N worker processes (default 1: one after the other, in "
-                              "this process); with --executor ray, at most N tasks at once (a local Ray instance gets "
-                              "N CPUs). With one model: the robustness section's images over N workers", metavar="N", group="several models", parse=positive, record=False)
-    executor: str = option("process", "process: this machine (default); ray: one Ray task per model "
-                           "(pip install 'reportgen[ray]')", metavar="process|ray", group="several models",
-                           parse=one_of(("process", "ray")), record=False)
-    ray_address: str | None = option(None, "the Ray cluster to use with --executor ray (default: $RAY_ADDRESS, else a "
-                                     "local Ray instance for this run); its nodes need reportgen installed and must "
-                                     "see the model files and --out under the same paths", metavar="ADDR",
-                                     group="several models", record=False)
+    jobs: int | None = option(
+        None,
+        "reports built at once: N worker processes (default 1: one after the other, in "
+        "this process); with --executor ray, at most N tasks at once (a local Ray instance gets "
+        "N CPUs). With one model: the robustness section's images over N workers",
+        metavar="N",
+        group="several models",
+        parse=positive,
+        record=False,
+    )
+    executor: str = option(
+        "process",
+        "process: this machine (default); ray: one Ray task per model (pip install 'reportgen[ray]')",
+        metavar="process|ray",
+        group="several models",
+        parse=one_of(("process", "ray")),
+        record=False,
+    )
+    ray_address: str | None = option(
+        None,
+        "the Ray cluster to use with --executor ray (default: $RAY_ADDRESS, else a "
+        "local Ray instance for this run); its nodes need reportgen installed and must "
+        "see the model files and --out under the same paths",
+        metavar="ADDR",
+        group="several models",
+        record=False,
+    )
     # kernel grids
-    max_filters: int = option(64, "filters shown per layer (default 64)", metavar="N", group="kernel grids",
-                              parse=positive)
-    kernel_channel: int | None = option(None, "input channel shown in the kernel grids (default: each layer's "
-                                        "channel with the largest kernel norm)", metavar="C", group="kernel grids",
-                                        parse=non_negative)
+    max_filters: int = option(
+        64, "filters shown per layer (default 64)", metavar="N", group="kernel grids", parse=positive
+    )
+    kernel_channel: int | None = option(
+        None,
+        "input channel shown in the kernel grids (default: each layer's "
+        "channel with the largest kernel norm)",
+        metavar="C",
+        group="kernel grids",
+        parse=non_negative,
+    )
     # images, feature maps and CAMs
-    images: tuple[str, ...] = option((), "input image (PNG, JPEG, BMP, GIF, .npy); repeatable", flag="--image",
-                                     metavar="PATH", group="images, feature maps, Grad-CAM", many="append")
-    image_dirs: tuple[str, ...] = option((), "a folder of images, read recursively, class sub-folders as labels; "
-                                         "repeatable. Statistics cover every image, the other sections show --sample "
-                                         "of them", flag="--images", metavar="DIR",
-                                         group="images, feature maps, Grad-CAM", many="append")
-    sample: int = option(8, "images of the --images folders shown in the image sections (default 8)", metavar="N",
-                         group="images, feature maps, Grad-CAM", parse=positive)
-    preprocess: str = option("auto", f"input preprocessing: {', '.join(PREPROCESS_MODES)}, scale=S,offset=O (pixels "
-                             "x S + O) or mean=R,G,B,std=R,G,B (on 0-255 pixels). Default auto: the architecture's "
-                             "own; raw pixels for a model that scales them itself; with labelled --images, the "
-                             "convention with the best accuracy; else /255, and the report says it guessed",
-                             metavar="MODE", group="images, feature maps, Grad-CAM", parse=preprocess)
-    class_names: str | None = option(None, "class names, one per line or a JSON list", metavar="FILE",
-                                     group="images, feature maps, Grad-CAM")
-    layers: tuple[str, ...] | None = option(None, "layers whose feature maps are shown", metavar="NAME",
-                                            group="images, feature maps, Grad-CAM", many="extend")
-    feature_channels: int = option(64, "channels per feature-map grid (default 64)", metavar="N",
-                                   group="images, feature maps, Grad-CAM", parse=positive)
-    gradcam_layer: str | None = option(None, "CAM target layer (default: the last conv layer with a map on the way "
-                                       "to the explained output)", metavar="NAME",
-                                       group="images, feature maps, Grad-CAM")
-    top_k: int = option(3, "predictions explained per image (default 3)", metavar="K",
-                        group="images, feature maps, Grad-CAM", parse=positive)
-    cam: tuple[str, ...] = option(("gradcam",), "comma-separated CAM methods, side by side (default gradcam): "
-                                  + ",".join(CAM_METHODS), metavar="LIST", group="images, feature maps, Grad-CAM",
-                                  parse=comma_list(CAM_METHODS, "method"))
-    faithfulness_steps: int | None = option(None, "steps of the CAM faithfulness test's deletion and insertion curves "
-                                            "(default: 20, 10 or 5, fitted to the model's cost; not measured where "
-                                            "5 are over it); 0 skips the test", metavar="N",
-                                            group="images, feature maps, Grad-CAM", parse=non_negative)
-    output: str | None = option(None, "the output to explain, for a model with several (default: the first that "
-                                "holds class scores)", metavar="NAME", group="images, feature maps, Grad-CAM")
-    inputs: tuple[str, ...] = option((), "a value for a non-image input (default zeros); repeatable", flag="--input",
-                                     metavar="NAME=FILE.npy", group="images, feature maps, Grad-CAM", many="append")
+    images: tuple[str, ...] = option(
+        (),
+        "input image (PNG, JPEG, BMP, GIF, .npy); repeatable",
+        flag="--image",
+        metavar="PATH",
+        group="images, feature maps, Grad-CAM",
+        many="append",
+    )
+    image_dirs: tuple[str, ...] = option(
+        (),
+        "a folder of images, read recursively, class sub-folders as labels; "
+        "repeatable. Statistics cover every image, the other sections show --sample "
+        "of them",
+        flag="--images",
+        metavar="DIR",
+        group="images, feature maps, Grad-CAM",
+        many="append",
+    )
+    sample: int = option(
+        8,
+        "images of the --images folders shown in the image sections (default 8)",
+        metavar="N",
+        group="images, feature maps, Grad-CAM",
+        parse=positive,
+    )
+    preprocess: str = option(
+        "auto",
+        f"input preprocessing: {', '.join(PREPROCESS_MODES)}, scale=S,offset=O (pixels "
+        "x S + O) or mean=R,G,B,std=R,G,B (on 0-255 pixels). Default auto: the architecture's "
+        "own; raw pixels for a model that scales them itself; with labelled --images, the "
+        "convention with the best accuracy; else /255, and the report says it guessed",
+        metavar="MODE",
+        group="images, feature maps, Grad-CAM",
+        parse=preprocess,
+    )
+    class_names: str | None = option(
+        None,
+        "class names, one per line or a JSON list",
+        metavar="FILE",
+        group="images, feature maps, Grad-CAM",
+    )
+    layers: tuple[str, ...] | None = option(
+        None,
+        "layers whose feature maps are shown",
+        metavar="NAME",
+        group="images, feature maps, Grad-CAM",
+        many="extend",
+    )
+    feature_channels: int = option(
+        64,
+        "channels per feature-map grid (default 64)",
+        metavar="N",
+        group="images, feature maps, Grad-CAM",
+        parse=positive,
+    )
+    gradcam_layer: str | None = option(
+        None,
+        "CAM target layer (default: the last conv layer with a map on the way to the explained output)",
+        metavar="NAME",
+        group="images, feature maps, Grad-CAM",
+    )
+    top_k: int = option(
+        3,
+        "predictions explained per image (default 3)",
+        metavar="K",
+        group="images, feature maps, Grad-CAM",
+        parse=positive,
+    )
+    cam: tuple[str, ...] = option(
+        ("gradcam",),
+        "comma-separated CAM methods, side by side (default gradcam): " + ",".join(CAM_METHODS),
+        metavar="LIST",
+        group="images, feature maps, Grad-CAM",
+        parse=comma_list(CAM_METHODS, "method"),
+    )
+    faithfulness_steps: int | None = option(
+        None,
+        "steps of the CAM faithfulness test's deletion and insertion curves "
+        "(default: 20, 10 or 5, fitted to the model's cost; not measured where "
+        "5 are over it); 0 skips the test",
+        metavar="N",
+        group="images, feature maps, Grad-CAM",
+        parse=non_negative,
+    )
+    output: str | None = option(
+        None,
+        "the output to explain, for a model with several (default: the first that holds class scores)",
+        metavar="NAME",
+        group="images, feature maps, Grad-CAM",
+    )
+    inputs: tuple[str, ...] = option(
+        (),
+        "a value for a non-image input (default zeros); repeatable",
+        flag="--input",
+        metavar="NAME=FILE.npy",
+        group="images, feature maps, Grad-CAM",
+        many="append",
+    )
     # robustness
-    robustness_sample: int | None = option(None, "images the robustness section corrupts and attacks (default: as "
-                                           "many as fit its cost budget: 12 for VGG16, at most 256)", metavar="N",
-                                           group="robustness", parse=positive)
-    corruptions: tuple[str, ...] = option(CORRUPTIONS, "comma-separated common corruptions (default: all 14 of "
-                                          "Hendrycks & Dietterich's 15 but frost): " + ",".join(CORRUPTIONS),
-                                          metavar="LIST", group="robustness", parse=comma_list(CORRUPTIONS, "corruption"))
-    epsilons: tuple[float, ...] = option((1.0, 2.0, 4.0, 8.0), "comma-separated L-infinity budgets of the FGSM and "
-                                         "PGD attacks in pixel units 0-255 (default 1,2,4,8)", metavar="LIST",
-                                         group="robustness", parse=budgets)
-    pgd_steps: int = option(10, "PGD steps (default 10, each of a quarter of the budget)", metavar="N",
-                            group="robustness", parse=positive)
+    robustness_sample: int | None = option(
+        None,
+        "images the robustness section corrupts and attacks (default: as "
+        "many as fit its cost budget: 12 for VGG16, at most 256)",
+        metavar="N",
+        group="robustness",
+        parse=positive,
+    )
+    corruptions: tuple[str, ...] = option(
+        CORRUPTIONS,
+        "comma-separated common corruptions (default: all 14 of "
+        "Hendrycks & Dietterich's 15 but frost): " + ",".join(CORRUPTIONS),
+        metavar="LIST",
+        group="robustness",
+        parse=comma_list(CORRUPTIONS, "corruption"),
+    )
+    epsilons: tuple[float, ...] = option(
+        (1.0, 2.0, 4.0, 8.0),
+        "comma-separated L-infinity budgets of the FGSM and "
+        "PGD attacks in pixel units 0-255 (default 1,2,4,8)",
+        metavar="LIST",
+        group="robustness",
+        parse=budgets,
+    )
+    pgd_steps: int = option(
+        10,
+        "PGD steps (default 10, each of a quarter of the budget)",
+        metavar="N",
+        group="robustness",
+        parse=positive,
+    )
     # filter patterns
-    pattern_layers: tuple[str, ...] | None = option(None, "conv layers for the pattern mosaics", metavar="NAME",
-                                                    group="filter patterns", many="extend")
-    pattern_filters: int | None = option(None, "filters per layer (default 64; 16 for a transformer's blocks, "
-                                         "whose ascent runs the encoder up to the block)", metavar="N",
-                                         group="filter patterns", parse=positive)
-    pattern_size: int | None = option(None, "pattern side in pixels (default 64, within the model's input sizes)",
-                                      metavar="PX", group="filter patterns", parse=positive)
-    pattern_steps: int | None = option(None, "gradient-ascent steps (default: fitted to the model's cost)",
-                                       metavar="N", group="filter patterns", parse=positive)
-    pattern_style: str = option("classic", "classic or robust (default classic)", metavar="classic|robust",
-                                group="filter patterns",
-                                parse=one_of(PATTERN_STYLES))
-    seed: int = option(0, "random seed (default 0): same seed, same report", metavar="N", group="filter patterns",
-                       parse=non_negative)
+    pattern_layers: tuple[str, ...] | None = option(
+        None, "conv layers for the pattern mosaics", metavar="NAME", group="filter patterns", many="extend"
+    )
+    pattern_filters: int | None = option(
+        None,
+        "filters per layer (default 64; 16 for a transformer's blocks, "
+        "whose ascent runs the encoder up to the block)",
+        metavar="N",
+        group="filter patterns",
+        parse=positive,
+    )
+    pattern_size: int | None = option(
+        None,
+        "pattern side in pixels (default 64, within the model's input sizes)",
+        metavar="PX",
+        group="filter patterns",
+        parse=positive,
+    )
+    pattern_steps: int | None = option(
+        None,
+        "gradient-ascent steps (default: fitted to the model's cost)",
+        metavar="N",
+        group="filter patterns",
+        parse=positive,
+    )
+    pattern_style: str = option(
+        "classic",
+        "classic or robust (default classic)",
+        metavar="classic|robust",
+        group="filter patterns",
+        parse=one_of(PATTERN_STYLES),
+    )
+    seed: int = option(
+        0,
+        "random seed (default 0): same seed, same report",
+        metavar="N",
+        group="filter patterns",
+        parse=non_negative,
+    )
     # findings
-    config: str | None = option(None, "TOML file with finding thresholds (default: [tool.reportgen] in "
-                                "./pyproject.toml)", metavar="FILE", group="findings")
-    junit: str | None = option(None, "also write JUnit XML to FILE for CI: one testsuite per model, one testcase "
-                               "per finding kind checked, a failure where a finding is at or above --fail-on",
-                               metavar="FILE", group="findings", record=False)
-    fail_on: str | None = option(None, "exit 1 when a finding at or above this severity exists",
-                                 metavar="warning|error", group="findings",
-                                 parse=one_of(("warning", "error")))
+    config: str | None = option(
+        None,
+        "TOML file with finding thresholds (default: [tool.reportgen] in ./pyproject.toml)",
+        metavar="FILE",
+        group="findings",
+    )
+    junit: str | None = option(
+        None,
+        "also write JUnit XML to FILE for CI: one testsuite per model, one testcase "
+        "per finding kind checked, a failure where a finding is at or above --fail-on",
+        metavar="FILE",
+        group="findings",
+        record=False,
+    )
+    fail_on: str | None = option(
+        None,
+        "exit 1 when a finding at or above this severity exists",
+        metavar="warning|error",
+        group="findings",
+        parse=one_of(("warning", "error")),
+    )
 
     def __post_init__(self) -> None:
         """Values given as text (``Report(top_k="5")``, ``cam="gradcam,layercam"``, a config) go through the
@@ -258,7 +467,12 @@ class Options:
         for f in fields(self):
             value = getattr(self, f.name)
             parse = f.metadata.get("parse")
-            if parse is None or not isinstance(value, str) or isinstance(f.default, str) and parse is not preprocess:
+            if (
+                parse is None
+                or not isinstance(value, str)
+                or isinstance(f.default, str)
+                and parse is not preprocess
+            ):
                 continue
             try:
                 parsed = parse(value)
@@ -300,8 +514,9 @@ def default_of(f: Any) -> Any:
     return f.default_factory()  # type: ignore[misc]
 
 
-def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None,
-                  groups: dict[str, Any] | None = None) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, names: Sequence[str] | None = None, groups: dict[str, Any] | None = None
+) -> None:
     """Add the flags of the fields named (all by default) to ``parser``, grouped as defined."""
     groups = groups if groups is not None else {}
     for f in option_fields():

@@ -90,6 +90,7 @@ HEATMAP_CMAP = "jet"
 
 # --- colour scales -----------------------------------------------------------------
 
+
 def channel_range(channel: np.ndarray) -> tuple[float, float]:
     """Each feature-map channel on its own scale (min..max), flat channels kept flat."""
     c = np.asarray(channel, dtype=np.float64)
@@ -120,11 +121,14 @@ HEATMAP_ALPHA = 0.45  # heatmap opacity over the image
 def heatmap_overlay(pixels: np.ndarray, heatmap01: np.ndarray, alpha: float = HEATMAP_ALPHA) -> np.ndarray:
     """A [0, 1] heatmap at the image's size, coloured with the heatmap map, blended over the image."""
     base = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
-    blend = (1 - alpha) * base.astype(np.float32) + alpha * colorize(heatmap01, HEATMAP_CMAP).astype(np.float32)
+    blend = (1 - alpha) * base.astype(np.float32) + alpha * colorize(heatmap01, HEATMAP_CMAP).astype(
+        np.float32
+    )
     return np.clip(blend, 0, 255).astype(np.uint8)
 
 
 # --- encoding ----------------------------------------------------------------------
+
 
 def fig_to_uri(fig: Any, dpi: int = DPI, fmt: str = "png", tight: bool = True) -> str:
     """Encode a Matplotlib figure as a PNG, JPEG (photo-like content) or SVG data URI and close it.
@@ -167,8 +171,14 @@ def fig_to_small_uri(fig: Any, limit: int, dpi: int = DPI) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def fixed_figure(size: tuple[float, float], margins: tuple[float, float, float, float], rows: int = 1,
-                 cols: int = 1, gaps: tuple[float, float] = (0.0, 0.0), **kwargs: Any) -> tuple[Any, np.ndarray]:
+def fixed_figure(
+    size: tuple[float, float],
+    margins: tuple[float, float, float, float],
+    rows: int = 1,
+    cols: int = 1,
+    gaps: tuple[float, float] = (0.0, 0.0),
+    **kwargs: Any,
+) -> tuple[Any, np.ndarray]:
     """A figure and its (rows x cols) axes, laid out once in inches: ``margins`` (left, right, bottom,
     top) and ``gaps`` (between columns, between rows) are inches, whatever the figure's size.
 
@@ -187,8 +197,14 @@ def fixed_figure(size: tuple[float, float], margins: tuple[float, float, float, 
     axes = fig.subplots(rows, cols, squeeze=False, **kwargs)
     pane_w = (w - left - right - gaps[0] * (cols - 1)) / cols
     pane_h = (h - bottom - top - gaps[1] * (rows - 1)) / rows
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=gaps[0] / max(pane_w, 1e-6), hspace=gaps[1] / max(pane_h, 1e-6))
+    fig.subplots_adjust(
+        left=left / w,
+        right=1 - right / w,
+        bottom=bottom / h,
+        top=1 - top / h,
+        wspace=gaps[0] / max(pane_w, 1e-6),
+        hspace=gaps[1] / max(pane_h, 1e-6),
+    )
     return fig, axes
 
 
@@ -218,8 +234,10 @@ def array_to_uri(pixels: np.ndarray, fmt: str = "png") -> str:
 
 # --- mosaics -----------------------------------------------------------------------
 
-def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill: int = 0,
-           label_band: int = 0) -> np.ndarray:
+
+def mosaic(
+    tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill: int = 0, label_band: int = 0
+) -> np.ndarray:
     """Stitch equally sized tiles (HxW or HxWx3, uint8) into one grid with margins.
 
     ``label_band`` reserves that many pixels above every row of tiles, so
@@ -233,7 +251,9 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill:
     colour = tiles[0].ndim == 3
     rows = -(-len(tiles) // columns)
     cols = min(columns, len(tiles))
-    shape = (rows * (h + label_band) + (rows + 1) * margin, cols * w + (cols + 1) * margin) + ((3,) if colour else ())
+    shape = (rows * (h + label_band) + (rows + 1) * margin, cols * w + (cols + 1) * margin) + (
+        (3,) if colour else ()
+    )
     out = np.full(shape, fill, dtype=np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
@@ -242,7 +262,7 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int = 8, margin: int = 2, fill:
     left = len(tiles) % columns
     if rows > 1 and left:
         y = (rows - 1) * (h + label_band + margin) + margin
-        out[y:, margin + left * (w + margin):] = 255
+        out[y:, margin + left * (w + margin) :] = 255
     return out
 
 
@@ -282,11 +302,26 @@ def labelled_grid(
         r, c = divmod(i, columns)
         y, x = margin + label_band + r * (th + label_band + margin), margin + c * (tw + margin)
         if label_band:
-            ax.text(x + tw / 2, y - label_band / 2, label, color="#222", fontsize=fontsize, va="center",
-                    ha="center")
+            ax.text(
+                x + tw / 2,
+                y - label_band / 2,
+                label,
+                color="#222",
+                fontsize=fontsize,
+                va="center",
+                ha="center",
+            )
         else:
-            ax.text(x + 1, y + 1, label, color="white", fontsize=fontsize, va="top", ha="left",
-                    bbox=dict(facecolor="black", alpha=0.55, pad=0.6, linewidth=0))
+            ax.text(
+                x + 1,
+                y + 1,
+                label,
+                color="white",
+                fontsize=fontsize,
+                va="top",
+                ha="left",
+                bbox=dict(facecolor="black", alpha=0.55, pad=0.6, linewidth=0),
+            )
     if colorbar is not None:
         lo, hi, cmap = colorbar
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
@@ -296,8 +331,8 @@ def labelled_grid(
 
 
 def matrix_figure(matrix: np.ndarray, limit: float, title: str, ylabel: str, xlabel: str, cmap: str) -> str:
-    """A weight matrix as one heatmap on a symmetric scale (a separable conv's pointwise kernel), indices on the
-    axes and a colour bar."""
+    """A weight matrix as one heatmap on a symmetric scale (a separable conv's pointwise kernel), indices on
+    the axes and a colour bar."""
     plt = pyplot()
     rows, cols = matrix.shape
     cell = min(0.22, 5.6 / max(cols, 1), 4.0 / max(rows, 1))
@@ -318,6 +353,7 @@ def matrix_figure(matrix: np.ndarray, limit: float, title: str, ylabel: str, xla
 
 
 # --- charts across depth ------------------------------------------------------------
+
 
 def _plain_log_formatter(**kwargs: Any) -> Any:
     """Log-axis labels as plain numbers ("0.01", "4"), choosing which ticks to label as Matplotlib does."""
@@ -349,6 +385,7 @@ def _chartable(panel: dict) -> bool:
 
 def chart_gaps(panels: Sequence[dict]) -> list[str]:
     """Why each panel of a depth chart is left out (no value to draw): data, for captions, without drawing."""
+
     def why(p: dict) -> str:
         if any(v is not None and np.isfinite(float(v)) for v in p["values"]):
             return f"{p['name']} not charted: no value above 0, which a log scale cannot show"
@@ -357,8 +394,13 @@ def chart_gaps(panels: Sequence[dict]) -> list[str]:
     return [why(p) for p in panels if not _chartable(p)]
 
 
-def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[tuple[int, str]] = (),
-                title: str | None = None, with_missing: bool = False) -> "str | tuple[str | None, list[str]]":
+def depth_chart(
+    labels: Sequence[str],
+    panels: Sequence[dict],
+    stages: Sequence[tuple[int, str]] = (),
+    title: str | None = None,
+    with_missing: bool = False,
+) -> "str | tuple[str | None, list[str]]":
     """Several per-layer series against depth, one panel each, stage starts marked.
 
     ``panels``: ``{"name", "values" (None = not measured), "log" (bool),
@@ -392,9 +434,16 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
     lines = title.count("\n") + 1 if title else 0
     top_in = 0.12 + 0.16 * lines
     left_in, right_in, pane_in, gap_in = 0.72, 0.12, 1.2, 0.12
-    outside_labels = [line for p in panels if p.get("labels_outside") for _y, label in p.get("lines", ())
-               for line in str(label).split("\n")]
-    if outside_labels:  # threshold labels right of the plot: the margin holds their widest line, never clips it
+    outside_labels = [
+        line
+        for p in panels
+        if p.get("labels_outside")
+        for _y, label in p.get("lines", ())
+        for line in str(label).split("\n")
+    ]
+    if (
+        outside_labels
+    ):  # threshold labels right of the plot: the margin holds their widest line, never clips it
         right_in = 0.2 + max(text_width(line, 6) for line in outside_labels)
     size = (7.0, bottom_in + top_in + pane_in * len(panels) + gap_in * (len(panels) - 1))
     fig, axes = fixed_figure(size, (left_in, right_in, bottom_in, top_in), len(panels), 1, (0.0, gap_in))
@@ -412,17 +461,33 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
         ax.plot(x, vals, marker="o", markersize=2.2 if n > 60 else 3, linewidth=0.8, color="#1f5fa8")
         hollow = [i for i in panel.get("open", ()) if 0 <= i < n and np.isfinite(vals[i])]
         if hollow:
-            ax.plot(hollow, vals[hollow], "o", markersize=3.6 if n > 60 else 4.4, markerfacecolor="white",
-                    markeredgecolor="#1f5fa8", markeredgewidth=0.9, linestyle="none")
+            ax.plot(
+                hollow,
+                vals[hollow],
+                "o",
+                markersize=3.6 if n > 60 else 4.4,
+                markerfacecolor="white",
+                markeredgecolor="#1f5fa8",
+                markeredgewidth=0.9,
+                linestyle="none",
+            )
         hi = [i for i in panel.get("highlight", ()) if 0 <= i < n and np.isfinite(vals[i])]
         if hi:
             ax.plot(hi, vals[hi], "o", markersize=4, color="#b3261e", label="finding")
         outside = panel.get("labels_outside", False)
         for y, label in panel.get("lines", ()):
             ax.axhline(y, color="#b3261e", linestyle="--", linewidth=0.7)
-            ax.text(1.01 if outside else 0.985, y, label, fontsize=6, color="#b3261e", va="center",
-                    ha="left" if outside else "right", transform=ax.get_yaxis_transform(),
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
+            ax.text(
+                1.01 if outside else 0.985,
+                y,
+                label,
+                fontsize=6,
+                color="#b3261e",
+                va="center",
+                ha="left" if outside else "right",
+                transform=ax.get_yaxis_transform(),
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6},
+            )
         if panel.get("margins"):
             ax.margins(*panel["margins"])
         if panel.get("lines") and outside:  # every threshold line (and its label) inside the plot's y range
@@ -451,6 +516,7 @@ def depth_chart(labels: Sequence[str], panels: Sequence[dict], stages: Sequence[
 
 # --- the data-set review ------------------------------------------------------------------------------
 
+
 def reliability_figure(panels: Sequence[tuple[str, Sequence[dict], float]]) -> str:
     """Reliability diagrams side by side: per confidence bin, the accuracy (bars) against the diagonal of
     perfect calibration, the gap shaded, the bin's count under it. ``panels``: (title, bins, ECE) with bins as
@@ -463,11 +529,26 @@ def reliability_figure(panels: Sequence[tuple[str, Sequence[dict], float]]) -> s
         for b in bins:
             if not b["count"]:
                 continue
-            ax.bar(b["lower"], b["accuracy"], width=width, align="edge", color="#4c72b0", edgecolor="white",
-                   linewidth=0.5)
+            ax.bar(
+                b["lower"],
+                b["accuracy"],
+                width=width,
+                align="edge",
+                color="#4c72b0",
+                edgecolor="white",
+                linewidth=0.5,
+            )
             lo, hi = sorted((b["accuracy"], b["confidence"]))
-            ax.bar(b["lower"], hi - lo, bottom=lo, width=width, align="edge", color="#dd8452", alpha=0.45,
-                   linewidth=0)
+            ax.bar(
+                b["lower"],
+                hi - lo,
+                bottom=lo,
+                width=width,
+                align="edge",
+                color="#dd8452",
+                alpha=0.45,
+                linewidth=0,
+            )
         ax.plot([0, 1], [0, 1], color="#333", linewidth=0.8, linestyle="--")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -478,8 +559,16 @@ def reliability_figure(panels: Sequence[tuple[str, Sequence[dict], float]]) -> s
         ax.set_title(f"{title}\nECE {ece:.3f}", fontsize=7.5)
         counts = [b for b in bins if b["count"]]
         for b in counts:
-            ax.text(b["lower"] + width / 2, 0.02, str(b["count"]), ha="center", va="bottom", fontsize=4.5,
-                    rotation=90, color="white" if (b["accuracy"] or 0) > 0.12 else "#333")
+            ax.text(
+                b["lower"] + width / 2,
+                0.02,
+                str(b["count"]),
+                ha="center",
+                va="bottom",
+                fontsize=4.5,
+                rotation=90,
+                color="white" if (b["accuracy"] or 0) > 0.12 else "#333",
+            )
     fig.tight_layout()
     return fig_to_uri(fig, dpi=100)
 
@@ -508,8 +597,9 @@ def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], c
         shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
         if heat is not None:
             h, w = shown.shape[:2]
-            up = np.asarray(Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((w, h),
-                                                                                    Image.Resampling.BILINEAR))
+            up = np.asarray(
+                Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((w, h), Image.Resampling.BILINEAR)
+            )
             shown = heatmap_overlay(shown, np.clip(up, 0, 1))
         ax.imshow(shown, interpolation="nearest", aspect="auto")
         ax.set_title(caption, fontsize=6.5, pad=2)
@@ -518,16 +608,20 @@ def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], c
 
 # --- robustness (reportgen.sections.robustness) ------------------------------------------
 
-def robustness_severity_figure(curves: dict[str, list[float | None]], clean: float | None, measure: str) -> str:
+
+def robustness_severity_figure(
+    curves: dict[str, list[float | None]], clean: float | None, measure: str
+) -> str:
     """One small panel per corruption: ``measure`` (accuracy, or agreement with the clean prediction) at
     severities 1-5, the clean level dashed."""
     plt = pyplot()
     names = list(curves)
     cols = min(5, max(1, len(names)))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols + 0.4, 1.25 * rows + 0.45), squeeze=False,
-                             sharex=True, sharey=True)
-    for ax in axes.ravel()[len(names):]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.45 * cols + 0.4, 1.25 * rows + 0.45), squeeze=False, sharex=True, sharey=True
+    )
+    for ax in axes.ravel()[len(names) :]:
         ax.set_axis_off()
     for ax, name in zip(axes.ravel(), names):
         ys = [np.nan if v is None else v for v in curves[name]]
@@ -558,25 +652,42 @@ def corruption_grid_figure(clean: np.ndarray, corrupted: dict[str, np.ndarray], 
         ax.set_axis_off()
     for ax, (title, px) in zip(axes.ravel(), tiles):
         px = np.asarray(px)
-        ax.imshow(px[..., 0] if px.shape[-1] == 1 else px, cmap="gray" if px.shape[-1] == 1 else None,
-                  vmin=0, vmax=255, interpolation="nearest")
+        ax.imshow(
+            px[..., 0] if px.shape[-1] == 1 else px,
+            cmap="gray" if px.shape[-1] == 1 else None,
+            vmin=0,
+            vmax=255,
+            interpolation="nearest",
+        )
         ax.set_title(title if title == "clean" else f"{title}", fontsize=6.5, pad=2)
     fig.tight_layout(pad=0.3)
     return fig_to_uri(fig, dpi=110, fmt="jpeg")
 
 
-def adversarial_figure(epsilons: Sequence[float], series: dict[str, list[float | None]], clean: float | None,
-                       measure: str) -> str:
-    """``measure`` against the L-infinity budget (pixel units), one line per attack, the clean level dashed."""
+def adversarial_figure(
+    epsilons: Sequence[float], series: dict[str, list[float | None]], clean: float | None, measure: str
+) -> str:
+    """``measure`` against the L-infinity budget (pixel units), one line per attack, the clean level
+    dashed."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 2.5))
     styles = {"fgsm": ("#d08c1f", "s"), "pgd": ("#b3261e", "o")}
     for method, ys in series.items():
         colour, marker = styles.get(method, ("#1f5fa8", "^"))
-        hollow = method == "fgsm"  # drawn hollow and larger: where PGD finds no more than FGSM the two coincide
-        ax.plot(list(epsilons), [np.nan if v is None else v for v in ys], marker=marker,
-                markersize=6 if hollow else 3.5, markerfacecolor="none" if hollow else colour,
-                linestyle="--" if hollow else "-", linewidth=1.2, color=colour, label=method.upper())
+        hollow = (
+            method == "fgsm"
+        )  # drawn hollow and larger: where PGD finds no more than FGSM the two coincide
+        ax.plot(
+            list(epsilons),
+            [np.nan if v is None else v for v in ys],
+            marker=marker,
+            markersize=6 if hollow else 3.5,
+            markerfacecolor="none" if hollow else colour,
+            linestyle="--" if hollow else "-",
+            linewidth=1.2,
+            color=colour,
+            label=method.upper(),
+        )
     if clean is not None:
         ax.axhline(clean, color="#888", linestyle="--", linewidth=0.8, label="clean")
     ax.set_xscale("log", base=2)
@@ -594,10 +705,11 @@ def adversarial_figure(epsilons: Sequence[float], series: dict[str, list[float |
 
 
 def flipped_figure(examples: Sequence[dict]) -> str:
-    """Each flipped image: clean, its CAM, attacked, its CAM, and the perturbation (amplified to the full range).
+    """Each flipped image: clean, its CAM, attacked, its CAM, and the perturbation (amplified to the full
+    range).
 
-    ``examples``: dicts with ``clean``, ``attacked`` (pixels), ``clean_cam``, ``attacked_cam`` ((h, w) or None),
-    ``clean_title``, ``attacked_title``."""
+    ``examples``: dicts with ``clean``, ``attacked`` (pixels), ``clean_cam``, ``attacked_cam`` ((h, w) or
+    None), ``clean_title``, ``attacked_title``."""
     from scipy import ndimage
 
     plt = pyplot()
@@ -607,8 +719,13 @@ def flipped_figure(examples: Sequence[dict]) -> str:
 
     def show(ax: Any, px: np.ndarray, title: str) -> None:
         px = np.clip(np.asarray(px), 0, 255).astype(np.uint8)
-        ax.imshow(px[..., 0] if px.shape[-1] == 1 else px, cmap="gray" if px.shape[-1] == 1 else None, vmin=0,
-                  vmax=255, interpolation="nearest")
+        ax.imshow(
+            px[..., 0] if px.shape[-1] == 1 else px,
+            cmap="gray" if px.shape[-1] == 1 else None,
+            vmin=0,
+            vmax=255,
+            interpolation="nearest",
+        )
         ax.set_title(title, fontsize=6, pad=2)
         ax.set_axis_off()
 

@@ -125,8 +125,11 @@ def _probe(model: Any) -> str | None:
     spec = graph.image_input(model)
     if spec is None:
         return None
-    refs = [r for r in graph.walk(model)
-            if not r.is_op and not r.is_model and graph.kernel_variables(r.layer) and not graph.children(r.layer)]
+    refs = [
+        r
+        for r in graph.walk(model)
+        if not r.is_op and not r.is_model and graph.kernel_variables(r.layer) and not graph.children(r.layer)
+    ]
     first = next((r for r in refs if graph.is_conv(r.layer)), refs[0] if refs else None)
     if first is None:
         return None
@@ -141,8 +144,11 @@ def _probe(model: Any) -> str | None:
     x = np.stack([np.zeros(size, np.float32), np.full(size, 255.0, np.float32)])
     feeds = inputs.feeds_for(model)
     with backend.no_grad():
-        forward.run(model, inputs.model_inputs(feeds, backend.tensor(x)),
-                    {first.path: forward.Tap(capture=False, replace=keep_input, stop=True)})
+        forward.run(
+            model,
+            inputs.model_inputs(feeds, backend.tensor(x)),
+            {first.path: forward.Tap(capture=False, replace=keep_input, stop=True)},
+        )
     if not seen:
         return None
     at = backend.numpy(seen[0]).astype(np.float64)
@@ -150,13 +156,16 @@ def _probe(model: Any) -> str | None:
     if 0 < step <= _DIVIDES:
         return f"the model scales pixels itself (0 -> 255 moves the input of '{first.path}' by {step:.3g})"
     if 0.5 * 255 <= step <= 2 * 255 and abs(low) >= _MEANS:
-        return (f"the model subtracts channel means from pixels itself (the input of '{first.path}' "
-                f"is {low:.4g} for black)")
+        return (
+            f"the model subtracts channel means from pixels itself (the input of '{first.path}' "
+            f"is {low:.4g} for black)"
+        )
     return None
 
 
 def hub_converter(model: Any) -> Any | None:
-    """The keras-hub ``ImageConverter`` a task model carries (``model.preprocessor.image_converter``), or None.
+    """The keras-hub ``ImageConverter`` a task model carries (``model.preprocessor.image_converter``), or
+    None.
 
     keras-hub applies it in ``predict``/``fit`` only, never in ``model(x)``,
     which the report calls: the report has to apply it. Found by duck typing
@@ -167,7 +176,10 @@ def hub_converter(model: Any) -> Any | None:
     converter = getattr(pre, "image_converter", None) if pre is not None else None
     if converter is None:
         return None
-    hub = any(c.__name__ == "ImageConverter" and c.__module__.startswith("keras_hub") for c in type(converter).__mro__)
+    hub = any(
+        c.__name__ == "ImageConverter" and c.__module__.startswith("keras_hub")
+        for c in type(converter).__mro__
+    )
     return converter if hub else None
 
 
@@ -235,8 +247,11 @@ class Preprocessor:
         if converted is not None:
             return converted
         if architecture and mode_for_architecture(architecture) != "unit":
-            return cls(mode_for_architecture(architecture), f"the preprocess_input of keras.applications' "
-                       f"{architecture}", "model")
+            return cls(
+                mode_for_architecture(architecture),
+                f"the preprocess_input of keras.applications' {architecture}",
+                "model",
+            )
         why = own_scaling(model)
         if why:
             return cls("none", why, "model")
@@ -265,8 +280,13 @@ class Preprocessor:
             offset = np.ravel(np.asarray(0.0 if raw_offset is None else raw_offset, np.float64))
         except (TypeError, ValueError):
             return None
-        if (scale.size not in (1, 3) or offset.size not in (1, 3) or not np.all(np.isfinite(scale))
-                or not np.all(np.isfinite(offset)) or np.any(scale == 0)):
+        if (
+            scale.size not in (1, 3)
+            or offset.size not in (1, 3)
+            or not np.all(np.isfinite(scale))
+            or not np.all(np.isfinite(offset))
+            or np.any(scale == 0)
+        ):
             return None
         why = f"the model's keras-hub {name}, saved with it"
         if scale.size == 1 and offset.size == 1:
@@ -274,8 +294,14 @@ class Preprocessor:
                 return cls("none", why, "model", converter=name)
             return cls("scale", why, "model", scale=float(scale[0]), offset=float(offset[0]), converter=name)
         scale, offset = np.broadcast_to(scale, (3,)), np.broadcast_to(offset, (3,))
-        return cls("meanstd", why, "model", mean=tuple(float(v) for v in -offset / scale),
-                   std=tuple(float(v) for v in 1.0 / scale), converter=name)
+        return cls(
+            "meanstd",
+            why,
+            "model",
+            mean=tuple(float(v) for v in -offset / scale),
+            std=tuple(float(v) for v in 1.0 / scale),
+            converter=name,
+        )
 
     @property
     def guessed(self) -> bool:
@@ -299,8 +325,10 @@ class Preprocessor:
             sign = "-" if self.offset < 0 else "+"
             text = f"scale (pixels × {self.scale:g} {sign} {abs(self.offset):g})"
         elif self.mode == "meanstd":
-            text = (f"mean/std ((pixels - ({', '.join(f'{v:g}' for v in self.mean)})) / "
-                    f"({', '.join(f'{v:g}' for v in self.std)}))")
+            text = (
+                f"mean/std ((pixels - ({', '.join(f'{v:g}' for v in self.mean)})) / "
+                f"({', '.join(f'{v:g}' for v in self.std)}))"
+            )
         else:
             text = {
                 "none": "none (pixels 0-255 as they are)",

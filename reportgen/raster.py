@@ -19,7 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SCALE = 100  # pixels per inch, as Matplotlib drew them: WeasyPrint places a chart in 7 ms, 12 at 150, 19 at 200
+SCALE = (
+    100  # pixels per inch, as Matplotlib drew them: WeasyPrint places a chart in 7 ms, 12 at 150, 19 at 200
+)
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,13 +36,16 @@ def font(points: float) -> Any:
     return ImageFont.truetype(path, size=max(1, round(points * SCALE / 72)))
 
 
-def ticks(lo: float, hi: float, length: float, points: float = 7, vertical: bool = False) -> tuple[np.ndarray, list[str], str]:
+def ticks(
+    lo: float, hi: float, length: float, points: float = 7, vertical: bool = False
+) -> tuple[np.ndarray, list[str], str]:
     """(tick values within [lo, hi], their labels, the axis offset text): what a Matplotlib axis
     ``length`` inches long would show for this range, with ``points``-size labels (its
     ``AutoLocator`` given the tick count its axis would allow, and its ``ScalarFormatter``)."""
     from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-    # Axis.get_tick_space: the axis length over 3 label heights (x) or 2 (y); MaxNLocator's "auto" caps it at 9.
+    # Axis.get_tick_space: the axis length over 3 label heights (x) or 2 (y); MaxNLocator's "auto" caps it at
+    # 9.
     space = max(1, min(9, int(np.floor(length * 72 / (points * (2 if vertical else 3))))))
     values = MaxNLocator(nbins=space, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
     tol = 1e-10 * abs(hi - lo)
@@ -86,10 +91,18 @@ def _palette(series: Sequence[Series]) -> Any:
     return pal
 
 
-def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabel: str, ylabel: str,
-                  xlim: tuple[float, float], ylim: tuple[float, float], legend_at: str = "clear",
-                  size: tuple[float, float] = (4.2, 2.3),
-                  margins: tuple[float, float, float, float] = (0.62, 0.1, 0.45, 0.25)) -> bytes:
+def histogram_png(
+    edges: np.ndarray,
+    series: Sequence[Series],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    legend_at: str = "clear",
+    size: tuple[float, float] = (4.2, 2.3),
+    margins: tuple[float, float, float, float] = (0.62, 0.1, 0.45, 0.25),
+) -> bytes:
     """PNG bytes of a histogram laid out as :func:`reportgen.plots.fixed_figure` lays one out (inches):
     ``series`` drawn in order, each a translucent filled outline, and a legend in ``legend_at`` ("upper
     left", "upper right", or "clear": the upper corner whose bars reach least into it). The bars never
@@ -113,7 +126,9 @@ def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabe
     rows = [(s, draw.textlength(s.label, font=small)) for s in series]
     width = 2 * em + 0.8 * em + max((t for _s, t in rows), default=0)
     below = 0.7 * em + 1.4 * em * len(rows) + 0.3 * em  # from the axes' top to under the legend's last row
-    tallest = np.max([np.asarray(s.counts, dtype=np.float64) for s in series], axis=0) if series else np.zeros(0)
+    tallest = (
+        np.max([np.asarray(s.counts, dtype=np.float64) for s in series], axis=0) if series else np.zeros(0)
+    )
 
     def under(lx: float) -> float:  # the tallest bar beneath a legend starting at pixel ``lx``
         hit = (px[1:] > lx) & (px[:-1] < lx + width)
@@ -132,7 +147,9 @@ def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabe
         # The outline: up the first edge, along each bar's top, down the last edge, back along the base.
         xs = np.repeat(px, 2)[1:-1]
         ys = np.repeat(py, 2)
-        points = [(float(px[0]), float(y0))] + list(zip(xs.tolist(), ys.tolist())) + [(float(px[-1]), float(y0))]
+        points = (
+            [(float(px[0]), float(y0))] + list(zip(xs.tolist(), ys.tolist())) + [(float(px[-1]), float(y0))]
+        )
         draw.polygon(points, fill=_rgb(s.colour) + (round(255 * s.alpha),))
     line = max(1, round(0.8 * SCALE / 72))  # Matplotlib's 0.8 pt axes lines
     tick_len = round(3.5 * SCALE / 72)
@@ -156,8 +173,9 @@ def histogram_png(edges: np.ndarray, series: Sequence[Series], title: str, xlabe
         draw.text((x0, y1 - pad), y_offset, font=small, fill=black, anchor="ld")
     draw.text(((x0 + x1) / 2, h - round(0.04 * SCALE)), xlabel, font=label_font, fill=black, anchor="md")
     widest = max((draw.textlength(t, font=small) for t in yl), default=0)
-    label = Image.new("RGBA", (round(draw.textlength(ylabel, font=label_font)) + 4, label_font.size + 6),
-                      (255, 255, 255, 0))
+    label = Image.new(
+        "RGBA", (round(draw.textlength(ylabel, font=label_font)) + 4, label_font.size + 6), (255, 255, 255, 0)
+    )
     ImageDraw.Draw(label).text((2, 2), ylabel, font=label_font, fill=black, anchor="lt")
     label = label.rotate(90, expand=True)
     lx = max(0, round(x0 - tick_len - 2 * pad - widest - label.width))

@@ -25,8 +25,6 @@ from reportgen.errors import UserError
 FORMATS = ("html", "pdf", "json")
 
 
-
-
 def templates_dir() -> Path:
     """Templates ship inside the package when installed, beside it in a checkout."""
     here = Path(__file__).resolve().parent
@@ -134,13 +132,19 @@ def deep_merge(into: dict, new: dict) -> dict:
 def check_out_dir(out_root: Path) -> None:
     """Fail early, before any analysis, when ``--out`` cannot be written."""
     probe = out_root
-    while not os.path.exists(probe) and probe != probe.parent:  # os.path: False, not PermissionError, when locked
+    while (
+        not os.path.exists(probe) and probe != probe.parent
+    ):  # os.path: False, not PermissionError, when locked
         probe = probe.parent
     if not os.path.isdir(probe):
-        raise UserError(f"--out '{out_root}' is inside a file, not a folder; choose a writable folder with --out")
+        raise UserError(
+            f"--out '{out_root}' is inside a file, not a folder; choose a writable folder with --out"
+        )
     from reportgen.guard import _access, _read_only_fs
 
-    if not _access(probe, os.W_OK | os.X_OK) or _read_only_fs(probe):  # the user who writes; a read-only mount
+    if not _access(probe, os.W_OK | os.X_OK) or _read_only_fs(
+        probe
+    ):  # the user who writes; a read-only mount
         raise UserError(f"--out '{out_root}' is not writable; choose a writable folder with --out")
 
 
@@ -179,7 +183,9 @@ def write_report(
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the report private
     except OSError as exc:
-        raise UserError(f"cannot write to --out '{out_root}' ({exc.strerror}); choose a writable folder with --out") from None
+        raise UserError(
+            f"cannot write to --out '{out_root}' ({exc.strerror}); choose a writable folder with --out"
+        ) from None
     final = out_root / name
     try:
         html = render_html(template_name, variables) if {"html", "pdf"} & set(formats) else ""
@@ -207,7 +213,8 @@ def write_report(
 
 
 def _host() -> str:
-    """This machine, as 6 hex digits: a leftover of another machine (a shared --out) is never ours to judge."""
+    """This machine, as 6 hex digits: a leftover of another machine (a shared --out) is never ours to
+    judge."""
     import hashlib
     import socket
 
@@ -230,7 +237,8 @@ def _dead(pid: int) -> bool:
 
 
 _STALE = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{6}))?(?:-.*)?$")
-LEGACY_AGE = 3600.0  # seconds: a leftover named without its machine is stale when its writer is dead and it is this old
+# seconds: a leftover named without its machine is stale when its writer is dead and it is this old
+LEGACY_AGE = 3600.0
 
 
 def clean_stale(out_root: Path, name: str) -> list[Path]:
@@ -314,5 +322,8 @@ def _replace(tmp: Path, final: Path) -> None:
         if os.path.lexists(old):
             import sys
 
-            print(f"reportgen: warning: the earlier report, moved aside to '{old}', could not be removed; "
-                  "remove it by hand (the next run on this machine tries again)", file=sys.stderr)
+            print(
+                f"reportgen: warning: the earlier report, moved aside to '{old}', could not be removed; "
+                "remove it by hand (the next run on this machine tries again)",
+                file=sys.stderr,
+            )

@@ -27,7 +27,14 @@ from reportgen.errors import BadInput, UserError, one_line
 
 # The exit statuses, in one place (README, docs/reference.md): bad input (2) and internal errors (4) are
 # raised before a report exists; a written report's status comes from :func:`exit_status`.
-EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_SECTION_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_SECTION_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    130,
+)
 
 
 def exit_status(data: dict, fail_on: str | None) -> int:
@@ -70,7 +77,9 @@ def section_needs(module: Any, options: Options) -> tuple[str, ...]:
     return tuple(needs(options) if callable(needs) else needs)
 
 
-def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., Any] | None = None) -> Context:
+def run_sections(
+    loaded: LoadedModel, options: Options, progress: Callable[..., Any] | None = None
+) -> Context:
     """Validate every selected section, compute the analyses they need (one scheduler, dependency order),
     then let each describe its results; results land in ``ctx.results``, failures in ``ctx.errors``.
 
@@ -79,9 +88,7 @@ def run_sections(loaded: LoadedModel, options: Options, progress: Callable[..., 
     sections that need it (a section's ``OPTIONAL`` needs only leave its
     checks out).
     """
-    from reportgen import backend, warned
-    from reportgen.context import run_analyses
-    from reportgen.graph import forward
+    from reportgen import warned
 
     ctx = Context(loaded=loaded, options=options, progress=progress)
     with warned.caught() as kept:
@@ -122,7 +129,9 @@ def _run_sections(ctx: Context, options: Options) -> None:
             except (BadInput, KeyboardInterrupt):
                 raise
             except Exception as exc:  # one section's bug, limit or odd model must not sink the report
-                ctx.errors.append(SectionError(name, type(exc).__name__, one_line(exc), traceback.format_exc()))
+                ctx.errors.append(
+                    SectionError(name, type(exc).__name__, one_line(exc), traceback.format_exc())
+                )
                 ctx.results[name] = SectionResult(json={}, view={})
             finally:
                 ctx.timings[name] = time.perf_counter() - started
@@ -130,7 +139,8 @@ def _run_sections(ctx: Context, options: Options) -> None:
 
 
 def _attribute(ctx: Context, names: list[str], needs: dict[str, tuple[str, ...]]) -> None:
-    """Each analysis' seconds counted in the first section that needs it (findings last: it reads the others)."""
+    """Each analysis' seconds counted in the first section that needs it (findings last: it reads the
+    others)."""
     from reportgen.context import schedule
 
     counted: set[str] = set()
@@ -185,14 +195,20 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
     said = notes.weights_text(ctx.loaded, state)
     from reportgen import graph
 
-    variables = page_variables(ctx.loaded.name, ctx.loaded.source + (f", {said}" if said else ""), generated) | {
+    variables = page_variables(
+        ctx.loaded.name, ctx.loaded.source + (f", {said}" if said else ""), generated
+    ) | {
         "model_kind": graph.model_kind(ctx.model),
         "notes": page_notes,
         "weights_state": state,
         "weights_said": said,
         "sections": [
-            {"name": n, "title": registry.module(n).TITLE, "view": ctx.results[n].view,
-             "error": failed[n].to_json() if n in failed else None}
+            {
+                "name": n,
+                "title": registry.module(n).TITLE,
+                "view": ctx.results[n].view,
+                "error": failed[n].to_json() if n in failed else None,
+            }
             for n in names
         ],
         "section_errors": [e.to_json() for e in ctx.errors],
@@ -234,13 +250,19 @@ def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, li
             anchors = [kind.anchor(item["layer"]) if kind else None for item in f["items"]]
             for item, anchor in zip(f["items"], anchors):
                 if anchor:
-                    # Beside one layer's figure, that layer's line: the whole roll-up (dozens of layers) is on page 1.
+                    # Beside one layer's figure, that layer's line: the whole roll-up (dozens of layers) is on
+                    # page 1.
                     label = kind.label if kind else f["kind"].replace("_", " ")
                     value = item.get("value")
                     shown = "" if value is None else f" (value {value:.3g})"
                     groups.setdefault(anchor, {}).setdefault((f["severity"], f["kind"]), []).append(
-                        {**f, **item, "message": f"{label}{shown}: one of the {len(f['items'])} layers of this "
-                                                 "finding, listed under Findings."})
+                        {
+                            **f,
+                            **item,
+                            "message": f"{label}{shown}: one of the {len(f['items'])} layers of this "
+                            "finding, listed under Findings.",
+                        }
+                    )
             continue
         if f.get("anchor"):
             groups.setdefault(f["anchor"], {}).setdefault((f["severity"], f["kind"]), []).append(f)
@@ -254,8 +276,14 @@ def findings_by_anchor(findings: list[dict], spell_out: int = 2) -> dict[str, li
             filters = [str(g["filter"]) for g in group if g.get("filter") is not None]
             listed = ", ".join(filters[:24]) + (", …" if len(filters) > 24 else "")
             what = f" (filters/units {listed})" if filters else ""
-            lines.append({"severity": severity, "kind": kind,
-                          "message": f"{len(group)} × {kind.replace('_', ' ')}{what}. For example: {group[0]['message']}"})
+            lines.append(
+                {
+                    "severity": severity,
+                    "kind": kind,
+                    "message": f"{len(group)} × {kind.replace('_', ' ')}{what}. "
+                    f"For example: {group[0]['message']}",
+                }
+            )
         out[anchor] = lines
     return out
 
@@ -306,33 +334,58 @@ def _settings(ctx: Context, data: dict) -> dict:
             out[f.name] = list(value) if isinstance(value, tuple) else value
     out["cam"] = list(options.cam)
     loaded = ctx.loaded
-    out["weights"] = (loaded.weights if loaded.weights not in (None, "code")
-                      else "as the code set them" if loaded.weights == "code" else "as stored in the model file"
-                      if loaded.sha256 else "as the model object holds them")
+    out["weights"] = (
+        loaded.weights
+        if loaded.weights not in (None, "code")
+        else "as the code set them"
+        if loaded.weights == "code"
+        else "as stored in the model file"
+        if loaded.sha256
+        else "as the model object holds them"
+    )
     if options.input_shape is None:
         out["input_shape"] = "as the model declares it"
     if options.kernel_channel is None:
-        out["kernel_channel"] = ({p: e.get("channel") for p, e in data.get("kernels", {}).items()}
-                                 if "kernels" in ran else unused("kernels"))
+        out["kernel_channel"] = (
+            {p: e.get("channel") for p, e in data.get("kernels", {}).items()}
+            if "kernels" in ran
+            else unused("kernels")
+        )
     if "preprocessor" in vars(ctx):
         out["preprocess"] = ctx.preprocessor.option_text()
         out["preprocess_source"] = ctx.preprocessor.source
     else:
-        out["preprocess_source"] = "option" if options.preprocess != "auto" else "not used: no image reached the model"
-    out["output"] = ctx.head.output_name if "head" in vars(ctx) else (options.output or "not used: nothing was explained")
+        out["preprocess_source"] = (
+            "option" if options.preprocess != "auto" else "not used: no image reached the model"
+        )
+    out["output"] = (
+        ctx.head.output_name if "head" in vars(ctx) else (options.output or "not used: nothing was explained")
+    )
     if options.gradcam_layer is None:
-        out["gradcam_layer"] = (data.get("gradcam", {}).get("layer") or "none: the model has no layer to explain"
-                                if "gradcam" in ran else unused("gradcam"))
+        out["gradcam_layer"] = (
+            data.get("gradcam", {}).get("layer") or "none: the model has no layer to explain"
+            if "gradcam" in ran
+            else unused("gradcam")
+        )
     if options.layers is None:
-        out["layers"] = (list(data.get("feature_maps", {}).get("layers") or []) if "features" in ran
-                         else unused("features"))
+        out["layers"] = (
+            list(data.get("feature_maps", {}).get("layers") or [])
+            if "features" in ran
+            else unused("features")
+        )
     if options.faithfulness_steps is None:
         faith = data.get("gradcam", {}).get("faithfulness") or {}
-        out["faithfulness_steps"] = (faith.get("steps") or faith.get("note") or "not measured"
-                                     if "gradcam" in ran else unused("gradcam"))
+        out["faithfulness_steps"] = (
+            faith.get("steps") or faith.get("note") or "not measured"
+            if "gradcam" in ran
+            else unused("gradcam")
+        )
     if options.robustness_sample is None:
-        out["robustness_sample"] = (data.get("robustness", {}).get("sample") or "not used: the model's output is not "
-                                    "class scores" if "robustness" in ran else unused("robustness"))
+        out["robustness_sample"] = (
+            data.get("robustness", {}).get("sample") or "not used: the model's output is not class scores"
+            if "robustness" in ran
+            else unused("robustness")
+        )
     if options.pattern_filters is None:
         from reportgen.analyses.patterns.layers import filters_wanted
 
@@ -351,11 +404,17 @@ def _settings(ctx: Context, data: dict) -> dict:
             names = class_names(ctx) if "head" in vars(ctx) else None
         except Exception:  # noqa: BLE001  (a bad file already failed its section)
             names = None
-        out["class_names"] = (f"{len(names)} names: the model's, the class folders' or ImageNet's" if names
-                              else "none: outputs are labelled 'class N'")
+        out["class_names"] = (
+            f"{len(names)} names: the model's, the class folders' or ImageNet's"
+            if names
+            else "none: outputs are labelled 'class N'"
+        )
     if options.config is None:
-        out["config"] = (data.get("findings_config", {}).get("source") or "defaults") if "findings" in ran \
+        out["config"] = (
+            (data.get("findings_config", {}).get("source") or "defaults")
+            if "findings" in ran
             else unused("findings")
+        )
     if options.fail_on is None:
         out["fail_on"] = "off: the exit status does not depend on findings"
     return out
@@ -373,7 +432,8 @@ def errors_log(ctx: Context) -> str | None:
 
 @dataclass
 class Built:
-    """One computed report: the context (the analyses' results), report.json's dict and the page's variables."""
+    """One computed report: the context (the analyses' results), report.json's dict and the page's
+    variables."""
 
     ctx: Context
     data: dict
@@ -399,8 +459,16 @@ def write(built: Built, out_root: Path, formats: Iterable[str], name: str) -> Pa
         from reportgen import model_card
 
         extra["model_card.md"] = model_card.render(built.data, name)
-    return render.write_report(Path(out_root), name, built.data, "report.html.j2", built.variables, formats,
-                               progress_factory(built.ctx.options.quiet), extra_files=extra)
+    return render.write_report(
+        Path(out_root),
+        name,
+        built.data,
+        "report.html.j2",
+        built.variables,
+        formats,
+        progress_factory(built.ctx.options.quiet),
+        extra_files=extra,
+    )
 
 
 def build_report(
@@ -419,4 +487,13 @@ def build_report(
     return write(built, out_root, formats, name or loaded.name), built.data
 
 
-__all__ = ["compute", "write", "build_report", "run_sections", "assemble", "exit_status", "UserError", "EXIT_SECTION_FAILED"]
+__all__ = [
+    "compute",
+    "write",
+    "build_report",
+    "run_sections",
+    "assemble",
+    "exit_status",
+    "UserError",
+    "EXIT_SECTION_FAILED",
+]

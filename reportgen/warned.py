@@ -26,16 +26,26 @@ class Known:
 
 
 KNOWN: tuple[Known, ...] = (
-    Known(r"The structure of `inputs` doesn't match the expected structure",
-          "keras-hub backbones declare a dict of inputs ({'images': ...}); reportgen feeds the one image tensor, "
-          "which Keras matches to that one input"),
-    Known(r"was passed an input with a mask attached to it\. However, this layer does not support masking",
-          "Swin's WindowAttention receives the Keras mask of a reshape; the model uses no padding mask, so "
-          "nothing is lost"),
-    Known(r"Skipping variable loading for optimizer ",
-          "a saved optimizer's state; a report reads the model and never trains it"),
-    Known(r"`compile\(\)` was not called as part of model loading because the model's `compile\(\)` method is "
-          r"custom", "a keras-hub task compiles itself; a report never trains it"),
+    Known(
+        r"The structure of `inputs` doesn't match the expected structure",
+        "keras-hub backbones declare a dict of inputs "
+        "({'images': ...}); reportgen feeds the one image tensor, "
+        "which Keras matches to that one input",
+    ),
+    Known(
+        r"was passed an input with a mask attached to it\. However, this layer does not support masking",
+        "Swin's WindowAttention receives the Keras mask of a reshape; the model uses no padding mask, so "
+        "nothing is lost",
+    ),
+    Known(
+        r"Skipping variable loading for optimizer ",
+        "a saved optimizer's state; a report reads the model and never trains it",
+    ),
+    Known(
+        r"`compile\(\)` was not called as part of model loading because the model's `compile\(\)` method is "
+        r"custom",
+        "a keras-hub task compiles itself; a report never trains it",
+    ),
 )
 _KNOWN = re.compile("|".join(f"(?:{k.pattern})" for k in KNOWN))
 
@@ -63,7 +73,8 @@ class Kept:
 
 @contextlib.contextmanager
 def caught() -> Iterator[Kept]:
-    """Drop the known harmless warnings raised inside; keep the others' first lines and show each once after."""
+    """Drop the known harmless warnings raised inside; keep the others' first lines and show each once
+    after."""
     kept = Kept([])
     with warnings.catch_warnings(record=True) as got:  # the filters in force decide what is raised at all
         yield kept

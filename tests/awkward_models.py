@@ -1,4 +1,5 @@
-"""Models we did not design for: subclassed, dense outputs, several outputs or inputs, odd names, mixed precision.
+"""Models we did not design for: subclassed, dense outputs, several outputs or inputs, odd names, mixed
+precision.
 
 Each builder returns a small model that runs in well under a second, so the
 tests can afford a full report on each.
@@ -25,8 +26,10 @@ class MiniHED(keras.Model):
         self.blocks = []
         for i, w in enumerate(self.widths):
             layers = [] if i == 0 else [keras.layers.MaxPooling2D(2, name=f"block{i + 1}_pool")]
-            layers += [keras.layers.Conv2D(w, 3, padding="same", activation="relu", name=f"block{i + 1}_conv{j + 1}")
-                       for j in range(2)]
+            layers += [
+                keras.layers.Conv2D(w, 3, padding="same", activation="relu", name=f"block{i + 1}_conv{j + 1}")
+                for j in range(2)
+            ]
             block = keras.Sequential(layers, name=f"block{i + 1}")
             setattr(self, f"block{i + 1}", block)
             self.blocks.append(block)
@@ -171,15 +174,18 @@ def mixed_precision(policy: str = "mixed_float16", seed: int = 0) -> keras.Model
     keras.config.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(seed)
-        model = keras.Sequential([
-            keras.Input((16, 16, 3)),
-            keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv_a"),
-            keras.layers.MaxPooling2D(2, name="pool"),
-            keras.layers.Conv2D(12, 3, activation="relu", padding="same", name="conv_b"),
-            keras.layers.GlobalAveragePooling2D(name="gap"),
-            keras.layers.Dense(4, name="logits"),
-            keras.layers.Activation("softmax", dtype="float32", name="probs"),
-        ], name=f"mp_{policy}")
+        model = keras.Sequential(
+            [
+                keras.Input((16, 16, 3)),
+                keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv_a"),
+                keras.layers.MaxPooling2D(2, name="pool"),
+                keras.layers.Conv2D(12, 3, activation="relu", padding="same", name="conv_b"),
+                keras.layers.GlobalAveragePooling2D(name="gap"),
+                keras.layers.Dense(4, name="logits"),
+                keras.layers.Activation("softmax", dtype="float32", name="probs"),
+            ],
+            name=f"mp_{policy}",
+        )
     finally:
         keras.config.set_dtype_policy(previous)
     _spread(model, seed)
@@ -187,7 +193,8 @@ def mixed_precision(policy: str = "mixed_float16", seed: int = 0) -> keras.Model
 
 
 class TwoHeads(keras.Model):
-    """Subclassed, two outputs: class scores from a short branch; an edge map from a deeper one, called last."""
+    """Subclassed, two outputs: class scores from a short branch; an edge map from a deeper one, called
+    last."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -215,13 +222,16 @@ def subclassed_two_heads(seed: int = 0, size: int = 20) -> keras.Model:
 def binary(seed: int = 0, size: int = 16) -> keras.Model:
     """A two-class classifier with ONE sigmoid unit (cats vs dogs)."""
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((size, size, 3)),
-        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv1"),
-        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv2"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(1, activation="sigmoid", name="is_dog"),
-    ], name="binary")
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv1"),
+            keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv2"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(1, activation="sigmoid", name="is_dog"),
+        ],
+        name="binary",
+    )
     _spread(model, seed)
     return model
 
@@ -276,7 +286,13 @@ def library_detector(weights_file: str | None = None) -> keras.Model:
 
 
 def save_trained_like(model: keras.Model, path, seed: int = 1) -> None:
-    """Weights no initialiser draws (wider than Glorot's interval), as training leaves them, into an ``.npz``."""
+    """Weights no initialiser draws (wider than Glorot's interval), as training leaves them, into an
+    ``.npz``."""
     rng = np.random.default_rng(seed)
-    np.savez(path, **{f"w{i}": rng.normal(0.0, 0.3, w.shape).astype("float32")
-                      for i, w in enumerate(model.get_weights())})
+    np.savez(
+        path,
+        **{
+            f"w{i}": rng.normal(0.0, 0.3, w.shape).astype("float32")
+            for i, w in enumerate(model.get_weights())
+        },
+    )

@@ -37,7 +37,9 @@ def cli():
     return run_cli
 
 
-def small_cnn(input_shape=(16, 16, 3), classes: int = 4, seed: int = 0, name: str = "small_cnn") -> keras.Model:
+def small_cnn(
+    input_shape=(16, 16, 3), classes: int = 4, seed: int = 0, name: str = "small_cnn"
+) -> keras.Model:
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
@@ -108,7 +110,22 @@ def mobilenet_v3_small_report(tmp_path_factory) -> tuple[CliResult, Path]:
     """``reportgen mobilenet_v3_small --weights none``, every section, JSON and HTML, at small pattern and
     feature settings: (the command's result, the report folder). Read by test_zoo and test_browser."""
     out = tmp_path_factory.mktemp("mobilenet_v3_small")
-    result = run_cli("mobilenet_v3_small", "--weights", "none", "--format", "json", "--format", "html",
-                     "--out", out, "--quiet", "--pattern-steps", "1", "--pattern-filters", "4",
-                     "--feature-channels", "8")
+    result = run_cli(
+        "mobilenet_v3_small",
+        "--weights",
+        "none",
+        "--format",
+        "json",
+        "--format",
+        "html",
+        "--out",
+        out,
+        "--quiet",
+        "--pattern-steps",
+        "1",
+        "--pattern-filters",
+        "4",
+        "--feature-channels",
+        "8",
+    )
     return result, out / "mobilenet_v3_small"

@@ -24,16 +24,19 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 def build(seed: int = 1) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
-        keras.layers.Conv2D(32, 3, padding="same", name="conv2"),
-        keras.layers.BatchNormalization(name="bn"),
-        keras.layers.Activation("relu", name="relu2"),
-        keras.layers.Flatten(name="flat"),
-        keras.layers.Dense(64, activation="relu", name="dense1"),
-        keras.layers.Dense(10, activation="softmax", name="out"),
-    ], name="digits_cnn")
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.Conv2D(32, 3, padding="same", name="conv2"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Activation("relu", name="relu2"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(64, activation="relu", name="dense1"),
+            keras.layers.Dense(10, activation="softmax", name="out"),
+        ],
+        name="digits_cnn",
+    )
 
 
 @lru_cache(maxsize=1)
@@ -60,4 +63,4 @@ def held_out_accuracy() -> float:
 
 def held_out(n: int = 16) -> np.ndarray:
     x, _ = digits()
-    return x[1500:1500 + n]
+    return x[1500 : 1500 + n]

@@ -27,11 +27,13 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CASE_SECONDS = 30  # each case's own time limit (signal.alarm) inside the child
-MEMORY_CAP = 6 << 30  # RLIMIT_AS of the child: TensorFlow reserves ~2 GB of address space; a bomb needs far more
+MEMORY_CAP = (
+    6 << 30
+)  # RLIMIT_AS of the child: TensorFlow reserves ~2 GB of address space; a bomb needs far more
 LEFTOVER_MARKS = (".tmp-", ".old-", ".junit-")
 
 
@@ -79,130 +81,401 @@ CASES: list[Case] = [
     _r("model text file", "{d}/text.keras", *REPORT, says="not a valid .keras archive"),
     _r("model truncated archive", "{d}/trunc.keras", *REPORT),
     _r("model config bomb (65 MB of spaces)", "{d}/bomb.keras", *REPORT, says="over the 64.0 MB"),
-    _r("model over a lowered config cap", "{d}/small.keras", *REPORT, says="REPORTGEN_MAX_CONFIG_MB",
-       env={"REPORTGEN_MAX_CONFIG_MB": "0.0005"}),
-    _r("config cap not a number", "{d}/small.keras", *REPORT, says="REPORTGEN_MAX_CONFIG_MB",
-       env={"REPORTGEN_MAX_CONFIG_MB": "lots"}),
+    _r(
+        "model over a lowered config cap",
+        "{d}/small.keras",
+        *REPORT,
+        says="REPORTGEN_MAX_CONFIG_MB",
+        env={"REPORTGEN_MAX_CONFIG_MB": "0.0005"},
+    ),
+    _r(
+        "config cap not a number",
+        "{d}/small.keras",
+        *REPORT,
+        says="REPORTGEN_MAX_CONFIG_MB",
+        env={"REPORTGEN_MAX_CONFIG_MB": "lots"},
+    ),
     _r("model config gadget (os.system)", "{d}/gadget.keras", *REPORT, says="config gadget"),
     _r("model weights of another shape", "{d}/wrongshape.keras", *REPORT, says="(3, 3, 3, 4) in the weights"),
     _r("model unreadable (chmod 000)", "{d}/perm.keras", *REPORT, says="permission denied", root=False),
-    _r("model in an unreadable folder", "{d}/locked/small.keras", *REPORT, says="permission denied", root=False),
+    _r(
+        "model in an unreadable folder",
+        "{d}/locked/small.keras",
+        *REPORT,
+        says="permission denied",
+        root=False,
+    ),
     _r("several models, one a FIFO", "{d}/small.keras", "{d}/fifo.keras", *REPORT, says="FIFO"),
     _r("folder of models holding a FIFO", "{d}/models", *REPORT, says="FIFO"),
     _r("glob matching a FIFO", "{d}/models/*.keras", *REPORT, says="FIFO"),
-    _r("--jobs 2 over a FIFO", "{d}/small.keras", "{d}/zero.keras", "--jobs", "2", *REPORT,
-       says="character device"),
+    _r(
+        "--jobs 2 over a FIFO",
+        "{d}/small.keras",
+        "{d}/zero.keras",
+        "--jobs",
+        "2",
+        *REPORT,
+        says="character device",
+    ),
     _r("--weights FIFO for an architecture", "vgg16", "--weights", "{d}/fifo.keras", *REPORT, says="FIFO"),
     _r("remote handle", "hf://someone/model", *REPORT, says="network"),
     # --- --image ------------------------------------------------------------------------------------------
     _r("--image FIFO", "{d}/small.keras", "--image", "{d}/fifo.png", *REPORT, says="FIFO"),
-    _r("--image symlink to /dev/zero", "{d}/small.keras", "--image", "{d}/zero.png", *REPORT,
-       says="character device"),
+    _r(
+        "--image symlink to /dev/zero",
+        "{d}/small.keras",
+        "--image",
+        "{d}/zero.png",
+        *REPORT,
+        says="character device",
+    ),
     _r("--image symlink loop", "{d}/small.keras", "--image", "{d}/loop.png", *REPORT, says="loop"),
     _r("--image .npy header bomb", "{d}/small.keras", "--image", "{d}/bomb.npy", *REPORT, says="declares"),
     _r("--image .npy truncated", "{d}/small.keras", "--image", "{d}/trunc.npy", *REPORT, says="truncated"),
-    _r("--image .npy of Python objects", "{d}/small.keras", "--image", "{d}/obj.npy", *REPORT,
-       says="Python objects"),
-    _r("--image PNG decompression bomb", "{d}/small.keras", "--image", "{d}/bomb.png", *REPORT,
-       says="pixels"),
+    _r(
+        "--image .npy of Python objects",
+        "{d}/small.keras",
+        "--image",
+        "{d}/obj.npy",
+        *REPORT,
+        says="Python objects",
+    ),
+    _r(
+        "--image PNG decompression bomb", "{d}/small.keras", "--image", "{d}/bomb.png", *REPORT, says="pixels"
+    ),
     _r("--image 300 MB file", "{d}/small.keras", "--image", "{d}/huge.png", *REPORT, says="over the 256"),
     _r("--image garbage", "{d}/small.keras", "--image", "{d}/garbage.png", *REPORT),
     _r("--image folder", "{d}/small.keras", "--image", "{d}/imgs", *REPORT, says="folder"),
-    _r("--image unreadable", "{d}/small.keras", "--image", "{d}/perm.png", *REPORT, says="permission denied",
-       root=False),
-    _r("--image in an unreadable folder", "{d}/small.keras", "--image", "{d}/locked/img.png", *REPORT,
-       says="permission denied", root=False),
-    _r("--config in an unreadable folder", "{d}/small.keras", "--config", "{d}/locked/c.toml", *REPORT,
-       says="permission denied", root=False),
-    _r("--class-names in an unreadable folder", "{d}/small.keras", "--class-names", "{d}/locked/n.txt", *REPORT,
-       says="permission denied", root=False),
-    _r("--junit in an unreadable folder", "{d}/small.keras", "--junit", "{d}/locked/j.xml", *REPORT,
-       says="not writable", root=False),
+    _r(
+        "--image unreadable",
+        "{d}/small.keras",
+        "--image",
+        "{d}/perm.png",
+        *REPORT,
+        says="permission denied",
+        root=False,
+    ),
+    _r(
+        "--image in an unreadable folder",
+        "{d}/small.keras",
+        "--image",
+        "{d}/locked/img.png",
+        *REPORT,
+        says="permission denied",
+        root=False,
+    ),
+    _r(
+        "--config in an unreadable folder",
+        "{d}/small.keras",
+        "--config",
+        "{d}/locked/c.toml",
+        *REPORT,
+        says="permission denied",
+        root=False,
+    ),
+    _r(
+        "--class-names in an unreadable folder",
+        "{d}/small.keras",
+        "--class-names",
+        "{d}/locked/n.txt",
+        *REPORT,
+        says="permission denied",
+        root=False,
+    ),
+    _r(
+        "--junit in an unreadable folder",
+        "{d}/small.keras",
+        "--junit",
+        "{d}/locked/j.xml",
+        *REPORT,
+        says="not writable",
+        root=False,
+    ),
     # --- --images ---------------------------------------------------------------------------------------
-    _r("--images with hostile files among good ones", "{d}/small.keras", "--images", "{d}/imgs",
-       "--sections", "dataset", status=0, writes=True, lines=0, check="skipped_by_reason"),
-    _r("--images with only hostile files", "{d}/small.keras", "--images", "{d}/badimgs", "--sections", "dataset",
-       says="could be read"),
-    _r("--images FIFO", "{d}/small.keras", "--images", "{d}/fifo.png", "--sections", "dataset", says="not a folder"),
-    _r("--images symlink loop", "{d}/small.keras", "--images", "{d}/loopdir", "--sections", "dataset",
-       says="loop"),
-    _r("--images /dev/zero", "{d}/small.keras", "--images", "/dev/zero", "--sections", "dataset",
-       says="not a folder"),
+    _r(
+        "--images with hostile files among good ones",
+        "{d}/small.keras",
+        "--images",
+        "{d}/imgs",
+        "--sections",
+        "dataset",
+        status=0,
+        writes=True,
+        lines=0,
+        check="skipped_by_reason",
+    ),
+    _r(
+        "--images with only hostile files",
+        "{d}/small.keras",
+        "--images",
+        "{d}/badimgs",
+        "--sections",
+        "dataset",
+        says="could be read",
+    ),
+    _r(
+        "--images FIFO",
+        "{d}/small.keras",
+        "--images",
+        "{d}/fifo.png",
+        "--sections",
+        "dataset",
+        says="not a folder",
+    ),
+    _r(
+        "--images symlink loop",
+        "{d}/small.keras",
+        "--images",
+        "{d}/loopdir",
+        "--sections",
+        "dataset",
+        says="loop",
+    ),
+    _r(
+        "--images /dev/zero",
+        "{d}/small.keras",
+        "--images",
+        "/dev/zero",
+        "--sections",
+        "dataset",
+        says="not a folder",
+    ),
     # --- --config ---------------------------------------------------------------------------------------
     _r("--config FIFO", "{d}/small.keras", "--config", "{d}/fifo.toml", *REPORT, says="FIFO"),
-    _r("--config symlink to /dev/zero", "{d}/small.keras", "--config", "{d}/zero.toml", *REPORT,
-       says="character device"),
+    _r(
+        "--config symlink to /dev/zero",
+        "{d}/small.keras",
+        "--config",
+        "{d}/zero.toml",
+        *REPORT,
+        says="character device",
+    ),
     _r("--config binary", "{d}/small.keras", "--config", "{d}/bin.toml", *REPORT, says="not text"),
     _r("--config 2 MB", "{d}/small.keras", "--config", "{d}/big.toml", *REPORT, says="over the 1.0 MB"),
     _r("--config symlink loop", "{d}/small.keras", "--config", "{d}/loop.toml", *REPORT, says="loop"),
-    _r("--config invalid TOML", "{d}/small.keras", "--config", "{d}/bad.toml", *REPORT, says="not valid TOML"),
+    _r(
+        "--config invalid TOML", "{d}/small.keras", "--config", "{d}/bad.toml", *REPORT, says="not valid TOML"
+    ),
     _r("--config folder", "{d}/small.keras", "--config", "{d}/imgs", *REPORT, says="folder"),
-    _r("--config dangling symlink", "{d}/small.keras", "--config", "{d}/dangling.toml", *REPORT,
-       says="does not exist"),
-    _r("--config unreadable", "{d}/small.keras", "--config", "{d}/perm.toml", *REPORT, says="permission denied",
-       root=False),
-    _r("--config with several models, binary", "{d}/small.keras", "{d}/small2.keras", "--config", "{d}/bin.toml",
-       *REPORT, says="not text"),
+    _r(
+        "--config dangling symlink",
+        "{d}/small.keras",
+        "--config",
+        "{d}/dangling.toml",
+        *REPORT,
+        says="does not exist",
+    ),
+    _r(
+        "--config unreadable",
+        "{d}/small.keras",
+        "--config",
+        "{d}/perm.toml",
+        *REPORT,
+        says="permission denied",
+        root=False,
+    ),
+    _r(
+        "--config with several models, binary",
+        "{d}/small.keras",
+        "{d}/small2.keras",
+        "--config",
+        "{d}/bin.toml",
+        *REPORT,
+        says="not text",
+    ),
     # --- --class-names ----------------------------------------------------------------------------------
     _r("--class-names FIFO", "{d}/small.keras", "--class-names", "{d}/fifo.txt", *REPORT, says="FIFO"),
-    _r("--class-names symlink to /dev/zero", "{d}/small.keras", "--class-names", "{d}/zero.txt", *REPORT,
-       says="character device"),
+    _r(
+        "--class-names symlink to /dev/zero",
+        "{d}/small.keras",
+        "--class-names",
+        "{d}/zero.txt",
+        *REPORT,
+        says="character device",
+    ),
     _r("--class-names binary", "{d}/small.keras", "--class-names", "{d}/bin.txt", *REPORT, says="UTF-8"),
-    _r("--class-names 2 MB", "{d}/small.keras", "--class-names", "{d}/big.txt", *REPORT, says="over the 1.0 MB"),
-    _r("--class-names symlink loop", "{d}/small.keras", "--class-names", "{d}/loop.txt", *REPORT, says="loop"),
+    _r(
+        "--class-names 2 MB",
+        "{d}/small.keras",
+        "--class-names",
+        "{d}/big.txt",
+        *REPORT,
+        says="over the 1.0 MB",
+    ),
+    _r(
+        "--class-names symlink loop", "{d}/small.keras", "--class-names", "{d}/loop.txt", *REPORT, says="loop"
+    ),
     # --- outputs -------------------------------------------------------------------------------------------
     _r("--junit is a folder", "{d}/small.keras", "--junit", "{out}", *REPORT, says="is a folder"),
-    _r("--junit inside a file", "{d}/small.keras", "--junit", "{d}/text.keras/j.xml", *REPORT,
-       says="inside a file"),
+    _r(
+        "--junit inside a file",
+        "{d}/small.keras",
+        "--junit",
+        "{d}/text.keras/j.xml",
+        *REPORT,
+        says="inside a file",
+    ),
     _r("--junit /dev/null", "{d}/small.keras", "--junit", "/dev/null", *REPORT, says="not a regular file"),
-    _r("--junit in a read-only folder", "{d}/small.keras", "--junit", "{d}/rofolder/j.xml", *REPORT,
-       says="not writable", root=False),
-    Case("--out is a file", ("{d}/small.keras", *REPORT, "--out", "{d}/text.keras", "--quiet"), 2,
-         says="inside a file"),
-    Case("--out is /dev/null", ("{d}/small.keras", *REPORT, "--out", "/dev/null", "--quiet"), 2,
-         says="inside a file"),
-    Case("--out in a read-only folder", ("{d}/small.keras", *REPORT, "--out", "{d}/rofolder/out", "--quiet"), 2,
-         says="not writable", root=False),
-    Case("--out in an unreadable folder", ("{d}/small.keras", *REPORT, "--out", "{d}/locked/out", "--quiet"), 2,
-         says="not writable", root=False),
-    Case("index --junit is a folder", ("index", "{out}", "--junit", "{out}", "--no-drift", "--quiet"), 2,
-         says="is a folder"),
-    Case("--out on a file system that refuses it (/proc)", ("{d}/small.keras", *REPORT, "--out", "/proc/reportgen",
-                                                           "--quiet"), 2, says="--out"),
+    _r(
+        "--junit in a read-only folder",
+        "{d}/small.keras",
+        "--junit",
+        "{d}/rofolder/j.xml",
+        *REPORT,
+        says="not writable",
+        root=False,
+    ),
+    Case(
+        "--out is a file",
+        ("{d}/small.keras", *REPORT, "--out", "{d}/text.keras", "--quiet"),
+        2,
+        says="inside a file",
+    ),
+    Case(
+        "--out is /dev/null",
+        ("{d}/small.keras", *REPORT, "--out", "/dev/null", "--quiet"),
+        2,
+        says="inside a file",
+    ),
+    Case(
+        "--out in a read-only folder",
+        ("{d}/small.keras", *REPORT, "--out", "{d}/rofolder/out", "--quiet"),
+        2,
+        says="not writable",
+        root=False,
+    ),
+    Case(
+        "--out in an unreadable folder",
+        ("{d}/small.keras", *REPORT, "--out", "{d}/locked/out", "--quiet"),
+        2,
+        says="not writable",
+        root=False,
+    ),
+    Case(
+        "index --junit is a folder",
+        ("index", "{out}", "--junit", "{out}", "--no-drift", "--quiet"),
+        2,
+        says="is a folder",
+    ),
+    Case(
+        "--out on a file system that refuses it (/proc)",
+        ("{d}/small.keras", *REPORT, "--out", "/proc/reportgen", "--quiet"),
+        2,
+        says="--out",
+    ),
     _r("model path with a newline", "{d}/new\nline.keras", *REPORT, says="does not exist"),
-    _r("image path with a newline", "{d}/small.keras", "--image", "{d}/new\nline.png", *REPORT,
-       says="does not exist"),
+    _r(
+        "image path with a newline",
+        "{d}/small.keras",
+        "--image",
+        "{d}/new\nline.png",
+        *REPORT,
+        says="does not exist",
+    ),
     # --- writing faults ------------------------------------------------------------------------------------
     _r("disk full while writing", "{d}/small.keras", *REPORT, says="disk is full", fault="enospc"),
     _r("SIGTERM while writing", "{d}/small.keras", *REPORT, status=143, says="SIGTERM", fault="sigterm"),
     _r("SIGHUP while writing", "{d}/small.keras", *REPORT, status=129, says="SIGHUP", fault="sighup"),
-    _r("stale leftovers of a dead writer", "{d}/small.keras", *REPORT, status=0, writes=True, lines=0,
-       fault="stale", check="stale_removed"),
+    _r(
+        "stale leftovers of a dead writer",
+        "{d}/small.keras",
+        *REPORT,
+        status=0,
+        writes=True,
+        lines=0,
+        fault="stale",
+        check="stale_removed",
+    ),
     # --- numbers --------------------------------------------------------------------------------------------
-    _r("--preprocess overflow", "{d}/small.keras", "--preprocess", "scale=1e300,offset=1e300", *REPORT,
-       says="float32"),
-    _r("--preprocess scale beyond float32", "{d}/small.keras", "--preprocess", "scale=1e37", *REPORT,
-       says="float32"),
-    _r("--preprocess tiny std", "{d}/small.keras", "--preprocess", "mean=0,std=1e-300", *REPORT, says="float32"),
+    _r(
+        "--preprocess overflow",
+        "{d}/small.keras",
+        "--preprocess",
+        "scale=1e300,offset=1e300",
+        *REPORT,
+        says="float32",
+    ),
+    _r(
+        "--preprocess scale beyond float32",
+        "{d}/small.keras",
+        "--preprocess",
+        "scale=1e37",
+        *REPORT,
+        says="float32",
+    ),
+    _r(
+        "--preprocess tiny std",
+        "{d}/small.keras",
+        "--preprocess",
+        "mean=0,std=1e-300",
+        *REPORT,
+        says="float32",
+    ),
     _r("--preprocess NaN", "{d}/small.keras", "--preprocess", "scale=nan", *REPORT, says="finite"),
     _r("--preprocess inf", "{d}/small.keras", "--preprocess", "scale=inf", *REPORT, says="finite"),
-    _r("weights all 3e38 gate", "{d}/huge.keras", "--sections", "weights,findings", "--fail-on", "warning",
-       status=1, writes=True, says="findings at or above", check="exploding_scale"),
-    _r("weights all 3e38, every section", "{d}/huge.keras", "--fail-on", "warning", status=1, writes=True,
-       says="findings at or above", check="exploding_scale"),
-    # --- hostile names ----------------------------------------------------------------------------------------
-    _r("layer named c\\x0btwo in JUnit", "{d}/ctwo.keras", "--sections", "findings", "--fail-on", "warning",
-       "--junit", "{w}/j.xml", status=1, writes=True, says="findings at or above", check="junit_parses"),
-    # --- index -----------------------------------------------------------------------------------------------
-    Case("index with damaged report.json files", ("index", "{d}/ix", "--no-drift", "--quiet"), 0,
-         says="skipped", writes=True),
-    Case("index of only damaged report.json files", ("index", "{d}/ixbad", "--no-drift", "--quiet"), 2,
-         says="not reports"),
+    _r(
+        "weights all 3e38 gate",
+        "{d}/huge.keras",
+        "--sections",
+        "weights,findings",
+        "--fail-on",
+        "warning",
+        status=1,
+        writes=True,
+        says="findings at or above",
+        check="exploding_scale",
+    ),
+    _r(
+        "weights all 3e38, every section",
+        "{d}/huge.keras",
+        "--fail-on",
+        "warning",
+        status=1,
+        writes=True,
+        says="findings at or above",
+        check="exploding_scale",
+    ),
+    # --- hostile names
+    # ----------------------------------------------------------------------------------------
+    _r(
+        "layer named c\\x0btwo in JUnit",
+        "{d}/ctwo.keras",
+        "--sections",
+        "findings",
+        "--fail-on",
+        "warning",
+        "--junit",
+        "{w}/j.xml",
+        status=1,
+        writes=True,
+        says="findings at or above",
+        check="junit_parses",
+    ),
+    # --- index
+    # -----------------------------------------------------------------------------------------------
+    Case(
+        "index with damaged report.json files",
+        ("index", "{d}/ix", "--no-drift", "--quiet"),
+        0,
+        says="skipped",
+        writes=True,
+    ),
+    Case(
+        "index of only damaged report.json files",
+        ("index", "{d}/ixbad", "--no-drift", "--quiet"),
+        2,
+        says="not reports",
+    ),
     Case("index of a FIFO", ("index", "{d}/fifo.toml", "--quiet"), 2, says="FIFO"),
     Case("index of a symlink loop", ("index", "{d}/loopdir", "--quiet"), 2, says="loop"),
-    # --- compare and arguments -------------------------------------------------------------------------------
-    Case("compare with a FIFO", ("compare", "{d}/fifo.keras", "{d}/small.keras", "--out", "{out}", "--quiet"), 2,
-         says="FIFO"),
+    # --- compare and arguments
+    # -------------------------------------------------------------------------------
+    Case(
+        "compare with a FIFO",
+        ("compare", "{d}/fifo.keras", "{d}/small.keras", "--out", "{out}", "--quiet"),
+        2,
+        says="FIFO",
+    ),
     _r("--sample -1", "{d}/small.keras", "--sample", "-1", *REPORT),
     _r("unknown flag", "{d}/small.keras", "--frobnicate", *REPORT, says="unrecognized"),
     _r("--input-shape garbage", "{d}/small.keras", "--input-shape", "a,b", *REPORT),
@@ -212,14 +485,20 @@ CASES: list[Case] = [
 
 # --- the files the cases read ------------------------------------------------------------------------------
 
+
 def _tiny(conv: str = "conv_a", filters: int = 4):
     import keras
 
     keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input((8, 8, 3)),
-                             keras.layers.Conv2D(filters, 3, activation="relu", padding="same", name=conv),
-                             keras.layers.GlobalAveragePooling2D(name="gap"),
-                             keras.layers.Dense(3, activation="softmax", name="head")], name="tiny")
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(filters, 3, activation="relu", padding="same", name=conv),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(3, activation="softmax", name="head"),
+        ],
+        name="tiny",
+    )
 
 
 def _rezip(src: Path, dst: Path, replace: dict) -> None:
@@ -241,11 +520,17 @@ def _png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _npy_header(shape: tuple, descr: str = "<f4") -> bytes:
-    """A .npy file of a header alone: it declares ``shape`` and holds no data (228 bytes for 1e5 x 1e5 x 3)."""
+    """A .npy file of a header alone: it declares ``shape`` and holds no data (228 bytes for 1e5 x 1e5 x
+    3)."""
     import numpy as np
 
     buf = io.BytesIO()
@@ -278,8 +563,12 @@ def build_fixtures(d: Path) -> None:
     with zipfile.ZipFile(d / "small.keras") as z:
         config = _json.loads(z.read("config.json"))
     gadget = _json.loads(_json.dumps(config))
-    gadget["config"]["layers"][1] = {"module": "os", "class_name": "system", "registered_name": "system",
-                                     "config": {"command": f"touch {d}/pwned"}}
+    gadget["config"]["layers"][1] = {
+        "module": "os",
+        "class_name": "system",
+        "registered_name": "system",
+        "config": {"command": f"touch {d}/pwned"},
+    }
     _rezip(d / "small.keras", d / "gadget.keras", {"config.json": _json.dumps(gadget)})
     _tiny(filters=6).save(d / "six.keras")
     with zipfile.ZipFile(d / "six.keras") as z:
@@ -352,8 +641,18 @@ def _prior_report(out: Path, d: Path) -> None:
     from reportgen.cli import main
 
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        status = main([str(d / "small.keras"), "--out", str(out), "--format", "json", "--sections", "overview",
-                       "--quiet"])
+        status = main(
+            [
+                str(d / "small.keras"),
+                "--out",
+                str(out),
+                "--format",
+                "json",
+                "--sections",
+                "overview",
+                "--quiet",
+            ]
+        )
     if status != 0:
         raise RuntimeError(f"the earlier report could not be written (exit {status})")
 
@@ -378,7 +677,9 @@ def tree_hash(folder: Path) -> str:
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(dirs):
-            digest.update(f"D {os.path.relpath(os.path.join(root, name), folder)}\n".encode("utf-8", "surrogateescape"))
+            digest.update(
+                f"D {os.path.relpath(os.path.join(root, name), folder)}\n".encode("utf-8", "surrogateescape")
+            )
         for name in sorted(files):
             path = os.path.join(root, name)
             digest.update(f"F {os.path.relpath(path, folder)}\n".encode("utf-8", "surrogateescape"))
@@ -400,6 +701,7 @@ def leftovers(*folders: Path) -> list[str]:
 
 
 # --- faults injected into one run ------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _faults(kind: str | None, w: Path):
@@ -456,7 +758,9 @@ def _faults(kind: str | None, w: Path):
         render._replace = real_replace
 
 
-# --- extra checks of what a writing case wrote ---------------------------------------------------------------
+# --- extra checks of what a writing case wrote
+# ---------------------------------------------------------------
+
 
 def _check(kind: str | None, w: Path) -> str | None:
     """None when the written output is as promised, else what is wrong."""
@@ -476,8 +780,13 @@ def _check(kind: str | None, w: Path) -> str | None:
     report = json.loads(next(w.glob("*/report.json")).read_text())
     if kind == "skipped_by_reason":
         got = report["dataset"].get("skipped_by_reason")
-        want = {"a FIFO (named pipe)": 1, "a character device": 1, "a symlink loop": 1, "over the size cap": 2,
-                "truncated": 1}
+        want = {
+            "a FIFO (named pipe)": 1,
+            "a character device": 1,
+            "a symlink loop": 1,
+            "over the size cap": 2,
+            "truncated": 1,
+        }
         if got != want or report["dataset"]["images"] != 3:
             return f"skipped_by_reason {got}, images {report['dataset']['images']}; want {want} and 3 images"
         return None
@@ -493,6 +802,7 @@ def _check(kind: str | None, w: Path) -> str | None:
 
 # --- the runner ---------------------------------------------------------------------------------------------
 
+
 class _Hung(BaseException):
     """A case ran past its time limit."""
 
@@ -502,7 +812,8 @@ def _alarm(signum, frame):
 
 
 def run_case(case: Case, d: Path, out: Path, w: Path) -> dict:
-    """Run one case through ``reportgen.cli.main`` in this process; returns what happened and what is wrong."""
+    """Run one case through ``reportgen.cli.main`` in this process; returns what happened and what is
+    wrong."""
     from reportgen.cli import main
 
     w.mkdir(parents=True, exist_ok=True)
@@ -559,8 +870,13 @@ def run_case(case: Case, d: Path, out: Path, w: Path) -> dict:
             problems.append(wrong)
     if (d / "pwned").exists():
         problems.append("the config gadget ran code")
-    return {"name": case.name, "status": status, "stderr": lines[:3], "seconds": round(seconds, 2),
-            "problems": problems}
+    return {
+        "name": case.name,
+        "status": status,
+        "stderr": lines[:3],
+        "seconds": round(seconds, 2),
+        "problems": problems,
+    }
 
 
 def run(d: Path, names: list[str] | None = None) -> list[dict]:
@@ -589,8 +905,17 @@ def run(d: Path, names: list[str] | None = None) -> list[dict]:
         try:
             os.seteuid(NOBODY)
         except OSError as exc:  # a root without CAP_SETUID (some containers): these cases cannot be staged
-            return results + [{"name": c.name, "status": None, "stderr": [], "seconds": 0.0, "problems": [],
-                               "skipped": f"cannot become an unprivileged user ({exc.strerror})"} for c in other]
+            return results + [
+                {
+                    "name": c.name,
+                    "status": None,
+                    "stderr": [],
+                    "seconds": 0.0,
+                    "problems": [],
+                    "skipped": f"cannot become an unprivileged user ({exc.strerror})",
+                }
+                for c in other
+            ]
         try:
             for case, folder in zip(other, folders):
                 results.append(run_case(case, d, d / "out", folder))
@@ -604,23 +929,33 @@ NOBODY = 65534
 
 def limits(memory: int = MEMORY_CAP):
     """A ``preexec_fn``: the child's memory cap, and no core files."""
+
     def apply() -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
     return apply
 
 
 def spawn(d: Path, results: Path, names: list[str] | None = None, timeout: float = 300.0) -> list[dict]:
     """Run the cases in a child process with :func:`limits`, in its own process group; the group is killed
-    when the child overruns ``timeout``. Returns the cases' results (a case the child never reached: absent)."""
+    when the child overruns ``timeout``. Returns the cases' results (a case the child never reached:
+    absent)."""
     import subprocess
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     cmd = [sys.executable, str(Path(__file__).resolve()), str(d), str(results)] + list(names or [])
-    child = subprocess.Popen(cmd, env=env, preexec_fn=limits(), start_new_session=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(d.parent))
+    child = subprocess.Popen(
+        cmd,
+        env=env,
+        preexec_fn=limits(),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=str(d.parent),
+    )
     try:
         _, err = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -628,7 +963,9 @@ def spawn(d: Path, results: Path, names: list[str] | None = None, timeout: float
         child.communicate()
         raise RuntimeError(f"the fuzz child overran {timeout:.0f} s and was killed with its process group")
     if child.returncode != 0 or not results.exists():
-        raise RuntimeError(f"the fuzz child failed (exit {child.returncode}): {err.decode(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"the fuzz child failed (exit {child.returncode}): {err.decode(errors='replace')[-2000:]}"
+        )
     return json.loads(results.read_text())
 
 

@@ -65,7 +65,7 @@ def pages(pdf: Path) -> list[Page]:
             size = 0.0
             if obj.type == raw.FPDF_PAGEOBJ_TEXT:
                 m = obj.get_matrix()  # the font size is in text space: times the matrix's vertical scale
-                size = obj.get_font_size() * ((m.b ** 2 + m.d ** 2) ** 0.5)
+                size = obj.get_font_size() * ((m.b**2 + m.d**2) ** 0.5)
             items.append(Item(t, b, size >= HEADING_PT, size >= SECTION_PT))
         out.append(Page(n + 1, height, items))
     return out

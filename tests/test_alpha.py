@@ -42,9 +42,9 @@ def direct_eigenvalues(kernel: np.ndarray) -> np.ndarray:
 def direct_fit(evals: np.ndarray) -> tuple[float, float]:
     """The Clauset et al. xmin scan written out, one candidate at a time: (alpha, xmin).
 
-    For each candidate xmin, the power-law MLE alpha = 1 + n / sum(log(x / xmin)) over the n values >= xmin, and
-    the largest gap between the fitted CDF 1 - (x/xmin)^(1-alpha) and the empirical k/n of the sorted tail;
-    the smallest gap wins (the first on a tie), as in WeightWatcher's WWFit.
+    For each candidate xmin, the power-law MLE alpha = 1 + n / sum(log(x / xmin)) over the n values >= xmin,
+    and the largest gap between the fitted CDF 1 - (x/xmin)^(1-alpha) and the empirical k/n of the sorted
+    tail; the smallest gap wins (the first on a tie), as in WeightWatcher's WWFit.
     """
     x = np.sort(evals[evals > 1e-5])
     best = (np.inf, None, None)
@@ -106,16 +106,23 @@ def test_a_layer_of_known_alpha_is_fitted_and_flagged_only_outside_2_to_6(alpha,
     model = dense_model([power_law_kernel(alpha)])
     lw = weight_analysis(model)["d0"]
     assert lw.spectral.alpha == pytest.approx(alpha, rel=0.1)
-    found = [f for f in F.weight_findings({"d0": lw}, config.Thresholds()) if f["kind"] in
-             ("over_trained", "under_trained")]
+    found = [
+        f
+        for f in F.weight_findings({"d0": lw}, config.Thresholds())
+        if f["kind"] in ("over_trained", "under_trained")
+    ]
     assert [f["kind"] for f in found] == ([kind] if kind else [])
     for f in found:
-        assert f["severity"] == "info" and f["layer"] == "d0" and f["value"] == pytest.approx(lw.spectral.alpha)
+        assert (
+            f["severity"] == "info" and f["layer"] == "d0" and f["value"] == pytest.approx(lw.spectral.alpha)
+        )
         assert f["anchor"] == "weights-alpha"
 
 
 def test_alpha_thresholds_come_from_tool_reportgen(tmp_path):
-    (tmp_path / "pyproject.toml").write_text("[tool.reportgen]\nalpha_over_trained = 1.5\nalpha_under_trained = 3.5\n")
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.reportgen]\nalpha_over_trained = 1.5\nalpha_under_trained = 3.5\n"
+    )
     t = config.load(cwd=tmp_path)
     assert (t.alpha_over_trained, t.alpha_under_trained) == (1.5, 3.5)
     lw = weight_analysis(dense_model([power_law_kernel(1.6)]))
@@ -133,14 +140,18 @@ def test_under_trained_layers_roll_up_into_one_finding():
 
 
 def test_alpha_agrees_with_weightwatcher_on_every_layer_it_fits(trained):
-    ww = pytest.importorskip("weightwatcher", reason="WeightWatcher 0.7.7 is a test extra: pip install -e .[test]")
+    ww = pytest.importorskip(
+        "weightwatcher", reason="WeightWatcher 0.7.7 is a test extra: pip install -e .[test]"
+    )
     import logging
 
     logging.getLogger("weightwatcher").setLevel(logging.ERROR)
     model, facts = trained
     details = ww.WeightWatcher(model=model).analyze(min_evals=50)
     theirs = dict(zip(details["name"], details["alpha"]))
-    ours = {path: lw.spectral.alpha for path, lw in facts.items() if lw.spectral and lw.spectral.alpha is not None}
+    ours = {
+        path: lw.spectral.alpha for path, lw in facts.items() if lw.spectral and lw.spectral.alpha is not None
+    }
     assert set(theirs) == set(ours) == {"conv2", "dense1"}
     for name, alpha in theirs.items():
         assert ours[name] == pytest.approx(alpha, rel=0.10), name
@@ -152,8 +163,9 @@ def test_report_json_holds_alpha_and_validates(tmp_path, trained):
     jsonschema = pytest.importorskip("jsonschema")
     model, _ = trained
     loaded = LoadedModel(model=model, name="digits", source="(test)", sha256=None)
-    folder, data = build_report(loaded, Options(sections=("weights", "findings"), quiet=True), tmp_path,
-                                ("json", "html"))
+    folder, data = build_report(
+        loaded, Options(sections=("weights", "findings"), quiet=True), tmp_path, ("json", "html")
+    )
     data = json.loads((folder / "report.json").read_text())
     # The weights block against its schema (the whole report.json of a run without images fails on
     # settings.preprocess_source = "not used: ...", which the schema's enum lacks -- not this issue's).

@@ -35,7 +35,16 @@ def test_to_file_by_suffix_and_the_same_numbers_as_the_cli(saved_small, tmp_path
     out = r.to_file(tmp_path / "one" / "x.json")
     assert out == tmp_path / "one" / "x.json" and [p.name for p in out.parent.iterdir()] == ["x.json"]
     data = json.loads(out.read_text())
-    res = cli(saved_small, "--sections", "overview,weights", "--format", "json", "--out", tmp_path / "cli", "--quiet")
+    res = cli(
+        saved_small,
+        "--sections",
+        "overview,weights",
+        "--format",
+        "json",
+        "--out",
+        tmp_path / "cli",
+        "--quiet",
+    )
     assert res.status == 0
     cli_data = json.loads((tmp_path / "cli" / "small-model" / "report.json").read_text())
     assert data["weights"] == cli_data["weights"]
@@ -61,7 +70,10 @@ def test_images_as_arrays_and_options_by_keyword(small_model):
     pixels = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     r = Report(small_model, images=pixels, sections="gradcam", top_k=2, cam="gradcam,layercam")
     data = r.json
-    assert len(data["images"]) == 2 and {g["method"] for g in data["images"][0]["gradcam"]} == {"gradcam", "layercam"}
+    assert len(data["images"]) == 2 and {g["method"] for g in data["images"][0]["gradcam"]} == {
+        "gradcam",
+        "layercam",
+    }
     probs = keras.ops.convert_to_numpy(small_model(pixels.astype("float32") / 255.0))
     got = [p["probability"] for p in data["images"][1]["predictions"]]
     np.testing.assert_allclose(got, np.sort(probs[1])[::-1][:2], rtol=1e-5)
@@ -83,9 +95,15 @@ def test_a_model_by_name_loads_lazily():
 @pytest.mark.parametrize("name, folder", [("..", "model"), ("a\\b\tc", "a_b_c"), ("模型" * 150, None)])
 def test_any_model_name_keras_accepts_gets_a_report_folder(name, folder, tmp_path):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="c"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")],
-                             name=name)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(2, 3, name="c"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ],
+        name=name,
+    )
     out = Report(model, sections="overview,layers").to_folder(tmp_path, formats=("json",))
     assert out.parent == tmp_path and (out / "report.json").exists()
     if folder is not None:
@@ -108,8 +126,18 @@ def test_a_file_name_that_is_not_utf8_gets_a_readable_report(saved_small, tmp_pa
 
     odd = os.fsdecode(bytes(tmp_path) + b"/model\xff.keras")
     os.rename(saved_small, odd)
-    result = cli(odd, "--sections", "overview,layers", "--format", "json", "--format", "html", "--out", tmp_path / "r",
-                 "--quiet")
+    result = cli(
+        odd,
+        "--sections",
+        "overview,layers",
+        "--format",
+        "json",
+        "--format",
+        "html",
+        "--out",
+        tmp_path / "r",
+        "--quiet",
+    )
     assert result.status == 0, result.err
     folder = next((tmp_path / "r").iterdir())
     data = json.loads((folder / "report.json").read_text(encoding="utf-8"))

@@ -32,7 +32,9 @@ def test_every_command_line_option_is_a_field_of_options():
 def test_report_takes_every_option_as_a_keyword_and_checks_text_with_the_flags_parser():
     from reportgen.errors import UserError
 
-    opts = O.Options(top_k="5", cam="gradcam,layercam", sections="weights,findings", preprocess="scale=2,offset=1")
+    opts = O.Options(
+        top_k="5", cam="gradcam,layercam", sections="weights,findings", preprocess="scale=2,offset=1"
+    )
     assert (opts.top_k, opts.cam, opts.sections) == (5, ("gradcam", "layercam"), ("weights", "findings"))
     with pytest.raises(UserError, match="--top-k"):
         O.Options(top_k="zero")
@@ -63,7 +65,9 @@ def _nulls(value, where="settings"):
 def test_settings_hold_the_values_used_and_no_nulls(cli, tmp_path, sections):
     model = small_cnn((12, 12, 1), classes=3, name="tiny")
     model.save(tmp_path / "tiny.keras")
-    args = ["--pattern-filters", "2", "--pattern-steps", "2"] + ([] if sections == "all" else ["--sections", sections])
+    args = ["--pattern-filters", "2", "--pattern-steps", "2"] + (
+        [] if sections == "all" else ["--sections", sections]
+    )
     res = cli(tmp_path / "tiny.keras", "--format", "json", "--out", tmp_path, "--quiet", *args)
     assert res.status == 0, res.stderr
     data = json.loads((tmp_path / "tiny" / "report.json").read_text())
@@ -86,7 +90,8 @@ def test_a_json_only_report_imports_no_plotting_or_pdf_code(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         from reportgen.cli import main
-        rc = main([{str(tmp_path / 'plain.keras')!r}, "--format", "json", "--out", {str(tmp_path)!r}, "--quiet",
+        rc = main([{str(tmp_path / "plain.keras")!r}, "--format", "json", "--out", {str(tmp_path)!r},
+                   "--quiet",
                    "--pattern-filters", "2", "--pattern-steps", "2"])
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "weasyprint", "jinja2"))
         print(rc, heavy[:3])

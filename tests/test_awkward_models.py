@@ -48,9 +48,21 @@ def shared_report(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("build", ["hed", "segmentation", "depth_map", "multi_output", "image_and_metadata",
-                                   "odd_names", "with_operations", "mixed_precision", "subclassed_two_heads",
-                                   "binary"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        "hed",
+        "segmentation",
+        "depth_map",
+        "multi_output",
+        "image_and_metadata",
+        "odd_names",
+        "with_operations",
+        "mixed_precision",
+        "subclassed_two_heads",
+        "binary",
+    ],
+)
 def test_every_kind_of_model_gets_every_section(build, tmp_path, shared_report):
     import jsonschema
 
@@ -87,7 +99,9 @@ def test_subclassed_layers_are_reached_by_path_in_call_order():
 def test_subclassed_feature_maps_equal_the_layers_computed_by_hand():
     model = A.hed()
     x = A.images(2, 32)
-    refs = graph.find_layers(graph.spatial_layers(model), ["block1_conv2", "block2/block2_conv1", "side2"], "--layers")
+    refs = graph.find_layers(
+        graph.spatial_layers(model), ["block1_conv2", "block2/block2_conv1", "side2"], "--layers"
+    )
     got = {m.path: m.maps for m in feature_maps.compute(model, refs, x)}
     # truth: the model's own blocks and layers called one after another
     np_ = keras.ops.convert_to_numpy
@@ -148,7 +162,9 @@ def test_per_pixel_classifier_explains_its_top_classes_by_area():
             a, h = sub(x)
             logits = keras.ops.conv(h, pixels.kernel) + pixels.bias  # before the softmax
             masks = tf.constant((winner == classes[:, None, None]).astype("float32"))
-            s = tf.reduce_sum(tf.gather(logits, classes, axis=-1, batch_dims=1) * masks, [1, 2]) / tf.reduce_sum(masks, [1, 2])
+            s = tf.reduce_sum(
+                tf.gather(logits, classes, axis=-1, batch_dims=1) * masks, [1, 2]
+            ) / tf.reduce_sum(masks, [1, 2])
         g = tape.gradient(s, a)
         np.testing.assert_allclose(got.heatmaps[:, k], _gradcam_reference(a, g), atol=1e-5)
 
@@ -157,11 +173,15 @@ def test_output_option_picks_one_output_of_a_multi_output_model(tmp_path, cli):
     model = A.multi_output()
     path = tmp_path / "two.keras"
     model.save(path)
-    res = cli(path, "--output", "edges", "--sections", "gradcam", "--format", "json", "--out", tmp_path, "--quiet")
+    res = cli(
+        path, "--output", "edges", "--sections", "gradcam", "--format", "json", "--out", tmp_path, "--quiet"
+    )
     assert res.status == 0, res.stderr
     data = json.loads((tmp_path / "two" / "report.json").read_text())
     assert data["gradcam"]["output_name"] == "edges" and data["gradcam"]["output"] == "map"
-    res = cli(path, "--output", "classes", "--sections", "gradcam", "--format", "json", "--out", tmp_path, "--quiet")
+    res = cli(
+        path, "--output", "classes", "--sections", "gradcam", "--format", "json", "--out", tmp_path, "--quiet"
+    )
     data = json.loads((tmp_path / "two" / "report.json").read_text())
     assert res.status == 0 and data["gradcam"]["output"] == "softmax" and data["images"][0]["predictions"]
     res = cli(path, "--output", "nope", "--out", tmp_path / "never", "--quiet")
@@ -176,8 +196,17 @@ def test_image_plus_metadata_gets_the_image_sections_other_inputs_zero_or_given(
     meta = np.linspace(-1, 1, 5).astype("float32")
     np.save(tmp_path / "meta.npy", meta)
     for given in ((), ("--input", f"meta={tmp_path / 'meta.npy'}")):
-        res = cli(path, *given, "--sections", "overview,features,gradcam", "--format", "json", "--out", tmp_path,
-                  "--quiet")
+        res = cli(
+            path,
+            *given,
+            "--sections",
+            "overview,features,gradcam",
+            "--format",
+            "json",
+            "--out",
+            tmp_path,
+            "--quiet",
+        )
         assert res.status == 0, res.stderr
         data = json.loads((tmp_path / "im" / "report.json").read_text())
         fed = {f["name"]: f["fed"] for f in data["model"]["inputs_fed"]}
@@ -187,7 +216,7 @@ def test_image_plus_metadata_gets_the_image_sections_other_inputs_zero_or_given(
         x = load_image(sample_photo_path(), InputSpec(20, 20, 3), Preprocessor("unit")).input[None]
         truth = keras.ops.convert_to_numpy(model([x, (meta if given else np.zeros(5, "float32"))[None]]))[0]
         probs = [p["probability"] for p in data["images"][0]["predictions"]]
-        np.testing.assert_allclose(probs, np.sort(truth)[::-1][:len(probs)], rtol=1e-5)
+        np.testing.assert_allclose(probs, np.sort(truth)[::-1][: len(probs)], rtol=1e-5)
     res = cli(path, "--input", "mood=x.npy", "--out", tmp_path / "never", "--quiet")
     assert res.status == 2 and "no input named 'mood'" in res.stderr and "image, meta" in res.stderr
 
@@ -237,7 +266,9 @@ def test_mixed_precision_is_computed_in_float32(policy, tmp_path):
     assert model.get_layer("conv_b").compute_dtype != "float32"
 
 
-@pytest.mark.skipif(backend.requested() != "tensorflow", reason="tf.image.resize inside call() needs TensorFlow")
+@pytest.mark.skipif(
+    backend.requested() != "tensorflow", reason="tf.image.resize inside call() needs TensorFlow"
+)
 def test_the_issues_hed_example_with_tf_image_resize(tmp_path):
     folder, data = report(A.hed(cls=A.TFResizeHED), tmp_path, "hed_tf")
     assert data["section_errors"] == [] and data["gradcam"]["output"] == "map"

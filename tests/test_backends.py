@@ -40,10 +40,12 @@ def analytic_model(seed: int = 0) -> keras.Model:
     out = keras.layers.Dense(3, activation="softmax", name="head")(g)
     model = keras.Model(inp, out, name="analytic")
     rng = np.random.default_rng(seed)
-    model.get_layer("maps").set_weights([rng.normal(0, 0.5, (3, 3, 2, 4)).astype("float32"),
-                                         rng.uniform(0.0, 0.3, 4).astype("float32")])
-    model.get_layer("head").set_weights([rng.normal(0, 1.0, (4, 3)).astype("float32"),
-                                         rng.normal(0, 0.1, 3).astype("float32")])
+    model.get_layer("maps").set_weights(
+        [rng.normal(0, 0.5, (3, 3, 2, 4)).astype("float32"), rng.uniform(0.0, 0.3, 4).astype("float32")]
+    )
+    model.get_layer("head").set_weights(
+        [rng.normal(0, 1.0, (4, 3)).astype("float32"), rng.normal(0, 0.1, 3).astype("float32")]
+    )
     return model
 
 
@@ -57,7 +59,9 @@ def _normalise(m: np.ndarray) -> np.ndarray:
 def analytic():
     model = analytic_model()
     x = np.random.default_rng(1).uniform(0, 1, (3, 6, 6, 2)).astype("float32")
-    acts = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer("maps").output)(x)).astype(np.float64)
+    acts = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer("maps").output)(x)).astype(
+        np.float64
+    )
     w = model.get_layer("head").kernel.numpy().astype(np.float64)
     classes = np.array([0, 2, 1])
     grads = np.stack([np.broadcast_to(w[:, c] / 36.0, acts.shape[1:]) for c in classes])  # (N, h, w, K)
@@ -98,10 +102,17 @@ def test_scorecam_equals_wang_formula(analytic):
         a = acts[i]  # the map is the input's size: the upsampling is the identity
         lo, hi = a.reshape(-1, 4).min(0), a.reshape(-1, 4).max(0)
         masks = (a - lo) / (hi - lo + 1e-8)  # H^k, scaled to [0, 1]
-        baseline = keras.ops.convert_to_numpy(model(np.zeros_like(x[i:i + 1])))[0, c]
+        baseline = keras.ops.convert_to_numpy(model(np.zeros_like(x[i : i + 1])))[0, c]
         # C(A^k) = f(X * H^k) - f(X_b), f the class probability (softmax output)
-        scores = np.array([keras.ops.convert_to_numpy(model(x[i:i + 1] * masks[None, :, :, k:k + 1]))[0, c]
-                           for k in range(4)]) - baseline
+        scores = (
+            np.array(
+                [
+                    keras.ops.convert_to_numpy(model(x[i : i + 1] * masks[None, :, :, k : k + 1]))[0, c]
+                    for k in range(4)
+                ]
+            )
+            - baseline
+        )
         want.append(np.einsum("hwk,k->hw", a, scores))
     got = cam.explain(model, "maps", x, classes, method_name="scorecam")
     np.testing.assert_allclose(got.heatmaps[:, 0], _normalise(np.stack(want)), atol=1e-5)
@@ -111,15 +122,19 @@ def test_report_records_the_backend(tmp_path):
     from reportgen.context import LoadedModel, Options
     from reportgen.report import build_report
 
-    _folder, data = build_report(LoadedModel(analytic_model(), "m", "(test)", None),
-                                 Options(sections=("overview",), quiet=True), tmp_path, ("json",))
+    _folder, data = build_report(
+        LoadedModel(analytic_model(), "m", "(test)", None),
+        Options(sections=("overview",), quiet=True),
+        tmp_path,
+        ("json",),
+    )
     assert data["versions"]["backend"] == keras.backend.backend() == backend.name()
     assert data["versions"][{"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend.name()]]
 
 
 # --- the same numbers on every backend ----------------------------------------------------------
 
-PROBE = textwrap.dedent('''
+PROBE = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {tests!r})
     import reportgen
@@ -143,7 +158,7 @@ PROBE = textwrap.dedent('''
     hed = keras.saving.load_model({hed!r})
     out["hed"] = cam.explain(hed, "block3/block3_conv2", np.load({hed_images!r})).heatmaps.tolist()
     print("RESULT" + json.dumps(out))
-''')
+""")
 
 
 def _probe(backend_name: str, paths: dict) -> dict:
@@ -152,7 +167,7 @@ def _probe(backend_name: str, paths: dict) -> dict:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, f"{backend_name} probe failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
-    return json.loads(line[0][len("RESULT"):])
+    return json.loads(line[0][len("RESULT") :])
 
 
 @pytest.fixture(scope="module")
@@ -164,14 +179,21 @@ def saved(tmp_path_factory):
     model = small_cnn()
     rng = np.random.default_rng(2)
     for v in model.weights:  # trained-looking, every ReLU alive on the test images
-        v.assign(rng.normal(0, 0.4, v.shape).astype("float32") if "kernel" in v.path else
-                 rng.uniform(0.05, 0.2, v.shape).astype("float32"))
+        v.assign(
+            rng.normal(0, 0.4, v.shape).astype("float32")
+            if "kernel" in v.path
+            else rng.uniform(0.05, 0.2, v.shape).astype("float32")
+        )
     model.save(folder / "small.keras")
     np.save(folder / "x.npy", rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32"))
     A.hed().save(folder / "hed.keras")
     np.save(folder / "hed_x.npy", A.images(2, 32))
-    return {"model": folder / "small.keras", "images": folder / "x.npy", "hed": folder / "hed.keras",
-            "hed_images": folder / "hed_x.npy"}
+    return {
+        "model": folder / "small.keras",
+        "images": folder / "x.npy",
+        "hed": folder / "hed.keras",
+        "hed_images": folder / "hed_x.npy",
+    }
 
 
 OTHERS = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
@@ -194,17 +216,23 @@ def test_every_backend_gives_the_same_numbers(saved, other):
 
 @pytest.mark.parametrize("other", [b for b in ("jax", "torch") if importlib.util.find_spec(b)])
 def test_a_report_on_another_backend_never_imports_tensorflow(other, saved):
-    code = textwrap.dedent(f'''
+    code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(HERE)!r})
         from reportgen import Report
-        r = Report({str(saved["model"])!r}, sections="overview,layers,weights,kernels,features,gradcam,patterns,findings",
+        r = Report({str(saved["model"])!r},
+                   sections="overview,layers,weights,kernels,features,gradcam,patterns,findings",
                    pattern_steps=1, pattern_filters=2)
         data = r.json
         print("RESULT", data["versions"]["backend"], data["section_errors"], "tensorflow" in sys.modules)
-    ''')
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "KERAS_BACKEND": other})
+    """)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": other},
+    )
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, res.stderr[-3000:]
     assert line[0] == f"RESULT {other} [] False"

@@ -31,8 +31,14 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright cannot download its own browser here; it drives Debian's. We run as root: --no-sandbox.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PHONE_WIDTH = 390  # CSS px, an iPhone 12-15 in portrait
 DESKTOP = {"width": 1280, "height": 800}
@@ -70,8 +76,14 @@ def _demo_report(out: Path) -> Path:
 
     x, y = digits_models.digits()
     samples = [((x[i] * 255).round().astype(np.uint8), str(int(y[i]))) for i in range(1500, 1508)]
-    loaded = LoadedModel(digits_models.trained(), "demo-digits", "(test) digits_models.trained()", None,
-                         sample_images=samples, class_names=[str(c) for c in range(10)])
+    loaded = LoadedModel(
+        digits_models.trained(),
+        "demo-digits",
+        "(test) digits_models.trained()",
+        None,
+        sample_images=samples,
+        class_names=[str(c) for c in range(10)],
+    )
     folder, data = build_report(loaded, Options(quiet=True), out, ("html",))
     assert not data.get("section_errors"), data.get("section_errors")
     return folder / "report.html"
@@ -125,7 +137,8 @@ _LINKS_JS = """() => {
         window.scrollTo(0, 0);
         a.click();
         if (!target.checkVisibility()) {
-            broken.push({...where, problem: 'the target is not rendered (display:none, or in a closed <details>)'});
+            broken.push({...where,
+                         problem: 'the target is not rendered (display:none, or in a closed <details>)'});
             continue;
         }
         const top = target.getBoundingClientRect().top;
@@ -149,7 +162,8 @@ _OVERFLOW_JS = """() => {
     const describe = (el, r) => ({
         tag: el.tagName.toLowerCase(), id: el.id || null,
         class: el.getAttribute('class') || '', section: (el.closest('section[id]') || {}).id || null,
-        parent: el.parentElement.tagName.toLowerCase(), parentClass: el.parentElement.getAttribute('class') || '',
+        parent: el.parentElement.tagName.toLowerCase(),
+        parentClass: el.parentElement.getAttribute('class') || '',
         inClosedDetails: !!el.closest('details[data-was-closed]'),
         left: Math.round(r.left + window.scrollX), right: Math.round(r.right + window.scrollX),
         width: Math.round(r.width), over: Math.round(r.right + window.scrollX - width),
@@ -159,7 +173,10 @@ _OVERFLOW_JS = """() => {
         for (const child of el.children) {
             if (!child.checkVisibility()) continue;  // display:none, or inside a closed <details>
             const r = child.getBoundingClientRect();
-            if (r.width > 0 && r.right + window.scrollX > width + 1) { found.push(describe(child, r)); continue; }
+            if (r.width > 0 && r.right + window.scrollX > width + 1) {
+                found.push(describe(child, r));
+                continue;
+            }
             if (getComputedStyle(child).overflowX === 'visible') walk(child);
         }
     };
@@ -181,7 +198,9 @@ class Visit:
     images: list[dict] = field(default_factory=list)
     links: dict = field(default_factory=dict)  # viewport name -> {"count": n, "broken": [...]}
     viewport_meta: str | None = None
-    overflow: dict = field(default_factory=dict)  # "as loaded" / "details open" -> {"width", "scrollWidth", "found"}
+    overflow: dict = field(
+        default_factory=dict
+    )  # "as loaded" / "details open" -> {"width", "scrollWidth", "found"}
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +233,8 @@ def visit(browser, report_html) -> Visit:
         page.goto(url, wait_until="load")
         page.evaluate("document.fonts.ready.then(() => true)")
         seen.viewport_meta = page.evaluate(
-            "(document.querySelector('meta[name=viewport]') || {content: null}).content")
+            "(document.querySelector('meta[name=viewport]') || {content: null}).content"
+        )
         seen.images = page.evaluate(_IMAGES_JS)
         page.evaluate(_MARK_CLOSED_DETAILS_JS)
         page.set_viewport_size(PHONE)
@@ -234,18 +254,22 @@ def visit(browser, report_html) -> Visit:
 
 # --- the checks -----------------------------------------------------------------------------------
 
+
 def test_no_console_errors(visit):
     assert visit.console_errors == [], "\n".join(visit.console_errors)
 
 
 def test_no_network_requests(visit):
-    assert visit.requests == [], "the report is not self-contained; it asked for:\n" + "\n".join(visit.requests)
+    assert visit.requests == [], "the report is not self-contained; it asked for:\n" + "\n".join(
+        visit.requests
+    )
 
 
 def test_every_image_loads(visit):
     broken = [im for im in visit.images if not im["complete"] or im["naturalWidth"] == 0]
     assert broken == [], "images that do not decode:\n" + "\n".join(
-        f"#{im['i']} in section {im['section']}: alt={im['alt']!r} src={im['src']!r}..." for im in broken)
+        f"#{im['i']} in section {im['section']}: alt={im['alt']!r} src={im['src']!r}..." for im in broken
+    )
     assert len(visit.images) >= 5, f"expected the report's figures, found {len(visit.images)} <img>"
     assert all(im["src"].startswith("data:image/") for im in visit.images)
 
@@ -254,8 +278,10 @@ def test_every_in_page_link_lands(visit):
     lines = []
     for viewport, result in visit.links.items():
         assert result["count"] >= 5, f"expected the table of contents' links, found {result['count']}"
-        lines += [f"[{viewport}] {b['href']} (x{b['count']}, {b['text']!r}, in {b['from']}): {b['problem']}"
-                  for b in result["broken"]]
+        lines += [
+            f"[{viewport}] {b['href']} (x{b['count']}, {b['text']!r}, in {b['from']}): {b['problem']}"
+            for b in result["broken"]
+        ]
     assert lines == [], "in-page links that do not land:\n" + "\n".join(lines)
 
 
@@ -265,16 +291,21 @@ def _selector(tag: str, id_: str | None, classes: str) -> str:
 
 def test_nothing_scrolls_sideways_on_a_phone(visit):
     assert visit.viewport_meta and "width=device-width" in visit.viewport_meta, (
-        "without <meta name=viewport content='width=device-width'> a phone lays the page out 980 px wide")
+        "without <meta name=viewport content='width=device-width'> a phone lays the page out 980 px wide"
+    )
     lines = []
     for state, o in visit.overflow.items():
         assert o["width"] == PHONE_WIDTH, o  # no layout scrollbar eats into the width
         if o["scrollWidth"] <= o["width"] + 1 and not o["found"]:
             continue
-        lines.append(f"{state}: the page is {o['scrollWidth']} px wide in a {o['width']} px viewport; sticking out:")
+        lines.append(
+            f"{state}: the page is {o['scrollWidth']} px wide in a {o['width']} px viewport; sticking out:"
+        )
         for e in o["found"]:
             name = _selector(e["tag"], e["id"], e["class"])
             closed = " (inside a <details> closed at load)" if e["inClosedDetails"] else ""
-            lines.append(f"  {name} (in {_selector(e['parent'], None, e['parentClass'])}, section {e['section']}): "
-                         f"right edge {e['right']} px (+{e['over']} px), width {e['width']} px{closed} {e['text']!r}")
+            lines.append(
+                f"  {name} (in {_selector(e['parent'], None, e['parentClass'])}, section {e['section']}): "
+                f"right edge {e['right']} px (+{e['over']} px), width {e['width']} px{closed} {e['text']!r}"
+            )
     assert lines == [], "\n".join(lines)

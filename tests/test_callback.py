@@ -25,7 +25,9 @@ def _data(n=32, seed=0):
 
 def _compiled(name="small_cnn"):
     model = small_cnn(name=name)
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -37,7 +39,9 @@ class Recorder(keras.callbacks.Callback):
         self.kernels = {}
 
     def on_epoch_end(self, epoch, logs=None):
-        self.kernels[epoch + 1] = {n: self.model.get_layer(n).kernel.numpy().astype(np.float64) for n in LAYERS}
+        self.kernels[epoch + 1] = {
+            n: self.model.get_layer(n).kernel.numpy().astype(np.float64) for n in LAYERS
+        }
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +65,21 @@ def test_a_report_every_n_epochs_with_checkpoint_and_logs(trained):
         data = json.loads((folder / "report.json").read_text())
         # the report is of the model as it was at that epoch
         for layer in LAYERS:
-            assert data["weights"][layer]["mean"] == pytest.approx(recorder.kernels[epoch][layer].mean(), abs=1e-6)
-            assert data["weights"][layer]["std"] == pytest.approx(recorder.kernels[epoch][layer].std(), rel=1e-5)
+            assert data["weights"][layer]["mean"] == pytest.approx(
+                recorder.kernels[epoch][layer].mean(), abs=1e-6
+            )
+            assert data["weights"][layer]["std"] == pytest.approx(
+                recorder.kernels[epoch][layer].std(), rel=1e-5
+            )
         training = json.loads((folder / batch.TRAINING_FILE).read_text())
         assert training["epoch"] == epoch and training["checkpoint"] == f"{name}.keras"
         for key, values in history.items():
             assert training["logs"][key] == pytest.approx(values[epoch - 1], rel=1e-6)
         saved = keras.saving.load_model(folder / training["checkpoint"])
         for layer in LAYERS:
-            np.testing.assert_array_equal(saved.get_layer(layer).kernel.numpy(), recorder.kernels[epoch][layer])
+            np.testing.assert_array_equal(
+                saved.get_layer(layer).kernel.numpy(), recorder.kernels[epoch][layer]
+            )
 
 
 def test_the_run_gets_an_index_with_the_drift_between_epochs(trained):
@@ -111,7 +121,11 @@ def test_options_are_checked_before_training(tmp_path):
     with pytest.raises(ValueError, match="json"):
         ReportCallback(formats=("html",))
     assert ReportCallback().options.sections == DEFAULT_SECTIONS
-    assert "patterns" not in DEFAULT_SECTIONS and "dataset" not in DEFAULT_SECTIONS and "weights" in DEFAULT_SECTIONS
+    assert (
+        "patterns" not in DEFAULT_SECTIONS
+        and "dataset" not in DEFAULT_SECTIONS
+        and "weights" in DEFAULT_SECTIONS
+    )
     (tmp_path / "cats").mkdir()
     assert "dataset" in ReportCallback(images=[tmp_path]).options.sections
 
@@ -125,7 +139,8 @@ def test_a_failing_report_warns_and_training_goes_on(tmp_path):
     assert len(history.history["loss"]) == 2
     assert [epoch for epoch, _ in callback.failures] == [1, 2] and "nope" in callback.failures[0][1]
     assert callback.written == [] and not (tmp_path / "out" / "index.json").exists()
-    strict = ReportCallback(every=1, out=tmp_path / "out", sections="overview,features", layers=["nope"],
-                            on_error="raise")
+    strict = ReportCallback(
+        every=1, out=tmp_path / "out", sections="overview,features", layers=["nope"], on_error="raise"
+    )
     with pytest.raises(UserError, match="nope"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[strict])

@@ -79,8 +79,18 @@ def mobilenet_v2():
 
 
 def test_architecture_by_name_without_weights(cli, tmp_path, mobilenet_v2):
-    result = cli("mobilenet_v2", "--weights", "none", "--out", tmp_path, "--sections", "overview,layers",
-                 "--format", "json", "--quiet")
+    result = cli(
+        "mobilenet_v2",
+        "--weights",
+        "none",
+        "--out",
+        tmp_path,
+        "--sections",
+        "overview,layers",
+        "--format",
+        "json",
+        "--quiet",
+    )
     assert result.status == 0, result.stderr
     data = json.loads((tmp_path / "mobilenet_v2" / "report.json").read_text())
     reference = mobilenet_v2
@@ -124,14 +134,28 @@ def test_safe_mode_refuses_lambda_code_and_unsafe_allows_it(cli, tmp_path):
     result = cli(path, "--out", tmp_path / "out", "--sections", "layers", "--quiet")
     assert_bad_input(result, "--unsafe", "lambda")
     assert not (tmp_path / "out" / "lambda-model").exists()
-    result = cli(path, "--unsafe", "--out", tmp_path / "out", "--sections", "layers", "--format", "json", "--quiet")
+    result = cli(
+        path, "--unsafe", "--out", tmp_path / "out", "--sections", "layers", "--format", "json", "--quiet"
+    )
     assert result.status == 0, result.stderr
     data = json.loads((tmp_path / "out" / "lambda-model" / "report.json").read_text())
     assert [r["class_name"] for r in data["layers"]] == ["Lambda", "Dense"]
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "text", "truncated_keras", "truncated_h5", "unknown_arch",
-                                  "wrong_suffix", "bad_section", "bad_flag"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "directory",
+        "text",
+        "truncated_keras",
+        "truncated_h5",
+        "unknown_arch",
+        "wrong_suffix",
+        "bad_section",
+        "bad_flag",
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_no_report(cli, tmp_path, saved_small, case):
     out = tmp_path / "out"
     if case == "missing":
@@ -198,8 +222,14 @@ def test_failed_run_keeps_the_earlier_good_report(cli, tmp_path, saved_small, mo
 def test_user_named_strings_are_escaped_in_html(cli, tmp_path):
     keras.utils.set_random_seed(0)
     evil = "<img src=x onerror=alert(1)>"
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name=evil), keras.layers.Flatten(),
-                              keras.layers.Dense(2, name="fc")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(2, 3, name=evil),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, name="fc"),
+        ]
+    )
     path = tmp_path / "<b>bold<i>.keras"
     model.save(path)
     result = cli(path, "--out", tmp_path / "out", "--sections", SPINE, "--format", "html", "--quiet")
@@ -230,10 +260,16 @@ def test_html_is_self_contained_and_pdf_has_one_bookmark_per_section(cli, saved_
 
 def test_command_line_entry_points_print_no_traceback(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.run([sys.executable, "-m", "reportgen", str(tmp_path / "missing.h5")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reportgen", str(tmp_path / "missing.h5")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "reportgen", "--help"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reportgen", "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0 and "--sections" in proc.stdout and "--fail-on" in proc.stdout

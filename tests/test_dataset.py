@@ -94,7 +94,9 @@ def test_mean_cam_per_class_equals_the_single_image_maps(folder, report):
     ds = r.json["dataset"]
     layer = ds["cam_layer"]
     for c in (0, 7):
-        maps = cam.explain(model, layer, x[labels == c], classes=np.full((labels == c).sum(), c)).heatmaps[:, 0]
+        maps = cam.explain(model, layer, x[labels == c], classes=np.full((labels == c).sum(), c)).heatmaps[
+            :, 0
+        ]
         np.testing.assert_allclose(ds["mean_cam"][str(c)], maps.mean(axis=0), atol=2e-4)
 
 
@@ -163,13 +165,16 @@ def test_one_sigmoid_unit_with_open_sizes_is_a_two_class_classifier(folder, tmp_
     for c in ("0", "1"):
         shutil.copytree(folder / c, two / c)
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((None, None, 1)),
-        keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv1"),
-        keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv2"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(1, activation="sigmoid", name="is_one"),
-    ], name="binary_open")
+    model = keras.Sequential(
+        [
+            keras.Input((None, None, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv1"),
+            keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv2"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(1, activation="sigmoid", name="is_one"),
+        ],
+        name="binary_open",
+    )
     model.get_layer("is_one").bias.assign([-0.05])
     r = Report(model, images=[two], sections="dataset,findings", sample=2)
     ds = r.json["dataset"]

@@ -43,7 +43,10 @@ def planted(tmp_path_factory):
     pixels = np.rint(d.images / 16.0 * 255).astype(np.uint8)
     rng = np.random.default_rng(SEED)
     held = np.arange(1500, 1797)
-    flipped = {int(i): int((d.target[i] + rng.integers(1, 10)) % 10) for i in rng.choice(held, FLIPPED, replace=False)}
+    flipped = {
+        int(i): int((d.target[i] + rng.integers(1, 10)) % 10)
+        for i in rng.choice(held, FLIPPED, replace=False)
+    }
     for i in held:
         _png(root / "val" / str(flipped.get(int(i), d.target[i])) / f"{i}.png", pixels[i])
     dups = [int(i) for i in rng.choice([i for i in held if int(i) not in flipped], PLANTED, replace=False)]
@@ -94,7 +97,9 @@ def test_per_class_metrics_and_averages_equal_scikit_learn(planted, reviewed):
         assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(want, abs=1e-12)
     assert set(ds["top_k_accuracy"]) == {"2", "3"}  # --top-k 3: k = 2, 3
     for k in (2, 3):
-        assert ds["top_k_accuracy"][str(k)] == pytest.approx(top_k_accuracy_score(y, probs, k=k, labels=range(10)))
+        assert ds["top_k_accuracy"][str(k)] == pytest.approx(
+            top_k_accuracy_score(y, probs, k=k, labels=range(10))
+        )
 
 
 def test_ece_and_reliability_equal_numpy(planted, reviewed):
@@ -130,14 +135,21 @@ def test_temperature_equals_scipy_optimize_on_the_same_logits(planted, reviewed)
         z = keras.ops.convert_to_numpy(logits_model(xs)).astype(np.float64)
     finally:
         model.get_layer("out").activation = keras.activations.softmax
-    res = minimize(lambda t: -log_softmax(z / t[0], axis=1)[np.arange(len(y)), y].mean(), x0=[1.0],
-                   bounds=[(0.01, 100)], method="L-BFGS-B")
+    res = minimize(
+        lambda t: -log_softmax(z / t[0], axis=1)[np.arange(len(y)), y].mean(),
+        x0=[1.0],
+        bounds=[(0.01, 100)],
+        method="L-BFGS-B",
+    )
     assert cal["temperature"] == pytest.approx(res.x[0], rel=1e-3)
     q = np.exp(log_softmax(z / cal["temperature"], axis=1))
     conf, ok = q.max(1), q.argmax(1) == y
     which = np.clip(np.ceil(conf * 15).astype(int) - 1, 0, 14)
-    ece = sum((which == b).mean() * abs(ok[which == b].mean() - conf[which == b].mean())
-              for b in range(15) if (which == b).any())
+    ece = sum(
+        (which == b).mean() * abs(ok[which == b].mean() - conf[which == b].mean())
+        for b in range(15)
+        if (which == b).any()
+    )
     assert cal["ece_after_temperature"] == pytest.approx(ece, abs=1e-5)
 
 
@@ -148,7 +160,9 @@ def test_label_issues_equal_cleanlab_and_find_the_flipped_labels(planted, review
     model, r = reviewed
     ds = r.json["dataset"]
     paths, y, probs = _truth(model, root)
-    ranked = find_label_issues(y, probs, filter_by="confident_learning", return_indices_ranked_by="self_confidence")
+    ranked = find_label_issues(
+        y, probs, filter_by="confident_learning", return_indices_ranked_by="self_confidence"
+    )
     assert [i["path"] for i in ds["label_issues"]] == [paths[i] for i in ranked]
     assert [i["rank"] for i in ds["label_issues"]] == list(range(1, len(ranked) + 1))
     assert ds["label_issues_count"] == len(ranked)
@@ -194,7 +208,11 @@ def test_image_properties_outliers_and_segments():
     pictures = [image(rng.uniform(90, 160), rng.uniform(30, 50)) for _ in range(40)] + [image(12, 4)]
     props = np.stack([review.properties(p) for p in pictures])
     found = review.outliers(props, 3.5)
-    assert [o.index for o in found] == [40] and found[0].property in ("brightness", "contrast") and found[0].z < -3.5
+    assert (
+        [o.index for o in found] == [40]
+        and found[0].property in ("brightness", "contrast")
+        and found[0].z < -3.5
+    )
     assert props[0, review.PROPERTIES.index("colour")] == 1
     grey = np.repeat(pictures[1][..., :1], 3, axis=-1)
     assert review.properties(grey)[review.PROPERTIES.index("colour")] == 0
@@ -207,7 +225,9 @@ def test_image_properties_outliers_and_segments():
     from scipy.fft import dctn  # the hash's 8 x 8 low frequencies are scipy's orthonormal 2-D DCT's
 
     block = rng.random((32, 32))
-    np.testing.assert_allclose(review._DCT @ block @ review._DCT.T, dctn(block, norm="ortho")[:8, :8], atol=1e-12)
+    np.testing.assert_allclose(
+        review._DCT @ block @ review._DCT.T, dctn(block, norm="ortho")[:8, :8], atol=1e-12
+    )
     ok = np.ones(len(props), bool)
     ok[np.argsort(props[:, 0])[:10]] = False  # the darkest quarter all wrong
     weak = [s for s in review.segments(props, ok, 0.1, 5) if s.weak]
@@ -218,16 +238,30 @@ def test_image_properties_outliers_and_segments():
 def test_the_page_and_model_card(planted, reviewed, tmp_path):
     _model, r = reviewed
     html = r.html()
-    for anchor in ("dataset-calibration", "dataset-label-issues", "dataset-duplicates", "dataset-outliers",
-                   "dataset-metrics"):
+    for anchor in (
+        "dataset-calibration",
+        "dataset-label-issues",
+        "dataset-duplicates",
+        "dataset-outliers",
+        "dataset-metrics",
+    ):
         assert f'id="{anchor}"' in html
     assert "after temperature" not in html or "Reliability diagrams" in html
     from reportgen.model_card import render
 
     card = render(r.json, "digits")
-    for heading in ("## Model Details", "## Uses", "## Bias, Risks, and Limitations", "## Evaluation",
-                    "#### Testing Data", "#### Factors", "#### Metrics", "### Results", "## Model Examination",
-                    "## Technical Specifications"):
+    for heading in (
+        "## Model Details",
+        "## Uses",
+        "## Bias, Risks, and Limitations",
+        "## Evaluation",
+        "#### Testing Data",
+        "#### Factors",
+        "#### Metrics",
+        "### Results",
+        "## Model Examination",
+        "## Technical Specifications",
+    ):
         assert heading + "\n" in card
     ds = r.json["dataset"]
     assert f"| accuracy | {100 * ds['accuracy']:.1f}% |" in card
@@ -245,9 +279,24 @@ def test_cli_writes_the_model_card_and_the_gates_fail_the_run(planted, tmp_path,
     model.save(tmp_path / "digits.keras")
     config = tmp_path / "gates.toml"
     config.write_text("min_accuracy = 0.99\nmax_ece = 0.01\nmax_label_issue_rate = 0.001\n")
-    res = cli(tmp_path / "digits.keras", "--images", root / "val", "--sections", "dataset,findings", "--format",
-              "json", "--config", config, "--fail-on", "warning", "--junit", tmp_path / "j.xml", "--out",
-              tmp_path / "out", "--quiet")
+    res = cli(
+        tmp_path / "digits.keras",
+        "--images",
+        root / "val",
+        "--sections",
+        "dataset,findings",
+        "--format",
+        "json",
+        "--config",
+        config,
+        "--fail-on",
+        "warning",
+        "--junit",
+        tmp_path / "j.xml",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+    )
     assert res.status == 1, res.stderr
     folder = tmp_path / "out" / "digits"
     assert (folder / "model_card.md").read_text().startswith("# Model Card for digits")
@@ -255,8 +304,11 @@ def test_cli_writes_the_model_card_and_the_gates_fail_the_run(planted, tmp_path,
     for gate in ("accuracy_below_min", "ece_above_max", "label_issue_rate_above_max"):
         assert kinds[gate] == "warning"
     assert "leakage" not in kinds  # one folder: nothing can leak
-    failures = " ".join(tc.get("name") for tc in ET.parse(tmp_path / "j.xml").iter("testcase")
-                        if tc.find("failure") is not None)
+    failures = " ".join(
+        tc.get("name")
+        for tc in ET.parse(tmp_path / "j.xml").iter("testcase")
+        if tc.find("failure") is not None
+    )
     for label in ("accuracy below min", "ECE above max", "label issues above max"):
         assert label in failures, failures
 
@@ -267,14 +319,32 @@ def test_bad_review_inputs_exit_2(planted, tmp_path, cli, saved_small):
     _png(one / "cat" / "a.png", np.zeros((16, 16, 3), np.uint8))
     _png(one / "cat" / "b.png", np.full((16, 16, 3), 90, np.uint8))
     res = cli(saved_small, "--images", one, "--sections", "dataset", "--out", tmp_path / "never", "--quiet")
-    assert res.status == 2 and "one class folder ('cat')" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (
+        res.status == 2
+        and "one class folder ('cat')" in res.stderr
+        and len(res.stderr.strip().splitlines()) == 1
+    )
     flat = tmp_path / "flat"
     _png(flat / "a.png", np.zeros((16, 16, 3), np.uint8))
     config = tmp_path / "gate.toml"
     config.write_text("min_accuracy = 0.5\n")
-    res = cli(saved_small, "--images", flat, "--sections", "dataset", "--config", config, "--out",
-              tmp_path / "never", "--quiet")
-    assert res.status == 2 and "no class sub-folders, so no labels" in res.stderr and "min_accuracy" in res.stderr
+    res = cli(
+        saved_small,
+        "--images",
+        flat,
+        "--sections",
+        "dataset",
+        "--config",
+        config,
+        "--out",
+        tmp_path / "never",
+        "--quiet",
+    )
+    assert (
+        res.status == 2
+        and "no class sub-folders, so no labels" in res.stderr
+        and "min_accuracy" in res.stderr
+    )
     many = tmp_path / "many"  # saved_small scores 4 classes; 5 class folders cannot all be its outputs
     for c in "abcde":
         _png(many / c / "x.png", np.zeros((16, 16, 3), np.uint8))
@@ -297,13 +367,27 @@ def test_every_section_renders_under_each_preprocess_source(planted, tmp_path, s
     model = dm.trained()
     if source == "model":
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 255.0, name="scale"),
-                                  keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv"),
-                                  keras.layers.GlobalAveragePooling2D(name="gap"),
-                                  keras.layers.Dense(10, activation="softmax", name="out")], name="scaled")
-    r = Report(model, images=[folder], sections=",".join(SECTION_NAMES), sample=1, pattern_steps=1,
-               faithfulness_steps=2, preprocess="unit" if source == "option" else "auto", layers=["conv1"]
-               if source != "model" else ["conv"], pattern_layers=["conv1"] if source != "model" else ["conv"])
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                keras.layers.Rescaling(1 / 255.0, name="scale"),
+                keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv"),
+                keras.layers.GlobalAveragePooling2D(name="gap"),
+                keras.layers.Dense(10, activation="softmax", name="out"),
+            ],
+            name="scaled",
+        )
+    r = Report(
+        model,
+        images=[folder],
+        sections=",".join(SECTION_NAMES),
+        sample=1,
+        pattern_steps=1,
+        faithfulness_steps=2,
+        preprocess="unit" if source == "option" else "auto",
+        layers=["conv1"] if source != "model" else ["conv"],
+        pattern_layers=["conv1"] if source != "model" else ["conv"],
+    )
     html = r.html()
     assert r.json["section_errors"] == []
     assert r.json["dataset"]["preprocess"]["source"] == source
@@ -314,9 +398,15 @@ def test_a_sigmoid_head_gets_per_class_calibration_and_says_why(planted, tmp_pat
     """Several sigmoid units score each class on its own: no top-label confidence, no confident learning."""
     root, *_ = planted
     keras.utils.set_random_seed(2)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
-                              keras.layers.GlobalAveragePooling2D(name="gap"),
-                              keras.layers.Dense(10, activation="sigmoid", name="tags")], name="tagger")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(10, activation="sigmoid", name="tags"),
+        ],
+        name="tagger",
+    )
     r = Report(model, images=[root / "val"], sections="dataset", sample=1)
     ds = r.json["dataset"]
     assert ds["calibration"] is None and "sigmoid head" in ds["calibration_note"]
@@ -324,8 +414,11 @@ def test_a_sigmoid_head_gets_per_class_calibration_and_says_why(planted, tmp_pat
     _paths, y, probs = _truth(model, root, folders=("val",))
     c = 3  # class 3's calibration error by hand: 15 bins of p(3) against [label == 3]
     which = np.clip(np.ceil(probs[:, c] * 15).astype(int) - 1, 0, 14)
-    want = sum((which == b).mean() * abs((y[which == b] == c).mean() - probs[which == b, c].mean())
-               for b in range(15) if (which == b).any())
+    want = sum(
+        (which == b).mean() * abs((y[which == b] == c).mean() - probs[which == b, c].mean())
+        for b in range(15)
+        if (which == b).any()
+    )
     assert ds["calibration_per_class"]["3"] == pytest.approx(want, abs=1e-6)
     assert ds["label_issues"] is None and "sigmoid head" in ds["label_issues_note"]
     html = r.html()
@@ -357,12 +450,22 @@ def test_leakage_counts_the_later_folders_images_against_max_leaked_images():
 
     # images 0-2 in train/ (root 0), 3-5 in val/ (root 1); val's 3 and 4 both copy train's 0; 1 and 2 are one
     # picture filed under two classes inside train/
-    dups = [review.Duplicate(0, 3, 0.0, 1), review.Duplicate(0, 4, 0.0, 2), review.Duplicate(3, 4, 0.0, 1),
-            review.Duplicate(1, 2, 0.0, 0)]
-    stats = DatasetStats(roots=np.array([0, 0, 0, 1, 1, 1]), labels=np.array([0, 1, 2, 0, 0, 1]),
-                         review=review.Review(duplicates=dups, labelled=6))
+    dups = [
+        review.Duplicate(0, 3, 0.0, 1),
+        review.Duplicate(0, 4, 0.0, 2),
+        review.Duplicate(3, 4, 0.0, 1),
+        review.Duplicate(1, 2, 0.0, 0),
+    ]
+    stats = DatasetStats(
+        roots=np.array([0, 0, 0, 1, 1, 1]),
+        labels=np.array([0, 1, 2, 0, 0, 1]),
+        review=review.Review(duplicates=dups, labelled=6),
+    )
     t = config.Thresholds()
     kinds = {f["kind"]: f for f in check_dataset(stats, t)}
-    assert kinds["leakage"]["value"] == 2 and "2 images of a later --images folder" in kinds["leakage"]["message"]
+    assert (
+        kinds["leakage"]["value"] == 2
+        and "2 images of a later --images folder" in kinds["leakage"]["message"]
+    )
     assert kinds["conflicting_duplicates"]["value"] == 1
     assert "leakage" not in {f["kind"] for f in check_dataset(stats, replace(t, max_leaked_images=2))}

@@ -1,4 +1,5 @@
-"""Explanations that check themselves: maps in the image's own axes, verdicts that say when a check cannot tell.
+"""Explanations that check themselves: maps in the image's own axes, verdicts that say when a check cannot
+tell.
 
 Truths independent of the code under test:
 - Grad-CAM by ``tf.GradientTape`` at the right conv layer of a trained detector whose last conv output is
@@ -28,13 +29,15 @@ from reportgen.errors import UserError
 SIZE = 24
 
 
-def spots(n: int, rng: np.random.Generator, where: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def spots(
+    n: int, rng: np.random.Generator, where: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Noise in [0, 0.4]; half the images (label 1) carry a bright 4x4 square at a random (or given) place."""
     x = rng.uniform(0.0, 0.4, (n, SIZE, SIZE, 1)).astype("float32")
     y = np.ones(n, int) if where is not None else rng.integers(0, 2, n)
     for i in np.flatnonzero(y):
         r, c = where if where is not None else rng.integers(1, SIZE - 5, 2)
-        x[i, r: r + 4, c: c + 4, 0] = 1.0
+        x[i, r : r + 4, c : c + 4, 0] = 1.0
     return x, y
 
 
@@ -90,8 +93,24 @@ def test_the_report_map_is_grad_cam_by_tape_in_image_coordinates(permuted, tmp_p
     path = tmp_path / "permuted.keras"
     permuted.save(path)
     out = tmp_path / "out"
-    r = cli(path, "--sections", "gradcam", "--format", "json", "--out", out, "--quiet", "--preprocess", "unit",
-            "--image", tmp_path / "spot.png", "--top-k", "1", "--faithfulness-steps", "0")
+    r = cli(
+        path,
+        "--sections",
+        "gradcam",
+        "--format",
+        "json",
+        "--out",
+        out,
+        "--quiet",
+        "--preprocess",
+        "unit",
+        "--image",
+        tmp_path / "spot.png",
+        "--top-k",
+        "1",
+        "--faithfulness-steps",
+        "0",
+    )
     assert r.status == 0, r.stderr
     data = json.loads((out / "permuted" / "report.json").read_text())
     entry = data["images"][0]["gradcam"][0]
@@ -108,8 +127,18 @@ def test_a_gradcam_layer_off_the_image_axes_is_refused_naming_the_nearest_valid_
     path = tmp_path / "permuted.keras"
     permuted.save(path)
     for option in ("--gradcam-layer",):
-        r = cli(path, option, "swap_hw", "--sections", "gradcam", "--format", "json", "--out", tmp_path / "o",
-                "--quiet")
+        r = cli(
+            path,
+            option,
+            "swap_hw",
+            "--sections",
+            "gradcam",
+            "--format",
+            "json",
+            "--out",
+            tmp_path / "o",
+            "--quiet",
+        )
         assert r.status == 2, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
         assert "'swap_hw' is not a map of the image" in r.stderr and "--gradcam-layer conv_b" in r.stderr
@@ -127,7 +156,8 @@ class _Scale(keras.layers.Layer):
 
 
 def test_a_custom_layer_is_judged_by_the_probe():
-    """The graph cannot read a custom layer; the probe moves a bright patch and sees where the response goes."""
+    """The graph cannot read a custom layer; the probe moves a bright patch and sees where the response
+    goes."""
     keras.utils.set_random_seed(0)
     inp = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inp)
@@ -158,14 +188,20 @@ def test_the_probe_verdict_on_hand_made_responses():
 
 # --- faithfulness verdicts ----------------------------------------------------------------------------
 
+
 def _curves(deletion, insertion) -> F.Curve:
     return F.Curve(np.asarray(deletion, float), np.asarray(insertion, float))
 
 
 def _image(cam_curve, random_curve, edge_curve, moved=0.5, constant=False) -> F.ImageCurves:
-    return F.ImageCurves(cams={"gradcam": [cam_curve]}, random=[random_curve], edge=[edge_curve],
-                         replacement="gaussian_blur", moved={"gaussian_blur": [moved]},
-                         constant={"gradcam": [constant]})
+    return F.ImageCurves(
+        cams={"gradcam": [cam_curve]},
+        random=[random_curve],
+        edge=[edge_curve],
+        replacement="gaussian_blur",
+        moved={"gaussian_blur": [moved]},
+        constant={"gradcam": [constant]},
+    )
 
 
 FAST_DROP = _curves([1, 0.2, 0.1, 0.1, 0.1], [0.1, 0.9, 1, 1, 1])
@@ -175,7 +211,9 @@ SLOW_DROP = _curves([1, 0.9, 0.7, 0.4, 0.1], [0.1, 0.3, 0.6, 0.8, 1])
 def test_the_verdict_on_hand_made_curves():
     # The map deletes and inserts the class faster than both baselines: faithful, with its lead.
     v = F.entry_verdict(_image(FAST_DROP, SLOW_DROP, SLOW_DROP), "gradcam", 0, margin=0.05)
-    lead = (FAST_DROP.insertion_auc - FAST_DROP.deletion_auc) - (SLOW_DROP.insertion_auc - SLOW_DROP.deletion_auc)
+    lead = (FAST_DROP.insertion_auc - FAST_DROP.deletion_auc) - (
+        SLOW_DROP.insertion_auc - SLOW_DROP.deletion_auc
+    )
     assert v.verdict == "faithful" and v.lead == pytest.approx(lead) and f"{lead:+.2f}" in v.why
     # No better than the random map: not better than random.
     v = F.entry_verdict(_image(SLOW_DROP, FAST_DROP, SLOW_DROP), "gradcam", 0, margin=0.05)
@@ -225,13 +263,16 @@ def halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def halves_model() -> keras.Model:
     keras.utils.set_random_seed(2)
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 1)),
-        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv"),
-        keras.layers.AveragePooling2D(4, name="pool"),
-        keras.layers.Flatten(name="flat"),
-        keras.layers.Dense(2, activation="softmax", name="head"),
-    ], name="halves")
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 1)),
+            keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv"),
+            keras.layers.AveragePooling2D(4, name="pool"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="halves",
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     xs, ys = halves(1500, np.random.default_rng(0))
     model.fit(xs, ys, epochs=5, batch_size=64, verbose=0)
@@ -245,7 +286,9 @@ def test_a_blur_that_keeps_the_class_gives_way_to_the_mean_colour(halves_model):
     x, _ = halves(2, np.random.default_rng(9))
     head = cam.classifier_head(halves_model)
     res = cam.explain(halves_model, "conv", x, top_k=1, head=head)
-    got = F.measure(halves_model, head, x, {"gradcam": res.heatmaps}, res.target, res.outputs, seed=0, steps=5)
+    got = F.measure(
+        halves_model, head, x, {"gradcam": res.heatmaps}, res.target, res.outputs, seed=0, steps=5
+    )
     for i, ic in enumerate(got.images):
         assert abs(ic.moved["gaussian_blur"][0]) < F.INFORMATIVE <= abs(ic.moved["mean_colour"][0])
         assert ic.replacement == "mean_colour" and "uniform_noise" not in ic.moved
@@ -271,24 +314,41 @@ def test_a_model_no_replacement_moves_is_uninformative_in_the_report(tmp_path, c
     """A saturated classifier (p = 1 for every image, the blurred one too): nothing can be told, so the
     report says 'uninformative' with what was tried, and gives no cam_unfaithful warning."""
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 3)),
-        keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(2, activation="softmax", name="head"),
-    ], name="saturated")
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="saturated",
+    )
     kernel, _bias = model.get_layer("head").get_weights()
     model.get_layer("head").set_weights([kernel * 1e-3, np.array([40.0, -40.0], "float32")])
     path = tmp_path / "saturated.keras"
     model.save(path)
     out = tmp_path / "out"
-    r = cli(path, "--sections", "gradcam,findings", "--format", "json", "--out", out, "--quiet",
-            "--faithfulness-steps", "5", "--top-k", "1")
+    r = cli(
+        path,
+        "--sections",
+        "gradcam,findings",
+        "--format",
+        "json",
+        "--out",
+        out,
+        "--quiet",
+        "--faithfulness-steps",
+        "5",
+        "--top-k",
+        "1",
+    )
     assert r.status == 0, r.stderr
     data = json.loads((out / "saturated" / "report.json").read_text())
     faith = data["images"][0]["gradcam"][0]["faithfulness"]
     assert faith["verdict"] == "uninformative" and faith["replacement"] == "gaussian_blur"
-    assert "gaussian blur" in faith["why"] and "mean colour" in faith["why"] and "uniform noise" in faith["why"]
+    assert (
+        "gaussian blur" in faith["why"] and "mean colour" in faith["why"] and "uniform noise" in faith["why"]
+    )
     assert data["gradcam"]["faithfulness"]["verdicts"]["gradcam"]["verdict"] == "uninformative"
     assert "softmax probability" in data["gradcam"]["faithfulness"]["score"]
     kinds = [f["kind"] for f in data["findings"]]
@@ -297,20 +357,25 @@ def test_a_model_no_replacement_moves_is_uninformative_in_the_report(tmp_path, c
 
 # --- a class whose map is zero ------------------------------------------------------------------------
 
+
 def zero_map_model() -> keras.Model:
     """Class 1's logit is a negative sum of ReLU features: its Grad-CAM is zero everywhere."""
     keras.utils.set_random_seed(4)
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 1)),
-        keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(2, activation="softmax", name="head"),
-    ], name="zero_map")
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="zero_map",
+    )
     conv = model.get_layer("conv")
     k, _b = conv.get_weights()
     conv.set_weights([np.abs(k), np.full(4, 0.1, "float32")])  # positive features on positive images
-    model.get_layer("head").set_weights([np.stack([np.ones(4), -np.ones(4)], axis=1).astype("float32"),
-                                         np.zeros(2, "float32")])
+    model.get_layer("head").set_weights(
+        [np.stack([np.ones(4), -np.ones(4)], axis=1).astype("float32"), np.zeros(2, "float32")]
+    )
     return model
 
 
@@ -357,7 +422,9 @@ def test_negligible_is_relative_to_the_layers_contribution():
     peaks = np.array([[1.4e-7, 0.3, 0.0]])
     scales = np.array([[1.0, 1.0, 1.0]])
     assert cam.negligible(peaks, scales).tolist() == [[True, False, True]]
-    assert cam.negligible(np.array([[1e-9]]), np.array([[1e-8]])).tolist() == [[False]]  # small, yet all there is
+    assert cam.negligible(np.array([[1e-9]]), np.array([[1e-8]])).tolist() == [
+        [False]
+    ]  # small, yet all there is
 
 
 def test_the_data_set_mean_cam_follows_the_same_rule(permuted, tmp_path, cli):
@@ -373,8 +440,19 @@ def test_the_data_set_mean_cam_follows_the_same_rule(permuted, tmp_path, cli):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray((img[..., 0] * 255).round().astype(np.uint8), "L").save(folder / f"{i}.png")
     (tmp_path / "names.txt").write_text("plain\nspot\n")
-    common = ["--images", tmp_path / "val", "--preprocess", "unit", "--class-names", tmp_path / "names.txt",
-              "--sections", "dataset", "--format", "json", "--quiet"]
+    common = [
+        "--images",
+        tmp_path / "val",
+        "--preprocess",
+        "unit",
+        "--class-names",
+        tmp_path / "names.txt",
+        "--sections",
+        "dataset",
+        "--format",
+        "json",
+        "--quiet",
+    ]
     r = cli(path, *common, "--out", tmp_path / "out")
     assert r.status == 0, r.stderr
     data = json.loads((tmp_path / "out" / "permuted" / "report.json").read_text())

@@ -41,13 +41,16 @@ def spot_detector() -> keras.Model:
     """A tiny CNN trained (seeded, ~3 s) to tell a bright spot from noise: the truth is where the spot is."""
     keras.utils.set_random_seed(0)
     x, y = spot_images(2000, np.random.default_rng(0))
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv_a"),
-        keras.layers.Conv2D(16, 3, activation="relu", name="conv_b"),
-        keras.layers.GlobalMaxPooling2D(name="gmp"),
-        keras.layers.Dense(2, activation="softmax", name="head"),
-    ], name="spot_detector")
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu", name="conv_a"),
+            keras.layers.Conv2D(16, 3, activation="relu", name="conv_b"),
+            keras.layers.GlobalMaxPooling2D(name="gmp"),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="spot_detector",
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=4, batch_size=64, verbose=0)
     xt, yt = spot_images(400, np.random.default_rng(1))
@@ -59,7 +62,9 @@ def protocol_curves(x: np.ndarray, order: np.ndarray, f, steps: int = 20) -> tup
     """The documented protocol in plain NumPy, one image at a time: ``steps`` steps of 1/steps of the pixels,
     deletion to a Gaussian-blurred copy (sigma 0.1 x the shorter side), insertion from it."""
     h, w = x.shape[:2]
-    base = gaussian_filter(x.astype(np.float32), sigma=(max(1.0, 0.1 * min(h, w)),) * 2 + (0,), mode="reflect")
+    base = gaussian_filter(
+        x.astype(np.float32), sigma=(max(1.0, 0.1 * min(h, w)),) * 2 + (0,), mode="reflect"
+    )
     dele, ins = [], []
     for step in range(steps + 1):
         chosen = np.zeros(h * w, bool)
@@ -82,8 +87,13 @@ def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy(steps
     region = np.zeros((h, w), bool)
     region[4:10, 6:12] = True  # 36 pixels: 9% of the image
     weights = (region / region.sum() * 20.0).reshape(-1, 1)
-    model = keras.Sequential([keras.Input((h, w, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(1, activation="sigmoid", name="out")])
+    model = keras.Sequential(
+        [
+            keras.Input((h, w, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, activation="sigmoid", name="out"),
+        ]
+    )
     model.get_layer("out").set_weights([weights.astype("float32"), np.array([-14.0], "float32")])
     x = np.random.default_rng(3).uniform(0.0, 0.3, (1, h, w, 1)).astype("float32")
     x[0, region] = 1.0
@@ -98,8 +108,9 @@ def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy(steps
     head = cam.classifier_head(model)
     target = cam.class_target(True, np.array([[1]]), [["region"]])
     outputs = two_classes(np.array([[p(x[0])]]), logit=False)
-    got = F.measure(model, head, x, {"gradcam": heat[None, None].astype("float32")}, target, outputs, seed=0,
-                    steps=steps)
+    got = F.measure(
+        model, head, x, {"gradcam": heat[None, None].astype("float32")}, target, outputs, seed=0, steps=steps
+    )
     # The image and its three replacements (the end points, and which replacement can tell), then the curves.
     assert got.protocol()["steps"] == steps and got.perturbed_images == 4 + 2 * (steps - 1) * 5
     assert got.images[0].replacement == "gaussian_blur" and abs(got.images[0].moved["gaussian_blur"][0]) > 0.1
@@ -115,7 +126,9 @@ def test_curves_of_a_model_with_a_known_region_equal_the_protocol_in_numpy(steps
     assert scores["insertion_auc"] > scores["random_insertion_auc"] + lead
     # The end points are the image and its blurred copy for every map.
     for c in (curve, got.images[0].random[0], got.images[0].edge[0]):
-        assert c.deletion[0] == pytest.approx(p(x[0]), abs=1e-5) and c.insertion[-1] == pytest.approx(p(x[0]), abs=1e-5)
+        assert c.deletion[0] == pytest.approx(p(x[0]), abs=1e-5) and c.insertion[-1] == pytest.approx(
+            p(x[0]), abs=1e-5
+        )
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +163,15 @@ def test_every_method_beats_the_random_map_on_the_spot_detector(spot_faithfulnes
 def test_an_inverted_map_is_flagged_as_unfaithful(spot_detector, spot_faithfulness):
     """Least important pixels first (1 - Grad-CAM): worse than random, so the finding fires."""
     x, maps, first, _got = spot_faithfulness
-    inverted = F.measure(spot_detector, cam.classifier_head(spot_detector), x, {"gradcam": 1.0 - maps["gradcam"]},
-                         first.target, first.outputs, seed=0)
+    inverted = F.measure(
+        spot_detector,
+        cam.classifier_head(spot_detector),
+        x,
+        {"gradcam": 1.0 - maps["gradcam"]},
+        first.target,
+        first.outputs,
+        seed=0,
+    )
     inverted.layer = "conv_b"
     found = check_faithfulness(inverted, 0.05)
     assert [f["kind"] for f in found] == ["cam_unfaithful"]
@@ -211,12 +231,28 @@ def test_report_json_has_faithfulness_for_every_method_and_follows_the_schema(sp
         images.append(tmp_path / f"spot{i}.png")
         Image.fromarray((im[..., 0] * 255).round().astype(np.uint8), "L").save(images[-1])
     out = tmp_path / "out"
-    r = cli(path, "--sections", "gradcam,findings", "--format", "json", "--out", out, "--quiet",
-            "--cam", ",".join(cam.METHODS), "--top-k", "2", "--preprocess", "unit",
-            *[a for im in images for a in ("--image", im)])
+    r = cli(
+        path,
+        "--sections",
+        "gradcam,findings",
+        "--format",
+        "json",
+        "--out",
+        out,
+        "--quiet",
+        "--cam",
+        ",".join(cam.METHODS),
+        "--top-k",
+        "2",
+        "--preprocess",
+        "unit",
+        *[a for im in images for a in ("--image", im)],
+    )
     assert r.status == 0, r.stderr
     data = json.loads(next(out.rglob("report.json")).read_text())
-    jsonschema.validate(data, json.loads((Path(__file__).resolve().parents[1] / "docs" / "report.schema.json").read_text()))
+    jsonschema.validate(
+        data, json.loads((Path(__file__).resolve().parents[1] / "docs" / "report.schema.json").read_text())
+    )
     for image in data["images"]:
         entries = image["gradcam"]
         assert sorted({e["method"] for e in entries}) == sorted(cam.METHODS) and len(entries) == 4 * 2
@@ -233,7 +269,8 @@ def test_report_json_has_faithfulness_for_every_method_and_follows_the_schema(sp
 def test_the_default_steps_fit_the_budget_counted_by_hand(spot_detector):
     """The spot detector's forward pass counted by hand: conv_a 30x30x8 outputs x 9 taps x 1 channel, conv_b
     28x28x16 x 9 x 8, the head 16 x 2 multiply-adds, 2 FLOPs each; the default steps are the most of 20, 10
-    and 5 whose images (the image and its 3 replacements, then 2 (S - 1) maps) fit the budget, none when 5 do not."""
+    and 5 whose images (the image and its 3 replacements, then 2 (S - 1) maps) fit the budget, none when 5 do
+    not."""
     flops = 2.0 * (30 * 30 * 8 * 9 * 1 + 28 * 28 * 16 * 9 * 8 + 16 * 2)
     assert F.forward_flops(spot_detector, SIZE, SIZE) == flops
     maps = 7  # gradcam x 3 classes, 3 random maps, the edge map
@@ -258,8 +295,21 @@ def test_a_costly_model_gets_fewer_steps_or_a_note_naming_the_flag(spot_detector
 
     def report(*extra):
         out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
-        r = cli(path, "--sections", "gradcam,findings", "--format", "json", "--out", out, "--quiet",
-                "--preprocess", "unit", "--image", tmp_path / "spot.png", *extra)
+        r = cli(
+            path,
+            "--sections",
+            "gradcam,findings",
+            "--format",
+            "json",
+            "--out",
+            out,
+            "--quiet",
+            "--preprocess",
+            "unit",
+            "--image",
+            tmp_path / "spot.png",
+            *extra,
+        )
         assert r.status == 0, r.stderr
         return json.loads(next(out.rglob("report.json")).read_text())
 
@@ -273,13 +323,20 @@ def test_a_costly_model_gets_fewer_steps_or_a_note_naming_the_flag(spot_detector
     assert data["settings"]["faithfulness_steps"] == 10 and "cam_unfaithful" in data["findings_checked"]
 
     data = report("--faithfulness-steps", "4")  # the flag wins over the budget
-    assert (data["gradcam"]["faithfulness"]["steps"], data["gradcam"]["faithfulness"]["steps_source"]) == (4, "option")
+    assert (data["gradcam"]["faithfulness"]["steps"], data["gradcam"]["faithfulness"]["steps_source"]) == (
+        4,
+        "option",
+    )
     assert data["settings"]["faithfulness_steps"] == 4
 
     monkeypatch.setattr(F, "BUDGET_FLOPS", F.images_needed(maps, 5) * flops - 1)  # even 5 steps are over it
     data = report()
     faith = data["gradcam"]["faithfulness"]
-    assert faith["steps"] == 0 and faith["steps_source"] == "fitted" and "--faithfulness-steps 5" in faith["note"]
+    assert (
+        faith["steps"] == 0
+        and faith["steps_source"] == "fitted"
+        and "--faithfulness-steps 5" in faith["note"]
+    )
     assert "faithfulness" not in data["images"][0]["gradcam"][0]
     assert "cam_unfaithful" not in data["findings_checked"]  # not measured is not passed
     assert "--faithfulness-steps" in data["settings"]["faithfulness_steps"]
@@ -298,5 +355,10 @@ def test_the_cost_count_includes_a_transformers_projections():
     x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, name="mha")(x, x)
     x = keras.layers.GlobalAveragePooling1D()(x)
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(x))
-    patch, projections, output, head = 2 * 2 * 16 * (4 * 4 * 3), 3 * (4 * 2 * 8) * 16, (4 * 16) * (2 * 8), 16 * 3
+    patch, projections, output, head = (
+        2 * 2 * 16 * (4 * 4 * 3),
+        3 * (4 * 2 * 8) * 16,
+        (4 * 16) * (2 * 8),
+        16 * 3,
+    )
     assert F.forward_flops(model, 8, 8) == 2.0 * (patch + projections + output + head)

@@ -32,21 +32,29 @@ def test_maps_equal_a_plain_keras_submodel_per_layer(small_model):
     for layer_maps, ref in zip(got, refs):
         layer = small_model.get_layer(ref.path)
         expected = keras.Model(small_model.inputs, layer.output)(x)
-        np.testing.assert_allclose(layer_maps.maps, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            layer_maps.maps, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6
+        )
         assert layer_maps.shape == tuple(expected.shape[1:])
 
 
 def test_nested_layers_equal_the_inner_models_own_outputs(nested_model):
     x = _inputs(3) * 255
     refs = graph.default_feature_layers(nested_model)
-    assert [r.path for r in refs] == ["backbone/block1_conv1", "backbone/block1_pool", "backbone/block2_conv1"]
+    assert [r.path for r in refs] == [
+        "backbone/block1_conv1",
+        "backbone/block1_pool",
+        "backbone/block2_conv1",
+    ]
     got = {m.path: m.maps for m in feature_maps.compute(nested_model, refs, x)}
     backbone = nested_model.get_layer("backbone")
     # Independent route: the outer model up to the backbone's input, then the backbone's own sub-model.
     into_backbone = keras.Model(nested_model.inputs, nested_model.get_layer("rescale").output)(x)
     for name in ("block1_conv1", "block1_pool", "block2_conv1"):
         inner = keras.Model(backbone.inputs, backbone.get_layer(name).output)
-        np.testing.assert_allclose(got[f"backbone/{name}"], keras.ops.convert_to_numpy(inner(into_backbone)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            got[f"backbone/{name}"], keras.ops.convert_to_numpy(inner(into_backbone)), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_one_forward_pass_for_all_layers(small_model, monkeypatch):
@@ -97,7 +105,9 @@ def _decode(uri: str) -> np.ndarray:
 
 
 def test_section_json_matches_the_reference_and_draws_one_image_per_layer(small_model):
-    samples = [(np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8), str(i)) for i in range(2)]
+    samples = [
+        (np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8), str(i)) for i in range(2)
+    ]
     loaded = LoadedModel(small_model, "m", "m", None, sample_images=samples)
     ctx = Context(loaded, Options(feature_channels=5))
     features.validate(ctx)
@@ -107,7 +117,9 @@ def test_section_json_matches_the_reference_and_draws_one_image_per_layer(small_
     assert images[0]["preprocess"]["mode"] == "unit"
     x = np.stack([s[0] for s in samples]).astype("float32") / 255.0
     for name in ("conv_a", "pool_a", "conv_b"):
-        ref = keras.ops.convert_to_numpy(keras.Model(small_model.inputs, small_model.get_layer(name).output)(x))
+        ref = keras.ops.convert_to_numpy(
+            keras.Model(small_model.inputs, small_model.get_layer(name).output)(x)
+        )
         for i in range(2):
             entry = images[i]["features"][name]
             assert entry["shape"] == list(ref.shape[1:])
@@ -137,8 +149,14 @@ def test_augmentation_layers_are_identity_as_in_predict():
     inp = keras.Input(shape=(16, 16, 3))
     x = keras.layers.RandomFlip("horizontal_and_vertical", seed=1, name="flip")(inp)
     x = keras.layers.RandomRotation(0.4, seed=2, name="rotate")(x)
-    x = keras.Sequential([keras.layers.RandomZoom(0.5, seed=3), keras.layers.Dropout(0.5),
-                          keras.layers.Conv2D(4, 3, name="conv_in_block")], name="block")(x)
+    x = keras.Sequential(
+        [
+            keras.layers.RandomZoom(0.5, seed=3),
+            keras.layers.Dropout(0.5),
+            keras.layers.Conv2D(4, 3, name="conv_in_block"),
+        ],
+        name="block",
+    )(x)
     x = keras.layers.BatchNormalization(name="bn")(x)
     out = keras.layers.Conv2D(3, 3, activation="relu", name="conv_after")(x)
     model = keras.Model(inp, out, name="augmented")

@@ -1,6 +1,6 @@
-"""What issue 32's figures say, against the model's own numbers: depthwise tiles are their input channel's filter,
-the pointwise kernel is the layer's matrix, a flat mosaic is called flat, a grid ends on white, a finding's Value is
-named."""
+"""What issue 32's figures say, against the model's own numbers: depthwise tiles are their input channel's
+filter, the pointwise kernel is the layer's matrix, a flat mosaic is called flat, a grid ends on white, a
+finding's Value is named."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ def test_depthwise_tile_i_is_input_channel_is_filter_and_says_so():
     layer = _separable(1)
     grid = kernel_grid(layer, max_filters=64)
     depthwise = keras.ops.convert_to_numpy(layer.depthwise_kernel)  # (3, 3, in=3, multiplier=1)
-    assert grid["channel_chosen_by"] == "depthwise" and grid["in_channels"] == 3 and grid["depth_multiplier"] == 1
+    assert (
+        grid["channel_chosen_by"] == "depthwise"
+        and grid["in_channels"] == 3
+        and grid["depth_multiplier"] == 1
+    )
     for i in range(3):
         np.testing.assert_array_equal(grid["tiles"][i], depthwise[:, :, i, 0])
     assert grid["labels"] == ["0", "1", "2"]

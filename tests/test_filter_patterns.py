@@ -1,4 +1,5 @@
-"""Filter patterns: the ascent raises every filter's activation, batched == per-filter, dead filters flagged."""
+"""Filter patterns: the ascent raises every filter's activation, batched == per-filter, dead filters
+flagged."""
 
 from __future__ import annotations
 
@@ -25,14 +26,17 @@ UNIT = Preprocessor("unit")
 def lively_cnn(input_shape=(16, 16, 3), seed: int = 3) -> keras.Model:
     """A small CNN whose filters all respond to a grey start image (positive biases)."""
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input(input_shape),
-        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv_a"),
-        keras.layers.MaxPooling2D(2, name="pool_a"),
-        keras.layers.Conv2D(10, 3, activation="relu", padding="same", name="conv_b"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(3, activation="softmax", name="head"),
-    ], name="lively")
+    model = keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv_a"),
+            keras.layers.MaxPooling2D(2, name="pool_a"),
+            keras.layers.Conv2D(10, 3, activation="relu", padding="same", name="conv_b"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(3, activation="softmax", name="head"),
+        ],
+        name="lively",
+    )
     rng = np.random.default_rng(seed)
     for name in ("conv_a", "conv_b"):
         layer = model.get_layer(name)
@@ -73,16 +77,24 @@ def test_every_patterns_activation_rises_and_start_matches_keras(layer):
     truth = _mean_preactivation(model, layer, start)
     np.testing.assert_allclose(r.activation_start, truth[np.arange(n), filters], rtol=1e-4, atol=1e-6)
     post = fp.filter_patterns(model, layer, filters, 16, 1, UNIT, seed=5, objective="activation")
-    np.testing.assert_allclose(post.activation_start, _mean_activation(model, layer, start)[np.arange(n), filters],
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        post.activation_start,
+        _mean_activation(model, layer, start)[np.arange(n), filters],
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 def test_batched_agrees_with_the_per_filter_loop_for_the_same_seed():
     model = lively_cnn()
     filters = list(range(10))
-    ref = fp.reference_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7)  # the book's loss: after the ReLU
+    ref = fp.reference_patterns(
+        model, "conv_b", filters, 16, 5, UNIT, seed=7
+    )  # the book's loss: after the ReLU
     whole = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7, objective="activation")
-    chunked = fp.filter_patterns(model, "conv_b", filters, 16, 5, UNIT, seed=7, max_chunk=3, objective="activation")
+    chunked = fp.filter_patterns(
+        model, "conv_b", filters, 16, 5, UNIT, seed=7, max_chunk=3, objective="activation"
+    )
     assert chunked.chunk == 3 and whole.chunk == 10
     for got in (whole, chunked):
         np.testing.assert_allclose(got.activation_start, ref.activation_start, rtol=1e-4)
@@ -118,7 +130,9 @@ def test_same_seed_same_mosaic_and_other_seed_differs():
     model = lively_cnn()
 
     def run(seed):
-        ctx = Context(LoadedModel(model, "m", "m", None), Options(pattern_steps=3, pattern_filters=4, seed=seed))
+        ctx = Context(
+            LoadedModel(model, "m", "m", None), Options(pattern_steps=3, pattern_filters=4, seed=seed)
+        )
         patterns.validate(ctx)
         return patterns.run(ctx)
 
@@ -147,8 +161,12 @@ def test_nested_model_with_rescaling_inside_works_on_its_own_input(nested_model)
     start = fp.start_pixels(list(range(4)), 16, 3, 0)  # 'none': the model receives pixels and rescales itself
     backbone = nested_model.get_layer("backbone")
     conv = backbone.get_layer("block2_conv1")
-    h = backbone.get_layer("block1_pool")(backbone.get_layer("block1_conv1")(nested_model.get_layer("rescale")(start)))
-    truth = keras.ops.convert_to_numpy(keras.ops.conv(h, conv.kernel) + conv.bias).mean(axis=(1, 2))  # before its ReLU
+    h = backbone.get_layer("block1_pool")(
+        backbone.get_layer("block1_conv1")(nested_model.get_layer("rescale")(start))
+    )
+    truth = keras.ops.convert_to_numpy(keras.ops.conv(h, conv.kernel) + conv.bias).mean(
+        axis=(1, 2)
+    )  # before its ReLU
     np.testing.assert_allclose(r.activation_start, truth[np.arange(4), np.arange(4)], rtol=1e-4, atol=1e-7)
     assert fp.pixel_step(Preprocessor("none"), 3) == 1.0  # the tutorial's step of one pixel unit
 
@@ -186,7 +204,9 @@ def test_flop_count_and_default_layers():
     vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     assert [r.path for r in graph.default_pattern_layers(vgg)] == [f"block{i}_conv1" for i in range(1, 6)]
     flexible = keras.applications.VGG16(weights=None, include_top=False)  # (None, None, 3): sizes unknown
-    assert [r.path for r in graph.default_pattern_layers(flexible)] == [f"block{i}_conv1" for i in range(1, 6)]
+    assert [r.path for r in graph.default_pattern_layers(flexible)] == [
+        f"block{i}_conv1" for i in range(1, 6)
+    ]
     assert [r.path for r in graph.default_pattern_layers(model)] == ["conv_a", "conv_b"]
 
 
@@ -260,9 +280,11 @@ def test_rose_counts_the_filters_that_rose_by_the_margin_of_their_scale(trained_
     objectives and the margin, with the default margin and one set in a --config file."""
     config = tmp_path / "t.toml"
     config.write_text("pattern_rise_margin = 0.9\n")
-    for opts, margin in [(Options(pattern_layers=("conv1", "conv2"), pattern_size=16), 0.5),
-                         (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, config=str(config)), 0.9),
-                         (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, pattern_steps=2), 0.5)]:
+    for opts, margin in [
+        (Options(pattern_layers=("conv1", "conv2"), pattern_size=16), 0.5),
+        (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, config=str(config)), 0.9),
+        (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, pattern_steps=2), 0.5),
+    ]:
         ctx = Context(LoadedModel(trained_digits, "d", "d", None), opts)
         patterns.validate(ctx)
         result = patterns.run(ctx)
@@ -279,7 +301,9 @@ def test_rose_counts_the_filters_that_rose_by_the_margin_of_their_scale(trained_
                     barely += 1
                 else:
                     flat += 1
-            assert (entry["rose"], entry["barely_moved"], entry["flat"]) == (rose, barely, flat), layer["path"]
+            assert (entry["rose"], entry["barely_moved"], entry["flat"]) == (rose, barely, flat), layer[
+                "path"
+            ]
             assert (layer["rose"], layer["barely_moved"]) == (rose, barely)
             assert entry["rise_margin"] == margin and entry["steps"] == r.steps
             assert rose + barely + flat == len(entry["filters"])
@@ -321,12 +345,16 @@ def test_affine_first_layer_is_recognised_and_budgeted_steps_keep_vgg_at_the_flo
     assert affine_in_image(model, "conv_a", 16) and not affine_in_image(model, "conv_b", 16)
     vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
     assert [affine_in_image(vgg, f"block{i}_conv1", 64) for i in (1, 2)] == [True, False]
-    assert [steps_within_budget(fp.macs_up_to(vgg, f"block{i}_conv1", 64), 64) for i in range(1, 6)] == [20] * 5
+    assert [steps_within_budget(fp.macs_up_to(vgg, f"block{i}_conv1", 64), 64) for i in range(1, 6)] == [
+        20
+    ] * 5
     assert steps_within_budget(fp.macs_up_to(model, "conv_a", 16), 6) == 200
     # the step: one pixel unit without travel, else travel x the start's RMS contrast / steps, in model units
     assert fp.step_size(UNIT, 3, "grey", 20) == pytest.approx(1 / 255)
-    assert fp.step_size(UNIT, 3, "grey", 20, travel=20) == pytest.approx(20 * (20 / 12 ** 0.5) / 20 / 255)
-    assert fp.step_size(Preprocessor("caffe"), 3, "noise", 100, travel=20) == pytest.approx(20 * 255 / 12 ** 0.5 / 100)
+    assert fp.step_size(UNIT, 3, "grey", 20, travel=20) == pytest.approx(20 * (20 / 12**0.5) / 20 / 255)
+    assert fp.step_size(Preprocessor("caffe"), 3, "noise", 100, travel=20) == pytest.approx(
+        20 * 255 / 12**0.5 / 100
+    )
 
 
 def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_digits):
@@ -335,14 +363,19 @@ def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_
     from reportgen.analyses.findings import check_patterns
     from reportgen.config import Thresholds
 
-    ctx = Context(LoadedModel(trained_digits, "d", "d", None),
-                  Options(pattern_layers=("conv1", "conv2"), pattern_size=16))
+    ctx = Context(
+        LoadedModel(trained_digits, "d", "d", None),
+        Options(pattern_layers=("conv1", "conv2"), pattern_size=16),
+    )
     result = patterns.run(ctx)
     found = check_patterns(result.json["patterns"], Thresholds())
     for path, entry in result.json["patterns"].items():
         r = ctx.patterns.results[path]
-        flat = {f for f, s, e in zip(r.filters, r.activation_start, r.activation_end)
-                if not (e - s > 1e-6 * max(abs(s), abs(e)))}
+        flat = {
+            f
+            for f, s, e in zip(r.filters, r.activation_start, r.activation_end)
+            if not (e - s > 1e-6 * max(abs(s), abs(e)))
+        }
         mine = [f for f in found if f["layer"] == path]
         assert {f["filter"] for f in mine} == flat and entry["flat"] == len(flat), path
         if entry["keep_mean"]:

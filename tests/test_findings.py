@@ -179,7 +179,9 @@ def test_short_filters_are_not_called_duplicates_by_chance():
     kernel = conv.kernel.numpy()
     kernel[..., 5] = 2.0 * kernel[..., 1]
     conv.kernel.assign(kernel)
-    assert [(f["layer"], f["filter"]) for f in _of(_all_findings(model), "duplicate_filters")] == [("conv", 5)]
+    assert [(f["layer"], f["filter"]) for f in _of(_all_findings(model), "duplicate_filters")] == [
+        ("conv", 5)
+    ]
 
 
 def test_batchnorm_gamma_zero_and_variance_zero():
@@ -222,10 +224,17 @@ def test_saturated_tanh_layer_but_not_a_sigmoid_output():
 
 
 def test_patterns_that_never_rose():
-    patterns = {"conv2": {"filters": [0, 1, 2, 3], "size": 32, "steps": 10,
-                          "activation_start": [0.1, 0.2, 0.5, 0.0],
-                          "activation_end": [1.4, 0.2, 0.3, 2.0], "dead": [1]},
-                "conv1": {"filters": [0], "activation_start": [0.0], "activation_end": [0.5], "dead": []}}
+    patterns = {
+        "conv2": {
+            "filters": [0, 1, 2, 3],
+            "size": 32,
+            "steps": 10,
+            "activation_start": [0.1, 0.2, 0.5, 0.0],
+            "activation_end": [1.4, 0.2, 0.3, 2.0],
+            "dead": [1],
+        },
+        "conv1": {"filters": [0], "activation_start": [0.0], "activation_end": [0.5], "dead": []},
+    }
     found = F.check_patterns(patterns, T)
     assert [(f["layer"], f["filter"]) for f in found] == [("conv2", 1), ("conv2", 2)]
     assert found[1]["value"] == pytest.approx(-0.2)
@@ -251,11 +260,13 @@ def test_severity_config_cap_and_sorting():
 
 # --- configuration ------------------------------------------------------------------
 
+
 def test_config_defaults_pyproject_and_file(tmp_path):
     assert config.load(None, cwd=tmp_path) == Thresholds()
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\n\n[tool.reportgen]\nduplicate_cosine = 0.9\n'
-        '[tool.reportgen.severity]\nduplicate_filters = "error"\n')
+        '[tool.reportgen.severity]\nduplicate_filters = "error"\n'
+    )
     t = config.load(None, cwd=tmp_path)
     assert t.duplicate_cosine == 0.9 and t.severity["duplicate_filters"] == "error"
     assert t.untrained_ks == Thresholds().untrained_ks
@@ -267,15 +278,18 @@ def test_config_defaults_pyproject_and_file(tmp_path):
     assert "strict.toml" in t2.source
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("duplicate_cosin = 0.9", "unknown key 'duplicate_cosin'; did you mean 'duplicate_cosine'"),
-    ("duplicate_cosine = 2.0", "duplicate_cosine = 2.0 is not valid; use a number from 0 to 1"),
-    ("max_per_layer = 2.5", "max_per_layer = 2.5 is not valid; use an integer"),
-    ("scale_ratio = \"big\"", "scale_ratio = 'big' is not valid"),
-    ("[severity]\ndead_filter = \"fatal\"", "severity.dead_filter: 'fatal' is not a severity"),
-    ("[severity]\ndead_filters = \"error\"", "unknown key 'dead_filters'; did you mean 'dead_filter'"),
-    ("this is not toml", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("duplicate_cosin = 0.9", "unknown key 'duplicate_cosin'; did you mean 'duplicate_cosine'"),
+        ("duplicate_cosine = 2.0", "duplicate_cosine = 2.0 is not valid; use a number from 0 to 1"),
+        ("max_per_layer = 2.5", "max_per_layer = 2.5 is not valid; use an integer"),
+        ('scale_ratio = "big"', "scale_ratio = 'big' is not valid"),
+        ('[severity]\ndead_filter = "fatal"', "severity.dead_filter: 'fatal' is not a severity"),
+        ('[severity]\ndead_filters = "error"', "unknown key 'dead_filters'; did you mean 'dead_filter'"),
+        ("this is not toml", "is not valid TOML"),
+    ],
+)
 def test_config_errors_name_the_key_and_the_fix(tmp_path, text, needle):
     f = tmp_path / "c.toml"
     f.write_text(text)
@@ -293,6 +307,7 @@ def test_config_missing_file_and_pyproject_errors(tmp_path):
 
 
 # --- the section in a report ----------------------------------------------------------
+
 
 def test_findings_section_in_report_json_and_html(tmp_path):
     from reportgen.report import build_report
@@ -320,6 +335,7 @@ def test_findings_section_in_report_json_and_html(tmp_path):
 
 # --- the command line: --fail-on and --config ---------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
@@ -333,16 +349,29 @@ def saved(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("model, level, status", [
-    ("healthy", "warning", 0),
-    ("warning", "warning", 1),
-    ("warning", "error", 0),
-    ("error", "error", 1),
-    ("error", "warning", 1),
-])
+@pytest.mark.parametrize(
+    "model, level, status",
+    [
+        ("healthy", "warning", 0),
+        ("warning", "warning", 1),
+        ("warning", "error", 0),
+        ("error", "error", 1),
+        ("error", "warning", 1),
+    ],
+)
 def test_fail_on_exit_status_and_the_report_is_still_written(saved, tmp_path, cli, model, level, status):
-    res = cli(saved / f"{model}.keras", "--sections", "weights,kernels", "--format", "json",
-              "--out", tmp_path, "--fail-on", level, "--quiet")
+    res = cli(
+        saved / f"{model}.keras",
+        "--sections",
+        "weights,kernels",
+        "--format",
+        "json",
+        "--out",
+        tmp_path,
+        "--fail-on",
+        level,
+        "--quiet",
+    )
     assert res.status == status, res.stderr
     data = json.loads((tmp_path / model / "report.json").read_text())
     assert F.exceeds(data["findings"], level) == (status == 1)
@@ -353,15 +382,36 @@ def test_fail_on_exit_status_and_the_report_is_still_written(saved, tmp_path, cl
 def test_config_file_changes_the_verdict_and_bad_keys_exit_2(saved, tmp_path, cli):
     off = tmp_path / "lenient.toml"
     off.write_text('[severity]\ndead_filter = "info"\n')
-    res = cli(saved / "warning.keras", "--sections", "weights", "--format", "json", "--out", tmp_path,
-              "--fail-on", "warning", "--config", off, "--quiet")
+    res = cli(
+        saved / "warning.keras",
+        "--sections",
+        "weights",
+        "--format",
+        "json",
+        "--out",
+        tmp_path,
+        "--fail-on",
+        "warning",
+        "--config",
+        off,
+        "--quiet",
+    )
     assert res.status == 0, res.stderr
     data = json.loads((tmp_path / "warning" / "report.json").read_text())
     assert [(f["kind"], f["severity"]) for f in data["findings"]] == [("dead_filter", "info")]
     assert data["findings_config"]["severity"]["dead_filter"] == "info"
     bad = tmp_path / "bad.toml"
     bad.write_text("duplicate_cosine = 7\n")
-    res = cli(saved / "warning.keras", "--sections", "weights", "--out", tmp_path / "never", "--config", bad, "--quiet")
+    res = cli(
+        saved / "warning.keras",
+        "--sections",
+        "weights",
+        "--out",
+        tmp_path / "never",
+        "--config",
+        bad,
+        "--quiet",
+    )
     assert res.status == 2 and "duplicate_cosine = 7 is not valid" in res.stderr
     assert not (tmp_path / "never" / "warning").exists()
 
@@ -372,9 +422,14 @@ def test_a_rolled_up_finding_beside_a_figure_names_only_that_layer():
     from reportgen.report import findings_by_anchor
 
     layers = [f"block_{i}" for i in range(5)]
-    rolled = {"kind": "untrained_layer", "severity": "warning", "layer": None, "layers": layers,
-              "message": "untrained layer in 5 layers: " + ", ".join(layers),
-              "items": [{"layer": name, "filter": None, "value": 0.05} for name in layers]}
+    rolled = {
+        "kind": "untrained_layer",
+        "severity": "warning",
+        "layer": None,
+        "layers": layers,
+        "message": "untrained layer in 5 layers: " + ", ".join(layers),
+        "items": [{"layer": name, "filter": None, "value": 0.05} for name in layers],
+    }
     by_anchor = findings_by_anchor([rolled])
     kind = KINDS["untrained_layer"]
     assert set(by_anchor) == {kind.anchor(name) for name in layers}

@@ -65,11 +65,14 @@ def test_case_behaves_as_promised(fuzz_results, case):
     assert not result["problems"], f"{case.name}: {result['problems']} (stderr: {result['stderr']})"
 
 
-# --- the parts of the promise a call of main() cannot show -----------------------------------------------------
+# --- the parts of the promise a call of main() cannot show
+# -----------------------------------------------------
+
 
 def test_two_writers_of_one_report_never_fail(tmp_path):
     """render._replace under the folder lock: 2 threads x 150 writes of one report folder, none fails, one
-    whole report at the end and no leftovers (before the lock, about 1 in 9 writes failed: ENOTEMPTY, ENOENT)."""
+    whole report at the end and no leftovers (before the lock, about 1 in 9 writes failed: ENOTEMPTY,
+    ENOENT)."""
     from reportgen import render
 
     failures: list[str] = []
@@ -113,9 +116,21 @@ def test_junit_text_is_xml_1_0():
     from reportgen import junit
 
     hostile = "c\x0btwo\x00\x1f\udcff\ufffe é 𝄞 <&>\t"
-    suite = junit.suite(hostile, {"findings": [{"kind": "dead_filter", "severity": "warning", "layer": hostile,
-                                                "message": f"filter 0 of {hostile} is dead"}],
-                                  "findings_checked": ["dead_filter"]}, "warning")
+    suite = junit.suite(
+        hostile,
+        {
+            "findings": [
+                {
+                    "kind": "dead_filter",
+                    "severity": "warning",
+                    "layer": hostile,
+                    "message": f"filter 0 of {hostile} is dead",
+                }
+            ],
+            "findings_checked": ["dead_filter"],
+        },
+        "warning",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = junit.write(Path(tmp) / "j.xml", [suite])
         root = ET.parse(path).getroot()  # raises on any forbidden character
@@ -150,17 +165,41 @@ def test_sigterm_stops_jobs_workers_with_the_parent():
         for i in range(2):
             small_cnn(input_shape=(8, 8, 3), classes=3, seed=i).save(base / f"m{i}.keras")
         (base / "slowmodel.py").write_text("import time\n\ndef build():\n    time.sleep(120)\n")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-                   PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        env = dict(
+            os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(Path(__file__).resolve().parent.parent)
+        )
         out = base / "out"
         child = subprocess.Popen(
-            [sys.executable, "-m", "reportgen", str(base / "m0.keras"), "slowmodel:build", str(base / "m1.keras"),
-             "--jobs", "2", "--out", str(out), "--format", "json", "--sections", "overview", "--quiet"],
-            env=env, cwd=str(base), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=fuzz_cases.limits())
+            [
+                sys.executable,
+                "-m",
+                "reportgen",
+                str(base / "m0.keras"),
+                "slowmodel:build",
+                str(base / "m1.keras"),
+                "--jobs",
+                "2",
+                "--out",
+                str(out),
+                "--format",
+                "json",
+                "--sections",
+                "overview",
+                "--quiet",
+            ],
+            env=env,
+            cwd=str(base),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=fuzz_cases.limits(),
+        )
         deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and child.poll() is None and not (
-                (out / "m0" / "report.json").is_file() and (out / "m1" / "report.json").is_file()):
+        while (
+            time.monotonic() < deadline
+            and child.poll() is None
+            and not ((out / "m0" / "report.json").is_file() and (out / "m1" / "report.json").is_file())
+        ):
             time.sleep(0.2)
         assert child.poll() is None, f"the run ended by itself (exit {child.returncode})"
         workers = _children(child.pid)
@@ -176,7 +215,9 @@ def test_sigterm_stops_jobs_workers_with_the_parent():
         assert child.returncode == 143, lines
         assert len(lines) == 1, lines
         finished, _, pending = lines[0].partition("not finished")
-        assert "interrupted: 2 of 3 models finished" in finished and "m0" in finished and "m1" in finished, lines
+        assert "interrupted: 2 of 3 models finished" in finished and "m0" in finished and "m1" in finished, (
+            lines
+        )
         assert "build" in pending, lines
         index = json.loads((out / "index.json").read_text())
         assert index["exit_status"] == 143 and index["interrupted"] is True
@@ -196,8 +237,11 @@ def test_sigterm_stops_jobs_workers_with_the_parent():
 
 
 def _tf_noise(line: str) -> bool:
-    return line.startswith(("I0000", "WARNING: All log", "E0000", "W0000")) or "cpu_feature_guard" in line or \
-        line.startswith("To enable the following")
+    return (
+        line.startswith(("I0000", "WARNING: All log", "E0000", "W0000"))
+        or "cpu_feature_guard" in line
+        or line.startswith("To enable the following")
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -227,8 +271,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_an_earlier_report_that_cannot_be_removed_is_said(tmp_path, monkeypatch, capsys):
-    """Before, ``.NAME.old-PID`` stayed behind silently; now one warning line names it (and the next run on this
-    machine removes it once this process is gone: test_stale_leftovers_...)."""
+    """Before, ``.NAME.old-PID`` stayed behind silently; now one warning line names it (and the next run on
+    this machine removes it once this process is gone: test_stale_leftovers_...)."""
     from reportgen import render
 
     render.write_report(tmp_path, "m", {"n": 1}, "report.html.j2", {}, ("json",))

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from reportgen import backend
-
-tf = pytest.importorskip("tensorflow") if backend.requested() == "tensorflow" else None
-needs_tf = pytest.mark.skipif(backend.requested() != "tensorflow", reason="the reference is written with tf.GradientTape")
-
-
 from reportgen.graph import forward
 from reportgen.analyses import cam as gc
 from reportgen.context import Context, LoadedModel, Options
 from reportgen.errors import UserError
 from reportgen.sections import gradcam as section
+
+tf = pytest.importorskip("tensorflow") if backend.requested() == "tensorflow" else None
+needs_tf = pytest.mark.skipif(
+    backend.requested() != "tensorflow", reason="the reference is written with tf.GradientTape"
+)
 
 
 def _inputs(n=3, shape=(16, 16, 3), seed=0):
@@ -149,15 +149,19 @@ def test_heatmap_peak_falls_on_the_bright_square():
     keras.utils.set_random_seed(3)
     rng = np.random.default_rng(3)
     x, y, _ = _squares(1200, rng)
-    model = keras.Sequential([
-        keras.Input((32, 32, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(16, 3, activation="relu", padding="same", name="last_conv"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(16, 3, activation="relu", padding="same", name="last_conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     model.fit(x, y, epochs=4, batch_size=64, verbose=0)
     tx, ty, boxes = _squares(40, np.random.default_rng(7))
     assert model.evaluate(tx, ty, verbose=0)[1] > 0.95
@@ -212,9 +216,13 @@ def test_heads():
 def test_section_json(small_model, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("ant\nbee\ncat\ndog\n")
-    samples = [(np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8), "cat") for i in range(1)]
-    ctx = Context(LoadedModel(small_model, "m", "m", None, sample_images=samples),
-                  Options(class_names=str(names), top_k=2))
+    samples = [
+        (np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8), "cat") for i in range(1)
+    ]
+    ctx = Context(
+        LoadedModel(small_model, "m", "m", None, sample_images=samples),
+        Options(class_names=str(names), top_k=2),
+    )
     section.validate(ctx)
     result = section.run(ctx)
     (img,) = result.json["images"]
@@ -254,7 +262,7 @@ def test_one_sigmoid_unit_explains_the_predicted_class_of_two():
     grad_model = keras.Model(inp, [conv, y])
     for i in range(len(x)):
         with tf.GradientTape() as tape:
-            a, logit = grad_model(x[i: i + 1])
+            a, logit = grad_model(x[i : i + 1])
             score = logit[0, 0]
         g = tape.gradient(score, a)[0].numpy()
         a = a[0].numpy()

@@ -1,10 +1,12 @@
-"""Every keras-hub vision family of this keras-hub version, in a tiny configuration, gets every section (issue 32).
+"""Every keras-hub vision family of this keras-hub version, in a tiny configuration, gets every section (issue
+32).
 
-One report each (JSON only: the PDF's layout is tested in test_pages.py), computed once for the module. The truths
-are independent of reportgen: keras-hub's own ``predict`` (its converter, then the network) on the same pixels, each
-family's token layout as keras-hub documents it (a class token for ViT and CLIP, class + distillation for DeiT, class
-+ 4 registers for DINOv2 and DINOv3, none for SigLIP, whose encoder pools its tokens by attention), each model's own
-attention layers (Swin's windows, MiT's spatial reduction), and the warnings Keras raises while a report runs.
+One report each (JSON only: the PDF's layout is tested in test_pages.py), computed once for the module. The
+truths are independent of reportgen: keras-hub's own ``predict`` (its converter, then the network) on the same
+pixels, each family's token layout as keras-hub documents it (a class token for ViT and CLIP, class +
+distillation for DeiT, class + 4 registers for DINOv2 and DINOv3, none for SigLIP, whose encoder pools its
+tokens by attention), each model's own attention layers (Swin's windows, MiT's spatial reduction), and the
+warnings Keras raises while a report runs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from reportgen import Report, graph  # noqa: E402
 
 SECTIONS = "findings,overview,layers,weights,kernels,features,gradcam,patterns"
 # Small settings: every section runs, on one image, with one CAM method and a few ascent steps.
-SMALL = dict(top_k=1, faithfulness_steps=0, pattern_steps=2, pattern_filters=2, max_filters=4, feature_channels=4)
+SMALL = dict(
+    top_k=1, faithfulness_steps=0, pattern_steps=2, pattern_filters=2, max_filters=4, feature_channels=4
+)
 
 TRANSFORMERS = {"vit", "deit", "dinov2", "dinov3", "swin", "siglip", "clip", "mit"}
 # Tokens before the patches, as keras-hub builds each family.
@@ -36,8 +40,11 @@ FAMILIES = list(hub_models.FAMILIES) + ["resnet_any_size"]
 
 def _families_of_this_keras_hub() -> set[str]:
     """The vision families keras-hub ships an image classifier or a vision encoder for (lower-cased)."""
-    tasks = {n[: -len("ImageClassifier")].lower().replace("swintransformer", "swin") for n in dir(keras_hub.models)
-             if n.endswith("ImageClassifier") and n != "ImageClassifier"}
+    tasks = {
+        n[: -len("ImageClassifier")].lower().replace("swintransformer", "swin")
+        for n in dir(keras_hub.models)
+        if n.endswith("ImageClassifier") and n != "ImageClassifier"
+    }
     return tasks | {"dinov2", "dinov3", "siglip", "clip"}
 
 
@@ -63,7 +70,8 @@ def reports():
         pixels = _pixels(name, model)
         err = io.StringIO()
         with warnings.catch_warnings(record=True) as raised, contextlib.redirect_stderr(err):
-            # What a plain ``python3 -m reportgen`` shows: every warning once, deprecations only to developers.
+            # What a plain ``python3 -m reportgen`` shows: every warning once, deprecations only to
+            # developers.
             warnings.simplefilter("default")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
@@ -75,8 +83,9 @@ def reports():
 
 
 def test_the_sweep_covers_every_vision_family_of_this_keras_hub():
-    """A family keras-hub adds is a family this sweep has to add (the task families' ``ImageClassifier`` names, and
-    the encoders). MobileNetV5 is not in it yet: no small configuration of its 17 per-stage lists was written."""
+    """A family keras-hub adds is a family this sweep has to add (the task families' ``ImageClassifier``
+    names, and the encoders). MobileNetV5 is not in it yet: no small configuration of its 17 per-stage lists
+    was written."""
     missing = _families_of_this_keras_hub() - set(FAMILIES) - {"mobilenetv5"}
     assert not missing, f"keras-hub families without a small configuration in tests/hub_models.py: {missing}"
 
@@ -88,23 +97,29 @@ def test_every_section_runs_quietly(reports, name):
     assert set(SECTIONS.split(",")) <= set(data["sections"])
     assert data["kernels"] and data["feature_maps"]["layers"] and data["patterns"]
     assert data["gradcam"]["layer"] and data["images"][0]["gradcam"]
-    assert raised == [], raised  # Keras' input-structure and WindowAttention mask warnings are known, and caught
+    assert raised == [], (
+        raised
+    )  # Keras' input-structure and WindowAttention mask warnings are known, and caught
     assert err == ""
     assert not [n for n in data["notes"] if n["kind"] == "keras_warning"]
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_predictions_equal_keras_hubs_own(reports, name):
-    """A task's ``predict`` runs its own converter; a bare encoder has none, and the report says it guessed /255."""
+    """A task's ``predict`` runs its own converter; a bare encoder has none, and the report says it guessed
+    /255."""
     model, pixels, data, _v, _r, _e = reports[name]
     if getattr(model, "preprocessor", None) is not None:
         want = model.predict(pixels[None].astype("float32"), verbose=0)[0]
     else:
         assert "preprocess_guessed" in {n["kind"] for n in data["notes"]}
         want = keras.ops.convert_to_numpy(model(pixels[None].astype("float32") / 255.0))[0]
-    # A head that is not a softmax (keras-hub's MobileNet ignores ``activation``) gives values, not probabilities.
-    got = {p["index"]: p["probability"] if p.get("probability") is not None else p["value"]
-           for p in data["images"][0]["predictions"]}
+    # A head that is not a softmax (keras-hub's MobileNet ignores ``activation``) gives values, not
+    # probabilities.
+    got = {
+        p["index"]: p["probability"] if p.get("probability") is not None else p["value"]
+        for p in data["images"][0]["predictions"]
+    }
     top = int(np.argmax(want))
     assert max(got, key=got.get) == top
     np.testing.assert_allclose(got[top], want[top], atol=1e-5)
@@ -117,8 +132,8 @@ def test_the_title_names_the_models_kind(reports, name):
 
 @pytest.mark.parametrize("name", sorted(PREFIX))
 def test_attention_notes_are_true_of_each_model(reports, name):
-    """Rollout on the grid after the model's own prefix tokens, read from the class token exactly where there is
-    one; DINOv3's attention is its own layer: no rollout, and no other family's wording about it."""
+    """Rollout on the grid after the model's own prefix tokens, read from the class token exactly where there
+    is one; DINOv3's attention is its own layer: no rollout, and no other family's wording about it."""
     model, _p, data, _v, _r, _e = reports[name]
     att = data["attention"]
     grid = graph.token_blocks(model)[-1].grid
@@ -147,7 +162,9 @@ def test_siglip_runs_on_the_token_count_it_makes(reports):
     """SigLIP's embedding declares 17 tokens (a class token it never makes); 16 come out of its blocks."""
     model, _p, data, _v, _r, _e = reports["siglip"]
     block = graph.token_blocks(model)[0]
-    seen = keras.ops.convert_to_numpy(model.get_layer("sig_lip_vision_encoder").embedding(np.zeros((1, 32, 32, 3))))
+    seen = keras.ops.convert_to_numpy(
+        model.get_layer("sig_lip_vision_encoder").embedding(np.zeros((1, 32, 32, 3)))
+    )
     assert block.output_shape[1] == seen.shape[1] == 16
     assert data["patterns"]
 
@@ -161,11 +178,13 @@ def test_the_cam_of_a_task_with_a_backbone_is_in_the_backbone(reports):
 
 
 def test_a_backbone_of_any_size_gets_its_converters_size(reports):
-    """The network takes any size; its converter says 64 px: the report feeds 64 px and says where that came from
-    (the predictions test holds them against keras-hub's predict at that size)."""
+    """The network takes any size; its converter says 64 px: the report feeds 64 px and says where that came
+    from (the predictions test holds them against keras-hub's predict at that size)."""
     model, _p, data, _v, _r, _e = reports["resnet_any_size"]
     assert graph.image_input(model).shape[1] is None
     assert tuple(model.preprocessor.image_converter.image_size) == (64, 64)
     note = next(n for n in data["notes"] if n["kind"] == "input_size")
     assert "64x64 px" in note["message"] and "converter" in note["message"]
-    assert "input_size" not in {n["kind"] for n in reports["resnet"][2]["notes"]}  # a fixed input says nothing
+    assert "input_size" not in {
+        n["kind"] for n in reports["resnet"][2]["notes"]
+    }  # a fixed input says nothing

@@ -23,7 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed (pip install 'reportgen[hub]')")
+keras_hub = pytest.importorskip(
+    "keras_hub", reason="keras-hub is not installed (pip install 'reportgen[hub]')"
+)
 import keras  # noqa: E402
 
 from conftest import run_cli  # noqa: E402
@@ -40,9 +42,15 @@ IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 
 
 def _backbone() -> "keras_hub.models.ResNetBackbone":
     return keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 32],
-        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
-        use_pre_activation=False, image_shape=(SIZE, SIZE, 3))
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=(SIZE, SIZE, 3),
+    )
 
 
 def _classifier(backbone, converter) -> "keras_hub.models.ResNetImageClassifier":
@@ -80,8 +88,8 @@ def _converted(converter, pixels: np.ndarray) -> np.ndarray:
 
 
 def test_preprocessing_is_the_converters(hub_task):
-    """(a) What the report feeds is what the converter makes of the same pixels; the inverse gives the pixels back.
-    For the scalar converter and for a per-channel (ImageNet) one."""
+    """(a) What the report feeds is what the converter makes of the same pixels; the inverse gives the pixels
+    back. For the scalar converter and for a per-channel (ImageNet) one."""
     model, converter, _ = hub_task
     pixels = _pixels(2)
     pre = Preprocessor.resolve("auto", None, model)
@@ -93,7 +101,8 @@ def test_preprocessing_is_the_converters(hub_task):
     np.testing.assert_allclose(again.forward(pixels), pre.forward(pixels), atol=1e-6)
 
     per_channel = keras_hub.layers.ResNetImageConverter(
-        scale=list(1 / (255 * IMAGENET_STD)), offset=list(-IMAGENET_MEAN / IMAGENET_STD))
+        scale=list(1 / (255 * IMAGENET_STD)), offset=list(-IMAGENET_MEAN / IMAGENET_STD)
+    )
     imagenet = _classifier(model.backbone, per_channel)
     pre = Preprocessor.resolve("auto", None, imagenet)
     assert (pre.source, pre.mode) == ("model", "meanstd")
@@ -113,8 +122,18 @@ def test_keras_file_report_uses_the_converter(hub_task, tmp_path):
     """(b) report.json says the preprocessing came from the model, with the converter's numbers, and its top
     predictions are model.predict's on the raw pixels (which runs the converter)."""
     model, _converter, folder = hub_task
-    res = run_cli(folder / "small_resnet.keras", "--image", folder / "pixels.png", "--sections", "overview,gradcam",
-                  "--format", "json", "--out", tmp_path, "--quiet")
+    res = run_cli(
+        folder / "small_resnet.keras",
+        "--image",
+        folder / "pixels.png",
+        "--sections",
+        "overview,gradcam",
+        "--format",
+        "json",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
     assert res.status == 0, res.stderr
     data = _report(tmp_path, "small_resnet")
     pre = data["images"][0]["preprocess"]
@@ -133,27 +152,41 @@ def test_keras_file_report_uses_the_converter(hub_task, tmp_path):
 
 
 def test_preset_directory_loads_and_reports(hub_task, tmp_path):
-    """(c) The folder save_to_preset writes is one MODEL (not a folder of model files), named after the folder,
-    with the same weights and preprocessing as the task."""
+    """(c) The folder save_to_preset writes is one MODEL (not a folder of model files), named after the
+    folder, with the same weights and preprocessing as the task."""
     model, _converter, folder = hub_task
     preset = folder / "small_preset"
     assert not batch.is_many([str(preset)]) and spec_name(str(preset)) == "small_preset"
-    res = run_cli(preset, "--image", folder / "pixels.png", "--sections", "overview,layers,gradcam",
-                  "--format", "json", "--out", tmp_path, "--quiet")
+    res = run_cli(
+        preset,
+        "--image",
+        folder / "pixels.png",
+        "--sections",
+        "overview,layers,gradcam",
+        "--format",
+        "json",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
     assert res.status == 0, res.stderr
     data = _report(tmp_path, "small_preset")
     assert data["model"]["source"] == str(preset) and len(data["model"]["sha256"]) == 64
     assert data["images"][0]["preprocess"]["source"] == "model"
     raw = np.asarray(Image.open(folder / "pixels.png"), np.float32)[None]
     expected = model.predict(raw, verbose=0)[0]
-    np.testing.assert_allclose([p["value"] for p in data["images"][0]["predictions"]],
-                               np.sort(expected)[::-1], atol=1e-4)
+    np.testing.assert_allclose(
+        [p["value"] for p in data["images"][0]["predictions"]], np.sort(expected)[::-1], atol=1e-4
+    )
 
 
-@pytest.mark.parametrize("handle", ["kaggle://keras/resnetv2/keras/resnet50_v2_imagenet", "hf://keras/vit",
-                                    "resnet_18_imagenet"])
+@pytest.mark.parametrize(
+    "handle", ["kaggle://keras/resnetv2/keras/resnet50_v2_imagenet", "hf://keras/vit", "resnet_18_imagenet"]
+)
 def test_preset_handle_is_one_line_offline(handle, tmp_path, monkeypatch):
-    """(d) A preset handle needs the network: exit 2, one line naming the fix, no traceback, no connection tried."""
+    """(d) A preset handle needs the network: exit 2, one line naming the fix, no traceback, no connection
+    tried."""
+
     def no_network(*_args, **_kwargs):
         raise AssertionError("reportgen tried the network")
 
@@ -162,13 +195,15 @@ def test_preset_handle_is_one_line_offline(handle, tmp_path, monkeypatch):
     res = run_cli(handle, "--format", "json", "--out", tmp_path / "out")
     assert res.status == 2
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
-    assert "needs the network" in res.stderr and "save_to_preset(DIR)" in res.stderr and "pass DIR" in res.stderr
+    assert (
+        "needs the network" in res.stderr and "save_to_preset(DIR)" in res.stderr and "pass DIR" in res.stderr
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_load_prints_no_optimizer_warning(hub_task):
-    """(e) Keras warns that the saved Adam state was skipped when it loads this file; reportgen's load does not,
-    and keeps the other warnings."""
+    """(e) Keras warns that the saved Adam state was skipped when it loads this file; reportgen's load does
+    not, and keeps the other warnings."""
     _model, _converter, folder = hub_task
     path = folder / "small_resnet.keras"
     with warnings.catch_warnings(record=True) as direct:
@@ -187,14 +222,24 @@ def test_load_prints_no_optimizer_warning(hub_task):
 def test_without_keras_hub(hub_task, tmp_path):
     """Without the extra, a keras-hub model (file or preset directory) gets one line naming the install."""
     _model, _converter, folder = hub_task
-    code = ("import sys; sys.modules['keras_hub'] = None  # as if not installed: import fails, find_spec is None\n"
-            "from reportgen.cli import main\n"
-            "for spec in sys.argv[2:]:\n"
-            "    print(main([spec, '--format', 'json', '--out', sys.argv[1]]))")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    code = (
+        "import sys; sys.modules['keras_hub'] = None  # as "
+        "if not installed: import fails, find_spec is None\n"
+        "from reportgen.cli import main\n"
+        "for spec in sys.argv[2:]:\n"
+        "    print(main([spec, '--format', 'json', '--out', sys.argv[1]]))"
+    )
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    )
     specs = [str(folder / "small_resnet.keras"), str(folder / "small_preset")]
-    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out"), *specs],
-                         capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "out"), *specs],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert res.stdout.split() == ["2", "2"], res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 2 and all('pip install "reportgen[hub]"' in line for line in lines), res.stderr

@@ -33,14 +33,21 @@ def _png16_rgb(path, arr: np.ndarray) -> None:
     raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
 
 
 # --- formats --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", ["png", "bmp"])
 def test_lossless_formats_load_exactly(tmp_path, fmt):
@@ -132,6 +139,7 @@ def test_npy_arrays(tmp_path, arr, expected):
 
 # --- fitting and preprocessing -----------------------------------------------------------
 
+
 def test_fit_keeps_aspect_ratio_and_crops_the_centre():
     # 40 wide x 20 high: left and right quarters black, centre half white.
     arr = np.zeros((20, 40, 3), np.uint8)
@@ -169,6 +177,7 @@ def test_prepare_applies_the_preprocessor_and_records_the_range():
 
 # --- where the images come from ------------------------------------------------------------
 
+
 def _model(shape):
     inp = keras.Input(shape=shape)
     x = keras.layers.Flatten()(inp) if len(shape) > 1 else inp
@@ -194,8 +203,10 @@ def test_demo_samples_one_per_class_up_to_four():
 
 def test_image_option_wins_and_non_image_models_get_none(tmp_path):
     Image.fromarray(_rgb(40, 40)).save(tmp_path / "a.png")
-    ctx = Context(LoadedModel(_model((16, 16, 3)), "m", "m", None),
-                  Options(images=(str(tmp_path / "a.png"),), preprocess="tf"))
+    ctx = Context(
+        LoadedModel(_model((16, 16, 3)), "m", "m", None),
+        Options(images=(str(tmp_path / "a.png"),), preprocess="tf"),
+    )
     (img,) = imgs.prepare_inputs(ctx)
     assert img.path == str(tmp_path / "a.png") and img.mode == "tf"
     assert -1 <= img.value_range[0] and img.value_range[1] <= 1
@@ -204,6 +215,7 @@ def test_image_option_wins_and_non_image_models_get_none(tmp_path):
 
 
 # --- bad input: one UserError naming the file and the fix ---------------------------------
+
 
 def _bad_files(tmp_path):
     (tmp_path / "notes.png").write_text("this is not an image")
@@ -216,8 +228,17 @@ def _bad_files(tmp_path):
     np.save(tmp_path / "range.npy", np.full((10, 10), 1000.0))
     np.save(tmp_path / "nan.npy", np.full((10, 10), np.nan))
     (tmp_path / "folder").mkdir()
-    return ["notes.png", "empty.jpg", "truncated.png", "tiny.png", "cube.npy", "range.npy", "nan.npy",
-            "folder", "missing.png"]
+    return [
+        "notes.png",
+        "empty.jpg",
+        "truncated.png",
+        "tiny.png",
+        "cube.npy",
+        "range.npy",
+        "nan.npy",
+        "folder",
+        "missing.png",
+    ]
 
 
 def test_every_bad_image_is_a_user_error_naming_the_file(tmp_path):
@@ -239,6 +260,7 @@ def test_image_for_a_model_without_image_input_is_a_user_error(tmp_path):
 
 # --- class names ---------------------------------------------------------------------------
 
+
 def test_imagenet_names_ship_in_keras_order():
     names = imgs.imagenet_class_names()
     assert len(names) == 1000
@@ -249,7 +271,9 @@ def test_imagenet_names_ship_in_keras_order():
 def test_class_names_files(tmp_path):
     (tmp_path / "a.txt").write_text("cat\n\ndog\nbird\n")
     (tmp_path / "b.json").write_text(json.dumps(["cat", "dog", "bird"]))
-    (tmp_path / "c.json").write_text(json.dumps({"1": ["n1", "dog"], "0": ["n0", "cat"], "2": ["n2", "bird"]}))
+    (tmp_path / "c.json").write_text(
+        json.dumps({"1": ["n1", "dog"], "0": ["n0", "cat"], "2": ["n2", "bird"]})
+    )
     for f in ("a.txt", "b.json", "c.json"):
         assert imgs.load_class_names(tmp_path / f) == ["cat", "dog", "bird"]
     (tmp_path / "bad.json").write_text("[1, 2")
@@ -261,7 +285,9 @@ def test_class_names_files(tmp_path):
 
 def test_class_names_resolution(tmp_path):
     (tmp_path / "two.txt").write_text("a\nb\n")
-    ctx = Context(LoadedModel(_model((4, 4, 3)), "m", "m", None), Options(class_names=str(tmp_path / "two.txt")))
+    ctx = Context(
+        LoadedModel(_model((4, 4, 3)), "m", "m", None), Options(class_names=str(tmp_path / "two.txt"))
+    )
     with pytest.raises(UserError, match="2 names but the model has 3 outputs"):
         class_names(ctx)
     plain = Context(LoadedModel(_model((4, 4, 3)), "m", "m", None), Options())
@@ -271,7 +297,10 @@ def test_class_names_resolution(tmp_path):
 
 # --- through the command line: exit 2, one line on stderr, no report folder ------------------
 
-@pytest.mark.parametrize("bad", ["notes.png", "empty.jpg", "truncated.png", "tiny.png", "cube.npy", "missing.png"])
+
+@pytest.mark.parametrize(
+    "bad", ["notes.png", "empty.jpg", "truncated.png", "tiny.png", "cube.npy", "missing.png"]
+)
 def test_cli_bad_image_exits_2_and_writes_nothing(cli, saved_small, tmp_path, bad):
     _bad_files(tmp_path)
     out = tmp_path / "reports"
@@ -306,6 +335,7 @@ def test_cli_image_for_a_1d_model(cli, tmp_path):
 
 # --- a model that scales its own input ------------------------------------------------------
 
+
 def _own_scaling_model(first, name="scales_itself"):
     inp = keras.Input(shape=(16, 16, 3))
     x = first(inp)
@@ -314,13 +344,19 @@ def _own_scaling_model(first, name="scales_itself"):
     return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(x), name=name)
 
 
-@pytest.mark.parametrize("first", [
-    lambda: keras.layers.Rescaling(1 / 255, name="rescale"),
-    lambda: keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale"),
-    # Augmentation first, in its own block, then the scaling: the way Keras' guides build it.
-    lambda: keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.Rescaling(1 / 255)],
-                             name="augment_then_scale"),
-], ids=["rescaling_unit", "rescaling_tf", "nested_after_augmentation"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        lambda: keras.layers.Rescaling(1 / 255, name="rescale"),
+        lambda: keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale"),
+        # Augmentation first, in its own block, then the scaling: the way Keras' guides build it.
+        lambda: keras.Sequential(
+            [keras.layers.RandomFlip("horizontal"), keras.layers.Rescaling(1 / 255)],
+            name="augment_then_scale",
+        ),
+    ],
+    ids=["rescaling_unit", "rescaling_tf", "nested_after_augmentation"],
+)
 def test_auto_feeds_raw_pixels_to_a_model_that_rescales_them_itself(first):
     # Dividing by 255 before the model's own Rescaling(1/255) would hand it values below 1/255:
     # predictions, maps and patterns of a model that never saw such input.
@@ -366,13 +402,17 @@ def test_scaling_done_with_operations_or_preprocess_input_inside_the_model():
     inp = keras.Input(shape=(16, 16, 3))
     by_op = keras.Model(inp, keras.layers.Conv2D(2, 3)(inp / 255.0))
     assert _auto(by_op).mode == "none"
-    tf_style = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.applications.mobilenet_v2.preprocess_input(inp)))
+    tf_style = keras.Model(
+        inp, keras.layers.Conv2D(2, 3)(keras.applications.mobilenet_v2.preprocess_input(inp))
+    )
     assert _auto(tf_style).mode == "none"
     # Caffe style inside the model: the channel means subtracted from 0-255 pixels, no division.
     caffe = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.applications.vgg16.preprocess_input(inp)))
     pre = _auto(caffe)
     assert pre.mode == "none" and "subtracts channel means" in pre.describe()
-    padded = keras.Model(inp, keras.layers.Conv2D(2, 3)(keras.layers.Rescaling(1 / 255)(keras.layers.ZeroPadding2D(1)(inp))))
+    padded = keras.Model(
+        inp, keras.layers.Conv2D(2, 3)(keras.layers.Rescaling(1 / 255)(keras.layers.ZeroPadding2D(1)(inp)))
+    )
     assert _auto(padded).mode == "none"
     # A Normalization that de-normalises (invert=True) multiplies: its input is not pixels.
     inverted = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[900.0] * 3, invert=True)
@@ -387,7 +427,9 @@ def test_a_metadata_branch_does_not_decide_for_the_image():
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="conv")(img))
     plain = keras.Model([img, age], keras.layers.Dense(2)(keras.layers.Concatenate()([x, a])))
     assert _auto(plain).mode == "unit"
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="conv")(keras.layers.Rescaling(1 / 255)(img)))
+    x = keras.layers.GlobalAveragePooling2D()(
+        keras.layers.Conv2D(4, 3, name="conv")(keras.layers.Rescaling(1 / 255)(img))
+    )
     scaled = keras.Model([img, age], keras.layers.Dense(2)(keras.layers.Concatenate()([x, a])))
     assert _auto(scaled).mode == "none"
 

@@ -6,8 +6,6 @@ import reportgen  # noqa: F401
 
 import xml.etree.ElementTree as ET
 
-import keras
-import numpy as np
 import pytest
 
 from conftest import small_cnn
@@ -47,9 +45,14 @@ def test_one_model_fails_exactly_when_the_gate_does(cli, tmp_path, fail_on, stat
     failures = root.findall(".//failure")
     assert (len(failures) > 0) == (status == 1) and int(root.get("failures")) == len(failures)
     if status == 1:
-        failing = {c.get("name").split(" ")[0]: c for c in suite.findall("testcase") if c.find("failure") is not None}
+        failing = {
+            c.get("name").split(" ")[0]: c for c in suite.findall("testcase") if c.find("failure") is not None
+        }
         assert "filter 5" in failing["dead_filter"].find("failure").text
-        assert set(failing) <= {"dead_filter", "untrained_layer"}  # this fresh model's layers look untrained too
+        assert set(failing) <= {
+            "dead_filter",
+            "untrained_layer",
+        }  # this fresh model's layers look untrained too
     else:  # the finding is still there, as output, not as a failure
         assert "filter 5" in cases["dead_filter"].find("system-out").text
 
@@ -81,16 +84,24 @@ def test_several_models_and_the_index_write_one_suite_each(cli, tmp_path):
     root = _parse(tmp_path / "run.xml")
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert set(suites) == {"reportgen a", "reportgen b", "reportgen c"}
-    def failing(suite):
-        return {c.get("name").split(" ")[0] for c in suite.findall("testcase") if c.find("failure") is not None}
 
-    assert "dead_filter" in failing(suites["reportgen a"]) and "dead_filter" not in failing(suites["reportgen b"])
+    def failing(suite):
+        return {
+            c.get("name").split(" ")[0] for c in suite.findall("testcase") if c.find("failure") is not None
+        }
+
+    assert "dead_filter" in failing(suites["reportgen a"]) and "dead_filter" not in failing(
+        suites["reportgen b"]
+    )
     assert suites["reportgen c"].find(".//error") is not None
-    res = cli("index", out, "--junit", tmp_path / "index.xml", "--fail-on", "warning", "--no-drift", "--quiet")
+    res = cli(
+        "index", out, "--junit", tmp_path / "index.xml", "--fail-on", "warning", "--no-drift", "--quiet"
+    )
     assert res.status == 0, res.stderr
     again = _parse(tmp_path / "index.xml")
     assert {s.get("name") for s in again.findall("testsuite")} == {"reportgen a", "reportgen b"}
     indexed = {s.get("name"): s for s in again.findall("testsuite")}
     for name in ("reportgen a", "reportgen b"):  # the same file as the run wrote, read back from report.json
-        assert ET.canonicalize(ET.tostring(indexed[name]), strip_text=True) == \
-            ET.canonicalize(ET.tostring(suites[name]), strip_text=True)
+        assert ET.canonicalize(ET.tostring(indexed[name]), strip_text=True) == ET.canonicalize(
+            ET.tostring(suites[name]), strip_text=True
+        )

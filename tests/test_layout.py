@@ -1,4 +1,5 @@
-"""The PDF laid out like a document (issue 32), checked on the rendered pages with pypdfium2 (tests/pdf_layout.py):
+"""The PDF laid out like a document (issue 32), checked on the rendered pages with pypdfium2
+(tests/pdf_layout.py):
 
 - no heading in the bottom fifth of a page without content after it on that page;
 - no page under 40% filled unless a section ends there (the next page starts a section).
@@ -31,8 +32,11 @@ def test_the_checks_catch_a_stranded_heading_and_a_half_empty_page(tmp_path):
     _pdf_of(page + f"{tall}<h3>Image 1</h3>{figure}<p>after</p>", tmp_path / "bad.pdf")
     doc = L.pages(tmp_path / "bad.pdf")
     assert L.stranded_headings(doc) and L.underfilled(doc)
-    _pdf_of(page + '<h2 style="font-size: 14pt">A section</h2><p>text</p>'
-            '<h2 style="font-size: 14pt; break-before: page">The next</h2><p>text</p>', tmp_path / "ok.pdf")
+    _pdf_of(
+        page + '<h2 style="font-size: 14pt">A section</h2><p>text</p>'
+        '<h2 style="font-size: 14pt; break-before: page">The next</h2><p>text</p>',
+        tmp_path / "ok.pdf",
+    )
     doc = L.pages(tmp_path / "ok.pdf")
     assert not L.stranded_headings(doc) and not L.underfilled(doc)  # a section ends on a short page: allowed
 
@@ -50,7 +54,9 @@ def small_vit_pdf(tmp_path_factory):
     model = hub_models.vit()
     pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype(np.uint8)
     out = tmp_path_factory.mktemp("layout") / "small_vit.pdf"
-    Report(model, images=[pixels], name="small_vit", quiet=True, pattern_steps=5, faithfulness_steps=0).to_file(out)
+    Report(
+        model, images=[pixels], name="small_vit", quiet=True, pattern_steps=5, faithfulness_steps=0
+    ).to_file(out)
     return out
 
 

@@ -37,7 +37,9 @@ def _save_checkpoints(folder, names_scales, seed=1):
         for var, b in zip(model.weights, base):
             var.assign(b + scale * rng.normal(0, 0.3, size=b.shape).astype("float32"))
         model.save(folder / f"{stem}.keras")
-        kernels[stem] = {n: model.get_layer(n).kernel.numpy().astype(np.float64) for n in ("conv_a", "conv_b", "head")}
+        kernels[stem] = {
+            n: model.get_layer(n).kernel.numpy().astype(np.float64) for n in ("conv_a", "conv_b", "head")
+        }
     return kernels, int(model.count_params())
 
 
@@ -51,8 +53,12 @@ def ckpts(tmp_path_factory):
 
 def _numpy_drift(kernels, order):
     first = kernels[order[0]]
-    return {layer: [np.linalg.norm(kernels[n][layer] - first[layer]) / np.linalg.norm(first[layer]) for n in order]
-            for layer in first}
+    return {
+        layer: [
+            np.linalg.norm(kernels[n][layer] - first[layer]) / np.linalg.norm(first[layer]) for n in order
+        ]
+        for layer in first
+    }
 
 
 def _stable(rows):
@@ -86,14 +92,20 @@ def test_a_folder_of_checkpoints_gets_reports_an_index_and_the_drift_numpy_compu
         assert r["status"] == "written" and r["exit_status"] == 0 and r["error"] is None
         assert r["link"] == f"{r['name']}/report.json" and (out / r["link"]).is_file()
         assert r["total_params"] == params and r["findings_summary"] is None and r["accuracy"] is None
-    assert index["summary"] == {"models": 3, "written": 3, "flagged": 0, "failed": 0} and index["exit_status"] == 0
+    assert (
+        index["summary"] == {"models": 3, "written": 3, "flagged": 0, "failed": 0}
+        and index["exit_status"] == 0
+    )
     drift = index["drift"]
     assert drift["reference"] == "epoch_1" and drift["models"] == order
     assert drift["layers"] == ["conv_a", "conv_b", "head"]
     expected = _numpy_drift(kernels, order)
     for layer, values in expected.items():
         assert drift["relative_l2_change"][layer] == pytest.approx(values, abs=1e-12)
-    assert all(drift["relative_l2_change"][layer][2] > drift["relative_l2_change"][layer][1] > 0 for layer in expected)
+    assert all(
+        drift["relative_l2_change"][layer][2] > drift["relative_l2_change"][layer][1] > 0
+        for layer in expected
+    )
     html = (out / "index.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and 'href="epoch_10/report.json"' in html
     assert 'id="index-drift-figure"' in html and "data:image/png;base64," in html
@@ -115,8 +127,9 @@ def test_index_command_rebuilds_the_index_from_the_report_folders(ckpts, sequent
     assert res.status == 0, res.stderr
     rebuilt = json.loads((copy / "index.json").read_text())
     drop = ("spec",) + VOLATILE
-    assert [{k: v for k, v in r.items() if k not in drop} for r in rebuilt["models"]] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in index["models"]]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rebuilt["models"]] == [
+        {k: v for k, v in r.items() if k not in drop} for r in index["models"]
+    ]
     # the drift comes from the source files, found by the reports' SHA-256
     assert rebuilt["drift"] == index["drift"]
     res = cli("index", copy / "epoch_1", "--quiet")
@@ -135,13 +148,24 @@ def test_index_command_rebuilds_the_index_from_the_report_folders(ckpts, sequent
 def test_models_of_different_architectures_get_no_drift(ckpts, tmp_path, cli):
     folder, _, _ = ckpts
     small_cnn(classes=5).save(tmp_path / "wider.keras")
-    res = cli(folder / "epoch_1.keras", tmp_path / "wider.keras", "--sections", "overview", "--format", "json",
-              "--quiet", "--out", tmp_path / "out")
+    res = cli(
+        folder / "epoch_1.keras",
+        tmp_path / "wider.keras",
+        "--sections",
+        "overview",
+        "--format",
+        "json",
+        "--quiet",
+        "--out",
+        tmp_path / "out",
+    )
     assert res.status == 0, res.stderr
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert [r["status"] for r in index["models"]] == ["written", "written"]
     assert index["drift"] is None
-    assert index["drift_note"].startswith(f"No weight drift: wider: {batch.ARCHITECTURES_DIFFER}: layer 'head'")
+    assert index["drift_note"].startswith(
+        f"No weight drift: wider: {batch.ARCHITECTURES_DIFFER}: layer 'head'"
+    )
 
 
 def test_jobs_2_uses_two_processes_and_equals_the_sequential_run(ckpts, sequential, cli, tmp_path):
@@ -165,18 +189,34 @@ def test_duplicate_names_get_distinct_folders_and_the_index_says_which(ckpts, tm
     for sub, stem in (("a", "epoch_1"), ("b", "epoch_2")):
         (tmp_path / sub).mkdir()
         shutil.copy(folder / f"{stem}.keras", tmp_path / sub / "model.keras")
-    res = cli(str(tmp_path / "*" / "model.keras"), "--sections", "overview", "--format", "json", "--quiet",
-              "--out", tmp_path / "out")
+    res = cli(
+        str(tmp_path / "*" / "model.keras"),
+        "--sections",
+        "overview",
+        "--format",
+        "json",
+        "--quiet",
+        "--out",
+        tmp_path / "out",
+    )
     assert res.status == 0, res.stderr
     rows = json.loads((tmp_path / "out" / "index.json").read_text())["models"]
     assert [r["name"] for r in rows] == ["model", "model-2"]
-    assert [r["source"] for r in rows] == [str(tmp_path / "a" / "model.keras"), str(tmp_path / "b" / "model.keras")]
+    assert [r["source"] for r in rows] == [
+        str(tmp_path / "a" / "model.keras"),
+        str(tmp_path / "b" / "model.keras"),
+    ]
     for r, sub in zip(rows, ("a", "b")):
         data = json.loads((tmp_path / "out" / r["link"]).read_text())
-        assert data["model"]["sha256"] == hashlib.sha256((tmp_path / sub / "model.keras").read_bytes()).hexdigest()
+        assert (
+            data["model"]["sha256"]
+            == hashlib.sha256((tmp_path / sub / "model.keras").read_bytes()).hexdigest()
+        )
 
 
-def test_a_failing_model_is_one_row_with_its_error_and_the_others_are_written(ckpts, tmp_path, cli, monkeypatch):
+def test_a_failing_model_is_one_row_with_its_error_and_the_others_are_written(
+    ckpts, tmp_path, cli, monkeypatch
+):
     folder, _, _ = ckpts
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip archive")
@@ -194,8 +234,20 @@ def test_a_failing_model_is_one_row_with_its_error_and_the_others_are_written(ck
         return real(path, *a, **k)
 
     monkeypatch.setattr(loading, "load_file", crash)
-    res = cli(folder / "epoch_1.keras", broken, folder / "epoch_10.keras", folder / "epoch_2.keras",
-              "--sections", "overview", "--format", "json", "--format", "html", "--out", tmp_path / "out")
+    res = cli(
+        folder / "epoch_1.keras",
+        broken,
+        folder / "epoch_10.keras",
+        folder / "epoch_2.keras",
+        "--sections",
+        "overview",
+        "--format",
+        "json",
+        "--format",
+        "html",
+        "--out",
+        tmp_path / "out",
+    )
     assert res.status == 2
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     rows = {r["name"]: r for r in index["models"]}
@@ -235,7 +287,10 @@ def test_exit_status_fail_on_then_failed_sections(ckpts, tmp_path, cli, monkeypa
     rows = json.loads((tmp_path / "gate" / "index.json").read_text())["models"]
     assert [r["exit_status"] for r in rows] == singles
     assert rows[1]["findings_summary"]["error"] >= 1
-    assert json.loads((tmp_path / "gate" / "index.json").read_text())["drift"]["relative_l2_change"]["conv_b"][1] is None
+    assert (
+        json.loads((tmp_path / "gate" / "index.json").read_text())["drift"]["relative_l2_change"]["conv_b"][1]
+        is None
+    )
 
     from reportgen.sections import kernels
 
@@ -243,8 +298,18 @@ def test_exit_status_fail_on_then_failed_sections(ckpts, tmp_path, cli, monkeypa
         raise RuntimeError("planted failure")
 
     monkeypatch.setattr(kernels, "run", explode)
-    res = cli(*models, "--sections", "weights,kernels,findings", "--fail-on", "error", "--format", "json",
-              "--quiet", "--out", tmp_path / "flagged")
+    res = cli(
+        *models,
+        "--sections",
+        "weights,kernels,findings",
+        "--fail-on",
+        "error",
+        "--format",
+        "json",
+        "--quiet",
+        "--out",
+        tmp_path / "flagged",
+    )
     assert res.status == 3, res.stderr  # failed sections outrank --fail-on
     index = json.loads((tmp_path / "flagged" / "index.json").read_text())
     assert [r["status"] for r in index["models"]] == ["flagged", "flagged"]
@@ -268,7 +333,11 @@ def test_a_glob_or_folder_without_models_is_bad_input_and_writes_nothing(tmp_pat
     empty.mkdir()
     (empty / "notes.txt").write_text("x")
     (empty / "w.weights.h5").write_bytes(b"x")
-    arg = {"glob": str(tmp_path / "nothing-*.keras"), "folder": str(empty), "weights-only glob": str(empty / "*.h5")}[what]
+    arg = {
+        "glob": str(tmp_path / "nothing-*.keras"),
+        "folder": str(empty),
+        "weights-only glob": str(empty / "*.h5"),
+    }[what]
     res = cli(arg, "--out", tmp_path / "out", "--quiet")
     assert res.status == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith("reportgen: error:")
     assert arg in res.stderr and not (tmp_path / "out").exists()
@@ -279,14 +348,33 @@ def test_expand_folders_and_globs_in_natural_order(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "deep.keras").write_bytes(b"x")
-    assert [os.path.basename(p) for p in batch.expand([str(tmp_path)])] == ["e_1.hdf5", "e_2.h5", "e_10.keras"]
-    assert [os.path.basename(p) for p in batch.expand([str(tmp_path / "e_*")])] == ["e_1.hdf5", "e_2.h5", "e_10.keras"]
-    assert batch.expand([str(tmp_path / "**" / "*.keras")]) == [str(tmp_path / "e_10.keras"), str(tmp_path / "sub" / "deep.keras")]
+    assert [os.path.basename(p) for p in batch.expand([str(tmp_path)])] == [
+        "e_1.hdf5",
+        "e_2.h5",
+        "e_10.keras",
+    ]
+    assert [os.path.basename(p) for p in batch.expand([str(tmp_path / "e_*")])] == [
+        "e_1.hdf5",
+        "e_2.h5",
+        "e_10.keras",
+    ]
+    assert batch.expand([str(tmp_path / "**" / "*.keras")]) == [
+        str(tmp_path / "e_10.keras"),
+        str(tmp_path / "sub" / "deep.keras"),
+    ]
     # the same file twice is reported once; names other than paths pass through
-    assert batch.expand([str(tmp_path / "e_2.h5"), str(tmp_path / "e_*.h5"), "vgg16"]) == [str(tmp_path / "e_2.h5"), "vgg16"]
+    assert batch.expand([str(tmp_path / "e_2.h5"), str(tmp_path / "e_*.h5"), "vgg16"]) == [
+        str(tmp_path / "e_2.h5"),
+        "vgg16",
+    ]
     assert batch.is_many(["one.keras"]) is False and batch.is_many([str(tmp_path)]) is True
-    assert batch.assign_names(["a/model.keras", "b/model.keras", "model-2.keras", "c/Model.h5", "VGG16"]) == \
-        ["model", "model-3", "model-2", "Model-4", "vgg16"]
+    assert batch.assign_names(["a/model.keras", "b/model.keras", "model-2.keras", "c/Model.h5", "VGG16"]) == [
+        "model",
+        "model-3",
+        "model-2",
+        "Model-4",
+        "vgg16",
+    ]
 
 
 def test_a_single_model_writes_no_index(saved_small, tmp_path, cli):
@@ -296,7 +384,9 @@ def test_a_single_model_writes_no_index(saved_small, tmp_path, cli):
 
 def test_executor_ray_without_ray_is_one_line_and_exit_2(saved_small, tmp_path, cli, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
     res = cli(saved_small, saved_small, "--executor", "ray", "--out", tmp_path / "out", "--quiet")
     assert res.status == 2 and "pip install 'reportgen[ray]'" in res.stderr and res.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
@@ -313,8 +403,17 @@ def test_ray_runs_one_task_per_model_on_a_local_instance(ckpts, sequential, tmp_
         pytest.skip("Ray is not installed (pip install 'reportgen[ray]')")
     folder, _, _ = ckpts
     assert not ray.is_initialized()
-    res = cli(folder / "epoch_1.keras", folder / "epoch_2.keras", *SECTIONS, "--out", tmp_path / "ray",
-              "--executor", "ray", "--jobs", "2")
+    res = cli(
+        folder / "epoch_1.keras",
+        folder / "epoch_2.keras",
+        *SECTIONS,
+        "--out",
+        tmp_path / "ray",
+        "--executor",
+        "ray",
+        "--jobs",
+        "2",
+    )
     assert res.status == 0, res.stderr
     assert not ray.is_initialized()  # reportgen started it, reportgen shut it down
     index = json.loads((tmp_path / "ray" / "index.json").read_text())

@@ -35,19 +35,25 @@ from reportgen.names import missing_model
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
 
-ZOO = textwrap.dedent('''
+ZOO = textwrap.dedent("""
     import keras
 
     def small():
         return keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, name="c1"),
                                  keras.layers.Conv2D(4, 3, name="c2")], name="small")
-''')
+""")
 
 
 def _tiny(width: int = 4, seed: int = 0) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(width, 3, name="c1"),
-                             keras.layers.Conv2D(4, 3, name="c2")], name="small")
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 1)),
+            keras.layers.Conv2D(width, 3, name="c1"),
+            keras.layers.Conv2D(4, 3, name="c2"),
+        ],
+        name="small",
+    )
 
 
 def _one_line_exit_2(res, out: Path) -> str:
@@ -63,7 +69,9 @@ def zoo(tmp_path, monkeypatch):
     (tmp_path / "zoo.py").write_text(ZOO)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "zoo", raising=False)  # another test's zoo.py must not answer for this one
+    monkeypatch.delitem(
+        sys.modules, "zoo", raising=False
+    )  # another test's zoo.py must not answer for this one
     _tiny(seed=3).save_weights(tmp_path / "good.weights.h5")
     yield tmp_path
     sys.modules.pop("zoo", None)  # nor this one for the next test's
@@ -71,16 +79,29 @@ def zoo(tmp_path, monkeypatch):
 
 # --- 1. weights Keras cannot read, and weights that do not fit ----------------------------------
 
+
 def _legacy_weights(path: Path, model: keras.Model) -> None:
-    """Weights in the Keras 2 layout (``layer_names``, one group per layer), as Keras 2's save_weights wrote them."""
+    """Weights in the Keras 2 layout (``layer_names``, one group per layer), as Keras 2's save_weights wrote
+    them."""
     from keras.src.legacy.saving import legacy_h5_format
 
     with h5py.File(path, "w") as fh:
         legacy_h5_format.save_weights_to_hdf5_group(fh, model)
 
 
-@pytest.mark.parametrize("case", ["not_hdf5", "empty", "truncated", "legacy_layout", "keras_archive_named_h5",
-                                  "hdf5_named_keras", "keras3_named_h5", "unknown_extension"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "not_hdf5",
+        "empty",
+        "truncated",
+        "legacy_layout",
+        "keras_archive_named_h5",
+        "hdf5_named_keras",
+        "keras3_named_h5",
+        "unknown_extension",
+    ],
+)
 def test_weights_keras_cannot_read_name_the_format_and_the_fix(zoo, cli, case):
     good = zoo / "good.weights.h5"
     if case == "not_hdf5":
@@ -126,8 +147,18 @@ def test_weights_keras_cannot_read_name_the_format_and_the_fix(zoo, cli, case):
     if fixed is not None:  # the fix the line gives works
         if not fixed.exists():
             shutil.copy(given, fixed)
-        res = cli("zoo:small", "--weights", fixed, "--sections", "weights", "--format", "json",
-                  "--out", zoo / "r", "--quiet")
+        res = cli(
+            "zoo:small",
+            "--weights",
+            fixed,
+            "--sections",
+            "weights",
+            "--format",
+            "json",
+            "--out",
+            zoo / "r",
+            "--quiet",
+        )
         assert res.status == 0, res.stderr
         data = json.loads((zoo / "r" / "small" / "report.json").read_text())
         kernel = _tiny(seed=3).get_layer("c1").kernel.numpy().astype(np.float64)
@@ -162,7 +193,9 @@ def test_a_model_file_in_the_wrong_format_says_which(tmp_path, cli):
     err = _one_line_exit_2(cli(misnamed, "--out", tmp_path / "never", "--quiet"), tmp_path / "never")
     assert "HDF5 (.h5) model file named .keras" in err and "rename it to model.h5" in err
     shutil.move(misnamed, tmp_path / "model.h5")  # the fix works
-    res = cli(tmp_path / "model.h5", "--sections", "layers", "--format", "json", "--out", tmp_path / "r", "--quiet")
+    res = cli(
+        tmp_path / "model.h5", "--sections", "layers", "--format", "json", "--out", tmp_path / "r", "--quiet"
+    )
     assert res.status == 0, res.stderr
     weights_only = tmp_path / "w.keras"
     small_cnn().save_weights(tmp_path / "w.weights.h5")
@@ -170,11 +203,14 @@ def test_a_model_file_in_the_wrong_format_says_which(tmp_path, cli):
     err = _one_line_exit_2(cli(weights_only, "--out", tmp_path / "never", "--quiet"), tmp_path / "never")
     assert "holds weights only" in err and "--weights" in err
     (tmp_path / "empty.keras").write_bytes(b"")
-    err = _one_line_exit_2(cli(tmp_path / "empty.keras", "--out", tmp_path / "never", "--quiet"), tmp_path / "never")
+    err = _one_line_exit_2(
+        cli(tmp_path / "empty.keras", "--out", tmp_path / "never", "--quiet"), tmp_path / "never"
+    )
     assert "is empty (0 bytes)" in err
 
 
 # --- 2. files skipped for their type in --images folders -------------------------------------
+
 
 def _png(path: Path, value: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,15 +223,17 @@ def test_files_of_another_type_are_counted_in_the_error_line(tmp_path, saved_sma
     for i in range(3):
         (folder / f"broken{i}.png").write_bytes(b"not a png")
         (folder / f"notes{i}.txt").write_text("x")
-    err = _one_line_exit_2(cli(saved_small, "--images", folder, "--out", tmp_path / "never", "--quiet"),
-                           tmp_path / "never")
+    err = _one_line_exit_2(
+        cli(saved_small, "--images", folder, "--out", tmp_path / "never", "--quiet"), tmp_path / "never"
+    )
     assert "none of the 3 files could be read" in err
     assert "3 more files were skipped for their type (notes0.txt, notes1.txt, notes2.txt: not PNG" in err
     only_text = tmp_path / "text"
     only_text.mkdir()
     (only_text / "readme.md").write_text("x")
-    err = _one_line_exit_2(cli(saved_small, "--images", only_text, "--out", tmp_path / "never", "--quiet"),
-                           tmp_path / "never")
+    err = _one_line_exit_2(
+        cli(saved_small, "--images", only_text, "--out", tmp_path / "never", "--quiet"), tmp_path / "never"
+    )
     assert "no image files" in err and "1 file was skipped for its type (readme.md" in err
 
 
@@ -212,8 +250,20 @@ def test_files_of_another_type_are_counted_in_report_json(tmp_path, saved_small,
         p.write_text("x")
     (folder / "a" / ".DS_Store").write_text("x")  # hidden files are not counted
     (folder / "a" / "broken.png").write_bytes(b"nope")  # unreadable: `skipped`, not `skipped_by_type`
-    res = cli(saved_small, "--images", folder, "--sections", "dataset", "--format", "json", "--format", "html",
-              "--out", tmp_path / "r", "--quiet")
+    res = cli(
+        saved_small,
+        "--images",
+        folder,
+        "--sections",
+        "dataset",
+        "--format",
+        "json",
+        "--format",
+        "html",
+        "--out",
+        tmp_path / "r",
+        "--quiet",
+    )
     assert res.status == 0, res.stderr
     report = tmp_path / "r" / "small-model"
     data = json.loads((report / "report.json").read_text())
@@ -227,7 +277,7 @@ def test_files_of_another_type_are_counted_in_report_json(tmp_path, saved_small,
 
 # --- 3. an error line after a progress bar ---------------------------------------------------
 
-BAR_THEN_ERROR = textwrap.dedent('''
+BAR_THEN_ERROR = textwrap.dedent("""
     import sys
     from reportgen import cli
     from reportgen.errors import UserError
@@ -241,12 +291,18 @@ BAR_THEN_ERROR = textwrap.dedent('''
 
     cli.cmd_report = run
     sys.exit(cli.main(["model.keras"]))
-''')
+""")
 
 
 def test_an_error_after_a_progress_bar_starts_a_clean_line_in_a_log(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", BAR_THEN_ERROR], capture_output=True, text=True, env=ENV,
-                          timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", BAR_THEN_ERROR],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "analyses" in proc.stderr  # the bar was drawn
     before, _, after = proc.stderr.rpartition("reportgen: error: planted problem; the fix")
@@ -262,8 +318,14 @@ def test_an_error_after_a_progress_bar_starts_a_clean_line_on_a_terminal(tmp_pat
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
-    proc = subprocess.Popen([sys.executable, "-c", BAR_THEN_ERROR], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=slave, env=ENV, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BAR_THEN_ERROR],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=ENV,
+        cwd=tmp_path,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -285,20 +347,35 @@ def test_an_error_after_a_progress_bar_starts_a_clean_line_on_a_terminal(tmp_pat
 
 # --- 4. a model file that does not exist: before any backend ---------------------------------
 
-PROBE = ("import sys; from reportgen.cli import main; rc = main(sys.argv[1:]); "
-         "print(rc, 'keras' in sys.modules, 'tensorflow' in sys.modules, 'jax' in sys.modules, 'torch' in sys.modules)")
+PROBE = (
+    "import sys; from reportgen.cli import main; rc = main(sys.argv[1:]); "
+    "print(rc, 'keras' in sys.modules, 'tensorflow' in "
+    "sys.modules, 'jax' in sys.modules, 'torch' in sys.modules)"
+)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["nope.keras"], "model file 'nope.keras' does not exist"),
-    (["models/best"], "model file 'models/best' does not exist"),
-    (["present.keras", "missing.h5", "--jobs", "2"], "model file 'missing.h5' does not exist"),
-    (["present.keras", "gone1.keras", "gone2.hdf5"], "2 model files do not exist ('gone1.keras', 'gone2.hdf5')"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["nope.keras"], "model file 'nope.keras' does not exist"),
+        (["models/best"], "model file 'models/best' does not exist"),
+        (["present.keras", "missing.h5", "--jobs", "2"], "model file 'missing.h5' does not exist"),
+        (
+            ["present.keras", "gone1.keras", "gone2.hdf5"],
+            "2 model files do not exist ('gone1.keras', 'gone2.hdf5')",
+        ),
+    ],
+)
 def test_a_missing_model_file_is_rejected_before_keras_is_imported(tmp_path, args, needle):
     (tmp_path / "present.keras").write_bytes(b"never read")
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args, "--out", "out"], capture_output=True, text=True,
-                          env=ENV, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args, "--out", "out"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.stdout.split() == ["2", "False", "False", "False", "False"], proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
@@ -311,8 +388,10 @@ def test_which_specs_count_as_missing_files(tmp_path, monkeypatch):
     assert missing_model("vgg16") is None and missing_model("mobilenet_v2") is None  # architecture names
     assert missing_model("zoo:small") is None and missing_model("pkg.models:Net.build") is None  # code
     for spec in ("there.keras", "THERE.H5", "x.hdf5", "sub/model", "./vgg16"):
-        assert missing_model(spec) == (f"model file '{spec}' does not exist; check the path, or give a "
-                                       "keras.applications name such as vgg16 or a module:callable")
+        assert missing_model(spec) == (
+            f"model file '{spec}' does not exist; check the path, or give a "
+            "keras.applications name such as vgg16 or a module:callable"
+        )
     from reportgen import loading  # the same rule as the loader's
 
     for spec in ("zoo:small", "vgg16", "there.keras", "sub/model"):
@@ -320,6 +399,7 @@ def test_which_specs_count_as_missing_files(tmp_path, monkeypatch):
 
 
 # --- 5. Ctrl-C in a run of several models ---------------------------------------------------
+
 
 def test_sweep_removes_temporary_folders_and_puts_an_earlier_report_back(tmp_path):
     (tmp_path / ".m1.tmp-abc").mkdir()
@@ -344,11 +424,22 @@ def test_a_report_written_before_its_row_came_back_counts_as_finished(tmp_path):
     os.utime(earlier / "report.json", (1, 1))  # written long before this run
     started = time.time()
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "report.json").write_text(json.dumps({"model": {"source": "b.keras", "total_params": 7},
-                                                            "findings_summary": {"error": 0, "warning": 1,
-                                                                                 "info": 0}}))
-    row_a = {**batch._failed(jobs[0], "x"), "status": "written", "exit_status": 0, "error": None,
-             "link": "a/report.json", "formats": ["json"]}
+    (tmp_path / "b" / "report.json").write_text(
+        json.dumps(
+            {
+                "model": {"source": "b.keras", "total_params": 7},
+                "findings_summary": {"error": 0, "warning": 1, "info": 0},
+            }
+        )
+    )
+    row_a = {
+        **batch._failed(jobs[0], "x"),
+        "status": "written",
+        "exit_status": 0,
+        "error": None,
+        "link": "a/report.json",
+        "formats": ["json"],
+    }
     exc = batch.interrupted(tmp_path, jobs, [row_a], started)
     assert exc.finished == ["a", "b"] and exc.unfinished == ["c"]
     index = json.loads((tmp_path / "index.json").read_text())
@@ -378,8 +469,10 @@ def test_ctrl_c_inside_a_finaliser_is_kept_not_printed(capsys):
     assert sys.unraisablehook is hook  # outside, the hook before is back
 
 
-LINE = re.compile(r"^reportgen: interrupted: (\d+) of (\d+) models finished: (.*?)(?:; not finished: .*)?; "
-                  r"the index of the finished is (.*index\.html)$")
+LINE = re.compile(
+    r"^reportgen: interrupted: (\d+) of (\d+) models finished: (.*?)(?:; not finished: .*)?; "
+    r"the index of the finished is (.*index\.html)$"
+)
 
 
 def _ctrl_c_as_in_a_terminal() -> None:
@@ -402,10 +495,29 @@ def test_ctrl_c_in_a_run_of_several_models(tmp_path, jobs):
     (out / "m7" / "report.json").write_text('{"earlier": true}')
     # features too: each model must take longer than this test's reaction to its first report, or on two busy
     # cores all eight can finish before the Ctrl-C lands (it did once with layers and weights alone).
-    proc = subprocess.Popen([sys.executable, "-m", "reportgen", *[str(models / f"{n}.keras") for n in names],
-                             "--jobs", str(jobs), "--sections", "layers,weights,features", "--format", "json", "--out",
-                             str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reportgen",
+            *[str(models / f"{n}.keras") for n in names],
+            "--jobs",
+            str(jobs),
+            "--sections",
+            "layers,weights,features",
+            "--format",
+            "json",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        start_new_session=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
+    )
     try:
         deadline = time.monotonic() + 120
         while not any((out / n / "report.json").is_file() for n in names[:-1]):

@@ -1,4 +1,5 @@
-"""Models from code (module:callable), and every way of handing over a model that cannot work: one line, exit 2."""
+"""Models from code (module:callable), and every way of handing over a model that cannot work: one line, exit
+2."""
 
 from __future__ import annotations
 
@@ -55,8 +56,20 @@ def project(tmp_path, monkeypatch):
 
 
 def test_module_callable_class_with_weights_gets_a_full_report(project, cli):
-    res = cli("zoo:Edges", "--weights", project / "edges.weights.h5", "--format", "json", "--out", project / "r",
-              "--pattern-steps", "2", "--pattern-filters", "4", "--quiet")
+    res = cli(
+        "zoo:Edges",
+        "--weights",
+        project / "edges.weights.h5",
+        "--format",
+        "json",
+        "--out",
+        project / "r",
+        "--pattern-steps",
+        "2",
+        "--pattern-filters",
+        "4",
+        "--quiet",
+    )
     assert res.status == 0, res.stderr
     data = json.loads((project / "r" / "Edges" / "report.json").read_text())  # named after the callable
     assert data["section_errors"] == [] and data["model"]["kind"] == "subclassed"
@@ -71,18 +84,22 @@ def test_module_callable_factory_without_weights(project, cli):
     res = cli("zoo:factory", "--sections", "layers", "--format", "json", "--out", project / "r", "--quiet")
     assert res.status == 0, res.stderr
     data = json.loads((project / "r" / "factory" / "report.json").read_text())
-    assert [r["name"] for r in data["layers"]] == ["c", "global_average_pooling2d", "d"] or \
-        [r["name"] for r in data["layers"]][0] == "c"
+    assert [r["name"] for r in data["layers"]] == ["c", "global_average_pooling2d", "d"] or [
+        r["name"] for r in data["layers"]
+    ][0] == "c"
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("nozoo:Edges", "cannot import 'nozoo'"),
-    ("zoo:Nope", "cannot import 'Nope' from 'zoo'"),
-    ("zoo:broken", "zoo:broken() raised RuntimeError: no GPU found"),
-    ("zoo:not_a_model", "returned dict, not a Keras model"),
-    ("zoo:constant", "is not callable"),
-    ("zoo:unbuilt", "never built"),
-])
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("nozoo:Edges", "cannot import 'nozoo'"),
+        ("zoo:Nope", "cannot import 'Nope' from 'zoo'"),
+        ("zoo:broken", "zoo:broken() raised RuntimeError: no GPU found"),
+        ("zoo:not_a_model", "returned dict, not a Keras model"),
+        ("zoo:constant", "is not callable"),
+        ("zoo:unbuilt", "never built"),
+    ],
+)
 def test_bad_code_specs_say_which_of_import_call_or_model_failed(project, cli, spec, needle):
     res = cli(spec, "--out", project / "never", "--quiet")
     assert res.status == 2, res.stderr
@@ -91,8 +108,18 @@ def test_bad_code_specs_say_which_of_import_call_or_model_failed(project, cli, s
 
 
 def test_unbuilt_code_model_is_built_with_input_shape(project, cli):
-    res = cli("zoo:unbuilt", "--input-shape", "24,24,3", "--sections", "overview,layers,features", "--format", "json",
-              "--out", project / "r", "--quiet")
+    res = cli(
+        "zoo:unbuilt",
+        "--input-shape",
+        "24,24,3",
+        "--sections",
+        "overview,layers,features",
+        "--format",
+        "json",
+        "--out",
+        project / "r",
+        "--quiet",
+    )
     assert res.status == 0, res.stderr
     data = json.loads((project / "r" / "unbuilt" / "report.json").read_text())
     assert data["model"]["input_shape"] == [None, 24, 24, 3]
@@ -111,7 +138,10 @@ def test_weights_that_do_not_fit_name_the_first_layer(project, cli):
     res = cli("zoo:Edges", "--weights", project / "other.weights.h5", "--out", project / "never", "--quiet")
     assert res.status == 2, res.stderr
     assert "do not fit zoo:Edges" in res.stderr
-    assert "layer 'block2/block2_conv1': its weights have shape (3, 3, 4, 8), the file's (3, 3, 4, 6)" in res.stderr
+    assert (
+        "layer 'block2/block2_conv1': its weights have shape (3, 3, 4, 8), the file's (3, 3, 4, 6)"
+        in res.stderr
+    )
 
 
 def test_savedmodel_folder_says_how_to_convert(tmp_path, cli):
@@ -123,13 +153,25 @@ def test_savedmodel_folder_says_how_to_convert(tmp_path, cli):
 
 
 def test_unbuilt_sequential_file_needs_input_shape(tmp_path, cli):
-    model = keras.Sequential([keras.layers.Conv2D(4, 3, name="c"), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.layers.Conv2D(4, 3, name="c"), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
     path = tmp_path / "unbuilt.keras"
     model.save(path)
     res = cli(path, "--out", tmp_path / "never", "--quiet")
     assert res.status == 2 and "--input-shape" in res.stderr and "Traceback" not in res.stderr
-    res = cli(path, "--input-shape", "10,10,3", "--sections", "overview,weights", "--format", "json", "--out", tmp_path,
-              "--quiet")
+    res = cli(
+        path,
+        "--input-shape",
+        "10,10,3",
+        "--sections",
+        "overview,weights",
+        "--format",
+        "json",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
     assert res.status == 0, res.stderr
     data = json.loads((tmp_path / "unbuilt" / "report.json").read_text())
     assert data["model"]["input_shape"] == [None, 10, 10, 3] and "c" in data["weights"]

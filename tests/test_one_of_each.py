@@ -15,7 +15,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pytest
 
 from reportgen import graph
 from reportgen.analyses import activations as A
@@ -35,15 +34,19 @@ def _sources() -> dict[str, str]:
 
 # --- 1. the data-set pass computes its CAMs with the CAM package ----------------------------------------
 
+
 def binary_model() -> keras.Model:
     keras.utils.set_random_seed(5)
-    model = keras.Sequential([
-        keras.Input((12, 12, 1)),
-        keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv1"),
-        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv2"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(1, activation="sigmoid", name="is_one"),
-    ], name="binary")
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv1"),
+            keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv2"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(1, activation="sigmoid", name="is_one"),
+        ],
+        name="binary",
+    )
     model.get_layer("is_one").bias.assign([0.02])
     return model
 
@@ -51,11 +54,17 @@ def binary_model() -> keras.Model:
 def test_gradcam_formula_is_one_function_on_arrays_and_tensors():
     rng = np.random.default_rng(0)
     acts, grads = rng.normal(size=(3, 5, 4, 6)), rng.normal(size=(3, 5, 4, 6))
-    truth = np.maximum(np.einsum("nhwk,nk->nhw", acts, grads.mean(axis=(1, 2))), 0.0)  # Selvaraju et al., by hand
+    truth = np.maximum(
+        np.einsum("nhwk,nk->nhw", acts, grads.mean(axis=(1, 2))), 0.0
+    )  # Selvaraju et al., by hand
     np.testing.assert_allclose(gradcam_map(acts, grads), truth, atol=1e-12)
-    on_tensors = keras.ops.convert_to_numpy(gradcam_map(keras.ops.convert_to_tensor(acts.astype("float32")),
-                                                        keras.ops.convert_to_tensor(grads.astype("float32")),
-                                                        keras.ops))
+    on_tensors = keras.ops.convert_to_numpy(
+        gradcam_map(
+            keras.ops.convert_to_tensor(acts.astype("float32")),
+            keras.ops.convert_to_tensor(grads.astype("float32")),
+            keras.ops,
+        )
+    )
     np.testing.assert_allclose(on_tensors, truth, atol=1e-5)
     assert cam.gradcam_map is gradcam_map  # exposed by the package
     # GradCAM's maps are that function's (its ReLU then its normalisation)
@@ -71,7 +80,9 @@ def test_two_classes_is_one_reading_for_numpy_tensors_and_the_probabilities():
     z = np.array([[-2.0], [0.0], [1.5]])
     np.testing.assert_array_equal(two_classes(z, logit=True), np.c_[-z, z])
     np.testing.assert_array_equal(two_classes(z, logit=False), np.c_[1 - z, z])
-    t = keras.ops.convert_to_numpy(two_classes(keras.ops.convert_to_tensor(z.astype("float32")), True, keras.ops))
+    t = keras.ops.convert_to_numpy(
+        two_classes(keras.ops.convert_to_tensor(z.astype("float32")), True, keras.ops)
+    )
     np.testing.assert_allclose(t, np.c_[-z, z])
     head = classifier_head(binary_model())
     assert head.is_binary and head.score == "logit"
@@ -107,6 +118,7 @@ def test_dataset_module_keeps_no_cam_formula_or_binary_handling_of_its_own():
 
 # --- 2. one batch-size rule ----------------------------------------------------------------------------
 
+
 def test_one_batch_size_rule_with_the_budget_as_a_parameter():
     assert graph.images_within(100, 1000) == 10
     assert graph.images_within(1, 10**9) == 64 and graph.images_within(1, 10**9, most=8) == 8
@@ -114,10 +126,16 @@ def test_one_batch_size_rule_with_the_budget_as_a_parameter():
     model = keras.applications.VGG16(weights=None)
     sizes = graph.map_elements(model)
     # forward only: the largest map, ~4 alive, float32; with a backward pass: every map kept, ~3 copies
-    assert A.batch_size(model) == graph.images_per_batch(model, A.BATCH_BYTES) \
+    assert (
+        A.batch_size(model)
+        == graph.images_per_batch(model, A.BATCH_BYTES)
         == max(1, min(64, A.BATCH_BYTES // (max(sizes) * 4 * 4)))
-    assert D.batch_size(model) == graph.images_per_batch(model, D.BATCH_BYTES, backward=True) \
+    )
+    assert (
+        D.batch_size(model)
+        == graph.images_per_batch(model, D.BATCH_BYTES, backward=True)
         == max(1, min(64, D.BATCH_BYTES // (sum(sizes) * 3 * 4)))
+    )
     from reportgen.analyses.patterns.ascent import CPU_CHUNK_PIXELS, chunk_size
 
     # the pattern ascent's chunks: the same rule, capped by the filters and the cache, then near-equal chunks
@@ -134,6 +152,7 @@ def test_no_other_module_sizes_a_batch_from_a_byte_budget():
 
 # --- 3. one feeds adapter ------------------------------------------------------------------------------
 
+
 def test_model_inputs_is_the_one_adapter():
     from reportgen.graph.inputs import feeds_for, model_inputs
 
@@ -142,8 +161,10 @@ def test_model_inputs_is_the_one_adapter():
     one = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
     assert model_inputs(feeds_for(one), x) is x
     img, meta = keras.Input((8, 8, 3), name="img"), keras.Input((4,), name="meta")
-    two = keras.Model([img, meta], keras.layers.Dense(2)(keras.layers.Concatenate()(
-        [keras.layers.GlobalAveragePooling2D()(img), meta])))
+    two = keras.Model(
+        [img, meta],
+        keras.layers.Dense(2)(keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(img), meta])),
+    )
     out = model_inputs(feeds_for(two), x)
     assert isinstance(out, list) and out[0] is x and tuple(out[1].shape) == (2, 4)
     for name, text in _sources().items():
@@ -152,6 +173,7 @@ def test_model_inputs_is_the_one_adapter():
 
 
 # --- 4. one stage grouping -----------------------------------------------------------------------------
+
 
 def se_head_model() -> keras.Model:
     """Two resolutions, an EfficientNet-style squeeze (a FLAT pooled vector) in each block, a dense head."""
@@ -185,12 +207,18 @@ def test_one_stage_grouping_for_starts_layer_table_and_kernel_layers():
     assert [r.path for r in graph.stage_starts(graph.walk(model))] == ["s1_conv", "s2_conv", "pool"]
     assert [r.path for r in graph.stage_starts(graph.conv_layers(model))] == ["s1_conv", "s2_conv"]
     assert [[r.path for r in run] for run in graph.stages(graph.kernel_layers(model))] == [
-        ["s1_conv", "s1_expand"], ["s2_conv", "s2_expand"], ["fc", "out"]]
+        ["s1_conv", "s1_expand"],
+        ["s2_conv", "s2_expand"],
+        ["fc", "out"],
+    ]
     rows = layer_rows(model)
     summary = stage_summary(rows)
     assert section_summary(rows) == summary
     assert [(s["first"], s["last"], s["layers"], s["size"]) for s in summary] == [
-        ("s1_conv", "s1_excite", 5, (16, 16)), ("s2_conv", "s2_excite", 5, (8, 8)), ("pool", "out", 3, None)]
+        ("s1_conv", "s1_excite", 5, (16, 16)),
+        ("s2_conv", "s2_excite", 5, (8, 8)),
+        ("pool", "out", 3, None),
+    ]
     by_path = {r["name"]: r["params"] for r in rows}
     assert summary[2]["params"] == by_path["fc"] + by_path["out"] and summary[2]["channels"] == 3
     assert sum(s["params"] for s in summary) == sum(r["params"] for r in rows if r["depth"] == 0)
@@ -206,6 +234,7 @@ def test_model_stages_trace_open_sizes():
 
 
 # --- 5. one one-line error formatter -------------------------------------------------------------------
+
 
 def test_one_line_plain_and_typed():
     assert one_line(ValueError("bad  value\nsecond line")) == "bad value"
@@ -229,6 +258,7 @@ def test_only_errors_defines_one_line_and_batch_uses_it():
 
 
 # --- 6. the configured dead_kernel_norm reaches the duplicate check ---------------------------------------
+
 
 def dead_and_duplicate() -> keras.Model:
     """conv: 8 filters of norm 1, except filter 3 = 5e-3 x filter 1 (a near-duplicate pair, by direction).
@@ -276,14 +306,26 @@ def _conv_findings(path: Path) -> set[tuple[str, int]]:
 def test_a_config_file_threshold_moves_a_filter_from_the_duplicates_to_the_dead(tmp_path, cli):
     saved = tmp_path / "dead_pair.keras"
     dead_and_duplicate().save(saved)
-    res = cli(saved, "--sections", "weights,findings", "--format", "json", "--out", tmp_path / "default", "--quiet")
+    res = cli(
+        saved, "--sections", "weights,findings", "--format", "json", "--out", tmp_path / "default", "--quiet"
+    )
     assert res.status in (0, 1), res.stderr
     found = _conv_findings(tmp_path / "default" / "dead_pair" / "report.json")
     assert ("duplicate_filters", 3) in found and ("dead_filter", 3) not in found
     toml = tmp_path / "strict.toml"
     toml.write_text("dead_kernel_norm = 1e-2\n")
-    res = cli(saved, "--sections", "weights,findings", "--format", "json", "--out", tmp_path / "strict",
-              "--config", toml, "--quiet")
+    res = cli(
+        saved,
+        "--sections",
+        "weights,findings",
+        "--format",
+        "json",
+        "--out",
+        tmp_path / "strict",
+        "--config",
+        toml,
+        "--quiet",
+    )
     assert res.status in (0, 1), res.stderr
     found = _conv_findings(tmp_path / "strict" / "dead_pair" / "report.json")
     assert ("dead_filter", 3) in found

@@ -40,6 +40,7 @@ def _keep_figure(monkeypatch, module):
 
 # --- 1. the BatchNormalization chart's log axis ----------------------------------------
 
+
 def test_bn_chart_ticks_are_plain_numbers_not_mathtext():
     rng = np.random.default_rng(0)
     gamma = rng.uniform(0.5, 1.5, 16)
@@ -72,13 +73,15 @@ def test_bn_chart_says_when_channels_are_not_finite():
 
 # --- 2. mean Grad-CAM per class: titles clear of the tiles -------------------------------
 
+
 def _apart(a, b, tol: float = 0.5) -> bool:
     """Two boxes share no area (touching edges allowed, within ``tol`` pixels)."""
     return a.x1 <= b.x0 + tol or b.x1 <= a.x0 + tol or a.y1 <= b.y0 + tol or b.y1 <= a.y0 + tol
 
 
-@pytest.mark.parametrize("n, name", [(11, "{i}"), (10, "a very long class name number {i}"), (32, "class {i}"),
-                                     (3, "x" * 40)])
+@pytest.mark.parametrize(
+    "n, name", [(11, "{i}"), (10, "a very long class name number {i}"), (32, "class {i}"), (3, "x" * 40)]
+)
 def test_mean_cam_titles_sit_clear_of_every_tile(monkeypatch, n, name):
     captured = _keep_figure(monkeypatch, dataset_section)
     rng = np.random.default_rng(1)
@@ -111,17 +114,21 @@ def test_mean_cam_titles_sit_clear_of_every_tile(monkeypatch, n, name):
 
 # --- 3. the kernel grid's input channel --------------------------------------------------
 
+
 def _dead_channel_model():
     """conv_a's filter 0 is dead, so conv_b's input channel 0 carries nothing: its taps there are zero."""
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((12, 12, 3)),
-        keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv_a"),
-        keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv_b"),
-        keras.layers.Conv2D(5, 3, padding="same", name="conv_c"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(3, activation="softmax", name="head"),
-    ], name="dead_channel")
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="conv_a"),
+            keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv_b"),
+            keras.layers.Conv2D(5, 3, padding="same", name="conv_c"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(3, activation="softmax", name="head"),
+        ],
+        name="dead_channel",
+    )
     k = model.get_layer("conv_b").kernel.numpy()
     k[:, :, 0, :] = 0.0
     k[:, :, 4, :] *= 3.0  # channel 4: the largest norm
@@ -133,10 +140,12 @@ def test_kernel_grid_shows_the_channel_with_the_largest_kernel_norm():
     model = _dead_channel_model()
     for name in ("conv_a", "conv_b", "conv_c"):
         kernel = model.get_layer(name).kernel.numpy().astype(np.float64)
-        truth = int(np.argmax(np.sqrt((kernel ** 2).sum(axis=(0, 1, 3)))))  # over all filters
+        truth = int(np.argmax(np.sqrt((kernel**2).sum(axis=(0, 1, 3)))))  # over all filters
         grid = kernel_grid(model.get_layer(name), max_filters=3)  # fewer filters shown than the norm covers
         assert grid["channel"] == truth and grid["channel_chosen_by"] == "largest kernel norm", name
-        np.testing.assert_array_equal(grid["tiles"], np.moveaxis(kernel[:, :, truth, :3], -1, 0).astype(np.float32))
+        np.testing.assert_array_equal(
+            grid["tiles"], np.moveaxis(kernel[:, :, truth, :3], -1, 0).astype(np.float32)
+        )
     assert kernel_grid(model.get_layer("conv_b"))["channel"] == 4
     # an explicit channel is honoured, and said so; one beyond the layer falls back to its last
     explicit = kernel_grid(model.get_layer("conv_b"), channel=0)
@@ -151,13 +160,14 @@ def test_report_json_and_caption_name_the_channel_and_why(tmp_path, cli):
     r = Report(model, sections="kernels")
     kernels = r.json["kernels"]
     kb = model.get_layer("conv_b").kernel.numpy().astype(np.float64)
-    assert kernels["conv_b"]["channel"] == int(np.argmax(np.sqrt((kb ** 2).sum(axis=(0, 1, 3))))) == 4
+    assert kernels["conv_b"]["channel"] == int(np.argmax(np.sqrt((kb**2).sum(axis=(0, 1, 3))))) == 4
     assert {v["channel_chosen_by"] for v in kernels.values()} == {"largest kernel norm"}
     html = r.html()
     assert "input channel 4 of 6 (the one with the largest kernel norm)" in html
     # settings records the channel each layer used, not null for "the default"
     assert json.loads(json.dumps(r.json["settings"]))["kernel_channel"] == {
-        p: k["channel"] for p, k in r.json["kernels"].items()}
+        p: k["channel"] for p, k in r.json["kernels"].items()
+    }
 
     forced = Report(model, sections="kernels", kernel_channel=1).json["kernels"]
     assert forced["conv_b"]["channel"] == 1 and forced["conv_b"]["channel_chosen_by"] == "--kernel-channel"
@@ -166,8 +176,18 @@ def test_report_json_and_caption_name_the_channel_and_why(tmp_path, cli):
     model.save(path)
     bad = cli(path, "--kernel-channel", "-1", "--sections", "kernels", "--out", tmp_path / "out", "--quiet")
     assert bad.status == 2 and "kernel-channel" in bad.stderr
-    good = cli(path, "--kernel-channel", "2", "--sections", "kernels", "--format", "json",
-               "--out", tmp_path / "out2", "--quiet")
+    good = cli(
+        path,
+        "--kernel-channel",
+        "2",
+        "--sections",
+        "kernels",
+        "--format",
+        "json",
+        "--out",
+        tmp_path / "out2",
+        "--quiet",
+    )
     assert good.status in (0, 1), good.stderr
     data = json.loads((tmp_path / "out2" / "m" / "report.json").read_text())
     assert data["kernels"]["conv_c"]["channel"] == 2
@@ -175,6 +195,7 @@ def test_report_json_and_caption_name_the_channel_and_why(tmp_path, cli):
 
 
 # --- 4. the depth chart: no empty panel --------------------------------------------------
+
 
 def _relu_after_convs(add: bool = False) -> keras.Model:
     """Six linear convs, their activations in separate layers: straight after (some through a
@@ -216,7 +237,9 @@ def test_activation_zeros_come_from_the_relu_after_each_conv(monkeypatch):
     r = Report(model, images=list(pixels), sections="weights,features")
     ctx = r._build()[0]
     html = r.html()  # figures are drawn when a page shows them
-    x = np.stack([np.asarray(im.input, dtype=np.float32) for im in ctx.images])  # what the report fed the model
+    x = np.stack(
+        [np.asarray(im.input, dtype=np.float32) for im in ctx.images]
+    )  # what the report fed the model
     assert len(x) == 5
     panel = next(p for p in seen["panels"] if p["name"].startswith("activations = 0"))
     assert seen["labels"][:6] == [f"conv{i}" for i in range(6)]
@@ -235,7 +258,10 @@ def test_a_panel_without_values_is_left_out_and_the_caption_says_why(monkeypatch
     r = Report(model, images=list(pixels), sections="weights,features")
     html = r.html()
     assert not any(p["name"].startswith("activations = 0") for p in seen["panels"])
-    assert "Activation zeros not charted: no kernel layer has a ReLU, sigmoid or tanh activation of its own" in html
+    assert (
+        "Activation zeros not charted: no kernel layer has a ReLU, sigmoid or tanh activation of its own"
+        in html
+    )
     assert "relu1" in html.split("Activation zeros not charted", 1)[1][:400]  # names the measured layers
 
 
@@ -244,19 +270,30 @@ def test_depth_chart_drops_a_panel_with_no_value(monkeypatch):
 
     captured = _keep_figure(monkeypatch, plots)
     labels = [f"l{i}" for i in range(8)]
-    uri, missing = plots.depth_chart(labels, [
-        {"name": "weight std", "values": list(np.geomspace(1, 0.1, 8)), "log": True},
-        {"name": "activations = 0", "values": [None] * 8, "empty": "activation zeros not charted: none measured"},
-        {"name": "std / fresh std", "values": [0.0] * 8, "log": True},
-    ], with_missing=True)
+    uri, missing = plots.depth_chart(
+        labels,
+        [
+            {"name": "weight std", "values": list(np.geomspace(1, 0.1, 8)), "log": True},
+            {
+                "name": "activations = 0",
+                "values": [None] * 8,
+                "empty": "activation zeros not charted: none measured",
+            },
+            {"name": "std / fresh std", "values": [0.0] * 8, "log": True},
+        ],
+        with_missing=True,
+    )
     fig = captured["fig"]
     assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "weight std"
-    assert missing == ["activation zeros not charted: none measured",
-                       "std / fresh std not charted: no value above 0, which a log scale cannot show"]
+    assert missing == [
+        "activation zeros not charted: none measured",
+        "std / fresh std not charted: no value above 0, which a log scale cannot show",
+    ]
     assert "activation zeros not charted" in fig._suptitle.get_text()
 
 
 # --- 5. a finding caused by another ------------------------------------------------------
+
 
 def _conv_bn(between=None, seed=0):
     keras.utils.set_random_seed(seed)
@@ -283,8 +320,11 @@ def _kill(model, conv="conv", bn="bn", dead=2, collapsed=(2,)):
 
 
 def _run(model):
-    return F.finish(F.run_checks(model, {"weights": weight_analysis(model, seed=0)}, T), T,
-                    [r.path for r in graph.walk(model)])
+    return F.finish(
+        F.run_checks(model, {"weights": weight_analysis(model, seed=0)}, T),
+        T,
+        [r.path for r in graph.walk(model)],
+    )
 
 
 def _of(found, kind):
@@ -381,23 +421,42 @@ def test_page_one_shows_the_caused_finding_under_its_cause():
 def test_caused_findings_keep_their_cause_through_caps_and_roll_ups():
     f = {"severity": "warning", "threshold": 1e-6, "anchor": None, "value": 0.0, "message": "m"}
     dead = [{**f, "kind": "dead_filter", "layer": "conv", "filter": i} for i in range(5)]
-    bn = [{**f, "kind": "bn_variance", "layer": "bn", "filter": i,
-           "caused_by": {"kind": "dead_filter", "layer": "conv", "filter": i}} for i in range(5)]
+    bn = [
+        {
+            **f,
+            "kind": "bn_variance",
+            "layer": "bn",
+            "filter": i,
+            "caused_by": {"kind": "dead_filter", "layer": "conv", "filter": i},
+        }
+        for i in range(5)
+    ]
     capped = F.cap(dead + bn, per_layer=2)
     summary = next(x for x in capped if x["kind"] == "bn_variance" and x["filter"] is None)
     assert summary["filters"] == [2, 3, 4]
-    assert summary["caused_by"] == {"kind": "dead_filter", "layer": "conv", "filter": None, "filters": [2, 3, 4]}
+    assert summary["caused_by"] == {
+        "kind": "dead_filter",
+        "layer": "conv",
+        "filter": None,
+        "filters": [2, 3, 4],
+    }
     rows = findings_section.table_rows(capped)
     # each caused row right under its cause, the summed-up run under the summed-up run
     assert [(r["kind"], r["filter"], bool(r.get("caused"))) for r in rows] == [
-        ("dead_filter", 0, False), ("bn_variance", 0, True),
-        ("dead_filter", 1, False), ("bn_variance", 1, True),
-        ("dead_filter", None, False), ("bn_variance", None, True)]
+        ("dead_filter", 0, False),
+        ("bn_variance", 0, True),
+        ("dead_filter", 1, False),
+        ("bn_variance", 1, True),
+        ("dead_filter", None, False),
+        ("bn_variance", None, True),
+    ]
     assert rows[-1]["cause_text"] == "caused by the dead filters 2, 3, 4 of conv"
     # more than three of a kind in a layer: one row each, the caused one right under its cause
     rows = findings_section.table_rows(dead + bn)
     assert [(r["kind"], r["filters"], r["caused"]) for r in rows] == [
-        ("dead_filter", "0, 1, 2, 3, 4 (5)", False), ("bn_variance", "0, 1, 2, 3, 4 (5)", True)]
+        ("dead_filter", "0, 1, 2, 3, 4 (5)", False),
+        ("bn_variance", "0, 1, 2, 3, 4 (5)", True),
+    ]
     assert rows[1]["cause_text"] == "caused by the dead filters 0, 1, 2, 3, 4 of conv"
     # its cause switched off: a row of its own, still saying what caused it
     rows = findings_section.table_rows(bn[:1])

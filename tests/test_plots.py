@@ -25,10 +25,16 @@ def test_log_axes_label_ticks_as_numbers_not_markup(monkeypatch):
     captured = _drawn_figure(monkeypatch)
     labels = [f"conv$_{{{i}}}" for i in range(12)]
     std = np.geomspace(0.04, 0.006, 12)
-    plots.depth_chart(labels, [{"name": "weight std", "values": list(std), "log": True},
-                               {"name": "ratio", "values": [0.5] * 12, "log": True, "lines": [(1.0, "untrained")]}])
-    texts = [t.get_text() for ax in captured["fig"].axes
-             for t in ax.get_yticklabels(which="both") if t.get_text()]
+    plots.depth_chart(
+        labels,
+        [
+            {"name": "weight std", "values": list(std), "log": True},
+            {"name": "ratio", "values": [0.5] * 12, "log": True, "lines": [(1.0, "untrained")]},
+        ],
+    )
+    texts = [
+        t.get_text() for ax in captured["fig"].axes for t in ax.get_yticklabels(which="both") if t.get_text()
+    ]
     assert texts, "the log axes carry no tick labels at all"
     assert not any("$" in t or "mathdefault" in t for t in texts), texts
     # The labels are the tick values, readable as numbers.
@@ -51,7 +57,9 @@ def test_a_large_png_becomes_a_jpeg_of_the_same_pixels_and_a_small_one_stays_png
         return fig
 
     def decode(uri):
-        return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"), float)
+        return np.asarray(
+            Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"), float
+        )
 
     png = plots.fig_to_uri(figure(True))
     size = len(base64.b64decode(png.split(",", 1)[1]))

@@ -36,25 +36,39 @@ SCHEMA = json.loads((HERE.parent / "docs" / "report.schema.json").read_text())
 
 # make_imagenet_c.py's tables, severity 1..5 (hendrycks/robustness, ImageNet-C/create_c).
 PAPER = {
-    "gaussian_noise": (.08, .12, 0.18, 0.26, 0.38),
+    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
     "shot_noise": (60, 25, 12, 5, 3),
-    "impulse_noise": (.03, .06, .09, 0.17, 0.27),
+    "impulse_noise": (0.03, 0.06, 0.09, 0.17, 0.27),
     "defocus_blur": ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
     "glass_blur": ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
     "motion_blur": ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
-    "snow": ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
-             (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)),
+    "snow": (
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ),
     "fog": ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)),
-    "brightness": (.1, .2, .3, .4, .5),
-    "contrast": (0.4, .3, .2, .1, .05),
-    "elastic_transform": ((244 * 2, 244 * 0.7, 244 * 0.1), (244 * 2, 244 * 0.08, 244 * 0.2),
-                          (244 * 0.05, 244 * 0.01, 244 * 0.02), (244 * 0.07, 244 * 0.01, 244 * 0.02),
-                          (244 * 0.12, 244 * 0.01, 244 * 0.02)),
+    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),
+    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),
+    "elastic_transform": (
+        (244 * 2, 244 * 0.7, 244 * 0.1),
+        (244 * 2, 244 * 0.08, 244 * 0.2),
+        (244 * 0.05, 244 * 0.01, 244 * 0.02),
+        (244 * 0.07, 244 * 0.01, 244 * 0.02),
+        (244 * 0.12, 244 * 0.01, 244 * 0.02),
+    ),
     "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),
     "jpeg_compression": (25, 18, 15, 10, 7),
 }
-ZOOMS = [np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01), np.arange(1, 1.21, 0.02), np.arange(1, 1.26, 0.02),
-         np.arange(1, 1.31, 0.03)]
+ZOOMS = [
+    np.arange(1, 1.11, 0.01),
+    np.arange(1, 1.16, 0.01),
+    np.arange(1, 1.21, 0.02),
+    np.arange(1, 1.26, 0.02),
+    np.arange(1, 1.31, 0.03),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +82,9 @@ def photo() -> np.ndarray:
 def test_the_published_parameters_and_names():
     from reportgen.options import CORRUPTIONS
 
-    assert C.NAMES == tuple(n for n in C.PAPER_ORDER if n != "frost") == CORRUPTIONS  # the flag's list, Keras-free
+    assert (
+        C.NAMES == tuple(n for n in C.PAPER_ORDER if n != "frost") == CORRUPTIONS
+    )  # the flag's list, Keras-free
     assert "frost" in C.LEFT_OUT
     for name, table in PAPER.items():
         assert C.REGISTRY[name].parameters == tuple(table), name
@@ -105,11 +121,14 @@ def test_contrast_brightness_jpeg_pixelate_follow_their_formulas(photo):
         rng = C.rng_for(0, "x", sev, 0)
         c = PAPER["contrast"][sev - 1]
         m = x.mean(axis=(0, 1), keepdims=True)
-        np.testing.assert_allclose(C.corrupt(photo, "contrast", sev, rng), np.clip((x - m) * c + m, 0, 1) * 255,
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            C.corrupt(photo, "contrast", sev, rng), np.clip((x - m) * c + m, 0, 1) * 255, atol=1e-3
+        )
         hsv = mc.rgb_to_hsv(x)  # Matplotlib's conversion, not reportgen's
         hsv[..., 2] = np.clip(hsv[..., 2] + PAPER["brightness"][sev - 1], 0, 1)
-        np.testing.assert_allclose(C.corrupt(photo, "brightness", sev, rng), mc.hsv_to_rgb(hsv) * 255, atol=1e-3)
+        np.testing.assert_allclose(
+            C.corrupt(photo, "brightness", sev, rng), mc.hsv_to_rgb(hsv) * 255, atol=1e-3
+        )
         q = PAPER["jpeg_compression"][sev - 1]
         import io
 
@@ -119,8 +138,10 @@ def test_contrast_brightness_jpeg_pixelate_follow_their_formulas(photo):
         np.testing.assert_array_equal(C.corrupt(photo, "jpeg_compression", sev, rng), expected)
         p = PAPER["pixelate"][sev - 1]
         small = Image.fromarray(photo.astype(np.uint8)).resize((int(224 * p),) * 2, Image.BOX)
-        np.testing.assert_array_equal(C.corrupt(photo, "pixelate", sev, rng),
-                                      np.asarray(small.resize((224, 224), Image.BOX), np.float64))
+        np.testing.assert_array_equal(
+            C.corrupt(photo, "pixelate", sev, rng),
+            np.asarray(small.resize((224, 224), Image.BOX), np.float64),
+        )
 
 
 def test_blurs_follow_their_definitions(photo):
@@ -137,7 +158,9 @@ def test_blurs_follow_their_definitions(photo):
     # zoom blur: the mean of the image and its centre zoomed by each published factor
     x = photo / 255
     expected = (x + sum(_ops.clipped_zoom(x, z) for z in ZOOMS[0])) / (len(ZOOMS[0]) + 1)
-    np.testing.assert_allclose(C.corrupt(photo, "zoom_blur", 1, rng), np.clip(expected, 0, 1) * 255, atol=1e-3)
+    np.testing.assert_allclose(
+        C.corrupt(photo, "zoom_blur", 1, rng), np.clip(expected, 0, 1) * 255, atol=1e-3
+    )
 
 
 @pytest.mark.parametrize("shape", [(224, 224, 3), (28, 28, 1), (17, 23, 3), (9, 31, 1)])
@@ -148,9 +171,18 @@ def test_every_corruption_any_size_grey_or_colour_and_deterministic(shape):
         b = C.corrupt(x, name, 3, C.rng_for(7, name, 3, 11))
         assert a.shape == shape and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 255, name
         np.testing.assert_array_equal(a, b, err_msg=name)
-        if name not in ("brightness", "contrast", "jpeg_compression", "pixelate", "defocus_blur", "zoom_blur"):
+        if name not in (
+            "brightness",
+            "contrast",
+            "jpeg_compression",
+            "pixelate",
+            "defocus_blur",
+            "zoom_blur",
+        ):
             # other image keys: other draws (a small image's motion blur may round two angles to one kernel)
-            assert any(not np.array_equal(a, C.corrupt(x, name, 3, C.rng_for(7, name, 3, k))) for k in (12, 13, 14)), name
+            assert any(
+                not np.array_equal(a, C.corrupt(x, name, 3, C.rng_for(7, name, 3, k))) for k in (12, 13, 14)
+            ), name
 
 
 # --- the attacks -------------------------------------------------------------------------------------
@@ -176,7 +208,9 @@ def _by_hand_gradient(model, x, y):
     return tape.gradient(loss, xt).numpy()
 
 
-@pytest.mark.skipif(backend.requested() != "tensorflow", reason="the hand-written attacks use tf.GradientTape")
+@pytest.mark.skipif(
+    backend.requested() != "tensorflow", reason="the hand-written attacks use tf.GradientTape"
+)
 def test_fgsm_and_pgd_equal_hand_written_ones(digits):
     model, x, y = digits
     clf = PixelClassifier(model, classifier_head(model), Preprocessor("unit"), 1)
@@ -193,8 +227,11 @@ def test_fgsm_and_pgd_equal_hand_written_ones(digits):
         # PGD (Madry et al. 2018): the same seeded start, 10 steps of eps / 4, projected
         keys = np.arange(len(x))
         ours = A.pgd(clf, x, y, eps, 10, 3, keys)
-        adv = np.clip(x + eps * np.stack([A.start_rng(3, eps, k).uniform(-1, 1, x.shape[1:]) for k in keys]),
-                      np.clip(x - eps, 0, 255), np.clip(x + eps, 0, 255)).astype(np.float32)
+        adv = np.clip(
+            x + eps * np.stack([A.start_rng(3, eps, k).uniform(-1, 1, x.shape[1:]) for k in keys]),
+            np.clip(x - eps, 0, 255),
+            np.clip(x + eps, 0, 255),
+        ).astype(np.float32)
         for _ in range(10):
             adv = np.clip(adv + eps / 4 * np.sign(_by_hand_gradient(model, adv, y)), x - eps, x + eps)
             adv = np.clip(adv, 0, 255).astype(np.float32)
@@ -224,14 +261,18 @@ def test_two_runs_identical_and_shards_merge_exactly(digits):
     keys = list(range(100, 100 + len(x)))
     a = R.measure(clf, x, y, keys, names, eps, 3, seed=5)
     b = R.measure(clf, x, y, keys, names, eps, 3, seed=5)
-    halves = [R.measure(clf, x[:20], y[:20], keys[:20], names, eps, 3, seed=5),
-              R.measure(clf, x[20:], y[20:], keys[20:], names, eps, 3, seed=5)]
+    halves = [
+        R.measure(clf, x[:20], y[:20], keys[:20], names, eps, 3, seed=5),
+        R.measure(clf, x[20:], y[20:], keys[20:], names, eps, 3, seed=5),
+    ]
     merged = R.merge(halves)
 
     def numbers(r):
-        return ({k: (c.images, c.correct, c.agree, round(c.confidence, 6)) for k, c in r.corrupted.items()},
-                {k: (c.images, c.correct, c.agree, round(c.confidence, 6)) for k, c in r.adversarial.items()},
-                (r.clean.images, r.clean.correct))
+        return (
+            {k: (c.images, c.correct, c.agree, round(c.confidence, 6)) for k, c in r.corrupted.items()},
+            {k: (c.images, c.correct, c.agree, round(c.confidence, 6)) for k, c in r.adversarial.items()},
+            (r.clean.images, r.clean.correct),
+        )
 
     assert numbers(a) == numbers(b) == numbers(merged)
     assert a.clean_accuracy > 0.8 and a.relative_drop is not None
@@ -245,7 +286,9 @@ def folders(tmp_path_factory, digits):
     model, x, y = digits
     root = tmp_path_factory.mktemp("robustness")
     model.save(root / "digits.keras")
-    (root / "names.txt").write_text("\n".join(str(d) for d in range(10)))  # folders 0-9 name classes 0-9 when some are missing
+    (root / "names.txt").write_text(
+        "\n".join(str(d) for d in range(10))
+    )  # folders 0-9 name classes 0-9 when some are missing
     for i, (px, label) in enumerate(zip(x[:24], y[:24])):
         d = root / "labelled" / str(label)
         d.mkdir(parents=True, exist_ok=True)
@@ -255,8 +298,19 @@ def folders(tmp_path_factory, digits):
     return root
 
 
-FAST = ("--corruptions", "gaussian_noise,contrast,pixelate", "--epsilons", "2,8", "--pgd-steps", "3",
-        "--preprocess", "unit", "--format", "json", "--quiet")
+FAST = (
+    "--corruptions",
+    "gaussian_noise,contrast,pixelate",
+    "--epsilons",
+    "2,8",
+    "--pgd-steps",
+    "3",
+    "--preprocess",
+    "unit",
+    "--format",
+    "json",
+    "--quiet",
+)
 
 
 def test_section_end_to_end_labelled_and_findings(cli, folders, tmp_path):
@@ -265,18 +319,40 @@ def test_section_end_to_end_labelled_and_findings(cli, folders, tmp_path):
     cfg = tmp_path / "t.toml"
     cfg.write_text("corruption_drop = 0.1\nadversarial_accuracy = 0.99\nadversarial_epsilon = 64.0\n")
     junit = tmp_path / "j.xml"
-    res = cli(folders / "digits.keras", "--images", folders / "labelled", "--sections", "robustness,findings",
-              "--class-names", folders / "names.txt", "--out", tmp_path, "--config", cfg, "--fail-on", "warning", "--junit", junit, *FAST,
-              "--epsilons", "2,64")
+    res = cli(
+        folders / "digits.keras",
+        "--images",
+        folders / "labelled",
+        "--sections",
+        "robustness,findings",
+        "--class-names",
+        folders / "names.txt",
+        "--out",
+        tmp_path,
+        "--config",
+        cfg,
+        "--fail-on",
+        "warning",
+        "--junit",
+        junit,
+        *FAST,
+        "--epsilons",
+        "2,64",
+    )
     assert res.status == 1, res.stderr
     data = json.loads((tmp_path / "digits" / "report.json").read_text())
     jsonschema.validate(data, SCHEMA)
     r = data["robustness"]
     assert r["images"] == 24 and r["measure"] == "accuracy" and r["clean_accuracy"] > 0.8
     assert {(c["name"], c["severity"]) for c in r["corruptions"]} == {
-        (n, s) for n in ("gaussian_noise", "contrast", "pixelate") for s in range(1, 6)}
+        (n, s) for n in ("gaussian_noise", "contrast", "pixelate") for s in range(1, 6)
+    }
     assert [(a["method"], a["epsilon"], a["steps"]) for a in r["adversarial"]] == [
-        ("fgsm", 2.0, 1), ("pgd", 2.0, 3), ("fgsm", 64.0, 1), ("pgd", 64.0, 3)]
+        ("fgsm", 2.0, 1),
+        ("pgd", 2.0, 3),
+        ("fgsm", 64.0, 1),
+        ("pgd", 64.0, 3),
+    ]
     kinds = {f["kind"] for f in data["findings"]}
     assert {"fragile_to_corruption", "adversarially_fragile"} <= kinds
     assert "adversarially_fragile" in junit.read_text()
@@ -284,29 +360,53 @@ def test_section_end_to_end_labelled_and_findings(cli, folders, tmp_path):
 
 
 def test_section_without_labels_gives_agreement(cli, folders, tmp_path):
-    res = cli(folders / "digits.keras", "--images", folders / "unlabelled", "--sections", "robustness",
-              "--out", tmp_path, *FAST, "--format", "html")
+    res = cli(
+        folders / "digits.keras",
+        "--images",
+        folders / "unlabelled",
+        "--sections",
+        "robustness",
+        "--out",
+        tmp_path,
+        *FAST,
+        "--format",
+        "html",
+    )
     assert res.status == 0, res.stderr
     page = (tmp_path / "digits" / "report.html").read_text()
     assert "agreement with the model's own clean prediction" in page and 'id="robustness-adversarial"' in page
     r = json.loads((tmp_path / "digits" / "report.json").read_text())["robustness"]
-    assert r["measure"] == "agreement" and r["clean_accuracy"] is None and r["mean_corruption_accuracy"] is None
+    assert (
+        r["measure"] == "agreement" and r["clean_accuracy"] is None and r["mean_corruption_accuracy"] is None
+    )
     assert all(c["accuracy"] is None and c["agreement"] is not None for c in r["corruptions"])
     assert r["verdicts"]["corruption"] is None  # 24 images, no labels: agreement is judged, and says so
 
 
-@pytest.mark.parametrize("flag,value", [("--epsilons", "0"), ("--epsilons", "a,b"), ("--corruptions", "frost"),
-                                        ("--robustness-sample", "0")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--epsilons", "0"), ("--epsilons", "a,b"), ("--corruptions", "frost"), ("--robustness-sample", "0")],
+)
 def test_bad_robustness_flags_are_exit_2(cli, folders, tmp_path, flag, value):
-    res = cli(folders / "digits.keras", "--images", folders / "labelled", "--sections", "robustness",
-              "--out", tmp_path, flag, value, "--quiet")
+    res = cli(
+        folders / "digits.keras",
+        "--images",
+        folders / "labelled",
+        "--sections",
+        "robustness",
+        "--out",
+        tmp_path,
+        flag,
+        value,
+        "--quiet",
+    )
     assert res.status == 2
     assert len(res.stderr.strip().splitlines()) == 1 and flag in res.stderr
 
 
 # --- every backend ----------------------------------------------------------------------------------------
 
-PROBE = textwrap.dedent('''
+PROBE = textwrap.dedent("""
     import sys, json
     sys.path.insert(0, {tests!r})
     import numpy as np, keras
@@ -317,21 +417,27 @@ PROBE = textwrap.dedent('''
     model = keras.saving.load_model({model!r})
     x, y = np.load({x!r}), np.load({y!r})
     clf = PixelClassifier(model, classifier_head(model), Preprocessor("unit"), 1)
-    r = R.measure(clf, x, y, list(range(len(x))), ("gaussian_noise", "motion_blur", "contrast"), (2.0, 8.0), 3, seed=1)
+    r = R.measure(clf, x, y, list(range(len(x))), ("gaussian_noise", "motion_blur", "contrast"),
+                  (2.0, 8.0), 3, seed=1)
     out = {{"clean": r.clean_accuracy}}
     out.update({{f"{{n}}/{{s}}": c.accuracy for (n, s), c in r.corrupted.items()}})
     out.update({{f"{{m}}/{{e}}": c.accuracy for (m, e), c in r.adversarial.items()}})
     print("RESULT" + json.dumps(out))
-''')
+""")
 
 
 def _probe(name: str, paths: dict) -> dict:
     code = PROBE.format(tests=str(HERE), **{k: str(v) for k, v in paths.items()})
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "KERAS_BACKEND": name})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": name},
+    )
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, f"{name}:\n{res.stderr[-3000:]}"
-    return json.loads(line[0][len("RESULT"):])
+    return json.loads(line[0][len("RESULT") :])
 
 
 @pytest.mark.parametrize("other", [b for b in ("jax", "torch") if __import__("importlib").util.find_spec(b)])
@@ -343,10 +449,17 @@ def test_other_backends_agree_with_tensorflow_within_0_002(other, digits, tmp_pa
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
     paths = {"model": tmp_path / "m.keras", "x": tmp_path / "x.npy", "y": tmp_path / "y.npy"}
-    clf = PixelClassifier(model, classifier_head(model), Preprocessor("unit"), 1)  # TensorFlow, in this process
-    r = R.measure(clf, x, y, list(range(len(x))), ("gaussian_noise", "motion_blur", "contrast"), (2.0, 8.0), 3, seed=1)
-    here = {"clean": r.clean_accuracy, **{f"{n}/{s}": c.accuracy for (n, s), c in r.corrupted.items()},
-            **{f"{m}/{e}": c.accuracy for (m, e), c in r.adversarial.items()}}
+    clf = PixelClassifier(
+        model, classifier_head(model), Preprocessor("unit"), 1
+    )  # TensorFlow, in this process
+    r = R.measure(
+        clf, x, y, list(range(len(x))), ("gaussian_noise", "motion_blur", "contrast"), (2.0, 8.0), 3, seed=1
+    )
+    here = {
+        "clean": r.clean_accuracy,
+        **{f"{n}/{s}": c.accuracy for (n, s), c in r.corrupted.items()},
+        **{f"{m}/{e}": c.accuracy for (m, e), c in r.adversarial.items()},
+    }
     there = _probe(other, paths)
     assert here.keys() == there.keys()
     for k in here:
@@ -357,14 +470,28 @@ def test_jobs_1_and_jobs_2_give_identical_numbers(cli, folders, tmp_path):
     """Two worker processes, each a shard of the images: the same report numbers as one process."""
     out = {}
     for jobs in ("1", "2"):
-        res = cli(folders / "digits.keras", "--images", folders / "labelled", "--sections", "robustness",
-                  "--class-names", folders / "names.txt", "--out", tmp_path / jobs, "--jobs", jobs, *FAST)
+        res = cli(
+            folders / "digits.keras",
+            "--images",
+            folders / "labelled",
+            "--sections",
+            "robustness",
+            "--class-names",
+            folders / "names.txt",
+            "--out",
+            tmp_path / jobs,
+            "--jobs",
+            jobs,
+            *FAST,
+        )
         assert res.status == 0, res.stderr
         out[jobs] = json.loads((tmp_path / jobs / "digits" / "report.json").read_text())["robustness"]
     assert (out["1"]["shards"], out["2"]["shards"], out["2"]["shards_note"]) == (1, 2, None)
     for key in ("corruptions", "adversarial"):
-        strip = [[{k: v for k, v in row.items() if k not in ("seconds", "time_vs_predict")} for row in out[j][key]]
-                 for j in ("1", "2")]
+        strip = [
+            [{k: v for k, v in row.items() if k not in ("seconds", "time_vs_predict")} for row in out[j][key]]
+            for j in ("1", "2")
+        ]
         assert strip[0] == strip[1]
     for key in ("clean_accuracy", "mean_corruption_accuracy", "relative_drop", "flipped"):
         assert out["1"][key] == out["2"][key]
@@ -374,16 +501,26 @@ def test_a_map_model_is_refused_by_name_and_said_so_by_default(cli, folders, tmp
     import awkward_models as AW
 
     AW.hed().save(tmp_path / "edges.keras")
-    res = cli(tmp_path / "edges.keras", "--images", folders / "unlabelled", "--sections", "robustness",
-              "--out", tmp_path, "--quiet")
+    res = cli(
+        tmp_path / "edges.keras",
+        "--images",
+        folders / "unlabelled",
+        "--sections",
+        "robustness",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
     assert res.status == 2 and "class scores" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     from reportgen import loading
     from reportgen.context import Context
     from reportgen.options import SECTION_NAMES, Options
     from reportgen.sections import robustness as section
 
-    ctx = Context(loading.load(str(tmp_path / "edges.keras")),
-                  Options(image_dirs=(str(folders / "unlabelled"),), sections=SECTION_NAMES))
+    ctx = Context(
+        loading.load(str(tmp_path / "edges.keras")),
+        Options(image_dirs=(str(folders / "unlabelled"),), sections=SECTION_NAMES),
+    )
     section.validate(ctx)  # in the default set: not an error ...
     result = section.run(ctx)  # ... the section says why it measured nothing
     assert "class scores" in result.json["robustness"]["note"] and result.view["note"]
@@ -404,11 +541,16 @@ def test_no_verdict_where_the_measurement_cannot_tell():
 
     fragile = result(20, 20, 19, 0.9, 10, range(10))  # 95% clean, 0% under both: two findings
     assert verdicts(fragile, t) == {"corruption": None, "adversarial": None}
-    assert {f["kind"] for f in check_robustness(fragile, t)} == {"fragile_to_corruption", "adversarially_fragile"}
-    cases = {"fewer than robustness_min_images": result(5, 5, 5, 0.9, 10, range(5)),
-             "of chance": result(20, 20, 2, 0.9, 10, range(10)),  # 10% clean accuracy with 10 classes
-             "near-uniform": result(20, 0, 0, 0.0011, 1000, range(20)),  # an untrained ImageNet model
-             "one class": result(20, 0, 0, 0.9, 10, [3])}  # unlabelled, every image the same answer
+    assert {f["kind"] for f in check_robustness(fragile, t)} == {
+        "fragile_to_corruption",
+        "adversarially_fragile",
+    }
+    cases = {
+        "fewer than robustness_min_images": result(5, 5, 5, 0.9, 10, range(5)),
+        "of chance": result(20, 20, 2, 0.9, 10, range(10)),  # 10% clean accuracy with 10 classes
+        "near-uniform": result(20, 0, 0, 0.0011, 1000, range(20)),  # an untrained ImageNet model
+        "one class": result(20, 0, 0, 0.9, 10, [3]),
+    }  # unlabelled, every image the same answer
     for needle, r in cases.items():
         said = verdicts(r, t)
         assert needle in said["corruption"] and needle in said["adversarial"], needle

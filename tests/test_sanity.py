@@ -25,14 +25,18 @@ def test_rank_correlation_matches_scipy_and_handles_flat_maps():
     assert S.rank_correlation(a, -a) == pytest.approx(-1.0)
     assert S.rank_correlation(a, b) == pytest.approx(spearmanr(a.ravel(), b.ravel()).statistic)
     zero = np.zeros((6, 6))
-    # A constant map ranks nothing: the correlation is undefined on either side, never 1 (a "pass" of nothing).
+    # A constant map ranks nothing: the correlation is undefined on either side, never 1 (a "pass" of
+    # nothing).
     assert np.isnan(S.rank_correlation(zero, zero))
     assert np.isnan(S.rank_correlation(a, zero)) and np.isnan(S.rank_correlation(zero, a))
 
 
 def test_cascade_groups_top_down_by_stage_and_bounded():
     model = dm.trained()
-    assert S.cascade_groups(model, 6) == [("dense1…out", ["dense1", "out"]), ("conv1…bn", ["conv1", "conv2", "bn"])]
+    assert S.cascade_groups(model, 6) == [
+        ("dense1…out", ["dense1", "out"]),
+        ("conv1…bn", ["conv1", "conv2", "bn"]),
+    ]
     assert S.cascade_groups(model, 1) == [("conv1…out", ["conv1", "conv2", "bn", "dense1", "out"])]
     assert S.cascade_groups(model, 0) == []
 
@@ -48,7 +52,9 @@ def test_unchanged_heatmaps_give_about_1_and_a_finding(monkeypatch):
     result = S.cascade(model, layer, dm.held_out(4))
     assert result.statistic == pytest.approx(1.0, abs=1e-6)
     found = check_sanity(result, 0.5)
-    assert [(f["kind"], f["layer"], f["anchor"]) for f in found] == [("gradcam_sanity", layer, "findings-sanity")]
+    assert [(f["kind"], f["layer"], f["anchor"]) for f in found] == [
+        ("gradcam_sanity", layer, "findings-sanity")
+    ]
 
 
 def test_trained_model_vs_randomised_copy_is_clearly_lower_and_the_model_is_untouched():
@@ -90,20 +96,24 @@ def _three_stage_model() -> keras.Model:
 
 
 def _three_stage_sequential() -> keras.Model:
-    return keras.Sequential([
-        keras.Input((16, 16, 3)),
-        keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="stem conv"),
-        keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c3"),
-        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c4"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(4, activation="softmax", name="head"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="stem conv"),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c3"),
+            keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c4"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4, activation="softmax", name="head"),
+        ]
+    )
 
 
 @pytest.mark.parametrize("build", [_three_stage_model, _three_stage_sequential])
-def test_each_step_equals_gradcam_of_a_copy_randomised_by_hand_and_runs_only_above_its_layers(monkeypatch, build):
+def test_each_step_equals_gradcam_of_a_copy_randomised_by_hand_and_runs_only_above_its_layers(
+    monkeypatch, build
+):
     from reportgen.graph import forward
 
     model = build()

@@ -27,7 +27,9 @@ def test_a_failing_section_is_reported_and_the_rest_is_written(saved_small, tmp_
     assert "1 section(s) failed: kernels (RuntimeError)" in res.stderr and res.stderr.count("\n") == 1
     folder = tmp_path / "small-model"
     data = json.loads((folder / "report.json").read_text())
-    assert data["section_errors"] == [{"section": "kernels", "error": "RuntimeError", "message": "planted failure"}]
+    assert data["section_errors"] == [
+        {"section": "kernels", "error": "RuntimeError", "message": "planted failure"}
+    ]
     assert data["weights"] and data["findings_summary"]  # the other sections are complete
     log = (folder / "errors.log").read_text()
     assert "Traceback" in log and "planted failure" in log and "explode" in log
@@ -48,13 +50,17 @@ def test_bad_input_is_still_exit_2_with_nothing_written(saved_small, tmp_path, c
     assert res.status == 2 and not (tmp_path / "never").exists()
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["model.keras", "--top-k", "0"], ["--bogus"],
-                                  ["m.keras", "--cam", "nope"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["model.keras", "--top-k", "0"], ["--bogus"], ["m.keras", "--cam", "nope"]],
+)
 def test_the_command_line_answers_without_importing_keras(args):
-    code = ("import sys; from reportgen.cli import main\n"
-            "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as e:\n    status = e.code\n"
-            "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
-            "print('HEAVY', heavy, 'STATUS', status)")
+    code = (
+        "import sys; from reportgen.cli import main\n"
+        "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as e:\n    status = e.code\n"
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "print('HEAVY', heavy, 'STATUS', status)"
+    )
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
     assert "HEAVY [] STATUS" in out.stdout, out.stdout + out.stderr
     if args[0] not in ("--help", "--version"):
@@ -63,14 +69,22 @@ def test_the_command_line_answers_without_importing_keras(args):
 
 def test_unknown_cam_method_lists_the_valid_ones(cli, tmp_path):
     res = cli("m.keras", "--cam", "gradcam,eigencam", "--out", tmp_path)
-    assert res.status == 2 and "unknown method 'eigencam'; choose from gradcam,gradcampp,layercam,scorecam" in res.stderr
+    assert (
+        res.status == 2
+        and "unknown method 'eigencam'; choose from gradcam,gradcampp,layercam,scorecam" in res.stderr
+    )
 
 
 def test_unknown_backend_names_the_extra(tmp_path):
     code = "import sys; from reportgen.cli import main; sys.exit(main(sys.argv[1:]))"
     for backend, needle in (("mxnet", "not a backend reportgen supports"),):
-        out = subprocess.run([sys.executable, "-c", code, "vgg16", "--out", str(tmp_path)], capture_output=True,
-                             text=True, timeout=120, env={**__import__("os").environ, "KERAS_BACKEND": backend})
+        out = subprocess.run(
+            [sys.executable, "-c", code, "vgg16", "--out", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**__import__("os").environ, "KERAS_BACKEND": backend},
+        )
         assert out.returncode == 2 and needle in out.stderr and out.stderr.count("\n") == 1
 
 
@@ -82,6 +96,10 @@ def test_a_backend_that_is_not_installed_names_the_extra(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setenv("KERAS_BACKEND", "torch")
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
-    with pytest.raises(UserError, match=r"KERAS_BACKEND=torch but torch is not installed; pip install 'reportgen\[torch\]'"):
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    with pytest.raises(
+        UserError, match=r"KERAS_BACKEND=torch but torch is not installed; pip install 'reportgen\[torch\]'"
+    ):
         backend.check_installed()

@@ -33,14 +33,15 @@ def spot_images(n: int, rng: np.random.Generator, where: list | None = None) -> 
     for i in range(n):
         if y[i]:
             r, c = (where[i] if where is not None else rng.integers(0, 4, 2)) * 8 + 2
-            x[i, r:r + 4, c:c + 4] = 250
+            x[i, r : r + 4, c : c + 4] = 250
     return x, y
 
 
 @pytest.fixture(scope="module")
 def spot_vit():
     """A ViT (patch 8 on 32x32, 2 blocks) trained to find a bright spot: 100% on held-out images."""
-    keras.backend.clear_session()  # Keras' layer names restart: an earlier module's ViT would make this one _2
+    # Keras' layer names restart: an earlier module's ViT would make this one _2
+    keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = hub_models.vit()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -57,8 +58,10 @@ def test_layers_inside_composite_layers_are_walked(spot_vit):
     assert embed in paths and paths[embed].output_shape == (None, 4, 4, 32)
     mha = "vi_t_backbone/vit_encoder/transformer_block_1/mha"
     assert mha in paths and f"{mha}/query" in paths
-    assert [b.path.rsplit("/", 1)[-1] for b in graph.token_blocks(spot_vit)] == ["transformer_block_1",
-                                                                                "transformer_block_2"]
+    assert [b.path.rsplit("/", 1)[-1] for b in graph.token_blocks(spot_vit)] == [
+        "transformer_block_1",
+        "transformer_block_2",
+    ]
     assert graph.token_blocks(spot_vit)[0].grid == graph.TokenGrid(prefix=1, height=4, width=4)
     kernels = {r.path for r in graph.kernel_layers(spot_vit)}
     assert embed in kernels and f"{mha}/query" in kernels  # the 3-D EinsumDense kernels are weights too
@@ -70,8 +73,11 @@ def test_token_maps_equal_the_blocks_called_one_by_one(spot_vit):
     bb = spot_vit.backbone
     encoder = bb.get_layer("vit_encoder")
     h = bb.get_layer("vit_patching_and_embedding")(x)
-    blocks = [b for b in encoder._flatten_layers(include_self=False, recursive=False)
-              if b.name.startswith("transformer_block")]
+    blocks = [
+        b
+        for b in encoder._flatten_layers(include_self=False, recursive=False)
+        if b.name.startswith("transformer_block")
+    ]
     for block in blocks:
         h = block(h)
     expected = keras.ops.convert_to_numpy(h)[:, 1:, :].reshape(3, 4, 4, 32)
@@ -153,10 +159,27 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
     img = np.full((SIZE, SIZE, 3), 30, np.uint8)
     img[10:14, 18:22] = 250  # patch (1, 2)
     Image.fromarray(img).save(tmp_path / "spot.png")
-    res = cli(*[str(path), "--image", str(tmp_path / "spot.png"), "--preprocess", "unit",
-                               "--cam", "gradcam,layercam", "--pattern-steps", "8", "--pattern-filters", "4",
-                               "--format", "json", "--out", str(tmp_path / "r"), "--sections",
-                               "findings,layers,weights,kernels,features,gradcam,patterns"])
+    res = cli(
+        *[
+            str(path),
+            "--image",
+            str(tmp_path / "spot.png"),
+            "--preprocess",
+            "unit",
+            "--cam",
+            "gradcam,layercam",
+            "--pattern-steps",
+            "8",
+            "--pattern-filters",
+            "4",
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "r"),
+            "--sections",
+            "findings,layers,weights,kernels,features,gradcam,patterns",
+        ]
+    )
     assert res.status == 0, res.stderr
     r = json.loads((tmp_path / "r" / "spot_vit" / "report.json").read_text())
     assert r["section_errors"] == []
@@ -166,7 +189,9 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
     assert r["gradcam"]["layer_resolution"] == [4, 4]
     entry = r["images"][0]
     assert {g["method"] for g in entry["gradcam"]} == {"gradcam", "layercam"}
-    assert all(g["layer"] == r["gradcam"]["layer"] and np.shape(g["heatmap"]) == (4, 4) for g in entry["gradcam"])
+    assert all(
+        g["layer"] == r["gradcam"]["layer"] and np.shape(g["heatmap"]) == (4, 4) for g in entry["gradcam"]
+    )
     rolled = np.array(entry["attention_rollout"])
     assert np.unravel_index(rolled.argmax(), rolled.shape) == (1, 2)
     assert len(entry["attention_heads"]["maps"]) == 2
@@ -175,8 +200,9 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
     probs = spot_vit.predict(img[None].astype("float32") / 255.0, verbose=0)[0]
     top = [p["index"] for p in entry["predictions"]]
     assert top == list(np.argsort(-probs)[: len(top)])
-    np.testing.assert_allclose([p["probability"] for p in entry["predictions"]], np.sort(probs)[::-1][: len(top)],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        [p["probability"] for p in entry["predictions"]], np.sort(probs)[::-1][: len(top)], rtol=1e-4
+    )
     assert {"attention_uniform", "attention_self"} <= set(r["findings_checked"])
     # The spot class' Grad-CAM at ln_1 is zero (only the class token reaches the head): drawn as no evidence,
     # and neither check calls a constant map a pass (issue 27).
@@ -190,8 +216,8 @@ def test_spot_vit_report(spot_vit, tmp_path, cli):
 
 
 def test_fresh_vit_heads_are_uniform_and_its_norms_untrained(spot_vit):
-    """The last block's heads of a freshly initialised ViT attend (nearly) uniformly, the trained ViT's do not;
-    the fresh model's LayerNorm gains all sit at their initial 1."""
+    """The last block's heads of a freshly initialised ViT attend (nearly) uniformly, the trained ViT's do
+    not; the fresh model's LayerNorm gains all sit at their initial 1."""
     from reportgen import config
     from reportgen.analyses.findings import run_checks
     from reportgen.analyses.weights import weight_analysis
@@ -206,8 +232,11 @@ def test_fresh_vit_heads_are_uniform_and_its_norms_untrained(spot_vit):
     trained = A.analyse(spot_vit, x / 255.0)
     assert max(h.entropy for h in trained.stats) < t.attention_uniform_entropy
     facts = weight_analysis(model)
-    flagged = [f for f in run_checks(model, {"weights": facts, "attention": found}, t)
-               if f["kind"] == "attention_uniform"]
+    flagged = [
+        f
+        for f in run_checks(model, {"weights": facts, "attention": found}, t)
+        if f["kind"] == "attention_uniform"
+    ]
     assert {(f["layer"], f["filter"]) for f in flagged} >= {(found.last, h) for h in range(len(last))}
     gains = [lw for lw in facts.values() if lw.gains_json() is not None]
     assert gains and all(lw.at_initial for lw in gains)
@@ -220,9 +249,21 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
     model = hub_models.BUILDERS[name]()
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    res = cli(*[str(path), "--pattern-steps", "3", "--pattern-filters", "2", "--format", "json",
-                               "--out", str(tmp_path / "r"), "--sections",
-                               "findings,layers,weights,kernels,features,gradcam,patterns"])
+    res = cli(
+        *[
+            str(path),
+            "--pattern-steps",
+            "3",
+            "--pattern-filters",
+            "2",
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "r"),
+            "--sections",
+            "findings,layers,weights,kernels,features,gradcam,patterns",
+        ]
+    )
     assert res.status == 0, res.stderr
     r = json.loads((tmp_path / "r" / name / "report.json").read_text())
     assert r["section_errors"] == []
@@ -230,7 +271,9 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
     assert r["gradcam"]["layer"] and r["images"][0]["gradcam"]
     blocks = graph.token_blocks(keras.saving.load_model(path))  # as saved: keras-hub renames some layers
     if name == "resnet":
-        assert not blocks and r["gradcam"]["layer"].endswith("_out")  # the last block's output, not a shortcut
+        assert not blocks and r["gradcam"]["layer"].endswith(
+            "_out"
+        )  # the last block's output, not a shortcut
     else:
         assert blocks and r["gradcam"]["layer"].startswith(blocks[-1].path + "/")
     if name in ("vit", "deit", "dinov2"):
@@ -244,8 +287,8 @@ def test_hub_backbone_gets_every_section(name, tmp_path, cli):
 def test_the_ascents_cost_counts_the_blocks_before_the_layer_and_not_after():
     """keras-hub's encoder and blocks are custom layers: their projections (EinsumDense, Dense inside the
     attention and the MLP) count for a block and the blocks before it, not for the blocks after it or the
-    head. By hand: 16 patches of 8 x 8 x 3 into 32 channels; per block 17 tokens through q, k, v (32 -> 2 x 16),
-    the output projection (2 x 16 -> 32) and the MLP (32 -> 64 -> 32)."""
+    head. By hand: 16 patches of 8 x 8 x 3 into 32 channels; per block 17 tokens through q, k, v (32 -> 2 x
+    16), the output projection (2 x 16 -> 32) and the MLP (32 -> 64 -> 32)."""
     from reportgen.analyses.patterns import cost
 
     model = hub_models.vit()

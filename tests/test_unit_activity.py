@@ -16,8 +16,9 @@ def test_reduction_equals_numpy_on_the_map():
     rng = np.random.default_rng(0)
     a = np.maximum(rng.normal(0, 1, (3, 5, 4, 6)), 0).astype("float32")
     a[1, :, :, 2] = 0.0  # a channel silent on one image
-    peaks, zeros, finite, nonfinite, _sat = (backend.numpy(v) for v in A.unit_reduction("relu", 0.01)(
-        keras.ops.convert_to_tensor(a)))
+    peaks, zeros, finite, nonfinite, _sat = (
+        backend.numpy(v) for v in A.unit_reduction("relu", 0.01)(keras.ops.convert_to_tensor(a))
+    )
     np.testing.assert_allclose(peaks, np.abs(a).max(axis=(1, 2)))
     expected = (a == 0).reshape(3, -1).sum(axis=1)
     assert zeros.tolist() == expected.tolist()
@@ -26,8 +27,9 @@ def test_reduction_equals_numpy_on_the_map():
 
 def test_saturation_counts_finite_outputs_only():
     a = np.array([[np.nan, 0.999, np.inf, 0.0]], dtype="float32")
-    _p, _z, finite, nonfinite, saturated = (backend.numpy(v) for v in A.unit_reduction("tanh", 0.01)(
-        keras.ops.convert_to_tensor(a)))
+    _p, _z, finite, nonfinite, saturated = (
+        backend.numpy(v) for v in A.unit_reduction("tanh", 0.01)(keras.ops.convert_to_tensor(a))
+    )
     assert int(saturated.sum()) == 1 and int(finite.sum()) == 2 and int(nonfinite.sum()) == 2
 
 
@@ -50,11 +52,16 @@ def test_a_unit_that_output_nan_is_never_called_silent():
 
 def test_batches_are_sized_at_the_images_size_when_the_model_leaves_it_open():
     """A (None, None, 3) model is fed 224 px images: its batches are those of the same model built at 224."""
+
     def build(size):
         keras.utils.set_random_seed(0)
-        return keras.Sequential([keras.Input((size, size, 3)),
-                                 keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-                                 keras.layers.Conv2D(128, 3, padding="same", activation="relu")])
+        return keras.Sequential(
+            [
+                keras.Input((size, size, 3)),
+                keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+                keras.layers.Conv2D(128, 3, padding="same", activation="relu"),
+            ]
+        )
 
     fixed = A.batch_size(build(224))
     assert fixed < 64

@@ -38,7 +38,11 @@ def test_weight_statistics_equal_numpy_on_the_models_own_weights(tmp_path, neste
     assert set(data["weights"]) == expected_layers
     for path in expected_layers:
         name = path.split("/")[-1]
-        layer = nested_model.get_layer("backbone").get_layer(name) if "/" in path else nested_model.get_layer(name)
+        layer = (
+            nested_model.get_layer("backbone").get_layer(name)
+            if "/" in path
+            else nested_model.get_layer(name)
+        )
         w = layer.kernel.numpy().astype(np.float64).ravel()
         b = layer.bias.numpy().astype(np.float64)
         got = data["weights"][path]
@@ -105,8 +109,13 @@ def test_layer_table_matches_model_summary_counts(nested_model):
     rows = layer_rows(nested_model)
     by_name = {r["name"]: r for r in rows}
     assert [r["name"] for r in rows] == [
-        "rescale", "backbone", "backbone/block1_conv1", "backbone/block1_pool", "backbone/block2_conv1",
-        "flatten", "classifier",
+        "rescale",
+        "backbone",
+        "backbone/block1_conv1",
+        "backbone/block1_pool",
+        "backbone/block2_conv1",
+        "flatten",
+        "classifier",
     ]
     top = [r for r in rows if r["depth"] == 0]
     assert sum(r["params"] for r in top) == nested_model.count_params()
@@ -130,7 +139,9 @@ def test_kernel_grid_tiles_are_the_kernel_slices_on_one_symmetric_scale(small_mo
     np.testing.assert_array_equal(grid["tiles"], np.moveaxis(kernel[:, :, 2, :5], -1, 0))
     assert grid["limit"] == pytest.approx(np.abs(kernel).max())
     first = kernel_grid(small_model.get_layer("conv_a"), rgb=True)
-    np.testing.assert_array_equal(first["rgb_tiles"][0], small_model.get_layer("conv_a").kernel.numpy()[:, :, :, 0])
+    np.testing.assert_array_equal(
+        first["rgb_tiles"][0], small_model.get_layer("conv_a").kernel.numpy()[:, :, :, 0]
+    )
     # a channel beyond the layer's input falls back to its last channel
     assert kernel_grid(small_model.get_layer("conv_a"), channel=99)["channel"] == 2
 
@@ -204,14 +215,19 @@ def test_top_singular_value_equals_numpy_svd(rows, cols):
     from reportgen.analyses.weights import top_singular_value, top_singular_values
 
     rng = np.random.default_rng(7)
-    mats = [rng.standard_normal((rows, cols)).astype(np.float32) * 0.05,
-            rng.uniform(-1, 1, (rows, cols)).astype(np.float32),
-            _low_rank(rng, rows, cols, 1), _low_rank(rng, rows, cols, 3)]
+    mats = [
+        rng.standard_normal((rows, cols)).astype(np.float32) * 0.05,
+        rng.uniform(-1, 1, (rows, cols)).astype(np.float32),
+        _low_rank(rng, rows, cols, 1),
+        _low_rank(rng, rows, cols, 3),
+    ]
     truth = np.array([np.linalg.svd(m.astype(np.float64), compute_uv=False)[0] for m in mats])
     assert np.allclose([top_singular_value(m) for m in mats], truth, rtol=1e-3)
     same = [mats[0], mats[0] * 2, mats[1]]  # one batched solve: each its own value
     assert np.allclose(top_singular_values(same), [truth[0], 2 * truth[0], truth[1]], rtol=1e-3)
-    assert np.allclose(top_singular_values([m.T for m in same]), [truth[0], 2 * truth[0], truth[1]], rtol=1e-3)
+    assert np.allclose(
+        top_singular_values([m.T for m in same]), [truth[0], 2 * truth[0], truth[1]], rtol=1e-3
+    )
 
 
 def test_top_singular_value_of_a_matrix_too_large_for_a_gram(monkeypatch):
@@ -221,8 +237,9 @@ def test_top_singular_value_of_a_matrix_too_large_for_a_gram(monkeypatch):
     monkeypatch.setattr(W, "SV_GRAM_MAX", 50)
     rng = np.random.default_rng(3)
     for m in (rng.standard_normal((120, 500)).astype(np.float32), _low_rank(rng, 500, 120, 2)):
-        assert W.top_singular_value(m) == pytest.approx(np.linalg.svd(m.astype(np.float64), compute_uv=False)[0],
-                                                        rel=1e-3)
+        assert W.top_singular_value(m) == pytest.approx(
+            np.linalg.svd(m.astype(np.float64), compute_uv=False)[0], rel=1e-3
+        )
 
 
 def test_nearest_earlier_equals_a_brute_force_loop():
@@ -267,9 +284,11 @@ def test_the_threaded_weights_pass_equals_one_layer_at_a_time(monkeypatch):
     from reportgen.analyses import weights as W
 
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([keras.Input((24, 24, 3))] + [
-        keras.layers.Conv2D(16 + 8 * i, 3, padding="same", name=f"conv{i}") for i in range(6)] + [
-        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, name="head")])
+    model = keras.Sequential(
+        [keras.Input((24, 24, 3))]
+        + [keras.layers.Conv2D(16 + 8 * i, 3, padding="same", name=f"conv{i}") for i in range(6)]
+        + [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, name="head")]
+    )
 
     def flat(result):
         out = {}
@@ -277,8 +296,12 @@ def test_the_threaded_weights_pass_equals_one_layer_at_a_time(monkeypatch):
             for key, value in lw.to_json().items():
                 out[(path, key)] = json.dumps(value, sort_keys=True, default=str)
             out[(path, "sv")] = repr(lw.sv)
-            out[(path, "duplicates")] = repr((None if lw.duplicate_cos is None else lw.duplicate_cos.tolist(),
-                                              None if lw.duplicate_of is None else lw.duplicate_of.tolist()))
+            out[(path, "duplicates")] = repr(
+                (
+                    None if lw.duplicate_cos is None else lw.duplicate_cos.tolist(),
+                    None if lw.duplicate_of is None else lw.duplicate_of.tolist(),
+                )
+            )
         return out
 
     monkeypatch.setattr(W.os, "cpu_count", lambda: 2)  # two threads even on a 1-core runner

@@ -34,8 +34,22 @@ def test_minimum_input_size_is_found_for_the_patterns(tmp_path, cli):
     model = load("inception_v3", weights="none").model
     last = graph.default_pattern_layers(model)[-1].path
     assert graph.min_input_size(model, last, 64) == 75  # the documented minimum of InceptionV3
-    res = cli("inception_v3", "--weights", "none", "--format", "json", "--out", tmp_path, "--quiet",
-              "--sections", "patterns", "--pattern-steps", "1", "--pattern-filters", "2")
+    res = cli(
+        "inception_v3",
+        "--weights",
+        "none",
+        "--format",
+        "json",
+        "--out",
+        tmp_path,
+        "--quiet",
+        "--sections",
+        "patterns",
+        "--pattern-steps",
+        "1",
+        "--pattern-filters",
+        "2",
+    )
     assert res.status == 0, res.stderr
     data = json.loads((tmp_path / "inception_v3" / "report.json").read_text())
     assert data["section_errors"] == []

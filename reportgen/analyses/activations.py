@@ -45,8 +45,11 @@ class UnitActivity:
         return self.active_images / max(1, self.images)
 
     def to_json(self) -> dict:
-        return {"active_fraction": [round(float(v), 6) for v in self.active_fraction],
-                "zero_fraction": round(float(self.zero_fraction), 6), "images": self.images}
+        return {
+            "active_fraction": [round(float(v), 6) for v in self.active_fraction],
+            "zero_fraction": round(float(self.zero_fraction), 6),
+            "images": self.images,
+        }
 
 
 @dataclass
@@ -126,7 +129,9 @@ class UnitCounter:
         top = peaks.max(axis=0)  # NaN wins: a unit that ever output NaN is never called silent
         ua = self.layers.get(path)
         if ua is None:
-            ua = self.layers[path] = UnitActivity(path, self.kinds[path], top, fired, 0.0, tolerance=self.tolerance)
+            ua = self.layers[path] = UnitActivity(
+                path, self.kinds[path], top, fired, 0.0, tolerance=self.tolerance
+            )
         else:
             ua.peaks = np.maximum(ua.peaks, top)
             ua.active_images += fired
@@ -149,8 +154,14 @@ def batch_size(model: Any) -> int:
     return graph.images_per_batch(model, BATCH_BYTES)
 
 
-def unit_activity(model: Any, batches: Iterable[np.ndarray], feeds: Any = None, tolerance: float = 1e-6,
-                  margin: float = 0.01, progress: Callable[..., Any] | None = None) -> Activity:
+def unit_activity(
+    model: Any,
+    batches: Iterable[np.ndarray],
+    feeds: Any = None,
+    tolerance: float = 1e-6,
+    margin: float = 0.01,
+    progress: Callable[..., Any] | None = None,
+) -> Activity:
     """Stream ``batches`` of model input (N, H, W, C) through the model; keep per-unit counts."""
     refs = activation_layers(model)
     kinds = {r.path: graph.activation_name(r.layer) for r in refs}
@@ -171,4 +182,4 @@ def unit_activity(model: Any, batches: Iterable[np.ndarray], feeds: Any = None, 
 
 def batches_of(x: np.ndarray, size: int) -> Iterable[np.ndarray]:
     for lo in range(0, len(x), size):
-        yield x[lo: lo + size]
+        yield x[lo : lo + size]

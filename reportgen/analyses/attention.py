@@ -45,8 +45,12 @@ class HeadStats:
     self_mass: float  # the attention each token keeps on itself
 
     def to_json(self) -> dict:
-        return {"layer": self.layer, "head": self.head, "entropy": round(self.entropy, 4),
-                "self_mass": round(self.self_mass, 4)}
+        return {
+            "layer": self.layer,
+            "head": self.head,
+            "entropy": round(self.entropy, 4),
+            "self_mass": round(self.self_mass, 4),
+        }
 
 
 @dataclass
@@ -56,7 +60,9 @@ class Attention:
     layers: list[str] = field(default_factory=list)  # the attention layers, in call order
     grid: graph.TokenGrid | None = None
     rollout: np.ndarray | None = None  # (N, h, w), each map summing to 1 over the patches
-    heads: np.ndarray | None = None  # (N, H, h, w): the last block's heads, from the class token (or mean query)
+    heads: np.ndarray | None = (
+        None  # (N, H, h, w): the last block's heads, from the class token (or mean query)
+    )
     check_error: float | None = None  # max |recomputed output - layer output| / max |layer output|
     stats: list[HeadStats] = field(default_factory=list)
     note: str | None = None  # why there is no rollout
@@ -79,8 +85,12 @@ def attention_layers(model: Any) -> list[graph.LayerRef]:
     import keras
 
     blocks = graph.token_blocks(model)
-    return [r for r in graph.walk(model) if isinstance(r.layer, keras.layers.MultiHeadAttention)
-            and any(r.path.startswith(b.path + "/") for b in blocks)]
+    return [
+        r
+        for r in graph.walk(model)
+        if isinstance(r.layer, keras.layers.MultiHeadAttention)
+        and any(r.path.startswith(b.path + "/") for b in blocks)
+    ]
 
 
 def how_it_attends(layer: Any) -> str | None:
@@ -98,19 +108,26 @@ def how_it_attends(layer: Any) -> str | None:
 
 
 def not_recomputed_note(found: Sequence[graph.LayerRef]) -> str:
-    """Why no rollout is drawn for attention layers that are not Keras ``MultiHeadAttention``: true of each model
-    (Swin's windows, MiT's spatial reduction; of DINOv3's nothing more than that), no family's wording on
-    another's."""
+    """Why no rollout is drawn for attention layers that are not Keras ``MultiHeadAttention``: true of each
+    model (Swin's windows, MiT's spatial reduction; of DINOv3's nothing more than that), no family's wording
+    on another's."""
     kinds = sorted({r.class_name for r in found})
     ways = sorted({w for r in found if (w := how_it_attends(r.layer))})
-    ratios = sorted({int(r.layer.sr_ratio) for r in found if isinstance(getattr(r.layer, "sr_ratio", None), int)})
+    ratios = sorted(
+        {int(r.layer.sr_ratio) for r in found if isinstance(getattr(r.layer, "sr_ratio", None), int)}
+    )
     if ratios:
-        ways = [f"spatial-reduction attention: each block's keys and values are its tokens reduced by a strided "
-                f"conv, by {', '.join(f'{v}x{v}' for v in ratios)} across the stages (1x1: no reduction)"]
+        ways = [
+            f"spatial-reduction attention: each block's keys and values are its tokens reduced by a strided "
+            f"conv, by {', '.join(f'{v}x{v}' for v in ratios)} across the stages (1x1: no reduction)"
+        ]
     said = f" ({'; '.join(ways)})" if ways else ""
-    return (f"The blocks' attention layers ({', '.join(kinds) or 'none found'}) are not Keras MultiHeadAttention "
-            f"layers{said}; reportgen recomputes attention scores only from MultiHeadAttention's own query and key "
-            "projections, so attention rollout and the heads are not shown.")
+    return (
+        f"The blocks' attention layers ({', '.join(kinds) or 'none found'}) are not Keras MultiHeadAttention "
+        f"layers{said}; reportgen recomputes attention scores "
+        "only from MultiHeadAttention's own query and key "
+        "projections, so attention rollout and the heads are not shown."
+    )
 
 
 def _grid_of(model: Any, ref: graph.LayerRef) -> graph.TokenGrid | None:
@@ -144,8 +161,8 @@ def recomputed_output(layer: Any, probs: np.ndarray, value: Any) -> np.ndarray:
 
 
 def rollout(per_layer: Sequence[np.ndarray], joint: np.ndarray | None = None) -> np.ndarray:
-    """Abnar & Zuidema's rollout: (N, T, T), the product over blocks of ``(mean over heads + I)``, rows renormalised
-    (continuing ``joint``, the product of the blocks before, when given)."""
+    """Abnar & Zuidema's rollout: (N, T, T), the product over blocks of ``(mean over heads + I)``, rows
+    renormalised (continuing ``joint``, the product of the blocks before, when given)."""
     n, _h, t, _s = per_layer[0].shape
     if joint is None:
         joint = np.broadcast_to(np.eye(t), (n, t, t)).copy()
@@ -157,9 +174,10 @@ def rollout(per_layer: Sequence[np.ndarray], joint: np.ndarray | None = None) ->
 
 
 def _rows(a: np.ndarray, grid: graph.TokenGrid) -> np.ndarray:
-    """Attention to the patches from the class token (the first token), else the mean over the queries: (..., h, w)."""
+    """Attention to the patches from the class token (the first token), else the mean over the queries: (...,
+    h, w)."""
     rows = a[..., 0, :] if grid.prefix else a.mean(axis=-2)
-    patches = rows[..., grid.prefix:]
+    patches = rows[..., grid.prefix :]
     return patches.reshape(patches.shape[:-1] + (grid.height, grid.width))
 
 
@@ -168,12 +186,14 @@ def _stats(path: str, a: np.ndarray) -> list[HeadStats]:
     p = np.clip(a, 1e-12, 1.0)
     entropy = -(p * np.log(p)).sum(axis=-1) / np.log(t)  # (N, H, T)
     own = np.diagonal(a, axis1=-2, axis2=-1)  # (N, H, T)
-    return [HeadStats(path, h, float(entropy[:, h].mean()), float(own[:, h].mean())) for h in range(a.shape[1])]
+    return [
+        HeadStats(path, h, float(entropy[:, h].mean()), float(own[:, h].mean())) for h in range(a.shape[1])
+    ]
 
 
 def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention | None:
-    """Every attention layer's scores on the batch ``x`` (one forward pass), the rollout, the last heads, the stats;
-    None for a model that is not a transformer on a patch grid (a CNN, a CNN with attention gates)."""
+    """Every attention layer's scores on the batch ``x`` (one forward pass), the rollout, the last heads, the
+    stats; None for a model that is not a transformer on a patch grid (a CNN, a CNN with attention gates)."""
     from reportgen import backend
 
     blocks = graph.token_blocks(model)
@@ -181,14 +201,18 @@ def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention 
         return None
     refs = attention_layers(model)
     if not refs:
-        found = [r for r in graph.walk(model) if "attention" in r.class_name.lower()
-                 and any(r.path.startswith(b.path + "/") for b in blocks)]
+        found = [
+            r
+            for r in graph.walk(model)
+            if "attention" in r.class_name.lower() and any(r.path.startswith(b.path + "/") for b in blocks)
+        ]
         return Attention(grid=blocks[-1].grid, note=not_recomputed_note(found))
     grid = _grid_of(model, refs[-1])
     seen: dict[str, tuple] = {}
 
-    def keep_inputs(layer: Any, call: Any, query: Any, value: Any = None, key: Any = None, *args: Any,
-                    **kwargs: Any) -> Any:
+    def keep_inputs(
+        layer: Any, call: Any, query: Any, value: Any = None, key: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
         path = next(r.path for r in refs if r.layer is layer)
         value = kwargs.pop("value", value)
         key = kwargs.pop("key", key)

@@ -49,7 +49,10 @@ def initializer_of(layer: Any, var: Any) -> Any:
     import keras
 
     name = variable_name(var)
-    for attr in (_INITIALIZER_ATTRS.get(name, "_none_"), "depthwise_initializer" if name == "kernel" else "_none_"):
+    for attr in (
+        _INITIALIZER_ATTRS.get(name, "_none_"),
+        "depthwise_initializer" if name == "kernel" else "_none_",
+    ):
         init = getattr(layer, attr, None)
         if isinstance(init, keras.initializers.Initializer):
             return init
@@ -106,7 +109,9 @@ def _seeded(init: Any, seed: int) -> Any:
         return init
 
 
-def fresh_values(layer: Any, path: str, seed: int = 0, input_shape: tuple | None = None) -> list[np.ndarray] | None:
+def fresh_values(
+    layer: Any, path: str, seed: int = 0, input_shape: tuple | None = None
+) -> list[np.ndarray] | None:
     """Freshly initialised values for each of ``layer.weights`` (float32), or None when unknown."""
     weights = list(getattr(layer, "weights", []) or [])
     if not weights:
@@ -138,7 +143,8 @@ def fresh_value(layer: Any, var: Any, path: str, seed: int = 0) -> np.ndarray | 
 
 
 def _fans(shape: tuple) -> tuple[float, float]:
-    """Keras' fan-in and fan-out of a weight shape (keras.src.initializers.random_initializers.compute_fans)."""
+    """Keras' fan-in and fan-out of a weight shape
+    (keras.src.initializers.random_initializers.compute_fans)."""
     if len(shape) == 0:
         return 1.0, 1.0
     if len(shape) == 1:
@@ -158,7 +164,7 @@ def aligned(shape: tuple) -> np.ndarray:
     n = int(np.prod(shape)) if shape else 1
     raw = np.empty(n * 4 + 64, dtype=np.uint8)
     offset = (-raw.ctypes.data) % 64
-    return raw[offset: offset + n * 4].view(np.float32).reshape(shape)
+    return raw[offset : offset + n * 4].view(np.float32).reshape(shape)
 
 
 def _normal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
@@ -193,7 +199,9 @@ def draw(init: Any, shape: tuple, seed: int) -> np.ndarray | None:
     rng = np.random.default_rng(seed)
     if isinstance(init, (I.Zeros, I.Ones, I.Constant)):
         out = aligned(shape)
-        out[...] = 0.0 if isinstance(init, I.Zeros) else 1.0 if isinstance(init, I.Ones) else float(init.value)
+        out[...] = (
+            0.0 if isinstance(init, I.Zeros) else 1.0 if isinstance(init, I.Ones) else float(init.value)
+        )
         return out
     if isinstance(init, I.VarianceScaling):
         fan_in, fan_out = _fans(shape)

@@ -11,8 +11,8 @@ candidate, one forward pass each, no gradients) and reported in full
 
 A convention other than ``unit`` is chosen only when it beats ``unit`` beyond
 chance (McNemar's exact test on the same images, p < :data:`ALPHA`); ``unit``
-is confirmed when it beats the worst candidate so. When nothing does -- an untrained model, one that ignores the
-scale, a folder it does not classify -- the measurement decides nothing, and
+is confirmed when it beats the worst candidate so. When nothing does -- an untrained model, one that ignores
+the scale, a folder it does not classify -- the measurement decides nothing, and
 the guess stays a guess: the report says so instead of calling it measured.
 """
 
@@ -49,11 +49,15 @@ class Measurement:
     seconds: float = 0.0
 
     def why(self) -> str:
-        ranked = ", ".join(f"{c.mode} {c.accuracy:.0%}" + (f" of {c.images}" if c.images != self.images else "")
-                           for c in sorted(self.candidates, key=lambda c: (-c.images, -c.accuracy)))
+        ranked = ", ".join(
+            f"{c.mode} {c.accuracy:.0%}" + (f" of {c.images}" if c.images != self.images else "")
+            for c in sorted(self.candidates, key=lambda c: (-c.images, -c.accuracy))
+        )
         if self.chosen is None:
-            return (f"no convention stood out on {self.images} labelled images of --images (accuracy {ranked}), "
-                    "so it is a guess")
+            return (
+                f"no convention stood out on {self.images} labelled images of --images (accuracy {ranked}), "
+                "so it is a guess"
+            )
         return f"the best accuracy on {self.images} labelled images of --images ({ranked})"
 
 
@@ -95,8 +99,15 @@ def predictor(model: Any, head: Any, feeds: Any) -> Callable[[np.ndarray], np.nd
     return predict
 
 
-def measure(model: Any, head: Any, folder: Any, spec: Any, feeds: Any = None, modes: tuple[str, ...] | None = None,
-            max_images: int = MAX_IMAGES) -> Measurement | None:
+def measure(
+    model: Any,
+    head: Any,
+    folder: Any,
+    spec: Any,
+    feeds: Any = None,
+    modes: tuple[str, ...] | None = None,
+    max_images: int = MAX_IMAGES,
+) -> Measurement | None:
     """Each candidate's accuracy on up to ``max_images`` labelled images (one per class in turn).
 
     Returns None when the question has no answer here: no labels, or an
@@ -140,7 +151,7 @@ def measure(model: Any, head: Any, folder: Any, spec: Any, feeds: Any = None, mo
     # is dropped: a trained model's wrong conventions go after a batch or two, so the measurement costs a
     # few batches under each, not MAX_IMAGES; an untrained model keeps every candidate to the end.
     for start in range(0, len(px), BATCH):
-        batch, seen = px[start:start + BATCH], truth[start:start + BATCH]
+        batch, seen = px[start : start + BATCH], truth[start : start + BATCH]
         for mode in alive:
             right[mode] = np.concatenate([right[mode], predict(Preprocessor(mode).forward(batch)) == seen])
         best = max(alive, key=lambda m: (right[m].mean(), -modes.index(m)))
@@ -152,17 +163,25 @@ def measure(model: Any, head: Any, folder: Any, spec: Any, feeds: Any = None, mo
         if start + BATCH >= 2 * BATCH and np.ptp([right[m].sum() for m in alive]) <= 1:
             break  # after two batches the survivors agree to an image: the model does not tell them apart
     for mode in modes:
-        result.candidates.append(Candidate(mode, float(right[mode].mean()) if right[mode].size else 0.0,
-                                           int(right[mode].size)))
+        result.candidates.append(
+            Candidate(mode, float(right[mode].mean()) if right[mode].size else 0.0, int(right[mode].size))
+        )
     best = max(modes, key=lambda m: (right[m].size, right[m].mean(), -modes.index(m)))
     # Another convention than the guess (unit) must beat the guess by more than chance; the guess itself is
     # confirmed when it beats the worst candidate so. On a model that ignores the scale, or an untrained one,
-    # the accuracies differ by noise alone and nothing is chosen. Two candidates compare on the images both saw.
+    # the accuracies differ by noise alone and nothing is chosen. Two candidates compare on the images both
+    # saw.
     others = [m for m in modes if m != best]
-    rivals = (["unit"] if best != "unit" and "unit" in modes
-              else [min(others, key=lambda m: right[m][:right[m].size].mean() if right[m].size else 1.0)]
-              if others else [])
-    if not rivals or all(r in dropped or better_than_chance(right[best][:right[r].size], right[r]) for r in rivals):
+    rivals = (
+        ["unit"]
+        if best != "unit" and "unit" in modes
+        else [min(others, key=lambda m: right[m][: right[m].size].mean() if right[m].size else 1.0)]
+        if others
+        else []
+    )
+    if not rivals or all(
+        r in dropped or better_than_chance(right[best][: right[r].size], right[r]) for r in rivals
+    ):
         result.chosen = best
     result.seconds = time.perf_counter() - t0
     return result

@@ -96,8 +96,16 @@ def batch_size(model: Any) -> int:
 class DatasetPass:
     """One compiled function per batch: outputs, unit statistics and Grad-CAM maps."""
 
-    def __init__(self, model: Any, head: Head, cam_layer: str | None, feeds: Any = None, tolerance: float = 1e-6,
-                 margin: float = 0.01, embed: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        head: Head,
+        cam_layer: str | None,
+        feeds: Any = None,
+        tolerance: float = 1e-6,
+        margin: float = 0.01,
+        embed: str | None = None,
+    ) -> None:
         from keras import ops
 
         self.model, self.head, self.layer, self.feeds = model, head, cam_layer, feeds
@@ -128,7 +136,9 @@ class DatasetPass:
                 taps[head.final_path] = forward.Tap(linear=True, capture=False)
             trace = forward.run(model, model_inputs(feeds, x), taps)
             y = head.class_scores(pick(trace.output, head.output), ops)  # one sigmoid unit: two classes
-            stats = {p: f(trace.captured[p]) if p == cam_layer else trace.captured[p] for p, f in reducers.items()}
+            stats = {
+                p: f(trace.captured[p]) if p == cam_layer else trace.captured[p] for p, f in reducers.items()
+            }
             emb = ops.zeros(())
             if embed is not None:
                 if embed == cam_layer:
@@ -166,20 +176,25 @@ class DatasetPass:
             shape = graph.anatomy(self.model).ref(self.layer).map_shape
             dims = tuple(shape[1:])
             if any(d is None for d in dims):
-                trace = forward.run(self.model, model_inputs(self.feeds, x[:1]), {self.layer: forward.Tap(stop=True)})
+                trace = forward.run(
+                    self.model, model_inputs(self.feeds, x[:1]), {self.layer: forward.Tap(stop=True)}
+                )
                 dims = tuple(int(d) for d in backend.numpy(trace.captured[self.layer]).shape[1:])
             self._shapes[key] = tuple(int(d) for d in dims)
         return (len(x),) + self._shapes[key]
 
     def __call__(self, x: np.ndarray, labels: np.ndarray) -> tuple:
         delta = backend.tensor(np.zeros(self.delta_shape(x), dtype=np.float32))
-        y, stats, cam, emb = self._step(delta, backend.tensor(x), backend.tensor(labels.astype(np.int32), "int32"))
+        y, stats, cam, emb = self._step(
+            delta, backend.tensor(x), backend.tensor(labels.astype(np.int32), "int32")
+        )
         out = backend.numpy(y).astype(np.float64)
         stats = {p: tuple(backend.numpy(v) for v in s) for p, s in stats.items()}
         return out, stats, backend.numpy(cam).astype(np.float64), self.project(backend.numpy(emb))
 
     def project(self, emb: np.ndarray) -> np.ndarray | None:
-        """The embedding through the fixed random projection (:func:`reportgen.analyses.review.projection`)."""
+        """The embedding through the fixed random projection
+        (:func:`reportgen.analyses.review.projection`)."""
         if self.embed is None or emb.ndim != 2:
             return None
         if self._projection is False:
@@ -190,9 +205,18 @@ class DatasetPass:
         return emb if self._projection is None else emb @ self._projection
 
 
-def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tuple[np.ndarray, np.ndarray, list[int]]],
-             classes: int | None, feeds: Any = None, tolerance: float = 1e-6, margin: float = 0.01,
-             tick: Callable[[int], None] | None = None, embed: str | None = None) -> DatasetStats:
+def run_pass(
+    model: Any,
+    head: Head,
+    cam_layer: str | None,
+    batches: Iterable[tuple[np.ndarray, np.ndarray, list[int]]],
+    classes: int | None,
+    feeds: Any = None,
+    tolerance: float = 1e-6,
+    margin: float = 0.01,
+    tick: Callable[[int], None] | None = None,
+    embed: str | None = None,
+) -> DatasetStats:
     """Stream ``batches`` of (model input, labels with -1 for none, file indices) through the model;
     ``embed``: the layer whose output is each image's embedding (:func:`embedding_layer`)."""
     import time
@@ -227,7 +251,9 @@ def run_pass(model: Any, head: Head, cam_layer: str | None, batches: Iterable[tu
         for path, reduced in unit_stats.items():
             counter.add(path, reduced)
         counter.images += n
-        norm = normalise(cam)[0].astype(np.float64) if cam.ndim == 3 else None  # as every CAM: each map / its max
+        norm = (
+            normalise(cam)[0].astype(np.float64) if cam.ndim == 3 else None
+        )  # as every CAM: each map / its max
         if classify:
             predicted = probs.argmax(axis=1)
             target = np.where(labels >= 0, labels, predicted)

@@ -48,7 +48,9 @@ def channel_stats(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return m.mean(axis=axes, dtype=np.float64), (m == 0).mean(axis=axes)
 
 
-def compute(model: Any, refs: Sequence[graph.LayerRef], inputs: np.ndarray, feeds: Any = None) -> list[LayerMaps]:
+def compute(
+    model: Any, refs: Sequence[graph.LayerRef], inputs: np.ndarray, feeds: Any = None
+) -> list[LayerMaps]:
     """Activations of ``refs`` for a batch of preprocessed ``inputs`` in one forward pass."""
     if not refs:
         return []

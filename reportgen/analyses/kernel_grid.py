@@ -44,7 +44,9 @@ def filter_bank(layer: Any, values: dict | None = None) -> np.ndarray:
         kernel = np.asarray(values[variable_name(var)], dtype=np.float32)
     else:
         kernel = np.asarray(keras.ops.convert_to_numpy(var.value), dtype=np.float32)
-    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
+    if isinstance(
+        layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+    ):
         kernel = np.swapaxes(kernel, -1, -2)  # transposed convs store (..., out, in)
     depthwise = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
     if isinstance(layer, depthwise) or "depthwise_kernel" in graph.kernel_variables(layer):
@@ -71,8 +73,14 @@ def channel_norms(bank: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("hwcf,hwcf->c", b, b))
 
 
-def kernel_grid(layer: Any, max_filters: int = 64, channel: int | None = None, rgb: bool = False,
-                limit: float | None = None, values: dict | None = None) -> dict:
+def kernel_grid(
+    layer: Any,
+    max_filters: int = 64,
+    channel: int | None = None,
+    rgb: bool = False,
+    limit: float | None = None,
+    values: dict | None = None,
+) -> dict:
     """The tiles to draw for one conv layer, and the shared colour scale.
 
     Returns ``tiles`` (n, kh, kw) for the chosen input channel, ``rgb_tiles``
@@ -96,7 +104,9 @@ def kernel_grid(layer: Any, max_filters: int = 64, channel: int | None = None, r
     lim = symmetric_limit(bank) if limit is None else float(limit)
     out = {
         "tiles": np.moveaxis(bank[:, :, used_channel, :n], -1, 0),
-        "rgb_tiles": np.moveaxis(bank[:, :, :3, :n], -1, 0) if rgb and cin == 3 and depthwise is None else None,
+        "rgb_tiles": np.moveaxis(bank[:, :, :3, :n], -1, 0)
+        if rgb and cin == 3 and depthwise is None
+        else None,
         "limit": lim,
         "channel": used_channel,
         "channel_chosen_by": chosen_by,
@@ -111,7 +121,8 @@ def kernel_grid(layer: Any, max_filters: int = 64, channel: int | None = None, r
 
 
 def depthwise_shape(layer: Any) -> tuple[int, int] | None:
-    """(input channels, depth multiplier) of a depthwise or separable conv's depthwise kernel; None for others."""
+    """(input channels, depth multiplier) of a depthwise or separable conv's depthwise kernel; None for
+    others."""
     kernels = graph.kernel_variables(layer)
     var = kernels.get("depthwise_kernel")
     if var is None and isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
@@ -123,8 +134,8 @@ def depthwise_shape(layer: Any) -> tuple[int, int] | None:
 
 
 def tile_labels(n: int, depthwise: tuple[int, int] | None) -> list[str]:
-    """Each tile's label: the filter index; for a depthwise kernel, the input channel it filters (tile i is input
-    channel i // multiplier), with the multiplier's index after a dot when there are several."""
+    """Each tile's label: the filter index; for a depthwise kernel, the input channel it filters (tile i is
+    input channel i // multiplier), with the multiplier's index after a dot when there are several."""
     if depthwise is None or depthwise[1] == 1:
         return [str(i) for i in range(n)]
     m = depthwise[1]
@@ -138,10 +149,16 @@ def pointwise_matrix(layer: Any, max_rows: int = 64, max_cols: int = 64) -> dict
     if var is None:
         return None
     kernel = np.asarray(keras.ops.convert_to_numpy(var.value), dtype=np.float32)
-    matrix = kernel.reshape(-1, kernel.shape[-1])  # (1, 1, in x multiplier, filters) -> (in x multiplier, filters)
+    matrix = kernel.reshape(
+        -1, kernel.shape[-1]
+    )  # (1, 1, in x multiplier, filters) -> (in x multiplier, filters)
     rows, cols = matrix.shape
-    return {"matrix": matrix[:max_rows, :max_cols], "rows": int(rows), "columns": int(cols),
-            "limit": symmetric_limit(matrix)}
+    return {
+        "matrix": matrix[:max_rows, :max_cols],
+        "rows": int(rows),
+        "columns": int(cols),
+        "limit": symmetric_limit(matrix),
+    }
 
 
 def symmetric_limit(values: np.ndarray) -> float:

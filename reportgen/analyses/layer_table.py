@@ -1,4 +1,5 @@
-"""The layer table: every layer and graph operation in call order, as ``model.summary()`` lists it and more."""
+"""The layer table: every layer and graph operation in call order, as ``model.summary()`` lists it and
+more."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def stage_summary(rows: list[dict]) -> list[dict]:
             if r["output_shape"] and len(r["output_shape"]) >= 2:
                 channels = r["output_shape"][-1]
         size = graph.spatial_part(shape)
-        out.append({"size": size, "first": run[0]["name"], "last": run[-1]["name"], "layers": len(run),
-                    "params": sum(r["params"] for r in run), "channels": channels})
+        out.append(
+            {
+                "size": size,
+                "first": run[0]["name"],
+                "last": run[-1]["name"],
+                "layers": len(run),
+                "params": sum(r["params"] for r in run),
+                "channels": channels,
+            }
+        )
     return out

@@ -35,8 +35,9 @@ def describe_model(loaded: LoadedModel) -> dict:
         "sha256": loaded.sha256,
         "architecture": loaded.architecture,
         "weights": loaded.weights,
-        "kind": "subclassed" if an.subclassed else ("sequential" if type(model).__name__ == "Sequential"
-                                                    else "functional"),
+        "kind": "subclassed"
+        if an.subclassed
+        else ("sequential" if type(model).__name__ == "Sequential" else "functional"),
         "total_params": trainable + non_trainable,
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,

@@ -27,6 +27,7 @@ LISTED = 200  # label issues, duplicates and outliers listed one by one in repor
 
 # --- per-image measurements (called from the pass, one image at a time) ------------------------------
 
+
 def grey(pixels: np.ndarray) -> np.ndarray:
     """Luminance in [0, 1], float32, of uint8 pixels H x W x 1|3 (Pillow's "L": ITU-R 601 weights), made in
     uint8 first so that a 12-megapixel photo costs 48 MB here, not the 288 MB of a float64 RGB copy."""
@@ -53,12 +54,23 @@ def properties(pixels: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
         step = max(1, int(np.sqrt(h * w / 1e6)))  # about a million pixels decide it
         q = pixels[::step, ::step, :3].astype(np.int16)
         colour = float(max(np.abs(q[..., 0] - q[..., 1]).max(), np.abs(q[..., 1] - q[..., 2]).max()) > 2)
-    return np.array([g.mean(dtype=np.float64), g.std(dtype=np.float64), lap.var(dtype=np.float64), w, h,
-                     w / max(h, 1), colour], dtype=np.float64)
+    return np.array(
+        [
+            g.mean(dtype=np.float64),
+            g.std(dtype=np.float64),
+            lap.var(dtype=np.float64),
+            w,
+            h,
+            w / max(h, 1),
+            colour,
+        ],
+        dtype=np.float64,
+    )
 
 
 def _dct_rows(n: int = HASH_SIDE, keep: int = 8) -> np.ndarray:
-    """The first ``keep`` rows of the orthonormal DCT-II matrix of size ``n`` (scipy's ``dct(norm="ortho")``)."""
+    """The first ``keep`` rows of the orthonormal DCT-II matrix of size ``n`` (scipy's
+    ``dct(norm="ortho")``)."""
     k, i = np.arange(keep)[:, None], np.arange(n)[None, :]
     m = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
     m[0] /= np.sqrt(2.0)
@@ -75,7 +87,9 @@ def perceptual_hash(pixels: np.ndarray, g: np.ndarray | None = None) -> int:
     from PIL import Image
 
     g = grey(pixels) if g is None else g
-    small = Image.fromarray(np.rint(g * 255).astype(np.uint8)).resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR)
+    small = Image.fromarray(np.rint(g * 255).astype(np.uint8)).resize(
+        (HASH_SIDE, HASH_SIDE), Image.Resampling.BILINEAR
+    )
     low = (_DCT @ np.asarray(small, dtype=np.float64) @ _DCT.T).ravel()
     bits = low > np.median(low[1:])
     return int(np.packbits(bits).view(">u8")[0])
@@ -89,7 +103,8 @@ def facts(pixels: np.ndarray) -> tuple[np.ndarray, int]:
 
 def projection(dims: int, seed: int = 0) -> np.ndarray | None:
     """The fixed random (Gaussian, Johnson-Lindenstrauss) projection of a ``dims``-wide embedding to
-    :data:`EMBED_DIMS`; None when it is that narrow already. Fixed by ``seed``: the same model, the same axes."""
+    :data:`EMBED_DIMS`; None when it is that narrow already. Fixed by ``seed``: the same model, the same
+    axes."""
     if dims <= EMBED_DIMS:
         return None
     rng = np.random.default_rng(seed)
@@ -98,9 +113,11 @@ def projection(dims: int, seed: int = 0) -> np.ndarray | None:
 
 # --- per-class metrics -----------------------------------------------------------------------------
 
+
 def class_metrics(confusion: np.ndarray) -> tuple[dict[int, dict], dict]:
-    """Per class (true x predicted counts): precision, recall, F1, support; and the macro and weighted averages
-    over the classes that occur as a label or a prediction (scikit-learn's default labels; 0 where undefined)."""
+    """Per class (true x predicted counts): precision, recall, F1, support; and the macro and weighted
+    averages over the classes that occur as a label or a prediction (scikit-learn's default labels; 0 where
+    undefined)."""
     cm = np.asarray(confusion, dtype=np.float64)
     tp = np.diag(cm)
     support = cm.sum(axis=1)
@@ -110,14 +127,27 @@ def class_metrics(confusion: np.ndarray) -> tuple[dict[int, dict], dict]:
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     used = np.flatnonzero((support > 0) | (predicted > 0))
-    per = {int(c): {"precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
-                    "support": int(support[c])} for c in used}
+    per = {
+        int(c): {
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            "f1": float(f1[c]),
+            "support": int(support[c]),
+        }
+        for c in used
+    }
     w = support[used] / max(support[used].sum(), 1)
     summary = {
-        "macro": {"precision": float(precision[used].mean()), "recall": float(recall[used].mean()),
-                  "f1": float(f1[used].mean())},
-        "weighted": {"precision": float((precision[used] * w).sum()), "recall": float((recall[used] * w).sum()),
-                     "f1": float((f1[used] * w).sum())},
+        "macro": {
+            "precision": float(precision[used].mean()),
+            "recall": float(recall[used].mean()),
+            "f1": float(f1[used].mean()),
+        },
+        "weighted": {
+            "precision": float((precision[used] * w).sum()),
+            "recall": float((recall[used] * w).sum()),
+            "f1": float((f1[used] * w).sum()),
+        },
         "classes": int(used.size),
         "support": int(support.sum()),
     }
@@ -135,6 +165,7 @@ def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, ks: Sequence[int]) -> 
 
 # --- calibration -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Calibration:
     ece: float
@@ -150,14 +181,24 @@ class Calibration:
     images: int
 
     def to_json(self) -> dict:
-        return {"ece": self.ece, "bins": self.bins, "brier": self.brier, "nll": self.nll,
-                "reliability": self.reliability, "temperature": self.temperature,
-                "ece_after_temperature": self.ece_after_temperature,
-                "reliability_after_temperature": self.reliability_after,
-                "mean_confidence": self.mean_confidence, "accuracy": self.accuracy, "images": self.images}
+        return {
+            "ece": self.ece,
+            "bins": self.bins,
+            "brier": self.brier,
+            "nll": self.nll,
+            "reliability": self.reliability,
+            "temperature": self.temperature,
+            "ece_after_temperature": self.ece_after_temperature,
+            "reliability_after_temperature": self.reliability_after,
+            "mean_confidence": self.mean_confidence,
+            "accuracy": self.accuracy,
+            "images": self.images,
+        }
 
 
-def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> tuple[float, list[dict]]:
+def reliability(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS
+) -> tuple[float, list[dict]]:
     """ECE over ``bins`` equal-width bins ((i-1)/M, i/M] of the top-label confidence, and each bin's count,
     mean confidence and accuracy (Guo et al. 2017, eq. 3)."""
     conf = np.asarray(confidence, dtype=np.float64)
@@ -190,7 +231,7 @@ def log_scores(probs: np.ndarray) -> np.ndarray:
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     z = np.asarray(logits, dtype=np.float64) / temperature
     zmax = z.max(axis=1, keepdims=True)
-    lse = (zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1)))
+    lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
     return float((lse - z[np.arange(len(labels)), labels]).mean())
 
 
@@ -199,13 +240,18 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     1-D search over log T in [1/100, 100]."""
     from scipy.optimize import minimize_scalar
 
-    res = minimize_scalar(lambda lt: nll(logits, labels, float(np.exp(lt))), bounds=(np.log(1e-2), np.log(1e2)),
-                          method="bounded", options={"xatol": 1e-7})
+    res = minimize_scalar(
+        lambda lt: nll(logits, labels, float(np.exp(lt))),
+        bounds=(np.log(1e-2), np.log(1e2)),
+        method="bounded",
+        options={"xatol": 1e-7},
+    )
     return float(np.exp(res.x))
 
 
-def calibration(probs: np.ndarray, labels: np.ndarray, logits: np.ndarray | None = None,
-                bins: int = ECE_BINS) -> Calibration:
+def calibration(
+    probs: np.ndarray, labels: np.ndarray, logits: np.ndarray | None = None, bins: int = ECE_BINS
+) -> Calibration:
     """ECE, reliability, Brier score, NLL and the NLL-minimising temperature of labelled images."""
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
@@ -219,8 +265,9 @@ def calibration(probs: np.ndarray, labels: np.ndarray, logits: np.ndarray | None
     t = fit_temperature(z, y)
     q = softmax(z / t)
     ece_t, rows_t = reliability(q.max(axis=1), q.argmax(axis=1) == y, bins)
-    return Calibration(ece, bins, brier, loss, rows, t, ece_t, rows_t, float(conf.mean()), float((pred == y).mean()),
-                       len(y))
+    return Calibration(
+        ece, bins, brier, loss, rows, t, ece_t, rows_t, float(conf.mean()), float((pred == y).mean()), len(y)
+    )
 
 
 def classwise_ece(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict[int, float]:
@@ -240,6 +287,7 @@ def classwise_ece(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -
 
 
 # --- label issues: confident learning ----------------------------------------------------------------
+
 
 @dataclass
 class LabelIssue:
@@ -279,11 +327,14 @@ def label_issues(probs: np.ndarray, labels: np.ndarray) -> list[LabelIssue]:
     found = np.flatnonzero(issue)
     own = p[found, y[found]]
     order = found[np.argsort(own, kind="stable")]
-    return [LabelIssue(int(i), int(y[i]), int(guess[i]), float(p[i, guess[i]]), float(p[i, y[i]]), r + 1)
-            for r, i in enumerate(order)]
+    return [
+        LabelIssue(int(i), int(y[i]), int(guess[i]), float(p[i, guess[i]]), float(p[i, y[i]]), r + 1)
+        for r, i in enumerate(order)
+    ]
 
 
 # --- duplicates --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Duplicate:
@@ -302,8 +353,9 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.unpackbits(bytes_, axis=-1).sum(axis=-1).astype(np.int64)
 
 
-def near_duplicates(hashes: np.ndarray, embeddings: np.ndarray | None, max_bits: int, max_distance: float,
-                    block: int = 256) -> list[Duplicate]:
+def near_duplicates(
+    hashes: np.ndarray, embeddings: np.ndarray | None, max_bits: int, max_distance: float, block: int = 256
+) -> list[Duplicate]:
     """Pairs within ``max_bits`` of each other's perceptual hash AND (when the model gives an embedding)
     within ``max_distance`` cosine distance: two witnesses, the pixels' layout and the model's view, so that
     neither a hash collision of two plain images nor two look-alike embeddings makes a duplicate alone.
@@ -329,12 +381,15 @@ def near_duplicates(hashes: np.ndarray, embeddings: np.ndarray | None, max_bits:
             close = dist <= max_distance
             a, b, bits, dist = a[close], b[close], bits[close], dist[close]
         for k in range(len(a)):
-            out.append(Duplicate(int(a[k]), int(b[k]), float(dist[k]) if dist is not None else None, int(bits[k])))
+            out.append(
+                Duplicate(int(a[k]), int(b[k]), float(dist[k]) if dist is not None else None, int(bits[k]))
+            )
     out.sort(key=lambda d: (d.hash_distance, d.distance or 0.0, d.a, d.b))
     return out
 
 
 # --- image properties: outliers and weak segments ----------------------------------------------------
+
 
 def _columns(props: np.ndarray) -> dict[str, np.ndarray]:
     p = np.asarray(props, dtype=np.float64)
@@ -416,11 +471,16 @@ def segments(props: np.ndarray, correct: np.ndarray, drop: float, min_images: in
             continue
         for (lo, hi), m in present:
             acc = float(ok[m].mean())
-            out.append(Segment(name, lo, hi, int(m.sum()), acc, bool(m.sum() >= min_images and overall - acc >= drop)))
+            out.append(
+                Segment(
+                    name, lo, hi, int(m.sum()), acc, bool(m.sum() >= min_images and overall - acc >= drop)
+                )
+            )
     return out
 
 
 # --- the review of one pass --------------------------------------------------------------------------
+
 
 @dataclass
 class Review:
@@ -443,8 +503,18 @@ class Review:
     seconds: float = 0.0
 
 
-def build(probs: np.ndarray | None, labels: np.ndarray, confusion: np.ndarray | None, hashes: np.ndarray | None,
-          embeddings: np.ndarray | None, props: np.ndarray | None, *, sigmoid: bool, top_k: int, t) -> Review:
+def build(
+    probs: np.ndarray | None,
+    labels: np.ndarray,
+    confusion: np.ndarray | None,
+    hashes: np.ndarray | None,
+    embeddings: np.ndarray | None,
+    props: np.ndarray | None,
+    *,
+    sigmoid: bool,
+    top_k: int,
+    t,
+) -> Review:
     """The review of one data-set pass (arrays in pass order; ``t``: :class:`reportgen.config.Thresholds`)."""
     import time
 
@@ -461,11 +531,15 @@ def build(probs: np.ndarray | None, labels: np.ndarray, confusion: np.ndarray | 
         r.top_k = top_k_accuracy(p, y, ks) if ks else {}
         if sigmoid:
             r.classwise_ece = classwise_ece(p, y)
-            r.calibration_note = ("a sigmoid head scores each class on its own, so its outputs have no top-label "
-                                  "confidence to bin; shown instead: each class' calibration error, p(class) "
-                                  "against the label being that class")
-            r.label_issues_note = "confident learning needs one probability distribution over the classes; a " \
-                                  "sigmoid head gives independent scores"
+            r.calibration_note = (
+                "a sigmoid head scores each class on its own, so its outputs have no top-label "
+                "confidence to bin; shown instead: each class' calibration error, p(class) "
+                "against the label being that class"
+            )
+            r.label_issues_note = (
+                "confident learning needs one probability distribution over the classes; a "
+                "sigmoid head gives independent scores"
+            )
         else:
             r.calibration = calibration(p, y)
             if len(np.unique(y)) >= 2:
@@ -476,12 +550,16 @@ def build(probs: np.ndarray | None, labels: np.ndarray, confusion: np.ndarray | 
             else:
                 r.label_issues_note = "one class only among the labels: confident learning compares classes"
         if props is not None:
-            r.segments = segments(np.asarray(props)[known], p.argmax(axis=1) == y, t.segment_drop,
-                                  t.segment_min_images)
+            r.segments = segments(
+                np.asarray(props)[known], p.argmax(axis=1) == y, t.segment_drop, t.segment_min_images
+            )
     if hashes is not None and len(hashes) > 1:
         r.duplicates = near_duplicates(hashes, embeddings, t.duplicate_hash_bits, t.duplicate_distance)
-        r.duplicates_by = ("perceptual hash and model embedding" if embeddings is not None
-                           else "perceptual hash only (the model has no penultimate layer to read)")
+        r.duplicates_by = (
+            "perceptual hash and model embedding"
+            if embeddings is not None
+            else "perceptual hash only (the model has no penultimate layer to read)"
+        )
     if props is not None and len(props) > 2:
         r.outliers = outliers(props, t.outlier_z)
         cols = _columns(props)

@@ -59,32 +59,42 @@ class SanityResult:
 
     @property
     def statistic(self) -> float | None:
-        """The lowest mean rank correlation over the steps where it is defined (None where no step has one)."""
+        """The lowest mean rank correlation over the steps where it is defined (None where no step has
+        one)."""
         m = self.mean_correlations
         m = m[np.isfinite(m)]
         return float(m.min()) if m.size else None
 
     def verdict(self, threshold: float) -> tuple[str, str]:
-        """(``passed`` | ``failed`` | ``uninformative``, why): passed only where some step's maps were compared
-        and fell to ``threshold`` or below; a constant original map, or steps whose rank correlation is
-        undefined throughout (a constant map on either side), tell nothing."""
+        """(``passed`` | ``failed`` | ``uninformative``, why): passed only where some step's maps were
+        compared and fell to ``threshold`` or below; a constant original map, or steps whose rank correlation
+        is undefined throughout (a constant map on either side), tell nothing."""
         n = len(self.original)
         constant = [bool(np.ptp(np.nan_to_num(np.asarray(m, dtype=np.float64))) == 0) for m in self.original]
         if n and all(constant):
-            return "uninformative", (f"the original map is constant on every image ({n}): no evidence at this layer, "
-                                     "so there is no ranking to compare")
+            return "uninformative", (
+                f"the original map is constant on every image ({n}): no evidence at this layer, "
+                "so there is no ranking to compare"
+            )
         if not self.steps:
-            return "uninformative", "no randomisation step ran (the model has no trained layer to re-initialise)"
+            return (
+                "uninformative",
+                "no randomisation step ran (the model has no trained layer to re-initialise)",
+            )
         stat = self.statistic
         if stat is None:
-            return "uninformative", ("no step has a defined rank correlation: the randomised maps are constant "
-                                     "(a map of one value ranks nothing)")
+            return "uninformative", (
+                "no step has a defined rank correlation: the randomised maps are constant "
+                "(a map of one value ranks nothing)"
+            )
         m = self.mean_correlations
         undefined = int((~np.isfinite(m)).sum())
         note = f"; {undefined} of {len(m)} steps undefined (constant maps)" if undefined else ""
         if stat > threshold:
-            return "failed", (f"the maps still rank-correlate {stat:.2f} with the original at every step, above "
-                              f"{threshold}{note}")
+            return "failed", (
+                f"the maps still rank-correlate {stat:.2f} with the original at every step, above "
+                f"{threshold}{note}"
+            )
         return "passed", f"the lowest mean rank correlation is {stat:.2f}, at or below {threshold}{note}"
 
     def as_json(self, threshold: float | None = None) -> dict:
@@ -95,12 +105,20 @@ class SanityResult:
             "method": self.method,
             "layer": self.layer,
             "class_indices": [int(c) for c in self.class_indices],
-            "steps": [{"label": label, "layers": list(layers),
-                       "rank_correlation": [num(c) for c in corr],
-                       "mean_rank_correlation": num(mean)}
-                      for label, layers, corr, mean in zip(self.steps, self.step_layers,
-                                                           self.correlations if self.correlations is not None else [],
-                                                           self.mean_correlations)],
+            "steps": [
+                {
+                    "label": label,
+                    "layers": list(layers),
+                    "rank_correlation": [num(c) for c in corr],
+                    "mean_rank_correlation": num(mean),
+                }
+                for label, layers, corr, mean in zip(
+                    self.steps,
+                    self.step_layers,
+                    self.correlations if self.correlations is not None else [],
+                    self.mean_correlations,
+                )
+            ],
             "statistic": self.statistic,
         }
         if threshold is not None:
@@ -140,7 +158,7 @@ def cascade_groups(model: Any, max_steps: int) -> list[tuple[str, list[str]]]:
     groups = [[r.path for r in run] for run in graph.model_stages(model, refs)]
     groups.reverse()
     if len(groups) > max_steps:
-        merged = [p for g in reversed(groups[max_steps - 1:]) for p in g]
+        merged = [p for g in reversed(groups[max_steps - 1 :]) for p in g]
         groups = groups[: max_steps - 1] + [merged]
 
     def label(paths: list[str]) -> str:
@@ -190,6 +208,7 @@ def randomised(model: Any, paths: Sequence[str], seed: int, draws: Draws | None 
 
     from reportgen import backend
     from reportgen.graph import forward
+
     an = graph.anatomy(model)
     draws = draws if draws is not None else Draws(budget=0)
     refs = {r.path: r for r in an.layers}
@@ -197,8 +216,14 @@ def randomised(model: Any, paths: Sequence[str], seed: int, draws: Draws | None 
     for p in paths:
         ref = refs.get(p)
 
-        def fresh_call(layer: Any, call: Any, *args: Any, _path: str = p, _shape: Any = ref.input_shape if ref else None,
-                       **kwargs: Any) -> Any:
+        def fresh_call(
+            layer: Any,
+            call: Any,
+            *args: Any,
+            _path: str = p,
+            _shape: Any = ref.input_shape if ref else None,
+            **kwargs: Any,
+        ) -> Any:
             values = draws.get(layer, _path, seed, _shape)
             if not values:
                 return call(*args, **kwargs)
@@ -267,7 +292,6 @@ def cascade(
     return result
 
 
-
 @dataclass
 class SanitySet:
     """The cascade for each CAM method of the report, or why it did not run (``status``)."""
@@ -277,8 +301,16 @@ class SanitySet:
     images: int = 0
 
 
-def run_for(model: Any, cams: Any, images: Sequence[Any], methods: Sequence[str], t: Any, seed: int = 0,
-            feeds: Any = None, progress: Any = None) -> SanitySet:
+def run_for(
+    model: Any,
+    cams: Any,
+    images: Sequence[Any],
+    methods: Sequence[str],
+    t: Any,
+    seed: int = 0,
+    feeds: Any = None,
+    progress: Any = None,
+) -> SanitySet:
     """An analysis that needs the CAMs: re-run each method's maps as the weights are randomised."""
     if t.sanity_steps == 0:
         return SanitySet("not run: sanity_steps = 0 in the configuration")
@@ -288,6 +320,17 @@ def run_for(model: Any, cams: Any, images: Sequence[Any], methods: Sequence[str]
     x = np.stack([np.asarray(im.input, dtype=np.float32) for im in images[:k]])
     out = SanitySet("run", images=k)
     for name in methods:
-        out.results.append(cascade(model, cams.layer, x, max_steps=t.sanity_steps, method=name, seed=seed,
-                                   progress=progress, head=cams.head, feeds=feeds))
+        out.results.append(
+            cascade(
+                model,
+                cams.layer,
+                x,
+                max_steps=t.sanity_steps,
+                method=name,
+                seed=seed,
+                progress=progress,
+                head=cams.head,
+                feeds=feeds,
+            )
+        )
     return out

@@ -66,7 +66,9 @@ class SpectralFit:
     ks_distance: float | None = None  # KS distance between the fitted power law and the tail
     num_tail: int | None = None  # eigenvalues >= xmin
     reason: str | None = None
-    top_eval: float | None = None  # the largest eigenvalue (float64): a Dense kernel's top singular value, squared
+    top_eval: float | None = (
+        None  # the largest eigenvalue (float64): a Dense kernel's top singular value, squared
+    )
 
 
 def slices(kernel: np.ndarray) -> np.ndarray:
@@ -89,9 +91,11 @@ def eigenvalues(kernel: np.ndarray) -> np.ndarray:
     gram = np.zeros((mats.shape[0], mats.shape[2], mats.shape[2]))
     step = max(1, GRAM_CHUNK // max(1, mats.shape[0] * mats.shape[2]))
     for lo in range(0, mats.shape[1], step):
-        part = mats[:, lo: lo + step].astype(np.float64)
+        part = mats[:, lo : lo + step].astype(np.float64)
         gram += part.transpose(0, 2, 1) @ part
-    if gram.shape[0] == 1:  # one big matrix (a Dense kernel): LAPACK's evr in place, not a copy and syevd's 2n^2
+    if (
+        gram.shape[0] == 1
+    ):  # one big matrix (a Dense kernel): LAPACK's evr in place, not a copy and syevd's 2n^2
         from scipy.linalg import eigh
 
         evals = eigh(gram[0], eigvals_only=True, overwrite_a=True, check_finite=False, driver="evr")
@@ -115,7 +119,7 @@ def _ks_distances(x: np.ndarray, alphas: np.ndarray, candidates: np.ndarray) -> 
     step = max(1, _BLOCK // max(1, n_all))
     j = np.arange(n_all)
     for lo in range(0, candidates.size, step):
-        idx = candidates[lo: lo + step]
+        idx = candidates[lo : lo + step]
         a = alphas[idx]
         n = (n_all - idx).astype(np.float64)
         k = j[None, :] - idx[:, None]  # position in the tail; < 0 before xmin
@@ -124,7 +128,7 @@ def _ks_distances(x: np.ndarray, alphas: np.ndarray, candidates: np.ndarray) -> 
             d = np.abs(fit - k / n[:, None])
         d[k < 0] = 0.0
         dist = d.max(axis=1)
-        out[lo: lo + step] = np.where(a > 1.0, np.nan_to_num(dist, nan=np.inf), 1.0)
+        out[lo : lo + step] = np.where(a > 1.0, np.nan_to_num(dist, nan=np.inf), 1.0)
     return out
 
 
@@ -175,7 +179,9 @@ def num_evals(kernel_shape: tuple[int, ...]) -> int:
     return int(np.prod(kernel_shape[:-2], dtype=np.int64)) * min(kernel_shape[-2], kernel_shape[-1])
 
 
-def spectral_fit(kernel: np.ndarray | None, min_evals: int = MIN_EVALS, max_evals: int = MAX_EVALS) -> SpectralFit | None:
+def spectral_fit(
+    kernel: np.ndarray | None, min_evals: int = MIN_EVALS, max_evals: int = MAX_EVALS
+) -> SpectralFit | None:
     """The layer's :class:`SpectralFit`; None for no kernel. Not fitted (``alpha`` None, a ``reason``) with
     fewer than ``min_evals`` or more than ``max_evals`` eigenvalues, NaN/Inf weights or too few non-zero
     eigenvalues."""
@@ -185,17 +191,26 @@ def spectral_fit(kernel: np.ndarray | None, min_evals: int = MIN_EVALS, max_eval
     if count < min_evals:
         return SpectralFit(None, count, reason=f"{count} eigenvalues, fewer than the {min_evals} a fit needs")
     if count > max_evals:
-        return SpectralFit(None, count, reason=f"{count} eigenvalues, more than the {max_evals} fitted "
-                                               "(WeightWatcher's max_evals; the fit's cost grows with the square)")
+        return SpectralFit(
+            None,
+            count,
+            reason=f"{count} eigenvalues, more than the {max_evals} fitted "
+            "(WeightWatcher's max_evals; the fit's cost grows with the square)",
+        )
     if not np.isfinite(np.asarray(kernel).sum(dtype=np.float64)):
         return SpectralFit(None, count, reason="the kernel holds NaN or Inf")
     evals = eigenvalues(kernel)
     positive = evals[evals > EVALS_THRESH]
     if positive.size < 2:
-        return SpectralFit(None, count, reason=f"{positive.size} eigenvalue(s) above {EVALS_THRESH:g}: "
-                                               "the kernel is (nearly) zero", top_eval=float(evals[-1]))
+        return SpectralFit(
+            None,
+            count,
+            reason=f"{positive.size} eigenvalue(s) above {EVALS_THRESH:g}: the kernel is (nearly) zero",
+            top_eval=float(evals[-1]),
+        )
     alpha, xmin, d, tail = fit_power_law(positive)
     if not np.isfinite(alpha):
-        return SpectralFit(None, count, reason="the power-law fit failed (all eigenvalues equal)",
-                           top_eval=float(evals[-1]))
+        return SpectralFit(
+            None, count, reason="the power-law fit failed (all eigenvalues equal)", top_eval=float(evals[-1])
+        )
     return SpectralFit(alpha, count, xmin, d, tail, top_eval=float(evals[-1]))

@@ -37,7 +37,9 @@ CHUNK = 1 << 22  # values per chunk in the streaming statistics
 # Samples per side for the KS test: the statistic's sampling error is ~1/sqrt(n),
 # far below the default threshold, and VGG16's 100M-weight fc1 stays affordable.
 KS_SAMPLES = 50_000
-DEAD_KERNEL_NORM = 1e-3  # the default of reportgen.config.Thresholds.dead_kernel_norm (dead filters, relative)
+DEAD_KERNEL_NORM = (
+    1e-3  # the default of reportgen.config.Thresholds.dead_kernel_norm (dead filters, relative)
+)
 SV_DRAWS, SV_DRAWS_BELOW = 8, 1_000_000  # fresh draws for the top singular value of kernels up to this size
 
 
@@ -53,7 +55,7 @@ def _chunks(arrays: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
     for a in arrays:
         flat = a.reshape(-1)
         for lo in range(0, flat.size, CHUNK):
-            yield flat[lo: lo + CHUNK]
+            yield flat[lo : lo + CHUNK]
 
 
 def statistics(arrays: Iterable[np.ndarray] | np.ndarray) -> dict:
@@ -89,8 +91,9 @@ def statistics(arrays: Iterable[np.ndarray] | np.ndarray) -> dict:
         v = c[np.isfinite(c)]
         d = v.astype(np.float64) - mean
         squares += float(np.dot(d, d))
-    stats.update(mean=mean, std=float(np.sqrt(squares / finite)), min=lo, max=hi,
-                 near_zero_fraction=near / finite)
+    stats.update(
+        mean=mean, std=float(np.sqrt(squares / finite)), min=lo, max=hi, near_zero_fraction=near / finite
+    )
     return stats
 
 
@@ -144,7 +147,9 @@ def ks_test(trained: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
 
 
 SV_RTOL = 1e-3  # Lanczos stops when its residual bound puts the top Gram eigenvalue within this (relative)
-SV_EXACT_BELOW = 160  # Gram matrices up to this side: exact eigvalsh (cheaper than the Lanczos loop's overhead)
+SV_EXACT_BELOW = (
+    160  # Gram matrices up to this side: exact eigvalsh (cheaper than the Lanczos loop's overhead)
+)
 SV_GRAM_MAX = 2048  # larger smaller-sides (VGG16's fc1, 4096 x 25088): Lanczos on the matrix, no Gram
 
 
@@ -191,7 +196,9 @@ def top_singular_values(matrices: Sequence[np.ndarray]) -> np.ndarray:
     return _top_singular_values(mats)
 
 
-_SV_SAFE = 1e15  # largest entry beyond which (or below whose inverse) a float32 Gram may overflow or underflow
+_SV_SAFE = (
+    1e15  # largest entry beyond which (or below whose inverse) a float32 Gram may overflow or underflow
+)
 
 
 def _top_singular_values(mats: list[np.ndarray]) -> np.ndarray:
@@ -201,12 +208,14 @@ def _top_singular_values(mats: list[np.ndarray]) -> np.ndarray:
     k = min(rows, cols)
     wide = rows <= cols  # the Gram is on the smaller side
     if k > SV_GRAM_MAX:
+
         def apply(x: np.ndarray) -> np.ndarray:  # (b, k) -> (b, k), one matrix at a time
             out = np.empty_like(x)
             for i, m in enumerate(mats):
                 v = x[i].astype(np.float32)
                 out[i] = m @ (m.T @ v) if wide else m.T @ (m @ v)
             return out
+
         return np.sqrt(np.maximum(0.0, _lanczos_top(apply, b, k)))
     gram = np.empty((b, k, k))
     for i, m in enumerate(mats):
@@ -218,8 +227,9 @@ def _top_singular_values(mats: list[np.ndarray]) -> np.ndarray:
     return np.sqrt(np.maximum(0.0, top))
 
 
-def _lanczos_top(apply: Callable[[np.ndarray], np.ndarray], b: int, k: int, rtol: float = SV_RTOL,
-                 max_steps: int = 300) -> np.ndarray:
+def _lanczos_top(
+    apply: Callable[[np.ndarray], np.ndarray], b: int, k: int, rtol: float = SV_RTOL, max_steps: int = 300
+) -> np.ndarray:
     """The largest eigenvalue of ``b`` symmetric positive semi-definite k x k operators, by Lanczos.
 
     ``apply`` maps a (b, k) block of vectors to the operators' products. Full
@@ -279,8 +289,9 @@ def filter_matrix(layer: Any, kernel: np.ndarray | None = None) -> np.ndarray | 
     k = _array(var) if kernel is None else kernel
     if isinstance(layer, keras.layers.EinsumDense):
         return einsum_matrix(getattr(layer, "equation", ""), k)
-    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-                          keras.layers.Conv3DTranspose)):
+    if isinstance(
+        layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+    ):
         k = np.moveaxis(k, -2, -1)
     return k.reshape(-1, k.shape[-1]).T
 
@@ -314,13 +325,14 @@ def row_norms(w: np.ndarray) -> np.ndarray:
     out = np.empty(w.shape[0], dtype=np.float64)
     step = max(1, CHUNK // max(1, w.shape[1]))
     for lo in range(0, w.shape[0], step):
-        rows = np.nan_to_num(w[lo: lo + step].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        out[lo: lo + step] = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        rows = np.nan_to_num(w[lo : lo + step].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        out[lo : lo + step] = np.sqrt(np.einsum("ij,ij->i", rows, rows))
     return out
 
 
-def dead_rows(norms: np.ndarray, finite: np.ndarray, dead_kernel_norm: float = DEAD_KERNEL_NORM
-              ) -> tuple[np.ndarray, float, float]:
+def dead_rows(
+    norms: np.ndarray, finite: np.ndarray, dead_kernel_norm: float = DEAD_KERNEL_NORM
+) -> tuple[np.ndarray, float, float]:
     """The filters / units whose incoming weights are (near) zero, and so ignore their input.
 
     "Near zero": a norm at most ``dead_kernel_norm`` x the layer's median
@@ -389,7 +401,10 @@ class LayerWeights:
     ks: tuple[float, float] | None = None  # (statistic, p-value) trained vs fresh
     outside_init: int | None = None  # kernel weights outside the initialiser's support (None: unbounded)
     kernel_size: int = 0  # number of finite kernel weights
-    sv: tuple[float | None, float | None] = (None, None)  # top singular value, trained and fresh (mean of draws)
+    sv: tuple[float | None, float | None] = (
+        None,
+        None,
+    )  # top singular value, trained and fresh (mean of draws)
     sv_spread: float = 0.0  # std of the fresh draws' top singular values (small kernels: several draws)
     norms: np.ndarray | None = None  # per output filter / unit
     finite_rows: np.ndarray | None = None
@@ -400,7 +415,9 @@ class LayerWeights:
     gamma: np.ndarray | None = None
     gains: np.ndarray | None = None  # a LayerNorm's gamma or a LayerScale's factor, per channel
     gains_stats: dict | None = None
-    gains_init: float | None = None  # the constant those gains start at (1e-6 in ConvNeXt's LayerScale, 1.0 ...)
+    gains_init: float | None = (
+        None  # the constant those gains start at (1e-6 in ConvNeXt's LayerScale, 1.0 ...)
+    )
     moving_variance: np.ndarray | None = None
     nonfinite: list[Nonfinite] = field(default_factory=list)
     spectral: SpectralFit | None = None  # power-law alpha of the kernel's ESD (reportgen.analyses.spectral)
@@ -418,24 +435,34 @@ class LayerWeights:
             entry["ks_statistic"], entry["ks_pvalue"] = self.ks
         if self.spectral is not None:
             sp = self.spectral
-            entry.update(alpha=sp.alpha, alpha_num_evals=sp.num_evals, alpha_xmin=sp.xmin, alpha_reason=sp.reason)
+            entry.update(
+                alpha=sp.alpha, alpha_num_evals=sp.num_evals, alpha_xmin=sp.xmin, alpha_reason=sp.reason
+            )
         return entry
 
     def gains_json(self) -> dict | None:
-        """The ``gains`` entry of report.json: a LayerNorm's or LayerScale's per-channel gain, and its start value."""
+        """The ``gains`` entry of report.json: a LayerNorm's or LayerScale's per-channel gain, and its start
+        value."""
         if self.gains_stats is None:
             return None
         return {k: self.gains_stats[k] for k in ("count", "mean", "std", "min", "max")} | {
-            "initial": self.gains_init, "at_initial": self.at_initial}
+            "initial": self.gains_init,
+            "at_initial": self.at_initial,
+        }
 
     @property
     def at_initial(self) -> bool:
         """Every gain still equals the constant it was initialised to: the block never trained."""
-        return self.gains_init is not None and self.gains is not None and bool(np.all(self.gains == self.gains_init))
+        return (
+            self.gains_init is not None
+            and self.gains is not None
+            and bool(np.all(self.gains == self.gains_init))
+        )
 
 
 def _all_finite(w: np.ndarray) -> bool:
-    """No NaN or Inf, checked with a float64 sum (no full-size temporary; finite float32 cannot overflow it)."""
+    """No NaN or Inf, checked with a float64 sum (no full-size temporary; finite float32 cannot overflow
+    it)."""
     return bool(np.isfinite(w.sum(dtype=np.float64))) if w.size else True
 
 
@@ -449,13 +476,23 @@ def _nonfinite(layer: Any, values: list[np.ndarray]) -> list[Nonfinite]:
             continue
         per_filter = bad.reshape(-1, w.shape[-1]).any(axis=0) if w.ndim else bad.reshape(1)
         nan = int(np.isnan(w).sum())
-        out.append(Nonfinite(variable_name(var), nan, int(bad.sum()) - nan,
-                             [int(f) for f in np.flatnonzero(per_filter)] if w.ndim else []))
+        out.append(
+            Nonfinite(
+                variable_name(var),
+                nan,
+                int(bad.sum()) - nan,
+                [int(f) for f in np.flatnonzero(per_filter)] if w.ndim else [],
+            )
+        )
     return out
 
 
-def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator | None = None,
-                   dead_kernel_norm: float = DEAD_KERNEL_NORM) -> LayerWeights:
+def describe_layer(
+    ref: graph.LayerRef,
+    seed: int = 0,
+    rng: np.random.Generator | None = None,
+    dead_kernel_norm: float = DEAD_KERNEL_NORM,
+) -> LayerWeights:
     """One layer's :class:`LayerWeights` (trained values read once, a fresh draw made once); the filters
     :func:`dead_rows` finds at ``dead_kernel_norm`` take no part in the duplicate check."""
     import keras
@@ -464,7 +501,10 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     rng = rng if rng is not None else np.random.default_rng(seed)
     kernels = graph.kernel_variables(layer)
     lw = LayerWeights(
-        path=ref.path, class_name=ref.class_name, has_kernel=bool(kernels), is_conv=graph.is_conv(layer),
+        path=ref.path,
+        class_name=ref.class_name,
+        has_kernel=bool(kernels),
+        is_conv=graph.is_conv(layer),
         is_dense=isinstance(layer, keras.layers.Dense),
         is_depthwise=isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)),
         activation=graph.activation_name(layer),
@@ -475,10 +515,14 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     if isinstance(layer, keras.layers.BatchNormalization):
         lw.gamma = by_name.get("gamma")
         lw.moving_variance = by_name.get("moving_variance")
-    if isinstance(layer, (keras.layers.LayerNormalization, keras.layers.GroupNormalization)) or _is_layer_scale(layer):
+    if isinstance(
+        layer, (keras.layers.LayerNormalization, keras.layers.GroupNormalization)
+    ) or _is_layer_scale(layer):
         # A transformer's gains: LayerNorm's gamma, and LayerScale's per-channel factor, which starts
         # at a constant (1e-6 in ConvNeXt) and stays there in a block that never trained.
-        lw.gains = by_name.get("gamma", next(iter(by_name.values()), None) if _is_layer_scale(layer) else None)
+        lw.gains = by_name.get(
+            "gamma", next(iter(by_name.values()), None) if _is_layer_scale(layer) else None
+        )
         if lw.gains is not None:
             lw.gains_stats = statistics(lw.gains)
             fresh = fresh_values(layer, ref.path, seed, ref.input_shape)
@@ -492,7 +536,9 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     # The spectrum first, before the fresh draw exists: VGG's fc1 would hold both at once.
     main = _main_for_filters(layer, by_name)
     if isinstance(layer, keras.layers.EinsumDense) and main is not None:
-        main = einsum_matrix(getattr(layer, "equation", ""), main).T  # one (fan-in, units) matrix, not conv slices
+        main = einsum_matrix(
+            getattr(layer, "equation", ""), main
+        ).T  # one (fan-in, units) matrix, not conv slices
     lw.spectral = spectral_fit(main)
     fresh = fresh_values(layer, ref.path, seed, ref.input_shape)
     fresh_by_name = {variable_name(v): a for v, a in zip(layer.weights, fresh)} if fresh else {}
@@ -505,8 +551,10 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
     bias = by_name.get("bias") if getattr(layer, "use_bias", True) else None
     if bias is not None:
         finite = bias[np.isfinite(bias)].astype(np.float64)  # float64: a float32 sum of 3e38s overflows
-        lw.bias = {"mean": float(finite.mean()) if finite.size else None,
-                   "std": float(finite.std()) if finite.size else None}
+        lw.bias = {
+            "mean": float(finite.mean()) if finite.size else None,
+            "std": float(finite.std()) if finite.size else None,
+        }
         if lw.is_dense:
             lw.bias_values = bias.astype(np.float64)
     lw.kernel_size = int(lw.stats["count"] - lw.stats["nan_count"] - lw.stats["inf_count"])
@@ -535,8 +583,10 @@ def describe_layer(ref: graph.LayerRef, seed: int = 0, rng: np.random.Generator 
         if len(draws) > 1:  # small kernels: the trained one and its draws share a shape, one solve for all
             usable = min(w.shape) >= 2 and not lw.nonfinite
             tops = top_singular_values(([w] if usable else []) + draws)
-            trained, s0 = (float(tops[0]) if usable else None), [float(v) for v in tops[int(usable):]]
-        elif lw.is_dense and lw.spectral is not None and lw.spectral.top_eval is not None and not lw.nonfinite:
+            trained, s0 = (float(tops[0]) if usable else None), [float(v) for v in tops[int(usable) :]]
+        elif (
+            lw.is_dense and lw.spectral is not None and lw.spectral.top_eval is not None and not lw.nonfinite
+        ):
             # A Dense kernel's spectrum is already known, in float64: its largest eigenvalue is the top
             # singular value squared (ConvNeXtXLarge: 61 Grams of up to 2048 x 8192 not formed twice).
             trained = float(np.sqrt(max(0.0, lw.spectral.top_eval)))
@@ -578,7 +628,8 @@ def _sv_draw(layer: Any, ref: graph.LayerRef, seed: int, k: int) -> np.ndarray |
 
 
 def _outside_support(layer: Any, variables: Iterable[Any], arrays: list[np.ndarray]) -> int | None:
-    """How many kernel weights lie outside the support of the initialisers that drew them (None: unbounded)."""
+    """How many kernel weights lie outside the support of the initialisers that drew them (None:
+    unbounded)."""
     from reportgen.analyses.baseline import initializer_of, support
 
     total = 0
@@ -604,8 +655,12 @@ def _main_for_filters(layer: Any, by_name: dict) -> np.ndarray | None:
     return by_name.get("kernel")
 
 
-def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | None = None,
-                    dead_kernel_norm: float = DEAD_KERNEL_NORM) -> dict[str, LayerWeights]:
+def weight_analysis(
+    model: Any,
+    seed: int = 0,
+    progress: Callable[..., Any] | None = None,
+    dead_kernel_norm: float = DEAD_KERNEL_NORM,
+) -> dict[str, LayerWeights]:
     """:class:`LayerWeights` for every leaf layer that holds weights, in model order, by path.
 
     ``dead_kernel_norm``: the configured threshold (``Thresholds.dead_kernel_norm``) -- the filters
@@ -650,7 +705,7 @@ def weight_analysis(model: Any, seed: int = 0, progress: Callable[..., Any] | No
                 yield r
 
         try:
-            for _ in (progress(described(), desc="weights", total=len(refs)) if progress else described()):
+            for _ in progress(described(), desc="weights", total=len(refs)) if progress else described():
                 pass
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C or an error: drop the queued layers

@@ -33,8 +33,9 @@ def model_drift(reference: Any, model: Any, seed: int = 0) -> dict[str, dict]:
     return out
 
 
-def drift_table(names: Sequence[str],
-                per_model: Sequence[tuple[dict | None, str | None] | None]) -> tuple[dict | None, str | None]:
+def drift_table(
+    names: Sequence[str], per_model: Sequence[tuple[dict | None, str | None] | None]
+) -> tuple[dict | None, str | None]:
     """The drift block of index.json from each model's (drift, error) (None: the model failed).
 
     Drift is shown only when every model that ran is a checkpoint of the first
@@ -43,7 +44,10 @@ def drift_table(names: Sequence[str],
     if len(names) < 2:
         return None, None
     if per_model[0] is None:
-        return None, f"No weight drift: the first model, {names[0]}, which the others are compared with, failed."
+        return (
+            None,
+            f"No weight drift: the first model, {names[0]}, which the others are compared with, failed.",
+        )
     ran = [(n, p) for n, p in zip(names, per_model) if p is not None]
     if len(ran) < 2:
         return None, "No weight drift: fewer than two models ran."
@@ -62,9 +66,13 @@ def drift_table(names: Sequence[str],
     return table, None
 
 
-def drift_from_checkpoints(names: Sequence[str], checkpoints: Sequence[Path | None], seed: int = 0,
-                           unsafe: bool = False, input_shape: tuple[int, ...] | None = None
-                           ) -> tuple[dict | None, str | None]:
+def drift_from_checkpoints(
+    names: Sequence[str],
+    checkpoints: Sequence[Path | None],
+    seed: int = 0,
+    unsafe: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+) -> tuple[dict | None, str | None]:
     """The drift block from model files, loaded one at a time beside the first (Keras safe mode on
     unless ``unsafe``)."""
     if len(names) < 2:
@@ -72,8 +80,10 @@ def drift_from_checkpoints(names: Sequence[str], checkpoints: Sequence[Path | No
     missing = [n for n, c in zip(names, checkpoints) if c is None]
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        return None, (f"No weight drift: no model file for {shown} (ReportCallback(save_model=True) saves "
-                      "one beside each report; reports of model files find their source by its SHA-256).")
+        return None, (
+            f"No weight drift: no model file for {shown} (ReportCallback(save_model=True) saves "
+            "one beside each report; reports of model files find their source by its SHA-256)."
+        )
     from reportgen.loading import load
 
     try:
@@ -101,8 +111,10 @@ def drift_figure(drift: dict) -> str:
     from reportgen.plots import fig_to_uri
 
     names, layers = drift["models"], drift["layers"]
-    values = np.array([[np.nan if v is None else float(v) for v in drift["relative_l2_change"][p]] for p in layers],
-                      dtype=np.float64).reshape(len(layers), len(names))
+    values = np.array(
+        [[np.nan if v is None else float(v) for v in drift["relative_l2_change"][p]] for p in layers],
+        dtype=np.float64,
+    ).reshape(len(layers), len(names))
     x = np.arange(len(names))
     step = max(1, -(-len(names) // 20))  # at most 20 checkpoint labels
     if len(layers) <= 12:
@@ -123,7 +135,9 @@ def drift_figure(drift: dict) -> str:
         cb.set_label("relative L2 change vs. the first", fontsize=7)
         cb.ax.tick_params(labelsize=6.5)
     ax.set_xticks(x[::step])
-    ax.set_xticklabels([names[i][-24:] for i in range(0, len(names), step)], rotation=45, ha="right", fontsize=6.5)
+    ax.set_xticklabels(
+        [names[i][-24:] for i in range(0, len(names), step)], rotation=45, ha="right", fontsize=6.5
+    )
     ax.tick_params(axis="y", labelsize=7)
     ax.set_title(f"Weight drift of each kernel layer against {names[0][-40:]}", fontsize=9)
     fig.tight_layout()

@@ -15,8 +15,14 @@ EXECUTORS = ("process", "ray")
 RAY_MISSING = "--executor ray needs Ray, which is not installed; pip install 'reportgen[ray]'"
 
 
-def run_jobs(jobs: Sequence[Job], *, executor: str = "process", workers: int | None = None,
-             ray_address: str | None = None, on_done: Callable[[dict], None] | None = None) -> list[dict]:
+def run_jobs(
+    jobs: Sequence[Job],
+    *,
+    executor: str = "process",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    on_done: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Run the jobs and return their rows in job order; ``on_done`` sees each row as it finishes."""
     done = on_done or (lambda row: None)
     if executor == "ray":
@@ -58,11 +64,14 @@ def _run_processes(jobs: Sequence[Job], workers: int, done: Callable[[dict], Non
     rows = []
     seen: set = set()
     _quiet_resource_tracker()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_signals)
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_signals
+    )
     futures: dict = {}
     try:
-        with _sigint_ignored():  # the workers start with Ctrl-C ignored (from fork on): the parent alone handles it
+        with (
+            _sigint_ignored()
+        ):  # the workers start with Ctrl-C ignored (from fork on): the parent alone handles it
             for job in jobs:
                 futures[pool.submit(_run_in_worker, job)] = job
         for future in as_completed(futures):
@@ -71,7 +80,10 @@ def _run_processes(jobs: Sequence[Job], workers: int, done: Callable[[dict], Non
             try:
                 row = future.result()
             except Exception as exc:  # the worker process died (out of memory, a crash in native code)
-                row = _failed(job, f"the worker process ended before the report was written ({one_line(exc, typed=True)})")
+                row = _failed(
+                    job,
+                    f"the worker process ended before the report was written ({one_line(exc, typed=True)})",
+                )
             rows.append(row)
             done(row)
     except BaseException:
@@ -103,7 +115,8 @@ class _InterruptKept:
 
         def hook(unraisable: Any) -> None:
             if isinstance(unraisable.exc_value, KeyboardInterrupt) or (
-                    unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt)):
+                unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt)
+            ):
                 self.pending = True
             else:
                 self.previous(unraisable)
@@ -153,7 +166,10 @@ def _worker_signals() -> None:
     previous = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:  # the stop landed in a finaliser: kept, not printed (_run_in_worker)
-        if not (unraisable.exc_type is not None and issubclass(unraisable.exc_type, (SystemExit, KeyboardInterrupt))):
+        if not (
+            unraisable.exc_type is not None
+            and issubclass(unraisable.exc_type, (SystemExit, KeyboardInterrupt))
+        ):
             previous(unraisable)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -224,19 +240,32 @@ def _stop_workers(processes: Sequence[Any], grace: float = 15.0) -> None:
 def _absolute(job: Job) -> Job:
     """Paths made absolute for Ray workers, whose working directory is not ours (a cluster's
     nodes must see them under the same names: a shared file system)."""
+
     def fix(p: str | None) -> str | None:
         return os.path.abspath(p) if p and os.path.exists(p) else p
 
     o = job.options
-    options = replace(o, images=tuple(fix(p) for p in o.images), image_dirs=tuple(fix(p) for p in o.image_dirs),
-                      class_names=fix(o.class_names), config=fix(o.config),
-                      inputs=tuple(f"{k}={fix(v)}" if "=" in i else i for i in o.inputs
-                                   for k, _, v in [i.partition("=")]))
-    return replace(job, spec=fix(job.spec), out=os.path.abspath(job.out), weights=fix(job.weights),
-                   reference=fix(job.reference), options=options)
+    options = replace(
+        o,
+        images=tuple(fix(p) for p in o.images),
+        image_dirs=tuple(fix(p) for p in o.image_dirs),
+        class_names=fix(o.class_names),
+        config=fix(o.config),
+        inputs=tuple(f"{k}={fix(v)}" if "=" in i else i for i in o.inputs for k, _, v in [i.partition("=")]),
+    )
+    return replace(
+        job,
+        spec=fix(job.spec),
+        out=os.path.abspath(job.out),
+        weights=fix(job.weights),
+        reference=fix(job.reference),
+        options=options,
+    )
 
 
-def _run_ray(jobs: Sequence[Job], address: str | None, workers: int | None, done: Callable[[dict], None]) -> list[dict]:
+def _run_ray(
+    jobs: Sequence[Job], address: str | None, workers: int | None, done: Callable[[dict], None]
+) -> list[dict]:
     try:
         import ray
     except ImportError:
@@ -246,8 +275,12 @@ def _run_ray(jobs: Sequence[Job], address: str | None, workers: int | None, done
     if not ray.is_initialized():
         import logging
 
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True,
-                                  "logging_level": logging.ERROR}  # stderr carries our one-line messages
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "ignore_reinit_error": True,
+            "logging_level": logging.ERROR,
+        }  # stderr carries our one-line messages
         try:
             if address:
                 backend = os.environ.get("KERAS_BACKEND")
@@ -258,7 +291,9 @@ def _run_ray(jobs: Sequence[Job], address: str | None, workers: int | None, done
                 ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
         except Exception as exc:
             where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
-            raise UserError(f"could not start or reach {where} ({one_line(exc, typed=True)}); check --ray-address") from None
+            raise UserError(
+                f"could not start or reach {where} ({one_line(exc, typed=True)}); check --ray-address"
+            ) from None
         started = True
     task = ray.remote(num_cpus=1)(run_one)
     queue = [_absolute(j) for j in jobs]
@@ -276,7 +311,9 @@ def _run_ray(jobs: Sequence[Job], address: str | None, workers: int | None, done
                 try:
                     row = ray.get(ref)
                 except Exception as exc:  # the task's worker died, or the node went away
-                    row = _failed(job, f"the Ray task ended before the report was written ({one_line(exc, typed=True)})")
+                    row = _failed(
+                        job, f"the Ray task ended before the report was written ({one_line(exc, typed=True)})"
+                    )
                 rows.append(row)
                 done(row)
     except BaseException:

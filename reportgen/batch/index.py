@@ -42,8 +42,9 @@ def _status_text(row: dict) -> str:
     if row["status"] == "failed":
         return row.get("error") or "failed"
     if row.get("section_errors"):
-        return "section(s) failed: " + ", ".join(f"{e['section']} ({e.get('error')}: {e.get('message')})"
-                                                 for e in row["section_errors"])
+        return "section(s) failed: " + ", ".join(
+            f"{e['section']} ({e.get('error')}: {e.get('message')})" for e in row["section_errors"]
+        )
     if row.get("exit_status") == 1:
         return "findings at or above --fail-on"
     return "written"
@@ -57,22 +58,35 @@ def render_index(data: dict, where: str) -> str:
     for m in data["models"]:
         training = m.get("training") or {}
         logs = training.get("logs") or {}
-        rows.append({**m, "href": quote(m["link"]) if m.get("link") else None, "status_text": _status_text(m),
-                     "epoch": training.get("epoch"),
-                     "logs_text": ", ".join(f"{k} {render._fmt(v)}" for k, v in logs.items())})
+        rows.append(
+            {
+                **m,
+                "href": quote(m["link"]) if m.get("link") else None,
+                "status_text": _status_text(m),
+                "epoch": training.get("epoch"),
+                "logs_text": ", ".join(f"{k} {render._fmt(v)}" for k, v in logs.items()),
+            }
+        )
     drift = data.get("drift")
     drift_rows = []
     if drift:
         for p in drift["layers"]:
             drift_rows.append({"path": p, "values": drift["relative_l2_change"][p]})
     variables = {
-        "reportgen_version": data["reportgen_version"], "generated": data["generated"],
-        "model_name": data["title"], "model_source": where,
-        "findings_by_anchor": {}, "section_errors": [],
-        "rows": rows, "summary": data["summary"], "exit_status": data["exit_status"],
+        "reportgen_version": data["reportgen_version"],
+        "generated": data["generated"],
+        "model_name": data["title"],
+        "model_source": where,
+        "findings_by_anchor": {},
+        "section_errors": [],
+        "rows": rows,
+        "summary": data["summary"],
+        "exit_status": data["exit_status"],
         "has_accuracy": any(m.get("accuracy") is not None for m in data["models"]),
         "has_training": any(m.get("training") for m in data["models"]),
-        "drift": drift, "drift_rows": drift_rows, "drift_note": data.get("drift_note"),
+        "drift": drift,
+        "drift_rows": drift_rows,
+        "drift_note": data.get("drift_note"),
         "drift_figure": drift_figure(drift) if drift else None,
     }
     return render.render_html("index.html.j2", variables)
@@ -100,8 +114,9 @@ def write_index(out: Path, data: dict) -> tuple[Path, Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot write to --out '{out}' ({exc.strerror}); "
-                        "choose a writable folder with --out") from None
+        raise UserError(
+            f"cannot write to --out '{out}' ({exc.strerror}); choose a writable folder with --out"
+        ) from None
     data = to_jsonable(data)
     html = render_index(data, str(out))
     _write_atomically(out / "index.json", json.dumps(data, indent=1, allow_nan=False) + "\n")
@@ -111,8 +126,14 @@ def write_index(out: Path, data: dict) -> tuple[Path, Path]:
 
 def report_folders(root: Path) -> list[Path]:
     """The sub-folders of ``root`` that hold a report.json, in natural order of their names."""
-    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                   and (p / "report.json").is_file()), key=lambda p: natural_key(p.name))
+    return sorted(
+        (
+            p
+            for p in root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "report.json").is_file()
+        ),
+        key=lambda p: natural_key(p.name),
+    )
 
 
 def checkpoint_of(folder: Path, data: dict) -> Path | None:
@@ -160,8 +181,12 @@ def read_report(path: Path) -> tuple[str | None, dict]:
         if data.get(key) is not None and not isinstance(data[key], list):
             return f"'{key}' is not a list", {}
     for f in data.get("findings") or []:
-        if not (isinstance(f, dict) and isinstance(f.get("kind"), str) and f.get("severity") in SEVERITY_RANK
-                and isinstance(f.get("message", ""), str)):
+        if not (
+            isinstance(f, dict)
+            and isinstance(f.get("kind"), str)
+            and f.get("severity") in SEVERITY_RANK
+            and isinstance(f.get("message", ""), str)
+        ):
             return "a finding without a kind, a known severity and a message", {}
     if not all(isinstance(e, dict) for e in data.get("section_errors") or []):
         return "a section error that is not an object", {}
@@ -173,8 +198,12 @@ def read_report(path: Path) -> tuple[str | None, dict]:
 REPORT_JSON_CAP = 512 * 1_000_000  # bytes: a report.json of a huge model is tens of MB
 
 
-def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None, drift: bool = True,
-                  skipped: list[tuple[str, str]] | None = None) -> dict:
+def index_folders(
+    root: str | os.PathLike,
+    folders: Sequence[Path] | None = None,
+    drift: bool = True,
+    skipped: list[tuple[str, str]] | None = None,
+) -> dict:
     """Build ``root/index.{html,json}`` from report folders written earlier (``reportgen index DIR``).
 
     ``folders``: these report folders (inside ``root``), in this order; default:
@@ -186,14 +215,18 @@ def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None
     if folders is None:
         from reportgen import guard
 
-        if guard.present(root) and not os.path.isfile(root):  # a FIFO, a symlink loop: told by their own reason
+        if guard.present(root) and not os.path.isfile(
+            root
+        ):  # a FIFO, a symlink loop: told by their own reason
             guard.check_folder(root, "reportgen index:", "give the --out folder of earlier reportgen runs")
         if not root.is_dir():
             raise UserError(f"'{root}' is not a folder; give the --out folder of earlier reportgen runs")
         folders = report_folders(root)
         if not folders:
-            raise UserError(f"'{root}' holds no report folders (sub-folders with a report.json); write reports "
-                            "there first, with json among the --format(s)")
+            raise UserError(
+                f"'{root}' holds no report folders (sub-folders with a report.json); write reports "
+                "there first, with json among the --format(s)"
+            )
     rows, checkpoints = [], []
     skipped = skipped if skipped is not None else []
     for folder in folders:
@@ -214,8 +247,10 @@ def index_folders(root: str | os.PathLike, folders: Sequence[Path] | None = None
         checkpoints.append(checkpoint_of(folder, data) if drift else None)
     if not rows:
         first, why = skipped[0]
-        raise UserError(f"no report folder in '{root}' can be indexed: {len(skipped)} report.json file(s) are not "
-                        f"reports ('{first}': {why}); re-write those reports")
+        raise UserError(
+            f"no report folder in '{root}' can be indexed: {len(skipped)} report.json file(s) are not "
+            f"reports ('{first}': {why}); re-write those reports"
+        )
     names = [r["name"] for r in rows]
     table, note = drift_from_checkpoints(names, checkpoints) if drift else (None, None)
     data = index_data(rows, table, note, title=f"{len(rows)} reports")

@@ -32,23 +32,48 @@ class Job:
     reference: str | None = None  # the first model's spec: weight drift against it
 
 
-def make_jobs(specs: Sequence[str], out: str | os.PathLike, formats: Sequence[str], options: Options, *,
-              weights: str = "imagenet", unsafe: bool = False, input_shape: Sequence[int] | None = None,
-              quiet_workers: bool = False) -> list[Job]:
+def make_jobs(
+    specs: Sequence[str],
+    out: str | os.PathLike,
+    formats: Sequence[str],
+    options: Options,
+    *,
+    weights: str = "imagenet",
+    unsafe: bool = False,
+    input_shape: Sequence[int] | None = None,
+    quiet_workers: bool = False,
+) -> list[Job]:
     names = assign_names(specs)
     reference = specs[0] if len(specs) > 1 else None
     opts = replace(options, quiet=True) if quiet_workers else options
     shape = tuple(input_shape) if input_shape is not None else None
-    return [Job(i, spec, name, str(out), tuple(formats), opts, weights, unsafe, shape, reference)
-            for i, (spec, name) in enumerate(zip(specs, names))]
+    return [
+        Job(i, spec, name, str(out), tuple(formats), opts, weights, unsafe, shape, reference)
+        for i, (spec, name) in enumerate(zip(specs, names))
+    ]
 
 
 def _failed(job: Job, message: str, seconds: float | None = None, worker: dict | None = None) -> dict:
     return {
-        "index": job.index, "name": job.name, "spec": job.spec, "source": job.spec, "status": "failed",
-        "exit_status": 2, "error": message, "link": None, "formats": [], "total_params": None,
-        "findings_summary": None, "section_errors": [], "accuracy": None, "images": None, "generated": None,
-        "seconds": seconds, "worker": worker, "drift": None, "drift_error": None,
+        "index": job.index,
+        "name": job.name,
+        "spec": job.spec,
+        "source": job.spec,
+        "status": "failed",
+        "exit_status": 2,
+        "error": message,
+        "link": None,
+        "formats": [],
+        "total_params": None,
+        "findings_summary": None,
+        "section_errors": [],
+        "accuracy": None,
+        "images": None,
+        "generated": None,
+        "seconds": seconds,
+        "worker": worker,
+        "drift": None,
+        "drift_error": None,
     }
 
 
@@ -77,8 +102,14 @@ def run_one(job: Job) -> dict:
     try:
         from reportgen.api import Report
 
-        report = Report(job.spec, name=job.name, weights=job.weights, unsafe=job.unsafe,
-                        input_shape=job.input_shape, options=job.options)
+        report = Report(
+            job.spec,
+            name=job.name,
+            weights=job.weights,
+            unsafe=job.unsafe,
+            input_shape=job.input_shape,
+            options=job.options,
+        )
         report.to_folder(job.out, job.formats)
         data = report.json
         loaded = report.loaded
@@ -86,8 +117,11 @@ def run_one(job: Job) -> dict:
         raise
     except Exception as exc:  # UserError or anything else: this model's row says it, the others go on
         return _failed(job, one_line(exc, typed=True), round(time.perf_counter() - start, 3), worker)
-    row = {"index": job.index, "spec": job.spec,
-           **entry_from_report(job.name, data, job.formats, job.options.fail_on)}
+    row = {
+        "index": job.index,
+        "spec": job.spec,
+        **entry_from_report(job.name, data, job.formats, job.options.fail_on),
+    }
     row["source"] = row["source"] or loaded.source
     if row["total_params"] is None:
         row["total_params"] = int(loaded.model.count_params())

@@ -6,9 +6,25 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 
-ROW_KEYS = ("name", "source", "spec", "status", "exit_status", "error", "link", "formats", "total_params",
-            "findings_summary", "section_errors", "accuracy", "images", "generated", "seconds", "worker",
-            "training")
+ROW_KEYS = (
+    "name",
+    "source",
+    "spec",
+    "status",
+    "exit_status",
+    "error",
+    "link",
+    "formats",
+    "total_params",
+    "findings_summary",
+    "section_errors",
+    "accuracy",
+    "images",
+    "generated",
+    "seconds",
+    "worker",
+    "training",
+)
 
 
 def _link(name: str, formats: Iterable[str]) -> str | None:

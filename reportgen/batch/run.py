@@ -20,11 +20,20 @@ from reportgen.context import Options
 from reportgen.errors import UserError, interrupt_status, one_line
 
 
-def run_batch(specs: Sequence[str], out: str | os.PathLike = "reports",
-              formats: Sequence[str] = ("html", "pdf", "json"), options: Options | None = None, *,
-              weights: str = "imagenet", unsafe: bool = False, input_shape: Sequence[int] | None = None,
-              jobs: int | None = None, executor: str = "process", ray_address: str | None = None,
-              on_done: Callable[[dict], None] | None = None) -> dict:
+def run_batch(
+    specs: Sequence[str],
+    out: str | os.PathLike = "reports",
+    formats: Sequence[str] = ("html", "pdf", "json"),
+    options: Options | None = None,
+    *,
+    weights: str = "imagenet",
+    unsafe: bool = False,
+    input_shape: Sequence[int] | None = None,
+    jobs: int | None = None,
+    executor: str = "process",
+    ray_address: str | None = None,
+    on_done: Callable[[dict], None] | None = None,
+) -> dict:
     """Write one report per model spec and ``out/index.{html,json}``; returns index.json's dict.
 
     ``specs`` are model specs as ``reportgen MODEL`` takes them (expand folders
@@ -38,8 +47,16 @@ def run_batch(specs: Sequence[str], out: str | os.PathLike = "reports",
 
     render.check_out_dir(Path(out))
     parallel = executor == "ray" or ((jobs or 1) > 1 and len(specs) > 1)
-    job_list = make_jobs(specs, out, formats, options, weights=weights, unsafe=unsafe, input_shape=input_shape,
-                         quiet_workers=parallel)
+    job_list = make_jobs(
+        specs,
+        out,
+        formats,
+        options,
+        weights=weights,
+        unsafe=unsafe,
+        input_shape=input_shape,
+        quiet_workers=parallel,
+    )
     collected: list[dict] = []
 
     def seen(row: dict) -> None:
@@ -49,25 +66,41 @@ def run_batch(specs: Sequence[str], out: str | os.PathLike = "reports",
 
     started = time.time()
     try:
-        return _finish_batch(out, options, unsafe, input_shape,
-                             run_jobs(job_list, executor=executor, workers=jobs, ray_address=ray_address,
-                                      on_done=seen))
+        return _finish_batch(
+            out,
+            options,
+            unsafe,
+            input_shape,
+            run_jobs(job_list, executor=executor, workers=jobs, ray_address=ray_address, on_done=seen),
+        )
     except KeyboardInterrupt:
         raise interrupted(Path(out), job_list, collected, started) from None
     finally:
         _REFERENCE.clear()  # the first model, held in this process by a sequential run
 
 
-def _finish_batch(out: str | os.PathLike, options: Options, unsafe: bool,
-                  input_shape: Sequence[int] | None, rows: list[dict]) -> dict:
+def _finish_batch(
+    out: str | os.PathLike,
+    options: Options,
+    unsafe: bool,
+    input_shape: Sequence[int] | None,
+    rows: list[dict],
+) -> dict:
     """The drift across the finished rows and ``out/index.{html,json}``; returns index.json's dict."""
-    drift, note = drift_table([r["name"] for r in rows],
-                              [None if r["status"] == "failed" else (r["drift"], r["drift_error"]) for r in rows])
+    drift, note = drift_table(
+        [r["name"] for r in rows],
+        [None if r["status"] == "failed" else (r["drift"], r["drift_error"]) for r in rows],
+    )
     ran = [r for r in rows if r["status"] != "failed"]
     if rows[0]["status"] == "failed" and len(ran) >= 2 and all(is_model_file(r["spec"]) for r in ran):
         # The first model did not load: compare with the first one that did, reading the files here.
-        drift, note = drift_from_checkpoints([r["name"] for r in ran], [Path(r["spec"]) for r in ran], options.seed,
-                                             unsafe, tuple(input_shape) if input_shape is not None else None)
+        drift, note = drift_from_checkpoints(
+            [r["name"] for r in ran],
+            [Path(r["spec"]) for r in ran],
+            options.seed,
+            unsafe,
+            tuple(input_shape) if input_shape is not None else None,
+        )
     data = index_data(rows, drift, note, title=f"{len(rows)} models")
     write_index(Path(out), data)
     return data
@@ -77,14 +110,17 @@ class Interrupted(KeyboardInterrupt):
     """A run of several models stopped by Ctrl-C: which models finished, which did not, and the
     index of the finished ones (None when none finished, or it could not be written: ``index_error``)."""
 
-    def __init__(self, finished: list[str], unfinished: list[str], index: Path | None,
-                 index_error: str | None = None) -> None:
+    def __init__(
+        self, finished: list[str], unfinished: list[str], index: Path | None, index_error: str | None = None
+    ) -> None:
         super().__init__(f"{len(finished)} of {len(finished) + len(unfinished)} models finished")
         self.finished, self.unfinished, self.index = finished, unfinished, index
         self.index_error = index_error
 
 
-def interrupted(out: Path, jobs: Sequence[Job], rows: Sequence[dict], started: float | None = None) -> Interrupted:
+def interrupted(
+    out: Path, jobs: Sequence[Job], rows: Sequence[dict], started: float | None = None
+) -> Interrupted:
     """Write ``out/index.{html,json}`` of the reports that finished before an interrupt (none
     finished: nothing is written, an earlier index stays) and say which models did and did not.
 
@@ -107,12 +143,18 @@ def interrupted(out: Path, jobs: Sequence[Job], rows: Sequence[dict], started: f
     if rows:
         try:
             if rows[0]["index"] == 0:
-                drift, note = drift_table([r["name"] for r in rows],
-                                          [None if r["status"] == "failed" else (r["drift"], r["drift_error"])
-                                           for r in rows])
+                drift, note = drift_table(
+                    [r["name"] for r in rows],
+                    [None if r["status"] == "failed" else (r["drift"], r["drift_error"]) for r in rows],
+                )
             else:
-                drift, note = None, (f"No weight drift: the run was interrupted before the first model, "
-                                     f"{jobs[0].name}, which the others are compared with, finished.")
+                drift, note = (
+                    None,
+                    (
+                        f"No weight drift: the run was interrupted before the first model, "
+                        f"{jobs[0].name}, which the others are compared with, finished."
+                    ),
+                )
             data = index_data(rows, drift, note, title=f"{len(rows)} of {len(jobs)} models (interrupted)")
             data["exit_status"] = interrupt_status()  # 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
             data["interrupted"] = True
@@ -135,14 +177,20 @@ def _row_from_folder(job: Job, started: float) -> dict | None:
         files = [folder / f"report.{fmt}" for fmt in job.formats]
         if not files or not all(f.is_file() and f.stat().st_mtime >= started for f in files):
             return None
-        data = json.loads((folder / "report.json").read_text(encoding="utf-8")) if "json" in job.formats else {}
+        data = (
+            json.loads((folder / "report.json").read_text(encoding="utf-8")) if "json" in job.formats else {}
+        )
     except (OSError, ValueError):
         return None
-    row = {"index": job.index, "spec": job.spec,
-           **entry_from_report(job.name, data, job.formats, job.options.fail_on)}  # Keras-free: the one rule
+    row = {
+        "index": job.index,
+        "spec": job.spec,
+        **entry_from_report(job.name, data, job.formats, job.options.fail_on),
+    }  # Keras-free: the one rule
     row["source"] = row["source"] or job.spec
-    row.update(drift=None, drift_error="interrupted before its weight drift came back", seconds=None,
-               worker=None)
+    row.update(
+        drift=None, drift_error="interrupted before its weight drift came back", seconds=None, worker=None
+    )
     return row
 
 

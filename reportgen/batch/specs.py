@@ -30,8 +30,8 @@ def _is_savedmodel(folder: Path) -> bool:
 
 
 def is_folder(spec: str) -> bool:
-    """A folder of model files (a TensorFlow SavedModel folder is a single MODEL, refused with its own message;
-    a keras-hub preset directory is a single MODEL too)."""
+    """A folder of model files (a TensorFlow SavedModel folder is a single MODEL, refused with its own
+    message; a keras-hub preset directory is a single MODEL too)."""
     p = Path(spec)
     try:
         return p.is_dir() and not _is_savedmodel(p) and not is_hub_preset(p)
@@ -42,8 +42,12 @@ def is_folder(spec: str) -> bool:
 def is_model_file(path: str | Path) -> bool:
     """A ``.keras``/``.h5``/``.hdf5`` file; ``*.weights.h5`` holds weights only and is not a model."""
     name = Path(path).name.lower()
-    return (Path(path).is_file() and name.endswith(MODEL_SUFFIXES) and not name.endswith(".weights.h5")
-            and not name.startswith("."))
+    return (
+        Path(path).is_file()
+        and name.endswith(MODEL_SUFFIXES)
+        and not name.endswith(".weights.h5")
+        and not name.startswith(".")
+    )
 
 
 def _named_model(path: str | Path) -> bool:
@@ -77,17 +81,24 @@ def expand(specs: Sequence[str]) -> list[str]:
         if is_folder(spec):
             files = [p for p in Path(spec).iterdir() if _named_model(p)]
             if not files:
-                raise UserError(f"'{spec}' is a directory without a model file (.keras, .h5, .hdf5; its "
-                                "sub-directories are not searched); give a model file, a folder of model files, "
-                                "or a glob such as 'runs/**/*.keras'")
+                raise UserError(
+                    f"'{spec}' is a directory without a model file (.keras, .h5, .hdf5; its "
+                    "sub-directories are not searched); give a model file, a folder of model files, "
+                    "or a glob such as 'runs/**/*.keras'"
+                )
             found.extend(str(p) for p in sorted(files, key=lambda p: natural_key(p.name)))
         elif is_pattern(spec):
             matches = glob.glob(spec, recursive=True)
             files = [m for m in matches if _named_model(m)]
             if not files:
-                what = (f"{len(matches)} match(es), none a model file (.keras, .h5, .hdf5)" if matches
-                        else "no file matches")
-                raise UserError(f"'{spec}': {what}; check the pattern (quote it so that reportgen expands it)")
+                what = (
+                    f"{len(matches)} match(es), none a model file (.keras, .h5, .hdf5)"
+                    if matches
+                    else "no file matches"
+                )
+                raise UserError(
+                    f"'{spec}': {what}; check the pattern (quote it so that reportgen expands it)"
+                )
             found.extend(sorted(files, key=natural_key))
         else:
             found.append(spec)

@@ -27,7 +27,8 @@ The package, one module per idea, each importing only those above it:
 - :mod:`~reportgen.graph.trace`: a functional model's graph re-traced on fresh symbolic inputs
   (:class:`LayerRef`, :func:`flat_graph`), the layer tree by path;
 - :mod:`~reportgen.graph.kinds`: what a layer is (conv, pooling, kernel, activation);
-- :mod:`~reportgen.graph.hooks`: forward hooks on layer instances (taps, recording a subclassed model's calls);
+- :mod:`~reportgen.graph.hooks`: forward hooks on layer instances (taps, recording a subclassed model's
+  calls);
 - :mod:`~reportgen.graph.anatomy`: every layer by path with its shapes, the inputs and outputs;
 - :mod:`~reportgen.graph.forward`: ONE forward pass with taps, built on the trace and the hooks;
 - :mod:`~reportgen.graph.probe`: sizes found by running the model (shapes at a size, minimum input size);

@@ -11,7 +11,16 @@ import keras
 from reportgen.errors import UserError
 from reportgen.graph.hooks import recording, zeros
 from reportgen.graph.kinds import is_conv, is_pooling, kernel_variables
-from reportgen.graph.trace import LayerRef, TensorSpec, _shape, children, flat_graph, is_traceable, layer_tree, weights_of
+from reportgen.graph.trace import (
+    LayerRef,
+    TensorSpec,
+    _shape,
+    children,
+    flat_graph,
+    is_traceable,
+    layer_tree,
+    weights_of,
+)
 
 
 @dataclass
@@ -87,8 +96,15 @@ def _functional_anatomy(model: Any) -> Anatomy:
         seen.add(path)
         by_path.setdefault(path, op)
         args = graph.args_by_path.get(path)
-        refs.append(LayerRef(path, op, depth, _seen_shape(_shape(graph.by_path.get(path)), concrete.get(path)),
-                             _shape(args)))
+        refs.append(
+            LayerRef(
+                path,
+                op,
+                depth,
+                _seen_shape(_shape(graph.by_path.get(path)), concrete.get(path)),
+                _shape(args),
+            )
+        )
         add_inner(path, depth + 1)
     refs = with_token_grids(refs)
     outputs = _flatten(model.outputs)
@@ -103,8 +119,10 @@ def _functional_anatomy(model: Any) -> Anatomy:
         producers.append(found)
     return Anatomy(
         layers=refs,
-        inputs=[TensorSpec(getattr(t, "name", f"input_{i}") or f"input_{i}", _shape(t) or (), str(t.dtype))
-                for i, t in enumerate(model.inputs)],
+        inputs=[
+            TensorSpec(getattr(t, "name", f"input_{i}") or f"input_{i}", _shape(t) or (), str(t.dtype))
+            for i, t in enumerate(model.inputs)
+        ],
         outputs=[TensorSpec(n, _shape(t) or (), str(t.dtype)) for n, t in zip(names, outputs)],
         subclassed=False,
         by_path=by_path,
@@ -113,9 +131,9 @@ def _functional_anatomy(model: Any) -> Anatomy:
 
 
 def _seen_shape(declared: tuple | None, seen: tuple | None) -> tuple | None:
-    """The shape a layer's output really has: ``declared`` (a symbolic trace, which believes each custom layer's
-    ``compute_output_shape``) unless a concrete pass saw another token count or size. SigLIP's embedding declares
-    a class token it never makes: 17 tokens declared, 16 seen."""
+    """The shape a layer's output really has: ``declared`` (a symbolic trace, which believes each custom
+    layer's ``compute_output_shape``) unless a concrete pass saw another token count or size. SigLIP's
+    embedding declares a class token it never makes: 17 tokens declared, 16 seen."""
     if declared is None or seen is None or len(declared) != len(seen):
         return declared
     if all(d is None or d == s for d, s in zip(declared[1:], seen[1:])):
@@ -123,8 +141,13 @@ def _seen_shape(declared: tuple | None, seen: tuple | None) -> tuple | None:
     return (declared[0],) + tuple(s if d is not None else None for d, s in zip(declared[1:], seen[1:]))
 
 
-def _concrete_inner_records(model: Any, tree: dict[str, Any], recorded: set[str], graph: Any,
-                            seen: dict[str, tuple | None] | None = None) -> list:
+def _concrete_inner_records(
+    model: Any,
+    tree: dict[str, Any],
+    recorded: set[str],
+    graph: Any,
+    seen: dict[str, tuple | None] | None = None,
+) -> list:
     """The insides of opaque layers that a symbolic trace never ran, from one pass on zeros.
 
     A custom layer that defines ``compute_output_shape`` (keras-hub's
@@ -136,9 +159,14 @@ def _concrete_inner_records(model: Any, tree: dict[str, Any], recorded: set[str]
     declared shape may be wrong).
     """
     graph_paths = {p for p, _op, _d in graph.order}
-    missing = [p for p, layer in tree.items()
-               if p not in recorded and p not in graph_paths and weights_of(layer)
-               and any(p.startswith(g + "/") for g in graph_paths)]
+    missing = [
+        p
+        for p, layer in tree.items()
+        if p not in recorded
+        and p not in graph_paths
+        and weights_of(layer)
+        and any(p.startswith(g + "/") for g in graph_paths)
+    ]
     if not missing:
         return []
     from reportgen import backend
@@ -149,8 +177,13 @@ def _concrete_inner_records(model: Any, tree: dict[str, Any], recorded: set[str]
     inputs = [zeros(_shape(t) or ()) for t in model.inputs]
     try:
         with backend.no_grad(), recording(model, tree, records, skip_traceable=True):
-            _trace(model, inputs[0] if len(inputs) == 1 else inputs, "", 0,
-                   FlatGraph(inputs=[], outputs=None, keep=False, shapes=shapes))
+            _trace(
+                model,
+                inputs[0] if len(inputs) == 1 else inputs,
+                "",
+                0,
+                FlatGraph(inputs=[], outputs=None, keep=False, shapes=shapes),
+            )
     except Exception:  # a model that refuses zeros at the default size: the table keeps what it has
         return []
     if seen is not None:
@@ -187,10 +220,17 @@ def with_token_grids(refs: list[LayerRef]) -> list[LayerRef]:
     parents = {r.path: r for r in refs}
     grids: list[tuple[int, int]] = []
     attention: list[str] = []
-    # Attention over tokens (MultiHeadAttention, Swin's windows): not a CNN's attention gate that returns a map.
-    tokens_attended = [r for r in refs if "attention" in r.class_name.lower()
-                       and (isinstance(r.layer, keras.layers.MultiHeadAttention)
-                            or (r.output_shape is not None and len(r.output_shape) == 3))]
+    # Attention over tokens (MultiHeadAttention, Swin's windows): not a CNN's attention gate that returns a
+    # map.
+    tokens_attended = [
+        r
+        for r in refs
+        if "attention" in r.class_name.lower()
+        and (
+            isinstance(r.layer, keras.layers.MultiHeadAttention)
+            or (r.output_shape is not None and len(r.output_shape) == 3)
+        )
+    ]
     if not tokens_attended:
         return refs  # no transformer: no token grids (an LSTM over image rows is not a patch sequence)
     out = []
@@ -203,8 +243,14 @@ def with_token_grids(refs: list[LayerRef]) -> list[LayerRef]:
         inside = any(ref.path.startswith(a) or ref.path + "/" == a for a in attention)
         if inside:
             ref = replace(ref, in_attention=True)
-        if grids and not inside and not ref.is_op and shape is not None and len(shape) == 3 \
-                and shape[1] is not None:
+        if (
+            grids
+            and not inside
+            and not ref.is_op
+            and shape is not None
+            and len(shape) == 3
+            and shape[1] is not None
+        ):
             grid = fit(int(shape[1]), grids)
             if grid is not None:
                 ref = replace(ref, grid=grid)
@@ -285,7 +331,9 @@ def _subclassed_anatomy(model: Any) -> Anatomy:
             names = leaves
     return Anatomy(
         layers=refs,
-        inputs=[TensorSpec(f"input_{i}" if len(shapes) > 1 else "input", tuple(s)) for i, s in enumerate(shapes)],
+        inputs=[
+            TensorSpec(f"input_{i}" if len(shapes) > 1 else "input", tuple(s)) for i, s in enumerate(shapes)
+        ],
         outputs=[TensorSpec(n, _shape(t) or ()) for n, t in zip(names, flat)],
         subclassed=True,
         by_path=dict(tree),
@@ -309,6 +357,7 @@ def walk(model: keras.Model) -> list[LayerRef]:
 
 # --- layer kinds --------------------------------------------------------------------------
 
+
 def kernel_layers(model: keras.Model) -> list[LayerRef]:
     """Layers with a kernel: Conv1D/2D/3D (and transposed), depthwise, separable, Dense."""
     return [r for r in walk(model) if kernel_variables(r.layer)]
@@ -324,8 +373,13 @@ def conv_layers(model: keras.Model) -> list[LayerRef]:
 
 
 def feature_map_layers(model: keras.Model) -> list[LayerRef]:
-    """Conv and pooling layers, and every layer whose tokens lie on a patch grid: the outputs a grid can show."""
-    return [r for r in walk(model) if is_conv(r.layer) or is_pooling(r.layer) or (r.grid is not None and not r.is_op)]
+    """Conv and pooling layers, and every layer whose tokens lie on a patch grid: the outputs a grid can
+    show."""
+    return [
+        r
+        for r in walk(model)
+        if is_conv(r.layer) or is_pooling(r.layer) or (r.grid is not None and not r.is_op)
+    ]
 
 
 def spatial_size(ref: LayerRef) -> tuple | None:
@@ -334,7 +388,8 @@ def spatial_size(ref: LayerRef) -> tuple | None:
 
 
 def spatial_part(shape: Sequence | None) -> tuple | None:
-    """The spatial part of an output shape (channels-last, with its batch): None for a flat or unknown shape."""
+    """The spatial part of an output shape (channels-last, with its batch): None for a flat or unknown
+    shape."""
     if shape is None or len(shape) < 3:
         return None
     return tuple(shape[1:-1])
@@ -351,8 +406,9 @@ def _single_pixel(ref: LayerRef) -> bool:
 
 def image_input_index(model: Any) -> int | None:
     """Which input is an image (N, H, W, 1|3): the only 4-D input with 1 or 3 channels, else None."""
-    found = [i for i, spec in enumerate(anatomy(model).inputs)
-             if len(spec.shape) == 4 and spec.shape[-1] in (1, 3)]
+    found = [
+        i for i, spec in enumerate(anatomy(model).inputs) if len(spec.shape) == 4 and spec.shape[-1] in (1, 3)
+    ]
     return found[0] if len(found) == 1 else None
 
 
@@ -363,6 +419,7 @@ def image_input(model: Any) -> TensorSpec | None:
 
 # --- feature maps and Grad-CAM ------------------------------------------------------
 
+
 def has_spatial_output(ref: LayerRef) -> bool:
     """A 2-D feature map (batch, height, width, channels), or tokens on a patch grid: what a grid can show."""
     return ref.map_shape is not None and len(ref.map_shape) == 4 and not ref.in_attention
@@ -370,7 +427,8 @@ def has_spatial_output(ref: LayerRef) -> bool:
 
 def spatial_layers(model: keras.Model) -> list[LayerRef]:
     """Every layer (nested ones included) whose output is a 2-D feature map."""
-    return [r for r in walk(model) if has_spatial_output(r) and not r.is_model and not r.is_op
-            and not children(r.layer)]
-
-
+    return [
+        r
+        for r in walk(model)
+        if has_spatial_output(r) and not r.is_model and not r.is_op and not children(r.layer)
+    ]

@@ -30,20 +30,87 @@ ALIGNED, BROKEN, UNKNOWN = "aligned", "broken", "unknown"
 
 # Keras layers that keep the spatial axes of what they are given (act per pixel, per channel, or locally).
 _KEEPING_LAYERS = {
-    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization", "Normalization",
-    "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Add", "Subtract", "Multiply", "Average",
-    "Maximum", "Minimum", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-    "ActivityRegularization", "Rescaling", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
-    "CenterCrop", "Identity", "Dense", "InputLayer", "RandomFlip", "RandomRotation", "RandomZoom",
-    "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "Masking",
-    "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "UnitNormalization",
+    "Normalization",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "Softmax",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Dropout",
+    "SpatialDropout2D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "Rescaling",
+    "ZeroPadding2D",
+    "Cropping2D",
+    "UpSampling2D",
+    "Resizing",
+    "CenterCrop",
+    "Identity",
+    "Dense",
+    "InputLayer",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomZoom",
+    "RandomTranslation",
+    "RandomContrast",
+    "RandomBrightness",
+    "RandomCrop",
+    "Masking",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
 }
 # Keras operations (``x + y``, ``ops.relu(x)``) that act element by element.
 _KEEPING_OPS = {
-    "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power", "Negative", "Abs",
-    "Absolute", "Square", "Sqrt", "Exp", "Log", "Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu", "Tanh",
-    "Gelu", "Silu", "Swish", "Elu", "Selu", "LeakyRelu", "Softplus", "Clip", "Cast", "Where", "Erf", "Sign",
-    "Reciprocal", "Rsqrt", "Mish",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Divide",
+    "TrueDivide",
+    "Maximum",
+    "Minimum",
+    "Power",
+    "Negative",
+    "Abs",
+    "Absolute",
+    "Square",
+    "Sqrt",
+    "Exp",
+    "Log",
+    "Relu",
+    "Relu6",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSilu",
+    "Tanh",
+    "Gelu",
+    "Silu",
+    "Swish",
+    "Elu",
+    "Selu",
+    "LeakyRelu",
+    "Softplus",
+    "Clip",
+    "Cast",
+    "Where",
+    "Erf",
+    "Sign",
+    "Reciprocal",
+    "Rsqrt",
+    "Mish",
 }
 
 
@@ -55,7 +122,9 @@ def _spatial(shape: Any) -> tuple | None:
     return tuple(shape[1:3]) if shape is not None and len(shape) == 4 else None
 
 
-def _rule(op: Any, in_shape: tuple | None, out_shape: tuple | None, grid: tuple | None) -> tuple[str, tuple | None]:
+def _rule(
+    op: Any, in_shape: tuple | None, out_shape: tuple | None, grid: tuple | None
+) -> tuple[str, tuple | None]:
     """(status, grid) of ``op``'s output given aligned input of ``in_shape`` on the image grid ``grid``
     (a token sequence carries the grid it was flattened from)."""
     name = type(op).__name__
@@ -220,7 +289,7 @@ def probe(model: Any, refs: Sequence[LayerRef], feeds: Any = None) -> dict[str, 
     batch = np.full((len(PATCHES) + 1,) + shape, 0.5, dtype=np.float32)
     for k, (fr, fc) in enumerate(PATCHES, start=1):
         r, c = int(fr * height) - size // 2, int(fc * width) - size // 2
-        batch[k, r: r + size, c: c + size] = 4.0
+        batch[k, r : r + size, c : c + size] = 4.0
     taps = {r.path: forward.Tap() for r in refs}
     try:
         with backend.no_grad():
@@ -267,19 +336,26 @@ def off_axes_message(model: Any, ref: LayerRef, option: str, candidates: Sequenc
     """One line for a named layer whose output is not a map of the image: why, and the nearest layer before
     it (among ``candidates``, in model order) that is."""
     moved = cause(model, ref.path)
-    why = (f"'{moved}' ({type(anatomy(model).by_path[moved]).__name__}) moves the image's axes" if moved and
-           moved in anatomy(model).by_path else "a probe moved a bright patch across the image and its response "
-           "moved another way")
+    why = (
+        f"'{moved}' ({type(anatomy(model).by_path[moved]).__name__}) moves the image's axes"
+        if moved and moved in anatomy(model).by_path
+        else "a probe moved a bright patch across the image and its response moved another way"
+    )
     paths = [r.path for r in candidates]
     before = list(reversed(candidates[: paths.index(ref.path)])) if ref.path in paths else list(candidates)
     near = None
     for k in range(0, len(before), 4):
-        group = before[k: k + 4]
+        group = before[k : k + 4]
         ok = on_image_axes(model, group)
         near = next((r.path for r in group if ok.get(r.path)), None)
         if near:
             break
-    hint = f"; the nearest layer before it that is: '{near}' ({option} {near})" if near else \
-        "; no layer before it is, so drop the option"
-    return (f"{option}: '{ref.path}' is not a map of the image: {why}, so its rows are not the image's rows and "
-            f"a heat map drawn from it would be wrong{hint}")
+    hint = (
+        f"; the nearest layer before it that is: '{near}' ({option} {near})"
+        if near
+        else "; no layer before it is, so drop the option"
+    )
+    return (
+        f"{option}: '{ref.path}' is not a map of the image: {why}, so its rows are not the image's rows and "
+        f"a heat map drawn from it would be wrong{hint}"
+    )

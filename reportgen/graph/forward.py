@@ -36,11 +36,19 @@ from reportgen.graph.trace import FlatGraph, Resume, StopTrace, _trace, frontier
 def _grouped_as_depthwise(layer: Any) -> bool:
     """A ``Conv2D`` whose groups are its input channels: a depthwise convolution in disguise (ConvNeXt)."""
     groups = getattr(layer, "groups", 1)
-    if not isinstance(layer, keras.layers.Conv2D) or groups <= 1 or isinstance(layer, keras.layers.Conv2DTranspose):
+    if (
+        not isinstance(layer, keras.layers.Conv2D)
+        or groups <= 1
+        or isinstance(layer, keras.layers.Conv2DTranspose)
+    ):
         return False
     kernel = getattr(layer, "kernel", None)
-    return (kernel is not None and int(kernel.shape[-2]) == 1 and layer.data_format == "channels_last"
-            and int(kernel.shape[-1]) % groups == 0)
+    return (
+        kernel is not None
+        and int(kernel.shape[-2]) == 1
+        and layer.data_format == "channels_last"
+        and int(kernel.shape[-1]) % groups == 0
+    )
 
 
 def _depthwise_call(linear: bool) -> Callable[..., Any]:
@@ -52,8 +60,9 @@ def _depthwise_call(linear: bool) -> Callable[..., Any]:
 
         kh, kw, _one, filters = (int(d) for d in layer.kernel.shape)
         kernel = ops.reshape(layer.kernel, (kh, kw, layer.groups, filters // layer.groups))
-        out = ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding,
-                                 dilation_rate=layer.dilation_rate)
+        out = ops.depthwise_conv(
+            x, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate
+        )
         if layer.use_bias:
             out = out + layer.bias
         if not linear and layer.activation is not None:
@@ -130,8 +139,9 @@ def run(model: Any, inputs: Any, taps: dict[str, Tap] | None = None, reuse: Reus
         try:
             if is_traceable(model):
                 resume = reuse.resume(model, x, tapped) if reuse is not None else None
-                trace.output = _trace(model, x, "", 0, FlatGraph(inputs=[], outputs=None, keep=False),
-                                      resume=resume)
+                trace.output = _trace(
+                    model, x, "", 0, FlatGraph(inputs=[], outputs=None, keep=False), resume=resume
+                )
             else:
                 trace.output = model(x, training=False)
         except StopTrace:

@@ -47,11 +47,14 @@ class Trace:
     stopped: bool = False
 
 
-
-
 class _Session:
-    def __init__(self, paths: dict[int, str], taps: dict[str, Tap] | None = None,
-                 records: list | None = None, outputs: dict | None = None) -> None:
+    def __init__(
+        self,
+        paths: dict[int, str],
+        taps: dict[str, Tap] | None = None,
+        records: list | None = None,
+        outputs: dict | None = None,
+    ) -> None:
         self.paths = paths
         self.taps = taps or {}
         self.records = records
@@ -72,8 +75,10 @@ class _Session:
             self.done.add(path)
             call = original
             if tap.linear:
+
                 def call(*a: Any, **k: Any) -> Any:
                     return _without_activation(layer, original, a, k)
+
             if tap.replace is not None:
                 out = tap.replace(layer, call, *args, **kwargs)
             else:
@@ -147,8 +152,9 @@ def _hooks(session: _Session, layers: Sequence[Any]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def recording(model: Any, tree: dict[str, Any], records: list, skip_traceable: bool = False,
-              outputs: dict | None = None) -> Iterator[None]:
+def recording(
+    model: Any, tree: dict[str, Any], records: list, skip_traceable: bool = False, outputs: dict | None = None
+) -> Iterator[None]:
     """Record ``(path, layer, input shape, output shape)`` of every layer of ``tree`` that runs.
 
     With ``skip_traceable`` only layers inside opaque (non-functional) layers
@@ -177,5 +183,3 @@ def zeros(shape: Sequence[int | None], batch: int = 1, dtype: str = "float32") -
     if len(shape) >= 2 and shape[-1] is None:
         dims[-1] = 3
     return keras.ops.zeros(tuple(dims), dtype=dtype)
-
-

@@ -9,7 +9,6 @@ which inputs were fed what.
 
 from __future__ import annotations
 
-import os
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +52,14 @@ class Feeds:
 
     def describe(self) -> list[dict]:
         """One entry per input: name, shape, and what it was fed."""
-        return [{"name": n, "shape": list(s), "fed": "images" if i == self.image_index else self.sources.get(i, "zeros")}
-                for i, (n, s) in enumerate(zip(self.names, self.shapes))]
+        return [
+            {
+                "name": n,
+                "shape": list(s),
+                "fed": "images" if i == self.image_index else self.sources.get(i, "zeros"),
+            }
+            for i, (n, s) in enumerate(zip(self.names, self.shapes))
+        ]
 
 
 def other_inputs(feeds: Feeds | None) -> bool:
@@ -88,7 +93,9 @@ def feeds_for(model: Any, given: Sequence[str] = ()) -> Feeds:
     for spec in given:
         name, path = _parse(spec)
         if name not in names:
-            raise UserError(f"--input: the model has no input named '{name}'; its inputs are: {', '.join(names)}")
+            raise UserError(
+                f"--input: the model has no input named '{name}'; its inputs are: {', '.join(names)}"
+            )
         index = names.index(name)
         if index == feeds.image_index:
             raise UserError(f"--input: '{name}' is the image input; give images with --image")
@@ -118,7 +125,9 @@ def _load(path: str, name: str, want: tuple, dtype: str) -> np.ndarray:
     try:
         arr = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"--input {name}: '{path}' is not a readable .npy array ({exc}); save it with numpy.save") from None
+        raise UserError(
+            f"--input {name}: '{path}' is not a readable .npy array ({exc}); save it with numpy.save"
+        ) from None
 
     def fits(shape: tuple) -> bool:
         return len(shape) == len(want) and all(w is None or w == d for w, d in zip(want, shape))
@@ -126,8 +135,10 @@ def _load(path: str, name: str, want: tuple, dtype: str) -> np.ndarray:
     if arr.ndim == len(want) + 1 and arr.shape[0] == 1 and fits(arr.shape[1:]):
         arr = arr[0]
     if not fits(arr.shape):
-        raise UserError(f"--input {name}: '{path}' has shape {arr.shape} but the input takes {want} "
-                        "(one example, without the batch dimension)")
+        raise UserError(
+            f"--input {name}: '{path}' has shape {arr.shape} but the input takes {want} "
+            "(one example, without the batch dimension)"
+        )
     if arr.dtype.kind not in "uifb":
         raise UserError(f"--input {name}: '{path}' is not numeric")
     return arr.astype(dtype)

@@ -7,7 +7,6 @@ from typing import Any
 import keras
 
 
-
 CONV_TYPES: tuple[type, ...] = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,
@@ -29,6 +28,8 @@ POOLING_TYPES: tuple[type, ...] = (
     keras.layers.AveragePooling3D,
 )
 KERNEL_TYPES: tuple[type, ...] = CONV_TYPES + (keras.layers.Dense, keras.layers.EinsumDense)
+
+
 def is_conv(layer: Any) -> bool:
     return isinstance(layer, CONV_TYPES)
 
@@ -60,7 +61,8 @@ def main_kernel(layer: Any) -> Any | None:
 
 
 def activation_name(layer: Any) -> str | None:
-    """The elementwise activation a layer applies to its output (``relu``, ``softmax``, ``tanh``...), or None."""
+    """The elementwise activation a layer applies to its output (``relu``, ``softmax``, ``tanh``...), or
+    None."""
     if isinstance(layer, keras.layers.ReLU):
         return "relu"
     if isinstance(layer, keras.layers.Softmax):
@@ -71,5 +73,3 @@ def activation_name(layer: Any) -> str | None:
     if isinstance(fn, str):
         return fn
     return getattr(fn, "__name__", None)
-
-

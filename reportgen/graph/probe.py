@@ -11,11 +11,23 @@ import numpy as np
 from reportgen.errors import UserError
 from reportgen.graph.anatomy import _flatten, anatomy, image_input_index, walk
 from reportgen.graph.hooks import recording
-from reportgen.graph.trace import DEFAULT_SIZE, FlatGraph, LayerRef, StopTrace, _functional_inputs, _shape, _trace, flat_graph, is_traceable, layer_tree
+from reportgen.graph.trace import (
+    DEFAULT_SIZE,
+    FlatGraph,
+    LayerRef,
+    StopTrace,
+    _functional_inputs,
+    _shape,
+    _trace,
+    flat_graph,
+    is_traceable,
+    layer_tree,
+)
 
 
-def shapes_at(model: keras.Model, size: int, upto: str | None = None,
-              concrete: bool = False) -> dict[str, tuple[tuple | None, tuple | None]]:
+def shapes_at(
+    model: keras.Model, size: int, upto: str | None = None, concrete: bool = False
+) -> dict[str, tuple[tuple | None, tuple | None]]:
     """``{path: (input shape, output shape)}`` with the image input at ``size`` x ``size`` px.
 
     Functional models are traced symbolically (no computation); subclassed
@@ -82,7 +94,9 @@ def _all_sublayers(model: Any) -> list:
     return out
 
 
-def _with_concrete_sizes(model: keras.Model, refs: Sequence[LayerRef], size: int = DEFAULT_SIZE) -> list[LayerRef]:
+def _with_concrete_sizes(
+    model: keras.Model, refs: Sequence[LayerRef], size: int = DEFAULT_SIZE
+) -> list[LayerRef]:
     """``refs`` with output shapes traced at ``size`` px when the model's are unknown.
 
     A model built with ``input_shape=(None, None, 3)`` reports no spatial sizes,
@@ -94,21 +108,28 @@ def _with_concrete_sizes(model: keras.Model, refs: Sequence[LayerRef], size: int
         probe = shapes_at(model, size)
     except Exception:  # a head that needs the original size: keep what we know
         return list(refs)
-    return [LayerRef(r.path, r.layer, r.depth, (probe.get(r.path) or (None, None))[1] or r.output_shape,
-                     r.input_shape) for r in refs]
+    return [
+        LayerRef(
+            r.path, r.layer, r.depth, (probe.get(r.path) or (None, None))[1] or r.output_shape, r.input_shape
+        )
+        for r in refs
+    ]
 
 
 def map_elements(model: keras.Model) -> list[int]:
     """Elements of each layer's output for ONE image, at the size images are fitted to when the model leaves
     it open (a ``(None, None, 3)`` input is fed 224 x 224 images: its maps are sized at that)."""
-    refs = [r for r in walk(model) if r.output_shape is not None and len(r.output_shape) > 1 and not r.is_model]
+    refs = [
+        r for r in walk(model) if r.output_shape is not None and len(r.output_shape) > 1 and not r.is_model
+    ]
     if any(d is None for r in refs for d in r.output_shape[1:]):
         refs = _with_concrete_sizes(model, refs)
     return [int(np.prod([d or 1 for d in r.output_shape[1:]])) for r in refs]
 
 
 def images_within(bytes_per_image: int, budget: int, most: int = 64) -> int:
-    """Images per batch: as many as fit ``budget`` bytes at ``bytes_per_image`` each, at least 1, at most ``most``.
+    """Images per batch: as many as fit ``budget`` bytes at ``bytes_per_image`` each, at least 1, at most
+    ``most``.
 
     The one batch-size rule: the data-set pass, the unit-activity pass (both
     through :func:`images_per_batch`) and the pattern ascent's chunks.
@@ -217,4 +238,3 @@ def min_input_size(model: keras.Model, path: str, start: int, limit: int = 1024)
 
 
 # --- which layers get full figures in a big model -------------------------------------------
-

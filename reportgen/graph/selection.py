@@ -7,8 +7,17 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import keras
 
 from reportgen.errors import UserError
-from reportgen.graph.anatomy import (_single_pixel, anatomy, conv_layers, feature_map_layers, has_spatial_output,
-                                     one_pixel, spatial_part, spatial_size, walk)
+from reportgen.graph.anatomy import (
+    _single_pixel,
+    anatomy,
+    conv_layers,
+    feature_map_layers,
+    has_spatial_output,
+    one_pixel,
+    spatial_part,
+    spatial_size,
+    walk,
+)
 from reportgen.graph.axes import ALIGNED, BROKEN, UNKNOWN, probe, statuses
 from reportgen.graph.kinds import is_conv, is_pooling
 from reportgen.graph.probe import _with_concrete_sizes, ancestors
@@ -164,7 +173,9 @@ def last_map_conv(model: keras.Model, output: int = 0, exclude: Iterable[str] = 
     ``exclude``: paths found not to lead to the output (a subclassed model's other heads).
     """
     skip = set(exclude)
-    return _last_map(model, [r for r in conv_layers(model) if has_spatial_output(r) and r.path not in skip], output)
+    return _last_map(
+        model, [r for r in conv_layers(model) if has_spatial_output(r) and r.path not in skip], output
+    )
 
 
 def _last_map(model: keras.Model, refs: list[LayerRef], output: int) -> LayerRef | None:
@@ -214,18 +225,24 @@ def _last_on_axes(model: keras.Model, refs: list[LayerRef]) -> LayerRef | None:
 
 
 def token_blocks(model: keras.Model) -> list[LayerRef]:
-    """A transformer's blocks, in call order: the innermost layers on a patch grid that hold an attention layer
-    (ViT's ``transformer_block_N``, DINOv2's ``layers_N``, each Swin block). Empty for a CNN."""
+    """A transformer's blocks, in call order: the innermost layers on a patch grid that hold an attention
+    layer (ViT's ``transformer_block_N``, DINOv2's ``layers_N``, each Swin block). Empty for a CNN."""
     refs = walk(model)
     attention = [r.path for r in refs if "attention" in r.class_name.lower()]
-    found = [r for r in refs if r.grid is not None and not r.is_model and children(r.layer)
-             and any(a.startswith(r.path + "/") for a in attention)]
+    found = [
+        r
+        for r in refs
+        if r.grid is not None
+        and not r.is_model
+        and children(r.layer)
+        and any(a.startswith(r.path + "/") for a in attention)
+    ]
     return [r for r in found if not any(o.path.startswith(r.path + "/") for o in found)]
 
 
 def model_kind(model: keras.Model) -> str:
-    """What a report calls the model in its title: "vision transformer" (blocks of attention over patch tokens:
-    ViT, DeiT, DINOv2, Swin, MiT), "CNN" (convolutions), else "model"."""
+    """What a report calls the model in its title: "vision transformer" (blocks of attention over patch
+    tokens: ViT, DeiT, DINOv2, Swin, MiT), "CNN" (convolutions), else "model"."""
     if token_blocks(model):
         return "vision transformer"
     if any(is_conv(r.layer) for r in walk(model)):
@@ -263,16 +280,29 @@ def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) 
     blocks = [b for b in token_blocks(model) if b.path not in skip]
     if blocks:
         last = blocks[-1]
-        inner = [r for r in walk(model) if r.path.startswith(last.path + "/") and r.grid is not None
-                 and isinstance(r.layer, keras.layers.LayerNormalization)]
+        inner = [
+            r
+            for r in walk(model)
+            if r.path.startswith(last.path + "/")
+            and r.grid is not None
+            and isinstance(r.layer, keras.layers.LayerNormalization)
+        ]
         return inner[0] if inner else last
     walked = walk(model)
     first_conv = next((i for i, r in enumerate(walked) if is_conv(r.layer) and has_spatial_output(r)), None)
     if first_conv is None:
         return None  # no convolution: a map of the input's preprocessing explains nothing
-    refs = [r for r in walked[first_conv:] if has_spatial_output(r) and not r.is_model and not r.is_op
-            and not children(r.layer) and not is_pooling(r.layer) and r.path not in skip
-            and type(r.layer).__name__ not in _NOT_A_MAP]
+    refs = [
+        r
+        for r in walked[first_conv:]
+        if has_spatial_output(r)
+        and not r.is_model
+        and not r.is_op
+        and not children(r.layer)
+        and not is_pooling(r.layer)
+        and r.path not in skip
+        and type(r.layer).__name__ not in _NOT_A_MAP
+    ]
     inside = _in_backbone(model, walked, refs)
     if inside:
         found = _last_map(model, inside, output)
@@ -296,8 +326,15 @@ def _in_backbone(model: keras.Model, walked: Sequence[LayerRef], refs: Sequence[
 
 
 # Layers whose 4-D output is not a feature map of the image: inputs, and noise or masking added for training.
-_NOT_A_MAP = {"InputLayer", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-              "ActivityRegularization"}
+_NOT_A_MAP = {
+    "InputLayer",
+    "Dropout",
+    "SpatialDropout2D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+}
 
 
 def model_stage_starts(model: keras.Model, refs: Sequence[LayerRef]) -> list[LayerRef]:
@@ -320,8 +357,12 @@ def _sized(model: keras.Model, refs: Sequence[LayerRef]) -> Sequence[LayerRef]:
 FULL_DETAIL_LAYERS = 30
 
 
-def detail_layers(refs: Sequence[LayerRef], named: Iterable[str] = (), flagged: Iterable[str] = (),
-                  limit: int = FULL_DETAIL_LAYERS) -> tuple[list[LayerRef], str]:
+def detail_layers(
+    refs: Sequence[LayerRef],
+    named: Iterable[str] = (),
+    flagged: Iterable[str] = (),
+    limit: int = FULL_DETAIL_LAYERS,
+) -> tuple[list[LayerRef], str]:
     """The layers among ``refs`` that get full per-layer figures, and why (for the report).
 
     All of them up to ``limit``; beyond that (an 800-layer EfficientNetB7),

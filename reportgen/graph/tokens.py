@@ -20,7 +20,8 @@ MAX_PREFIX = 8  # class + distillation + register tokens seen in practice: 1 (Vi
 
 @dataclass(frozen=True)
 class TokenGrid:
-    """How a token sequence lies on the patch grid: ``prefix`` extra tokens, then ``height x width`` patches."""
+    """How a token sequence lies on the patch grid: ``prefix`` extra tokens, then ``height x width``
+    patches."""
 
     prefix: int
     height: int
@@ -31,14 +32,16 @@ class TokenGrid:
         return self.prefix + self.height * self.width
 
     def to_map(self, x: Any) -> Any:
-        """``(N, tokens, C)`` -> ``(N, height, width, C)``: the patch tokens, prefix dropped (differentiable)."""
+        """``(N, tokens, C)`` -> ``(N, height, width, C)``: the patch tokens, prefix dropped
+        (differentiable)."""
         from keras import ops
 
-        patches = x[:, self.prefix:, :] if self.prefix else x
+        patches = x[:, self.prefix :, :] if self.prefix else x
         return ops.reshape(patches, (-1, self.height, self.width, int(x.shape[-1])))
 
     def from_map(self, m: Any) -> Any:
-        """``(N, height, width, C)`` -> ``(N, tokens, C)`` with zeros at the prefix: a perturbation of the patches only."""
+        """``(N, height, width, C)`` -> ``(N, tokens, C)`` with zeros at the prefix: a perturbation of the
+        patches only."""
         from keras import ops
 
         flat = ops.reshape(m, (-1, self.height * self.width, int(m.shape[-1])))
@@ -52,7 +55,9 @@ class TokenGrid:
         return (shape[0], self.height, self.width, shape[-1])
 
     def describe(self) -> str:
-        extra = {0: "", 1: " after 1 class token"}.get(self.prefix, f" after {self.prefix} class/register tokens")
+        extra = {0: "", 1: " after 1 class token"}.get(
+            self.prefix, f" after {self.prefix} class/register tokens"
+        )
         return f"{self.height}x{self.width} patch grid{extra}"
 
     def to_json(self) -> dict:

@@ -1,4 +1,5 @@
-"""A functional model's graph re-traced on fresh symbolic inputs, nested models included; the layer tree by path."""
+"""A functional model's graph re-traced on fresh symbolic inputs, nested models included; the layer tree by
+path."""
 
 from __future__ import annotations
 
@@ -143,13 +144,21 @@ def _shape(x: Any) -> tuple | None:
 
 # --- functional models ------------------------------------------------------------------
 
+
 class StopTrace(BaseException):
     """Ends a trace or a pass early, after the layer asked for: the one stop exception of model access
     (a BaseException, so that Keras' error wrappers let it through unchanged)."""
 
 
-def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_at: str | None = None,
-           resume: "Resume | None" = None) -> Any:
+def _trace(
+    model: Any,
+    x: Any,
+    prefix: str,
+    depth: int,
+    graph: FlatGraph,
+    stop_at: str | None = None,
+    resume: "Resume | None" = None,
+) -> Any:
     """Call the layers of a functional ``model`` on ``x`` one by one, recording every output.
 
     ``x`` may be symbolic (tracing) or concrete (a forward pass): this is
@@ -202,7 +211,8 @@ def _trace(model: Any, x: Any, prefix: str, depth: int, graph: FlatGraph, stop_a
 
 def _call(op: Any, args: tuple, kwargs: dict) -> Any:
     """``op(*args, **kwargs)`` in inference mode; a layer whose symbolic ``compute_output_spec`` does not take
-    the ``training`` its ``call`` takes (keras-hub's ``DINOV2Embedding``) is called as the graph recorded it."""
+    the ``training`` its ``call`` takes (keras-hub's ``DINOV2Embedding``) is called as the graph recorded
+    it."""
     chosen = _inference(op, kwargs)
     if chosen is kwargs:
         return op(*args, **kwargs)
@@ -223,7 +233,9 @@ def _inference(op: Any, kwargs: dict) -> dict:
     way; ``Functional.call`` overrides it with its own flag. Without this a
     report would explain flipped, rotated and zoomed images.
     """
-    takes = getattr(op, "_call_has_training_arg", False) or "training" in getattr(op, "_call_context_args", {})
+    takes = getattr(op, "_call_has_training_arg", False) or "training" in getattr(
+        op, "_call_context_args", {}
+    )
     return dict(kwargs, training=False) if takes and kwargs.get("training") is not False else kwargs
 
 
@@ -346,8 +358,11 @@ _FLAT_CACHE: "weakref.WeakKeyDictionary[Any, FlatGraph]" = weakref.WeakKeyDictio
 def _functional_inputs(model: Any, shapes: Sequence[tuple] | None = None) -> list:
     specs = model.inputs
     return [
-        keras.Input(shape=tuple(shapes[i][1:]) if shapes else tuple(t.shape[1:]), dtype=t.dtype,
-                    name=f"reportgen_input_{i}")
+        keras.Input(
+            shape=tuple(shapes[i][1:]) if shapes else tuple(t.shape[1:]),
+            dtype=t.dtype,
+            name=f"reportgen_input_{i}",
+        )
         for i, t in enumerate(specs)
     ]
 
@@ -368,4 +383,3 @@ def flat_graph(model: keras.Model) -> FlatGraph:
 
 
 # --- the anatomy: layers, inputs, outputs -------------------------------------------------
-

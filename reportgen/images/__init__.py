@@ -45,6 +45,19 @@ from reportgen.images.fit import DEFAULT_SIZE, InputSpec, fit_to_input, image_in
 from reportgen.images.labels import imagenet_class_names, label_for, load_class_names
 from reportgen.images.prepared import PreparedImage, load_image, prepare, prepare_inputs, sample_photo_path
 
-__all__ = ["DEFAULT_SIZE", "InputSpec", "PreparedImage", "fit_to_input", "image_input_spec",
-           "imagenet_class_names", "label_for", "load_class_names", "load_image", "load_pixels", "prepare",
-           "prepare_inputs", "require_image_input", "sample_photo_path"]
+__all__ = [
+    "DEFAULT_SIZE",
+    "InputSpec",
+    "PreparedImage",
+    "fit_to_input",
+    "image_input_spec",
+    "imagenet_class_names",
+    "label_for",
+    "load_class_names",
+    "load_image",
+    "load_pixels",
+    "prepare",
+    "prepare_inputs",
+    "require_image_input",
+    "sample_photo_path",
+]

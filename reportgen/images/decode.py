@@ -52,12 +52,16 @@ def _from_pil(img: Any, path: Path, steps: list[str]) -> np.ndarray:
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)[..., None]
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        return _float_pixels(arr, path, steps)[..., None] if arr.ndim == 2 else _float_pixels(arr, path, steps)
+        return (
+            _float_pixels(arr, path, steps)[..., None] if arr.ndim == 2 else _float_pixels(arr, path, steps)
+        )
     if depth == 16:
         steps.append("16-bit to 8-bit per channel")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode == "P" and "transparency" in img.info
-    ) or (mode in ("L", "RGB") and "transparency" in img.info)
+    has_alpha = (
+        mode in ("RGBA", "LA", "PA", "RGBa", "La")
+        or (mode == "P" and "transparency" in img.info)
+        or (mode in ("L", "RGB") and "transparency" in img.info)
+    )
     if has_alpha:
         rgba = img.convert("RGBA")
         alpha = np.asarray(rgba)[..., 3]
@@ -98,12 +102,15 @@ def _load_npy(path: Path, steps: list[str]) -> np.ndarray:
     from PIL import Image
 
     # The header alone first: a 228-byte file may declare 240 GB, which np.load would try to allocate.
-    guard.npy_declared(path, "image", "use a smaller image (height x width x 1, 3 or 4)",
-                       pixels=Image.MAX_IMAGE_PIXELS)
+    guard.npy_declared(
+        path, "image", "use a smaller image (height x width x 1, 3 or 4)", pixels=Image.MAX_IMAGE_PIXELS
+    )
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"image '{path}': not a readable .npy array ({exc}); save it with numpy.save") from None
+        raise UserError(
+            f"image '{path}': not a readable .npy array ({exc}); save it with numpy.save"
+        ) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "uifb":
         raise UserError(f"image '{path}': the array is not numeric; save pixel values with numpy.save")
     if arr.ndim == 4 and arr.shape[0] == 1:
@@ -147,8 +154,11 @@ def _check_pixels(img: Any, path: Path) -> None:
     width, height = img.size
     cap = Image.MAX_IMAGE_PIXELS
     if cap and width * height > cap:
-        raise guard.Refused(f"image '{path}' declares {width}x{height} pixels, over the {cap:,} reportgen "
-                            "decodes; use a smaller image", "over the size cap")
+        raise guard.Refused(
+            f"image '{path}' declares {width}x{height} pixels, over the {cap:,} reportgen "
+            "decodes; use a smaller image",
+            "over the size cap",
+        )
 
 
 def check_image(path: str | os.PathLike) -> None:
@@ -164,8 +174,9 @@ def check_image(path: str | os.PathLike) -> None:
         raise UserError(f"image '{p}' is a folder; pass an image file to --image")
     guard.check_file(p, "image", "use a PNG, JPEG, BMP, GIF or .npy file", guard.IMAGE_FILE_CAP)
     if p.suffix.lower() == ".npy":
-        guard.npy_declared(p, "image", "use a smaller image (height x width x 1, 3 or 4)",
-                           pixels=Image.MAX_IMAGE_PIXELS)
+        guard.npy_declared(
+            p, "image", "use a smaller image (height x width x 1, 3 or 4)", pixels=Image.MAX_IMAGE_PIXELS
+        )
         return
     try:
         with Image.open(p) as img:
@@ -173,11 +184,15 @@ def check_image(path: str | os.PathLike) -> None:
     except guard.Refused:
         raise
     except Image.DecompressionBombError:
-        raise guard.Refused(f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
-                            "over the size cap") from None
+        raise guard.Refused(
+            f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
+            "over the size cap",
+        ) from None
     except UnidentifiedImageError:
-        raise UserError(f"image '{p}' is not an image reportgen can read (no PNG, JPEG, BMP or GIF header); use a "
-                        "PNG, JPEG, BMP, GIF or .npy file") from None
+        raise UserError(
+            f"image '{p}' is not an image reportgen can read (no PNG, JPEG, BMP or GIF header); use a "
+            "PNG, JPEG, BMP, GIF or .npy file"
+        ) from None
     except Exception:  # noqa: BLE001  (a damaged image body is told with its reason when it is decoded)
         return
 
@@ -213,11 +228,14 @@ def load_pixels(path: str | os.PathLike, steps: list[str] | None = None) -> np.n
         except UserError:
             raise
         except Image.DecompressionBombError:
-            raise guard.Refused(f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
-                                "over the size cap") from None
+            raise guard.Refused(
+                f"image '{p}' declares more pixels than reportgen decodes; use a smaller image",
+                "over the size cap",
+            ) from None
         except UnidentifiedImageError:
-            raise UserError(f"image '{p}' is not an image reportgen can read; use a PNG, JPEG, BMP, GIF or .npy "
-                            "file") from None
+            raise UserError(
+                f"image '{p}' is not an image reportgen can read; use a PNG, JPEG, BMP, GIF or .npy file"
+            ) from None
         except (OSError, ValueError, SyntaxError, struct.error) as exc:
             raise UserError(
                 f"image '{p}' cannot be read ({' '.join(str(exc).split()) or type(exc).__name__}); "

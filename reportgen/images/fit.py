@@ -29,9 +29,14 @@ class InputSpec:
         """Where the size came from, in words (page 1)."""
         size = f"{self.width}x{self.height} px"
         if self.size_from == "converter":
-            return f"{size}, the image_size of the model's own keras-hub image converter (its network takes any size)"
+            return (
+                f"{size}, the image_size of the model's own keras-hub "
+                "image converter (its network takes any size)"
+            )
         if self.size_from == "default":
-            return f"{size}, reportgen's default: the model takes any size and carries nothing that says which"
+            return (
+                f"{size}, reportgen's default: the model takes any size and carries nothing that says which"
+            )
         return f"{size}, the model's declared input"
 
 
@@ -56,7 +61,8 @@ def image_input_spec(model: Any) -> InputSpec | None:
 
 
 def converter_size(model: Any) -> tuple[int, int] | None:
-    """The (height, width) a keras-hub task's image converter resizes to, or None (no converter, or no size)."""
+    """The (height, width) a keras-hub task's image converter resizes to, or None (no converter, or no
+    size)."""
     from reportgen.preprocessing import hub_converter
 
     converter = hub_converter(model)

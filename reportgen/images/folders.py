@@ -36,7 +36,9 @@ class ImageFolder:
 
     files: list[str] = field(default_factory=list)
     labels: list[int | None] = field(default_factory=list)
-    roots: list[int] = field(default_factory=list)  # which --images folder each file came from (leakage across them)
+    roots: list[int] = field(
+        default_factory=list
+    )  # which --images folder each file came from (leakage across them)
     class_names: list[str] | None = None  # index -> name, when labels exist
     # Files below the folders that were not read for their type (no image suffix; hidden files aside).
     skipped_by_type: int = 0
@@ -51,9 +53,13 @@ class ImageFolder:
         n = self.skipped_by_type
         if not n:
             return ""
-        shown = ", ".join(Path(p).name for p in self.skipped_by_type_examples[:3]) + (", ..." if n > 3 else "")
-        return (f"; {n}{' more' if more else ''} file{'s were' if n != 1 else ' was'} skipped for "
-                f"{'their' if n != 1 else 'its'} type ({shown}: not {TYPES})")
+        shown = ", ".join(Path(p).name for p in self.skipped_by_type_examples[:3]) + (
+            ", ..." if n > 3 else ""
+        )
+        return (
+            f"; {n}{' more' if more else ''} file{'s were' if n != 1 else ' was'} skipped for "
+            f"{'their' if n != 1 else 'its'} type ({shown}: not {TYPES})"
+        )
 
     def _other(self, path: Path) -> None:
         self.skipped_by_type += 1
@@ -68,7 +74,9 @@ class ImageFolder:
 class Skipped:
     path: str
     reason: str
-    kind: str = "unreadable"  # what it is counted by: a refusal's reason (a FIFO, over the size cap), else unreadable
+    kind: str = (
+        "unreadable"  # what it is counted by: a refusal's reason (a FIFO, over the size cap), else unreadable
+    )
 
 
 def _images_below(folder: Path, result: ImageFolder | None = None) -> list[Path]:
@@ -86,7 +94,9 @@ def _images_below(folder: Path, result: ImageFolder | None = None) -> list[Path]
     return found
 
 
-def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs: int | None = None) -> ImageFolder:
+def scan(
+    dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs: int | None = None
+) -> ImageFolder:
     """List every image below ``dirs``; one line, exit 2, for a folder that cannot be used.
 
     ``class_names`` (from ``--class-names``) maps sub-folder names to class
@@ -120,8 +130,10 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
             if class_names is not None:
                 if sub.name not in class_names:
                     shown = ", ".join(list(class_names)[:12]) + (", ..." if len(class_names) > 12 else "")
-                    raise UserError(f"--images: class folder '{sub.name}' in '{d}' is not among the "
-                                    f"--class-names ({shown}); rename the folder or add the name")
+                    raise UserError(
+                        f"--images: class folder '{sub.name}' in '{d}' is not among the "
+                        f"--class-names ({shown}); rename the folder or add the name"
+                    )
                 index = list(class_names).index(sub.name)
             else:
                 index = inferred.setdefault(sub.name, len(inferred))
@@ -137,13 +149,17 @@ def scan(dirs: Sequence[str], class_names: Sequence[str] | None = None, outputs:
         result.labels = [None if label is None else remap[label] for label in result.labels]
         result.class_names = order
         if outputs is not None and len(order) > outputs:
-            raise UserError(f"--images: {len(order)} class folders but the model scores {outputs} classes; "
-                            "give --class-names to map the folders to the model's classes")
+            raise UserError(
+                f"--images: {len(order)} class folders but the model scores {outputs} classes; "
+                "give --class-names to map the folders to the model's classes"
+            )
     elif class_names is not None:
         result.class_names = list(class_names)
     if not result.files:
-        raise UserError(f"--images: no image files ({TYPES}) in {', '.join(dirs)}{result.type_note(more=False)}; "
-                        "give a folder of PNG or JPEG images")
+        raise UserError(
+            f"--images: no image files ({TYPES}) in {', '.join(dirs)}{result.type_note(more=False)}; "
+            "give a folder of PNG or JPEG images"
+        )
     return result
 
 
@@ -169,10 +185,16 @@ def sample_indices(folder: ImageFolder, n: int) -> list[int]:
     return sorted(chosen)
 
 
-def batches(folder: ImageFolder, spec, preprocessor, size: int = 32,
-            skipped: list[Skipped] | None = None,
-            inspect: Callable[[int, np.ndarray], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
-    """(model input (B, H, W, C), labels (B,) with -1 for none, file indices) of the readable images, in batches.
+def batches(
+    folder: ImageFolder,
+    spec,
+    preprocessor,
+    size: int = 32,
+    skipped: list[Skipped] | None = None,
+    inspect: Callable[[int, np.ndarray], None] | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[int]]]:
+    """(model input (B, H, W, C), labels (B,) with -1 for none, file indices) of the readable images, in
+    batches.
 
     ``inspect(index, pixels)`` sees each readable file's decoded pixels (its own size, uint8) once, so that
     properties of the file itself (size, sharpness, a perceptual hash) need no second read.
@@ -202,5 +224,11 @@ def batches(folder: ImageFolder, spec, preprocessor, size: int = 32,
 
 def load_inputs(folder: ImageFolder, indices: Sequence[int], spec, preprocessor) -> np.ndarray:
     """The model inputs of a few files of the folder (a gallery's CAMs), as :func:`batches` prepares them."""
-    return np.stack([preprocessor.forward(fit_to_input(load_pixels(folder.files[i]), spec).astype(np.float32))
-                     .astype(np.float32) for i in indices])
+    return np.stack(
+        [
+            preprocessor.forward(fit_to_input(load_pixels(folder.files[i]), spec).astype(np.float32)).astype(
+                np.float32
+            )
+            for i in indices
+        ]
+    )

@@ -107,7 +107,9 @@ def sample_photo_path() -> str:
             return str(path)
     from reportgen.errors import UserError
 
-    raise UserError("no image was given and Matplotlib's sample photo is not installed; pass --image or --images")
+    raise UserError(
+        "no image was given and Matplotlib's sample photo is not installed; pass --image or --images"
+    )
 
 
 def _pick_samples(samples: Sequence) -> list:
@@ -149,9 +151,13 @@ def prepare_inputs(ctx: Any) -> list[PreparedImage]:
     samples = _pick_samples(getattr(loaded, "sample_images", None) or [])
     if samples:
         return [
-            prepare(np.asarray(px), spec, preprocessor,
-                    f"held-out sample {i + 1}" if label is not None else f"image {i + 1} (array)",
-                    None if label is None else str(label))
+            prepare(
+                np.asarray(px),
+                spec,
+                preprocessor,
+                f"held-out sample {i + 1}" if label is not None else f"image {i + 1} (array)",
+                None if label is None else str(label),
+            )
             for i, (px, label) in enumerate(samples)
         ]
     photo = load_image(sample_photo_path(), spec, preprocessor)
@@ -171,6 +177,8 @@ def folder_sample(folder: Any, spec: InputSpec, preprocessor: Preprocessor, n: i
         except UserError:
             continue  # unreadable: the data-set pass counts and names it
         label = folder.labels[i]
-        image.label = None if label is None else (names[label] if names and label < len(names) else str(label))
+        image.label = (
+            None if label is None else (names[label] if names and label < len(names) else str(label))
+        )
         shown.append(image)
     return shown

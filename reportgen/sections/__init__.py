@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from reportgen.context import SECTION_NAMES as ORDER  # noqa: E402  (one list of the sections, in report order)
+from reportgen.context import SECTION_NAMES as ORDER  # noqa: F401  (one list of the sections, in report order)
 
 
 def module(name: str) -> ModuleType:

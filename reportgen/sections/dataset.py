@@ -29,17 +29,28 @@ def validate(ctx: Context) -> None:
     from reportgen.analyses.labels import class_names
 
     class_names(ctx)  # --class-names must name every output
-    if ctx.options.gradcam_layer:  # the mean CAM per class: a layer off the image's axes fails now, in one line
+    if (
+        ctx.options.gradcam_layer
+    ):  # the mean CAM per class: a layer off the image's axes fails now, in one line
         from reportgen.analyses.cam import resolve_layer
 
         resolve_layer(ctx.model, ctx.options.gradcam_layer, ctx.options.output)
     t = ctx.thresholds
-    gates = [k for k, on in (("min_accuracy", t.min_accuracy > 0), ("max_ece", t.max_ece < 1),
-                             ("max_label_issue_rate", t.max_label_issue_rate < 1)) if on]
+    gates = [
+        k
+        for k, on in (
+            ("min_accuracy", t.min_accuracy > 0),
+            ("max_ece", t.max_ece < 1),
+            ("max_label_issue_rate", t.max_label_issue_rate < 1),
+        )
+        if on
+    ]
     if gates and not folder.labelled:
-        raise UserError(f"--images {', '.join(ctx.options.image_dirs)}: no class sub-folders, so no labels, but "
-                        f"{', '.join(gates)} (from {t.source}) needs them; put the images in one sub-folder per "
-                        "class, or drop the gate")
+        raise UserError(
+            f"--images {', '.join(ctx.options.image_dirs)}: no class sub-folders, so no labels, but "
+            f"{', '.join(gates)} (from {t.source}) needs them; put the images in one sub-folder per "
+            "class, or drop the gate"
+        )
 
 
 def _label(names: list[str] | None, c: int) -> str:
@@ -61,8 +72,15 @@ def confusion_figure(confusion: np.ndarray, names: list[str]) -> str:
         for i in range(k):
             for j in range(k):
                 if confusion[i, j]:
-                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=6.5,
-                            color="white" if share[i, j] > 0.5 else "#222")
+                    ax.text(
+                        j,
+                        i,
+                        str(confusion[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="white" if share[i, j] > 0.5 else "#222",
+                    )
         ax.set_xticks(range(k))
         ax.set_yticks(range(k))
         ax.set_xticklabels([n[:12] for n in names], rotation=90, fontsize=6.5)
@@ -100,11 +118,21 @@ def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
         ax.set_axis_off()
         label = name if len(name) <= 16 else name[:15] + "…"
         ax.set_title(f"{label}\n{n} image{'s' if n != 1 else ''}", fontsize=6.5, pad=2)
-    fig.suptitle(f"Mean Grad-CAM per class at {layer[-40:]} (each image's map normalised first)", fontsize=8,
-                 y=1 - 0.06 / height, va="top")
+    fig.suptitle(
+        f"Mean Grad-CAM per class at {layer[-40:]} (each image's map normalised first)",
+        fontsize=8,
+        y=1 - 0.06 / height,
+        va="top",
+    )
     grid_h = rows * (band + tile_h) + (rows - 1) * gap
-    cax = fig.add_axes(((width - bar + 0.1) / width, (height - top - grid_h) / height, 0.1 / width,
-                        min(grid_h, 1.6) / height))
+    cax = fig.add_axes(
+        (
+            (width - bar + 0.1) / width,
+            (height - top - grid_h) / height,
+            0.1 / width,
+            min(grid_h, 1.6) / height,
+        )
+    )
     cb = fig.colorbar(plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1)), cax=cax)
     cb.set_label("mean of maps, each\na fraction of its peak", fontsize=5.5)
     cb.ax.tick_params(labelsize=5.5)
@@ -131,8 +159,11 @@ def mistakes_figure(ctx: Context, stats, names: list[str] | None) -> str | None:
         if m.cam is not None:
             shown = heatmap_overlay(shown, upsample(m.cam, shown.shape[0], shown.shape[1]))
         ax.imshow(shown)
-        ax.set_title(f"true {_label(names, m.label)[:12]}\npredicted {_label(names, m.predicted)[:12]}\n"
-                     f"p = {m.confidence:.3f}", fontsize=6.5)
+        ax.set_title(
+            f"true {_label(names, m.label)[:12]}\npredicted {_label(names, m.predicted)[:12]}\n"
+            f"p = {m.confidence:.3f}",
+            fontsize=6.5,
+        )
     fig.tight_layout()
     return fig_to_uri(fig, dpi=100, fmt="jpeg")
 
@@ -158,26 +189,44 @@ def _review_json(ctx: Context, stats, names: list[str] | None) -> dict:
     if r is None:
         return {}
     cal = r.calibration
-    issues = [{"path": files[stats.indices[i.index]], "given": _label(names, i.given),
-               "suggested": _label(names, i.suggested), "confidence": i.confidence,
-               "given_confidence": i.self_confidence, "rank": i.rank} for i in r.label_issues[:LISTED]]
+    issues = [
+        {
+            "path": files[stats.indices[i.index]],
+            "given": _label(names, i.given),
+            "suggested": _label(names, i.suggested),
+            "confidence": i.confidence,
+            "given_confidence": i.self_confidence,
+            "rank": i.rank,
+        }
+        for i in r.label_issues[:LISTED]
+    ]
     dups = []
     for d in r.duplicates[:LISTED]:
         across, same = stats.pair(d)
-        dups.append({"a": files[stats.indices[d.a]], "b": files[stats.indices[d.b]], "distance": d.distance,
-                     "hash_distance": d.hash_distance, "across_folders": across, "same_label": same})
+        dups.append(
+            {
+                "a": files[stats.indices[d.a]],
+                "b": files[stats.indices[d.b]],
+                "distance": d.distance,
+                "hash_distance": d.hash_distance,
+                "across_folders": across,
+                "same_label": same,
+            }
+        )
     crossing = sum(1 for d in r.duplicates if stats.pair(d)[0])
     conflicts = sum(1 for d in r.duplicates if stats.pair(d)[1] is False)
     classify = stats.probs is not None
     labelled = classify and r.labelled > 0
-    no_labels = ("no labelled images (no class sub-folders)" if classify
-                 else "the model's output is not a class score")
+    no_labels = (
+        "no labelled images (no class sub-folders)" if classify else "the model's output is not a class score"
+    )
     return {
         "summary": r.summary,
         "top_k_accuracy": r.top_k if labelled else None,
         "calibration": cal.to_json() if cal is not None else None,
-        "calibration_per_class": ({_label(names, c): e for c, e in r.classwise_ece.items()}
-                                  if r.classwise_ece is not None else None),
+        "calibration_per_class": (
+            {_label(names, c): e for c, e in r.classwise_ece.items()} if r.classwise_ece is not None else None
+        ),
         "calibration_note": r.calibration_note if labelled else no_labels,
         "label_issues": issues if labelled and not r.label_issues_note else None,
         "label_issues_count": len(r.label_issues) if labelled and not r.label_issues_note else None,
@@ -188,23 +237,39 @@ def _review_json(ctx: Context, stats, names: list[str] | None) -> dict:
         "duplicates_conflicting_labels": conflicts,
         "duplicates_by": r.duplicates_by,
         "embedding_layer": stats.embedding_layer,
-        "outliers": [{"path": files[stats.indices[o.index]], "property": o.property, "value": o.value, "z": o.z}
-                     for o in r.outliers[:LISTED]],
+        "outliers": [
+            {"path": files[stats.indices[o.index]], "property": o.property, "value": o.value, "z": o.z}
+            for o in r.outliers[:LISTED]
+        ],
         "outliers_count": len(r.outliers),
         "properties_uniform": r.uniform,
-        "segments": [{"property": g.property, "lower": g.lower, "upper": g.upper, "images": g.images,
-                      "accuracy": g.accuracy, "weak": g.weak} for g in r.segments] if labelled else None,
+        "segments": [
+            {
+                "property": g.property,
+                "lower": g.lower,
+                "upper": g.upper,
+                "images": g.images,
+                "accuracy": g.accuracy,
+                "weak": g.weak,
+            }
+            for g in r.segments
+        ]
+        if labelled
+        else None,
         "review_seconds": r.seconds,
     }
 
 
 def _gallery(ctx: Context, items: list[tuple[int, str, np.ndarray | None]]) -> str:
-    """Load the few shown files (not kept by the pass) and draw them (:func:`reportgen.plots.gallery_figure`)."""
+    """Load the few shown files (not kept by the pass) and draw them
+    (:func:`reportgen.plots.gallery_figure`)."""
     from reportgen.images import fit_to_input, image_input_spec, load_pixels
     from reportgen.plots import gallery_figure
 
     spec = image_input_spec(ctx.model)
-    tiles = [(fit_to_input(load_pixels(ctx.folder.files[i]), spec), caption, cam) for i, caption, cam in items]
+    tiles = [
+        (fit_to_input(load_pixels(ctx.folder.files[i]), spec), caption, cam) for i, caption, cam in items
+    ]
     return gallery_figure(tiles)
 
 
@@ -218,22 +283,52 @@ def _review_view(ctx: Context, stats, names: list[str] | None, json: dict) -> di
     cal = r.calibration
     reliability = None
     if cal is not None:
-        reliability = Later(reliability_figure, [("as given", cal.reliability, cal.ece),
-                                                 (f"after temperature T = {cal.temperature:.2f}",
-                                                  cal.reliability_after, cal.ece_after_temperature)])
+        reliability = Later(
+            reliability_figure,
+            [
+                ("as given", cal.reliability, cal.ece),
+                (
+                    f"after temperature T = {cal.temperature:.2f}",
+                    cal.reliability_after,
+                    cal.ece_after_temperature,
+                ),
+            ],
+        )
     issues = None
     if r.label_issues:
-        issues = Later(_gallery, ctx, [(int(stats.indices[i.index]),
-                                        f"#{i.rank} given {_label(names, i.given)[:10]}\n"
-                                        f"suggested {_label(names, i.suggested)[:10]}\np = {i.confidence:.2f}", i.cam)
-                                       for i in r.label_issues[:GALLERY]])
+        issues = Later(
+            _gallery,
+            ctx,
+            [
+                (
+                    int(stats.indices[i.index]),
+                    f"#{i.rank} given {_label(names, i.given)[:10]}\n"
+                    f"suggested {_label(names, i.suggested)[:10]}\np = {i.confidence:.2f}",
+                    i.cam,
+                )
+                for i in r.label_issues[:GALLERY]
+            ],
+        )
     outliers = None
     if r.outliers:
-        outliers = Later(_gallery, ctx, [(int(stats.indices[o.index]), f"{o.property}\n{o.value:.3g} (z {o.z:+.1f})",
-                                          None) for o in r.outliers[:GALLERY]])
+        outliers = Later(
+            _gallery,
+            ctx,
+            [
+                (int(stats.indices[o.index]), f"{o.property}\n{o.value:.3g} (z {o.z:+.1f})", None)
+                for o in r.outliers[:GALLERY]
+            ],
+        )
     weak = [g for g in (json.get("segments") or []) if g["weak"]]
-    return {"review": True, "reliability": reliability, "issues_gallery": issues, "outliers_gallery": outliers,
-            "weak_segments": weak, "gallery": GALLERY, "thresholds": ctx.thresholds}
+    return {
+        "review": True,
+        "reliability": reliability,
+        "issues_gallery": issues,
+        "outliers_gallery": outliers,
+        "weak_segments": weak,
+        "gallery": GALLERY,
+        "thresholds": ctx.thresholds,
+    }
 
 
 def run(ctx: Context) -> SectionResult:
@@ -246,17 +341,21 @@ def run(ctx: Context) -> SectionResult:
     if len(used) == 1:  # known once the files are read: an unreadable folder says so first
         from reportgen.errors import BadInput
 
-        raise BadInput(f"--images: every labelled image is in one class folder ('{_label(names, used[0])}'); "
-                       "accuracy, calibration and label issues compare classes, so give the folders of at least "
-                       "two classes (or put the images directly in the folder, unlabelled)")
+        raise BadInput(
+            f"--images: every labelled image is in one class folder ('{_label(names, used[0])}'); "
+            "accuracy, calibration and label issues compare classes, so give the folders of at least "
+            "two classes (or put the images directly in the folder, unlabelled)"
+        )
     head = ctx.head
     review = stats.review
     per_class = {}
     if stats.per_class_images is not None:
         for c in np.flatnonzero(stats.per_class_images):
-            per_class[_label(names, c)] = {"images": int(stats.per_class_images[c]),
-                                           "accuracy": float(stats.per_class_correct[c] / stats.per_class_images[c]),
-                                           **(review.per_class.get(int(c), {}) if review is not None else {})}
+            per_class[_label(names, c)] = {
+                "images": int(stats.per_class_images[c]),
+                "accuracy": float(stats.per_class_correct[c] / stats.per_class_images[c]),
+                **(review.per_class.get(int(c), {}) if review is not None else {}),
+            }
     units = {p: ua.to_json() for p, ua in stats.activity.layers.items()}
     json = {
         "images": stats.images,
@@ -269,11 +368,19 @@ def run(ctx: Context) -> SectionResult:
         "confusion": stats.confusion.tolist() if stats.confusion is not None and stats.labelled else None,
         "units": units,
         "cam_layer": stats.layer,
-        "mean_cam": {("all" if c == -1 else _label(names, c)): np.round(stats.mean_cam(c), 4).tolist()
-                     for c in sorted(stats.cam_sum)},
-        "mistakes": [{"path": folder.files[m.index], "true": _label(names, m.label),
-                      "predicted": _label(names, m.predicted), "confidence": m.confidence}
-                     for m in stats.mistakes],
+        "mean_cam": {
+            ("all" if c == -1 else _label(names, c)): np.round(stats.mean_cam(c), 4).tolist()
+            for c in sorted(stats.cam_sum)
+        },
+        "mistakes": [
+            {
+                "path": folder.files[m.index],
+                "true": _label(names, m.label),
+                "predicted": _label(names, m.predicted),
+                "confidence": m.confidence,
+            }
+            for m in stats.mistakes
+        ],
         "skipped": [{"path": s.path, "reason": s.reason} for s in stats.skipped],
         "skipped_by_reason": dict(Counter(s.kind for s in stats.skipped)),
         "skipped_by_type": folder.skipped_by_type,
@@ -285,19 +392,43 @@ def run(ctx: Context) -> SectionResult:
     confusion = None
     if stats.confusion is not None and stats.labelled:
         used = np.flatnonzero(stats.confusion.sum(axis=0) + stats.confusion.sum(axis=1))
-        confusion = Later(confusion_figure, stats.confusion[np.ix_(used, used)], [_label(names, c) for c in used])
-    maps = [("all" if c == -1 else _label(names, c), stats.mean_cam(c), stats.cam_count[c])
-            for c in sorted(stats.cam_sum)]
-    layers = [{"path": p, "kind": ua.activation, "units": int(ua.active_images.size),
-               "never": int((ua.active_images == 0).sum()),
-               "median": float(np.median(ua.active_fraction)) if ua.active_images.size else None,
-               "zero_fraction": ua.zero_fraction} for p, ua in stats.activity.layers.items()]
+        confusion = Later(
+            confusion_figure, stats.confusion[np.ix_(used, used)], [_label(names, c) for c in used]
+        )
+    maps = [
+        ("all" if c == -1 else _label(names, c), stats.mean_cam(c), stats.cam_count[c])
+        for c in sorted(stats.cam_sum)
+    ]
+    layers = [
+        {
+            "path": p,
+            "kind": ua.activation,
+            "units": int(ua.active_images.size),
+            "never": int((ua.active_images == 0).sum()),
+            "median": float(np.median(ua.active_fraction)) if ua.active_images.size else None,
+            "zero_fraction": ua.zero_fraction,
+        }
+        for p, ua in stats.activity.layers.items()
+    ]
     view = {
-        "stats": json, "confusion": confusion, "mean_cam": Later(mean_cam_figure, maps[:32], stats.layer) if maps and stats.layer else None,
-        "mistakes": Later(mistakes_figure, ctx, stats, names) if stats.mistakes else None, "layers": layers, "per_class": per_class,
-        "sample": len(ctx.images), "classifier": head.units is not None and not head.is_map,
-        "figure_ids": {"dataset-confusion", "dataset-mistakes", "dataset-metrics", "dataset-calibration",
-                       "dataset-label-issues", "dataset-duplicates", "dataset-outliers", "dataset-segments"},
+        "stats": json,
+        "confusion": confusion,
+        "mean_cam": Later(mean_cam_figure, maps[:32], stats.layer) if maps and stats.layer else None,
+        "mistakes": Later(mistakes_figure, ctx, stats, names) if stats.mistakes else None,
+        "layers": layers,
+        "per_class": per_class,
+        "sample": len(ctx.images),
+        "classifier": head.units is not None and not head.is_map,
+        "figure_ids": {
+            "dataset-confusion",
+            "dataset-mistakes",
+            "dataset-metrics",
+            "dataset-calibration",
+            "dataset-label-issues",
+            "dataset-duplicates",
+            "dataset-outliers",
+            "dataset-segments",
+        },
         "tolerance": f"{ctx.thresholds.dead_activation:g}",
         **_review_view(ctx, stats, names, json),
     }

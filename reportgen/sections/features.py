@@ -16,7 +16,16 @@ from reportgen.analyses import feature_maps
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import ACTIVATION_CMAP, Later, channel_range, colorize, fig_to_small_uri, mosaic, normalise, pyplot
+from reportgen.plots import (
+    ACTIVATION_CMAP,
+    Later,
+    channel_range,
+    colorize,
+    fig_to_small_uri,
+    mosaic,
+    normalise,
+    pyplot,
+)
 
 TITLE = "Feature maps"
 NEEDS = ("images",)
@@ -43,16 +52,20 @@ def _selection_text(model: Any, chosen: Sequence[graph.LayerRef], user: bool) ->
     blocks = graph.token_blocks(model)
     if blocks:
         shown = sum(1 for r in chosen if r.grid is not None)
-        return (f"the patch embedding and {shown} of {len(blocks)} transformer blocks, each block's patch tokens "
-                f"as maps on the {blocks[-1].grid.height}x{blocks[-1].grid.width} patch grid"
-                f"{' (class and register tokens left out)' if blocks[-1].grid.prefix else ''}; "
-                "choose others with --layers")
+        return (
+            f"the patch embedding and {shown} of {len(blocks)} transformer blocks, each block's patch tokens "
+            f"as maps on the {blocks[-1].grid.height}x{blocks[-1].grid.width} patch grid"
+            f"{' (class and register tokens left out)' if blocks[-1].grid.prefix else ''}; "
+            "choose others with --layers"
+        )
     total = [r for r in graph.feature_map_layers(model) if graph.has_spatial_output(r)]
     if len(total) <= graph.MAX_DEFAULT_FEATURE_LAYERS:
         return f"all {len(total)} conv and pooling layers"
-    return (f"{len(chosen)} of {len(total)} conv and pooling layers: the first conv layer of each "
-            f"resolution stage and the last conv layer (models with more than "
-            f"{graph.MAX_DEFAULT_FEATURE_LAYERS} such layers; choose others with --layers)")
+    return (
+        f"{len(chosen)} of {len(total)} conv and pooling layers: the first conv layer of each "
+        f"resolution stage and the last conv layer (models with more than "
+        f"{graph.MAX_DEFAULT_FEATURE_LAYERS} such layers; choose others with --layers)"
+    )
 
 
 def _resample(channel: np.ndarray, size: int) -> np.ndarray:
@@ -96,9 +109,13 @@ def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, 
     gh, gw = grid.shape[:2]
     width_in = 7.0
     grid_w = 5.2 if len(tiles) >= COLUMNS else min(5.2, 0.75 * len(tiles) + 0.4)
-    if max(layer.shape[:2]) <= 8:  # a few cells a side (a small ViT's token grid): smaller tiles show them all
+    if (
+        max(layer.shape[:2]) <= 8
+    ):  # a few cells a side (a small ViT's token grid): smaller tiles show them all
         grid_w *= 0.7
-    grid_w = min(grid_w, MAX_GRID_IN * gw / gh)  # 64 channels: two figures a page, not one on a half-empty page
+    grid_w = min(
+        grid_w, MAX_GRID_IN * gw / gh
+    )  # 64 channels: two figures a page, not one on a half-empty page
     grid_h = grid_w * gh / gw
     height_in = max(1.9, grid_h + 0.55)
     fig = plt.figure(figsize=(width_in, height_in))
@@ -113,15 +130,22 @@ def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, 
     ax.set_axis_off()
     h, w, c = layer.shape
     shown = len(tiles)
-    fig.suptitle(f"{layer.path} ({layer.class_name}) output {h}×{w}×{c}: channels 0–{shown - 1}"
-                 + (f" of {c}" if shown < c else ""), fontsize=9, x=0.02, ha="left", y=1 - 0.12 / height_in)
+    fig.suptitle(
+        f"{layer.path} ({layer.class_name}) output {h}×{w}×{c}: channels 0–{shown - 1}"
+        + (f" of {c}" if shown < c else ""),
+        fontsize=9,
+        x=0.02,
+        ha="left",
+        y=1 - 0.12 / height_in,
+    )
     fontsize = 5.5 if tw < 48 else 6.5
     for i, label in enumerate(labels):
         r, col = divmod(i, COLUMNS)
         y, x = MARGIN + band + r * (th + band + MARGIN), MARGIN + col * (tw + MARGIN)
         ax.text(x + 1, y - band / 2, label, color="#222", fontsize=fontsize, va="center", ha="left")
-    cax = fig.add_axes(((1.4 + grid_w + 0.12) / width_in, top - grid_h / height_in, 0.1 / width_in,
-                        grid_h / height_in))
+    cax = fig.add_axes(
+        ((1.4 + grid_w + 0.12) / width_in, top - grid_h / height_in, 0.1 / width_in, grid_h / height_in)
+    )
     sm = plt.cm.ScalarMappable(cmap=ACTIVATION_CMAP, norm=plt.Normalize(0, 1))
     cb = fig.colorbar(sm, cax=cax, ticks=[0, 1])
     cb.ax.set_yticklabels(["channel\nmin", "channel\nmax"], fontsize=6.5)
@@ -170,12 +194,14 @@ def run(ctx: Context) -> SectionResult:
     images = ctx.images
     view: dict = {"images": [], "note": None, "selection": "", "channels": opts.feature_channels}
     if not images:
-        view["note"] = ("The model's input is not an image, so it has no feature maps to show.")
+        view["note"] = "The model's input is not an image, so it has no feature maps to show."
         return SectionResult(json={"feature_maps": {"note": view["note"]}}, view=view)
     refs = feature_maps.select_layers(ctx.model, opts.layers)
     view["selection"] = _selection_text(ctx.model, refs, bool(opts.layers))
     if not refs:
-        view["note"] = "The model has no conv or pooling layer with a 2-D output; choose layers with --layers."
+        view["note"] = (
+            "The model has no conv or pooling layer with a 2-D output; choose layers with --layers."
+        )
     batch = np.stack([im.input for im in images])
     layers = feature_maps.compute(ctx.model, refs, batch, ctx.feeds)
     json_images = []
@@ -204,13 +230,17 @@ def run(ctx: Context) -> SectionResult:
                 "zero_fraction": float(L.zero_fraction[i].mean()),
                 "dead": int((L.zero_fraction[i] >= 1.0).sum()),
                 "figure": figures[(i, L.path)],
-                "anchor": anchor_id("features", L.path) if i == 0 else anchor_id(f"features-image{i}", L.path),
+                "anchor": anchor_id("features", L.path)
+                if i == 0
+                else anchor_id(f"features-image{i}", L.path),
             }
             for L in layers
         ]
         view["images"].append(iv)
     view["figure_ids"] = {L["anchor"] for iv in view["images"] for L in iv["layers"]}
-    info = {"layers": [L.path for L in layers], "selection": view["selection"],
-            "channels_shown": opts.feature_channels}
+    info = {
+        "layers": [L.path for L in layers],
+        "selection": view["selection"],
+        "channels_shown": opts.feature_channels,
+    }
     return SectionResult(json={"images": json_images, "feature_maps": info}, view=view)
-

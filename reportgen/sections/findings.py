@@ -23,7 +23,15 @@ from reportgen.analyses import sanity as S
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, fixed_figure, heatmap_overlay, plain_log_axis, pyplot
+from reportgen.plots import (
+    HEATMAP_CMAP,
+    Later,
+    fig_to_uri,
+    fixed_figure,
+    heatmap_overlay,
+    plain_log_axis,
+    pyplot,
+)
 
 TITLE = "Findings"
 
@@ -46,14 +54,25 @@ def NEEDS(options: Any) -> tuple[str, ...]:
 
 
 def wants_robustness(options: Any) -> bool:
-    """Whether the robustness section runs: named, or in the default set with --images (report.selected_sections)."""
+    """Whether the robustness section runs: named, or in the default set with --images
+    (report.selected_sections)."""
     from reportgen.options import SECTION_NAMES
 
-    return "robustness" in options.sections and (bool(options.image_dirs)
-                                                 or tuple(options.sections) != tuple(SECTION_NAMES))
+    return "robustness" in options.sections and (
+        bool(options.image_dirs) or tuple(options.sections) != tuple(SECTION_NAMES)
+    )
 
 
-OPTIONAL = ("dataset", "activity", "cams", "sanity", "faithfulness", "patterns", "attention", "robustness")  # checks that need a failed one are left out
+OPTIONAL = (
+    "dataset",
+    "activity",
+    "cams",
+    "sanity",
+    "faithfulness",
+    "patterns",
+    "attention",
+    "robustness",
+)  # checks that need a failed one are left out
 
 
 def validate(ctx: Context) -> None:
@@ -62,6 +81,7 @@ def validate(ctx: Context) -> None:
 
 
 # --- figures ------------------------------------------------------------------------
+
 
 def bn_chart(path: str, lw: Any, t: config.Thresholds) -> Any:
     """|gamma| and moving variance per channel, log scale, flagged channels in red (the figure, unsaved)."""
@@ -80,8 +100,9 @@ def bn_chart(path: str, lw: Any, t: config.Thresholds) -> Any:
         title = f"{path}: {name}" if len(path) + len(name) <= 36 else f"{short}\n{name}"
         titles.append(title + (f"\n{bad} NaN/Inf channel(s) not drawn" if bad else ""))
     extra = 0.17 * (max(t.count("\n") for t in titles))
-    fig, axes = fixed_figure((3.4 * len(panels), 2.2 + extra), (0.62, 0.12, 0.45, 0.3 + extra), 1, len(panels),
-                             (0.75, 0.0))
+    fig, axes = fixed_figure(
+        (3.4 * len(panels), 2.2 + extra), (0.62, 0.12, 0.45, 0.3 + extra), 1, len(panels), (0.75, 0.0)
+    )
     for ax, (name, values, limit), title in zip(axes[0], panels, titles):
         finite = np.isfinite(values)
         shown = np.where(finite, values, np.nan)
@@ -109,20 +130,24 @@ def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
 def _step_title(step: str, width: int) -> str:
     """A cascade step ("first…last" layer names) as two short lines that fit above a tile; the caption and
     report.json keep the full names."""
+
     def short(name: str) -> str:
-        return name if len(name) <= width else "…" + name[-(width - 1):]
+        return name if len(name) <= width else "…" + name[-(width - 1) :]
 
     return "\n".join(short(part) for part in step.split("…"))
 
 
-def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None,
-                  title: str = "Grad-CAM") -> str:
+def sanity_figure(
+    result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None, title: str = "Grad-CAM"
+) -> str:
     """The cascade as a strip per image: original heatmap, then each randomisation step."""
     from reportgen.analyses.cam import upsample
 
     n = len(result.original)
     cols = 1 + len(result.steps)
-    fig, axes = pyplot().subplots(n, cols, figsize=(min(7.2, 1.25 * cols + 0.4), 1.25 * n + 0.5), squeeze=False)
+    fig, axes = pyplot().subplots(
+        n, cols, figsize=(min(7.2, 1.25 * cols + 0.4), 1.25 * n + 0.5), squeeze=False
+    )
     for i in range(n):
         px = np.asarray(pixels[i])
         h, w = px.shape[:2]
@@ -134,17 +159,27 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
             ax.set_yticks([])
             if i == 0:
                 step = result.steps[j - 1] if j else ""
-                ax.set_title("original" if j == 0 else f"{j}. random\n" + _step_title(step, 12 if cols > 5 else 16),
-                             fontsize=6 if cols > 5 else 6.5)
+                ax.set_title(
+                    "original" if j == 0 else f"{j}. random\n" + _step_title(step, 12 if cols > 5 else 16),
+                    fontsize=6 if cols > 5 else 6.5,
+                )
             if j > 0:
                 rho = result.correlations[j - 1, i]
                 ax.set_xlabel(f"ρ = {rho:.2f}" if np.isfinite(rho) else "ρ undefined", fontsize=7, labelpad=2)
             else:
-                name = labels[i] if labels else (f"class {int(result.class_indices[i])}"
-                                                  if result.class_indices[i] >= 0 else "output map")
+                name = (
+                    labels[i]
+                    if labels
+                    else (
+                        f"class {int(result.class_indices[i])}"
+                        if result.class_indices[i] >= 0
+                        else "output map"
+                    )
+                )
                 ax.set_ylabel(f"image {i + 1}\n{name}", fontsize=7)
-    fig.suptitle(f"{title} at {result.layer} as weights are re-initialised from the top down "
-                 "(cumulative)", fontsize=8)
+    fig.suptitle(
+        f"{title} at {result.layer} as weights are re-initialised from the top down (cumulative)", fontsize=8
+    )
     fig.tight_layout()
     plt = pyplot()
     sm = plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1))
@@ -155,6 +190,7 @@ def sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list
 
 
 # --- the section --------------------------------------------------------------------
+
 
 def _class_labels(ctx: Context, result: S.SanityResult) -> list[str]:
     from reportgen.analyses.labels import class_names
@@ -184,19 +220,28 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
         results.append(result)
         title = cam.METHODS[name].title
         blocks.append({**result.as_json(t.sanity_correlation), "threshold": t.sanity_correlation})
-        views.append({
-            "method": name, "title": title,
-            "id": "findings-sanity" if not views else f"findings-sanity-{name}",
-            "figure": Later(sanity_figure, result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title)
-            if result.steps else None,
-            "layer": layer,
-            "steps": [{"label": s, "layers": len(ls), "mean": float(m)}
-                      for s, ls, m in zip(result.steps, result.step_layers, result.mean_correlations)],
-            "statistic": result.statistic,
-            "threshold": t.sanity_correlation,
-            "verdict": blocks[-1]["verdict"], "why": blocks[-1]["why"],
-            "images": k,
-        })
+        views.append(
+            {
+                "method": name,
+                "title": title,
+                "id": "findings-sanity" if not views else f"findings-sanity-{name}",
+                "figure": Later(
+                    sanity_figure, result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title
+                )
+                if result.steps
+                else None,
+                "layer": layer,
+                "steps": [
+                    {"label": s, "layers": len(ls), "mean": float(m)}
+                    for s, ls, m in zip(result.steps, result.step_layers, result.mean_correlations)
+                ],
+                "statistic": result.statistic,
+                "threshold": t.sanity_correlation,
+                "verdict": blocks[-1]["verdict"],
+                "why": blocks[-1]["why"],
+                "images": k,
+            }
+        )
     first = blocks[0]
     data = {"status": "run", **first, "methods": blocks}
     return data, views, results
@@ -205,20 +250,27 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
 def _members(f: dict) -> set[tuple]:
     """(kind, layer, filter) of every finding an entry stands for (a capped sum lists its filters)."""
     if f.get("items"):
-        return {(f["kind"], i["layer"], x) for i in f["items"]
-                for x in ([i["filter"]] if i["filter"] is not None else []) + list(i.get("filters") or [])}
-    return {(f["kind"], f["layer"], x) for x in ([f["filter"]] if f["filter"] is not None else [])
-            + list(f.get("filters") or [])}
+        return {
+            (f["kind"], i["layer"], x)
+            for i in f["items"]
+            for x in ([i["filter"]] if i["filter"] is not None else []) + list(i.get("filters") or [])
+        }
+    return {
+        (f["kind"], f["layer"], x)
+        for x in ([f["filter"]] if f["filter"] is not None else []) + list(f.get("filters") or [])
+    }
 
 
 def _cause_keys(f: dict) -> set[tuple]:
     c = f["caused_by"]
-    return {(c["kind"], c["layer"], x) for x in ([c["filter"]] if c.get("filter") is not None else [])
-            + list(c.get("filters") or [])}
+    return {
+        (c["kind"], c["layer"], x)
+        for x in ([c["filter"]] if c.get("filter") is not None else []) + list(c.get("filters") or [])
+    }
 
 
 def cause_text(f: dict) -> str:
-    """"caused by the dead filter 3 of conv2" for a finding with ``caused_by``."""
+    """ "caused by the dead filter 3 of conv2" for a finding with ``caused_by``."""
     c = f["caused_by"]
     label = F.KINDS[c["kind"]].label if c["kind"] in F.KINDS else c["kind"].replace("_", " ")
     noun = "filters" if c["kind"] == "dead_filter" else "units"
@@ -238,8 +290,10 @@ def table_rows(found: list[dict], group_over: int = 3) -> list[dict]:
     what caused it; it stays a row of its own only when its cause is not in
     the table (that kind switched off in the configuration).
     """
-    rows = [{**r, "caused": False, "cause_text": None}
-            for r in _grouped_rows([f for f in found if not f.get("caused_by")], group_over)]
+    rows = [
+        {**r, "caused": False, "cause_text": None}
+        for r in _grouped_rows([f for f in found if not f.get("caused_by")], group_over)
+    ]
     caused = [f for f in found if f.get("caused_by")]
     if not caused:
         return rows
@@ -267,20 +321,29 @@ def _group_cause_text(row: dict, found: list[dict]) -> str:
     """The cause line of a (possibly grouped) row of caused findings."""
     if row.get("filters") is None:
         return cause_text(row)
-    mine = [f for f in found if (f["severity"], f["kind"], f["layer"]) == (row["severity"], row["kind"], row["layer"])]
+    mine = [
+        f
+        for f in found
+        if (f["severity"], f["kind"], f["layer"]) == (row["severity"], row["kind"], row["layer"])
+    ]
     layers = {f["caused_by"]["layer"] for f in mine}
     kinds = {f["caused_by"]["kind"] for f in mine}
     if len(layers) == 1 and len(kinds) == 1:
-        filters = [x for f in mine for x in ([f["caused_by"]["filter"]] if f["caused_by"].get("filter") is not None
-                                              else []) + list(f["caused_by"].get("filters") or [])]
-        return cause_text({"caused_by": {"kind": kinds.pop(), "layer": layers.pop(), "filter": None,
-                                         "filters": filters}})
+        filters = [
+            x
+            for f in mine
+            for x in ([f["caused_by"]["filter"]] if f["caused_by"].get("filter") is not None else [])
+            + list(f["caused_by"].get("filters") or [])
+        ]
+        return cause_text(
+            {"caused_by": {"kind": kinds.pop(), "layer": layers.pop(), "filter": None, "filters": filters}}
+        )
     return "each caused by a finding listed above (report.json: caused_by)"
 
 
 def value_means(f: dict) -> str:
-    """What the Value column's number is, in a few words (kinds say it in finding_kinds; a roll-up row's value is
-    a count)."""
+    """What the Value column's number is, in a few words (kinds say it in finding_kinds; a roll-up row's value
+    is a count)."""
     if f.get("value") is None:
         return ""
     if f.get("items") or (f.get("filter") is None and f.get("threshold") is None):
@@ -298,11 +361,22 @@ def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
         key = (f["severity"], f["kind"], f["layer"])
         group = groups[key]
         label = F.KINDS[f["kind"]].label
-        layer_text = f["layer"] if f["layer"] is not None else (
-            f"{len(f['layers'])} layers" if f.get("layers") else None)
+        layer_text = (
+            f["layer"]
+            if f["layer"] is not None
+            else (f"{len(f['layers'])} layers" if f.get("layers") else None)
+        )
         if len(group) <= group_over or f["layer"] is None:
-            rows.append({**f, "label": label, "filters": None, "layer_text": layer_text, "members": _members(f),
-                         "value_means": value_means(f)})
+            rows.append(
+                {
+                    **f,
+                    "label": label,
+                    "filters": None,
+                    "layer_text": layer_text,
+                    "members": _members(f),
+                    "value_means": value_means(f),
+                }
+            )
             continue
         if key in done:
             continue
@@ -312,10 +386,17 @@ def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
         count = len(listed) + extra
         shown = ", ".join(str(g["filter"]) for g in listed[:12]) + (" …" if count > 12 else "")
         first = listed[0] if listed else f
-        rows.append({**first, "label": label, "filters": f"{shown} ({count})", "layer_text": layer_text,
-                     "value_means": value_means(first) + (" (the first)" if first["value"] is not None else ""),
-                     "members": set().union(*(_members(g) for g in group)),
-                     "message": f"{count} filters/units of {f['layer']}, e.g. {first['message']}"})
+        rows.append(
+            {
+                **first,
+                "label": label,
+                "filters": f"{shown} ({count})",
+                "layer_text": layer_text,
+                "value_means": value_means(first) + (" (the first)" if first["value"] is not None else ""),
+                "members": set().union(*(_members(g) for g in group)),
+                "message": f"{count} filters/units of {f['layer']}, e.g. {first['message']}",
+            }
+        )
     return rows
 
 
@@ -326,7 +407,12 @@ def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[
         inputs["activity"] = ctx.activity
     if "patterns" in ctx.options.sections and ctx.get("patterns") is not None:
         inputs["patterns"] = ctx.patterns.results
-    if "gradcam" in ctx.options.sections and ctx.get("attention") is not None and ctx.attention and ctx.attention.stats:
+    if (
+        "gradcam" in ctx.options.sections
+        and ctx.get("attention") is not None
+        and ctx.attention
+        and ctx.attention.stats
+    ):
         inputs["attention"] = ctx.attention
     if ctx.options.image_dirs and ctx.get("dataset") is not None:
         inputs["dataset"] = ctx.dataset
@@ -345,19 +431,29 @@ def run(ctx: Context) -> SectionResult:
     found, sanity_json, sanity_views, checked = collect(ctx, t)
     # Evidence figures drawn here: BN channels with findings.
     order = [r.path for r in graph.walk(ctx.model)]
-    bn_layers = sorted({f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index)
-    bn_figures = [{"layer": p, "id": anchor_id("findings-bn", p), "figure": Later(bn_figure, p, ctx.weights[p], t)}
-                  for p in bn_layers]
+    bn_layers = sorted(
+        {f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index
+    )
+    bn_figures = [
+        {"layer": p, "id": anchor_id("findings-bn", p), "figure": Later(bn_figure, p, ctx.weights[p], t)}
+        for p in bn_layers
+    ]
     # Long runs of one kind in one layer (an untrained MobileNet has thousands of silent units)
     # end in one entry whose `filters` lists the rest; a kind over many layers in one entry listing them.
     found = F.finish(found, t, order)
     summary = F.summarise(found)
-    n_images = ctx.activity.images if ctx.options.image_dirs else (
-        len(ctx.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0)
+    n_images = (
+        ctx.activity.images
+        if ctx.options.image_dirs
+        else (len(ctx.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0)
+    )
     need = None
     if 0 < n_images < t.inactive_min_images:
-        need = (f"Dead units are judged on at least {t.inactive_min_images} images; this report has {n_images}, "
-                f"so no unit is called inactive. Give {t.inactive_min_images} or more with --image, or a folder with --images.")
+        need = (
+            f"Dead units are judged on at least {t.inactive_min_images} images; this report has {n_images}, "
+            f"so no unit is called inactive. Give {t.inactive_min_images} "
+            "or more with --image, or a folder with --images."
+        )
     view = {
         "summary": summary,
         "total": len(found),

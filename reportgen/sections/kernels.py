@@ -1,4 +1,5 @@
-"""Kernel grids for every conv layer (a selection in deep models), one shared symmetric colour scale per layer."""
+"""Kernel grids for every conv layer (a selection in deep models), one shared symmetric colour scale per
+layer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from reportgen.analyses.kernel_grid import kernel_grid, pointwise_matrix
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import WEIGHT_CMAP, Later, colorize, labelled_grid, matrix_figure, mosaic, normalise, upscale
+from reportgen.plots import (
+    WEIGHT_CMAP,
+    Later,
+    colorize,
+    labelled_grid,
+    matrix_figure,
+    mosaic,
+    normalise,
+    upscale,
+)
 
 TITLE = "Kernel grids"
 NEEDS = ("weight_findings",)
@@ -24,15 +34,19 @@ def validate(ctx: Context) -> None:
         raise UserError("--max-filters must be at least 1")
     c = ctx.options.kernel_channel
     if c is not None and (isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0):
-        raise UserError(f"--kernel-channel must be a whole number, 0 or more (got {c!r}); leave it out to show "
-                        "each layer's input channel with the largest kernel norm")
+        raise UserError(
+            f"--kernel-channel must be a whole number, 0 or more (got {c!r}); leave it out to show "
+            "each layer's input channel with the largest kernel norm"
+        )
 
 
 def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
     lim = grid["limit"]
     if rgb:
-        tiles = [upscale((np.nan_to_num(normalise(t, -lim, lim), nan=0.5) * 255).astype(np.uint8), TILE_PX)
-                 for t in grid["rgb_tiles"]]
+        tiles = [
+            upscale((np.nan_to_num(normalise(t, -lim, lim), nan=0.5) * 255).astype(np.uint8), TILE_PX)
+            for t in grid["rgb_tiles"]
+        ]
     else:
         tiles = [upscale(colorize(normalise(t, -lim, lim), WEIGHT_CMAP), TILE_PX) for t in grid["tiles"]]
     band = max(8, tiles[0].shape[0] // 3)
@@ -40,13 +54,18 @@ def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
     labels = list(grid.get("labels") or [str(i) for i in range(len(tiles))])
     colorbar = None if rgb else (-lim, lim, WEIGHT_CMAP)
     width = 6.8 if len(tiles) > 4 else 3.5
-    return labelled_grid(image, tiles[0].shape[:2], labels, COLUMNS, MARGIN, title, colorbar, width_in=width,
-                         label_band=band)
+    return labelled_grid(
+        image, tiles[0].shape[:2], labels, COLUMNS, MARGIN, title, colorbar, width_in=width, label_band=band
+    )
 
 
 def _untrained_figure(ref: graph.LayerRef, max_filters: int, grid: dict, fresh: dict) -> str:
     untrained = kernel_grid(ref.layer, max_filters, grid["channel"], limit=grid["limit"], values=fresh)
-    what = "depthwise filters" if untrained["channel_chosen_by"] == "depthwise" else f"channel {untrained['channel']}"
+    what = (
+        "depthwise filters"
+        if untrained["channel_chosen_by"] == "depthwise"
+        else f"channel {untrained['channel']}"
+    )
     return grid_figure(untrained, f"{ref.path} untrained: {what}, same scale")
 
 
@@ -83,13 +102,27 @@ def run(ctx: Context) -> SectionResult:
     layers, data, grids = [], {}, {}
     for i, ref in enumerate(convs):
         grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=i == 0)
-        data[ref.path] = {k: grid[k] for k in ("limit", "channel", "channel_chosen_by", "in_channels", "shown",
-                                               "total", "kernel_size", "depth_multiplier")}
+        data[ref.path] = {
+            k: grid[k]
+            for k in (
+                "limit",
+                "channel",
+                "channel_chosen_by",
+                "in_channels",
+                "shown",
+                "total",
+                "kernel_size",
+                "depth_multiplier",
+            )
+        }
         pointwise = pointwise_matrix(ref.layer)
         if pointwise is not None:
             grid["pointwise"] = pointwise
-            data[ref.path]["pointwise"] = {"rows": pointwise["rows"], "columns": pointwise["columns"],
-                                           "limit": pointwise["limit"]}
+            data[ref.path]["pointwise"] = {
+                "rows": pointwise["rows"],
+                "columns": pointwise["columns"],
+                "limit": pointwise["limit"],
+            }
         if ref.path in shown_paths:
             grids[ref.path] = grid
     for ref in shown:
@@ -101,10 +134,19 @@ def run(ctx: Context) -> SectionResult:
             "class_name": ref.class_name,
             "grid": grid,
             "figure": Later(grid_figure, grid, _title(ref.path, grid)),
-            "pointwise_figure": (Later(matrix_figure, grid["pointwise"]["matrix"], grid["pointwise"]["limit"],
-                                       f"{ref.path}: pointwise kernel, ±{grid['pointwise']['limit']:.3g}",
-                                       "depthwise output", "output filter", WEIGHT_CMAP)
-                                 if "pointwise" in grid else None),
+            "pointwise_figure": (
+                Later(
+                    matrix_figure,
+                    grid["pointwise"]["matrix"],
+                    grid["pointwise"]["limit"],
+                    f"{ref.path}: pointwise kernel, ±{grid['pointwise']['limit']:.3g}",
+                    "depthwise output",
+                    "output filter",
+                    WEIGHT_CMAP,
+                )
+                if "pointwise" in grid
+                else None
+            ),
             "rgb_figure": None,
             "untrained_figure": None,
         }
@@ -116,6 +158,13 @@ def run(ctx: Context) -> SectionResult:
                 # the trained grid's channel, so the two compare tile for tile
                 entry["untrained_figure"] = Later(_untrained_figure, ref, opts.max_filters, grid, fresh)
         layers.append(entry)
-    return SectionResult(json={"kernels": data},
-                         view={"layers": layers, "max_filters": opts.max_filters, "selection": why,
-                               "total": len(convs), "figure_ids": {e["anchor"] for e in layers}})
+    return SectionResult(
+        json={"kernels": data},
+        view={
+            "layers": layers,
+            "max_filters": opts.max_filters,
+            "selection": why,
+            "total": len(convs),
+            "figure_ids": {e["anchor"] for e in layers},
+        },
+    )

@@ -27,14 +27,31 @@ def run(ctx: Context) -> SectionResult:
     rows = layer_rows(ctx.model)
     total = sum(r["params"] for r in rows if r["depth"] == 0)
     public = [
-        {k: r[k] for k in ("name", "class_name", "output_shape", "params", "kernel_shape", "bias_shape", "activation")}
+        {
+            k: r[k]
+            for k in (
+                "name",
+                "class_name",
+                "output_shape",
+                "params",
+                "kernel_shape",
+                "bias_shape",
+                "activation",
+            )
+        }
         | {"depth": r["depth"], "trainable": r["trainable"], "operation": r["operation"]}
         for r in rows
     ]
     big = len(rows) > FULL_TABLE_ROWS
     an = graph.anatomy(ctx.model)
-    return SectionResult(json={"layers": public},
-                         view={"rows": rows, "total": total, "big": big,
-                               "stages": stage_summary(rows) if big else None,
-                               "operations": sum(1 for r in rows if r["operation"]),
-                               "subclassed": an.subclassed})
+    return SectionResult(
+        json={"layers": public},
+        view={
+            "rows": rows,
+            "total": total,
+            "big": big,
+            "stages": stage_summary(rows) if big else None,
+            "operations": sum(1 for r in rows if r["operation"]),
+            "subclassed": an.subclassed,
+        },
+    )

@@ -30,7 +30,14 @@ from reportgen.analyses.patterns import cost as pattern_cost
 from reportgen.analyses.patterns import layers as P
 from reportgen.analyses.patterns import rise
 from reportgen.analyses.patterns.layers import (  # noqa: F401  (the section's documented defaults)
-    DEFAULT_SIZE, DEFAULT_STEPS, MAX_SIZE, MIN_SIZE, OBJECTIVE, TRAVEL, layer_steps)
+    DEFAULT_SIZE,
+    DEFAULT_STEPS,
+    MAX_SIZE,
+    MIN_SIZE,
+    OBJECTIVE,
+    TRAVEL,
+    layer_steps,
+)
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
@@ -61,16 +68,21 @@ def validate(ctx: Context) -> None:
     if opts.pattern_filters is not None and opts.pattern_filters < 1:
         raise UserError(f"--pattern-filters must be at least 1 (got {opts.pattern_filters})")
     if opts.pattern_size is not None and not MIN_SIZE <= opts.pattern_size <= MAX_SIZE:
-        raise UserError(f"--pattern-size must be between {MIN_SIZE} and {MAX_SIZE} pixels "
-                        f"(got {opts.pattern_size})")
+        raise UserError(
+            f"--pattern-size must be between {MIN_SIZE} and {MAX_SIZE} pixels (got {opts.pattern_size})"
+        )
     if opts.pattern_steps is not None and opts.pattern_steps < 1:
         raise UserError(f"--pattern-steps must be at least 1 (got {opts.pattern_steps})")
     if opts.pattern_style not in fp.STYLES:
-        raise UserError(f"--pattern-style '{opts.pattern_style}' is not known; use one of {', '.join(fp.STYLES)}")
+        raise UserError(
+            f"--pattern-style '{opts.pattern_style}' is not known; use one of {', '.join(fp.STYLES)}"
+        )
     if opts.pattern_layers:
         if _input_hw(ctx.model) is None:
-            raise UserError("--pattern-layers: filter patterns need a model with one image input (N, H, W, C); "
-                            "leave out the patterns section with --sections")
+            raise UserError(
+                "--pattern-layers: filter patterns need a model with one image input (N, H, W, C); "
+                "leave out the patterns section with --sections"
+            )
         select(ctx)
     ctx.preprocessor  # noqa: B018  (a bad --preprocess fails now)
 
@@ -84,10 +96,15 @@ def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
     return tiles
 
 
-def _draw(result: fp.PatternResult, class_name: str, margin_rise: float = rise.RISE_MARGIN,
-          tolerance: float = rise.FLAT_TOLERANCE) -> Any:
+def _draw(
+    result: fp.PatternResult,
+    class_name: str,
+    margin_rise: float = rise.RISE_MARGIN,
+    tolerance: float = rise.FLAT_TOLERANCE,
+) -> Any:
     """The 8-wide mosaic on black margins, filter indices, layer name as title, flat filters in red,
-    filters that barely moved (rose by less than ``margin_rise`` of their activation scale) marked "barely"."""
+    filters that barely moved (rose by less than ``margin_rise`` of their activation scale) marked
+    "barely"."""
     from matplotlib.patches import Rectangle
 
     plt = pyplot()
@@ -104,12 +121,23 @@ def _draw(result: fp.PatternResult, class_name: str, margin_rise: float = rise.R
     ax = fig.add_axes((0, 0, 1, (height_in - title_in) / height_in))
     ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
     ax.set_axis_off()
-    fig.suptitle(f"{result.path} ({class_name}): filters {result.filters[0]}–{result.filters[-1]}, "
-                 f"{result.size}×{result.size} px, {result.steps} steps, {result.style}"
-                 + ("" if result.objective == "pre-activation" else f", {result.objective}, {result.start} start"),
-                 fontsize=8, x=0.01, ha="left", y=1 - 0.06 / height_in, va="top")
-    dead = {f for f, is_flat in zip(result.filters, rise.flat(result.activation_start, result.activation_end,
-                                                               tolerance)) if is_flat}
+    fig.suptitle(
+        f"{result.path} ({class_name}): filters {result.filters[0]}–{result.filters[-1]}, "
+        f"{result.size}×{result.size} px, {result.steps} steps, {result.style}"
+        + ("" if result.objective == "pre-activation" else f", {result.objective}, {result.start} start"),
+        fontsize=8,
+        x=0.01,
+        ha="left",
+        y=1 - 0.06 / height_in,
+        va="top",
+    )
+    dead = {
+        f
+        for f, is_flat in zip(
+            result.filters, rise.flat(result.activation_start, result.activation_end, tolerance)
+        )
+        if is_flat
+    }
     up = rise.rose(result.activation_start, result.activation_end, margin_rise)
     fontsize = 6 if tw >= 60 else 5
     for i, f in enumerate(result.filters):
@@ -118,16 +146,34 @@ def _draw(result: fp.PatternResult, class_name: str, margin_rise: float = rise.R
         is_dead = f in dead
         barely = not is_dead and not up[i]
         label = f"{f} flat" if is_dead else f"{f} barely" if barely else str(f)
-        ax.text(x + 1, y + 1, label, color="white", fontsize=fontsize, va="top", ha="left",
-                bbox=dict(facecolor="#c0392b" if is_dead else "#666666" if barely else "black", alpha=0.7,
-                          pad=0.5, linewidth=0))
+        ax.text(
+            x + 1,
+            y + 1,
+            label,
+            color="white",
+            fontsize=fontsize,
+            va="top",
+            ha="left",
+            bbox=dict(
+                facecolor="#c0392b" if is_dead else "#666666" if barely else "black",
+                alpha=0.7,
+                pad=0.5,
+                linewidth=0,
+            ),
+        )
         if is_dead:
-            ax.add_patch(Rectangle((x - 0.5, y - 0.5), tw, th, fill=False, edgecolor="#e74c3c", linewidth=1.2))
+            ax.add_patch(
+                Rectangle((x - 0.5, y - 0.5), tw, th, fill=False, edgecolor="#e74c3c", linewidth=1.2)
+            )
     return fig
 
 
-def mosaic_figure(result: fp.PatternResult, class_name: str, margin_rise: float = rise.RISE_MARGIN,
-                  tolerance: float = rise.FLAT_TOLERANCE) -> str:
+def mosaic_figure(
+    result: fp.PatternResult,
+    class_name: str,
+    margin_rise: float = rise.RISE_MARGIN,
+    tolerance: float = rise.FLAT_TOLERANCE,
+) -> str:
     """ONE picture per layer: PNG, or JPEG when the PNG would be large (noisy classic patterns)."""
     return fig_to_small_uri(_draw(result, class_name, margin_rise, tolerance), JPEG_ABOVE, dpi=DPI)
 
@@ -136,11 +182,16 @@ def _round(values: np.ndarray, digits: int = 6) -> list[float]:
     return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
 
 
-
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
-    view: dict = {"layers": [], "note": None, "style": opts.pattern_style,
-                  "seed": opts.seed, "filters": P.filters_wanted(ctx.model, opts.pattern_filters), "user_layers": bool(opts.pattern_layers)}
+    view: dict = {
+        "layers": [],
+        "note": None,
+        "style": opts.pattern_style,
+        "seed": opts.seed,
+        "filters": P.filters_wanted(ctx.model, opts.pattern_filters),
+        "user_layers": bool(opts.pattern_layers),
+    }
     found = ctx.patterns
     if found.note:
         view["note"] = found.note
@@ -149,8 +200,10 @@ def run(ctx: Context) -> SectionResult:
     view["size"], view["steps"] = size, steps
     view["min_size_note"] = None
     if opts.pattern_size is None and size > min([DEFAULT_SIZE] + [d for d in _input_hw(ctx.model) if d]):
-        view["min_size_note"] = (f"{size} px: the smallest image whose pass still reaches {refs[-1].path} "
-                                 "with a map of at least one pixel")
+        view["min_size_note"] = (
+            f"{size} px: the smallest image whose pass still reaches {refs[-1].path} "
+            "with a map of at least one pixel"
+        )
     preprocessor = ctx.preprocessor
     view["preprocess"] = preprocessor.describe()
     channels_in = int(graph.image_input(ctx.model).shape[-1])
@@ -167,20 +220,26 @@ def run(ctx: Context) -> SectionResult:
     blocks = graph.token_blocks(ctx.model)
     view["transformer"] = None
     if blocks:
-        view["transformer"] = ("A transformer block's channel is maximised as its mean over the patch tokens, as "
-                               "feature-visualisation work on ViTs does (Ghiasi et al. 2022). Expect less crisp "
-                               "patterns than a CNN's: attention mixes every patch with every other, so a "
-                               "channel rarely has one local texture to show.")
+        view["transformer"] = (
+            "A transformer block's channel is maximised as its mean over the patch tokens, as "
+            "feature-visualisation work on ViTs does (Ghiasi et al. 2022). Expect less crisp "
+            "patterns than a CNN's: attention mixes every patch with every other, so a "
+            "channel rarely has one local texture to show."
+        )
     if opts.pattern_layers:
         view["selection"] = f"{len(refs)} layer(s) chosen with --pattern-layers"
     elif blocks:
-        view["selection"] = (f"{len(refs)} of the {len(blocks)} transformer blocks, each channel's mean over the "
-                             "patch tokens (choose others with --pattern-layers)")
+        view["selection"] = (
+            f"{len(refs)} of the {len(blocks)} transformer blocks, each channel's mean over the "
+            "patch tokens (choose others with --pattern-layers)"
+        )
     elif total_convs <= graph.MAX_ALL_PATTERN_LAYERS:
         view["selection"] = f"all {total_convs} conv layers"
     else:
-        view["selection"] = (f"the first conv layer of each resolution stage, {len(refs)} of {total_convs} conv "
-                             "layers (choose others with --pattern-layers)")
+        view["selection"] = (
+            f"the first conv layer of each resolution stage, {len(refs)} of {total_convs} conv "
+            "layers (choose others with --pattern-layers)"
+        )
     patterns_json: dict = {}
     for ref in refs:
         lp = found.layers[ref.path]
@@ -198,31 +257,38 @@ def run(ctx: Context) -> SectionResult:
         entry.update(tally)  # rose, barely_moved, flat: every filter shown in exactly one
         entry["visible"] = int(rise.visible(result.images).sum())
         patterns_json[ref.path] = entry
-        view["layers"].append({
-            "path": ref.path,
-            "class_name": ref.class_name,
-            "anchor": anchor_id("patterns", ref.path),
-            "figure": Later(mosaic_figure, result, ref.class_name, margin, tolerance),
-            "shown": len(filters),
-            "channels": channels,
-            "dead": [f for f, is_flat in zip(result.filters, rise.flat(result.activation_start,
-                                                                        result.activation_end, tolerance)) if is_flat],
-            "mean_start": float(np.mean(result.activation_start)),
-            "mean_end": float(np.mean(result.activation_end)),
-            "rose": tally["rose"],
-            "visible": int(rise.visible(result.images).sum()),
-            "barely_moved": tally["barely_moved"],
-            "flat": tally["flat"],
-            "steps": n_steps,
-            "step_px": None if result.step is None else result.step / max(view["step"], 1e-30),
-            "start": result.start,
-            "objective": result.objective,
-            "affine": affine,
-            "first_layer_mode": first_layer_mode,
-            "retried": result.retried,
-            "linear_affine": affine and not nonlinear,
-            "seconds": result.seconds,
-            "chunk": result.chunk,
-        })
+        view["layers"].append(
+            {
+                "path": ref.path,
+                "class_name": ref.class_name,
+                "anchor": anchor_id("patterns", ref.path),
+                "figure": Later(mosaic_figure, result, ref.class_name, margin, tolerance),
+                "shown": len(filters),
+                "channels": channels,
+                "dead": [
+                    f
+                    for f, is_flat in zip(
+                        result.filters, rise.flat(result.activation_start, result.activation_end, tolerance)
+                    )
+                    if is_flat
+                ],
+                "mean_start": float(np.mean(result.activation_start)),
+                "mean_end": float(np.mean(result.activation_end)),
+                "rose": tally["rose"],
+                "visible": int(rise.visible(result.images).sum()),
+                "barely_moved": tally["barely_moved"],
+                "flat": tally["flat"],
+                "steps": n_steps,
+                "step_px": None if result.step is None else result.step / max(view["step"], 1e-30),
+                "start": result.start,
+                "objective": result.objective,
+                "affine": affine,
+                "first_layer_mode": first_layer_mode,
+                "retried": result.retried,
+                "linear_affine": affine and not nonlinear,
+                "seconds": result.seconds,
+                "chunk": result.chunk,
+            }
+        )
     view["figure_ids"] = {L["anchor"] for L in view["layers"]}
     return SectionResult(json={"patterns": patterns_json}, view=view)

@@ -60,9 +60,16 @@ def histogram_figure(path: str, entry: dict) -> str:
     lo, hi = float(edges[0]), float(edges[-1])
     pad = 0.05 * (hi - lo) if hi > lo else 0.5
     top = float(tallest.max(initial=0.0))
-    png = raster.histogram_png(edges, series, title=path if len(path) <= 48 else "…" + path[-47:],
-                               xlabel="kernel weight value", ylabel="count", xlim=(lo - pad, hi + pad),
-                               ylim=(0.0, 1.05 * top if top > 0 else 1.0), legend_at="clear")
+    png = raster.histogram_png(
+        edges,
+        series,
+        title=path if len(path) <= 48 else "…" + path[-47:],
+        xlabel="kernel weight value",
+        ylabel="count",
+        xlim=(lo - pad, hi + pad),
+        ylim=(0.0, 1.05 * top if top > 0 else 1.0),
+        legend_at="clear",
+    )
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
@@ -79,8 +86,13 @@ def stage_marks(refs: list[graph.LayerRef]) -> list[tuple[int, str]]:
 
 # Layers between a kernel layer and the activation layer after it that keep its channels one to one at
 # inference (the activation's zeros are then that layer's units' zeros, as normalised).
-_BETWEEN = (keras.layers.BatchNormalization, keras.layers.Dropout, keras.layers.SpatialDropout1D,
-            keras.layers.SpatialDropout2D, keras.layers.SpatialDropout3D)
+_BETWEEN = (
+    keras.layers.BatchNormalization,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+)
 
 
 def following_activations(model, paths: list[str], measured: set[str]) -> dict[str, str] | None:
@@ -124,32 +136,52 @@ def _activation_panel(ctx: Context, labels: list[str], activity) -> tuple[dict |
     own = {p for p in labels if p in measured}
     after = following_activations(ctx.model, [p for p in labels if p not in own], measured)
     found = after or {}
-    values = [activity.layers[p].zero_fraction if p in own else
-              activity.layers[found[p]].zero_fraction if p in found else None for p in labels]
+    values = [
+        activity.layers[p].zero_fraction
+        if p in own
+        else activity.layers[found[p]].zero_fraction
+        if p in found
+        else None
+        for p in labels
+    ]
     if not any(v is not None and np.isfinite(v) for v in values):
         order = [r.path for r in graph.walk(ctx.model) if r.path in measured]
         listed = ", ".join(order[:6]) + (f" and {len(order) - 6} more" if len(order) > 6 else "")
-        why = "activation zeros not charted: no kernel layer has a ReLU, sigmoid or tanh activation of its own"
+        why = (
+            "activation zeros not charted: no kernel layer has a ReLU, sigmoid or tanh activation of its own"
+        )
         if after is None:
-            why += (f", and this model has no graph to say which of the activation layers measured ({listed}) "
-                    "follows which kernel layer")
+            why += (
+                f", and this model has no graph to say which of the activation layers measured ({listed}) "
+                "follows which kernel layer"
+            )
         else:
-            why += (f", and none feeds one directly: the activation layers measured ({listed}) follow other layers "
-                    "(an addition, a concatenation, ...)")
+            why += (
+                ", and none feeds one directly: the activation "
+                f"layers measured ({listed}) follow other layers "
+                "(an addition, a concatenation, ...)"
+            )
         return None, why
     after = found
-    panel = {"name": "activations = 0" if not after else "activations = 0\n(open: the layer after)",
-             "values": values, "open": [i for i, p in enumerate(labels) if p in after]}
+    panel = {
+        "name": "activations = 0" if not after else "activations = 0\n(open: the layer after)",
+        "values": values,
+        "open": [i for i, p in enumerate(labels) if p in after],
+    }
     note = None
     if after:
-        note = (f"{len(after)} of the {len(labels)} kernel layers have no activation of their own; their open "
-                "points are the zero fraction of the activation layer right after them (e.g. "
-                + ", ".join(f"{p} → {a}" for p, a in list(after.items())[:3]) + ")")
+        note = (
+            f"{len(after)} of the {len(labels)} kernel layers have no activation of their own; their open "
+            "points are the zero fraction of the activation layer right after them (e.g. "
+            + ", ".join(f"{p} → {a}" for p, a in list(after.items())[:3])
+            + ")"
+        )
     return panel, note
 
 
-def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
-                 flagged: set[str]) -> tuple[Later | None, list[str]]:
+def depth_figure(
+    ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]
+) -> tuple[Later | None, list[str]]:
     """The chart across depth (drawn when a page shows it), and what its caption must add (a panel not
     drawn and why, ...)."""
     t = ctx.thresholds
@@ -157,9 +189,14 @@ def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
     hi = [i for i, r in enumerate(refs) if r.path in flagged]
     panels = [
         {"name": "weight std", "values": [stats[p]["std"] for p in labels], "log": True, "highlight": hi},
-        {"name": "std / fresh std", "values": [stats[p].get("std_ratio") for p in labels], "log": True,
-         "lines": [(1.0, "= untrained"), (t.scale_ratio, "exploding"), (1 / t.scale_ratio, "vanishing")],
-         "highlight": hi, "empty": "std / fresh std not charted: no layer has a freshly initialised baseline"},
+        {
+            "name": "std / fresh std",
+            "values": [stats[p].get("std_ratio") for p in labels],
+            "log": True,
+            "lines": [(1.0, "= untrained"), (t.scale_ratio, "exploding"), (1 / t.scale_ratio, "vanishing")],
+            "highlight": hi,
+            "empty": "std / fresh std not charted: no layer has a freshly initialised baseline",
+        },
         {"name": "|w| < 1e-3", "values": [stats[p]["near_zero_fraction"] for p in labels], "highlight": hi},
     ]
     notes: list[str] = []
@@ -178,27 +215,44 @@ def depth_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
     return Later(depth_chart, labels, panels, stage_marks(refs), title), missing + notes
 
 
-def alpha_figure(ctx: Context, refs: list[graph.LayerRef], stats: dict,
-                 flagged: set[str]) -> tuple[Later | None, dict]:
+def alpha_figure(
+    ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]
+) -> tuple[Later | None, dict]:
     """The spectral alpha across depth, WeightWatcher's 2 and 6 marked (the thresholds in force), and what
     the caption says: how many layers are charted, which are left out and why (too few eigenvalues, ...)."""
     t = ctx.thresholds
     fitted = [r for r in refs if stats[r.path].get("alpha") is not None]
-    left_out = [r.path for r in refs if stats[r.path].get("alpha") is None and "alpha_num_evals" in stats[r.path]]
+    left_out = [
+        r.path for r in refs if stats[r.path].get("alpha") is None and "alpha_num_evals" in stats[r.path]
+    ]
     too_few = [p for p in left_out if stats[p]["alpha_num_evals"] < MIN_EVALS]
-    caption = {"fitted": len(fitted), "layers": len(refs), "too_few": too_few,
-               "other": [(p, stats[p]["alpha_reason"]) for p in left_out if p not in too_few],
-               "min_evals": MIN_EVALS, "over": t.alpha_over_trained, "under": t.alpha_under_trained}
+    caption = {
+        "fitted": len(fitted),
+        "layers": len(refs),
+        "too_few": too_few,
+        "other": [(p, stats[p]["alpha_reason"]) for p in left_out if p not in too_few],
+        "min_evals": MIN_EVALS,
+        "over": t.alpha_over_trained,
+        "under": t.alpha_under_trained,
+    }
     if not fitted:
         return None, caption
     labels = [r.path for r in fitted]
-    panel = {"name": "spectral alpha", "values": [stats[p]["alpha"] for p in labels],
-             "lines": [(t.alpha_over_trained, f"{t.alpha_over_trained:g}\nover-trained\nbelow"),
-                       (t.alpha_under_trained, f"{t.alpha_under_trained:g}\nunder-trained\nabove")],
-             "highlight": [i for i, p in enumerate(labels) if p in flagged], "labels_outside": True,
-             "margins": (0.5 / len(labels) if len(labels) < 10 else 0.02, 0.12)}
-    title = (f"spectral alpha of {len(fitted)} of {len(refs)} kernel layers in depth order"
-             "; red: over- or under-trained by WeightWatcher's thresholds")
+    panel = {
+        "name": "spectral alpha",
+        "values": [stats[p]["alpha"] for p in labels],
+        "lines": [
+            (t.alpha_over_trained, f"{t.alpha_over_trained:g}\nover-trained\nbelow"),
+            (t.alpha_under_trained, f"{t.alpha_under_trained:g}\nunder-trained\nabove"),
+        ],
+        "highlight": [i for i, p in enumerate(labels) if p in flagged],
+        "labels_outside": True,
+        "margins": (0.5 / len(labels) if len(labels) < 10 else 0.02, 0.12),
+    }
+    title = (
+        f"spectral alpha of {len(fitted)} of {len(refs)} kernel layers in depth order"
+        "; red: over- or under-trained by WeightWatcher's thresholds"
+    )
     return Later(depth_chart, labels, [panel], stage_marks(fitted), title), caption
 
 
@@ -212,14 +266,27 @@ def run(ctx: Context) -> SectionResult:
     figures = {r.path: Later(histogram_figure, r.path, stats[r.path]) for r in shown}
     depth, depth_notes = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else (None, [])
     gains = {p: lw.gains_json() for p, lw in facts.items() if lw.gains_json() is not None}
-    alpha_flagged = {f["layer"] for f in ctx.weight_findings if f["kind"] in ("over_trained", "under_trained")}
+    alpha_flagged = {
+        f["layer"] for f in ctx.weight_findings if f["kind"] in ("over_trained", "under_trained")
+    }
     alpha, alpha_caption = alpha_figure(ctx, refs, stats, alpha_flagged)
     return SectionResult(
         json={"weights": stats} | ({"gains": gains} if gains else {}),
-        view={"stats": stats, "figures": figures, "near_zero": NEAR_ZERO, "seed": ctx.options.seed,
-              "anchors": {p: anchor_id("weights", p) for p in stats}, "depth": depth, "depth_notes": depth_notes,
-              "selection": why, "gains": gains, "alpha": alpha, "alpha_caption": alpha_caption,
-              "big": len(refs) > graph.FULL_DETAIL_LAYERS,
-              "figure_ids": {anchor_id("weights", p) for p in figures} | ({"weights-depth"} if depth else set())
-              | ({"weights-alpha"} if alpha else set())},
+        view={
+            "stats": stats,
+            "figures": figures,
+            "near_zero": NEAR_ZERO,
+            "seed": ctx.options.seed,
+            "anchors": {p: anchor_id("weights", p) for p in stats},
+            "depth": depth,
+            "depth_notes": depth_notes,
+            "selection": why,
+            "gains": gains,
+            "alpha": alpha,
+            "alpha_caption": alpha_caption,
+            "big": len(refs) > graph.FULL_DETAIL_LAYERS,
+            "figure_ids": {anchor_id("weights", p) for p in figures}
+            | ({"weights-depth"} if depth else set())
+            | ({"weights-alpha"} if alpha else set()),
+        },
     )

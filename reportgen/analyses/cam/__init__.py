@@ -35,7 +35,14 @@ from reportgen.analyses.cam.head import (  # noqa: F401
 from reportgen.analyses.cam.layercam import LayerCAM
 from reportgen.analyses.cam.scorecam import ScoreCAM
 from reportgen.analyses.cam.targets import (  # noqa: F401
-    BinaryClasses, ClassScores, MapMean, PixelClasses, Target, class_target, top_classes)
+    BinaryClasses,
+    ClassScores,
+    MapMean,
+    PixelClasses,
+    Target,
+    class_target,
+    top_classes,
+)
 from reportgen.errors import UserError
 from reportgen.names import CAM_METHODS
 
@@ -49,9 +56,17 @@ def method(name: str) -> type[BaseCAM]:
     return METHODS[name]
 
 
-def explain(model: Any, layer: str, inputs: np.ndarray, classes: np.ndarray | Sequence | None = None,
-            top_k: int = 3, method_name: str = "gradcam", head: Head | None = None, feeds: Any = None,
-            names: Sequence[str] | None = None) -> CamResult:
+def explain(
+    model: Any,
+    layer: str,
+    inputs: np.ndarray,
+    classes: np.ndarray | Sequence | None = None,
+    top_k: int = 3,
+    method_name: str = "gradcam",
+    head: Head | None = None,
+    feeds: Any = None,
+    names: Sequence[str] | None = None,
+) -> CamResult:
     """One method's heatmaps for a batch: the given classes (N,) or (N, K), else the default targets."""
     head = head or classifier_head(model)
     target = None
@@ -66,7 +81,10 @@ def explain(model: Any, layer: str, inputs: np.ndarray, classes: np.ndarray | Se
     return method(method_name)(model, layer, head, feeds).explain(inputs, target, top_k, names)
 
 
-def heatmaps(model: Any, layer: str, inputs: np.ndarray, classes: np.ndarray | Sequence,
-             method_name: str = "gradcam") -> np.ndarray:
+def heatmaps(
+    model: Any, layer: str, inputs: np.ndarray, classes: np.ndarray | Sequence, method_name: str = "gradcam"
+) -> np.ndarray:
     """(N, h, w) heatmaps in [0, 1], one class per image (all zero without positive evidence)."""
-    return explain(model, layer, inputs, np.asarray(classes).reshape(-1), method_name=method_name).heatmaps[:, 0]
+    return explain(model, layer, inputs, np.asarray(classes).reshape(-1), method_name=method_name).heatmaps[
+        :, 0
+    ]

@@ -42,7 +42,8 @@ class CamResult:
     outputs: np.ndarray  # (N, ...): probabilities for classifiers, else the raw output
     scores: np.ndarray  # (N, K): the explained scores
     # (N, K): the layer's first-order contribution to the score, mean over the map's cells of
-    # sum_k |w A^k| (gradient methods: w = dy/dA; Score-CAM: its channel weights): the scale a peak is read against.
+    # sum_k |w A^k| (gradient methods: w = dy/dA; Score-CAM: its channel weights): the scale a peak is read
+    # against.
     scales: np.ndarray | None = None
 
     @property
@@ -51,7 +52,8 @@ class CamResult:
 
     @property
     def negligible(self) -> np.ndarray:
-        """(N, K): maps whose peak is negligible (:func:`negligible`): drawn as "no evidence", not stretched."""
+        """(N, K): maps whose peak is negligible (:func:`negligible`): drawn as "no evidence", not
+        stretched."""
         return negligible(self.peaks, self.scales)
 
 
@@ -82,8 +84,8 @@ class Pass:
 
 
 def activate(head: Head, y: np.ndarray) -> np.ndarray:
-    """The model's own output from the explained one (or from :meth:`Head.class_scores` of it): softmax/sigmoid of
-    logits, else as is."""
+    """The model's own output from the explained one (or from :meth:`Head.class_scores` of it):
+    softmax/sigmoid of logits, else as is."""
     y = np.asarray(y, dtype=np.float64)
     if head.is_binary:  # one sigmoid unit (its last column: also of its two-class scores): classes 0 and 1
         z = y[..., -1:]
@@ -104,13 +106,17 @@ def default_target(head: Head, y: np.ndarray, top_k: int, names: Sequence[str] |
     n = y.shape[0]
     if head.kind == "pixel-softmax":
         classes, masks, areas = T.top_classes_by_area(y, top_k)
-        labels = [[f"{label_for(int(c), names)} ({100 * a:.0f}% of pixels)" for c, a in zip(cs, ar)]
-                  for cs, ar in zip(classes, areas)]
+        labels = [
+            [f"{label_for(int(c), names)} ({100 * a:.0f}% of pixels)" for c, a in zip(cs, ar)]
+            for cs, ar in zip(classes, areas)
+        ]
         return T.PixelClasses(labels=labels, classes=classes, masks=masks)
     if head.is_map:
         return T.MapMean(labels=[["mean of the output map"]] * n)
     classes = T.top_classes(activate(head, y), top_k)
-    return T.class_target(head.is_binary, classes, [[label_for(int(c), names) for c in row] for row in classes])
+    return T.class_target(
+        head.is_binary, classes, [[label_for(int(c), names) for c in row] for row in classes]
+    )
 
 
 def normalise(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,21 +169,32 @@ class BaseCAM:
         known = graph.anatomy(self.model).ref(self.layer).map_shape
         index = graph.image_input_index(self.model)
         spec = graph.anatomy(self.model).inputs[index].shape if index is not None else None
-        if known is not None and None not in known[1:] and spec is not None \
-                and tuple(spec[1:]) == tuple(int(d) for d in x.shape[1:]):
+        if (
+            known is not None
+            and None not in known[1:]
+            and spec is not None
+            and tuple(spec[1:]) == tuple(int(d) for d in x.shape[1:])
+        ):
             return (n,) + tuple(int(d) for d in known[1:])
         with backend.no_grad():
             trace = forward.run(self.model, self.inputs(x), {self.layer: forward.Tap(stop=True)})
         return tuple(int(d) for d in backend.numpy(trace.captured[self.layer]).shape)
 
-    def run(self, x: np.ndarray, target: T.Target | None = None, top_k: int = 3,
-            names: Sequence[str] | None = None) -> Pass:
+    def run(
+        self,
+        x: np.ndarray,
+        target: T.Target | None = None,
+        top_k: int = 3,
+        names: Sequence[str] | None = None,
+    ) -> Pass:
         """The forward pass, the targets (chosen from the output unless given) and their gradients."""
         x = backend.tensor(np.asarray(x, dtype=np.float32))
         shape = self._activation_shape(x)
         if len(shape) != 4:
-            raise UserError(f"--gradcam-layer: '{self.layer}' has output shape {shape[1:]}, not a 2-D map; "
-                            "pick a layer with a height x width x channels output")
+            raise UserError(
+                f"--gradcam-layer: '{self.layer}' has output shape {shape[1:]}, not a 2-D map; "
+                "pick a layer with a height x width x channels output"
+            )
         delta = backend.tensor(np.zeros(shape, dtype=np.float32))
 
         def fn(d: Any, inp: Any) -> tuple[Any, Any]:
@@ -196,13 +213,20 @@ class BaseCAM:
             for cot in target.cotangents(y_np):
                 g = pull(backend.tensor(cot))
                 if g is None:
-                    raise UserError(f"--gradcam-layer: the model's output does not depend on '{self.layer}'; "
-                                    "pick a layer between the input and the output")
+                    raise UserError(
+                        f"--gradcam-layer: the model's output does not depend on '{self.layer}'; "
+                        "pick a layer between the input and the output"
+                    )
                 grads.append(backend.numpy(g).astype(np.float64))
         return Pass(x=x, y=y_np, acts=backend.numpy(acts).astype(np.float64), grads=grads, target=target)
 
-    def explain(self, x: np.ndarray, target: T.Target | None = None, top_k: int = 3,
-                names: Sequence[str] | None = None) -> CamResult:
+    def explain(
+        self,
+        x: np.ndarray,
+        target: T.Target | None = None,
+        top_k: int = 3,
+        names: Sequence[str] | None = None,
+    ) -> CamResult:
         """Heatmaps for every image of the batch and every target."""
         p = self.run(x, target, top_k, names)
         maps, peaks = [], []
@@ -212,8 +236,13 @@ class BaseCAM:
             peaks.append(peak)
         scales = self.scales(p)
         return CamResult(
-            method=self.name, layer=self.layer, heatmaps=np.stack(maps, axis=1), peaks=np.stack(peaks, axis=1),
-            target=p.target, outputs=activate(self.head, p.y), scores=p.target.scores(p.y),
+            method=self.name,
+            layer=self.layer,
+            heatmaps=np.stack(maps, axis=1),
+            peaks=np.stack(peaks, axis=1),
+            target=p.target,
+            outputs=activate(self.head, p.y),
+            scores=p.target.scores(p.y),
             scales=np.stack(scales, axis=1) if scales else None,
         )
 
@@ -239,4 +268,3 @@ def upsample(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
 
     img = Image.fromarray(np.ascontiguousarray(heatmap, dtype=np.float32))
     return np.clip(np.asarray(img.resize((width, height), Image.Resampling.BILINEAR)), 0.0, 1.0)
-

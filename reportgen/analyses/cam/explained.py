@@ -26,16 +26,27 @@ class Explained:
     layer: str | None = None
     results: dict[str, CamResult] = field(default_factory=dict)
     names: list[str] | None = None
-    note: str | None = None  # why there are no maps (not an image model, no layer, an output that is not scores)
+    note: str | None = (
+        None  # why there are no maps (not an image model, no layer, an output that is not scores)
+    )
 
     @property
     def first(self) -> CamResult | None:
         return next(iter(self.results.values()), None)
 
 
-def explain(model: Any, images: Sequence[Any], head: Head, feeds: Any, methods: Sequence[str], top_k: int,
-            layer_name: str | None, output: str | None, names: list[str] | None,
-            progress: Callable[..., Any] | None = None) -> Explained:
+def explain(
+    model: Any,
+    images: Sequence[Any],
+    head: Head,
+    feeds: Any,
+    methods: Sequence[str],
+    top_k: int,
+    layer_name: str | None,
+    output: str | None,
+    names: list[str] | None,
+    progress: Callable[..., Any] | None = None,
+) -> Explained:
     """Each method of ``methods`` on one batch of all ``images``, the same targets for all."""
     if not images:
         return Explained(None, note="The model's input is not an image, so there is no class activation map.")

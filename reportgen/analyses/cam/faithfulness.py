@@ -63,8 +63,14 @@ INFORMATIVE = 0.1  # the fully replaced image must move the score by this much (
 FLAT_BAND = 0.02  # every AUC (the map's and the baselines') within this band: the curves tell nothing
 VERDICTS = ("faithful", "not better than random", "uninformative")
 BATCH_BYTES = 512 << 20  # activations of one forward pass (the forward-only rule of images_per_batch)
-KEYS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc",
-        "edge_deletion_auc", "edge_insertion_auc")
+KEYS = (
+    "deletion_auc",
+    "insertion_auc",
+    "random_deletion_auc",
+    "random_insertion_auc",
+    "edge_deletion_auc",
+    "edge_insertion_auc",
+)
 
 
 @dataclass
@@ -98,9 +104,14 @@ class ImageCurves:
     def scores(self, method: str, k: int) -> dict[str, float]:
         """The six AUCs of report.json's ``faithfulness`` entry for ``method`` and explained class ``k``."""
         c, r, e = self.cams[method][k], self.random[k], self.edge[k]
-        return {"deletion_auc": c.deletion_auc, "insertion_auc": c.insertion_auc,
-                "random_deletion_auc": r.deletion_auc, "random_insertion_auc": r.insertion_auc,
-                "edge_deletion_auc": e.deletion_auc, "edge_insertion_auc": e.insertion_auc}
+        return {
+            "deletion_auc": c.deletion_auc,
+            "insertion_auc": c.insertion_auc,
+            "random_deletion_auc": r.deletion_auc,
+            "random_insertion_auc": r.insertion_auc,
+            "edge_deletion_auc": e.deletion_auc,
+            "edge_insertion_auc": e.insertion_auc,
+        }
 
 
 @dataclass
@@ -111,8 +122,12 @@ class Faithfulness:
     methods: list[str] = field(default_factory=list)
     blur_sigma: float = 0.0  # in pixels of the input
     steps: int = STEPS
-    steps_source: str = "option"  # "fitted" (to the model's cost, BUDGET_FLOPS) or "option" (--faithfulness-steps)
-    flops_per_image: float | None = None  # forward-pass FLOPs of one image's curves (estimated from the layers)
+    steps_source: str = (
+        "option"  # "fitted" (to the model's cost, BUDGET_FLOPS) or "option" (--faithfulness-steps)
+    )
+    flops_per_image: float | None = (
+        None  # forward-pass FLOPs of one image's curves (estimated from the layers)
+    )
     forward_passes: int = 0
     perturbed_images: int = 0
     seconds: float = 0.0
@@ -124,19 +139,28 @@ class Faithfulness:
 
     def protocol(self) -> dict:
         """The protocol as report.json states it (``gradcam.faithfulness``)."""
-        return {"steps": self.steps, "steps_source": self.steps_source,
-                "forward_flops_per_image": None if self.flops_per_image is None else float(self.flops_per_image),
-                "budget_flops_per_image": float(BUDGET_FLOPS), "replacement": self.replacement_summary(),
-                "replacements": list(REPLACEMENTS), "informative_margin": self.informative,
-                "blur_sigma": self.blur_sigma,
-                "random_draws": RANDOM_DRAWS, "order": "map upsampled to the input, strongest first; "
-                "ties by one seeded random ranking per image", "score": self.score,
-                "forward_passes": self.forward_passes,
-                "perturbed_images": self.perturbed_images, "seconds": round(self.seconds, 3), "note": self.note}
-
+        return {
+            "steps": self.steps,
+            "steps_source": self.steps_source,
+            "forward_flops_per_image": None if self.flops_per_image is None else float(self.flops_per_image),
+            "budget_flops_per_image": float(BUDGET_FLOPS),
+            "replacement": self.replacement_summary(),
+            "replacements": list(REPLACEMENTS),
+            "informative_margin": self.informative,
+            "blur_sigma": self.blur_sigma,
+            "random_draws": RANDOM_DRAWS,
+            "order": "map upsampled to the input, strongest first; "
+            "ties by one seeded random ranking per image",
+            "score": self.score,
+            "forward_passes": self.forward_passes,
+            "perturbed_images": self.perturbed_images,
+            "seconds": round(self.seconds, 3),
+            "note": self.note,
+        }
 
     def replacement_summary(self) -> str:
-        """The replacement of every image's curves, or ``mixed`` when they differ (each entry names its own)."""
+        """The replacement of every image's curves, or ``mixed`` when they differ (each entry names its
+        own)."""
         used = {ic.replacement for ic in self.images}
         return used.pop() if len(used) == 1 else ("mixed" if used else REPLACEMENTS[0])
 
@@ -174,7 +198,8 @@ def mean_colour(x: np.ndarray) -> np.ndarray:
 
 
 def uniform_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Seeded uniform noise over each channel's own range in the image: no trace of the image but its range."""
+    """Seeded uniform noise over each channel's own range in the image: no trace of the image but its
+    range."""
     x = np.asarray(x, dtype=np.float32)
     lo, hi = x.min(axis=(0, 1), keepdims=True), x.max(axis=(0, 1), keepdims=True)
     return (lo + (hi - lo) * rng.uniform(0.0, 1.0, x.shape)).astype(np.float32)
@@ -205,8 +230,9 @@ def counts(pixels: int, steps: int = STEPS) -> np.ndarray:
     return np.round(np.arange(steps + 1) * pixels / steps).astype(np.int64)
 
 
-def perturbed(x: np.ndarray, base: np.ndarray, order: np.ndarray, step: int, insertion: bool,
-              steps: int = STEPS) -> np.ndarray:
+def perturbed(
+    x: np.ndarray, base: np.ndarray, order: np.ndarray, step: int, insertion: bool, steps: int = STEPS
+) -> np.ndarray:
     """The image after ``step`` steps: deletion puts ``base`` in place of the first pixels of ``order``,
     insertion puts the image's own pixels into ``base``."""
     height, width = x.shape[:2]
@@ -218,6 +244,7 @@ def perturbed(x: np.ndarray, base: np.ndarray, order: np.ndarray, step: int, ins
 
 # --- what is scored -----------------------------------------------------------------------------------
 
+
 def _bounded_map(model: Any, head: Head) -> bool:
     """Whether a map output is already in [0, 1] (a sigmoid or softmax at its last layer)."""
     if head.kind == "pixel-softmax":
@@ -226,9 +253,12 @@ def _bounded_map(model: Any, head: Head) -> bool:
     return layer is not None and (graph.activation_name(layer) or "") in ("sigmoid", "softmax")
 
 
-def scorer(model: Any, head: Head, target: Target, outputs: np.ndarray, index: int) -> Callable[[np.ndarray], np.ndarray]:
+def scorer(
+    model: Any, head: Head, target: Target, outputs: np.ndarray, index: int
+) -> Callable[[np.ndarray], np.ndarray]:
     """A function from the model's own output for a batch (B, ...) to (B, K): image ``index``'s explained
     classes as probabilities (a raw output through a sigmoid)."""
+
     def sigmoid(z: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
 
@@ -257,6 +287,7 @@ def scorer(model: Any, head: Head, target: Target, outputs: np.ndarray, index: i
 def inference(model: Any, head: Head, feeds: Any) -> Callable[[np.ndarray], np.ndarray]:
     """The model's own (chosen) output for a batch of model inputs: ONE compiled inference pass (as the
     pixel-convention measurement's), built once per report; the node-by-node eager walk is slower."""
+
     def outputs(x: Any) -> Any:
         return pick(forward.run(model, model_inputs(feeds, x)).output, head.output)
 
@@ -264,19 +295,23 @@ def inference(model: Any, head: Head, feeds: Any) -> Callable[[np.ndarray], np.n
 
     def run(batch: np.ndarray) -> np.ndarray:
         with backend.no_grad():
-            return backend.numpy(compiled(backend.tensor(np.asarray(batch, dtype=np.float32)))).astype(np.float64)
+            return backend.numpy(compiled(backend.tensor(np.asarray(batch, dtype=np.float32)))).astype(
+                np.float64
+            )
 
     return run
 
 
 # --- the measurement ---------------------------------------------------------------------------------
 
+
 def _tasks(orders: Sequence[Any], steps: int = STEPS) -> list[tuple[int, int, bool]]:
     """(order, step, insertion) of every image to run: the two end points, the image and its blurred copy
     (``(-1, 0, False)`` and ``(-1, steps, False)``), shared by every curve and run once, then the interior
     steps of each order's two curves."""
     return [(-1, 0, False), (-1, steps, False)] + [
-        (o, s, ins) for o in range(len(orders)) for ins in (False, True) for s in range(1, steps)]
+        (o, s, ins) for o in range(len(orders)) for ins in (False, True) for s in range(1, steps)
+    ]
 
 
 def images_needed(maps: int, steps: int) -> int:
@@ -307,12 +342,14 @@ def forward_flops(model: Any, height: int, width: int) -> float | None:
 def choose_replacement(moved: dict[str, np.ndarray], margin: float) -> str | None:
     """The first replacement (in :data:`REPLACEMENTS`' order) that moves the first explained class' score by
     at least ``margin``; None when none does (the test cannot tell anything on this image)."""
-    return next((name for name in REPLACEMENTS if name in moved and abs(float(moved[name][0])) >= margin), None)
+    return next(
+        (name for name in REPLACEMENTS if name in moved and abs(float(moved[name][0])) >= margin), None
+    )
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
-        yield items[start: start + size]
+        yield items[start : start + size]
 
 
 def chunk_size(images: int, batch: int) -> int:
@@ -323,10 +360,18 @@ def chunk_size(images: int, batch: int) -> int:
     return graph.even_batches(images, batch)
 
 
-def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: list[np.ndarray],
-               score: Callable[[np.ndarray], np.ndarray], batch: int, tiebreak: np.ndarray,
-               sigma: float, steps: int = STEPS, bases: dict[str, np.ndarray] | None = None,
-               informative: float = INFORMATIVE) -> tuple[list[Curve], int, int, str, dict[str, np.ndarray]]:
+def curves_for(
+    run: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    maps: list[np.ndarray],
+    score: Callable[[np.ndarray], np.ndarray],
+    batch: int,
+    tiebreak: np.ndarray,
+    sigma: float,
+    steps: int = STEPS,
+    bases: dict[str, np.ndarray] | None = None,
+    informative: float = INFORMATIVE,
+) -> tuple[list[Curve], int, int, str, dict[str, np.ndarray]]:
     """Deletion and insertion curves (per explained class) of each map in ``maps`` on one image ``x``.
 
     ``bases``: the replacements in the order they are tried (the blurred copy alone by default). The first
@@ -369,7 +414,7 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
     ends = [x] + [bases[n] for n in names]
     fill = -(-len(ends) // batch) * batch - len(ends)  # the rest of the first pass(es): interior steps
     head = scores(ends + [image(t, bases[names[0]]) for t in tasks[:fill]])
-    end_scores, values = head[: len(ends)], head[len(ends):]
+    end_scores, values = head[: len(ends)], head[len(ends) :]
     moved = {n: np.asarray(end_scores[0]) - np.asarray(end_scores[1 + r]) for r, n in enumerate(names)}
     found = choose_replacement(moved, informative)
     chosen = found or names[0]  # none can tell: the curves under the first, the verdict "uninformative"
@@ -385,20 +430,29 @@ def curves_for(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, maps: lis
     dele[:, 0], dele[:, steps], ins[:, 0], ins[:, steps] = start, stop, stop, start
     for (o, s, insertion), v in zip(tasks, values):
         (ins if insertion else dele)[o, s] = v
-    return ([Curve(dele[w], ins[w]) for w in which], passes, run_images, chosen,
-            {n: moved[n] for n in tried})
+    return ([Curve(dele[w], ins[w]) for w in which], passes, run_images, chosen, {n: moved[n] for n in tried})
 
 
-def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.ndarray], target: Target,
-            outputs: np.ndarray, feeds: Any = None, seed: int = 0, batch: int | None = None,
-            progress: Callable[..., Any] | None = None, steps: int = STEPS,
-            informative: float = INFORMATIVE) -> Faithfulness:
+def measure(
+    model: Any,
+    head: Head,
+    inputs: np.ndarray,
+    heatmaps: dict[str, np.ndarray],
+    target: Target,
+    outputs: np.ndarray,
+    feeds: Any = None,
+    seed: int = 0,
+    batch: int | None = None,
+    progress: Callable[..., Any] | None = None,
+    steps: int = STEPS,
+    informative: float = INFORMATIVE,
+) -> Faithfulness:
     """Deletion and insertion curves of every method's maps and of the baselines, for every image.
 
     ``inputs``: (N, H, W, C) model inputs; ``heatmaps``: method -> (N, K, h, w) CAMs; ``target`` and
     ``outputs``: what the CAMs explained and the model's output on ``inputs`` (``CamResult``'s).
-    ``informative``: the margin by which replacing every pixel must move the score (:func:`choose_replacement`),
-    decided from each image's first pass (:func:`curves_for`).
+    ``informative``: the margin by which replacing every pixel must move the score
+    (:func:`choose_replacement`), decided from each image's first pass (:func:`curves_for`).
     """
     started = time.perf_counter()
     x_all = np.asarray(inputs, dtype=np.float32)
@@ -420,19 +474,27 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
         randoms = [rng.uniform(0.0, 1.0, layer_shape).astype(np.float32) for _ in range(RANDOM_DRAWS)]
         maps = [heatmaps[m][i, j] for m in methods for j in range(k)] + randoms + [edge_map(x_all[i])]
         score = scorer(model, head, target, outputs, i)
-        bases = {name: make(x_all[i], sigma, np.random.default_rng([seed, i, 1]))
-                 for name, make in REPLACEMENTS.items()}
-        curves, passes, images, use, moved = curves_for(run, x_all[i], maps, score, batch, tiebreak, sigma,
-                                                        steps, bases=bases, informative=informative)
+        bases = {
+            name: make(x_all[i], sigma, np.random.default_rng([seed, i, 1]))
+            for name, make in REPLACEMENTS.items()
+        }
+        curves, passes, images, use, moved = curves_for(
+            run, x_all[i], maps, score, batch, tiebreak, sigma, steps, bases=bases, informative=informative
+        )
         out.forward_passes += passes
         out.perturbed_images += images
         per_class = lambda c, j: Curve(c.deletion[:, j], c.insertion[:, j])  # noqa: E731
-        ic = ImageCurves(replacement=use, moved={t: [float(v) for v in m] for t, m in moved.items()},
-                         constant={m: [bool(np.ptp(heatmaps[m][i, j]) == 0) for j in range(k)] for m in methods})
+        ic = ImageCurves(
+            replacement=use,
+            moved={t: [float(v) for v in m] for t, m in moved.items()},
+            constant={m: [bool(np.ptp(heatmaps[m][i, j]) == 0) for j in range(k)] for m in methods},
+        )
         for a, m in enumerate(methods):
             ic.cams[m] = [per_class(curves[a * k + j], j) for j in range(k)]
-        drawn = curves[len(methods) * k: len(methods) * k + RANDOM_DRAWS]
-        mean = Curve(np.mean([c.deletion for c in drawn], axis=0), np.mean([c.insertion for c in drawn], axis=0))
+        drawn = curves[len(methods) * k : len(methods) * k + RANDOM_DRAWS]
+        mean = Curve(
+            np.mean([c.deletion for c in drawn], axis=0), np.mean([c.insertion for c in drawn], axis=0)
+        )
         ic.random = [per_class(mean, j) for j in range(k)]
         ic.edge = [per_class(curves[-1], j) for j in range(k)]
         out.images.append(ic)
@@ -440,9 +502,16 @@ def measure(model: Any, head: Head, inputs: np.ndarray, heatmaps: dict[str, np.n
     return out
 
 
-def for_report(model: Any, cams: Any, images: Sequence[Any], feeds: Any = None, seed: int = 0,
-               progress: Callable[..., Any] | None = None, steps: int | None = None,
-               informative: float = INFORMATIVE) -> Faithfulness:
+def for_report(
+    model: Any,
+    cams: Any,
+    images: Sequence[Any],
+    feeds: Any = None,
+    seed: int = 0,
+    progress: Callable[..., Any] | None = None,
+    steps: int | None = None,
+    informative: float = INFORMATIVE,
+) -> Faithfulness:
     """The analysis (``ctx.faithfulness``): every method's CAMs of the report against the baselines.
 
     ``steps``: ``--faithfulness-steps`` (0: not measured); None: fitted to the model's cost
@@ -464,13 +533,27 @@ def for_report(model: Any, cams: Any, images: Sequence[Any], feeds: Any = None, 
             fewest = min(STEP_CHOICES)
             need = images_needed(maps, fewest) * flops
             return Faithfulness(
-                steps=0, steps_source=source, flops_per_image=need,
+                steps=0,
+                steps_source=source,
+                flops_per_image=need,
                 note=f"not measured by default: its shortest protocol ({fewest} steps, "
-                     f"{images_needed(maps, fewest)} perturbed images per image) costs {need / 1e12:.1f} TFLOP of "
-                     f"forward passes per image, over the default budget of {BUDGET_FLOPS / 1e12:.1f} TFLOP; "
-                     f"--faithfulness-steps {fewest} (or up to {STEPS}) measures it")
-    out = measure(model, cams.head, x, heatmaps, first.target, first.outputs, feeds, seed, progress=progress,
-                  steps=steps, informative=informative)
+                f"{images_needed(maps, fewest)} perturbed images per image) costs {need / 1e12:.1f} TFLOP of "
+                f"forward passes per image, over the default budget of {BUDGET_FLOPS / 1e12:.1f} TFLOP; "
+                f"--faithfulness-steps {fewest} (or up to {STEPS}) measures it",
+            )
+    out = measure(
+        model,
+        cams.head,
+        x,
+        heatmaps,
+        first.target,
+        first.outputs,
+        feeds,
+        seed,
+        progress=progress,
+        steps=steps,
+        informative=informative,
+    )
     out.steps_source = source
     out.score = score_name(cams.head, _bounded_map(model, cams.head) if cams.head.is_map else False)
     out.flops_per_image = None if flops is None else images_needed(maps, steps) * flops
@@ -482,11 +565,17 @@ def for_report(model: Any, cams: Any, images: Sequence[Any], feeds: Any = None, 
 def advantage(result: Faithfulness, method: str, k: int = 0) -> dict[str, float]:
     """Mean over the images of insertion AUC - deletion AUC for ``method`` and each baseline (class ``k``):
     the larger, the more faithful; one number that needs both curves to agree."""
-    def gap(pick_curve: Callable[[ImageCurves], Curve]) -> float:
-        return float(np.mean([pick_curve(ic).insertion_auc - pick_curve(ic).deletion_auc for ic in result.images]))
 
-    return {"cam": gap(lambda ic: ic.cams[method][k]), "random": gap(lambda ic: ic.random[k]),
-            "edge": gap(lambda ic: ic.edge[k])}
+    def gap(pick_curve: Callable[[ImageCurves], Curve]) -> float:
+        return float(
+            np.mean([pick_curve(ic).insertion_auc - pick_curve(ic).deletion_auc for ic in result.images])
+        )
+
+    return {
+        "cam": gap(lambda ic: ic.cams[method][k]),
+        "random": gap(lambda ic: ic.random[k]),
+        "edge": gap(lambda ic: ic.edge[k]),
+    }
 
 
 # --- the verdict ---------------------------------------------------------------------------------------
@@ -515,12 +604,17 @@ def judge(gaps: dict[str, float], aucs: Sequence[float], margin: float, band: fl
     ``not better than random`` when it does not."""
     lo, hi = float(min(aucs)), float(max(aucs))
     if hi - lo <= band:
-        return Verdict("uninformative", f"every AUC, the map's and the baselines', lies within {hi - lo:.3f} "
-                                        f"({lo:.3f} to {hi:.3f}; a band of {band} or less tells no map from another)")
+        return Verdict(
+            "uninformative",
+            f"every AUC, the map's and the baselines', lies within {hi - lo:.3f} "
+            f"({lo:.3f} to {hi:.3f}; a band of {band} or less tells no map from another)",
+        )
     baseline = "edge" if gaps["edge"] >= gaps["random"] else "random"
     lead = float(gaps["cam"] - gaps[baseline])
-    numbers = (f"insertion - deletion AUC {gaps['cam']:.2f} against {gaps[baseline]:.2f} for "
-               f"{_BASELINE_WORDS[baseline]}: a lead of {lead:+.2f}")
+    numbers = (
+        f"insertion - deletion AUC {gaps['cam']:.2f} against {gaps[baseline]:.2f} for "
+        f"{_BASELINE_WORDS[baseline]}: a lead of {lead:+.2f}"
+    )
     if lead > margin:
         return Verdict("faithful", f"{numbers}, over the {margin} needed", lead, baseline)
     return Verdict("not better than random", f"{numbers}, not over the {margin} needed", lead, baseline)
@@ -528,9 +622,11 @@ def judge(gaps: dict[str, float], aucs: Sequence[float], margin: float, band: fl
 
 def _gaps(ic: ImageCurves, method: str, k: int) -> tuple[dict[str, float], list[float]]:
     s = ic.scores(method, k)
-    gaps = {"cam": s["insertion_auc"] - s["deletion_auc"],
-            "random": s["random_insertion_auc"] - s["random_deletion_auc"],
-            "edge": s["edge_insertion_auc"] - s["edge_deletion_auc"]}
+    gaps = {
+        "cam": s["insertion_auc"] - s["deletion_auc"],
+        "random": s["random_insertion_auc"] - s["random_deletion_auc"],
+        "edge": s["edge_insertion_auc"] - s["edge_deletion_auc"],
+    }
     return gaps, [s[key] for key in KEYS]
 
 
@@ -544,16 +640,26 @@ def _uninformative_why(ic: ImageCurves, k: int, informative: float) -> str | Non
     if moved is not None and abs(moved[k]) >= informative:
         return None
     tried = ", ".join(f"{name.replace('_', ' ')} {abs(v[k]):.3f}" for name, v in ic.moved.items())
-    return (f"replacing every pixel moves the score too little to tell anything ({tried}; "
-            f"{informative} needed)")
+    return (
+        f"replacing every pixel moves the score too little to tell anything ({tried}; {informative} needed)"
+    )
 
 
-def entry_verdict(ic: ImageCurves, method: str, k: int, margin: float, band: float = FLAT_BAND,
-                  informative: float = INFORMATIVE) -> Verdict:
+def entry_verdict(
+    ic: ImageCurves,
+    method: str,
+    k: int,
+    margin: float,
+    band: float = FLAT_BAND,
+    informative: float = INFORMATIVE,
+) -> Verdict:
     """The verdict on one map (one image, one explained class)."""
     if ic.constant.get(method, [False] * (k + 1))[k]:
-        return Verdict("uninformative", "the map is constant: it ranks no pixel above another (its order would "
-                                        "be the seeded tie-break's)")
+        return Verdict(
+            "uninformative",
+            "the map is constant: it ranks no pixel above another (its order would "
+            "be the seeded tie-break's)",
+        )
     why = _uninformative_why(ic, k, informative)
     if why is not None:
         return Verdict("uninformative", why)
@@ -561,13 +667,17 @@ def entry_verdict(ic: ImageCurves, method: str, k: int, margin: float, band: flo
     return judge(gaps, aucs, margin, band)
 
 
-def method_verdict(result: Faithfulness, method: str, margin: float, band: float = FLAT_BAND,
-                   k: int = 0) -> tuple[Verdict, int]:
+def method_verdict(
+    result: Faithfulness, method: str, margin: float, band: float = FLAT_BAND, k: int = 0
+) -> tuple[Verdict, int]:
     """The verdict on a method over the images (their first explained class): only the images whose test
     could tell count (a map that is not constant, a replacement that moved the score, curves that are not
     flat: :func:`entry_verdict`). Returns (verdict, images judged)."""
-    usable = [ic for ic in result.images if entry_verdict(ic, method, k, margin, band, result.informative).verdict
-              != "uninformative"]
+    usable = [
+        ic
+        for ic in result.images
+        if entry_verdict(ic, method, k, margin, band, result.informative).verdict != "uninformative"
+    ]
     n = len(result.images)
     if not usable:
         constant = sum(ic.constant.get(method, [False] * (k + 1))[k] for ic in result.images)
@@ -576,9 +686,13 @@ def method_verdict(result: Faithfulness, method: str, margin: float, band: float
         if constant:
             parts.append(f"{constant} constant map(s), which rank no pixel above another")
         if still:
-            worst = max((max(abs(v[k]) for v in ic.moved.values()) for ic in result.images if ic.moved), default=0.0)
-            parts.append(f"{still} image(s) whose score no replacement ({_names(REPLACEMENTS)}) moved by "
-                         f"{result.informative} (at most {worst:.3f})")
+            worst = max(
+                (max(abs(v[k]) for v in ic.moved.values()) for ic in result.images if ic.moved), default=0.0
+            )
+            parts.append(
+                f"{still} image(s) whose score no replacement ({_names(REPLACEMENTS)}) moved by "
+                f"{result.informative} (at most {worst:.3f})"
+            )
         flat = n - constant - still
         if flat > 0:
             parts.append(f"{flat} image(s) whose curves, the map's and the baselines', are flat")
@@ -587,8 +701,12 @@ def method_verdict(result: Faithfulness, method: str, margin: float, band: float
     gaps = {key: float(np.mean([g[key] for g, _a in per])) for key in ("cam", "random", "edge")}
     aucs = [float(np.mean([a[j] for _g, a in per])) for j in range(len(KEYS))]
     verdict = judge(gaps, aucs, margin, band)
-    return Verdict(verdict.verdict, f"{verdict.why} (mean over {len(usable)} of {n} image(s) whose test could tell)",
-                   verdict.lead, verdict.baseline), len(usable)
+    return Verdict(
+        verdict.verdict,
+        f"{verdict.why} (mean over {len(usable)} of {n} image(s) whose test could tell)",
+        verdict.lead,
+        verdict.baseline,
+    ), len(usable)
 
 
 def score_name(head: Head, bounded_map: bool = False) -> str:

@@ -19,7 +19,11 @@ class GradCAMPlusPlus(BaseCAM):
     name = "gradcampp"
     title = "Grad-CAM++"
     paper = "Chattopadhyay et al. 2018"
-    formula = "ReLU(Σ<sub>k</sub> w<sub>k</sub> A<sup>k</sup>), w<sub>k</sub> = Σ<sub>ij</sub> α<sub>ij</sub> ReLU(g<sub>ij</sub>), α = g² / (2g² + Σ<sub>ab</sub> A<sub>ab</sub> g³), g = ∂y / ∂A"
+    formula = (
+        "ReLU(Σ<sub>k</sub> w<sub>k</sub> A<sup>k</sup>), "
+        "w<sub>k</sub> = Σ<sub>ij</sub> α<sub>ij</sub> "
+        "ReLU(g<sub>ij</sub>), α = g² / (2g² + Σ<sub>ab</sub> A<sub>ab</sub> g³), g = ∂y / ∂A"
+    )
 
     def weights(self, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
         g2 = grads**2

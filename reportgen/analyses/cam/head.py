@@ -69,7 +69,8 @@ class Head:
         return 2 if self.is_binary else self.units
 
     def class_scores(self, y: Any, xp: Any = np) -> Any:
-        """The explained output ``y`` as one score per class: :func:`two_classes` for one sigmoid unit, else ``y``.
+        """The explained output ``y`` as one score per class: :func:`two_classes` for one sigmoid unit, else
+        ``y``.
 
         ``xp``: ``numpy`` or ``keras.ops`` (tensors, inside a compiled function).
         """
@@ -143,11 +144,14 @@ def default_output(model: Any) -> int:
 def _separable(layer: Any) -> bool:
     import keras
 
-    return isinstance(layer, (keras.layers.Dense, keras.layers.Activation, keras.layers.Softmax)) or graph.is_conv(layer)
+    return isinstance(
+        layer, (keras.layers.Dense, keras.layers.Activation, keras.layers.Softmax)
+    ) or graph.is_conv(layer)
 
 
 def classifier_head(model: Any, output: str | int | None = None) -> Head:
-    """Inspect the chosen output (``--output``, else :func:`default_output`): class scores, raw outputs, or a map."""
+    """Inspect the chosen output (``--output``, else :func:`default_output`): class scores, raw outputs, or a
+    map."""
     an = graph.anatomy(model)
     index = output if isinstance(output, int) else output_index(model, output)
     if not an.outputs:
@@ -164,36 +168,78 @@ def classifier_head(model: Any, output: str | int | None = None) -> Head:
         channels = shape[-1] if len(shape) == 4 else 1
         if act == "softmax" and channels and channels > 1:
             score = "logit" if layer is not None and _separable(layer) else "output"
-            return Head("pixel-softmax", score, final_path, int(channels), note=(
-                f"The model's {where} {shape} is a per-pixel classifier (softmax over {channels} classes): "
-                "each explained class is the mean "
-                f"{'logit' if score == 'logit' else 'probability'} over the pixels it wins "
-                "(Seg-Grad-CAM, Vinogradova et al. 2020), for the classes covering the most pixels."), **common)
-        return Head("map", "output", final_path, None if channels is None else int(channels), note=(
-            f"The model's {where} {shape} is a map, not class scores: the CAM explains the mean of the "
-            "output map (Seg-Grad-CAM, Vinogradova et al. 2020)."), **common)
+            return Head(
+                "pixel-softmax",
+                score,
+                final_path,
+                int(channels),
+                note=(
+                    f"The model's {where} {shape} is a per-pixel "
+                    f"classifier (softmax over {channels} classes): "
+                    "each explained class is the mean "
+                    f"{'logit' if score == 'logit' else 'probability'} over the pixels it wins "
+                    "(Seg-Grad-CAM, Vinogradova et al. 2020), for the classes covering the most pixels."
+                ),
+                **common,
+            )
+        return Head(
+            "map",
+            "output",
+            final_path,
+            None if channels is None else int(channels),
+            note=(
+                f"The model's {where} {shape} is a map, not class scores: the CAM explains the mean of the "
+                "output map (Seg-Grad-CAM, Vinogradova et al. 2020)."
+            ),
+            **common,
+        )
     if len(shape) != 2:
-        return Head("none", "output", final_path, None, note=(
-            f"The model's {where} {shape} is neither class scores nor a map, so there is nothing to explain."),
-            **common)
+        return Head(
+            "none",
+            "output",
+            final_path,
+            None,
+            note=(
+                f"The model's {where} {shape} is neither class "
+                "scores nor a map, so there is nothing to explain."
+            ),
+            **common,
+        )
     units = int(shape[-1]) if shape[-1] is not None else None
     if final_path is None:
-        return Head("none", "output", None, units, note=(
-            "The model's output layer could not be identified; the CAM uses the raw outputs."), **common)
+        return Head(
+            "none",
+            "output",
+            None,
+            units,
+            note=("The model's output layer could not be identified; the CAM uses the raw outputs."),
+            **common,
+        )
     if act in _SEPARABLE:
         note = None
         if act == "sigmoid" and units == 1:
-            note = ("The model ends in one sigmoid unit: a binary classifier, read as two classes, "
-                    "0 with probability 1 - p and 1 with p; the CAM of class 0 explains minus the logit.")
+            note = (
+                "The model ends in one sigmoid unit: a binary classifier, read as two classes, "
+                "0 with probability 1 - p and 1 with p; the CAM of class 0 explains minus the logit."
+            )
         elif act == "sigmoid":
-            note = ("The model ends in a sigmoid: each output is an independent probability, "
-                    "so the probabilities below need not sum to 1.")
+            note = (
+                "The model ends in a sigmoid: each output is an independent probability, "
+                "so the probabilities below need not sum to 1."
+            )
         return Head(act, "logit" if _separable(layer) else "output", final_path, units, note, **common)
     what = f"a '{act}' activation" if act and act != "linear" else "no softmax"
-    return Head("none", "output", final_path, units, (
-        f"The model's {where} has {what}: it is not a class score (a regression head, or logits). "
-        "Values below are raw outputs, not probabilities, and the CAM explains the largest raw outputs."),
-        **common)
+    return Head(
+        "none",
+        "output",
+        final_path,
+        units,
+        (
+            f"The model's {where} has {what}: it is not a class score (a regression head, or logits). "
+            "Values below are raw outputs, not probabilities, and the CAM explains the largest raw outputs."
+        ),
+        **common,
+    )
 
 
 def is_classifier(model: Any) -> bool:
@@ -220,7 +266,8 @@ def find_target_layer(model: Any, output: str | int | None = None) -> graph.Laye
     if target is None:
         spatial = ", ".join(r.path for r in graph.spatial_layers(model)) or "(none)"
         raise UserError(
-            "Grad-CAM: the model has no layer with a 2-D map output (no conv layer, no tokens on a patch grid); "
+            "Grad-CAM: the model has no layer with a 2-D map "
+            "output (no conv layer, no tokens on a patch grid); "
             "pick a layer with a 2-D output "
             f"with --gradcam-layer (valid names: {spatial}) or drop the gradcam section"
         )
@@ -241,8 +288,12 @@ def _reaches(model: Any, path: str, index: int) -> bool:
 
     rng = np.random.default_rng(0)
     try:
-        x = [ops.convert_to_tensor(rng.uniform(0.0, 1.0, tuple(forward.zeros(s.shape).shape)).astype("float32"))
-             for s in graph.anatomy(model).inputs]
+        x = [
+            ops.convert_to_tensor(
+                rng.uniform(0.0, 1.0, tuple(forward.zeros(s.shape).shape)).astype("float32")
+            )
+            for s in graph.anatomy(model).inputs
+        ]
         x = x[0] if len(x) == 1 else x
         base = forward.run(model, x, {path: forward.Tap()})
         if path not in base.captured:
@@ -250,7 +301,9 @@ def _reaches(model: Any, path: str, index: int) -> bool:
         shape = tuple(int(d) for d in base.captured[path].shape)
         noise = ops.convert_to_tensor(rng.normal(0.0, 10.0, shape).astype("float32"))
         moved = forward.run(model, x, {path: forward.Tap(add=noise, capture=False)})
-        return not np.array_equal(backend.numpy(pick(base.output, index)), backend.numpy(pick(moved.output, index)))
+        return not np.array_equal(
+            backend.numpy(pick(base.output, index)), backend.numpy(pick(moved.output, index))
+        )
     except Exception:  # noqa: BLE001  (an input the probe could not make up: keep the layer)
         return True
 

@@ -25,7 +25,10 @@ class ScoreCAM(BaseCAM):
     name = "scorecam"
     title = "Score-CAM"
     paper = "Wang et al. 2020"
-    formula = "ReLU(Σ<sub>k</sub> C<sub>k</sub> A<sup>k</sup>), C<sub>k</sub> = f(X ∘ H<sup>k</sup>) − f(X<sub>b</sub>), H<sup>k</sup> = A<sup>k</sup> upsampled, scaled to [0, 1]"
+    formula = (
+        "ReLU(Σ<sub>k</sub> C<sub>k</sub> A<sup>k</sup>), C<sub>k</sub> = f(X ∘ H<sup>k</sup>) "
+        "− f(X<sub>b</sub>), H<sup>k</sup> = A<sup>k</sup> upsampled, scaled to [0, 1]"
+    )
     uses_gradients = False
 
     def confidence(self, batch: np.ndarray, rows: list[np.ndarray]) -> np.ndarray:
@@ -44,21 +47,25 @@ class ScoreCAM(BaseCAM):
         cotangents = p.target.cotangents(p.y)
         weights = np.zeros((len(cotangents), n, channels))
         for i in range(n):
-            rows = [c[i:i + 1] for c in cotangents]
-            up = backend.numpy(ops.image.resize(backend.tensor(p.acts[i][None].astype(np.float32)),
-                                                x.shape[1:3], interpolation="bilinear"))[0]  # (H, W, C)
+            rows = [c[i : i + 1] for c in cotangents]
+            up = backend.numpy(
+                ops.image.resize(
+                    backend.tensor(p.acts[i][None].astype(np.float32)), x.shape[1:3], interpolation="bilinear"
+                )
+            )[0]  # (H, W, C)
             flat = up.reshape(-1, channels)
             lo, hi = flat.min(axis=0), flat.max(axis=0)
             masks = np.moveaxis((up - lo) / (hi - lo + 1e-8), -1, 0)[..., None]  # (C, H, W, 1)
-            baseline = self.confidence(np.zeros_like(x[i:i + 1]), rows)  # (1, K)
+            baseline = self.confidence(np.zeros_like(x[i : i + 1]), rows)  # (1, K)
             for start in range(0, channels, BATCH):
-                masked = x[i][None] * masks[start: start + BATCH]
-                weights[:, i, start: start + len(masked)] = (self.confidence(masked, rows) - baseline).T
+                masked = x[i][None] * masks[start : start + BATCH]
+                weights[:, i, start : start + len(masked)] = (self.confidence(masked, rows) - baseline).T
         self._weights = weights
         return [np.einsum("nhwc,nc->nhw", p.acts, weights[k]) for k in range(len(cotangents))]
 
     def scales(self, p: Pass) -> list[np.ndarray]:
-        """Score-CAM's own scale: mean over the cells of sum_k |C_k A^k| (its weights in place of gradients)."""
+        """Score-CAM's own scale: mean over the cells of sum_k |C_k A^k| (its weights in place of
+        gradients)."""
         w = getattr(self, "_weights", None)
         if w is None:
             return []

@@ -46,7 +46,8 @@ class ClassScores(Target):
 
 @dataclass
 class BinaryClasses(Target):
-    """Class ``classes[n, k]`` of a one-unit sigmoid classifier: class 1 is the unit's logit, class 0 minus it.
+    """Class ``classes[n, k]`` of a one-unit sigmoid classifier: class 1 is the unit's logit, class 0 minus
+    it.
 
     The two logits of a two-class softmax equivalent to the sigmoid differ by
     the unit's logit z; explaining class 0 explains -z, the evidence against.
@@ -56,8 +57,10 @@ class BinaryClasses(Target):
 
     def cotangents(self, y: np.ndarray) -> list[np.ndarray]:
         unit = np.zeros(self.classes.shape[0], dtype=np.int64)
-        return [_entries(np.shape(y), unit, np.where(self.classes[:, k] == 1, 1.0, -1.0))
-                for k in range(self.classes.shape[1])]
+        return [
+            _entries(np.shape(y), unit, np.where(self.classes[:, k] == 1, 1.0, -1.0))
+            for k in range(self.classes.shape[1])
+        ]
 
 
 def _entries(shape: tuple, columns: np.ndarray, values: float | np.ndarray) -> np.ndarray:

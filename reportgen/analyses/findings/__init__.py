@@ -95,17 +95,48 @@ def _robustness(model, inputs, t):
 
 
 CHECKS = (
-    Check("weights", ("weights",), _weights,
-          ("nonfinite_weights", "dead_filter", "dead_unit", "duplicate_filters", "bn_gamma", "bn_variance",
-           "untrained_layer", "exploding_scale", "vanishing_scale", "over_trained", "under_trained")),
-    Check("activations", ("weights", "activity"), _activity, ("inactive_unit", "inactive_layer", "saturation")),
+    Check(
+        "weights",
+        ("weights",),
+        _weights,
+        (
+            "nonfinite_weights",
+            "dead_filter",
+            "dead_unit",
+            "duplicate_filters",
+            "bn_gamma",
+            "bn_variance",
+            "untrained_layer",
+            "exploding_scale",
+            "vanishing_scale",
+            "over_trained",
+            "under_trained",
+        ),
+    ),
+    Check(
+        "activations", ("weights", "activity"), _activity, ("inactive_unit", "inactive_layer", "saturation")
+    ),
     Check("patterns", ("weights", "patterns"), _patterns, ("pattern_not_rising",)),
     Check("sanity", ("sanity",), _sanity, ("gradcam_sanity", "gradcam_sanity_uninformative")),
     Check("attention", ("attention",), _attention, ("attention_uniform", "attention_self")),
-    Check("faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful", "cam_faithfulness_uninformative")),
-    Check("dataset", ("dataset",), _dataset,
-          ("overconfident", "underconfident", "label_issues", "leakage", "conflicting_duplicates",
-           "accuracy_below_min", "ece_above_max", "label_issue_rate_above_max")),
+    Check(
+        "faithfulness", ("faithfulness",), _faithfulness, ("cam_unfaithful", "cam_faithfulness_uninformative")
+    ),
+    Check(
+        "dataset",
+        ("dataset",),
+        _dataset,
+        (
+            "overconfident",
+            "underconfident",
+            "label_issues",
+            "leakage",
+            "conflicting_duplicates",
+            "accuracy_below_min",
+            "ece_above_max",
+            "label_issue_rate_above_max",
+        ),
+    ),
     Check("robustness", ("robustness",), _robustness, ("fragile_to_corruption", "adversarially_fragile")),
 )
 
@@ -147,10 +178,14 @@ def audit(model, images=None, t=None, seed: int = 0, feeds=None, weights=None) -
 
     t = t if t is not None else config.load(None)
     with backend.precision():  # the report's full float32, and the caller's setting back after
-        inputs = {"weights": weights if weights is not None
-                  else weight_analysis(model, seed, dead_kernel_norm=t.dead_kernel_norm)}
+        inputs = {
+            "weights": weights
+            if weights is not None
+            else weight_analysis(model, seed, dead_kernel_norm=t.dead_kernel_norm)
+        }
         if images is not None and len(images):
             x = np.asarray(images, dtype=np.float32)
-            inputs["activity"] = A.unit_activity(model, A.batches_of(x, A.batch_size(model)), feeds,
-                                                 t.dead_activation, t.saturation_margin)
+            inputs["activity"] = A.unit_activity(
+                model, A.batches_of(x, A.batch_size(model)), feeds, t.dead_activation, t.saturation_margin
+            )
     return finish(run_checks(model, inputs, t), t, [r.path for r in graph.walk(model)])

@@ -17,8 +17,9 @@ from reportgen.analyses.findings.core import Finding, finding
 from reportgen.config import Thresholds
 
 
-def check_dead_activations(path: str, peaks: np.ndarray, n_images: int, t: Thresholds,
-                           skip: Iterable[int] = ()) -> list[Finding]:
+def check_dead_activations(
+    path: str, peaks: np.ndarray, n_images: int, t: Thresholds, skip: Iterable[int] = ()
+) -> list[Finding]:
     """Units whose output is zero on every input image and position (a ReLU silent on the data).
 
     ``peaks`` is each channel's largest absolute activation over all images
@@ -36,17 +37,31 @@ def check_dead_activations(path: str, peaks: np.ndarray, n_images: int, t: Thres
     for c in silent:
         if int(c) in skip:
             continue
-        out.append(finding(
-            "inactive_unit", path, c, peaks[c], t.dead_activation,
-            f"unit {c} of {path} outputs 0 on every one of the {n_images} input images: a dead "
-            "ReLU; re-initialise it, lower the learning rate or use a leaky activation."))
+        out.append(
+            finding(
+                "inactive_unit",
+                path,
+                c,
+                peaks[c],
+                t.dead_activation,
+                f"unit {c} of {path} outputs 0 on every one of the {n_images} input images: a dead "
+                "ReLU; re-initialise it, lower the learning rate or use a leaky activation.",
+            )
+        )
     fraction = silent.size / peaks.size
     if fraction > t.inactive_fraction:
-        out.append(finding(
-            "inactive_layer", path, None, fraction, t.inactive_fraction,
-            f"{100 * fraction:.0f}% of the units of {path} ({silent.size} of {peaks.size}) output 0 "
-            f"on all {n_images} input images: the layer has largely died; lower the learning rate, "
-            "use a leaky activation or normalise its input."))
+        out.append(
+            finding(
+                "inactive_layer",
+                path,
+                None,
+                fraction,
+                t.inactive_fraction,
+                f"{100 * fraction:.0f}% of the units of {path} ({silent.size} of {peaks.size}) output 0 "
+                f"on all {n_images} input images: the layer has largely died; lower the learning rate, "
+                "use a leaky activation or normalise its input.",
+            )
+        )
     return out
 
 
@@ -54,11 +69,18 @@ def check_saturation(path: str, fraction: float, function: str, t: Thresholds) -
     """Most sigmoid/tanh outputs at the function's limits, where gradients vanish."""
     if not np.isfinite(fraction) or fraction <= t.saturation_fraction:
         return []
-    return [finding(
-        "saturation", path, None, fraction, t.saturation_fraction,
-        f"{100 * fraction:.0f}% of the {function} outputs of {path} are saturated (within "
-        f"{t.saturation_margin:g} of the limits), where its gradient vanishes; normalise its input "
-        "or lower the weight scale.")]
+    return [
+        finding(
+            "saturation",
+            path,
+            None,
+            fraction,
+            t.saturation_fraction,
+            f"{100 * fraction:.0f}% of the {function} outputs of {path} are saturated (within "
+            f"{t.saturation_margin:g} of the limits), where its gradient vanishes; normalise its input "
+            "or lower the weight scale.",
+        )
+    ]
 
 
 def output_paths(model: Any) -> list[str]:
@@ -66,8 +88,9 @@ def output_paths(model: Any) -> list[str]:
     return [p for p in graph.anatomy(model).output_layers if p is not None]
 
 
-def activity_findings(model: Any, activity: A.Activity, t: Thresholds,
-                      dead_by_weights: dict[str, set[int]] | None = None) -> list[Finding]:
+def activity_findings(
+    model: Any, activity: A.Activity, t: Thresholds, dead_by_weights: dict[str, set[int]] | None = None
+) -> list[Finding]:
     """Inactive units and layers, and saturation, from the streamed :class:`Activity`."""
     dead_by_weights = dead_by_weights or {}
     outputs = set(output_paths(model))
@@ -80,12 +103,14 @@ def activity_findings(model: Any, activity: A.Activity, t: Thresholds,
     return out
 
 
-def activation_findings(model: Any, inputs: np.ndarray, t: Thresholds, already: Iterable[Finding] = (),
-                        feeds: Any = None) -> list[Finding]:
+def activation_findings(
+    model: Any, inputs: np.ndarray, t: Thresholds, already: Iterable[Finding] = (), feeds: Any = None
+) -> list[Finding]:
     """Dead-on-the-data units and saturation over ``inputs`` (a convenience over the streamed pass)."""
     x = np.asarray(inputs, dtype=np.float32)
-    activity = A.unit_activity(model, A.batches_of(x, A.batch_size(model)), feeds,
-                               t.dead_activation, t.saturation_margin)
+    activity = A.unit_activity(
+        model, A.batches_of(x, A.batch_size(model)), feeds, t.dead_activation, t.saturation_margin
+    )
     known: dict[str, set[int]] = {}
     for f in already:
         if f["kind"] in ("dead_filter", "dead_unit") and f["filter"] is not None:

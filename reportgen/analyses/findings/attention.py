@@ -21,13 +21,29 @@ def check_attention(found: Any, t: Thresholds) -> list[Finding]:
     out: list[Finding] = []
     for h in getattr(found, "stats", None) or []:
         if h.entropy >= t.attention_uniform_entropy:
-            out.append(finding(
-                "attention_uniform", h.layer, h.head, h.entropy, t.attention_uniform_entropy,
-                f"head {h.head} of {h.layer} attends almost uniformly to every token on the given images "
-                f"(normalised entropy {h.entropy:.3f}): it mixes all tokens alike, as a freshly initialised head does"))
+            out.append(
+                finding(
+                    "attention_uniform",
+                    h.layer,
+                    h.head,
+                    h.entropy,
+                    t.attention_uniform_entropy,
+                    f"head {h.head} of {h.layer} attends almost uniformly to every token on the given images "
+                    f"(normalised entropy {h.entropy:.3f}): it mixes all "
+                    "tokens alike, as a freshly initialised head does",
+                )
+            )
         if h.self_mass >= t.attention_self_mass:
-            out.append(finding(
-                "attention_self", h.layer, h.head, h.self_mass, t.attention_self_mass,
-                f"head {h.head} of {h.layer} keeps {100 * h.self_mass:.0f}% of each token's attention on the token "
-                "itself on the given images: it passes tokens through without mixing them"))
+            out.append(
+                finding(
+                    "attention_self",
+                    h.layer,
+                    h.head,
+                    h.self_mass,
+                    t.attention_self_mass,
+                    f"head {h.head} of {h.layer} keeps {100 * h.self_mass:.0f}% "
+                    "of each token's attention on the token "
+                    "itself on the given images: it passes tokens through without mixing them",
+                )
+            )
     return out

@@ -26,8 +26,13 @@ from reportgen.analyses.findings.core import Finding, num
 
 CAUSE_KINDS = ("dead_filter", "dead_unit")
 # Elementwise layers a constant channel stays constant through (not Dropout or noise: random in training).
-PASS_THROUGH = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
-                keras.layers.PReLU)
+PASS_THROUGH = (
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.PReLU,
+)
 
 
 def producers(model: Any) -> dict[str, list[str | None]] | None:
@@ -47,8 +52,10 @@ def producers(model: Any) -> dict[str, list[str | None]] | None:
     for path, out in fg.by_path.items():
         for t in keras.tree.flatten(out):
             path_of.setdefault(id(t), path)
-    return {path: [path_of.get(id(a)) for a in keras.tree.flatten(args) if hasattr(a, "shape")]
-            for path, args in fg.args_by_path.items()}
+    return {
+        path: [path_of.get(id(a)) for a in keras.tree.flatten(args) if hasattr(a, "shape")]
+        for path, args in fg.args_by_path.items()
+    }
 
 
 def _rank(ref: graph.LayerRef) -> int | None:
@@ -76,7 +83,9 @@ def _bn_axis(ref: graph.LayerRef) -> int | None:
     return int(axis) % rank
 
 
-def feeding_kernel(bn: str, prods: dict[str, list[str | None]], refs: dict[str, graph.LayerRef]) -> str | None:
+def feeding_kernel(
+    bn: str, prods: dict[str, list[str | None]], refs: dict[str, graph.LayerRef]
+) -> str | None:
     """The kernel layer whose filters are ``bn``'s channels: its one input, directly or through
     elementwise activation layers; None when the wiring does not say so."""
     ref = refs.get(bn)
@@ -102,7 +111,9 @@ def feeding_kernel(bn: str, prods: dict[str, list[str | None]], refs: dict[str, 
 def link_causes(model: Any, found: list[Finding]) -> list[Finding]:
     """``caused_by`` on each ``bn_variance`` finding whose channel is fed by a dead filter/unit
     (a finding in ``found``) of the same index; its message then names that cause."""
-    dead = {(f["layer"], f["filter"]): f for f in found if f["kind"] in CAUSE_KINDS and f["filter"] is not None}
+    dead = {
+        (f["layer"], f["filter"]): f for f in found if f["kind"] in CAUSE_KINDS and f["filter"] is not None
+    }
     if not dead or not any(f["kind"] == "bn_variance" for f in found):
         return found
     prods = producers(model)
@@ -118,10 +129,13 @@ def link_causes(model: Any, found: list[Finding]) -> list[Finding]:
             cause = dead.get((source[f["layer"]], f["filter"]))
             if cause is not None:
                 unit = "filter" if cause["kind"] == "dead_filter" else "unit"
-                f = {**f, "caused_by": {"kind": cause["kind"], "layer": cause["layer"], "filter": cause["filter"]},
-                     "message": f"channel {f['filter']} of {f['layer']} has moving variance {num(f['value'])} "
-                                f"because it is fed by {unit} {cause['filter']} of {cause['layer']}, a dead {unit} "
-                                "(zero kernel: the same output for every input); prune or re-initialise that "
-                                f"{unit} and this channel goes with it."}
+                f = {
+                    **f,
+                    "caused_by": {"kind": cause["kind"], "layer": cause["layer"], "filter": cause["filter"]},
+                    "message": f"channel {f['filter']} of {f['layer']} has moving variance {num(f['value'])} "
+                    f"because it is fed by {unit} {cause['filter']} of {cause['layer']}, a dead {unit} "
+                    "(zero kernel: the same output for every input); prune or re-initialise that "
+                    f"{unit} and this channel goes with it.",
+                }
         out.append(f)
     return out

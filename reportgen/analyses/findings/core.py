@@ -25,8 +25,15 @@ Finding = dict
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
-def finding(kind: str, layer: str | None, filter: int | None, value: Any, threshold: Any,
-            message: str, anchor: str | None = None) -> Finding:
+def finding(
+    kind: str,
+    layer: str | None,
+    filter: int | None,
+    value: Any,
+    threshold: Any,
+    message: str,
+    anchor: str | None = None,
+) -> Finding:
     """One finding with its kind's default severity and anchor."""
     k = KINDS[kind]
     return {
@@ -78,12 +85,23 @@ def cap(findings: Sequence[Finding], per_layer: int) -> list[Finding]:
             first = {k: v for k, v in rest[0].items() if k != "caused_by"}
             causes = [f.get("caused_by") for f in rest]
             if all(causes) and len({(c["kind"], c["layer"]) for c in causes}) == 1:
-                first["caused_by"] = {"kind": causes[0]["kind"], "layer": causes[0]["layer"], "filter": None,
-                                      "filters": [c["filter"] for c in causes]}
-            out.append({**first, "filter": None, "value": float(len(rest)), "threshold": None,
-                        "filters": [f["filter"] for f in rest],
-                        "message": f"{len(rest)} more {kind.replace('_', ' ')} finding(s) in {layer} "
-                                   f"(filters {more}); report.json lists them all under 'filters'."})
+                first["caused_by"] = {
+                    "kind": causes[0]["kind"],
+                    "layer": causes[0]["layer"],
+                    "filter": None,
+                    "filters": [c["filter"] for c in causes],
+                }
+            out.append(
+                {
+                    **first,
+                    "filter": None,
+                    "value": float(len(rest)),
+                    "threshold": None,
+                    "filters": [f["filter"] for f in rest],
+                    "message": f"{len(rest)} more {kind.replace('_', ' ')} finding(s) in {layer} "
+                    f"(filters {more}); report.json lists them all under 'filters'.",
+                }
+            )
     return out
 
 
@@ -108,15 +126,30 @@ def rollup(findings: Sequence[Finding], over_layers: int) -> list[Finding]:
         units = sum(len(f.get("filters") or []) + (f["filter"] is not None) for f in group)
         listed = ", ".join(layers[:8]) + (f", … ({len(layers) - 8} more)" if len(layers) > 8 else "")
         what = f" ({units} filters/units in all)" if units else ""
-        out.append({
-            "kind": kind, "severity": severity, "layer": None, "filter": None, "value": float(len(layers)),
-            "threshold": group[0]["threshold"], "layers": layers,
-            "items": [{"layer": f["layer"], "filter": f["filter"], "value": f["value"],
-                       **({"filters": f["filters"]} if f.get("filters") else {}),
-                       **({"caused_by": f["caused_by"]} if f.get("caused_by") else {})} for f in group],
-            "message": f"{label} in {len(layers)} layers{what}: {listed}. For example: {group[0]['message']}",
-            "anchor": group[0]["anchor"],
-        })
+        out.append(
+            {
+                "kind": kind,
+                "severity": severity,
+                "layer": None,
+                "filter": None,
+                "value": float(len(layers)),
+                "threshold": group[0]["threshold"],
+                "layers": layers,
+                "items": [
+                    {
+                        "layer": f["layer"],
+                        "filter": f["filter"],
+                        "value": f["value"],
+                        **({"filters": f["filters"]} if f.get("filters") else {}),
+                        **({"caused_by": f["caused_by"]} if f.get("caused_by") else {}),
+                    }
+                    for f in group
+                ],
+                "message": f"{label} in {len(layers)} layers{what}: "
+                f"{listed}. For example: {group[0]['message']}",
+                "anchor": group[0]["anchor"],
+            }
+        )
     return out
 
 
@@ -126,8 +159,11 @@ def sort_findings(findings: Sequence[Finding], layer_order: Sequence[str] = ()) 
 
     def key(f: Finding) -> tuple:
         layer = f["layer"] if f["layer"] is not None else (f.get("layers") or [None])[0]
-        return (-SEVERITY_RANK[f["severity"]], pos.get(layer, len(pos)),
-                f["filter"] if f["filter"] is not None else 1 << 30)
+        return (
+            -SEVERITY_RANK[f["severity"]],
+            pos.get(layer, len(pos)),
+            f["filter"] if f["filter"] is not None else 1 << 30,
+        )
 
     return sorted(findings, key=key)
 
@@ -138,5 +174,3 @@ def summarise(findings: Iterable[Finding]) -> dict[str, int]:
     for f in findings:
         counts[f["severity"]] += 1
     return counts
-
-

@@ -11,7 +11,9 @@ from reportgen.analyses.patterns import rise
 from reportgen.config import Thresholds
 
 
-def check_patterns(patterns: dict[str, Any], t: Thresholds, dead_by_weights: dict[str, set[int]] | None = None) -> list[Finding]:
+def check_patterns(
+    patterns: dict[str, Any], t: Thresholds, dead_by_weights: dict[str, set[int]] | None = None
+) -> list[Finding]:
     """Filters whose objective never rose during the pattern gradient ascent.
 
     ``patterns`` maps layer paths to results with ``filters``,
@@ -29,7 +31,12 @@ def check_patterns(patterns: dict[str, Any], t: Thresholds, dead_by_weights: dic
         filters, start, end = get("filters"), get("activation_start"), get("activation_end")
         flagged: dict[int, float] = {}
         change: dict[int, float] = {}
-        if filters is not None and start is not None and end is not None and len(start) == len(end) == len(filters):
+        if (
+            filters is not None
+            and start is not None
+            and end is not None
+            and len(start) == len(end) == len(filters)
+        ):
             is_flat = rise.flat(start, end, t.pattern_min_rise)
             for f, s, e, flat in zip(filters, start, end, is_flat):
                 change[int(f)] = float("nan") if s is None or e is None else float(e) - float(s)
@@ -42,13 +49,23 @@ def check_patterns(patterns: dict[str, Any], t: Thresholds, dead_by_weights: dic
                 continue
             moved = flagged[f]
             if get("keep_mean") and get("objective") == "activation":
-                why = ("its activation was zero at every position of the noise start, so the ascent, which keeps "
-                       "the image's mean brightness, had no gradient: the filter may respond only to overall "
-                       "brightness (see its kernel) or be dead.")
+                why = (
+                    "its activation was zero at every position of "
+                    "the noise start, so the ascent, which keeps "
+                    "the image's mean brightness, had no gradient: the filter may respond only to overall "
+                    "brightness (see its kernel) or be dead."
+                )
             else:
                 why = "its pattern shows nothing; the filter may be dead or need more --pattern-steps."
-            out.append(finding(
-                "pattern_not_rising", path, f, moved if np.isfinite(moved) else None, t.pattern_min_rise,
-                f"the objective of filter {f} of {path} never rose during the pattern ascent "
-                f"(change {num(moved)}): {why}"))
+            out.append(
+                finding(
+                    "pattern_not_rising",
+                    path,
+                    f,
+                    moved if np.isfinite(moved) else None,
+                    t.pattern_min_rise,
+                    f"the objective of filter {f} of {path} never rose during the pattern ascent "
+                    f"(change {num(moved)}): {why}",
+                )
+            )
     return out

@@ -15,16 +15,30 @@ def check_sanity(result: SanityResult, threshold: float) -> list[dict]:
     verdict, why = result.verdict(threshold)
     title = METHODS[result.method].title if result.method in METHODS else result.method
     if verdict == "uninformative":
-        return [finding(
-            "gradcam_sanity_uninformative", result.layer, None, None, threshold,
-            f"The randomisation sanity check of {title} at {result.layer} cannot tell anything: {why}. "
-            "Its verdict is 'uninformative', not a pass.")]
+        return [
+            finding(
+                "gradcam_sanity_uninformative",
+                result.layer,
+                None,
+                None,
+                threshold,
+                f"The randomisation sanity check of {title} at {result.layer} cannot tell anything: {why}. "
+                "Its verdict is 'uninformative', not a pass.",
+            )
+        ]
     if verdict == "passed":
         return []
     stat = result.statistic
-    return [finding(
-        "gradcam_sanity", result.layer, None, stat, threshold,
-        f"{title} at {result.layer} fails the randomisation sanity check: with the weights "
-        f"re-initialised from the top down, its heatmaps still rank-correlate {stat:.2f} with the "
-        "original, so they do not show what the model learned; do not rely on them (try another "
-        "--gradcam-layer).")]
+    return [
+        finding(
+            "gradcam_sanity",
+            result.layer,
+            None,
+            stat,
+            threshold,
+            f"{title} at {result.layer} fails the randomisation sanity check: with the weights "
+            f"re-initialised from the top down, its heatmaps still rank-correlate {stat:.2f} with the "
+            "original, so they do not show what the model learned; do not rely on them (try another "
+            "--gradcam-layer).",
+        )
+    ]

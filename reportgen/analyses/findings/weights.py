@@ -18,15 +18,29 @@ def check_nonfinite(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     """NaN or Inf in any weight (kernel, bias, BN statistics): the model's outputs are garbage."""
     out = []
     for nf in lw.nonfinite:
-        what = " and ".join(p for p in (f"{nf.nan} NaN" if nf.nan else "", f"{nf.inf} Inf" if nf.inf else "") if p)
+        what = " and ".join(
+            p for p in (f"{nf.nan} NaN" if nf.nan else "", f"{nf.inf} Inf" if nf.inf else "") if p
+        )
         filters = nf.filters
-        where = (f"filter {filters[0]}" if len(filters) == 1
-                 else f"{len(filters)} filters (first: {filters[0]})" if filters else "a scalar")
-        out.append(finding(
-            "nonfinite_weights", lw.path, filters[0] if filters else None, nf.nan + nf.inf, 0,
-            f"{lw.path} {nf.variable} holds {what} value(s) in {where}: every output depending on it is "
-            "invalid; retrain from a checkpoint before the divergence (lower the learning rate, "
-            "clip gradients)."))
+        where = (
+            f"filter {filters[0]}"
+            if len(filters) == 1
+            else f"{len(filters)} filters (first: {filters[0]})"
+            if filters
+            else "a scalar"
+        )
+        out.append(
+            finding(
+                "nonfinite_weights",
+                lw.path,
+                filters[0] if filters else None,
+                nf.nan + nf.inf,
+                0,
+                f"{lw.path} {nf.variable} holds {what} value(s) in {where}: every output depending on it is "
+                "invalid; retrain from a checkpoint before the divergence (lower the learning rate, "
+                "clip gradients).",
+            )
+        )
     return out
 
 
@@ -53,15 +67,30 @@ def check_dead_kernels(lw: LayerWeights, t: Thresholds) -> list[Finding]:
                 consequence = "its ReLU output is 0 for every input"
             else:
                 consequence = f"its output is the constant {lw.activation or 'linear'}({num(bf)})"
-            out.append(finding(
-                "dead_unit", lw.path, f, lw.norms[f], limit,
-                f"unit {f} of {lw.path} has all-zero incoming weights (norm {num(lw.norms[f])}), so "
-                f"{consequence}; prune it or re-initialise it and retrain."))
+            out.append(
+                finding(
+                    "dead_unit",
+                    lw.path,
+                    f,
+                    lw.norms[f],
+                    limit,
+                    f"unit {f} of {lw.path} has all-zero incoming weights (norm {num(lw.norms[f])}), so "
+                    f"{consequence}; prune it or re-initialise it and retrain.",
+                )
+            )
         else:
-            out.append(finding(
-                "dead_filter", lw.path, f, lw.norms[f], limit,
-                f"filter {f} of {lw.path} has a (near) zero kernel (norm {num(lw.norms[f])}, layer median "
-                f"{num(ref)}): it ignores its input; prune it or re-initialise it and retrain."))
+            out.append(
+                finding(
+                    "dead_filter",
+                    lw.path,
+                    f,
+                    lw.norms[f],
+                    limit,
+                    f"filter {f} of {lw.path} has a (near) zero "
+                    f"kernel (norm {num(lw.norms[f])}, layer median "
+                    f"{num(ref)}): it ignores its input; prune it or re-initialise it and retrain.",
+                )
+            )
     return out
 
 
@@ -130,11 +159,18 @@ def check_untrained(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     if untrained_verdict(lw, t) is not True:
         return []
     d, p = lw.ks
-    return [finding(
-        "untrained_layer", lw.path, None, d, t.untrained_ks,
-        f"{lw.path} looks untrained: its weights are distributed like a fresh initialisation "
-        f"(KS statistic {num(d)}, p = {num(p)}); check that it is trainable, that gradients "
-        "reach it and that its weights were loaded.")]
+    return [
+        finding(
+            "untrained_layer",
+            lw.path,
+            None,
+            d,
+            t.untrained_ks,
+            f"{lw.path} looks untrained: its weights are distributed like a fresh initialisation "
+            f"(KS statistic {num(d)}, p = {num(p)}); check that it is trainable, that gradients "
+            "reach it and that its weights were loaded.",
+        )
+    ]
 
 
 def check_scale(lw: LayerWeights, t: Thresholds) -> list[Finding]:
@@ -144,25 +180,47 @@ def check_scale(lw: LayerWeights, t: Thresholds) -> list[Finding]:
         return []
     s, s0 = lw.stats["std"], lw.baseline["std"]
     if ratio > t.scale_ratio:
-        return [finding(
-            "exploding_scale", lw.path, None, ratio, t.scale_ratio,
-            f"{lw.path} weights have {num(ratio)}x the std of its initialiser ({num(s)} vs "
-            f"{num(s0)}): the scale is exploding; add weight decay or normalisation, or lower "
-            "the learning rate.")]
+        return [
+            finding(
+                "exploding_scale",
+                lw.path,
+                None,
+                ratio,
+                t.scale_ratio,
+                f"{lw.path} weights have {num(ratio)}x the std of its initialiser ({num(s)} vs "
+                f"{num(s0)}): the scale is exploding; add weight decay or normalisation, or lower "
+                "the learning rate.",
+            )
+        ]
     mean = lw.stats.get("mean") or 0.0
     rms = float(np.hypot(s, mean)) if s0 else 0.0
     if ratio < 1.0 / t.scale_ratio and s0 and rms / s0 > t.scale_ratio:
         # Weights all (nearly) equal and huge (3e38 everywhere): no spread, but far from any initialiser.
-        return [finding(
-            "exploding_scale", lw.path, None, rms / s0, t.scale_ratio,
-            f"{lw.path} weights are all about {num(mean)}, {num(rms / s0)}x the std of its initialiser "
-            f"({num(s0)}), with almost no spread: the scale is exploding; add weight decay or normalisation, "
-            "or lower the learning rate.")]
+        return [
+            finding(
+                "exploding_scale",
+                lw.path,
+                None,
+                rms / s0,
+                t.scale_ratio,
+                f"{lw.path} weights are all about {num(mean)}, {num(rms / s0)}x the std of its initialiser "
+                f"({num(s0)}), with almost no spread: the scale "
+                "is exploding; add weight decay or normalisation, "
+                "or lower the learning rate.",
+            )
+        ]
     if ratio < 1.0 / t.scale_ratio:
-        return [finding(
-            "vanishing_scale", lw.path, None, ratio, 1.0 / t.scale_ratio,
-            f"{lw.path} weights have only {num(ratio)}x the std of its initialiser ({num(s)} vs "
-            f"{num(s0)}): the scale is vanishing; check the weight decay and the initialiser.")]
+        return [
+            finding(
+                "vanishing_scale",
+                lw.path,
+                None,
+                ratio,
+                1.0 / t.scale_ratio,
+                f"{lw.path} weights have only {num(ratio)}x the std of its initialiser ({num(s)} vs "
+                f"{num(s0)}): the scale is vanishing; check the weight decay and the initialiser.",
+            )
+        ]
     return []
 
 
@@ -190,15 +248,25 @@ def check_duplicates(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     by chance -- a fresh EfficientNetB0 got 13 such warnings. A layer is judged
     only when fewer than 0.01 pairs would pass the threshold by chance.
     """
-    if lw.duplicate_cos is None or chance_duplicates(len(lw.duplicate_cos), lw.filter_dim, t.duplicate_cosine) > 0.01:
+    if (
+        lw.duplicate_cos is None
+        or chance_duplicates(len(lw.duplicate_cos), lw.filter_dim, t.duplicate_cosine) > 0.01
+    ):
         return []
     out = []
     for b in np.flatnonzero(lw.duplicate_cos > t.duplicate_cosine):
         a, c = int(lw.duplicate_of[b]), float(lw.duplicate_cos[b])
-        out.append(finding(
-            "duplicate_filters", lw.path, int(b), c, t.duplicate_cosine,
-            f"filters {a} and {int(b)} of {lw.path} are near-duplicates (cosine similarity "
-            f"{c:.4f}): one is redundant; prune it or add a diversity regulariser."))
+        out.append(
+            finding(
+                "duplicate_filters",
+                lw.path,
+                int(b),
+                c,
+                t.duplicate_cosine,
+                f"filters {a} and {int(b)} of {lw.path} are near-duplicates (cosine similarity "
+                f"{c:.4f}): one is redundant; prune it or add a diversity regulariser.",
+            )
+        )
     return out
 
 
@@ -208,18 +276,33 @@ def check_batchnorm(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     if lw.gamma is not None:
         g = lw.gamma.astype(np.float64).ravel()
         for c in np.flatnonzero(np.isfinite(g) & (np.abs(g) <= t.bn_gamma)):
-            out.append(finding(
-                "bn_gamma", lw.path, c, abs(g[c]), t.bn_gamma,
-                f"channel {c} of {lw.path} has gamma {num(g[c])}: the channel outputs a constant "
-                "and carries no information; prune it or check the weight decay on gamma."))
+            out.append(
+                finding(
+                    "bn_gamma",
+                    lw.path,
+                    c,
+                    abs(g[c]),
+                    t.bn_gamma,
+                    f"channel {c} of {lw.path} has gamma {num(g[c])}: the channel outputs a constant "
+                    "and carries no information; prune it or check the weight decay on gamma.",
+                )
+            )
     if lw.moving_variance is not None:
         v = lw.moving_variance.astype(np.float64).ravel()
         for c in np.flatnonzero(np.isfinite(v) & (v <= t.bn_variance)):
-            out.append(finding(
-                "bn_variance", lw.path, c, v[c], t.bn_variance,
-                f"channel {c} of {lw.path} has moving variance {num(v[c])}: its input was constant "
-                "on the training data (a dead filter or a unit that never fires upstream); find that unit and "
-                "prune or re-initialise it."))
+            out.append(
+                finding(
+                    "bn_variance",
+                    lw.path,
+                    c,
+                    v[c],
+                    t.bn_variance,
+                    f"channel {c} of {lw.path} has moving variance {num(v[c])}: its input was constant "
+                    "on the training data (a dead filter or a unit "
+                    "that never fires upstream); find that unit and "
+                    "prune or re-initialise it.",
+                )
+            )
     return out
 
 
@@ -234,10 +317,18 @@ def check_gains(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     if not lw.at_initial or lw.gains is None or lw.gains.size < 2:
         return []
     what = "LayerScale factors" if "layerscale" in lw.class_name.lower() else "gains (gamma)"
-    return [finding(
-        "untrained_layer", lw.path, None, lw.gains_init, None,
-        f"all {lw.gains.size} {what} of {lw.path} are still exactly {num(lw.gains_init)}, their initial value: "
-        "the block they scale never trained (a gradient step moves every one of them).")]
+    return [
+        finding(
+            "untrained_layer",
+            lw.path,
+            None,
+            lw.gains_init,
+            None,
+            f"all {lw.gains.size} {what} of {lw.path} are still "
+            f"exactly {num(lw.gains_init)}, their initial value: "
+            "the block they scale never trained (a gradient step moves every one of them).",
+        )
+    ]
 
 
 def check_alpha(lw: LayerWeights, t: Thresholds) -> list[Finding]:
@@ -256,25 +347,51 @@ def check_alpha(lw: LayerWeights, t: Thresholds) -> list[Finding]:
     sp = lw.spectral
     if sp is None or sp.alpha is None:
         return []
-    what = (f"the power law fitted to the {sp.num_tail} largest of the {sp.num_evals} eigenvalues of "
-            f"{lw.path}'s WᵀW (xmin {num(sp.xmin)})")
+    what = (
+        f"the power law fitted to the {sp.num_tail} largest of the {sp.num_evals} eigenvalues of "
+        f"{lw.path}'s WᵀW (xmin {num(sp.xmin)})"
+    )
     if sp.alpha < t.alpha_over_trained:
-        return [finding(
-            "over_trained", lw.path, None, sp.alpha, t.alpha_over_trained,
-            f"{lw.path} may be over-trained: {what} has alpha {num(sp.alpha)} < {num(t.alpha_over_trained)} "
-            "(WeightWatcher's heuristic); check it for over-fitting on held-out data (early stopping, "
-            "more regularisation).")]
+        return [
+            finding(
+                "over_trained",
+                lw.path,
+                None,
+                sp.alpha,
+                t.alpha_over_trained,
+                f"{lw.path} may be over-trained: {what} has alpha "
+                f"{num(sp.alpha)} < {num(t.alpha_over_trained)} "
+                "(WeightWatcher's heuristic); check it for over-fitting on held-out data (early stopping, "
+                "more regularisation).",
+            )
+        ]
     if sp.alpha > t.alpha_under_trained:
-        return [finding(
-            "under_trained", lw.path, None, sp.alpha, t.alpha_under_trained,
-            f"{lw.path} may be under-trained: {what} has alpha {num(sp.alpha)} > {num(t.alpha_under_trained)} "
-            "(WeightWatcher's heuristic: close to random); train longer or on more data, or check that "
-            "it learns.")]
+        return [
+            finding(
+                "under_trained",
+                lw.path,
+                None,
+                sp.alpha,
+                t.alpha_under_trained,
+                f"{lw.path} may be under-trained: {what} has alpha "
+                f"{num(sp.alpha)} > {num(t.alpha_under_trained)} "
+                "(WeightWatcher's heuristic: close to random); train longer or on more data, or check that "
+                "it learns.",
+            )
+        ]
     return []
 
 
-CHECKS = (check_nonfinite, check_dead_kernels, check_duplicates, check_batchnorm, check_untrained, check_scale,
-          check_gains, check_alpha)
+CHECKS = (
+    check_nonfinite,
+    check_dead_kernels,
+    check_duplicates,
+    check_batchnorm,
+    check_untrained,
+    check_scale,
+    check_gains,
+    check_alpha,
+)
 
 
 def weight_findings(weights: dict[str, LayerWeights], t: Thresholds) -> list[Finding]:

@@ -119,8 +119,11 @@ STARTS = ("grey", "noise")
 START_CONTRAST = {"grey": 20.0 / math.sqrt(12.0), "noise": 255.0 / math.sqrt(12.0)}
 
 
-def start_pixels(filters: Sequence[int], size: int, channels: int, seed: int, start: str = "grey") -> np.ndarray:
-    """The start image, one per filter: the tutorial's grey ``128 + 20 * U[0, 1)``, or ``noise`` (``255 * U[0, 1)``).
+def start_pixels(
+    filters: Sequence[int], size: int, channels: int, seed: int, start: str = "grey"
+) -> np.ndarray:
+    """The start image, one per filter: the tutorial's grey ``128 + 20 * U[0, 1)``, or ``noise`` (``255 * U[0,
+    1)``).
 
     Each filter's noise depends only on (seed, filter index), so a filter gets
     the same start whether it is optimised alone or in any chunk.
@@ -139,8 +142,12 @@ def affine_of(pre: Preprocessor, channels: int) -> tuple[np.ndarray, np.ndarray]
     """``pre.forward`` as ``x @ M + b`` (every preprocessing mode is affine)."""
     zero = np.zeros((1, 1, channels), dtype=np.float32)
     b = pre.forward(zero).reshape(channels)
-    m = np.stack([pre.forward(np.eye(channels, dtype=np.float32)[k].reshape(1, 1, channels)).reshape(channels) - b
-                  for k in range(channels)])
+    m = np.stack(
+        [
+            pre.forward(np.eye(channels, dtype=np.float32)[k].reshape(1, 1, channels)).reshape(channels) - b
+            for k in range(channels)
+        ]
+    )
     return m.astype(np.float32), b.astype(np.float32)
 
 
@@ -237,8 +244,14 @@ class Style:
 
     name = ""
 
-    def __init__(self, objective: Objective, chunk: int, preprocessor: Preprocessor, jit: bool | None,
-                 start: str = "grey") -> None:
+    def __init__(
+        self,
+        objective: Objective,
+        chunk: int,
+        preprocessor: Preprocessor,
+        jit: bool | None,
+        start: str = "grey",
+    ) -> None:
         self.objective = objective
         self.start = start
         self.chunk = chunk
@@ -249,14 +262,16 @@ class Style:
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return backend.function(fn, self.variables, self.jit)
 
-    def run(self, filters: list[int], steps: int, seed: int,
-            tick: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(
+        self, filters: list[int], steps: int, seed: int, tick: Callable[[int], None] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(display pixels uint8, objective at the start, at the end) for one chunk of filters."""
         raise NotImplementedError
 
 
 class Classic(Style):
-    """Chollet's ascent: normalised gradient steps (one pixel unit unless ``step``) from a grey, slightly noisy image.
+    """Chollet's ascent: normalised gradient steps (one pixel unit unless ``step``) from a grey, slightly
+    noisy image.
 
     ``keep_mean``: each step's gradient loses its mean over the image per
     channel, so the ascent keeps every image's mean brightness and can only
@@ -269,9 +284,17 @@ class Classic(Style):
 
     name = "classic"
 
-    def __init__(self, objective: Objective, chunk: int, preprocessor: Preprocessor, jit: bool | None,
-                 start: str = "grey", step: float | None = None, keep_mean: bool = False,
-                 keep_best: bool = False) -> None:
+    def __init__(
+        self,
+        objective: Objective,
+        chunk: int,
+        preprocessor: Preprocessor,
+        jit: bool | None,
+        start: str = "grey",
+        step: float | None = None,
+        keep_mean: bool = False,
+        keep_best: bool = False,
+    ) -> None:
         from keras import ops
 
         super().__init__(objective, chunk, preprocessor, jit, start)
@@ -305,12 +328,14 @@ class Classic(Style):
         self._ascend, self._measure = self.compile(ascend), self.compile(measure)
         self._ascend_best = self.compile(ascend_best) if keep_best else None
 
-    def run(self, filters: list[int], steps: int, seed: int,
-            tick: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(
+        self, filters: list[int], steps: int, seed: int, tick: Callable[[int], None] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pre = self.preprocessor
         f = backend.tensor(np.asarray(filters, dtype=np.int32), "int32")
-        x = backend.tensor(pre.forward(start_pixels(filters, self.objective.size, self.objective.channels, seed,
-                                                    self.start)))
+        x = backend.tensor(
+            pre.forward(start_pixels(filters, self.objective.size, self.objective.channels, seed, self.start))
+        )
         start = backend.numpy(self._measure(x, f))
         if self._ascend_best is not None:
             best_x, best = x, backend.tensor(np.full(len(filters), -np.inf, dtype=np.float32))
@@ -393,11 +418,19 @@ def filter_patterns(
     images = np.zeros((len(filters), size, size, target.channels), dtype=np.uint8)
     a_start = np.zeros(len(filters), dtype=np.float64)
     a_end = np.zeros(len(filters), dtype=np.float64)
+
     def make(start_: str, chunk_: int, travel_: float | None = travel) -> Style:
         if style == "classic":
-            return Classic(target, chunk_, preprocessor, jit, start_, keep_mean=keep_mean,
-                           keep_best=travel_ is not None,
-                           step=step_size(preprocessor, target.channels, start_, steps, travel_))
+            return Classic(
+                target,
+                chunk_,
+                preprocessor,
+                jit,
+                start_,
+                keep_mean=keep_mean,
+                keep_best=travel_ is not None,
+                step=step_size(preprocessor, target.channels, start_, steps, travel_),
+            )
         return styles()[style](target, chunk_, preprocessor, jit, start_)
 
     retried: list[int] = []
@@ -405,11 +438,11 @@ def filter_patterns(
     with allocator_tuned():
         runner = make(start, chunk)
         for lo in range(0, len(filters), chunk):
-            idx = filters[lo: lo + chunk]
+            idx = filters[lo : lo + chunk]
             px, s, e = runner.run(idx, steps, seed, tick)
-            images[lo: lo + len(idx)] = px
-            a_start[lo: lo + len(idx)] = s
-            a_end[lo: lo + len(idx)] = e
+            images[lo : lo + len(idx)] = px
+            a_start[lo : lo + len(idx)] = s
+            a_end[lo : lo + len(idx)] = e
         retries = []
         if retry_flat and style == "classic":
             if travel is not None:
@@ -427,17 +460,29 @@ def filter_patterns(
                 break
             again = make(retry_start, min(chunk, len(flat)), retry_travel)
             for lo in range(0, len(flat), again.chunk):
-                idx = flat[lo: lo + again.chunk]
+                idx = flat[lo : lo + again.chunk]
                 px, s, e = again.run(idx, steps, seed, None)
                 for j, f in enumerate(idx):
-                    if not dead_filters([f], s[j:j + 1], e[j:j + 1]):
+                    if not dead_filters([f], s[j : j + 1], e[j : j + 1]):
                         i = where[f]
                         images[i], a_start[i], a_end[i] = px[j], s[j], e[j]
                         retried.append(int(f))
     return PatternResult(
-        path=path, filters=filters, images=images, activation_start=a_start, activation_end=a_end,
-        size=size, steps=steps, style=style, seed=seed, objective=objective, chunk=chunk,
-        seconds=time.perf_counter() - t0, dead=dead_filters(filters, a_start, a_end),
-        start=start, step=getattr(runner, "step", None), keep_mean=keep_mean and style == "classic",
+        path=path,
+        filters=filters,
+        images=images,
+        activation_start=a_start,
+        activation_end=a_end,
+        size=size,
+        steps=steps,
+        style=style,
+        seed=seed,
+        objective=objective,
+        chunk=chunk,
+        seconds=time.perf_counter() - t0,
+        dead=dead_filters(filters, a_start, a_end),
+        start=start,
+        step=getattr(runner, "step", None),
+        keep_mean=keep_mean and style == "classic",
         retried=sorted(retried),
     )

@@ -32,7 +32,10 @@ def macs_up_to(model: Any, path: str, size: int) -> int:
         k = 0
         while mine[k] == theirs[k]:
             k += 1
-        a, b = "/".join(mine[: k + 1]), "/".join(theirs[: k + 1])  # the two siblings under their common parent
+        a, b = (
+            "/".join(mine[: k + 1]),
+            "/".join(theirs[: k + 1]),
+        )  # the two siblings under their common parent
         return a in order and b in order and order[a] < order[b]
 
     return _count(model, shapes, before)
@@ -95,7 +98,9 @@ def layer_macs(lay: Any, inp: tuple, out: tuple) -> int:
     if isinstance(lay, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
         k = int(np.prod(lay.kernel_size))
         cin = int(inp[-1])
-        return int(np.prod(out[1:-1])) * (k * cin * lay.depth_multiplier + cin * lay.depth_multiplier * int(out[-1]))
+        return int(np.prod(out[1:-1])) * (
+            k * cin * lay.depth_multiplier + cin * lay.depth_multiplier * int(out[-1])
+        )
     if graph.is_conv(lay):
         k = int(np.prod(lay.kernel_size))
         cin = int(inp[-1])
@@ -116,8 +121,13 @@ STEP_BUDGET_FLOPS = 25e9
 MIN_STEPS, MAX_STEPS = 20, 200
 
 
-def steps_within_budget(macs_per_image: int, filters: int, budget: float = STEP_BUDGET_FLOPS,
-                        low: int = MIN_STEPS, high: int = MAX_STEPS) -> int:
+def steps_within_budget(
+    macs_per_image: int,
+    filters: int,
+    budget: float = STEP_BUDGET_FLOPS,
+    low: int = MIN_STEPS,
+    high: int = MAX_STEPS,
+) -> int:
     """Steps whose ascent costs at most ``budget`` FLOPs, clamped to [low, high]."""
     per_step = 4.0 * max(1, int(macs_per_image)) * max(1, int(filters))
     return int(min(high, max(low, budget // per_step)))

@@ -84,12 +84,13 @@ def filters_wanted(model: Any, pattern_filters: int | None) -> int:
     return TRANSFORMER_FILTERS if graph.token_blocks(model) else DEFAULT_FILTERS
 
 
-def size_and_steps(model: Any, pattern_size: int | None, pattern_steps: int | None,
-                   refs: list[graph.LayerRef] | None = None) -> tuple[int, int | None]:
+def size_and_steps(
+    model: Any, pattern_size: int | None, pattern_steps: int | None, refs: list[graph.LayerRef] | None = None
+) -> tuple[int, int | None]:
     """(size, steps): the user's, else the defaults; steps None: fitted per layer (:func:`layer_steps`).
 
-    The default size is 64 px (a transformer's own fixed input size), at most a fixed model input's size, and at
-    least the model's minimum input size for the deepest chosen layer: valid
+    The default size is 64 px (a transformer's own fixed input size), at most a fixed model input's size, and
+    at least the model's minimum input size for the deepest chosen layer: valid
     convolutions and pooling shrink the image (InceptionV3's last stage needs
     75 px), so the size grows until that layer still has a map of at least
     one pixel (:func:`reportgen.graph.min_input_size`).
@@ -118,15 +119,19 @@ def layer_steps(model: Any, path: str, size: int, filters: int) -> int:
     return pattern_cost.steps_within_budget(macs, filters)
 
 
-def compute(model: Any, options: Any, preprocessor: Any, feeds: Any = None,
-            progress: Callable[..., Any] | None = None) -> PatternSet:
+def compute(
+    model: Any, options: Any, preprocessor: Any, feeds: Any = None, progress: Callable[..., Any] | None = None
+) -> PatternSet:
     """The ascent on each chosen layer's first ``options.pattern_filters`` filters."""
     if input_hw(model) is None:
-        return PatternSet(note="The model's input is not an image, so its filters have no image patterns to show.")
+        return PatternSet(
+            note="The model's input is not an image, so its filters have no image patterns to show."
+        )
     refs = select(model, options.pattern_layers)
     if not refs:
-        return PatternSet(note="The model has no conv layer with a 2-D output, so there are no filter patterns "
-                               "to show.")
+        return PatternSet(
+            note="The model has no conv layer with a 2-D output, so there are no filter patterns to show."
+        )
     size, steps = size_and_steps(model, options.pattern_size, options.pattern_steps, refs)
     out = PatternSet(size=size, steps=steps, refs=refs)
     classic = options.pattern_style == "classic"
@@ -140,12 +145,22 @@ def compute(model: Any, options: Any, preprocessor: Any, feeds: Any = None,
         first_layer_mode = classic and affine and nonlinear
         bar = progress(total=len(filters) * n_steps, desc=f"patterns {ref.path}") if progress else None
         try:
-            result = filter_patterns(model, ref.path, filters, size, n_steps, preprocessor,
-                                     seed=options.seed, style=options.pattern_style,
-                                     tick=bar.update if bar is not None else None,
-                                     objective="activation" if first_layer_mode else OBJECTIVE,
-                                     feeds=feeds, start="noise" if first_layer_mode else "grey",
-                                     travel=TRAVEL if classic else None, keep_mean=first_layer_mode)
+            result = filter_patterns(
+                model,
+                ref.path,
+                filters,
+                size,
+                n_steps,
+                preprocessor,
+                seed=options.seed,
+                style=options.pattern_style,
+                tick=bar.update if bar is not None else None,
+                objective="activation" if first_layer_mode else OBJECTIVE,
+                feeds=feeds,
+                start="noise" if first_layer_mode else "grey",
+                travel=TRAVEL if classic else None,
+                keep_mean=first_layer_mode,
+            )
         finally:
             if bar is not None:
                 bar.close()

@@ -53,9 +53,11 @@ class Objective:
         an = graph.anatomy(self.model)
         index = graph.image_input_index(self.model)
         if index is None:
-            raise UserError(f"filter patterns need a model with an image input (N, H, W, 1 or 3); "
-                            f"'{self.model.name}' has inputs {[tuple(s.shape) for s in an.inputs]}; "
-                            "leave out the patterns section (--sections)")
+            raise UserError(
+                f"filter patterns need a model with an image input (N, H, W, 1 or 3); "
+                f"'{self.model.name}' has inputs {[tuple(s.shape) for s in an.inputs]}; "
+                "leave out the patterns section (--sections)"
+            )
         self.channels = int(an.inputs[index].shape[-1])
         self.layer = an.layer(self.path)
         shapes = graph.shapes_at(self.model, self.size, upto=self.path)
@@ -67,7 +69,9 @@ class Objective:
             shapes = graph.shapes_at(self.model, self.size, upto=self.path, concrete=True)
             out_shape = (shapes.get(self.path) or (None, None))[1]
         if grid is not None and out_shape is not None and len(out_shape) == 3 and out_shape[1] == grid.tokens:
-            out_shape = grid.map_shape(out_shape)  # a transformer block: its channels' mean over the patch tokens
+            out_shape = grid.map_shape(
+                out_shape
+            )  # a transformer block: its channels' mean over the patch tokens
         if out_shape is None or len(out_shape) != 4 or any(d is not None and d < 1 for d in out_shape[1:]):
             raise UserError(f"--pattern-size {self.size}: layer '{self.path}' has no 2-D output at that size")
         self.out_channels = int(out_shape[-1])
@@ -78,8 +82,10 @@ class Objective:
         layer = self.layer
         self.head_trick = (
             isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D))
-            and not isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-                                       keras.layers.Conv3DTranspose))
+            and not isinstance(
+                layer,
+                (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose),
+            )
             and getattr(layer, "groups", 1) == 1
             and getattr(layer, "data_format", "channels_last") == "channels_last"
             and hasattr(layer, "convolution_op")
@@ -88,7 +94,9 @@ class Objective:
     def check_filters(self, filters: list[int]) -> list[int]:
         bad = [f for f in filters if not 0 <= f < self.out_channels]
         if bad:
-            raise UserError(f"--pattern-filters: layer has {self.out_channels} filters; filter {bad[0]} does not exist")
+            raise UserError(
+                f"--pattern-filters: layer has {self.out_channels} filters; filter {bad[0]} does not exist"
+            )
         return [int(f) for f in filters]
 
     def __call__(self, x: Any, filters: Any, n_chunk: int) -> Any:
@@ -97,6 +105,7 @@ class Objective:
 
         pre = self.kind == "pre-activation"
         if self.head_trick and n_chunk < self.out_channels:
+
             def chunk_conv(lay: Any, _call: Any, h: Any, *args: Any, **kwargs: Any) -> Any:
                 out = lay.convolution_op(h, ops.take(lay.kernel, filters, axis=-1))
                 if lay.use_bias:
@@ -120,17 +129,60 @@ class Objective:
 
 # Layers that are affine in their input at inference (a stack of them is affine too).
 _AFFINE_TYPES = (
-    "InputLayer", "Rescaling", "Normalization", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
-    "Cropping1D", "Cropping2D", "Cropping3D", "Reshape", "Permute", "Flatten", "Identity",
-    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
-    "AlphaDropout", "ActivityRegularization", "BatchNormalization", "AveragePooling1D", "AveragePooling2D",
-    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "UpSampling1D", "UpSampling2D",
-    "Add", "Subtract", "Average", "Concatenate",
-    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness",
+    "InputLayer",
+    "Rescaling",
+    "Normalization",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "Reshape",
+    "Permute",
+    "Flatten",
+    "Identity",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "BatchNormalization",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "UpSampling1D",
+    "UpSampling2D",
+    "Add",
+    "Subtract",
+    "Average",
+    "Concatenate",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+    "RandomContrast",
+    "RandomBrightness",
     "RandomCrop",  # augmentation: the identity at inference
 )
-_KERNEL_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
-                 "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense")
+_KERNEL_TYPES = (
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "SeparableConv1D",
+    "SeparableConv2D",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+    "Dense",
+)
 
 
 def affine_in_image(model: Any, path: str, size: int) -> bool:

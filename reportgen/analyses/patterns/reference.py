@@ -15,7 +15,13 @@ import numpy as np
 
 from reportgen import backend
 from reportgen.graph import forward
-from reportgen.analyses.patterns.ascent import PatternResult, dead_filters, deprocess, pixel_step, start_pixels
+from reportgen.analyses.patterns.ascent import (
+    PatternResult,
+    dead_filters,
+    deprocess,
+    pixel_step,
+    start_pixels,
+)
 from reportgen.analyses.patterns.objective import Objective
 from reportgen.preprocessing import Preprocessor
 
@@ -64,7 +70,7 @@ def reference_patterns(
     a_end = np.zeros(len(filters))
     for i, f in enumerate(filters):
         fi = backend.tensor(f, "int32")
-        image = backend.tensor(preprocessor.forward(start_px[i: i + 1]))
+        image = backend.tensor(preprocessor.forward(start_px[i : i + 1]))
         with backend.no_grad():
             a_start[i] = float(backend.numpy(loss_fn(image, fi)))
         for _ in range(steps):
@@ -75,7 +81,17 @@ def reference_patterns(
             a_end[i] = float(backend.numpy(loss_fn(image, fi)))
         images[i] = deprocess(backend.numpy(image), preprocessor)[0]
     return PatternResult(
-        path=path, filters=filters, images=images, activation_start=a_start, activation_end=a_end,
-        size=size, steps=steps, style="classic", seed=seed, objective=objective, chunk=1,
-        seconds=time.perf_counter() - t0, dead=dead_filters(filters, a_start, a_end),
+        path=path,
+        filters=filters,
+        images=images,
+        activation_start=a_start,
+        activation_end=a_end,
+        size=size,
+        steps=steps,
+        style="classic",
+        seed=seed,
+        objective=objective,
+        chunk=1,
+        seconds=time.perf_counter() - t0,
+        dead=dead_filters(filters, a_start, a_end),
     )

@@ -40,41 +40,48 @@ def relative_rise(start: Sequence[float] | np.ndarray, end: Sequence[float] | np
     return rel
 
 
-def flat(start: Sequence[float] | np.ndarray, end: Sequence[float] | np.ndarray,
-         tolerance: float = FLAT_TOLERANCE) -> np.ndarray:
-    """Per filter: did the objective fail to rise at all (relative rise at most ``tolerance``, or not finite)?"""
+def flat(
+    start: Sequence[float] | np.ndarray, end: Sequence[float] | np.ndarray, tolerance: float = FLAT_TOLERANCE
+) -> np.ndarray:
+    """Per filter: did the objective fail to rise at all (relative rise at most ``tolerance``, or not
+    finite)?"""
     rel = relative_rise(start, end)
     return ~(rel > tolerance)  # NaN compares False: not finite counts as flat
 
 
-def rose(start: Sequence[float] | np.ndarray, end: Sequence[float] | np.ndarray,
-         margin: float = RISE_MARGIN) -> np.ndarray:
+def rose(
+    start: Sequence[float] | np.ndarray, end: Sequence[float] | np.ndarray, margin: float = RISE_MARGIN
+) -> np.ndarray:
     """Per filter: did the objective rise by at least ``margin`` of its activation scale?"""
     rel = relative_rise(start, end)
     return rel >= margin  # NaN compares False
 
 
-def counts(start: Sequence[float] | np.ndarray, end: Sequence[float] | np.ndarray,
-           margin: float = RISE_MARGIN, tolerance: float = FLAT_TOLERANCE) -> dict[str, int]:
+def counts(
+    start: Sequence[float] | np.ndarray,
+    end: Sequence[float] | np.ndarray,
+    margin: float = RISE_MARGIN,
+    tolerance: float = FLAT_TOLERANCE,
+) -> dict[str, int]:
     """``{"rose", "barely_moved", "flat"}``: every filter in exactly one (the margin above the tolerance)."""
     up = rose(start, end, margin)
     down = flat(start, end, tolerance) & ~up
     return {"rose": int(up.sum()), "barely_moved": int((~up & ~down).sum()), "flat": int(down.sum())}
 
 
-# A displayed pattern whose interior varies by less than this many grey levels (0-255, standard deviation) shows
-# nothing a reader can see: a flat grey tile, whatever its activation did (the numbers can rise on changes of a
-# level or two, or only at the borders, where padding gives the filters an edge to work on).
+# A displayed pattern whose interior varies by less than this many grey levels (0-255, standard deviation)
+# shows nothing a reader can see: a flat grey tile, whatever its activation did (the numbers can rise on
+# changes of a level or two, or only at the borders, where padding gives the filters an edge to work on).
 VISIBLE_STD = 4.0
 
 
 def visible(images: np.ndarray, border: float = 0.125) -> np.ndarray:
-    """Per displayed pattern (n, size, size, channels uint8): whether its interior -- ``border`` of each side left
-    out -- varies by at least :data:`VISIBLE_STD` grey levels."""
+    """Per displayed pattern (n, size, size, channels uint8): whether its interior -- ``border`` of each side
+    left out -- varies by at least :data:`VISIBLE_STD` grey levels."""
     a = np.asarray(images, dtype=np.float64)
     if a.ndim < 3 or a.size == 0:
         return np.zeros(len(a), dtype=bool)
     size = a.shape[1]
     k = int(round(size * border)) if size >= 8 else 0
-    inner = a[:, k:size - k, k:a.shape[2] - k] if k else a
+    inner = a[:, k : size - k, k : a.shape[2] - k] if k else a
     return inner.reshape(len(a), -1).std(axis=1) >= VISIBLE_STD

@@ -33,8 +33,14 @@ class Robust(Style):
     LR = 0.05
     DECAY = 1.0
 
-    def __init__(self, objective: Objective, chunk: int, preprocessor: Preprocessor, jit: bool | None,
-                 start: str = "grey") -> None:
+    def __init__(
+        self,
+        objective: Objective,
+        chunk: int,
+        preprocessor: Preprocessor,
+        jit: bool | None,
+        start: str = "grey",
+    ) -> None:
         from keras import ops
 
         super().__init__(objective, chunk, preprocessor, jit, start)
@@ -60,9 +66,10 @@ class Robust(Style):
 
         def transform(px01: Any, t: Any) -> Any:
             padded_img = ops.pad(px01 - 0.5, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) + 0.5
-            moved = ops.image.affine_transform(padded_img, t, interpolation="bilinear",
-                                               fill_mode="constant", fill_value=0.5)
-            return moved[:, pad: pad + size, pad: pad + size, :]
+            moved = ops.image.affine_transform(
+                padded_img, t, interpolation="bilinear", fill_mode="constant", fill_value=0.5
+            )
+            return moved[:, pad : pad + size, pad : pad + size, :]
 
         def loss(params: Any, t: Any, filters: Any) -> tuple[Any, Any]:
             per = objective(model_input(transform(to_pixels(params), t)), filters, chunk)
@@ -105,8 +112,9 @@ class Robust(Style):
                 out[i, j] = [a0, a1, c - a0 * c - a1 * c + dx, b0, b1, c - b0 * c - b1 * c + dy, 0, 0]
         return out
 
-    def run(self, filters: list[int], steps: int, seed: int,
-            tick: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(
+        self, filters: list[int], steps: int, seed: int, tick: Callable[[int], None] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, c, size = len(filters), self.c, self.size
         init = np.zeros((n, c, size, size, 2), dtype=np.float32)
         for j, f in enumerate(filters):
@@ -119,7 +127,9 @@ class Robust(Style):
         start, _ = self._measure(params, fs)
         start = backend.numpy(start)
         for i in range(steps):
-            params, m1, m2 = self._step(params, m1, m2, backend.tensor(ts[i]), fs, backend.tensor(float(i + 1)))
+            params, m1, m2 = self._step(
+                params, m1, m2, backend.tensor(ts[i]), fs, backend.tensor(float(i + 1))
+            )
             if tick is not None:
                 tick(n)
         end, px = self._measure(params, fs)

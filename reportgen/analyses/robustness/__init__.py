@@ -30,15 +30,16 @@ from reportgen.analyses.robustness import corruptions as C
 EPSILONS = (1.0, 2.0, 4.0, 8.0)  # L-infinity budgets in pixel units (0-255)
 SEVERITIES = C.SEVERITIES
 GRAD_COST = 2.25  # a gradient's cost in forward passes (VGG16, 2 cores: 0.184 s against 0.082 s an image)
-# A forward pass's cost on a CPU, fitted to two measured ones (2 cores, TensorFlow, batch 8-16; docs/benchmarks.md):
-# 4.5 ms per GMAC plus 0.75 ms per million activation elements -- VGG16 (15.5 GMAC, 15.1 M elements) 81 ms,
-# EfficientNetB0 (0.39 GMAC, 25.0 M elements: depthwise convolutions and normalisations, memory-bound) 20.5 ms.
-# In multiply-add equivalents: MACs + ELEMENT_MACS x elements.
+# A forward pass's cost on a CPU, fitted to two measured ones (2 cores, TensorFlow, batch 8-16;
+# docs/benchmarks.md): 4.5 ms per GMAC plus 0.75 ms per million activation elements -- VGG16 (15.5 GMAC, 15.1
+# M elements) 81 ms, EfficientNetB0 (0.39 GMAC, 25.0 M elements: depthwise convolutions and normalisations,
+# memory-bound) 20.5 ms. In multiply-add equivalents: MACs + ELEMENT_MACS x elements.
 ELEMENT_MACS = 167
-# The default --robustness-sample: as many images as fit this many multiply-add equivalents of passes. 12 VGG16
-# images (178 forward-pass equivalents each at the defaults, 18.0 G each: ~13.5 s an image on 2 cores with the
-# corrupting, ~2.7 min alone; 16 images took 5.7 min while other processes shared the 2 cores, so 12 leaves that
-# margin); ResNet50 21; EfficientNetB0 48 (~3.7 min); small models MAX_SAMPLE, very large ones MIN_SAMPLE.
+# The default --robustness-sample: as many images as fit this many multiply-add equivalents of passes. 12
+# VGG16 images (178 forward-pass equivalents each at the defaults, 18.0 G each: ~13.5 s an image on 2 cores
+# with the corrupting, ~2.7 min alone; 16 images took 5.7 min while other processes shared the 2 cores, so 12
+# leaves that margin); ResNet50 21; EfficientNetB0 48 (~3.7 min); small models MAX_SAMPLE, very large ones
+# MIN_SAMPLE.
 BUDGET_MACS = 3.9e13
 MIN_SAMPLE, MAX_SAMPLE, UNKNOWN_SAMPLE = 4, 256, 32
 
@@ -67,8 +68,14 @@ class Counts:
         return self.confidence / self.images if self.images else None
 
     def add(self, other: "Counts") -> "Counts":
-        return Counts(self.images + other.images, self.labelled + other.labelled, self.correct + other.correct,
-                      self.agree + other.agree, self.confidence + other.confidence, self.seconds + other.seconds)
+        return Counts(
+            self.images + other.images,
+            self.labelled + other.labelled,
+            self.correct + other.correct,
+            self.agree + other.agree,
+            self.confidence + other.confidence,
+            self.seconds + other.seconds,
+        )
 
 
 @dataclass
@@ -170,7 +177,8 @@ def forward_equivalents(corruptions: int, epsilons: int, steps: int) -> float:
 
 
 def forward_cost(macs: int | None, elements: int | None) -> float | None:
-    """One forward pass of one image in multiply-add equivalents: its MACs and its activations (ELEMENT_MACS each)."""
+    """One forward pass of one image in multiply-add equivalents: its MACs and its activations (ELEMENT_MACS
+    each)."""
     if not macs:
         return None
     return float(macs) + ELEMENT_MACS * float(elements or 0)
@@ -188,24 +196,46 @@ def default_sample(cost_per_image: float | None, corruptions: int, epsilons: int
 def _count(probs: np.ndarray, labels: np.ndarray, clean_pred: np.ndarray | None) -> tuple[Counts, np.ndarray]:
     pred = probs.argmax(axis=1)
     has = labels >= 0
-    c = Counts(images=len(probs), labelled=int(has.sum()), correct=int((pred[has] == labels[has]).sum()),
-               agree=int((pred == clean_pred).sum()) if clean_pred is not None else len(probs),
-               confidence=float(probs.max(axis=1).sum()))
+    c = Counts(
+        images=len(probs),
+        labelled=int(has.sum()),
+        correct=int((pred[has] == labels[has]).sum()),
+        agree=int((pred == clean_pred).sum()) if clean_pred is not None else len(probs),
+        confidence=float(probs.max(axis=1).sum()),
+    )
     return c, pred
 
 
-def measure(clf: Any, pixels: np.ndarray, labels: np.ndarray, keys: Sequence[int], corruptions: Sequence[str],
-            epsilons: Sequence[float], steps: int = A.PGD_STEPS, seed: int = 0,
-            tick: Callable[[int], None] | None = None, grid: bool = True) -> Robustness:
+def measure(
+    clf: Any,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    keys: Sequence[int],
+    corruptions: Sequence[str],
+    epsilons: Sequence[float],
+    steps: int = A.PGD_STEPS,
+    seed: int = 0,
+    tick: Callable[[int], None] | None = None,
+    grid: bool = True,
+) -> Robustness:
     """The pass over ``pixels`` (N, H, W, C) 0-255 with ``labels`` (-1: none) and ``keys`` (each image's
     identity, which seeds its corruptions and its PGD start): counts per condition."""
     t0 = time.perf_counter()
     x = np.asarray(pixels, np.float32)
     labels = np.asarray(labels, np.int64)
     keys = [int(k) for k in keys]
-    out = Robustness(tuple(corruptions), tuple(float(e) for e in epsilons), int(steps), A.STEP_FRACTION, int(seed),
-                     keys=keys, left_out=dict(C.LEFT_OUT))
-    clf.probabilities(x[: max(1, min(len(x), clf.forward_batch))])  # compiled (traced) before anything is timed
+    out = Robustness(
+        tuple(corruptions),
+        tuple(float(e) for e in epsilons),
+        int(steps),
+        A.STEP_FRACTION,
+        int(seed),
+        keys=keys,
+        left_out=dict(C.LEFT_OUT),
+    )
+    clf.probabilities(
+        x[: max(1, min(len(x), clf.forward_batch))]
+    )  # compiled (traced) before anything is timed
     if len(x) % clf.forward_batch:
         clf.probabilities(x[: len(x) % clf.forward_batch])  # ... at the last batch's size too
     started = time.perf_counter()
@@ -219,7 +249,9 @@ def measure(clf: Any, pixels: np.ndarray, labels: np.ndarray, keys: Sequence[int
     for name in corruptions:
         for s in SEVERITIES:
             started = time.perf_counter()
-            bad = np.stack([C.corrupt(x[i], name, s, C.rng_for(seed, name, s, k)) for i, k in enumerate(keys)])
+            bad = np.stack(
+                [C.corrupt(x[i], name, s, C.rng_for(seed, name, s, k)) for i, k in enumerate(keys)]
+            )
             if grid and s == 3 and len(bad):
                 out.grid[name] = np.uint8(np.clip(bad[0] + 0.5, 0, 255))
             counts, _pred = _count(clf.probabilities(bad), labels, clean_pred)
@@ -232,7 +264,7 @@ def measure(clf: Any, pixels: np.ndarray, labels: np.ndarray, keys: Sequence[int
     targets = np.where(labels >= 0, labels, clean_pred)
     if out.epsilons and len(x):  # the gradient compiled before the attacks are timed, at both batch sizes
         b = clf.backward_batch
-        clf.gradient(x[:min(len(x), b)], targets[:min(len(x), b)])
+        clf.gradient(x[: min(len(x), b)], targets[: min(len(x), b)])
         if len(x) > b and len(x) % b:
             clf.gradient(x[: len(x) % b], targets[: len(x) % b])
     for eps in out.epsilons:
@@ -243,7 +275,9 @@ def measure(clf: Any, pixels: np.ndarray, labels: np.ndarray, keys: Sequence[int
         if tick:
             tick(1)
         started = time.perf_counter()
-        adv = A.pgd(clf, x, targets, eps, steps, seed, np.asarray(keys), tick=(lambda: tick(1)) if tick else None)
+        adv = A.pgd(
+            clf, x, targets, eps, steps, seed, np.asarray(keys), tick=(lambda: tick(1)) if tick else None
+        )
         p = clf.probabilities(adv)
         counts, pred = _count(p, labels, clean_pred)
         counts.seconds = time.perf_counter() - started
@@ -254,9 +288,19 @@ def measure(clf: Any, pixels: np.ndarray, labels: np.ndarray, keys: Sequence[int
     return out
 
 
-def _keep_flipped(out: Robustness, x: np.ndarray, adv: np.ndarray, probs: np.ndarray, p: np.ndarray,
-                  clean_pred: np.ndarray, pred: np.ndarray, labels: np.ndarray, keys: list[int], eps: float,
-                  most: int = 4) -> None:
+def _keep_flipped(
+    out: Robustness,
+    x: np.ndarray,
+    adv: np.ndarray,
+    probs: np.ndarray,
+    p: np.ndarray,
+    clean_pred: np.ndarray,
+    pred: np.ndarray,
+    labels: np.ndarray,
+    keys: list[int],
+    eps: float,
+    most: int = 4,
+) -> None:
     """The first images PGD flipped at the smallest budget that flips any (correct ones first)."""
     if out.flipped:
         return
@@ -266,16 +310,38 @@ def _keep_flipped(out: Robustness, x: np.ndarray, adv: np.ndarray, probs: np.nda
     correct = [i for i in flipped if labels[i] >= 0 and clean_pred[i] == labels[i]]
     order = correct + [i for i in flipped if i not in correct]
     for i in order[:most]:
-        out.flipped.append(Flipped(keys[i], "pgd", eps, x[i].copy(), adv[i].copy(), int(clean_pred[i]), int(pred[i]),
-                                   float(probs[i, clean_pred[i]]), float(p[i, pred[i]]), int(labels[i])))
+        out.flipped.append(
+            Flipped(
+                keys[i],
+                "pgd",
+                eps,
+                x[i].copy(),
+                adv[i].copy(),
+                int(clean_pred[i]),
+                int(pred[i]),
+                float(probs[i, clean_pred[i]]),
+                float(p[i, pred[i]]),
+                int(labels[i]),
+            )
+        )
 
 
 def merge(parts: Sequence[Robustness]) -> Robustness:
-    """Passes over disjoint shards as the one pass over all their images: counts summed, figures from the first."""
+    """Passes over disjoint shards as the one pass over all their images: counts summed, figures from the
+    first."""
     first = parts[0]
-    out = Robustness(first.corruptions, first.epsilons, first.steps, first.step_fraction, first.seed,
-                     classes=first.classes, grid=first.grid, grid_clean=first.grid_clean, left_out=first.left_out,
-                     cam_layer=first.cam_layer)
+    out = Robustness(
+        first.corruptions,
+        first.epsilons,
+        first.steps,
+        first.step_fraction,
+        first.seed,
+        classes=first.classes,
+        grid=first.grid,
+        grid_clean=first.grid_clean,
+        left_out=first.left_out,
+        cam_layer=first.cam_layer,
+    )
     for part in parts:
         out.clean = out.clean.add(part.clean)
         for k, c in part.corrupted.items():
@@ -285,7 +351,8 @@ def merge(parts: Sequence[Robustness]) -> Robustness:
         out.keys += part.keys
         out.predicted |= part.predicted
         out.seconds += part.seconds
-    # The one pass's choice: flips at the smallest budget that flipped any, correct ones first, in image order.
+    # The one pass's choice: flips at the smallest budget that flipped any, correct ones first, in image
+    # order.
     flips = [f for part in parts for f in part.flipped]
     if flips:
         smallest = min(f.epsilon for f in flips)
@@ -294,15 +361,21 @@ def merge(parts: Sequence[Robustness]) -> Robustness:
     return out
 
 
-def add_cams(out: Robustness, model: Any, head: Any, feeds: Any, preprocessor: Any, layer: str | None) -> None:
+def add_cams(
+    out: Robustness, model: Any, head: Any, feeds: Any, preprocessor: Any, layer: str | None
+) -> None:
     """Grad-CAM of the predicted class on each flipped image, before and after the attack."""
     if not out.flipped or layer is None:
         return
     from reportgen.analyses.cam import explain
 
     out.cam_layer = layer
-    before = np.stack([preprocessor.forward(f.clean.astype(np.float32)) for f in out.flipped]).astype(np.float32)
-    after = np.stack([preprocessor.forward(f.attacked.astype(np.float32)) for f in out.flipped]).astype(np.float32)
+    before = np.stack([preprocessor.forward(f.clean.astype(np.float32)) for f in out.flipped]).astype(
+        np.float32
+    )
+    after = np.stack([preprocessor.forward(f.attacked.astype(np.float32)) for f in out.flipped]).astype(
+        np.float32
+    )
     a = explain(model, layer, before, [f.clean_class for f in out.flipped], head=head, feeds=feeds)
     b = explain(model, layer, after, [f.attacked_class for f in out.flipped], head=head, feeds=feeds)
     for i, f in enumerate(out.flipped):

@@ -25,7 +25,9 @@ STEP_FRACTION = 0.25  # PGD's step size alpha as a share of eps
 
 def start_rng(seed: int, epsilon: float, image: int) -> np.random.Generator:
     """PGD's random start of one image: the same (seed, eps, image), the same start in every run and shard."""
-    return np.random.default_rng([int(seed), zlib.crc32(b"pgd"), int(round(float(epsilon) * 1000)), int(image)])
+    return np.random.default_rng(
+        [int(seed), zlib.crc32(b"pgd"), int(round(float(epsilon) * 1000)), int(image)]
+    )
 
 
 def fgsm(clf: Any, x: np.ndarray, targets: np.ndarray, epsilon: float) -> np.ndarray:
@@ -33,12 +35,24 @@ def fgsm(clf: Any, x: np.ndarray, targets: np.ndarray, epsilon: float) -> np.nda
     return np.clip(x + np.float32(epsilon) * np.sign(g), 0, 255).astype(np.float32)
 
 
-def pgd(clf: Any, x: np.ndarray, targets: np.ndarray, epsilon: float, steps: int, seed: int,
-        keys: np.ndarray, alpha: float | None = None, tick: Callable[[], None] | None = None) -> np.ndarray:
+def pgd(
+    clf: Any,
+    x: np.ndarray,
+    targets: np.ndarray,
+    epsilon: float,
+    steps: int,
+    seed: int,
+    keys: np.ndarray,
+    alpha: float | None = None,
+    tick: Callable[[], None] | None = None,
+) -> np.ndarray:
     eps = np.float32(epsilon)
     alpha = np.float32(epsilon * STEP_FRACTION if alpha is None else alpha)
-    start = np.stack([start_rng(seed, epsilon, int(k)).uniform(-1.0, 1.0, x.shape[1:]) for k in keys]) \
-        if len(x) else np.zeros_like(x)
+    start = (
+        np.stack([start_rng(seed, epsilon, int(k)).uniform(-1.0, 1.0, x.shape[1:]) for k in keys])
+        if len(x)
+        else np.zeros_like(x)
+    )
     lo, hi = np.clip(x - eps, 0, 255), np.clip(x + eps, 0, 255)
     adv = np.clip(x + eps * start.astype(np.float32), lo, hi).astype(np.float32)
     for _ in range(steps):

@@ -87,7 +87,7 @@ class PixelClassifier:
         """(N, classes): the model's probabilities for images of pixels 0-255, in batches."""
         out = []
         for lo in range(0, len(pixels), self.forward_batch):
-            x = backend.tensor(np.asarray(pixels[lo:lo + self.forward_batch], np.float32))
+            x = backend.tensor(np.asarray(pixels[lo : lo + self.forward_batch], np.float32))
             with backend.no_grad():
                 y = backend.numpy(self._scores(x)).astype(np.float64)
             out.append(activate(self.head, y) if self.logits or self.head.is_binary else y)
@@ -97,8 +97,8 @@ class PixelClassifier:
         """d (cross-entropy of ``targets``) / d pixels, in batches (float32, like the pixels)."""
         out = []
         for lo in range(0, len(pixels), self.backward_batch):
-            x = backend.tensor(np.asarray(pixels[lo:lo + self.backward_batch], np.float32))
-            t = backend.tensor(np.asarray(targets[lo:lo + self.backward_batch], np.int32), "int32")
+            x = backend.tensor(np.asarray(pixels[lo : lo + self.backward_batch], np.float32))
+            t = backend.tensor(np.asarray(targets[lo : lo + self.backward_batch], np.int32), "int32")
             _y, g = self._gradient(x, t)
             out.append(backend.numpy(g).astype(np.float32))
         return np.concatenate(out)

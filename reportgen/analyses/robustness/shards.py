@@ -33,8 +33,17 @@ def _shard(payload: bytes) -> Any:
     p = pickle.loads(payload)
     with backend.precision():
         clf = PixelClassifier(p["model"], p["head"], p["preprocessor"], p["channels"], None)
-        return R.measure(clf, p["pixels"], p["labels"], p["keys"], p["corruptions"], p["epsilons"], p["steps"],
-                         p["seed"], grid=p["first"])
+        return R.measure(
+            clf,
+            p["pixels"],
+            p["labels"],
+            p["keys"],
+            p["corruptions"],
+            p["epsilons"],
+            p["steps"],
+            p["seed"],
+            grid=p["first"],
+        )
 
 
 def split(n: int, shards: int) -> list[tuple[int, int]]:
@@ -44,20 +53,48 @@ def split(n: int, shards: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def run(model: Any, head: Any, preprocessor: Any, channels: int, pixels: np.ndarray, labels: np.ndarray,
-        keys: Sequence[int], corruptions: Sequence[str], epsilons: Sequence[float], steps: int, seed: int,
-        jobs: int, executor: str = "process", ray_address: str | None = None,
-        tick: Callable[[int], None] | None = None, conditions: int = 0) -> Any:
-    """The merged pass over ``jobs`` shards; raises ``pickle.PicklingError``/``TypeError`` for a model that does not
-    pickle (the caller then runs it in one process)."""
+def run(
+    model: Any,
+    head: Any,
+    preprocessor: Any,
+    channels: int,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    keys: Sequence[int],
+    corruptions: Sequence[str],
+    epsilons: Sequence[float],
+    steps: int,
+    seed: int,
+    jobs: int,
+    executor: str = "process",
+    ray_address: str | None = None,
+    tick: Callable[[int], None] | None = None,
+    conditions: int = 0,
+) -> Any:
+    """The merged pass over ``jobs`` shards; raises ``pickle.PicklingError``/``TypeError`` for a model that
+    does not pickle (the caller then runs it in one process)."""
     from reportgen.analyses import robustness as R
 
     ranges = split(len(pixels), jobs)
-    payloads = [pickle.dumps({"model": model, "head": head,
-                              "preprocessor": preprocessor, "channels": channels, "pixels": pixels[a:b],
-                              "labels": labels[a:b], "keys": list(keys[a:b]), "corruptions": tuple(corruptions),
-                              "epsilons": tuple(epsilons), "steps": steps, "seed": seed, "first": i == 0})
-                for i, (a, b) in enumerate(ranges)]
+    payloads = [
+        pickle.dumps(
+            {
+                "model": model,
+                "head": head,
+                "preprocessor": preprocessor,
+                "channels": channels,
+                "pixels": pixels[a:b],
+                "labels": labels[a:b],
+                "keys": list(keys[a:b]),
+                "corruptions": tuple(corruptions),
+                "epsilons": tuple(epsilons),
+                "steps": steps,
+                "seed": seed,
+                "first": i == 0,
+            }
+        )
+        for i, (a, b) in enumerate(ranges)
+    ]
     if executor == "ray":
         parts = _ray(payloads, ray_address, tick, conditions)
     else:
@@ -70,7 +107,9 @@ def _processes(payloads: list[bytes], jobs: int, tick: Callable[[int], None] | N
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn: a fresh interpreter per worker (a forked TensorFlow runtime hangs); the environment is inherited
-    with ProcessPoolExecutor(max_workers=min(jobs, len(payloads)), mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(payloads)), mp_context=mp.get_context("spawn")
+    ) as pool:
         futures = [pool.submit(_shard, p) for p in payloads]
         parts = []
         for f in futures:
@@ -80,15 +119,20 @@ def _processes(payloads: list[bytes], jobs: int, tick: Callable[[int], None] | N
     return parts
 
 
-def _ray(payloads: list[bytes], address: str | None, tick: Callable[[int], None] | None, conditions: int) -> list:
+def _ray(
+    payloads: list[bytes], address: str | None, tick: Callable[[int], None] | None, conditions: int
+) -> list:
     import ray
 
     started = not ray.is_initialized()  # inside a Ray task (a several-model run) the cluster is already there
     if started:
         address = address or os.environ.get("RAY_ADDRESS") or None
         env = {"env_vars": {"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}}
-        ray.init(address=address, runtime_env=env, log_to_driver=False, include_dashboard=False) if address \
-            else ray.init(num_cpus=len(payloads), runtime_env=env, log_to_driver=False, include_dashboard=False)
+        ray.init(
+            address=address, runtime_env=env, log_to_driver=False, include_dashboard=False
+        ) if address else ray.init(
+            num_cpus=len(payloads), runtime_env=env, log_to_driver=False, include_dashboard=False
+        )
     try:
         task = ray.remote(num_cpus=1)(_shard)
         refs = [task.remote(p) for p in payloads]

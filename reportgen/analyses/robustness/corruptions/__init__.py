@@ -11,7 +11,21 @@ from reportgen.analyses.robustness.corruptions import blur, digital, noise, weat
 from reportgen.analyses.robustness.corruptions.base import REGISTRY, SEVERITIES, corrupt, rng_for  # noqa: F401
 from reportgen.analyses.robustness.corruptions.weather import LEFT_OUT  # noqa: F401
 
-PAPER_ORDER = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-               "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-               "jpeg_compression")
+PAPER_ORDER = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
 NAMES = tuple(n for n in PAPER_ORDER if n in REGISTRY)

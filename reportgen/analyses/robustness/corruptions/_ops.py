@@ -23,18 +23,21 @@ def gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
 def cv2_gaussian_kernel(size: int, sigma: float) -> np.ndarray:
     """``cv2.getGaussianKernel(size, sigma)`` (1-D, sums to 1)."""
     i = np.arange(size) - (size - 1) / 2.0
-    k = np.exp(-(i ** 2) / (2.0 * sigma ** 2))
+    k = np.exp(-(i**2) / (2.0 * sigma**2))
     return k / k.sum()
 
 
 def correlate_reflect101(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``cv2.filter2D(x, -1, kernel)`` per channel: correlation, borders ``BORDER_REFLECT_101`` (SciPy's mirror)."""
-    return np.stack([ndimage.correlate(x[..., c], kernel, mode="mirror") for c in range(x.shape[-1])], axis=-1)
+    """``cv2.filter2D(x, -1, kernel)`` per channel: correlation, borders ``BORDER_REFLECT_101`` (SciPy's
+    mirror)."""
+    return np.stack(
+        [ndimage.correlate(x[..., c], kernel, mode="mirror") for c in range(x.shape[-1])], axis=-1
+    )
 
 
 def disk(radius: float, alias_blur: float) -> np.ndarray:
-    """The paper's ``disk``: an aliased disk of ``radius`` normalised to 1, then ``cv2.GaussianBlur`` (3 x 3, or
-    5 x 5 for radius > 8) with ``alias_blur`` as sigma, borders reflect-101."""
+    """The paper's ``disk``: an aliased disk of ``radius`` normalised to 1, then ``cv2.GaussianBlur`` (3 x 3,
+    or 5 x 5 for radius > 8) with ``alias_blur`` as sigma, borders reflect-101."""
     if radius <= 8:
         L = np.arange(-8, 8 + 1)
         ksize = 3
@@ -43,7 +46,7 @@ def disk(radius: float, alias_blur: float) -> np.ndarray:
         L = np.arange(-r, r + 1)
         ksize = 5
     X, Y = np.meshgrid(L, L)
-    aliased = np.array((X ** 2 + Y ** 2) <= radius ** 2, dtype=np.float64)
+    aliased = np.array((X**2 + Y**2) <= radius**2, dtype=np.float64)
     aliased /= aliased.sum()
     g = cv2_gaussian_kernel(ksize, alias_blur)
     out = ndimage.correlate1d(aliased, g, axis=0, mode="mirror")
@@ -56,13 +59,15 @@ def clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
     h, w = img.shape[:2]
     ch, cw = int(np.ceil(h / zoom_factor)), int(np.ceil(w / zoom_factor))
     top, left = (h - ch) // 2, (w - cw) // 2
-    crop = img[top:top + ch, left:left + cw]
-    # Each channel zoomed in 2-D: the same numbers as zooming (z, z, 1) in 3-D (the channel axis maps to itself,
-    # weight exactly 1), in half the time.
-    out = np.stack([ndimage.zoom(crop[..., c], (zoom_factor, zoom_factor), order=1) for c in range(crop.shape[-1])],
-                   axis=-1)
+    crop = img[top : top + ch, left : left + cw]
+    # Each channel zoomed in 2-D: the same numbers as zooming (z, z, 1) in 3-D (the channel axis maps to
+    # itself, weight exactly 1), in half the time.
+    out = np.stack(
+        [ndimage.zoom(crop[..., c], (zoom_factor, zoom_factor), order=1) for c in range(crop.shape[-1])],
+        axis=-1,
+    )
     th, tw = (out.shape[0] - h) // 2, (out.shape[1] - w) // 2
-    return out[th:th + h, tw:tw + w]
+    return out[th : th + h, tw : tw + w]
 
 
 def _shift(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -71,15 +76,15 @@ def _shift(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
     if dx:
         out = np.roll(out, dx, axis=1)
         if dx > 0:
-            out[:, :dx] = out[:, dx:dx + 1]
+            out[:, :dx] = out[:, dx : dx + 1]
         else:
-            out[:, dx:] = out[:, dx - 1:dx]
+            out[:, dx:] = out[:, dx - 1 : dx]
     if dy:
         out = np.roll(out, dy, axis=0)
         if dy > 0:
-            out[:dy] = out[dy:dy + 1]
+            out[:dy] = out[dy : dy + 1]
         else:
-            out[dy:] = out[dy - 1:dy]
+            out[dy:] = out[dy - 1 : dy]
     return out
 
 
@@ -88,7 +93,7 @@ def motion_blur(x: np.ndarray, radius: float, sigma: float, angle: float) -> np.
     ``imagecorruptions`` package re-implements it in NumPy: a one-sided Gaussian kernel of width 2 radius + 1
     along ``angle`` degrees, each tap a copy shifted by a whole pixel."""
     width = int(radius) * 2 + 1
-    k = np.exp(-(np.arange(width) ** 2) / (2.0 * sigma ** 2))
+    k = np.exp(-(np.arange(width) ** 2) / (2.0 * sigma**2))
     k /= k.sum()
     point = (width * math.sin(math.radians(angle)), width * math.cos(math.radians(angle)))
     hypot = math.hypot(*point)
@@ -120,7 +125,9 @@ def hsv2rgb(hsv: np.ndarray) -> np.ndarray:
     hi = np.floor(h * 6) % 6
     f = h * 6 - np.floor(h * 6)
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    choices = [np.stack(c, axis=-1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
+    choices = [
+        np.stack(c, axis=-1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))
+    ]
     out = np.zeros_like(hsv)
     for i, c in enumerate(choices):
         out = np.where((hi == i)[..., None], c, out)
@@ -149,13 +156,13 @@ def plasma_fractal(mapsize: int, wibbledecay: float, rng: np.random.Generator) -
         corner = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
         square = corner + np.roll(corner, shift=-1, axis=0)
         square += np.roll(square, shift=-1, axis=1)
-        maparray[stepsize // 2:mapsize:stepsize, stepsize // 2:mapsize:stepsize] = wibbledmean(square)
-        dr = maparray[stepsize // 2:mapsize:stepsize, stepsize // 2:mapsize:stepsize]
+        maparray[stepsize // 2 : mapsize : stepsize, stepsize // 2 : mapsize : stepsize] = wibbledmean(square)
+        dr = maparray[stepsize // 2 : mapsize : stepsize, stepsize // 2 : mapsize : stepsize]
         ul = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
         lt = dr + np.roll(dr, 1, axis=0) + ul + np.roll(ul, -1, axis=1)
-        maparray[0:mapsize:stepsize, stepsize // 2:mapsize:stepsize] = wibbledmean(lt)
+        maparray[0:mapsize:stepsize, stepsize // 2 : mapsize : stepsize] = wibbledmean(lt)
         tt = dr + np.roll(dr, 1, axis=1) + ul + np.roll(ul, -1, axis=0)
-        maparray[stepsize // 2:mapsize:stepsize, 0:mapsize:stepsize] = wibbledmean(tt)
+        maparray[stepsize // 2 : mapsize : stepsize, 0:mapsize:stepsize] = wibbledmean(tt)
         stepsize //= 2
         wibble /= wibbledecay
     maparray -= maparray.min()

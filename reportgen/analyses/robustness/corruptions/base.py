@@ -54,7 +54,8 @@ def register(family: str, parameters: tuple) -> Callable:
 
 
 def rng_for(seed: int, name: str, severity: int, image: int) -> np.random.Generator:
-    """The generator of one corruption of one image: the same (seed, corruption, severity, image), the same draws."""
+    """The generator of one corruption of one image: the same (seed, corruption, severity, image), the same
+    draws."""
     return np.random.default_rng([int(seed), zlib.crc32(name.encode()), int(severity), int(image)])
 
 

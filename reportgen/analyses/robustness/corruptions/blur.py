@@ -26,8 +26,8 @@ def glass_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nda
     d = max(1, int(round(delta * k)))
     h, w = x.shape[:2]
     img = np.uint8(_ops.gaussian(x, sigma) * 255)
-    # The swaps do not depend on the pixels' values: follow them on pixel indices (plain Python ints, the loop is
-    # sequential by definition), then move the pixels once.
+    # The swaps do not depend on the pixels' values: follow them on pixel indices (plain Python ints, the loop
+    # is sequential by definition), then move the pixels once.
     order = list(range(h * w))
     for _ in range(iterations):
         rows = range(h - d, d, -1)
@@ -53,7 +53,9 @@ def motion_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nd
     return np.clip(_ops.motion_blur(x, max(1, int(round(radius * k))), max(sigma * k, 1e-3), angle), 0, 1)
 
 
-@register("blur", ((1.0, 1.11, 0.01), (1.0, 1.16, 0.01), (1.0, 1.21, 0.02), (1.0, 1.26, 0.02), (1.0, 1.31, 0.03)))
+@register(
+    "blur", ((1.0, 1.11, 0.01), (1.0, 1.16, 0.01), (1.0, 1.21, 0.02), (1.0, 1.26, 0.02), (1.0, 1.31, 0.03))
+)
 def zoom_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """The mean of the image and its centre zoomed by each factor of ``np.arange(start, stop, step)``."""
     factors = np.arange(*zoom_blur.parameters[severity - 1])

@@ -8,7 +8,6 @@ import io
 import numpy as np
 from scipy import ndimage
 
-from reportgen.analyses.robustness.corruptions import _ops
 from reportgen.analyses.robustness.corruptions.base import register, scale
 
 
@@ -20,16 +19,24 @@ def contrast(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
     return np.clip((x - means) * c + means, 0, 1)
 
 
-@register("digital", ((244 * 2, 244 * 0.7, 244 * 0.1), (244 * 2, 244 * 0.08, 244 * 0.2),
-                      (244 * 0.05, 244 * 0.01, 244 * 0.02), (244 * 0.07, 244 * 0.01, 244 * 0.02),
-                      (244 * 0.12, 244 * 0.01, 244 * 0.02)))
+@register(
+    "digital",
+    (
+        (244 * 2, 244 * 0.7, 244 * 0.1),
+        (244 * 2, 244 * 0.08, 244 * 0.2),
+        (244 * 0.05, 244 * 0.01, 244 * 0.02),
+        (244 * 0.07, 244 * 0.01, 244 * 0.02),
+        (244 * 0.12, 244 * 0.01, 244 * 0.02),
+    ),
+)
 def elastic_transform(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """A random affine (three points moved by U(-affine, affine)), then a displacement field of U(-1, 1) noise
-    smoothed by a Gaussian (sigma) and scaled by (alpha); bilinear, reflected borders. (alpha, sigma, affine)."""
+    smoothed by a Gaussian (sigma) and scaled by (alpha); bilinear, reflected borders. (alpha, sigma,
+    affine)."""
     alpha, sigma, affine = elastic_transform.parameters[severity - 1]
     k = scale(x)
-    # The displacement is ~ alpha / sigma pixels: alpha scaled by k^2 and sigma by k move each pixel by the same
-    # share of the image at any size (at 224 pixels, k = 1: the published values).
+    # The displacement is ~ alpha / sigma pixels: alpha scaled by k^2 and sigma by k move each pixel by the
+    # same share of the image at any size (at 224 pixels, k = 1: the published values).
     alpha, sigma, affine = alpha * k * k, sigma * k, affine * k
     h, w = x.shape[:2]
     center = np.float32((h, w)) // 2
@@ -45,13 +52,23 @@ def elastic_transform(x: np.ndarray, severity: int, rng: np.random.Generator) ->
     swap = np.array([[0, 1], [1, 0]])
     P = swap @ inv @ swap
     o = swap @ (-inv @ t)
-    warped = np.stack([ndimage.affine_transform(x[..., c], P, offset=o, order=1, mode="mirror")
-                       for c in range(x.shape[-1])], axis=-1)
+    warped = np.stack(
+        [
+            ndimage.affine_transform(x[..., c], P, offset=o, order=1, mode="mirror")
+            for c in range(x.shape[-1])
+        ],
+        axis=-1,
+    )
     dx = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect", truncate=3) * alpha
     dy = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect", truncate=3) * alpha
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    out = np.stack([ndimage.map_coordinates(warped[..., c], (rows + dy, cols + dx), order=1, mode="reflect")
-                    for c in range(x.shape[-1])], axis=-1)
+    out = np.stack(
+        [
+            ndimage.map_coordinates(warped[..., c], (rows + dy, cols + dx), order=1, mode="reflect")
+            for c in range(x.shape[-1])
+        ],
+        axis=-1,
+    )
     return np.clip(out, 0, 1)
 
 

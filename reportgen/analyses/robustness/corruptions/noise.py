@@ -32,4 +32,3 @@ def impulse_noise(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.
     out[hit & salt] = 1.0
     out[hit & ~salt] = 0.0
     return out
-

@@ -13,12 +13,22 @@ import numpy as np
 from reportgen.analyses.robustness.corruptions import _ops
 from reportgen.analyses.robustness.corruptions.base import register, scale
 
-LEFT_OUT = {"frost": "the paper blends in crops of six photographs of frost on glass that come with its source, not "
-                     "with reportgen; a texture made up here would be another corruption under the paper's name"}
+LEFT_OUT = {
+    "frost": "the paper blends in crops of six photographs of frost on glass that come with its source, not "
+    "with reportgen; a texture made up here would be another corruption under the paper's name"
+}
 
 
-@register("weather", ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
-                      (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)))
+@register(
+    "weather",
+    (
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ),
+)
 def snow(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """A layer of N(loc, scale) flakes, zoomed (zoom), thresholded (threshold), motion-blurred (radius, sigma)
     at U(-135, -45) degrees, added twice (the second turned 180 degrees) to the image whitened by (blend)."""
@@ -37,11 +47,13 @@ def snow(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
 
 @register("weather", ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)))
 def fog(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """A plasma fractal (diamond-square, wibble decay) times (strength) added, rescaled by max/(max + strength)."""
+    """A plasma fractal (diamond-square, wibble decay) times (strength) added, rescaled by max/(max +
+    strength)."""
     strength, decay = fog.parameters[severity - 1]
     h, w = x.shape[:2]
-    # The paper's 256 x 256 fractal for 224-pixel images; for another size the next power of two above it, so the
-    # fog's patches cover the same share of the picture (a 28-pixel crop of a 256 map would be one flat patch).
+    # The paper's 256 x 256 fractal for 224-pixel images; for another size the next power of two above it, so
+    # the fog's patches cover the same share of the picture (a 28-pixel crop of a 256 map would be one flat
+    # patch).
     size = _ops.next_power_of_2(max(h, w))
     max_val = x.max()
     x = x + strength * _ops.plasma_fractal(size, decay, rng)[:h, :w][..., None]
