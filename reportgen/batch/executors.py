@@ -281,6 +281,13 @@ def _run_ray(
             "ignore_reinit_error": True,
             "logging_level": logging.ERROR,
         }  # stderr carries our one-line messages
+        import signal
+
+        # ray.init installs its own SIGTERM handler (exit 1) and a C++ failure handler (six lines on stderr):
+        # ours, the one-line stop of the whole run with exit 143 (reportgen.cli), is put back after it.
+        ours = {
+            sig: signal.getsignal(sig) for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig
+        }
         try:
             if address:
                 backend = os.environ.get("KERAS_BACKEND")
@@ -294,6 +301,16 @@ def _run_ray(
             raise UserError(
                 f"could not start or reach {where} ({one_line(exc, typed=True)}); check --ray-address"
             ) from None
+        finally:
+            for sig, handler in ours.items():
+                try:
+                    signal.signal(sig, handler)
+                except (
+                    ValueError,
+                    OSError,
+                    TypeError,
+                ):  # not the main thread, or a handler set outside Python
+                    pass
         started = True
     task = ray.remote(num_cpus=1)(run_one)
     queue = [_absolute(j) for j in jobs]
