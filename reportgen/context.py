@@ -99,7 +99,14 @@ class Context:
         """The filter patterns of the chosen layers (:mod:`reportgen.analyses.patterns.layers`)."""
         from reportgen.analyses.patterns.layers import compute
 
-        return compute(self.model, self.options, self.preprocessor, self.feeds, self.progress)
+        return compute(
+            self.model,
+            self.options,
+            self.preprocessor,
+            self.feeds,
+            self.progress,
+            self.thresholds.pattern_min_rise,
+        )
 
     @cached_property
     def sanity(self) -> Any:
@@ -394,7 +401,7 @@ ANALYSES: dict[str, tuple[str, ...]] = {
     "activity": ("dataset", "images", "feeds", "thresholds"),
     "cams": ("images", "head", "feeds"),
     "attention": ("images", "feeds"),
-    "patterns": ("preprocessor", "feeds"),
+    "patterns": ("preprocessor", "feeds", "thresholds"),
     "sanity": ("cams", "images", "thresholds", "feeds"),
     "faithfulness": ("cams", "images", "feeds", "thresholds"),
     "robustness": ("folder", "images", "preprocessor", "head", "feeds"),

@@ -382,3 +382,28 @@ def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_
             assert all("noise start" in f["message"] and "brightness" in f["message"] for f in mine)
     # the same check reads a PatternResult object as well as its JSON
     assert len(check_patterns(ctx.patterns.results, Thresholds())) == len(found)
+
+
+@pytest.mark.parametrize("min_rise", [None, -1.0])
+def test_the_configured_tolerance_reaches_the_ascent(small_model, min_rise):
+    """pattern_min_rise reaches compute once: the ascent's ``dead`` (and its retries) use it, so a user's
+    value removes a flag as well as it adds one, and report.json's ``dead`` and ``flat`` agree."""
+    from reportgen.analyses.findings import check_patterns
+    from reportgen.config import Thresholds
+
+    conv = small_model.get_layer("conv_b")
+    kernel, bias = conv.get_weights()
+    kernel[..., 3], bias[3] = 0.0, 0.0  # filter 3 of conv_b: all zero, its objective cannot rise
+    conv.set_weights([kernel, bias])
+    t = Thresholds() if min_rise is None else Thresholds(pattern_min_rise=min_rise)
+    ctx = Context(
+        LoadedModel(small_model, "s", "s", None), Options(pattern_layers=("conv_b",), pattern_size=16)
+    )
+    ctx.__dict__["thresholds"] = t  # as --config would give it
+    result = patterns.run(ctx)
+    entry = result.json["patterns"]["conv_b"]
+    found = [f["filter"] for f in check_patterns(result.json["patterns"], t)]
+    if min_rise is None:
+        assert 3 in entry["dead"] and 3 in found and entry["flat"] == len(entry["dead"])
+    else:  # nothing is flat at a tolerance of -1: no flag, and the ascent marks no filter dead either
+        assert entry["dead"] == [] and found == [] and entry["flat"] == 0

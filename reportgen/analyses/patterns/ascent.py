@@ -103,15 +103,17 @@ class PatternResult:
 # --- helpers -----------------------------------------------------------------------
 
 
-def dead_filters(filters: Sequence[int], start: np.ndarray, end: np.ndarray) -> list[int]:
+def dead_filters(
+    filters: Sequence[int], start: np.ndarray, end: np.ndarray, tolerance: float = rise.FLAT_TOLERANCE
+) -> list[int]:
     """Filters whose objective did not rise during the ascent.
 
     Relative to the activation's own scale (:func:`rise.flat`, the one
-    definition): deep layers of an untrained network output ~1e-6 and still
-    rise by tens of percent. With the pre-activation objective only a filter
-    with an all-zero kernel stays flat.
+    definition; ``tolerance``: the configured ``pattern_min_rise``): deep layers
+    of an untrained network output ~1e-6 and still rise by tens of percent. With
+    the pre-activation objective only a filter with an all-zero kernel stays flat.
     """
-    return [int(f) for f, is_flat in zip(filters, rise.flat(start, end)) if is_flat]
+    return [int(f) for f, is_flat in zip(filters, rise.flat(start, end, tolerance)) if is_flat]
 
 
 STARTS = ("grey", "noise")
@@ -395,6 +397,7 @@ def filter_patterns(
     retry_flat: bool = True,
     travel: float | None = None,
     keep_mean: bool = False,
+    tolerance: float = rise.FLAT_TOLERANCE,
 ) -> PatternResult:
     """The patterns of ``filters`` of the conv layer at ``path``, batched.
 
@@ -455,7 +458,7 @@ def filter_patterns(
                 retries.append(("noise", travel))
         where = {f: i for i, f in enumerate(filters)}
         for retry_start, retry_travel in retries:
-            flat = dead_filters(filters, a_start, a_end)
+            flat = dead_filters(filters, a_start, a_end, tolerance)
             if not flat:
                 break
             again = make(retry_start, min(chunk, len(flat)), retry_travel)
@@ -463,7 +466,7 @@ def filter_patterns(
                 idx = flat[lo : lo + again.chunk]
                 px, s, e = again.run(idx, steps, seed, None)
                 for j, f in enumerate(idx):
-                    if not dead_filters([f], s[j : j + 1], e[j : j + 1]):
+                    if not dead_filters([f], s[j : j + 1], e[j : j + 1], tolerance):
                         i = where[f]
                         images[i], a_start[i], a_end[i] = px[j], s[j], e[j]
                         retried.append(int(f))
@@ -480,7 +483,7 @@ def filter_patterns(
         objective=objective,
         chunk=chunk,
         seconds=time.perf_counter() - t0,
-        dead=dead_filters(filters, a_start, a_end),
+        dead=dead_filters(filters, a_start, a_end, tolerance),
         start=start,
         step=getattr(runner, "step", None),
         keep_mean=keep_mean and style == "classic",

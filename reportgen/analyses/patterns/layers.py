@@ -120,9 +120,15 @@ def layer_steps(model: Any, path: str, size: int, filters: int) -> int:
 
 
 def compute(
-    model: Any, options: Any, preprocessor: Any, feeds: Any = None, progress: Callable[..., Any] | None = None
+    model: Any,
+    options: Any,
+    preprocessor: Any,
+    feeds: Any = None,
+    progress: Callable[..., Any] | None = None,
+    tolerance: float | None = None,
 ) -> PatternSet:
-    """The ascent on each chosen layer's first ``options.pattern_filters`` filters."""
+    """The ascent on each chosen layer's first ``options.pattern_filters`` filters. ``tolerance``: the
+    configured ``pattern_min_rise``, so that the ascent's ``dead`` (and its retries) and the finding agree."""
     if input_hw(model) is None:
         return PatternSet(
             note="The model's input is not an image, so its filters have no image patterns to show."
@@ -160,6 +166,7 @@ def compute(
                 start="noise" if first_layer_mode else "grey",
                 travel=TRAVEL if classic else None,
                 keep_mean=first_layer_mode,
+                **({} if tolerance is None else {"tolerance": tolerance}),
             )
         finally:
             if bar is not None:
