@@ -74,24 +74,24 @@ class Context:
     @cached_property
     def cams(self) -> Any:
         """The class activation maps of every chosen method (:mod:`reportgen.analyses.cam.explained`)."""
-        from reportgen.analyses.cam.explained import explain
+        from reportgen.analyses.cam.explained import for_report
         from reportgen.analyses.labels import class_names
 
         opts = self.options
         images = self.images
         head = self.head if images else None
         names = class_names(self) if images and head.units is not None and not head.is_map else None
-        return explain(
+        return for_report(
             self.model,
             images,
             head,
             self.feeds,
-            opts.cam,
-            opts.top_k,
-            opts.gradcam_layer,
-            opts.output,
-            names,
-            self.progress,
+            methods=opts.cam,
+            top_k=opts.top_k,
+            layer_name=opts.gradcam_layer,
+            output=opts.output,
+            names=names,
+            progress=self.progress,
         )
 
     @cached_property

@@ -35,11 +35,12 @@ class Explained:
         return next(iter(self.results.values()), None)
 
 
-def explain(
+def for_report(
     model: Any,
     images: Sequence[Any],
     head: Head,
     feeds: Any,
+    *,
     methods: Sequence[str],
     top_k: int,
     layer_name: str | None,
@@ -47,7 +48,8 @@ def explain(
     names: list[str] | None,
     progress: Callable[..., Any] | None = None,
 ) -> Explained:
-    """Each method of ``methods`` on one batch of all ``images``, the same targets for all."""
+    """The report's CAMs (``ctx.cams``): each method of ``methods`` on one batch of all ``images``, the same
+    targets for all. (:func:`reportgen.analyses.cam.explain` is one method on one batch.)"""
     if not images:
         return Explained(None, note="The model's input is not an image, so there is no class activation map.")
     if head.units is None and not head.is_map:
