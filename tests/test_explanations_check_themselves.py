@@ -115,6 +115,7 @@ def test_the_report_map_is_grad_cam_by_tape_in_image_coordinates(permuted, tmp_p
     data = json.loads((out / "permuted" / "report.json").read_text())
     entry = data["images"][0]["gradcam"][0]
     assert entry["layer"] == "conv_b" and entry["class_index"] == 1
+    assert "'swap_hw' (Permute) moves the image's axes" in data["gradcam"]["axes_note"]  # the choice, said
     x_in = np.asarray(Image.open(tmp_path / "spot.png"), dtype=np.float32)[..., None] / 255.0
     want = gradcam_by_tape(permuted, x_in, 1)
     got = np.asarray(entry["heatmap"])

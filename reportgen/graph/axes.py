@@ -366,3 +366,33 @@ def off_axes_message(model: Any, ref: LayerRef, option: str, candidates: Sequenc
         f"{option}: '{ref.path}' is not a map of the image: {why}, so its rows are not the image's rows and "
         f"a heat map drawn from it would be wrong{hint}"
     )
+
+
+def passed_over(model: Any) -> str | None:
+    """One sentence naming the layers a default choice passed over because their output is not a map of the
+    image (the graph's causes, and layers a probe rejected); None where there were none."""
+    from reportgen.graph.anatomy import spatial_layers
+
+    known, causes = _read(model)
+    spatial = {r.path for r in spatial_layers(model) if r.grid is None}
+    causes_seen = sorted({causes[p] for p in spatial if known.get(p) == BROKEN and p in causes})
+    after = sum(1 for p in spatial if known.get(p) == BROKEN and causes.get(p) not in (None, p))
+    probed = sorted(p for p, ok in _PROBED.get(model, {}).items() if ok is False)
+    if not causes_seen and not probed:
+        return None
+    by = anatomy(model).by_path
+    parts = [
+        f"'{c}' ({type(by[c]).__name__ if c in by else 'a layer'}) moves the image's axes"
+        for c in causes_seen
+    ]
+    if after:
+        parts.append(f"{after} layer(s) with a 2-D output after it")
+    if probed:
+        parts.append(
+            "a probe (a bright patch moved across the image) rejected " + ", ".join(f"'{p}'" for p in probed)
+        )
+    return (
+        "Layers whose output is not a map of the image were passed over: "
+        + "; ".join(parts)
+        + " (docs/findings.md, Maps on the image's axes)."
+    )

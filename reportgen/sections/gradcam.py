@@ -331,7 +331,15 @@ def _method_verdicts(faith: Any, t: Any) -> dict:
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
     images = ctx.images
-    view: dict = {"images": [], "note": None, "head_note": None, "layer": None, "score": None, "methods": []}
+    view: dict = {
+        "images": [],
+        "note": None,
+        "head_note": None,
+        "axes_note": None,
+        "layer": None,
+        "score": None,
+        "methods": [],
+    }
     if not images:
         view["note"] = "The model's input is not an image, so there is no class activation map."
         return SectionResult(json={"gradcam": {"note": view["note"]}}, view=view)
@@ -348,6 +356,11 @@ def run(ctx: Context) -> SectionResult:
         return SectionResult(json={"images": json_images, "gradcam": {"note": found.note}}, view=view)
     names, results = found.names, found.results
     ref = graph.anatomy(ctx.model).ref(found.layer)
+    # The default layer's choice, said where it passed over layers off the image's axes (a Permute).
+    axes_note = None if opts.gradcam_layer else graph.axes.passed_over(ctx.model)
+    if axes_note:
+        axes_note += " The maps are at the last layer that is one; --gradcam-layer picks another."
+    view["axes_note"] = axes_note
     first = results[opts.cam[0]]
     outputs = first.outputs
     view["negligible_fraction"] = cam.NEGLIGIBLE
@@ -470,6 +483,7 @@ def run(ctx: Context) -> SectionResult:
         "output_name": head.output_name,
         "target": target_text(head),
         "note": head.note,
+        "axes_note": axes_note,
         "methods": list(results),
         "faithfulness": protocol if measured else _unmeasured(faith, view["faithfulness_note"]),
     }
