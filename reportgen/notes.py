@@ -28,7 +28,10 @@ partly fresh, so a model whose code loaded trained weights is not called
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reportgen.context import Context
 
 NOTE_KINDS = (
     "stand_in_image",
@@ -39,23 +42,23 @@ NOTE_KINDS = (
     "keras_warning",
 )
 PREPROCESS_FLAGS = "--preprocess unit|tf|caffe|torch|none, scale=S,offset=O or mean=R,G,B,std=R,G,B"
-_WEIGHT_SECTIONS = {"weights", "kernels", "findings"}  # sections that compute the weight facts anyway
 
 
-def _computed(ctx: Any, name: str) -> bool:
-    """Whether the context already computed ``name`` (a cached property): notes never start an analysis."""
-    return name in vars(ctx)
+def _computed(ctx: Context, name: str) -> bool:
+    """Whether the report computed ``name``: notes read the results, and never start an analysis."""
+    return ctx.analyses.ran(name)
 
 
-def weights_state(ctx: Any) -> dict | None:
+def weights_state(ctx: Context) -> dict | None:
     """The measured state of the model's weights, when this report computed the weight facts."""
-    if not (_computed(ctx, "weights") or _WEIGHT_SECTIONS & set(ctx.options.sections)):
-        return None
+    weights, t = ctx.get("weights"), ctx.get("thresholds")
+    if weights is None or t is None:
+        return None  # not computed, or failed: the weights section reports its own failure
     from reportgen.analyses.findings.weights import weights_state as measure
 
     try:
-        return measure(ctx.weights, ctx.thresholds)
-    except Exception:  # noqa: BLE001  (the weights section reports its own failure)
+        return measure(weights, t)
+    except Exception:  # noqa: BLE001  (a model whose facts cannot be judged: the state is not said)
         return None
 
 
@@ -73,8 +76,8 @@ def weights_text(loaded: Any, state: dict | None) -> str | None:
     }[state["state"]]
 
 
-def _stand_in(ctx: Any) -> list[dict]:
-    images = vars(ctx).get("images") or []
+def _stand_in(ctx: Context) -> list[dict]:
+    images = ctx.get("images") or []
     if not any(getattr(im, "stand_in", False) for im in images):
         return []
     return [
@@ -87,10 +90,10 @@ def _stand_in(ctx: Any) -> list[dict]:
     ]
 
 
-def _preprocess(ctx: Any) -> list[dict]:
+def _preprocess(ctx: Context) -> list[dict]:
     if not _computed(ctx, "preprocessor"):
         return []
-    pre = ctx.preprocessor
+    pre = ctx.analyses.preprocessor
     if pre.source == "model" and pre.converter:
         text = pre.describe().split(":")[0]
         return [
@@ -116,7 +119,7 @@ def _preprocess(ctx: Any) -> list[dict]:
     ]
 
 
-def _output(ctx: Any) -> list[dict]:
+def _output(ctx: Context) -> list[dict]:
     if ctx.options.output is not None or not _computed(ctx, "head"):
         return []
     from reportgen import graph
@@ -124,7 +127,7 @@ def _output(ctx: Any) -> list[dict]:
     outputs = graph.anatomy(ctx.model).outputs
     if len(outputs) < 2:
         return []
-    head = ctx.head
+    head = ctx.analyses.head
     kinds = {
         "softmax": "a softmax classifier",
         "sigmoid": "sigmoid class scores",
@@ -143,8 +146,8 @@ def _output(ctx: Any) -> list[dict]:
     ]
 
 
-def _size(ctx: Any) -> list[dict]:
-    images = vars(ctx).get("images") or []
+def _size(ctx: Context) -> list[dict]:
+    images = ctx.get("images") or []
     if not images:
         return []
     from reportgen.images import image_input_spec
@@ -160,7 +163,7 @@ def _size(ctx: Any) -> list[dict]:
     ]
 
 
-def _warnings(ctx: Any) -> list[dict]:
+def _warnings(ctx: Context) -> list[dict]:
     said = list(getattr(ctx, "keras_warnings", None) or [])
     return [
         {
@@ -173,6 +176,6 @@ def _warnings(ctx: Any) -> list[dict]:
     ]
 
 
-def page_notes(ctx: Any) -> list[dict]:
+def page_notes(ctx: Context) -> list[dict]:
     """The notes of report.json's ``notes``, in page order."""
     return _stand_in(ctx) + _preprocess(ctx) + _size(ctx) + _output(ctx) + _warnings(ctx)

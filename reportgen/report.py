@@ -98,31 +98,36 @@ def run_sections(
 
 
 def _run_sections(ctx: Context, options: Options) -> None:
-    from reportgen import backend
-    from reportgen.context import run_analyses
+    from reportgen import backend, scheduler
     from reportgen.graph import forward
 
     loaded = ctx.loaded
     names = selected_sections(options)
     modules = {name: registry.module(name) for name in names}
     needs = {name: section_needs(mod, options) for name, mod in modules.items()}
+    wanted = ["feeds"] + [n for name in names for n in needs[name]]  # --input is checked in every report
     with backend.precision(), forward.float32(loaded.model) as policies:
         ctx.float32_policies = policies
         validate_common(ctx)
+        # The analyses that read the user's files first (bad input: exit 2 before any expensive work), then
+        # each section's own checks over them, then everything else.
+        ctx.analyses = scheduler.compute(loaded, options, wanted, ctx.progress, only_early=True)
         for name, mod in modules.items():
             validate = getattr(mod, "validate", None)
             if validate is not None:
                 validate(ctx)
-        wanted = list(dict.fromkeys(n for name in names for n in needs[name]))
-        run_analyses(ctx, wanted)
+        ctx.analyses = scheduler.compute(loaded, options, wanted, ctx.progress, given=ctx.analyses)
+        failed = ctx.analyses.failed
         for name in names:
             optional = set(getattr(modules[name], "OPTIONAL", ()))
-            broken = [n for n in needs[name] if n in ctx.failed and n not in optional]
+            broken = [n for n in needs[name] if n in failed and n not in optional]
             started = time.perf_counter()
             try:
                 if broken:
-                    error, message, trace = ctx.failed[broken[0]]
-                    ctx.errors.append(SectionError(name, error, f"analysis '{broken[0]}': {message}", trace))
+                    why = failed[broken[0]]
+                    ctx.errors.append(
+                        SectionError(name, why.error, f"analysis '{broken[0]}': {why.message}", why.traceback)
+                    )
                     ctx.results[name] = SectionResult(json={}, view={})
                     continue
                 ctx.results[name] = modules[name].run(ctx)
@@ -141,19 +146,20 @@ def _run_sections(ctx: Context, options: Options) -> None:
 def _attribute(ctx: Context, names: list[str], needs: dict[str, tuple[str, ...]]) -> None:
     """Each analysis' seconds counted in the first section that needs it (findings last: it reads the
     others)."""
-    from reportgen.context import schedule
+    from reportgen.scheduler import schedule
 
     counted: set[str] = set()
+    spent = ctx.analyses.timings
     for name in [n for n in names if n != "findings"] + [n for n in names if n == "findings"]:
         for analysis in schedule(needs[name]):
             if analysis not in counted:
                 counted.add(analysis)
-                ctx.timings[name] = ctx.timings.get(name, 0.0) + ctx.analysis_timings.get(analysis, 0.0)
+                ctx.timings[name] = ctx.timings.get(name, 0.0) + spent.get(analysis, 0.0)
 
 
 def validate_common(ctx: Context) -> None:
-    """Input every section may read, checked before any runs: ``--input`` files, ``--output``."""
-    ctx.feeds  # noqa: B018  (an --input that names no input, or a file of the wrong shape: exit 2 now)
+    """Input every section may read, checked before any analysis runs: ``--output`` (the other files --
+    ``--input``, ``--image``, ``--images``, ``--class-names`` -- are read by the early analyses)."""
     if ctx.options.output is not None:
         from reportgen.analyses.cam import output_index
 
@@ -177,11 +183,11 @@ def assemble(ctx: Context) -> tuple[dict, dict]:
         "notes": page_notes,
         "section_errors": [e.to_json() for e in ctx.errors],
         "timings": {n: round(ctx.timings[n], 2) for n in names if n in ctx.timings},
-        "analysis_timings": {n: round(v, 2) for n, v in ctx.analysis_timings.items()},
+        "analysis_timings": {n: round(v, 2) for n, v in ctx.analyses.timings.items()},
     }
     for name in names:
         render.deep_merge(data, ctx.results[name].json)
-    data["settings"] = _settings(ctx, data)
+    data["settings"] = _settings(ctx)
     if state is not None and "model" in data:  # the overview's block: a report without it has no model block
         data["model"]["weights_state"] = state["state"]
         data["model"]["weights_state_detail"] = state
@@ -301,9 +307,8 @@ def page_variables(title: str, source: str, generated: str | None = None) -> dic
     }
 
 
-def _per_layer(block: dict | None, key: str, rule: str) -> Any:
+def _per_layer(values: dict[str, Any], rule: str) -> Any:
     """One value where every layer used the same, else {layer: value}; ``rule`` when no layer used it."""
-    values = {path: entry.get(key) for path, entry in (block or {}).items() if isinstance(entry, dict)}
     values = {p: v for p, v in values.items() if v is not None}
     if not values:
         return rule
@@ -311,21 +316,25 @@ def _per_layer(block: dict | None, key: str, rule: str) -> Any:
     return next(iter(values.values())) if len(distinct) == 1 else values
 
 
-def _settings(ctx: Context, data: dict) -> dict:
+def _settings(ctx: Context) -> dict:
     """The options this report ran with, each as the value used: no null stands for "the default".
 
-    A default that depends on the model is resolved by the analysis that uses
-    it; its result in report.json is read back here, in one place, so
-    ``settings`` says what was done (the CAM layer, the pattern steps of each
-    layer, the explained output) or why an option did not apply.
+    A default that depends on the model is resolved by the analysis that uses it (the CAM layer, the
+    pattern steps of each layer, the explained output); ``settings`` is written from those results, read
+    forward from :class:`~reportgen.scheduler.Results`, or says why an option did not apply.
     """
     from reportgen.options import option_fields
 
     options = ctx.options
-    ran = set(data.get("sections", []))
+    found = ctx.analyses
+    ran = set(ctx.results)
 
     def unused(section: str) -> str:
         return f"not used: the {section} section did not run"
+
+    def result(name: str, section: str) -> Any:
+        """The analysis' result when its section ran and it succeeded, else None."""
+        return found.get(name) if section in ran else None
 
     out: dict[str, Any] = {}
     for f in option_fields():
@@ -346,74 +355,83 @@ def _settings(ctx: Context, data: dict) -> dict:
     if options.input_shape is None:
         out["input_shape"] = "as the model declares it"
     if options.kernel_channel is None:
+        grids = result("kernel_grids", "kernels")
         out["kernel_channel"] = (
-            {p: e.get("channel") for p, e in data.get("kernels", {}).items()}
-            if "kernels" in ran
-            else unused("kernels")
+            {p: g["channel"] for p, g in grids.grids.items()} if grids is not None else unused("kernels")
         )
-    if "preprocessor" in vars(ctx):
-        out["preprocess"] = ctx.preprocessor.option_text()
-        out["preprocess_source"] = ctx.preprocessor.source
+    pre = found.get("preprocessor")
+    if pre is not None:
+        out["preprocess"] = pre.option_text()
+        out["preprocess_source"] = pre.source
     else:
         out["preprocess_source"] = (
             "option" if options.preprocess != "auto" else "not used: no image reached the model"
         )
+    head = found.get("head")
     out["output"] = (
-        ctx.head.output_name if "head" in vars(ctx) else (options.output or "not used: nothing was explained")
+        head.output_name if head is not None else (options.output or "not used: nothing was explained")
     )
     if options.gradcam_layer is None:
+        cams = result("cams", "gradcam")
         out["gradcam_layer"] = (
-            data.get("gradcam", {}).get("layer") or "none: the model has no layer to explain"
+            (cams.layer if cams is not None else None) or "none: the model has no layer to explain"
             if "gradcam" in ran
             else unused("gradcam")
         )
     if options.layers is None:
+        maps = result("feature_maps", "features")
         out["layers"] = (
-            list(data.get("feature_maps", {}).get("layers") or [])
+            [L.path for L in maps.layers]
+            if maps is not None
+            else []
             if "features" in ran
             else unused("features")
         )
     if options.faithfulness_steps is None:
-        faith = data.get("gradcam", {}).get("faithfulness") or {}
+        faith = result("faithfulness", "gradcam")
         out["faithfulness_steps"] = (
-            faith.get("steps") or faith.get("note") or "not measured"
+            (faith.steps or faith.note if faith is not None else None) or "not measured"
             if "gradcam" in ran
             else unused("gradcam")
         )
     if options.robustness_sample is None:
+        r = result("robustness", "robustness")
         out["robustness_sample"] = (
-            data.get("robustness", {}).get("sample") or "not used: the model's output is not class scores"
+            (r.sample if r is not None else None) or "not used: the model's output is not class scores"
             if "robustness" in ran
             else unused("robustness")
         )
+    patterns = result("patterns", "patterns")
+    layers = patterns.layers if patterns is not None else {}
     if options.pattern_filters is None:
         from reportgen.analyses.patterns.layers import filters_wanted
 
-        out["pattern_filters"] = filters_wanted(ctx.model, None) if "patterns" in ran else unused("patterns")
+        out["pattern_filters"] = (
+            patterns.filters
+            if patterns is not None
+            else filters_wanted(ctx.model, None)  # the analysis failed: the default it would have used
+            if "patterns" in ran
+            else unused("patterns")
+        )
     if options.pattern_layers is None:
-        out["pattern_layers"] = list(data.get("patterns", {})) if "patterns" in ran else unused("patterns")
+        out["pattern_layers"] = list(layers) if "patterns" in ran else unused("patterns")
     if options.pattern_size is None:
-        out["pattern_size"] = _per_layer(data.get("patterns"), "size", unused("patterns"))
+        out["pattern_size"] = _per_layer({p: lp.result.size for p, lp in layers.items()}, unused("patterns"))
     if options.pattern_steps is None:
-        out["pattern_steps"] = _per_layer(data.get("patterns"), "steps", unused("patterns"))
+        out["pattern_steps"] = _per_layer(
+            {p: lp.result.steps for p, lp in layers.items()}, unused("patterns")
+        )
     if options.class_names is None:
-        from reportgen.analyses.labels import class_names
-
-        names = None
-        try:
-            names = class_names(ctx) if "head" in vars(ctx) else None
-        except Exception:  # noqa: BLE001  (a bad file already failed its section)
-            names = None
+        names = found.get("class_names")
         out["class_names"] = (
             f"{len(names)} names: the model's, the class folders' or ImageNet's"
             if names
             else "none: outputs are labelled 'class N'"
         )
     if options.config is None:
+        t = found.get("thresholds")
         out["config"] = (
-            (data.get("findings_config", {}).get("source") or "defaults")
-            if "findings" in ran
-            else unused("findings")
+            (t.source if t is not None else "defaults") if "findings" in ran else unused("findings")
         )
     if options.fail_on is None:
         out["fail_on"] = "off: the exit status does not depend on findings"

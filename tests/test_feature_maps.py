@@ -109,7 +109,7 @@ def test_section_json_matches_the_reference_and_draws_one_image_per_layer(small_
         (np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8), str(i)) for i in range(2)
     ]
     loaded = LoadedModel(small_model, "m", "m", None, sample_images=samples)
-    ctx = Context(loaded, Options(feature_channels=5))
+    ctx = Context.computed(loaded, Options(feature_channels=5), features.NEEDS)
     features.validate(ctx)
     result = features.run(ctx)
     images = result.json["images"]
@@ -137,7 +137,7 @@ def test_section_json_matches_the_reference_and_draws_one_image_per_layer(small_
 def test_non_image_model_gets_a_note():
     inp = keras.Input((10,))
     model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inp))
-    ctx = Context(LoadedModel(model, "m", "m", None), Options())
+    ctx = Context.computed(LoadedModel(model, "m", "m", None), Options(), features.NEEDS)
     features.validate(ctx)
     result = features.run(ctx)
     assert result.view["images"] == [] and "not an image" in result.view["note"]

@@ -116,7 +116,11 @@ def test_a_layer_with_an_all_zero_filter_is_flagged_dead():
     r = fp.filter_patterns(model, "conv_a", list(range(6)), 16, 4, UNIT)
     assert r.dead == [2]
     assert r.activation_start[2] == 0.0 and r.activation_end[2] == 0.0
-    ctx = Context(LoadedModel(model, "m", "m", None), Options(pattern_layers=("conv_a",), pattern_steps=4))
+    ctx = Context.computed(
+        LoadedModel(model, "m", "m", None),
+        Options(pattern_layers=("conv_a",), pattern_steps=4),
+        patterns.NEEDS,
+    )
     patterns.validate(ctx)
     result = patterns.run(ctx)
     entry = result.json["patterns"]["conv_a"]
@@ -130,8 +134,10 @@ def test_same_seed_same_mosaic_and_other_seed_differs():
     model = lively_cnn()
 
     def run(seed):
-        ctx = Context(
-            LoadedModel(model, "m", "m", None), Options(pattern_steps=3, pattern_filters=4, seed=seed)
+        ctx = Context.computed(
+            LoadedModel(model, "m", "m", None),
+            Options(pattern_steps=3, pattern_filters=4, seed=seed),
+            patterns.NEEDS,
         )
         patterns.validate(ctx)
         return patterns.run(ctx)
@@ -150,7 +156,11 @@ def test_greyscale_model_gets_greyscale_patterns():
     model = lively_cnn(input_shape=(16, 16, 1))
     r = fp.filter_patterns(model, "conv_a", [0, 1], 16, 3, UNIT)
     assert r.images.shape == (2, 16, 16, 1)
-    ctx = Context(LoadedModel(model, "g", "g", None), Options(pattern_layers=("conv_a",), pattern_steps=3))
+    ctx = Context.computed(
+        LoadedModel(model, "g", "g", None),
+        Options(pattern_layers=("conv_a",), pattern_steps=3),
+        patterns.NEEDS,
+    )
     result = patterns.run(ctx)
     img = _decode(result.view["layers"][0]["figure"])[..., :3].astype(int)
     assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
@@ -237,13 +247,13 @@ def test_bad_options_name_the_fix():
         (Options(pattern_style="fancy"), "classic, robust"),
     ]:
         with pytest.raises(UserError, match=needle):
-            patterns.validate(Context(LoadedModel(model, "m", "m", None), opts))
+            patterns.validate(Context.computed(LoadedModel(model, "m", "m", None), opts, patterns.NEEDS))
 
 
 def test_non_image_model_gets_a_note():
     inp = keras.Input((10,))
     model = keras.Model(inp, keras.layers.Dense(2)(inp))
-    ctx = Context(LoadedModel(model, "m", "m", None), Options())
+    ctx = Context.computed(LoadedModel(model, "m", "m", None), Options(), patterns.NEEDS)
     patterns.validate(ctx)
     result = patterns.run(ctx)
     assert result.json == {} and "not an image" in result.view["note"]
@@ -285,11 +295,11 @@ def test_rose_counts_the_filters_that_rose_by_the_margin_of_their_scale(trained_
         (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, config=str(config)), 0.9),
         (Options(pattern_layers=("conv1", "conv2"), pattern_size=16, pattern_steps=2), 0.5),
     ]:
-        ctx = Context(LoadedModel(trained_digits, "d", "d", None), opts)
+        ctx = Context.computed(LoadedModel(trained_digits, "d", "d", None), opts, patterns.NEEDS)
         patterns.validate(ctx)
         result = patterns.run(ctx)
         for layer in result.view["layers"]:
-            r = ctx.patterns.results[layer["path"]]
+            r = ctx.analyses.patterns.results[layer["path"]]
             entry = result.json["patterns"][layer["path"]]
             rose = barely = flat = 0
             for s, e in zip(r.activation_start.tolist(), r.activation_end.tolist()):
@@ -318,9 +328,13 @@ def test_first_conv_layer_patterns_show_what_the_kernel_looks_for_not_noise(trai
     model = trained_digits
     kernel = keras.ops.convert_to_numpy(model.get_layer("conv1").kernel)[:, :, 0, :]  # (3, 3, 16)
     n = kernel.shape[-1]
-    ctx = Context(LoadedModel(model, "d", "d", None), Options(pattern_layers=("conv1",), pattern_size=24))
+    ctx = Context.computed(
+        LoadedModel(model, "d", "d", None),
+        Options(pattern_layers=("conv1",), pattern_size=24),
+        patterns.NEEDS,
+    )
     result = patterns.run(ctx)
-    r = ctx.patterns.results["conv1"]
+    r = ctx.analyses.patterns.results["conv1"]
     entry = result.json["patterns"]["conv1"]
     assert entry["affine_in_image"] and entry["objective"] == "activation" and entry["keep_mean"]
     assert entry["steps"] == 200  # a cheap layer: the step count is fitted to the compute budget
@@ -363,14 +377,15 @@ def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_
     from reportgen.analyses.findings import check_patterns
     from reportgen.config import Thresholds
 
-    ctx = Context(
+    ctx = Context.computed(
         LoadedModel(trained_digits, "d", "d", None),
         Options(pattern_layers=("conv1", "conv2"), pattern_size=16),
+        patterns.NEEDS,
     )
     result = patterns.run(ctx)
     found = check_patterns(result.json["patterns"], Thresholds())
     for path, entry in result.json["patterns"].items():
-        r = ctx.patterns.results[path]
+        r = ctx.analyses.patterns.results[path]
         flat = {
             f
             for f, s, e in zip(r.filters, r.activation_start, r.activation_end)
@@ -381,7 +396,7 @@ def test_the_not_rising_finding_uses_the_same_definition_as_the_section(trained_
         if entry["keep_mean"]:
             assert all("noise start" in f["message"] and "brightness" in f["message"] for f in mine)
     # the same check reads a PatternResult object as well as its JSON
-    assert len(check_patterns(ctx.patterns.results, Thresholds())) == len(found)
+    assert len(check_patterns(ctx.analyses.patterns.results, Thresholds())) == len(found)
 
 
 @pytest.mark.parametrize("min_rise", [None, -1.0])
@@ -396,10 +411,12 @@ def test_the_configured_tolerance_reaches_the_ascent(small_model, min_rise):
     kernel[..., 3], bias[3] = 0.0, 0.0  # filter 3 of conv_b: all zero, its objective cannot rise
     conv.set_weights([kernel, bias])
     t = Thresholds() if min_rise is None else Thresholds(pattern_min_rise=min_rise)
-    ctx = Context(
-        LoadedModel(small_model, "s", "s", None), Options(pattern_layers=("conv_b",), pattern_size=16)
+    ctx = Context.computed(
+        LoadedModel(small_model, "s", "s", None),
+        Options(pattern_layers=("conv_b",), pattern_size=16),
+        patterns.NEEDS,
+        given={"thresholds": t},  # as --config would give it
     )
-    ctx.__dict__["thresholds"] = t  # as --config would give it
     result = patterns.run(ctx)
     entry = result.json["patterns"]["conv_b"]
     found = [f["filter"] for f in check_patterns(result.json["patterns"], t)]

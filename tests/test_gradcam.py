@@ -189,7 +189,7 @@ def test_model_without_conv_layers():
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
     with pytest.raises(UserError, match="no layer with a 2-D map output"):
         gc.find_target_layer(model)
-    ctx = Context(LoadedModel(model, "m", "m", None), Options())
+    ctx = Context.computed(LoadedModel(model, "m", "m", None), Options(), section.NEEDS)
     section.validate(ctx)
     result = section.run(ctx)
     assert "no layer with a 2-D map output" in result.view["note"]
@@ -219,9 +219,10 @@ def test_section_json(small_model, tmp_path):
     samples = [
         (np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8), "cat") for i in range(1)
     ]
-    ctx = Context(
+    ctx = Context.computed(
         LoadedModel(small_model, "m", "m", None, sample_images=samples),
         Options(class_names=str(names), top_k=2),
+        section.NEEDS,
     )
     section.validate(ctx)
     result = section.run(ctx)

@@ -15,9 +15,16 @@ from PIL import Image
 
 from reportgen import images as imgs
 from reportgen.analyses.labels import class_names
-from reportgen.context import Context, LoadedModel, Options
+from reportgen.context import LoadedModel, Options
 from reportgen.errors import UserError
 from reportgen.preprocessing import Preprocessor
+from reportgen.scheduler import compute
+
+
+def _inputs(loaded: LoadedModel, options: Options) -> list:
+    """The report's images, as the pipeline computes them."""
+    return compute(loaded, options, ["images"]).images
+
 
 RGB = imgs.InputSpec(16, 16, 3)
 GREY = imgs.InputSpec(16, 16, 1)
@@ -185,8 +192,7 @@ def _model(shape):
 
 
 def test_default_is_the_grace_hopper_photo_for_rgb_models():
-    ctx = Context(LoadedModel(_model((32, 32, 3)), "m", "m", None), Options())
-    (img,) = imgs.prepare_inputs(ctx)
+    (img,) = _inputs(LoadedModel(_model((32, 32, 3)), "m", "m", None), Options())
     assert img.path.endswith("grace_hopper.jpg") and img.label is None
     assert img.pixels.shape == (32, 32, 3) and img.input.shape == (32, 32, 3)
     assert img.mode == "unit" and 0 <= img.value_range[0] <= img.value_range[1] <= 1
@@ -195,7 +201,7 @@ def test_default_is_the_grace_hopper_photo_for_rgb_models():
 def test_demo_samples_one_per_class_up_to_four():
     samples = [(np.full((8, 8, 1), i * 20, np.uint8), str(i % 6)) for i in range(12)]
     loaded = LoadedModel(_model((8, 8, 1)), "m", "m", None, sample_images=samples)
-    got = imgs.prepare_inputs(Context(loaded, Options()))
+    got = _inputs(loaded, Options())
     assert [g.label for g in got] == ["0", "1", "2", "3"]
     np.testing.assert_array_equal(got[1].pixels, samples[1][0])
     np.testing.assert_allclose(got[1].input, samples[1][0] / 255.0, atol=1e-6)
@@ -203,15 +209,13 @@ def test_demo_samples_one_per_class_up_to_four():
 
 def test_image_option_wins_and_non_image_models_get_none(tmp_path):
     Image.fromarray(_rgb(40, 40)).save(tmp_path / "a.png")
-    ctx = Context(
+    (img,) = _inputs(
         LoadedModel(_model((16, 16, 3)), "m", "m", None),
         Options(images=(str(tmp_path / "a.png"),), preprocess="tf"),
     )
-    (img,) = imgs.prepare_inputs(ctx)
     assert img.path == str(tmp_path / "a.png") and img.mode == "tf"
     assert -1 <= img.value_range[0] and img.value_range[1] <= 1
-    flat = Context(LoadedModel(_model((10,)), "m", "m", None), Options())
-    assert imgs.prepare_inputs(flat) == []
+    assert _inputs(LoadedModel(_model((10,)), "m", "m", None), Options()) == []
 
 
 # --- bad input: one UserError naming the file and the fix ---------------------------------
@@ -253,9 +257,9 @@ def test_every_bad_image_is_a_user_error_naming_the_file(tmp_path):
 
 def test_image_for_a_model_without_image_input_is_a_user_error(tmp_path):
     Image.fromarray(_rgb()).save(tmp_path / "a.png")
-    ctx = Context(LoadedModel(_model((10,)), "m", "m", None), Options(images=(str(tmp_path / "a.png"),)))
+    loaded = LoadedModel(_model((10,)), "m", "m", None)
     with pytest.raises(UserError, match="not an image"):
-        imgs.prepare_inputs(ctx)
+        _inputs(loaded, Options(images=(str(tmp_path / "a.png"),)))
 
 
 # --- class names ---------------------------------------------------------------------------
@@ -285,13 +289,11 @@ def test_class_names_files(tmp_path):
 
 def test_class_names_resolution(tmp_path):
     (tmp_path / "two.txt").write_text("a\nb\n")
-    ctx = Context(
-        LoadedModel(_model((4, 4, 3)), "m", "m", None), Options(class_names=str(tmp_path / "two.txt"))
-    )
+    loaded = LoadedModel(_model((4, 4, 3)), "m", "m", None)
     with pytest.raises(UserError, match="2 names but the model has 3 outputs"):
-        class_names(ctx)
-    plain = Context(LoadedModel(_model((4, 4, 3)), "m", "m", None), Options())
-    assert class_names(plain) is None
+        compute(loaded, Options(class_names=str(tmp_path / "two.txt")), ["class_names"])
+    assert compute(loaded, Options(), ["class_names"]).class_names is None
+    assert class_names(loaded, Options(), 3) is None
     assert imgs.label_for(7, None) == "class 7" and imgs.label_for(1, ["a", "b"]) == "b"
 
 

@@ -238,7 +238,7 @@ def test_activation_zeros_come_from_the_relu_after_each_conv(monkeypatch):
     ctx = r._build()[0]
     html = r.html()  # figures are drawn when a page shows them
     x = np.stack(
-        [np.asarray(im.input, dtype=np.float32) for im in ctx.images]
+        [np.asarray(im.input, dtype=np.float32) for im in ctx.analyses.images]
     )  # what the report fed the model
     assert len(x) == 5
     panel = next(p for p in seen["panels"] if p["name"].startswith("activations = 0"))

@@ -517,9 +517,10 @@ def test_a_map_model_is_refused_by_name_and_said_so_by_default(cli, folders, tmp
     from reportgen.options import SECTION_NAMES, Options
     from reportgen.sections import robustness as section
 
-    ctx = Context(
+    ctx = Context.computed(
         loading.load(str(tmp_path / "edges.keras")),
         Options(image_dirs=(str(folders / "unlabelled"),), sections=SECTION_NAMES),
+        section.NEEDS,
     )
     section.validate(ctx)  # in the default set: not an error ...
     result = section.run(ctx)  # ... the section says why it measured nothing

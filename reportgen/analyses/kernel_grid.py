@@ -171,3 +171,14 @@ def symmetric_limit(values: np.ndarray) -> float:
     finite = finite[np.isfinite(finite)]
     v = float(finite.max()) if finite.size else 0.0
     return v if v > 0 else 1.0
+
+
+def fresh_kernel(ref: Any, seed: int) -> dict | None:
+    """A conv layer's freshly initialised kernel, as the layer's own variables would hold it (the untrained
+    grid beside the trained one)."""
+    from reportgen.analyses.baseline import fresh_values, variable_name
+
+    values = fresh_values(ref.layer, ref.path, seed, ref.input_shape)
+    if not values:
+        return None
+    return {variable_name(v): a for v, a in zip(ref.layer.weights, values)}

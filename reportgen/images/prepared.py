@@ -1,6 +1,6 @@
 """The images a report analyses, prepared: fitted to the model's input and preprocessed
 (:class:`PreparedImage`), from ``--image`` files, ``--images`` folders, the model's held-out samples
-or a stand-in photo. The caller passes what is needed (a preprocessor, a report context), duck-typed."""
+or a stand-in photo."""
 
 from __future__ import annotations
 
@@ -128,26 +128,27 @@ def _pick_samples(samples: Sequence) -> list:
     return chosen
 
 
-def prepare_inputs(ctx: Any) -> list[PreparedImage]:
-    """The images the report analyses, fitted and preprocessed (cached as ``ctx.images``).
+def prepare_inputs(
+    loaded: Any, paths: Sequence[str], preprocessor: Preprocessor | None, folder: Any = None, sample: int = 4
+) -> list[PreparedImage]:
+    """The images the report analyses, fitted and preprocessed.
 
-    ``--image`` files if given; else the loaded model's held-out samples (demo);
-    else Matplotlib's Grace Hopper photo for image models. Returns ``[]`` for a
-    model whose input is not an image and no ``--image`` was given.
+    ``paths`` (``--image`` files) if given; else ``sample`` images of the ``--images`` ``folder``; else the
+    loaded model's held-out samples (demo); else Matplotlib's Grace Hopper photo for image models. Returns
+    ``[]`` for a model whose input is not an image and no ``--image`` was given.
     """
-    options, loaded = ctx.options, ctx.loaded
-    paths = list(getattr(options, "images", ()) or ())
+    paths = list(paths or ())
     spec = image_input_spec(loaded.model)
     if spec is None:
         if paths:
             require_image_input(loaded.model, "--image")
         return []
-    preprocessor = ctx.preprocessor
+    if preprocessor is None:
+        raise ValueError("an image model's inputs need a preprocessor")
     if paths:
         return [load_image(p, spec, preprocessor) for p in paths]
-    folder = getattr(ctx, "folder", None)
     if folder is not None:
-        return folder_sample(folder, spec, preprocessor, options.sample)
+        return folder_sample(folder, spec, preprocessor, sample)
     samples = _pick_samples(getattr(loaded, "sample_images", None) or [])
     if samples:
         return [

@@ -17,7 +17,7 @@ from reportgen.errors import UserError
 from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, pyplot
 
 TITLE = "Data set"
-NEEDS = ("folder", "dataset", "head", "preprocessor", "images")
+NEEDS = ("folder", "dataset", "head", "preprocessor", "images", "class_names")
 
 
 def validate(ctx: Context) -> None:
@@ -25,17 +25,14 @@ def validate(ctx: Context) -> None:
         raise UserError("the dataset section needs --images DIR (a folder of images, classes in sub-folders)")
     if ctx.options.sample < 1:
         raise UserError(f"--sample must be at least 1 (got {ctx.options.sample})")
-    folder = ctx.folder  # a missing folder or an unknown class folder fails now (one class only: in run)
-    from reportgen.analyses.labels import class_names
-
-    class_names(ctx)  # --class-names must name every output
+    folder = ctx.analyses.folder  # a missing folder or an unknown class folder failed already (early)
     if (
         ctx.options.gradcam_layer
     ):  # the mean CAM per class: a layer off the image's axes fails now, in one line
         from reportgen.analyses.cam import resolve_layer
 
         resolve_layer(ctx.model, ctx.options.gradcam_layer, ctx.options.output)
-    t = ctx.thresholds
+    t = ctx.analyses.thresholds
     gates = [
         k
         for k, on in (
@@ -154,7 +151,7 @@ def mistakes_figure(ctx: Context, stats, names: list[str] | None) -> str | None:
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, m in zip(axes.ravel(), stats.mistakes):
-        pixels = fit_to_input(load_pixels(ctx.folder.files[m.index]), spec)
+        pixels = fit_to_input(load_pixels(ctx.analyses.folder.files[m.index]), spec)
         shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
         if m.cam is not None:
             shown = heatmap_overlay(shown, upsample(m.cam, shown.shape[0], shown.shape[1]))
@@ -170,12 +167,12 @@ def mistakes_figure(ctx: Context, stats, names: list[str] | None) -> str | None:
 
 def _preprocess(ctx: Context) -> dict:
     """How the folders' pixels reached the model, where that came from, and what ``auto`` measured."""
-    pre = ctx.preprocessor
+    pre = ctx.analyses.preprocessor
     out = {"mode": pre.mode, "description": pre.describe(), "source": pre.source, "option": pre.option_text()}
-    if ctx.convention is not None:
-        out["candidates"] = [c.to_json() for c in ctx.convention.candidates]
-        out["measured_on"] = ctx.convention.images
-        out["measure_seconds"] = round(ctx.convention.seconds, 3)
+    if ctx.analyses.convention is not None:
+        out["candidates"] = [c.to_json() for c in ctx.analyses.convention.candidates]
+        out["measured_on"] = ctx.analyses.convention.images
+        out["measure_seconds"] = round(ctx.analyses.convention.seconds, 3)
     return out
 
 
@@ -185,7 +182,7 @@ def _review_json(ctx: Context, stats, names: list[str] | None) -> dict:
     from reportgen.analyses.review import LISTED
 
     r = stats.review
-    files = ctx.folder.files
+    files = ctx.analyses.folder.files
     if r is None:
         return {}
     cal = r.calibration
@@ -268,7 +265,8 @@ def _gallery(ctx: Context, items: list[tuple[int, str, np.ndarray | None]]) -> s
 
     spec = image_input_spec(ctx.model)
     tiles = [
-        (fit_to_input(load_pixels(ctx.folder.files[i]), spec), caption, cam) for i, caption, cam in items
+        (fit_to_input(load_pixels(ctx.analyses.folder.files[i]), spec), caption, cam)
+        for i, caption, cam in items
     ]
     return gallery_figure(tiles)
 
@@ -327,16 +325,14 @@ def _review_view(ctx: Context, stats, names: list[str] | None, json: dict) -> di
         "outliers_gallery": outliers,
         "weak_segments": weak,
         "gallery": GALLERY,
-        "thresholds": ctx.thresholds,
+        "thresholds": ctx.analyses.thresholds,
     }
 
 
 def run(ctx: Context) -> SectionResult:
-    from reportgen.analyses.labels import class_names
-
-    stats = ctx.dataset
-    folder = ctx.folder
-    names = folder.class_names or class_names(ctx)
+    stats = ctx.analyses.dataset
+    folder = ctx.analyses.folder
+    names = folder.class_names or ctx.analyses.class_names
     used = np.unique(stats.labels[stats.labels >= 0]) if stats.labels is not None else []
     if len(used) == 1:  # known once the files are read: an unreadable folder says so first
         from reportgen.errors import BadInput
@@ -346,7 +342,7 @@ def run(ctx: Context) -> SectionResult:
             "accuracy, calibration and label issues compare classes, so give the folders of at least "
             "two classes (or put the images directly in the folder, unlabelled)"
         )
-    head = ctx.head
+    head = ctx.analyses.head
     review = stats.review
     per_class = {}
     if stats.per_class_images is not None:
@@ -417,7 +413,7 @@ def run(ctx: Context) -> SectionResult:
         "mistakes": Later(mistakes_figure, ctx, stats, names) if stats.mistakes else None,
         "layers": layers,
         "per_class": per_class,
-        "sample": len(ctx.images),
+        "sample": len(ctx.analyses.images),
         "classifier": head.units is not None and not head.is_map,
         "figure_ids": {
             "dataset-confusion",
@@ -429,7 +425,7 @@ def run(ctx: Context) -> SectionResult:
             "dataset-outliers",
             "dataset-segments",
         },
-        "tolerance": f"{ctx.thresholds.dead_activation:g}",
+        "tolerance": f"{ctx.analyses.thresholds.dead_activation:g}",
         **_review_view(ctx, stats, names, json),
     }
     return SectionResult(json={"dataset": json}, view=view)

@@ -28,7 +28,7 @@ from reportgen.plots import (
 )
 
 TITLE = "Feature maps"
-NEEDS = ("images",)
+NEEDS = ("images", "feature_maps")
 COLUMNS = 8
 MARGIN = 2
 TILE_PX = 64  # channels are resampled to about this many pixels a side
@@ -43,7 +43,6 @@ def validate(ctx: Context) -> None:
     if opts.layers:
         imgs.require_image_input(ctx.model, "--layers")
         feature_maps.select_layers(ctx.model, opts.layers)
-    ctx.images  # noqa: B018  (loads and checks every --image before any analysis runs)
 
 
 def _selection_text(model: Any, chosen: Sequence[graph.LayerRef], user: bool) -> str:
@@ -191,19 +190,18 @@ def _round(values: np.ndarray, digits: int = 6) -> list:
 
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
-    images = ctx.images
+    images = ctx.analyses.images
     view: dict = {"images": [], "note": None, "selection": "", "channels": opts.feature_channels}
     if not images:
         view["note"] = "The model's input is not an image, so it has no feature maps to show."
         return SectionResult(json={"feature_maps": {"note": view["note"]}}, view=view)
-    refs = feature_maps.select_layers(ctx.model, opts.layers)
-    view["selection"] = _selection_text(ctx.model, refs, bool(opts.layers))
+    found = ctx.analyses.feature_maps
+    refs, layers = found.refs, found.layers
+    view["selection"] = _selection_text(ctx.model, refs, found.user)
     if not refs:
         view["note"] = (
             "The model has no conv or pooling layer with a 2-D output; choose layers with --layers."
         )
-    batch = np.stack([im.input for im in images])
-    layers = feature_maps.compute(ctx.model, refs, batch, ctx.feeds)
     json_images = []
     jobs = [(i, L) for i in range(len(images)) for L in layers]
     figures = {(i, L.path): Later(grid_figure, images[i], L, i, opts.feature_channels) for i, L in jobs}

@@ -22,7 +22,6 @@ from reportgen.analyses import findings as F
 from reportgen.analyses import sanity as S
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
-from reportgen.errors import UserError
 from reportgen.plots import (
     HEATMAP_CMAP,
     Later,
@@ -193,13 +192,9 @@ def sanity_figure(
 
 
 def _class_labels(ctx: Context, result: S.SanityResult) -> list[str]:
-    from reportgen.analyses.labels import class_names
     from reportgen.images import label_for
 
-    try:
-        names = class_names(ctx)
-    except UserError:
-        names = None
+    names = ctx.get("class_names")
     return [label_for(int(c), names)[:18] if c >= 0 else "output map" for c in result.class_indices]
 
 
@@ -214,7 +209,7 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
         return {"status": "not run: the class activation maps failed (see the gradcam section)"}, [], []
     if done.status != "run":
         return {"status": done.status}, [], []
-    images, k, layer = ctx.images, done.images, ctx.cams.layer
+    images, k, layer = ctx.analyses.images, done.images, ctx.analyses.cams.layer
     results, views, blocks = [], [], []
     for name, result in zip(ctx.options.cam, done.results):
         results.append(result)
@@ -402,32 +397,36 @@ def _grouped_rows(found: list[dict], group_over: int) -> list[dict]:
 
 def collect(ctx: Context, t: config.Thresholds) -> tuple[list[dict], dict, list[dict], list[str]]:
     """Every check whose inputs this report has; (raw findings, sanity JSON, sanity views, kinds checked)."""
-    inputs: dict[str, Any] = {"weights": ctx.weights}
-    if ctx.wants_activity and ctx.get("activity") is not None:
-        inputs["activity"] = ctx.activity
+    inputs: dict[str, Any] = {"weights": ctx.analyses.weights}
+    if ctx.get("activity") is not None:
+        inputs["activity"] = ctx.analyses.activity
     if "patterns" in ctx.options.sections and ctx.get("patterns") is not None:
-        inputs["patterns"] = ctx.patterns.results
+        inputs["patterns"] = ctx.analyses.patterns.results
     if (
         "gradcam" in ctx.options.sections
         and ctx.get("attention") is not None
-        and ctx.attention
-        and ctx.attention.stats
+        and ctx.analyses.attention
+        and ctx.analyses.attention.stats
     ):
-        inputs["attention"] = ctx.attention
+        inputs["attention"] = ctx.analyses.attention
     if ctx.options.image_dirs and ctx.get("dataset") is not None:
-        inputs["dataset"] = ctx.dataset
+        inputs["dataset"] = ctx.analyses.dataset
     sanity_json, sanity_views, sanity_results = _sanity(ctx, t)
     if sanity_results:
         inputs["sanity"] = sanity_results
-    if "gradcam" in ctx.options.sections and ctx.get("faithfulness") is not None and ctx.faithfulness.images:
-        inputs["faithfulness"] = ctx.faithfulness
+    if (
+        "gradcam" in ctx.options.sections
+        and ctx.get("faithfulness") is not None
+        and ctx.analyses.faithfulness.images
+    ):
+        inputs["faithfulness"] = ctx.analyses.faithfulness
     if wants_robustness(ctx.options) and ctx.get("robustness") is not None:
-        inputs["robustness"] = ctx.robustness
+        inputs["robustness"] = ctx.analyses.robustness
     return F.run_checks(ctx.model, inputs, t), sanity_json, sanity_views, F.checked_kinds(inputs)
 
 
 def run(ctx: Context) -> SectionResult:
-    t = ctx.thresholds
+    t = ctx.analyses.thresholds
     found, sanity_json, sanity_views, checked = collect(ctx, t)
     # Evidence figures drawn here: BN channels with findings.
     order = [r.path for r in graph.walk(ctx.model)]
@@ -435,7 +434,11 @@ def run(ctx: Context) -> SectionResult:
         {f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index
     )
     bn_figures = [
-        {"layer": p, "id": anchor_id("findings-bn", p), "figure": Later(bn_figure, p, ctx.weights[p], t)}
+        {
+            "layer": p,
+            "id": anchor_id("findings-bn", p),
+            "figure": Later(bn_figure, p, ctx.analyses.weights[p], t),
+        }
         for p in bn_layers
     ]
     # Long runs of one kind in one layer (an untrained MobileNet has thousands of silent units)
@@ -443,9 +446,9 @@ def run(ctx: Context) -> SectionResult:
     found = F.finish(found, t, order)
     summary = F.summarise(found)
     n_images = (
-        ctx.activity.images
+        ctx.analyses.activity.images
         if ctx.options.image_dirs
-        else (len(ctx.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0)
+        else (len(ctx.analyses.images) if ({"features", "gradcam"} & set(ctx.options.sections)) else 0)
     )
     need = None
     if 0 < n_images < t.inactive_min_images:
@@ -460,7 +463,7 @@ def run(ctx: Context) -> SectionResult:
         "findings": found,
         "explained": sum(1 for f in found if f.get("caused_by")),
         "sanity": sanity_views,
-        "stand_in": bool(sanity_views) and any(getattr(im, "stand_in", False) for im in ctx.images),
+        "stand_in": bool(sanity_views) and any(getattr(im, "stand_in", False) for im in ctx.analyses.images),
         "sanity_status": sanity_json.get("status"),
         "bn_figures": bn_figures,
         "thresholds": [(k, v) for k, v in t.as_dict().items() if k not in ("severity", "source")],

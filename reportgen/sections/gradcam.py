@@ -16,7 +16,6 @@ import numpy as np
 
 from reportgen import graph, images as imgs
 from reportgen.analyses import attention, cam
-from reportgen.analyses.labels import class_names
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, pyplot
@@ -44,8 +43,6 @@ def validate(ctx: Context) -> None:
     if opts.gradcam_layer:
         imgs.require_image_input(ctx.model, "--gradcam-layer")
         cam.resolve_layer(ctx.model, opts.gradcam_layer)
-    class_names(ctx)  # a bad --class-names file fails now, before any analysis
-    ctx.images  # noqa: B018  (loads and checks every --image)
 
 
 def overlay(pixels: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
@@ -330,7 +327,7 @@ def _method_verdicts(faith: Any, t: Any) -> dict:
 
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
-    images = ctx.images
+    images = ctx.analyses.images
     view: dict = {
         "images": [],
         "note": None,
@@ -343,7 +340,7 @@ def run(ctx: Context) -> SectionResult:
     if not images:
         view["note"] = "The model's input is not an image, so there is no class activation map."
         return SectionResult(json={"gradcam": {"note": view["note"]}}, view=view)
-    found = ctx.cams
+    found = ctx.analyses.cams
     head = found.head
     view["head_note"] = head.note
     json_images = [image_entry(im) | {"predictions": [], "gradcam": []} for im in images]
@@ -384,7 +381,7 @@ def run(ctx: Context) -> SectionResult:
     classes = first.class_indices
     faith = ctx.get("faithfulness")
     measured = faith is not None and len(faith.images) == len(images)
-    t = ctx.thresholds
+    t = ctx.analyses.thresholds
     protocol = (faith.protocol() | {"verdicts": _method_verdicts(faith, t)}) if measured else None
     view["faithfulness"] = protocol
     view["faithfulness_note"] = (
@@ -498,13 +495,13 @@ def attention_entries(ctx: Context, images: list, json_images: list[dict], view:
     """A transformer's attention rollout and last-block heads beside the CAMs: report.json's ``attention`` and
     ``images[i].attention_rollout`` / ``attention_heads``, and the figures. None for a model without
     attention."""
-    if "attention" in ctx.failed:
+    if "attention" in ctx.analyses.failed:
         view["attention"] = {
-            "note": f"Attention could not be computed: {ctx.failed['attention'][1]}",
+            "note": f"Attention could not be computed: {ctx.analyses.failed['attention'].message}",
             "images": [],
         }
         return {"note": view["attention"]["note"]}
-    found = ctx.attention
+    found = ctx.analyses.attention
     if found is None:  # not a transformer
         return None
     info = {

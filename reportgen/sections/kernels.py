@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from reportgen import graph
-from reportgen.analyses.baseline import fresh_values, variable_name
-from reportgen.analyses.kernel_grid import kernel_grid, pointwise_matrix
+from reportgen.analyses.kernel_grid import kernel_grid
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
@@ -23,7 +22,7 @@ from reportgen.plots import (
 )
 
 TITLE = "Kernel grids"
-NEEDS = ("weight_findings",)
+NEEDS = ("kernel_grids",)
 COLUMNS = 8
 MARGIN = 3
 TILE_PX = 24
@@ -83,25 +82,13 @@ def _title(path: str, grid: dict) -> str:
     return f"{path}: input channel {grid['channel']} ({_why(grid)}), ±{grid['limit']:.3g}"
 
 
-def _fresh_kernel(ref: graph.LayerRef, seed: int) -> dict | None:
-    """The first conv layer's freshly initialised kernel, as the layer's own variables would hold it."""
-    values = fresh_values(ref.layer, ref.path, seed, ref.input_shape)
-    if not values:
-        return None
-    return {variable_name(v): a for v, a in zip(ref.layer.weights, values)}
-
-
 def run(ctx: Context) -> SectionResult:
     opts = ctx.options
-    convs = graph.conv_layers(ctx.model)
-    kinds = ("dead_filter", "duplicate_filters")
-    paths = {r.path for r in convs}
-    flagged = {f["layer"] for f in ctx.weight_findings if f["kind"] in kinds and f["layer"] in paths}
-    shown, why = graph.detail_layers(convs, opts.layers or (), flagged)
-    shown_paths = {r.path for r in shown}
-    layers, data, grids = [], {}, {}
-    for i, ref in enumerate(convs):
-        grid = kernel_grid(ref.layer, opts.max_filters, opts.kernel_channel, rgb=i == 0)
+    found = ctx.analyses.kernel_grids
+    convs, shown, why, grids = found.convs, found.shown, found.why, found.grids
+    layers, data = [], {}
+    for ref in convs:
+        grid = grids[ref.path]
         data[ref.path] = {
             k: grid[k]
             for k in (
@@ -115,16 +102,13 @@ def run(ctx: Context) -> SectionResult:
                 "depth_multiplier",
             )
         }
-        pointwise = pointwise_matrix(ref.layer)
+        pointwise = grid.get("pointwise")
         if pointwise is not None:
-            grid["pointwise"] = pointwise
             data[ref.path]["pointwise"] = {
                 "rows": pointwise["rows"],
                 "columns": pointwise["columns"],
                 "limit": pointwise["limit"],
             }
-        if ref.path in shown_paths:
-            grids[ref.path] = grid
     for ref in shown:
         first = ref.path == convs[0].path
         grid = grids[ref.path]
@@ -153,7 +137,7 @@ def run(ctx: Context) -> SectionResult:
         if grid["rgb_tiles"] is not None:
             entry["rgb_figure"] = Later(grid_figure, grid, f"{ref.path}: RGB composites", rgb=True)
         if first:
-            fresh = _fresh_kernel(ref, opts.seed)
+            fresh = found.fresh
             if fresh is not None:
                 # the trained grid's channel, so the two compare tile for tile
                 entry["untrained_figure"] = Later(_untrained_figure, ref, opts.max_filters, grid, fresh)

@@ -14,7 +14,7 @@ def run(ctx: Context) -> SectionResult:
     vers = versions()
     feeds = None
     if len(model["inputs"]) > 1:
-        feeds = ctx.feeds.describe()
+        feeds = ctx.analyses.feeds.describe()
     from reportgen import graph
 
     dtypes = sorted(

@@ -84,7 +84,6 @@ def validate(ctx: Context) -> None:
                 "leave out the patterns section with --sections"
             )
         select(ctx)
-    ctx.preprocessor  # noqa: B018  (a bad --preprocess fails now)
 
 
 def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
@@ -189,10 +188,10 @@ def run(ctx: Context) -> SectionResult:
         "note": None,
         "style": opts.pattern_style,
         "seed": opts.seed,
-        "filters": P.filters_wanted(ctx.model, opts.pattern_filters),
         "user_layers": bool(opts.pattern_layers),
     }
-    found = ctx.patterns
+    found = ctx.analyses.patterns
+    view["filters"] = found.filters
     if found.note:
         view["note"] = found.note
         return SectionResult(json={}, view=view)
@@ -204,7 +203,7 @@ def run(ctx: Context) -> SectionResult:
             f"{size} px: the smallest image whose pass still reaches {refs[-1].path} "
             "with a map of at least one pixel"
         )
-    preprocessor = ctx.preprocessor
+    preprocessor = ctx.analyses.preprocessor
     view["preprocess"] = preprocessor.describe()
     channels_in = int(graph.image_input(ctx.model).shape[-1])
     view["step"] = fp.pixel_step(preprocessor, channels_in)
@@ -213,8 +212,8 @@ def run(ctx: Context) -> SectionResult:
     view["travel"] = TRAVEL if opts.pattern_style == "classic" else None
     view["budget_gflop"] = pattern_cost.STEP_BUDGET_FLOPS / 1e9
     view["min_steps"], view["max_steps"] = pattern_cost.MIN_STEPS, pattern_cost.MAX_STEPS
-    margin = float(ctx.thresholds.pattern_rise_margin)
-    tolerance = float(ctx.thresholds.pattern_min_rise)
+    margin = float(ctx.analyses.thresholds.pattern_rise_margin)
+    tolerance = float(ctx.analyses.thresholds.pattern_min_rise)
     view["rise_margin"] = margin
     total_convs = len(graph.pattern_candidates(ctx.model))
     blocks = graph.token_blocks(ctx.model)

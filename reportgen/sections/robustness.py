@@ -47,7 +47,7 @@ def validate(ctx: Context) -> None:
             raise UserError(
                 f"--{name.replace('_', '-')} must be a whole number of at least 1 (got {value!r})"
             )
-    if ctx.folder is None and not opts.images and not getattr(ctx.loaded, "sample_images", None):
+    if ctx.analyses.folder is None and not opts.images and not getattr(ctx.loaded, "sample_images", None):
         raise UserError(
             "the robustness section needs images: give --images DIR (class sub-folders give labels) "
             "or --image PATH"
@@ -56,9 +56,10 @@ def validate(ctx: Context) -> None:
 
     require_image_input(ctx.model, "the robustness section")
     named = tuple(opts.sections) != tuple(SECTION_NAMES)
-    if named and (ctx.head.units is None or ctx.head.is_map):
+    head = ctx.get("head")
+    if named and head is not None and (head.units is None or head.is_map):
         raise UserError(
-            f"the robustness section measures class scores, and this model's output is a {ctx.head.kind}; "
+            f"the robustness section measures class scores, and this model's output is a {head.kind}; "
             "leave robustness out of --sections"
         )
 
@@ -75,23 +76,18 @@ def _label(names: list[str] | None, c: int) -> str:
 
 def run(ctx: Context) -> SectionResult:
     from reportgen.analyses.findings.robustness import verdicts
-    from reportgen.analyses.labels import class_names
 
-    r = ctx.robustness
-    t = ctx.thresholds
+    r = ctx.analyses.robustness
+    t = ctx.analyses.thresholds
     if r is None:
         note = (
             "Not measured: the common corruptions and the "
             "attacks are judged on class scores, and this model's "
-            f"output is a {ctx.head.kind} (a dense map), not a vector of classes."
+            f"output is a {ctx.analyses.head.kind} (a dense map), not a vector of classes."
         )
         return SectionResult(json={"robustness": {"note": note}}, view={"note": note})
-    try:
-        names = (
-            ctx.folder.class_names if ctx.folder is not None and ctx.folder.class_names else None
-        ) or class_names(ctx)
-    except UserError:
-        names = None
+    folder = ctx.analyses.folder
+    names = (folder.class_names if folder is not None else None) or ctx.get("class_names")
     clean_s = r.clean.seconds / max(1, r.images)
     rows = [
         {

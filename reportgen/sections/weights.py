@@ -184,7 +184,7 @@ def depth_figure(
 ) -> tuple[Later | None, list[str]]:
     """The chart across depth (drawn when a page shows it), and what its caption must add (a panel not
     drawn and why, ...)."""
-    t = ctx.thresholds
+    t = ctx.analyses.thresholds
     labels = [r.path for r in refs]
     hi = [i for i, r in enumerate(refs) if r.path in flagged]
     panels = [
@@ -200,7 +200,7 @@ def depth_figure(
         {"name": "|w| < 1e-3", "values": [stats[p]["near_zero_fraction"] for p in labels], "highlight": hi},
     ]
     notes: list[str] = []
-    activity = ctx.get("activity") if ctx.wants_activity else None
+    activity = ctx.get("activity")
     title = f"{len(refs)} kernel layers in depth order; red: layers with a weight finding"
     if activity is not None and activity.layers:
         panel, note = _activation_panel(ctx, labels, activity)
@@ -220,7 +220,7 @@ def alpha_figure(
 ) -> tuple[Later | None, dict]:
     """The spectral alpha across depth, WeightWatcher's 2 and 6 marked (the thresholds in force), and what
     the caption says: how many layers are charted, which are left out and why (too few eigenvalues, ...)."""
-    t = ctx.thresholds
+    t = ctx.analyses.thresholds
     fitted = [r for r in refs if stats[r.path].get("alpha") is not None]
     left_out = [
         r.path for r in refs if stats[r.path].get("alpha") is None and "alpha_num_evals" in stats[r.path]
@@ -257,17 +257,17 @@ def alpha_figure(
 
 
 def run(ctx: Context) -> SectionResult:
-    facts = ctx.weights
+    facts = ctx.analyses.weights
     refs = [r for r in graph.kernel_layers(ctx.model) if r.path in facts and facts[r.path].stats is not None]
     stats = {r.path: facts[r.path].to_json() for r in refs}
     paths = {r.path for r in refs}
-    flagged = {f["layer"] for f in ctx.weight_findings if f["layer"] in paths}
+    flagged = {f["layer"] for f in ctx.analyses.weight_findings if f["layer"] in paths}
     shown, why = graph.detail_layers(refs, ctx.options.layers or (), flagged)
     figures = {r.path: Later(histogram_figure, r.path, stats[r.path]) for r in shown}
     depth, depth_notes = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else (None, [])
     gains = {p: lw.gains_json() for p, lw in facts.items() if lw.gains_json() is not None}
     alpha_flagged = {
-        f["layer"] for f in ctx.weight_findings if f["kind"] in ("over_trained", "under_trained")
+        f["layer"] for f in ctx.analyses.weight_findings if f["kind"] in ("over_trained", "under_trained")
     }
     alpha, alpha_caption = alpha_figure(ctx, refs, stats, alpha_flagged)
     return SectionResult(

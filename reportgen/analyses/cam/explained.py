@@ -48,8 +48,8 @@ def for_report(
     names: list[str] | None,
     progress: Callable[..., Any] | None = None,
 ) -> Explained:
-    """The report's CAMs (``ctx.cams``): each method of ``methods`` on one batch of all ``images``, the same
-    targets for all. (:func:`reportgen.analyses.cam.explain` is one method on one batch.)"""
+    """The report's CAMs (``results.cams``): each method of ``methods`` on one batch of all ``images``, the
+    same targets for all. (:func:`reportgen.analyses.cam.explain` is one method on one batch.)"""
     if not images:
         return Explained(None, note="The model's input is not an image, so there is no class activation map.")
     if head.units is None and not head.is_map:

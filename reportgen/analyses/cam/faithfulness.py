@@ -512,7 +512,7 @@ def for_report(
     steps: int | None = None,
     informative: float = INFORMATIVE,
 ) -> Faithfulness:
-    """The analysis (``ctx.faithfulness``): every method's CAMs of the report against the baselines.
+    """The analysis (``results.faithfulness``): every method's CAMs of the report against the baselines.
 
     ``steps``: ``--faithfulness-steps`` (0: not measured); None: fitted to the model's cost
     (:func:`fitted_steps`), and not measured where even 5 steps are over the budget.

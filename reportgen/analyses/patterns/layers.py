@@ -54,6 +54,8 @@ class PatternSet:
     steps: int | None = None  # the user's --pattern-steps; None: fitted per layer
     refs: list[graph.LayerRef] = field(default_factory=list)
     note: str | None = None
+    filters: int | None = None  # filters wanted per layer (--pattern-filters, else the default)
+    tolerance: float | None = None  # the rise under which a filter is flat (pattern_min_rise), as used
 
     @property
     def results(self) -> dict[str, PatternResult]:
@@ -129,20 +131,22 @@ def compute(
 ) -> PatternSet:
     """The ascent on each chosen layer's first ``options.pattern_filters`` filters. ``tolerance``: the
     configured ``pattern_min_rise``, so that the ascent's ``dead`` (and its retries) and the finding agree."""
+    wanted = filters_wanted(model, options.pattern_filters)
     if input_hw(model) is None:
         return PatternSet(
-            note="The model's input is not an image, so its filters have no image patterns to show."
+            note="The model's input is not an image, so its filters have no image patterns to show.",
+            filters=wanted,
         )
     refs = select(model, options.pattern_layers)
     if not refs:
         return PatternSet(
-            note="The model has no conv layer with a 2-D output, so there are no filter patterns to show."
+            note="The model has no conv layer with a 2-D output, so there are no filter patterns to show.",
+            filters=wanted,
         )
     size, steps = size_and_steps(model, options.pattern_size, options.pattern_steps, refs)
-    out = PatternSet(size=size, steps=steps, refs=refs)
+    out = PatternSet(size=size, steps=steps, refs=refs, filters=wanted, tolerance=tolerance)
     classic = options.pattern_style == "classic"
     for ref in refs:
-        wanted = filters_wanted(model, options.pattern_filters)
         channels = int(ref.map_shape[-1]) if ref.map_shape else wanted
         filters = list(range(min(wanted, channels)))
         n_steps = steps if steps is not None else layer_steps(model, ref.path, size, len(filters))
