@@ -199,10 +199,10 @@ def dataset(
     progress: Callable[..., Any] | None,
 ) -> Any:
     """Statistics over every image of the folders, and the data-set review over them
-    (:mod:`reportgen.analyses.dataset`, :mod:`reportgen.analyses.review`); None without folders."""
+    (:mod:`reportgen.analyses.dataset_review`); None without folders."""
     if folder is None:
         return None
-    from reportgen.analyses.dataset import for_report
+    from reportgen.analyses.dataset_review import for_report
 
     return for_report(model, options, folder, preprocessor, head, feeds, thresholds, progress)
 
@@ -283,7 +283,9 @@ def sanity(
     """The CAM sanity cascade for each method, or why it did not run (:mod:`reportgen.analyses.sanity`)."""
     from reportgen.analyses.sanity import run_for
 
-    return run_for(model, cams, images, options.cam, thresholds, options.seed, feeds, progress)
+    return run_for(
+        model, cams, images, options.cam, thresholds, seed=options.seed, feeds=feeds, progress=progress
+    )
 
 
 @analysis
@@ -305,10 +307,10 @@ def faithfulness(
         cams,
         images,
         feeds,
-        options.seed,
-        progress,
-        options.faithfulness_steps,
-        thresholds.faithfulness_informative,
+        seed=options.seed,
+        progress=progress,
+        steps=options.faithfulness_steps,
+        informative=thresholds.faithfulness_informative,
     )
 
 

@@ -307,6 +307,7 @@ def run_for(
     images: Sequence[Any],
     methods: Sequence[str],
     t: Any,
+    *,
     seed: int = 0,
     feeds: Any = None,
     progress: Any = None,

@@ -61,6 +61,7 @@ def explain(
     layer: str,
     inputs: np.ndarray,
     classes: np.ndarray | Sequence | None = None,
+    *,
     top_k: int = 3,
     method_name: str = "gradcam",
     head: Head | None = None,

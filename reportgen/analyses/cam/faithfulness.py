@@ -507,6 +507,7 @@ def for_report(
     cams: Any,
     images: Sequence[Any],
     feeds: Any = None,
+    *,
     seed: int = 0,
     progress: Callable[..., Any] | None = None,
     steps: int | None = None,

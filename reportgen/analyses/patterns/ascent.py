@@ -385,6 +385,7 @@ def filter_patterns(
     size: int,
     steps: int,
     preprocessor: Preprocessor,
+    *,
     seed: int = 0,
     style: str = "classic",
     memory_budget: int | None = None,
