@@ -16,7 +16,15 @@ import math
 import sys
 from typing import Any, Iterator
 
-CLOCKS = {"generated", "timings", "analysis_timings", "seconds", "seconds_per_image", "wall_seconds"}
+CLOCKS = {
+    "generated",
+    "timings",
+    "analysis_timings",
+    "seconds",
+    "seconds_per_image",
+    "wall_seconds",
+    "time_vs_predict",
+}
 
 
 def _short(value: Any, limit: int = 90) -> str:
@@ -67,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = list(differences(old, new, args.rtol))
     for line in lines:
         print(line)
-    print(f"{len(lines)} differing key(s) between {args.old} and {args.new} (clocks left out, rtol {args.rtol:g})")
+    print(
+        f"{len(lines)} differing key(s) between {args.old} and {args.new} (clocks left out, rtol {args.rtol:g})"
+    )
     return 1 if lines else 0
 
 

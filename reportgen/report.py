@@ -106,6 +106,8 @@ def _run_sections(ctx: Context, options: Options) -> None:
     modules = {name: registry.module(name) for name in names}
     needs = {name: section_needs(mod, options) for name, mod in modules.items()}
     wanted = ["feeds"] + [n for name in names for n in needs[name]]  # --input is checked in every report
+    if "head" in scheduler.schedule(wanted):
+        wanted.append("class_names")  # settings.class_names says which names label the outputs
     with backend.precision(), forward.float32(loaded.model) as policies:
         ctx.float32_policies = policies
         validate_common(ctx)
