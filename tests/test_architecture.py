@@ -1,5 +1,6 @@
 """The house's rules, tested: one definition of the options, no nulls in settings, one exit-status rule,
-and a JSON-only run that never imports plotting or PDF code."""
+figures that only the present stage draws, and a JSON-only run that draws nothing and never imports
+plotting or PDF code."""
 
 from __future__ import annotations
 
@@ -100,6 +101,40 @@ def test_a_json_only_report_imports_no_plotting_or_pdf_code(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr[-2000:]
     data = json.loads((tmp_path / "plain" / "report.json").read_text())
     assert data["section_errors"] == [] and data["gradcam"]["layer"] and data["patterns"]
+
+
+def test_a_figure_is_a_spec_drawn_once_when_asked_never_a_string(monkeypatch):
+    import numpy as np
+
+    from reportgen import render
+    from reportgen.figures import PAINTERS, Figure
+
+    calls = []
+
+    def paint(values, title):
+        calls.append(title)
+        return "data:image/png;base64,iVBORw0KGgo="
+
+    monkeypatch.setitem(PAINTERS, "test.paint", paint)
+    fig = Figure("test.paint", np.arange(3), title="t")
+    assert fig and not fig.drawn and fig.painter == "test.paint" and fig.kwargs == {"title": "t"}
+    # Nothing that treats it as text draws it, and it is not equal to the text it draws.
+    for text in (str(fig), repr(fig), f"{fig}"):
+        assert "data:" not in text
+    assert fig != "data:image/png;base64,iVBORw0KGgo=" and fig == fig and fig != Figure("test.paint")
+    assert hash(fig) == object.__hash__(fig)
+    with pytest.raises(TypeError):
+        len(fig)
+    with pytest.raises(AttributeError):
+        fig.startswith  # noqa: B018
+    with pytest.raises(TypeError, match="undrawn"):  # a template never draws one itself
+        render.environment().from_string("<img src='{{ f }}'>").render(f=fig)
+    assert calls == []
+    assert fig.draw() == fig.draw() == "data:image/png;base64,iVBORw0KGgo=" and calls == ["t"] and fig.drawn
+    page = render.draw_figures({"s": [{"figure": fig, "n": 1}], "other": (1, "a")})
+    assert page == {"s": [{"figure": "data:image/png;base64,iVBORw0KGgo=", "n": 1}], "other": (1, "a")}
+    with pytest.raises(LookupError, match="no painter 'nope'"):
+        Figure("nope").draw()
 
 
 def test_no_import_cycles_anywhere_and_options_and_report_at_the_top():
