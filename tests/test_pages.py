@@ -20,7 +20,6 @@ from reportgen.analyses.weights import weight_analysis
 from reportgen.config import Thresholds
 from reportgen.sections import dataset as dataset_section
 from reportgen.sections import findings as findings_section
-from reportgen.sections import weights as weights_section
 
 T = Thresholds()
 
@@ -221,12 +220,13 @@ def _capture_depth_chart(monkeypatch):
     from reportgen import plots
 
     seen = {}
+    chart = plots.depth_chart
 
     def spy(labels, panels, stages=(), title=None, with_missing=False):
         seen.update(labels=list(labels), panels=[dict(p) for p in panels], title=title)
-        return plots.depth_chart(labels, panels, stages, title, with_missing=with_missing)
+        return chart(labels, panels, stages, title, with_missing=with_missing)
 
-    monkeypatch.setattr(weights_section, "depth_chart", spy)
+    monkeypatch.setattr(plots, "depth_chart", spy)
     return seen
 
 
