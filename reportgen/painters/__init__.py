@@ -9,5 +9,6 @@ data URI.
 from __future__ import annotations
 
 from reportgen.painters import (  # noqa: F401  (each registers its painters)
+    kernels,
     weights,
 )
