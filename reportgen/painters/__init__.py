@@ -11,5 +11,6 @@ from __future__ import annotations
 from reportgen.painters import (  # noqa: F401  (each registers its painters)
     features,
     kernels,
+    patterns,
     weights,
 )
