@@ -7,7 +7,6 @@ from __future__ import annotations
 import reportgen  # noqa: F401
 
 import json
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -18,6 +17,7 @@ from reportgen.analyses import findings as F
 from reportgen.analyses.kernel_grid import kernel_grid
 from reportgen.analyses.weights import weight_analysis
 from reportgen.config import Thresholds
+from reportgen.painters import findings as findings_painters
 from reportgen.sections import dataset as dataset_section
 from reportgen.sections import findings as findings_section
 
@@ -46,8 +46,7 @@ def test_bn_chart_ticks_are_plain_numbers_not_mathtext():
     gamma[4] = 0.0
     var = rng.uniform(0.01, 2.0, 16)
     var[9] = 1e-9
-    lw = SimpleNamespace(gamma=gamma, moving_variance=var)
-    fig = findings_section.bn_chart("bn", lw, T)
+    fig = findings_painters.bn_chart("bn", gamma, var, T.bn_gamma, T.bn_variance)
     fig.canvas.draw()
     texts = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels(which="both") if t.get_text()]
     assert texts, "the log axes carry no tick labels"
@@ -63,8 +62,8 @@ def test_bn_chart_ticks_are_plain_numbers_not_mathtext():
 
 
 def test_bn_chart_says_when_channels_are_not_finite():
-    lw = SimpleNamespace(gamma=np.array([1.0, np.nan, 0.5]), moving_variance=np.array([1.0, 2.0, np.inf]))
-    fig = findings_section.bn_chart("bn", lw, T)
+    gamma, var = np.array([1.0, np.nan, 0.5]), np.array([1.0, 2.0, np.inf])
+    fig = findings_painters.bn_chart("bn", gamma, var, T.bn_gamma, T.bn_variance)
     titles = [ax.get_title() for ax in fig.axes]
     assert "1 NaN/Inf channel(s) not drawn" in titles[0] and "1 NaN/Inf" in titles[1]
     assert [len(ax.patches) for ax in fig.axes] == [2, 2]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from reportgen.painters import (  # noqa: F401  (each registers its painters)
     features,
+    findings,
     gradcam,
     kernels,
     patterns,
