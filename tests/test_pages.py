@@ -17,8 +17,8 @@ from reportgen.analyses import findings as F
 from reportgen.analyses.kernel_grid import kernel_grid
 from reportgen.analyses.weights import weight_analysis
 from reportgen.config import Thresholds
+from reportgen.painters import dataset as dataset_painters
 from reportgen.painters import findings as findings_painters
-from reportgen.sections import dataset as dataset_section
 from reportgen.sections import findings as findings_section
 
 T = Thresholds()
@@ -81,10 +81,10 @@ def _apart(a, b, tol: float = 0.5) -> bool:
     "n, name", [(11, "{i}"), (10, "a very long class name number {i}"), (32, "class {i}"), (3, "x" * 40)]
 )
 def test_mean_cam_titles_sit_clear_of_every_tile(monkeypatch, n, name):
-    captured = _keep_figure(monkeypatch, dataset_section)
+    captured = _keep_figure(monkeypatch, dataset_painters)
     rng = np.random.default_rng(1)
     maps = [("all" if i == 0 else name.format(i=i), rng.random((7, 9)), 20 + i) for i in range(n)]
-    dataset_section.mean_cam_figure(maps, "block5_conv3")
+    dataset_painters.mean_cam_figure(maps, "block5_conv3")
     fig = captured["fig"]
     renderer = fig.canvas.get_renderer()
     colour_bar = fig.axes[-1]  # the scale of every tile (issue 27): one bar, clear of the tiles

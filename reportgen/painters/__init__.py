@@ -9,6 +9,7 @@ data URI.
 from __future__ import annotations
 
 from reportgen.painters import (  # noqa: F401  (each registers its painters)
+    dataset,
     features,
     findings,
     gradcam,
