@@ -15,5 +15,6 @@ from reportgen.painters import (  # noqa: F401  (each registers its painters)
     gradcam,
     kernels,
     patterns,
+    robustness,
     weights,
 )
