@@ -85,20 +85,29 @@ def test_settings_hold_the_values_used_and_no_nulls(cli, tmp_path, sections):
         assert settings["gradcam_layer"].startswith("not used")
 
 
-def test_a_json_only_report_imports_no_plotting_or_pdf_code(tmp_path):
+def test_a_json_only_report_draws_nothing_and_imports_no_plotting_or_pdf_code(tmp_path):
     model = small_cnn((12, 12, 3), classes=2, name="plain")
     model.save(tmp_path / "plain.keras")
     script = textwrap.dedent(f"""
         import sys
+        from reportgen import figures
+        made, draw, init = [], figures.Figure.draw, figures.Figure.__init__
+        def record(self, *a, **k):
+            init(self, *a, **k)
+            made.append(self)
+        figures.Figure.__init__ = record
+        figures.Figure.draw = lambda self: sys.exit("a figure was drawn: " + repr(self))
         from reportgen.cli import main
         rc = main([{str(tmp_path / "plain.keras")!r}, "--format", "json", "--out", {str(tmp_path)!r},
                    "--quiet",
                    "--pattern-filters", "2", "--pattern-steps", "2"])
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "weasyprint", "jinja2"))
-        print(rc, heavy[:3])
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "weasyprint", "jinja2")
+                       or m.startswith("reportgen.painters"))
+        print(rc, heavy[:3], len(made) > 10, any(f.drawn for f in made))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr[-2000:]
+    # The sections described their figures (more than 10 of them), and none was drawn.
+    assert out.stdout.strip().splitlines()[-1] == "0 [] True False", out.stdout + out.stderr[-2000:]
     data = json.loads((tmp_path / "plain" / "report.json").read_text())
     assert data["section_errors"] == [] and data["gradcam"]["layer"] and data["patterns"]
 
