@@ -1,10 +1,10 @@
 """Milliseconds per figure, by kind: every figure a real report draws, timed one by one.
 
 Issue 21's bar: a small chart (histogram, bars, depth chart) costs at most 30 ms. The report's figures
-are :class:`reportgen.plots.Later` objects; this computes one report (a ``keras.applications`` model,
+are :class:`reportgen.figures.Figure` specs; this computes one report (a ``keras.applications`` model,
 ``weights=None``, few pattern steps: the figures' cost does not depend on the values), records every
-``Later`` the sections make, then draws each and groups the times by drawing function. The first figure
-of each kind is timed apart (Matplotlib's imports and font cache are paid once per process) and left
+``Figure`` the sections make, then draws each with its painter and groups the times by painter. The first
+figure of each kind is timed apart (Matplotlib's imports and font cache are paid once per process) and left
 out of the median. Timings on a shared machine are noisy: compare kinds within one run.
 
     python3 bench/figures.py                    # efficientnetb0
@@ -22,30 +22,29 @@ from collections import defaultdict
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?", default="efficientnetb0")
-    p.add_argument(
-        "--repeat", type=int, default=1, help="draw every figure this many times (fresh Later each)"
-    )
+    p.add_argument("--repeat", type=int, default=1, help="draw every figure this many times")
     args = p.parse_args(argv)
 
-    from reportgen import plots
+    import reportgen.painters  # noqa: F401  (registers the painters)
+    from reportgen import figures
     from reportgen.api import Report
 
-    made: list[plots.Later] = []
-    init = plots.Later.__init__
+    made: list[tuple[str, tuple, dict]] = []
+    init = figures.Figure.__init__
 
-    def record(self, draw, *a, **k):
-        init(self, draw, *a, **k)
-        made.append((self, draw, a, k))
+    def record(self, painter, *a, **k):
+        init(self, painter, *a, **k)
+        made.append((painter, a, k))
 
-    plots.Later.__init__ = record
+    figures.Figure.__init__ = record
     report = Report(args.model, weights="none", pattern_steps=4, quiet=True)
     report.json  # noqa: B018  (computes the analyses and the sections' views, draws nothing)
-    plots.Later.__init__ = init
+    figures.Figure.__init__ = init
     times: dict[str, list[float]] = defaultdict(list)
     sizes: dict[str, list[int]] = defaultdict(list)
     first: dict[str, float] = {}
-    for _later, draw, a, k in made:
-        name = getattr(draw, "__module__", "?").rsplit(".", 1)[-1] + "." + draw.__name__
+    for name, a, k in made:
+        draw = figures.PAINTERS[name]
         for _ in range(args.repeat):
             t = time.perf_counter()
             uri = draw(*a, **k)

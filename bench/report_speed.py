@@ -43,21 +43,21 @@ def timed(key, fn):
             spent[key] += time.perf_counter() - t
     return wrapper
 
-from reportgen import api, plots, render
+from reportgen import api, figures, render
 api.load_any = timed("load", api.load_any)
 render.render_html = timed("template", render.render_html)
 render.write_report = timed("write", render.write_report)
-_draw = plots.Later.__str__
-def _timed_str(self):
-    if self._uri is not None:
-        return self._uri
+_draw = figures.Figure.draw
+def _timed_draw(self):
+    if self.drawn:
+        return _draw(self)
     t = time.perf_counter()
     try:
         return _draw(self)
     finally:
         spent["figures"] += time.perf_counter() - t
         spent["figures_n"] += 1
-plots.Later.__str__ = plots.Later.__html__ = _timed_str
+figures.Figure.draw = _timed_draw
 if "pdf" in sys.argv:
     import weasyprint
     weasyprint.HTML.write_pdf = timed("pdf", weasyprint.HTML.write_pdf)

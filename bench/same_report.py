@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in lines:
         print(line)
     print(
-        f"{len(lines)} differing key(s) between {args.old} and {args.new} (clocks left out, rtol {args.rtol:g})"
+        f"{len(lines)} differing key(s) between {args.old} and {args.new} "
+        f"(clocks left out, rtol {args.rtol:g})"
     )
     return 1 if lines else 0
 

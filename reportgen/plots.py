@@ -1,11 +1,9 @@
-"""Figure plumbing shared by every section: colour scales, PNG encoding, mosaics, lazy figures.
+"""Figure plumbing the painters share: colour scales, PNG encoding, mosaics, laid-out charts.
 
-Figures are drawn from the data the analyses return; nothing here computes an
-analysis. Compute, then describe, then present: a section's figures are
-:class:`Later` objects, drawn only when a page (HTML or PDF) shows them, so a
-JSON-only run -- CI's ``--format json``, ``Report(...).json`` -- never draws a
-figure and never imports Matplotlib (``matplotlib`` is imported here on the
-first drawing, not at import). Figures are PNG (or JPEG), and a grid is
+Figures are drawn from the data the sections put in their :class:`reportgen.figures.Figure` specs;
+nothing here computes an analysis, and nothing here runs in a JSON-only run -- CI's ``--format json``,
+``Report(...).json`` -- which draws no figure and never imports Matplotlib (``matplotlib`` is imported
+here on the first drawing, not at import). Figures are PNG (or JPEG), and a grid is
 composited into ONE image rather than hundreds of small ones, which keeps the
 HTML and the PDF small and fast to render. Small charts (histograms, bars,
 depth charts) are laid out once, in inches (:func:`fixed_figure`), not by
@@ -20,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -36,48 +34,6 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-class Later:
-    """A figure's data URI, drawn the first time a page asks for it (``str()`` / Jinja's ``{{ }}``).
-
-    Truthy without drawing, so a template may test it; drawn once, then kept.
-    """
-
-    __slots__ = ("_draw", "_args", "_kwargs", "_uri")
-
-    def __init__(self, draw: Callable[..., str], *args: Any, **kwargs: Any) -> None:
-        self._draw, self._args, self._kwargs, self._uri = draw, args, kwargs, None
-
-    def __str__(self) -> str:
-        if self._uri is None:
-            self._uri = self._draw(*self._args, **self._kwargs)
-            self._args = self._kwargs = None  # the data it was drawn from can go
-        return self._uri
-
-    __html__ = __str__
-
-    def __bool__(self) -> bool:
-        return True
-
-    # Used where a string was (tests, callers that read a figure's URI): the same text, drawn on first use.
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(str(self), name)
-
-    def __eq__(self, other: object) -> bool:
-        return str(self) == str(other)
-
-    def __hash__(self) -> int:
-        return hash(str(self))
-
-    def __len__(self) -> int:
-        return len(str(self))
-
-    @property
-    def drawn(self) -> bool:
-        return self._uri is not None
 
 
 DPI = 110
@@ -376,24 +332,6 @@ def plain_log_axis(axis: Any) -> None:
     axis.set_minor_formatter(_plain_log_formatter(labelOnlyBase=False))
 
 
-def _chartable(panel: dict) -> bool:
-    """Whether a panel has a value to draw (a positive one on a log axis)."""
-    vals = np.array([np.nan if v is None else float(v) for v in panel["values"]], dtype=np.float64)
-    ok = np.isfinite(vals) & ((vals > 0) if panel.get("log") else True)
-    return bool(ok.any())
-
-
-def chart_gaps(panels: Sequence[dict]) -> list[str]:
-    """Why each panel of a depth chart is left out (no value to draw): data, for captions, without drawing."""
-
-    def why(p: dict) -> str:
-        if any(v is not None and np.isfinite(float(v)) for v in p["values"]):
-            return f"{p['name']} not charted: no value above 0, which a log scale cannot show"
-        return p.get("empty") or f"{p['name']} not charted: no layer has a value"
-
-    return [why(p) for p in panels if not _chartable(p)]
-
-
 def depth_chart(
     labels: Sequence[str],
     panels: Sequence[dict],
@@ -416,8 +354,10 @@ def depth_chart(
     ``(uri, [why each panel was left out])`` for the caption, and ``uri`` is
     None when no panel is left.
     """
+    from reportgen.figures import chart_gaps, chartable
+
     missing = chart_gaps(panels)
-    panels = [p for p in panels if _chartable(p)]
+    panels = [p for p in panels if chartable(p)]
     if not panels:
         return (None, missing) if with_missing else None
     import textwrap
@@ -512,243 +452,3 @@ def depth_chart(
         fig.suptitle(title, fontsize=8.5, x=0.01, y=1 - 0.06 / size[1], ha="left", va="top")
     uri = fig_to_uri(fig, dpi=100, tight=False)
     return (uri, missing) if with_missing else uri
-
-
-# --- the data-set review ------------------------------------------------------------------------------
-
-
-def reliability_figure(panels: Sequence[tuple[str, Sequence[dict], float]]) -> str:
-    """Reliability diagrams side by side: per confidence bin, the accuracy (bars) against the diagonal of
-    perfect calibration, the gap shaded, the bin's count under it. ``panels``: (title, bins, ECE) with bins as
-    report.json's ``dataset.calibration.reliability``."""
-    plt = pyplot()
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0), squeeze=False)
-    for ax, (title, bins, ece) in zip(axes[0], panels):
-        width = bins[0]["upper"] - bins[0]["lower"]
-        for b in bins:
-            if not b["count"]:
-                continue
-            ax.bar(
-                b["lower"],
-                b["accuracy"],
-                width=width,
-                align="edge",
-                color="#4c72b0",
-                edgecolor="white",
-                linewidth=0.5,
-            )
-            lo, hi = sorted((b["accuracy"], b["confidence"]))
-            ax.bar(
-                b["lower"],
-                hi - lo,
-                bottom=lo,
-                width=width,
-                align="edge",
-                color="#dd8452",
-                alpha=0.45,
-                linewidth=0,
-            )
-        ax.plot([0, 1], [0, 1], color="#333", linewidth=0.8, linestyle="--")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_aspect("equal")
-        ax.set_xlabel("confidence (top label)", fontsize=7)
-        ax.set_ylabel("accuracy", fontsize=7)
-        ax.tick_params(labelsize=6.5)
-        ax.set_title(f"{title}\nECE {ece:.3f}", fontsize=7.5)
-        counts = [b for b in bins if b["count"]]
-        for b in counts:
-            ax.text(
-                b["lower"] + width / 2,
-                0.02,
-                str(b["count"]),
-                ha="center",
-                va="bottom",
-                fontsize=4.5,
-                rotation=90,
-                color="white" if (b["accuracy"] or 0) > 0.12 else "#333",
-            )
-    fig.tight_layout()
-    return fig_to_uri(fig, dpi=100)
-
-
-def gallery_figure(tiles: Sequence[tuple[np.ndarray, str, np.ndarray | None]], columns: int = 4) -> str:
-    """Images with a caption each and, where given, a heatmap in [0, 1] overlaid (``tiles``: uint8 pixels
-    H x W x 1|3, caption, heatmap at any size or None). Laid out in inches: each row is a band for the
-    caption, then the tile, so a caption never reaches into the row above."""
-    plt = pyplot()
-    from PIL import Image
-
-    cols = min(columns, len(tiles))
-    rows = -(-len(tiles) // cols)
-    lines = max(caption.count("\n") + 1 for _p, caption, _h in tiles)
-    tile, gap, side = 1.45, 0.25, 0.1
-    band = 0.13 * lines + 0.08
-    width = 2 * side + cols * tile + (cols - 1) * gap
-    height = rows * (band + tile) + (rows - 1) * 0.12 + 0.1
-    fig = plt.figure(figsize=(width, height))
-    for k, (pixels, caption, heat) in enumerate(tiles):
-        r, c = divmod(k, cols)
-        left = side + c * (tile + gap)
-        bottom = height - (r + 1) * (band + tile) - r * 0.12
-        ax = fig.add_axes((left / width, bottom / height, tile / width, tile / height))
-        ax.set_axis_off()
-        shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
-        if heat is not None:
-            h, w = shown.shape[:2]
-            up = np.asarray(
-                Image.fromarray(np.asarray(heat, dtype=np.float32)).resize((w, h), Image.Resampling.BILINEAR)
-            )
-            shown = heatmap_overlay(shown, np.clip(up, 0, 1))
-        ax.imshow(shown, interpolation="nearest", aspect="auto")
-        ax.set_title(caption, fontsize=6.5, pad=2)
-    return fig_to_uri(fig, dpi=100, fmt="jpeg")
-
-
-# --- robustness (reportgen.sections.robustness) ------------------------------------------
-
-
-def robustness_severity_figure(
-    curves: dict[str, list[float | None]], clean: float | None, measure: str
-) -> str:
-    """One small panel per corruption: ``measure`` (accuracy, or agreement with the clean prediction) at
-    severities 1-5, the clean level dashed."""
-    plt = pyplot()
-    names = list(curves)
-    cols = min(5, max(1, len(names)))
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(1.45 * cols + 0.4, 1.25 * rows + 0.45), squeeze=False, sharex=True, sharey=True
-    )
-    for ax in axes.ravel()[len(names) :]:
-        ax.set_axis_off()
-    for ax, name in zip(axes.ravel(), names):
-        ys = [np.nan if v is None else v for v in curves[name]]
-        ax.plot(range(1, len(ys) + 1), ys, marker="o", markersize=2.5, linewidth=1.1, color="#1f5fa8")
-        if clean is not None:
-            ax.axhline(clean, color="#888", linestyle="--", linewidth=0.8)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_xticks(range(1, 6))
-        ax.set_title(name.replace("_", " "), fontsize=7, pad=2)
-        ax.tick_params(labelsize=6)
-        ax.grid(alpha=0.25, linewidth=0.5)
-    for ax in axes[-1]:
-        ax.set_xlabel("severity", fontsize=6.5)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(measure, fontsize=6.5)
-    fig.tight_layout(pad=0.4, h_pad=0.5, w_pad=0.3)
-    return fig_to_uri(fig, dpi=110)
-
-
-def corruption_grid_figure(clean: np.ndarray, corrupted: dict[str, np.ndarray], severity: int = 3) -> str:
-    """One image, clean and under every corruption at ``severity``."""
-    plt = pyplot()
-    tiles = [("clean", clean)] + [(n.replace("_", " "), px) for n, px in corrupted.items()]
-    cols = min(5, len(tiles))
-    rows = -(-len(tiles) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.35 * cols, 1.45 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for ax, (title, px) in zip(axes.ravel(), tiles):
-        px = np.asarray(px)
-        ax.imshow(
-            px[..., 0] if px.shape[-1] == 1 else px,
-            cmap="gray" if px.shape[-1] == 1 else None,
-            vmin=0,
-            vmax=255,
-            interpolation="nearest",
-        )
-        ax.set_title(title if title == "clean" else f"{title}", fontsize=6.5, pad=2)
-    fig.tight_layout(pad=0.3)
-    return fig_to_uri(fig, dpi=110, fmt="jpeg")
-
-
-def adversarial_figure(
-    epsilons: Sequence[float], series: dict[str, list[float | None]], clean: float | None, measure: str
-) -> str:
-    """``measure`` against the L-infinity budget (pixel units), one line per attack, the clean level
-    dashed."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 2.5))
-    styles = {"fgsm": ("#d08c1f", "s"), "pgd": ("#b3261e", "o")}
-    for method, ys in series.items():
-        colour, marker = styles.get(method, ("#1f5fa8", "^"))
-        hollow = (
-            method == "fgsm"
-        )  # drawn hollow and larger: where PGD finds no more than FGSM the two coincide
-        ax.plot(
-            list(epsilons),
-            [np.nan if v is None else v for v in ys],
-            marker=marker,
-            markersize=6 if hollow else 3.5,
-            markerfacecolor="none" if hollow else colour,
-            linestyle="--" if hollow else "-",
-            linewidth=1.2,
-            color=colour,
-            label=method.upper(),
-        )
-    if clean is not None:
-        ax.axhline(clean, color="#888", linestyle="--", linewidth=0.8, label="clean")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(list(epsilons))
-    ax.set_xticklabels([f"{e:g}" for e in epsilons])
-    ax.minorticks_off()
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("ε (L∞ budget, pixel units of 0–255)", fontsize=7.5)
-    ax.set_ylabel(measure, fontsize=7.5)
-    ax.tick_params(labelsize=7)
-    ax.grid(alpha=0.25, linewidth=0.5)
-    ax.legend(fontsize=6.5, frameon=False, loc="lower left")
-    fig.tight_layout()
-    return fig_to_uri(fig, dpi=110)
-
-
-def flipped_figure(examples: Sequence[dict]) -> str:
-    """Each flipped image: clean, its CAM, attacked, its CAM, and the perturbation (amplified to the full
-    range).
-
-    ``examples``: dicts with ``clean``, ``attacked`` (pixels), ``clean_cam``, ``attacked_cam`` ((h, w) or
-    None), ``clean_title``, ``attacked_title``."""
-    from scipy import ndimage
-
-    plt = pyplot()
-    with_cam = any(e["clean_cam"] is not None for e in examples)
-    cols = 5 if with_cam else 3
-    fig, axes = plt.subplots(len(examples), cols, figsize=(1.35 * cols, 1.75 * len(examples)), squeeze=False)
-
-    def show(ax: Any, px: np.ndarray, title: str) -> None:
-        px = np.clip(np.asarray(px), 0, 255).astype(np.uint8)
-        ax.imshow(
-            px[..., 0] if px.shape[-1] == 1 else px,
-            cmap="gray" if px.shape[-1] == 1 else None,
-            vmin=0,
-            vmax=255,
-            interpolation="nearest",
-        )
-        ax.set_title(title, fontsize=6, pad=2)
-        ax.set_axis_off()
-
-    def cam(px: np.ndarray, heat: np.ndarray | None) -> np.ndarray:
-        px = np.clip(np.asarray(px), 0, 255).astype(np.uint8)
-        if heat is None:
-            return px
-        h, w = px.shape[:2]
-        up = ndimage.zoom(np.asarray(heat, np.float64), (h / heat.shape[0], w / heat.shape[1]), order=1)
-        return heatmap_overlay(px, np.clip(up[:h, :w], 0, 1))
-
-    for row, e in zip(axes, examples):
-        delta = np.asarray(e["attacked"], np.float64) - np.asarray(e["clean"], np.float64)
-        peak = max(float(np.abs(delta).max()), 1e-9)
-        amplified = 127.5 + 127.5 * delta / peak
-        panels = [(e["clean"], e["clean_title"])]
-        if with_cam:
-            panels.append((cam(e["clean"], e["clean_cam"]), "Grad-CAM before"))
-        panels.append((e["attacked"], e["attacked_title"]))
-        if with_cam:
-            panels.append((cam(e["attacked"], e["attacked_cam"]), "Grad-CAM after"))
-        panels.append((amplified, f"perturbation\n(±{peak:.3g} px, amplified)"))
-        for ax, (px, title) in zip(row, panels):
-            show(ax, px, title)
-    fig.tight_layout(pad=0.3)
-    return fig_to_uri(fig, dpi=110, fmt="jpeg")

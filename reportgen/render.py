@@ -1,6 +1,7 @@
 """Render: Jinja templates -> report.html, report.pdf (WeasyPrint), report.json.
 
-Templates only present; everything they show was computed before. Output goes
+Templates only present; everything they show was computed before, and the figures are drawn here, just
+before the page is templated (:func:`draw_figures`), so a JSON-only run draws none. Output goes
 to a temporary folder beside the final one and is moved into place at the end,
 so a failed or interrupted run never leaves a half-written report and never
 destroys an earlier good one.
@@ -21,6 +22,7 @@ import numpy as np
 
 from reportgen.anchors import anchor_id, slug  # noqa: F401  (the templates' id helpers)
 from reportgen.errors import UserError
+from reportgen.figures import Figure
 
 FORMATS = ("html", "pdf", "json")
 
@@ -82,6 +84,7 @@ def environment():
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        finalize=_undrawn,
     )
     env.filters["slug"] = slug
     env.filters["path"] = breakable
@@ -148,7 +151,35 @@ def check_out_dir(out_root: Path) -> None:
         raise UserError(f"--out '{out_root}' is not writable; choose a writable folder with --out")
 
 
+def draw_figures(value: Any) -> Any:
+    """``value`` with each :class:`reportgen.figures.Figure` in its dicts, lists and tuples drawn: its data
+    URI in its place. The one place a report's figures are drawn; each only once (a Figure keeps its URI).
+    The containers that hold a figure are copied, so the sections' views keep their Figures."""
+    import reportgen.painters  # noqa: F401  (registers the painters)
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, Figure):
+            return v.draw()
+        if isinstance(v, dict):
+            new = {k: walk(x) for k, x in v.items()}
+            return new if any(new[k] is not x for k, x in v.items()) else v
+        if type(v) in (list, tuple):
+            items = [walk(x) for x in v]
+            return type(v)(items) if any(a is not b for a, b in zip(items, v)) else v
+        return v
+
+    return walk(value)
+
+
+def _undrawn(value: Any) -> Any:
+    """Jinja's ``finalize``: a Figure reaching the page was missed by :func:`draw_figures`."""
+    if isinstance(value, Figure):
+        raise TypeError(f"{value!r} reached the template undrawn; render_html draws a page's figures first")
+    return value
+
+
 def render_html(template_name: str, variables: dict) -> str:
+    variables = draw_figures(variables)
     env = environment()
     # Macros (imported without context) read the findings through a global.
     env.globals["findings_by_anchor"] = variables.get("findings_by_anchor", {})

@@ -135,7 +135,9 @@ class KernelGrids:
     grids: dict
     shown: list
     why: str
-    fresh: dict | None  # the first conv layer's freshly initialised kernel, for the side-by-side grid
+    # The first conv layer's freshly initialised kernel as a grid on the trained grid's channel and scale,
+    # so the two compare tile for tile (None: not detailed, or no initialiser to draw from).
+    untrained: dict | None
 
 
 @analysis
@@ -157,9 +159,15 @@ def kernel_grids(model: Any, options: Any, weight_findings: list) -> KernelGrids
         if pointwise is not None:
             grid["pointwise"] = pointwise
         grids[ref.path] = grid
-    first_shown = bool(convs) and any(r.path == convs[0].path for r in shown)
-    fresh = fresh_kernel(convs[0], options.seed) if first_shown else None
-    return KernelGrids(convs, grids, shown, why, fresh)
+    untrained = None
+    if convs and any(r.path == convs[0].path for r in shown):
+        first, grid = convs[0], grids[convs[0].path]
+        fresh = fresh_kernel(first, options.seed)
+        if fresh is not None:
+            untrained = kernel_grid(
+                first.layer, options.max_filters, grid["channel"], limit=grid["limit"], values=fresh
+            )
+    return KernelGrids(convs, grids, shown, why, untrained)
 
 
 # --- the units on the images ----------------------------------------------------------------------------

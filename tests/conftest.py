@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 
+import reportgen.painters  # noqa: F401  (registers the painters: tests draw a section's figures with draw())
 from reportgen.cli import main
 
 

@@ -1,5 +1,6 @@
 """The house's rules, tested: one definition of the options, no nulls in settings, one exit-status rule,
-and a JSON-only run that never imports plotting or PDF code."""
+figures that only the present stage draws, and a JSON-only run that draws nothing and never imports
+plotting or PDF code."""
 
 from __future__ import annotations
 
@@ -84,22 +85,65 @@ def test_settings_hold_the_values_used_and_no_nulls(cli, tmp_path, sections):
         assert settings["gradcam_layer"].startswith("not used")
 
 
-def test_a_json_only_report_imports_no_plotting_or_pdf_code(tmp_path):
+def test_a_json_only_report_draws_nothing_and_imports_no_plotting_or_pdf_code(tmp_path):
     model = small_cnn((12, 12, 3), classes=2, name="plain")
     model.save(tmp_path / "plain.keras")
     script = textwrap.dedent(f"""
         import sys
+        from reportgen import figures
+        made, draw, init = [], figures.Figure.draw, figures.Figure.__init__
+        def record(self, *a, **k):
+            init(self, *a, **k)
+            made.append(self)
+        figures.Figure.__init__ = record
+        figures.Figure.draw = lambda self: sys.exit("a figure was drawn: " + repr(self))
         from reportgen.cli import main
         rc = main([{str(tmp_path / "plain.keras")!r}, "--format", "json", "--out", {str(tmp_path)!r},
                    "--quiet",
                    "--pattern-filters", "2", "--pattern-steps", "2"])
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "weasyprint", "jinja2"))
-        print(rc, heavy[:3])
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "weasyprint", "jinja2")
+                       or m.startswith("reportgen.painters"))
+        print(rc, heavy[:3], len(made) > 10, any(f.drawn for f in made))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr[-2000:]
+    # The sections described their figures (more than 10 of them), and none was drawn.
+    assert out.stdout.strip().splitlines()[-1] == "0 [] True False", out.stdout + out.stderr[-2000:]
     data = json.loads((tmp_path / "plain" / "report.json").read_text())
     assert data["section_errors"] == [] and data["gradcam"]["layer"] and data["patterns"]
+
+
+def test_a_figure_is_a_spec_drawn_once_when_asked_never_a_string(monkeypatch):
+    import numpy as np
+
+    from reportgen import render
+    from reportgen.figures import PAINTERS, Figure
+
+    calls = []
+
+    def paint(values, title):
+        calls.append(title)
+        return "data:image/png;base64,iVBORw0KGgo="
+
+    monkeypatch.setitem(PAINTERS, "test.paint", paint)
+    fig = Figure("test.paint", np.arange(3), title="t")
+    assert fig and not fig.drawn and fig.painter == "test.paint" and fig.kwargs == {"title": "t"}
+    # Nothing that treats it as text draws it, and it is not equal to the text it draws.
+    for text in (str(fig), repr(fig), f"{fig}"):
+        assert "data:" not in text
+    assert fig != "data:image/png;base64,iVBORw0KGgo=" and fig == fig and fig != Figure("test.paint")
+    assert hash(fig) == object.__hash__(fig)
+    with pytest.raises(TypeError):
+        len(fig)
+    with pytest.raises(AttributeError):
+        fig.startswith  # noqa: B018
+    with pytest.raises(TypeError, match="undrawn"):  # a template never draws one itself
+        render.environment().from_string("<img src='{{ f }}'>").render(f=fig)
+    assert calls == []
+    assert fig.draw() == fig.draw() == "data:image/png;base64,iVBORw0KGgo=" and calls == ["t"] and fig.drawn
+    page = render.draw_figures({"s": [{"figure": fig, "n": 1}], "other": (1, "a")})
+    assert page == {"s": [{"figure": "data:image/png;base64,iVBORw0KGgo=", "n": 1}], "other": (1, "a")}
+    with pytest.raises(LookupError, match="no painter 'nope'"):
+        Figure("nope").draw()
 
 
 def test_no_import_cycles_anywhere_and_options_and_report_at_the_top():

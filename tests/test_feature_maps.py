@@ -128,9 +128,9 @@ def test_section_json_matches_the_reference_and_draws_one_image_per_layer(small_
     view = result.view["images"][0]
     assert [L["path"] for L in view["layers"]] == ["conv_a", "pool_a", "conv_b"]
     for L in view["layers"]:
-        assert L["figure"].startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+        assert L["figure"].draw().startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
         assert L["shown"] == 5
-        assert _decode(L["figure"]).shape[0] > 100
+        assert _decode(L["figure"].draw()).shape[0] > 100
     assert view["layers"][0]["anchor"] == "features-conv-a"
 
 

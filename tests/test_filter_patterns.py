@@ -144,10 +144,10 @@ def test_same_seed_same_mosaic_and_other_seed_differs():
 
     a, b, c = run(1), run(1), run(2)
     assert list(a.json["patterns"]) == ["conv_a", "conv_b"]  # <= 6 conv layers: all of them
-    assert [L["figure"] for L in a.view["layers"]] == [L["figure"] for L in b.view["layers"]]
+    assert [L["figure"].draw() for L in a.view["layers"]] == [L["figure"].draw() for L in b.view["layers"]]
     assert a.json == b.json
-    assert a.view["layers"][0]["figure"] != c.view["layers"][0]["figure"]
-    grid = _decode(a.view["layers"][0]["figure"])
+    assert a.view["layers"][0]["figure"].draw() != c.view["layers"][0]["figure"].draw()
+    grid = _decode(a.view["layers"][0]["figure"].draw())
     assert grid.shape[0] > 60 and grid.shape[1] > 200  # 4 tiles of >= 56 px in one row
     assert a.view["layers"][0]["anchor"] == "patterns-conv-a"
 
@@ -162,7 +162,7 @@ def test_greyscale_model_gets_greyscale_patterns():
         patterns.NEEDS,
     )
     result = patterns.run(ctx)
-    img = _decode(result.view["layers"][0]["figure"])[..., :3].astype(int)
+    img = _decode(result.view["layers"][0]["figure"].draw())[..., :3].astype(int)
     assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
 
 

@@ -239,7 +239,7 @@ def test_section_json(small_model, tmp_path):
     assert heat.shape == (8, 8)
     np.testing.assert_allclose(heat, reference_gradcam(small_model, "conv_b", x, [order[0]])[0], atol=1e-4)
     assert img["preprocess"]["mode"] == "unit" and img["true_label"] == "cat"
-    assert result.view["images"][0]["figure"].startswith("data:image/")
+    assert result.view["images"][0]["figure"].draw().startswith("data:image/")
     assert result.json["gradcam"]["layer"] == "conv_b"
 
 

@@ -36,6 +36,10 @@ def test_wheel_ships_templates_data_and_console_script(tmp_path):
             rel = template.relative_to(ROOT / "templates").as_posix()
             assert f"reportgen/templates/{rel}" in names, rel
     assert "reportgen/data/imagenet_classes.txt" in names
+    for init in (ROOT / "reportgen").rglob(
+        "__init__.py"
+    ):  # every package, a new one too (pyproject lists them)
+        assert init.relative_to(ROOT).as_posix() in names, init
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "reportgen = reportgen.cli:main" in text

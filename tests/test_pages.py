@@ -7,7 +7,6 @@ from __future__ import annotations
 import reportgen  # noqa: F401
 
 import json
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -18,9 +17,9 @@ from reportgen.analyses import findings as F
 from reportgen.analyses.kernel_grid import kernel_grid
 from reportgen.analyses.weights import weight_analysis
 from reportgen.config import Thresholds
-from reportgen.sections import dataset as dataset_section
+from reportgen.painters import dataset as dataset_painters
+from reportgen.painters import findings as findings_painters
 from reportgen.sections import findings as findings_section
-from reportgen.sections import weights as weights_section
 
 T = Thresholds()
 
@@ -47,8 +46,7 @@ def test_bn_chart_ticks_are_plain_numbers_not_mathtext():
     gamma[4] = 0.0
     var = rng.uniform(0.01, 2.0, 16)
     var[9] = 1e-9
-    lw = SimpleNamespace(gamma=gamma, moving_variance=var)
-    fig = findings_section.bn_chart("bn", lw, T)
+    fig = findings_painters.bn_chart("bn", gamma, var, T.bn_gamma, T.bn_variance)
     fig.canvas.draw()
     texts = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels(which="both") if t.get_text()]
     assert texts, "the log axes carry no tick labels"
@@ -64,8 +62,8 @@ def test_bn_chart_ticks_are_plain_numbers_not_mathtext():
 
 
 def test_bn_chart_says_when_channels_are_not_finite():
-    lw = SimpleNamespace(gamma=np.array([1.0, np.nan, 0.5]), moving_variance=np.array([1.0, 2.0, np.inf]))
-    fig = findings_section.bn_chart("bn", lw, T)
+    gamma, var = np.array([1.0, np.nan, 0.5]), np.array([1.0, 2.0, np.inf])
+    fig = findings_painters.bn_chart("bn", gamma, var, T.bn_gamma, T.bn_variance)
     titles = [ax.get_title() for ax in fig.axes]
     assert "1 NaN/Inf channel(s) not drawn" in titles[0] and "1 NaN/Inf" in titles[1]
     assert [len(ax.patches) for ax in fig.axes] == [2, 2]
@@ -83,10 +81,10 @@ def _apart(a, b, tol: float = 0.5) -> bool:
     "n, name", [(11, "{i}"), (10, "a very long class name number {i}"), (32, "class {i}"), (3, "x" * 40)]
 )
 def test_mean_cam_titles_sit_clear_of_every_tile(monkeypatch, n, name):
-    captured = _keep_figure(monkeypatch, dataset_section)
+    captured = _keep_figure(monkeypatch, dataset_painters)
     rng = np.random.default_rng(1)
     maps = [("all" if i == 0 else name.format(i=i), rng.random((7, 9)), 20 + i) for i in range(n)]
-    dataset_section.mean_cam_figure(maps, "block5_conv3")
+    dataset_painters.mean_cam_figure(maps, "block5_conv3")
     fig = captured["fig"]
     renderer = fig.canvas.get_renderer()
     colour_bar = fig.axes[-1]  # the scale of every tile (issue 27): one bar, clear of the tiles
@@ -221,12 +219,13 @@ def _capture_depth_chart(monkeypatch):
     from reportgen import plots
 
     seen = {}
+    chart = plots.depth_chart
 
     def spy(labels, panels, stages=(), title=None, with_missing=False):
         seen.update(labels=list(labels), panels=[dict(p) for p in panels], title=title)
-        return plots.depth_chart(labels, panels, stages, title, with_missing=with_missing)
+        return chart(labels, panels, stages, title, with_missing=with_missing)
 
-    monkeypatch.setattr(weights_section, "depth_chart", spy)
+    monkeypatch.setattr(plots, "depth_chart", spy)
     return seen
 
 

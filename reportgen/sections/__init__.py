@@ -6,7 +6,8 @@ Each module ``reportgen.sections.<name>`` defines
 - ``validate(ctx) -> None`` (optional): checks the user's options for this
   section before any analysis runs, raising :class:`reportgen.errors.UserError`;
 - ``run(ctx) -> SectionResult``: the analysis (from ``reportgen.analyses``) and
-  its figures (from ``reportgen.plots``).
+  its figures, as :class:`reportgen.figures.Figure` specs that the present stage
+  draws (``reportgen.painters``; a section imports no plotting).
 
 and its template is ``templates/sections/<name>.html.j2``, which receives the
 result's ``view`` as ``s``.

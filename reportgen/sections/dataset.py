@@ -14,7 +14,7 @@ import numpy as np
 
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import HEATMAP_CMAP, Later, fig_to_uri, heatmap_overlay, pyplot
+from reportgen.figures import Figure
 
 TITLE = "Data set"
 NEEDS = ("folder", "dataset", "head", "preprocessor", "images", "class_names")
@@ -56,113 +56,20 @@ def _label(names: list[str] | None, c: int) -> str:
     return label_for(int(c), names)
 
 
-def confusion_figure(confusion: np.ndarray, names: list[str]) -> str:
-    plt = pyplot()
+def _mistakes(ctx: Context, stats, names: list[str] | None) -> Figure:
+    """The most confident mistakes, each with its CAM; the files are read when drawn."""
+    from reportgen.images import image_input_spec
 
-    k = confusion.shape[0]
-    rows = confusion.sum(axis=1, keepdims=True)
-    share = np.divide(confusion, rows, out=np.zeros_like(confusion, dtype=np.float64), where=rows > 0)
-    size = min(6.5, 1.6 + 0.32 * k)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    if k <= 20:
-        for i in range(k):
-            for j in range(k):
-                if confusion[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        str(confusion[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=6.5,
-                        color="white" if share[i, j] > 0.5 else "#222",
-                    )
-        ax.set_xticks(range(k))
-        ax.set_yticks(range(k))
-        ax.set_xticklabels([n[:12] for n in names], rotation=90, fontsize=6.5)
-        ax.set_yticklabels([n[:12] for n in names], fontsize=6.5)
-    ax.set_xlabel("predicted", fontsize=8)
-    ax.set_ylabel("true", fontsize=8)
-    cb = fig.colorbar(im, ax=ax, fraction=0.046)
-    cb.set_label("share of the true class", fontsize=7)
-    cb.ax.tick_params(labelsize=6.5)
-    fig.tight_layout()
-    return fig_to_uri(fig, dpi=100)
-
-
-def mean_cam_figure(maps: list[tuple[str, np.ndarray, int]], layer: str) -> str:
-    plt = pyplot()
-
-    # Laid out in inches, not by tight_layout: each row is a band for the two-line title, then the
-    # tile, so a title never reaches into the row above (tight_layout put row 2's titles on row 1's tiles).
-    cols = min(8, len(maps))
-    rows = -(-len(maps) // cols)
-    h0, w0 = np.asarray(maps[0][1]).shape[:2]
-    tile_w = 0.85
-    tile_h = tile_w * float(np.clip(h0 / max(w0, 1), 0.25, 4.0))
-    gap, band, top, side = 0.12, 0.30, 0.32, 0.3
-    bar = 0.75  # room for the colour bar and its label at the right
-    width = side * 2 + cols * tile_w + (cols - 1) * gap + bar
-    height = top + rows * (band + tile_h) + (rows - 1) * gap + 0.08
-    fig = plt.figure(figsize=(width, height))
-    for i, (name, m, n) in enumerate(maps):
-        r, c = divmod(i, cols)
-        left = side + c * (tile_w + gap)
-        bottom = height - top - (r + 1) * (band + tile_h) - r * gap
-        ax = fig.add_axes((left / width, bottom / height, tile_w / width, tile_h / height))
-        ax.imshow(m, cmap=HEATMAP_CMAP, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-        ax.set_axis_off()
-        label = name if len(name) <= 16 else name[:15] + "…"
-        ax.set_title(f"{label}\n{n} image{'s' if n != 1 else ''}", fontsize=6.5, pad=2)
-    fig.suptitle(
-        f"Mean Grad-CAM per class at {layer[-40:]} (each image's map normalised first)",
-        fontsize=8,
-        y=1 - 0.06 / height,
-        va="top",
-    )
-    grid_h = rows * (band + tile_h) + (rows - 1) * gap
-    cax = fig.add_axes(
+    items = [
         (
-            (width - bar + 0.1) / width,
-            (height - top - grid_h) / height,
-            0.1 / width,
-            min(grid_h, 1.6) / height,
-        )
-    )
-    cb = fig.colorbar(plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1)), cax=cax)
-    cb.set_label("mean of maps, each\na fraction of its peak", fontsize=5.5)
-    cb.ax.tick_params(labelsize=5.5)
-    return fig_to_uri(fig, dpi=100)
-
-
-def mistakes_figure(ctx: Context, stats, names: list[str] | None) -> str | None:
-    plt = pyplot()
-
-    from reportgen.analyses.cam import upsample
-    from reportgen.images import fit_to_input, image_input_spec, load_pixels
-
-    if not stats.mistakes:
-        return None
-    spec = image_input_spec(ctx.model)
-    cols = min(4, len(stats.mistakes))
-    rows = -(-len(stats.mistakes) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.95 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for ax, m in zip(axes.ravel(), stats.mistakes):
-        pixels = fit_to_input(load_pixels(ctx.analyses.folder.files[m.index]), spec)
-        shown = pixels if pixels.shape[-1] == 3 else np.repeat(pixels, 3, axis=-1)
-        if m.cam is not None:
-            shown = heatmap_overlay(shown, upsample(m.cam, shown.shape[0], shown.shape[1]))
-        ax.imshow(shown)
-        ax.set_title(
+            ctx.analyses.folder.files[m.index],
             f"true {_label(names, m.label)[:12]}\npredicted {_label(names, m.predicted)[:12]}\n"
             f"p = {m.confidence:.3f}",
-            fontsize=6.5,
+            m.cam,
         )
-    fig.tight_layout()
-    return fig_to_uri(fig, dpi=100, fmt="jpeg")
+        for m in stats.mistakes
+    ]
+    return Figure("dataset.mistakes", items, image_input_spec(ctx.model))
 
 
 def _preprocess(ctx: Context) -> dict:
@@ -257,23 +164,20 @@ def _review_json(ctx: Context, stats, names: list[str] | None) -> dict:
     }
 
 
-def _gallery(ctx: Context, items: list[tuple[int, str, np.ndarray | None]]) -> str:
-    """Load the few shown files (not kept by the pass) and draw them
-    (:func:`reportgen.plots.gallery_figure`)."""
-    from reportgen.images import fit_to_input, image_input_spec, load_pixels
-    from reportgen.plots import gallery_figure
+def _gallery(ctx: Context, items: list[tuple[int, str, np.ndarray | None]]) -> Figure:
+    """A few of the folders' images, a caption each, a heatmap on some; the files are read when drawn."""
+    from reportgen.images import image_input_spec
 
-    spec = image_input_spec(ctx.model)
-    tiles = [
-        (fit_to_input(load_pixels(ctx.analyses.folder.files[i]), spec), caption, cam)
-        for i, caption, cam in items
-    ]
-    return gallery_figure(tiles)
+    files = ctx.analyses.folder.files
+    return Figure(
+        "dataset.gallery",
+        [(files[i], caption, cam) for i, caption, cam in items],
+        image_input_spec(ctx.model),
+    )
 
 
 def _review_view(ctx: Context, stats, names: list[str] | None, json: dict) -> dict:
     from reportgen.analyses.review import GALLERY
-    from reportgen.plots import reliability_figure
 
     r = stats.review
     if r is None:
@@ -281,8 +185,8 @@ def _review_view(ctx: Context, stats, names: list[str] | None, json: dict) -> di
     cal = r.calibration
     reliability = None
     if cal is not None:
-        reliability = Later(
-            reliability_figure,
+        reliability = Figure(
+            "dataset.reliability",
             [
                 ("as given", cal.reliability, cal.ece),
                 (
@@ -294,8 +198,7 @@ def _review_view(ctx: Context, stats, names: list[str] | None, json: dict) -> di
         )
     issues = None
     if r.label_issues:
-        issues = Later(
-            _gallery,
+        issues = _gallery(
             ctx,
             [
                 (
@@ -309,8 +212,7 @@ def _review_view(ctx: Context, stats, names: list[str] | None, json: dict) -> di
         )
     outliers = None
     if r.outliers:
-        outliers = Later(
-            _gallery,
+        outliers = _gallery(
             ctx,
             [
                 (int(stats.indices[o.index]), f"{o.property}\n{o.value:.3g} (z {o.z:+.1f})", None)
@@ -388,8 +290,8 @@ def run(ctx: Context) -> SectionResult:
     confusion = None
     if stats.confusion is not None and stats.labelled:
         used = np.flatnonzero(stats.confusion.sum(axis=0) + stats.confusion.sum(axis=1))
-        confusion = Later(
-            confusion_figure, stats.confusion[np.ix_(used, used)], [_label(names, c) for c in used]
+        confusion = Figure(
+            "dataset.confusion", stats.confusion[np.ix_(used, used)], [_label(names, c) for c in used]
         )
     maps = [
         ("all" if c == -1 else _label(names, c), stats.mean_cam(c), stats.cam_count[c])
@@ -409,8 +311,8 @@ def run(ctx: Context) -> SectionResult:
     view = {
         "stats": json,
         "confusion": confusion,
-        "mean_cam": Later(mean_cam_figure, maps[:32], stats.layer) if maps and stats.layer else None,
-        "mistakes": Later(mistakes_figure, ctx, stats, names) if stats.mistakes else None,
+        "mean_cam": Figure("dataset.mean_cam", maps[:32], stats.layer) if maps and stats.layer else None,
+        "mistakes": _mistakes(ctx, stats, names) if stats.mistakes else None,
         "layers": layers,
         "per_class": per_class,
         "sample": len(ctx.analyses.images),

@@ -2,7 +2,8 @@
 
 One forward pass gives every selected layer (:mod:`reportgen.analyses.feature_maps`);
 each layer's channels are composited into ONE image per (image, layer), 8
-channels a row, each channel on its own colour scale, the input image beside.
+channels a row, each channel on its own colour scale, the input image beside
+(:mod:`reportgen.painters.features` draws it).
 """
 
 from __future__ import annotations
@@ -16,24 +17,10 @@ from reportgen.analyses import feature_maps
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import (
-    ACTIVATION_CMAP,
-    Later,
-    channel_range,
-    colorize,
-    fig_to_small_uri,
-    mosaic,
-    normalise,
-    pyplot,
-)
+from reportgen.figures import Figure
 
 TITLE = "Feature maps"
 NEEDS = ("images", "feature_maps")
-COLUMNS = 8
-MARGIN = 2
-TILE_PX = 64  # channels are resampled to about this many pixels a side
-MAX_GRID_IN = 4.0  # the tallest channel grid, inches
-JPEG_ABOVE = 350_000  # bytes: larger PNG grids (noisy early layers) are stored as JPEG
 
 
 def validate(ctx: Context) -> None:
@@ -67,95 +54,6 @@ def _selection_text(model: Any, chosen: Sequence[graph.LayerRef], user: bool) ->
     )
 
 
-def _resample(channel: np.ndarray, size: int) -> np.ndarray:
-    """A channel at about ``size`` px: area-averaged down, or nearest-neighbour up (crisp cells)."""
-    from PIL import Image
-
-    h, w = channel.shape
-    if max(h, w) > size:
-        scale = size / max(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        return np.asarray(Image.fromarray(channel.astype(np.float32)).resize((nw, nh), Image.Resampling.BOX))
-    k = max(1, size // max(h, w))
-    return np.repeat(np.repeat(channel, k, axis=0), k, axis=1) if k > 1 else channel
-
-
-def channel_tiles(maps: np.ndarray, count: int) -> tuple[list[np.ndarray], list[str]]:
-    """Coloured tiles for the first ``count`` channels of one image's (h, w, C) maps.
-
-    Each channel is scaled to its own min..max (the tutorials' ``matshow`` per
-    channel); a constant channel (e.g. all zero after ReLU) is labelled ``flat``.
-    """
-    tiles, labels = [], []
-    for c in range(min(count, maps.shape[-1])):
-        ch = maps[..., c]
-        lo, hi = channel_range(ch)
-        flat = float(np.nanmax(ch) - np.nanmin(ch)) < 1e-12 if ch.size else True
-        tiles.append(colorize(normalise(_resample(ch, TILE_PX), lo, hi), ACTIVATION_CMAP))
-        labels.append(f"{c} flat" if flat else str(c))
-    return tiles, labels
-
-
-def _draw(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, count: int) -> Any:
-    """The input image on the left, the layer's channel grid on the right, one figure."""
-    plt = pyplot()
-
-    maps = layer.maps[index]
-    tiles, labels = channel_tiles(maps, count)
-    th, tw = tiles[0].shape[:2]
-    band = max(6, th // 4)  # the index labels sit above each tile, never on a cell of a small map
-    grid = mosaic(tiles, columns=COLUMNS, margin=MARGIN, fill=255, label_band=band)
-    gh, gw = grid.shape[:2]
-    width_in = 7.0
-    grid_w = 5.2 if len(tiles) >= COLUMNS else min(5.2, 0.75 * len(tiles) + 0.4)
-    if (
-        max(layer.shape[:2]) <= 8
-    ):  # a few cells a side (a small ViT's token grid): smaller tiles show them all
-        grid_w *= 0.7
-    grid_w = min(
-        grid_w, MAX_GRID_IN * gw / gh
-    )  # 64 channels: two figures a page, not one on a half-empty page
-    grid_h = grid_w * gh / gw
-    height_in = max(1.9, grid_h + 0.55)
-    fig = plt.figure(figsize=(width_in, height_in))
-    top = 1 - 0.45 / height_in
-    inp = fig.add_axes((0.0, top - 1.25 / height_in, 1.25 / width_in, 1.25 / height_in))
-    pixels = image.pixels
-    inp.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0, vmax=255)
-    inp.set_axis_off()
-    inp.text(0.5, -0.04, "input", transform=inp.transAxes, ha="center", va="top", fontsize=8)
-    ax = fig.add_axes((1.4 / width_in, top - grid_h / height_in, grid_w / width_in, grid_h / height_in))
-    ax.imshow(grid, interpolation="antialiased")
-    ax.set_axis_off()
-    h, w, c = layer.shape
-    shown = len(tiles)
-    fig.suptitle(
-        f"{layer.path} ({layer.class_name}) output {h}×{w}×{c}: channels 0–{shown - 1}"
-        + (f" of {c}" if shown < c else ""),
-        fontsize=9,
-        x=0.02,
-        ha="left",
-        y=1 - 0.12 / height_in,
-    )
-    fontsize = 5.5 if tw < 48 else 6.5
-    for i, label in enumerate(labels):
-        r, col = divmod(i, COLUMNS)
-        y, x = MARGIN + band + r * (th + band + MARGIN), MARGIN + col * (tw + MARGIN)
-        ax.text(x + 1, y - band / 2, label, color="#222", fontsize=fontsize, va="center", ha="left")
-    cax = fig.add_axes(
-        ((1.4 + grid_w + 0.12) / width_in, top - grid_h / height_in, 0.1 / width_in, grid_h / height_in)
-    )
-    sm = plt.cm.ScalarMappable(cmap=ACTIVATION_CMAP, norm=plt.Normalize(0, 1))
-    cb = fig.colorbar(sm, cax=cax, ticks=[0, 1])
-    cb.ax.set_yticklabels(["channel\nmin", "channel\nmax"], fontsize=6.5)
-    return fig
-
-
-def grid_figure(image: imgs.PreparedImage, layer: feature_maps.LayerMaps, index: int, count: int) -> str:
-    """ONE picture per (image, layer): PNG, or JPEG when the PNG would be large (noisy maps)."""
-    return fig_to_small_uri(_draw(image, layer, index, count), JPEG_ABOVE)
-
-
 def image_entry(image: imgs.PreparedImage) -> dict:
     """The ``images[i]`` fields both image sections write (path, preprocessing)."""
     entry = {"path": image.path, "stand_in": image.stand_in, "preprocess": image.describe()}
@@ -165,8 +63,6 @@ def image_entry(image: imgs.PreparedImage) -> dict:
 
 
 def image_view(image: imgs.PreparedImage, index: int) -> dict:
-    from reportgen.plots import Later, array_to_uri
-
     return {
         "index": index,
         "name": image.name,
@@ -177,7 +73,6 @@ def image_view(image: imgs.PreparedImage, index: int) -> dict:
         "value_range": image.value_range,
         "size": image.original_size,
         "shape": tuple(image.input.shape),
-        "thumb": Later(array_to_uri, image.pixels),
         "stand_in": image.stand_in,
         "guessed": image.guessed,
         "option": image.option,
@@ -204,7 +99,12 @@ def run(ctx: Context) -> SectionResult:
         )
     json_images = []
     jobs = [(i, L) for i in range(len(images)) for L in layers]
-    figures = {(i, L.path): Later(grid_figure, images[i], L, i, opts.feature_channels) for i, L in jobs}
+    figures = {
+        (i, L.path): Figure(
+            "features.grid", images[i].pixels, L.maps[i], L.path, L.class_name, L.shape, opts.feature_channels
+        )
+        for i, L in jobs
+    }
     for i, image in enumerate(images):
         entry = image_entry(image)
         entry["features"] = {

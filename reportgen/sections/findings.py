@@ -5,10 +5,11 @@ Computed last, rendered first. The checks live in
 facts (always), how units behave on the report's images (when it has images),
 the pattern ascent (when the patterns section ran) and the CAM sanity check
 (run here for each CAM method of the report). This module gathers those
-inputs, applies the configured severities, caps and roll-ups, and draws the
+inputs, applies the configured severities, caps and roll-ups, and describes the
 evidence no other section shows (BatchNormalization channels, the sanity
-strips). Which figure each finding links to is settled when the report is
-assembled (:func:`reportgen.report.assemble`).
+strips; :mod:`reportgen.painters.findings` draws them). Which figure each
+finding links to is settled when the report is assembled
+(:func:`reportgen.report.assemble`).
 """
 
 from __future__ import annotations
@@ -22,15 +23,7 @@ from reportgen.analyses import findings as F
 from reportgen.analyses import sanity as S
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
-from reportgen.plots import (
-    HEATMAP_CMAP,
-    Later,
-    fig_to_uri,
-    fixed_figure,
-    heatmap_overlay,
-    plain_log_axis,
-    pyplot,
-)
+from reportgen.figures import Figure
 
 TITLE = "Findings"
 
@@ -79,116 +72,31 @@ def validate(ctx: Context) -> None:
     config.load(ctx.options.config)
 
 
-# --- figures ------------------------------------------------------------------------
-
-
-def bn_chart(path: str, lw: Any, t: config.Thresholds) -> Any:
-    """|gamma| and moving variance per channel, log scale, flagged channels in red (the figure, unsaved)."""
-    panels = []
-    if lw.gamma is not None:
-        panels.append(("|gamma|", np.abs(np.asarray(lw.gamma, dtype=np.float64)), t.bn_gamma))
-    if lw.moving_variance is not None:
-        panels.append(("moving variance", np.asarray(lw.moving_variance, dtype=np.float64), t.bn_variance))
-    # Laid out in inches (no tight_layout, which cost most of the chart): a title line is ~0.17 in, the
-    # tick labels and axis name ~0.6 in. A title wider than its panel (~38 characters) puts the
-    # measure on a line of its own, the path cut from the left.
-    titles = []
-    for name, values, _limit in panels:
-        bad = int((~np.isfinite(values)).sum())
-        short = path if len(path) <= 40 else "…" + path[-39:]
-        title = f"{path}: {name}" if len(path) + len(name) <= 36 else f"{short}\n{name}"
-        titles.append(title + (f"\n{bad} NaN/Inf channel(s) not drawn" if bad else ""))
-    extra = 0.17 * (max(t.count("\n") for t in titles))
-    fig, axes = fixed_figure(
-        (3.4 * len(panels), 2.2 + extra), (0.62, 0.12, 0.45, 0.3 + extra), 1, len(panels), (0.75, 0.0)
-    )
-    for ax, (name, values, limit), title in zip(axes[0], panels, titles):
-        finite = np.isfinite(values)
-        shown = np.where(finite, values, np.nan)
-        floor = max(limit / 10.0, 1e-12)
-        heights = np.clip(np.nan_to_num(shown, nan=floor), floor, None)
-        colours = np.where(values <= limit, "#b3261e", "#1f5fa8")
-        ax.bar(np.arange(values.size)[finite], heights[finite], width=1.0, color=colours[finite], linewidth=0)
-        ax.axhline(limit, color="#b3261e", linestyle="--", linewidth=0.8, label=f"threshold {limit:g}")
-        ax.set_yscale("log")
-        plain_log_axis(ax.yaxis)
-        ax.set_xlim(-0.5, values.size - 0.5)
-        ax.set_xlabel("channel", fontsize=8)
-        ax.set_ylabel(name, fontsize=8)
-        ax.set_title(title, fontsize=8)
-        ax.tick_params(which="both", labelsize=7)
-        ax.legend(fontsize=6.5, frameon=False, loc="lower right")
-    return fig
-
-
-def bn_figure(path: str, lw: Any, t: config.Thresholds) -> str:
-    """:func:`bn_chart` as a PNG data URI."""
-    return fig_to_uri(bn_chart(path, lw, t), dpi=100, tight=False)
-
-
-def _step_title(step: str, width: int) -> str:
-    """A cascade step ("first…last" layer names) as two short lines that fit above a tile; the caption and
-    report.json keep the full names."""
-
-    def short(name: str) -> str:
-        return name if len(name) <= width else "…" + name[-(width - 1) :]
-
-    return "\n".join(short(part) for part in step.split("…"))
-
-
-def sanity_figure(
-    result: S.SanityResult, pixels: list[np.ndarray], labels: list[str] | None = None, title: str = "Grad-CAM"
-) -> str:
-    """The cascade as a strip per image: original heatmap, then each randomisation step."""
-    from reportgen.analyses.cam import upsample
-
-    n = len(result.original)
-    cols = 1 + len(result.steps)
-    fig, axes = pyplot().subplots(
-        n, cols, figsize=(min(7.2, 1.25 * cols + 0.4), 1.25 * n + 0.5), squeeze=False
-    )
-    for i in range(n):
-        px = np.asarray(pixels[i])
-        h, w = px.shape[:2]
-        maps = [result.original[i]] + [result.heatmaps[s, i] for s in range(len(result.steps))]
-        for j, heat in enumerate(maps):
-            ax = axes[i, j]
-            ax.imshow(heatmap_overlay(px, upsample(heat, h, w)), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                step = result.steps[j - 1] if j else ""
-                ax.set_title(
-                    "original" if j == 0 else f"{j}. random\n" + _step_title(step, 12 if cols > 5 else 16),
-                    fontsize=6 if cols > 5 else 6.5,
-                )
-            if j > 0:
-                rho = result.correlations[j - 1, i]
-                ax.set_xlabel(f"ρ = {rho:.2f}" if np.isfinite(rho) else "ρ undefined", fontsize=7, labelpad=2)
-            else:
-                name = (
-                    labels[i]
-                    if labels
-                    else (
-                        f"class {int(result.class_indices[i])}"
-                        if result.class_indices[i] >= 0
-                        else "output map"
-                    )
-                )
-                ax.set_ylabel(f"image {i + 1}\n{name}", fontsize=7)
-    fig.suptitle(
-        f"{title} at {result.layer} as weights are re-initialised from the top down (cumulative)", fontsize=8
-    )
-    fig.tight_layout()
-    plt = pyplot()
-    sm = plt.cm.ScalarMappable(cmap=HEATMAP_CMAP, norm=plt.Normalize(0, 1))
-    cb = fig.colorbar(sm, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01)
-    cb.set_label("each map as a fraction of its own peak", fontsize=6)
-    cb.ax.tick_params(labelsize=6)
-    return fig_to_uri(fig, dpi=110)
-
-
 # --- the section --------------------------------------------------------------------
+
+
+def _bn_figure(path: str, lw: Any, t: config.Thresholds) -> Figure:
+    """|gamma| and moving variance per channel against their thresholds."""
+    return Figure("findings.bn", path, lw.gamma, lw.moving_variance, t.bn_gamma, t.bn_variance)
+
+
+def _sanity_figure(result: S.SanityResult, pixels: list[np.ndarray], labels: list[str], title: str) -> Figure:
+    """The cascade as a strip per image: the original map, then each randomisation step's."""
+    names = [
+        labels[i] if labels else (f"class {int(c)}" if c >= 0 else "output map")
+        for i, c in enumerate(result.class_indices)
+    ]
+    return Figure(
+        "findings.sanity",
+        result.original,
+        result.heatmaps,
+        result.correlations,
+        list(result.steps),
+        pixels,
+        names,
+        result.layer,
+        title,
+    )
 
 
 def _class_labels(ctx: Context, result: S.SanityResult) -> list[str]:
@@ -220,8 +128,8 @@ def _sanity(ctx: Context, t: config.Thresholds) -> tuple[dict, list[dict], list[
                 "method": name,
                 "title": title,
                 "id": "findings-sanity" if not views else f"findings-sanity-{name}",
-                "figure": Later(
-                    sanity_figure, result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title
+                "figure": _sanity_figure(
+                    result, [im.pixels for im in images[:k]], _class_labels(ctx, result), title
                 )
                 if result.steps
                 else None,
@@ -434,11 +342,7 @@ def run(ctx: Context) -> SectionResult:
         {f["layer"] for f in found if f["kind"] in ("bn_gamma", "bn_variance")}, key=order.index
     )
     bn_figures = [
-        {
-            "layer": p,
-            "id": anchor_id("findings-bn", p),
-            "figure": Later(bn_figure, p, ctx.analyses.weights[p], t),
-        }
+        {"layer": p, "id": anchor_id("findings-bn", p), "figure": _bn_figure(p, ctx.analyses.weights[p], t)}
         for p in bn_layers
     ]
     # Long runs of one kind in one layer (an untrained MobileNet has thousands of silent units)

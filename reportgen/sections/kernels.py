@@ -6,26 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from reportgen import graph
-from reportgen.analyses.kernel_grid import kernel_grid
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import (
-    WEIGHT_CMAP,
-    Later,
-    colorize,
-    labelled_grid,
-    matrix_figure,
-    mosaic,
-    normalise,
-    upscale,
-)
+from reportgen.figures import Figure
 
 TITLE = "Kernel grids"
 NEEDS = ("kernel_grids",)
-COLUMNS = 8
-MARGIN = 3
-TILE_PX = 24
 
 
 def validate(ctx: Context) -> None:
@@ -39,33 +26,14 @@ def validate(ctx: Context) -> None:
         )
 
 
-def grid_figure(grid: dict, title: str, rgb: bool = False) -> str:
-    lim = grid["limit"]
-    if rgb:
-        tiles = [
-            upscale((np.nan_to_num(normalise(t, -lim, lim), nan=0.5) * 255).astype(np.uint8), TILE_PX)
-            for t in grid["rgb_tiles"]
-        ]
-    else:
-        tiles = [upscale(colorize(normalise(t, -lim, lim), WEIGHT_CMAP), TILE_PX) for t in grid["tiles"]]
-    band = max(8, tiles[0].shape[0] // 3)
-    image = mosaic(tiles, columns=COLUMNS, margin=MARGIN, fill=255, label_band=band)
-    labels = list(grid.get("labels") or [str(i) for i in range(len(tiles))])
-    colorbar = None if rgb else (-lim, lim, WEIGHT_CMAP)
-    width = 6.8 if len(tiles) > 4 else 3.5
-    return labelled_grid(
-        image, tiles[0].shape[:2], labels, COLUMNS, MARGIN, title, colorbar, width_in=width, label_band=band
-    )
-
-
-def _untrained_figure(ref: graph.LayerRef, max_filters: int, grid: dict, fresh: dict) -> str:
-    untrained = kernel_grid(ref.layer, max_filters, grid["channel"], limit=grid["limit"], values=fresh)
+def _untrained_figure(ref: graph.LayerRef, untrained: dict) -> Figure:
+    """The first conv layer's freshly initialised kernel on the trained grid's channel and scale."""
     what = (
         "depthwise filters"
         if untrained["channel_chosen_by"] == "depthwise"
         else f"channel {untrained['channel']}"
     )
-    return grid_figure(untrained, f"{ref.path} untrained: {what}, same scale")
+    return Figure("kernels.grid", untrained, f"{ref.path} untrained: {what}, same scale")
 
 
 def _why(grid: dict) -> str:
@@ -117,16 +85,13 @@ def run(ctx: Context) -> SectionResult:
             "anchor": anchor_id("kernels", ref.path),
             "class_name": ref.class_name,
             "grid": grid,
-            "figure": Later(grid_figure, grid, _title(ref.path, grid)),
+            "figure": Figure("kernels.grid", grid, _title(ref.path, grid)),
             "pointwise_figure": (
-                Later(
-                    matrix_figure,
+                Figure(
+                    "kernels.pointwise",
                     grid["pointwise"]["matrix"],
                     grid["pointwise"]["limit"],
                     f"{ref.path}: pointwise kernel, ±{grid['pointwise']['limit']:.3g}",
-                    "depthwise output",
-                    "output filter",
-                    WEIGHT_CMAP,
                 )
                 if "pointwise" in grid
                 else None
@@ -135,12 +100,9 @@ def run(ctx: Context) -> SectionResult:
             "untrained_figure": None,
         }
         if grid["rgb_tiles"] is not None:
-            entry["rgb_figure"] = Later(grid_figure, grid, f"{ref.path}: RGB composites", rgb=True)
-        if first:
-            fresh = found.fresh
-            if fresh is not None:
-                # the trained grid's channel, so the two compare tile for tile
-                entry["untrained_figure"] = Later(_untrained_figure, ref, opts.max_filters, grid, fresh)
+            entry["rgb_figure"] = Figure("kernels.grid", grid, f"{ref.path}: RGB composites", rgb=True)
+        if first and found.untrained is not None:
+            entry["untrained_figure"] = _untrained_figure(ref, found.untrained)
         layers.append(entry)
     return SectionResult(
         json={"kernels": data},

@@ -1,9 +1,9 @@
 """Filter patterns: for each chosen conv layer, the inputs that maximise its filters.
 
 The ascent is :mod:`reportgen.analyses.patterns`; this module picks the
-layers and settings, draws ONE 8-wide mosaic per layer (filter indices in the
+layers and settings, describes ONE 8-wide mosaic per layer (filter indices in the
 corners, the layer name as title, filters whose objective did not rise marked
-*flat*), and writes
+*flat*; :mod:`reportgen.painters.patterns` draws it), and writes
 ``patterns`` { layer path: {filters, size, steps, style, seed,
 activation_start, activation_end, dead, preprocess, start, step, keep_mean,
 rise_margin, rose, barely_moved, flat, affine_in_image} } into report.json.
@@ -41,12 +41,9 @@ from reportgen.analyses.patterns.layers import (  # noqa: F401  (the section's d
 from reportgen.anchors import anchor_id
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
-from reportgen.plots import DPI, Later, fig_to_small_uri, mosaic, pyplot
+from reportgen.figures import Figure
 
 TITLE = "Filter patterns"
-COLUMNS = 8
-TILE_MIN_PX = 56  # small patterns (28 px for MNIST-sized models) are enlarged, nearest-neighbour
-JPEG_ABOVE = 350_000  # bytes: noisy classic patterns compress badly as PNG
 NEEDS = ("patterns",)
 
 
@@ -86,95 +83,12 @@ def validate(ctx: Context) -> None:
         select(ctx)
 
 
-def _tiles(result: fp.PatternResult) -> list[np.ndarray]:
-    k = max(1, int(np.ceil(TILE_MIN_PX / result.size)))
-    tiles = []
-    for img in result.images:
-        t = img[..., 0] if img.shape[-1] == 1 else img
-        tiles.append(np.repeat(np.repeat(t, k, axis=0), k, axis=1) if k > 1 else t)
-    return tiles
-
-
-def _draw(
-    result: fp.PatternResult,
-    class_name: str,
-    margin_rise: float = rise.RISE_MARGIN,
-    tolerance: float = rise.FLAT_TOLERANCE,
-) -> Any:
-    """The 8-wide mosaic on black margins, filter indices, layer name as title, flat filters in red,
-    filters that barely moved (rose by less than ``margin_rise`` of their activation scale) marked
-    "barely"."""
-    from matplotlib.patches import Rectangle
-
-    plt = pyplot()
-
-    tiles = _tiles(result)
-    th, tw = tiles[0].shape[:2]
-    margin = max(2, th // 20)
-    grid = mosaic(tiles, columns=COLUMNS, margin=margin, fill=0)
-    gh, gw = grid.shape[:2]
-    width_in = max(3.0, gw / DPI)
-    title_in = 0.3
-    height_in = width_in * gh / gw + title_in
-    fig = plt.figure(figsize=(width_in, height_in))
-    ax = fig.add_axes((0, 0, 1, (height_in - title_in) / height_in))
-    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-    ax.set_axis_off()
-    fig.suptitle(
+def _mosaic_title(result: fp.PatternResult, class_name: str) -> str:
+    return (
         f"{result.path} ({class_name}): filters {result.filters[0]}–{result.filters[-1]}, "
         f"{result.size}×{result.size} px, {result.steps} steps, {result.style}"
-        + ("" if result.objective == "pre-activation" else f", {result.objective}, {result.start} start"),
-        fontsize=8,
-        x=0.01,
-        ha="left",
-        y=1 - 0.06 / height_in,
-        va="top",
+        + ("" if result.objective == "pre-activation" else f", {result.objective}, {result.start} start")
     )
-    dead = {
-        f
-        for f, is_flat in zip(
-            result.filters, rise.flat(result.activation_start, result.activation_end, tolerance)
-        )
-        if is_flat
-    }
-    up = rise.rose(result.activation_start, result.activation_end, margin_rise)
-    fontsize = 6 if tw >= 60 else 5
-    for i, f in enumerate(result.filters):
-        r, c = divmod(i, COLUMNS)
-        y, x = margin + r * (th + margin), margin + c * (tw + margin)
-        is_dead = f in dead
-        barely = not is_dead and not up[i]
-        label = f"{f} flat" if is_dead else f"{f} barely" if barely else str(f)
-        ax.text(
-            x + 1,
-            y + 1,
-            label,
-            color="white",
-            fontsize=fontsize,
-            va="top",
-            ha="left",
-            bbox=dict(
-                facecolor="#c0392b" if is_dead else "#666666" if barely else "black",
-                alpha=0.7,
-                pad=0.5,
-                linewidth=0,
-            ),
-        )
-        if is_dead:
-            ax.add_patch(
-                Rectangle((x - 0.5, y - 0.5), tw, th, fill=False, edgecolor="#e74c3c", linewidth=1.2)
-            )
-    return fig
-
-
-def mosaic_figure(
-    result: fp.PatternResult,
-    class_name: str,
-    margin_rise: float = rise.RISE_MARGIN,
-    tolerance: float = rise.FLAT_TOLERANCE,
-) -> str:
-    """ONE picture per layer: PNG, or JPEG when the PNG would be large (noisy classic patterns)."""
-    return fig_to_small_uri(_draw(result, class_name, margin_rise, tolerance), JPEG_ABOVE, dpi=DPI)
 
 
 def _round(values: np.ndarray, digits: int = 6) -> list[float]:
@@ -256,21 +170,24 @@ def run(ctx: Context) -> SectionResult:
         entry.update(tally)  # rose, barely_moved, flat: every filter shown in exactly one
         entry["visible"] = int(rise.visible(result.images).sum())
         patterns_json[ref.path] = entry
+        flat = [bool(f) for f in rise.flat(result.activation_start, result.activation_end, tolerance)]
         view["layers"].append(
             {
                 "path": ref.path,
                 "class_name": ref.class_name,
                 "anchor": anchor_id("patterns", ref.path),
-                "figure": Later(mosaic_figure, result, ref.class_name, margin, tolerance),
+                "figure": Figure(
+                    "patterns.mosaic",
+                    result.images,
+                    size=result.size,
+                    title=_mosaic_title(result, ref.class_name),
+                    filters=filters,
+                    flat=flat,
+                    rose=[bool(r) for r in rise.rose(result.activation_start, result.activation_end, margin)],
+                ),
                 "shown": len(filters),
                 "channels": channels,
-                "dead": [
-                    f
-                    for f, is_flat in zip(
-                        result.filters, rise.flat(result.activation_start, result.activation_end, tolerance)
-                    )
-                    if is_flat
-                ],
+                "dead": [f for f, is_flat in zip(result.filters, flat) if is_flat],
                 "mean_start": float(np.mean(result.activation_start)),
                 "mean_end": float(np.mean(result.activation_end)),
                 "rose": tally["rose"],

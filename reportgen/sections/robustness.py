@@ -1,24 +1,17 @@
 """Robustness: the model under the common corruptions and under L-infinity attacks.
 
 Describes :mod:`reportgen.analyses.robustness` (which computes) as report.json's
-``robustness`` block and a view; :mod:`reportgen.plots` draws. With labelled
+``robustness`` block and a view; :mod:`reportgen.painters.robustness` draws. With labelled
 ``--images`` folders the numbers are accuracies; without labels, agreement with
 the model's own clean prediction (``accuracy`` is null), and the page says so.
 """
 
 from __future__ import annotations
 
-
 from reportgen.context import Context, SectionResult
 from reportgen.errors import UserError
 from reportgen.options import SECTION_NAMES
-from reportgen.plots import (
-    Later,
-    adversarial_figure,
-    corruption_grid_figure,
-    flipped_figure,
-    robustness_severity_figure,
-)
+from reportgen.figures import Figure
 
 TITLE = "Robustness"
 NEEDS = ("robustness", "thresholds")
@@ -194,12 +187,12 @@ def run(ctx: Context) -> SectionResult:
         "r": json,
         "labelled": r.labelled,
         "measure": measure,
-        "severity": Later(robustness_severity_figure, curves, clean_level, ylabel) if curves else None,
-        "grid": Later(corruption_grid_figure, r.grid_clean, dict(r.grid)) if r.grid else None,
-        "adversarial": Later(adversarial_figure, list(r.epsilons), series, clean_level, ylabel)
+        "severity": Figure("robustness.severity", curves, clean_level, ylabel) if curves else None,
+        "grid": Figure("robustness.corruptions", r.grid_clean, dict(r.grid)) if r.grid else None,
+        "adversarial": Figure("robustness.adversarial", list(r.epsilons), series, clean_level, ylabel)
         if r.adversarial
         else None,
-        "flipped": Later(flipped_figure, examples) if examples else None,
+        "flipped": Figure("robustness.flipped", examples) if examples else None,
         "table": _table(rows, measure),
         "per_image_ms": 1000 * clean_s,
         "thresholds": {

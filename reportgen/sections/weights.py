@@ -19,7 +19,7 @@ from reportgen.anchors import anchor_id
 from reportgen.analyses.spectral import MIN_EVALS
 from reportgen.analyses.weights import NEAR_ZERO
 from reportgen.context import Context, SectionResult
-from reportgen.plots import Later, chart_gaps, depth_chart
+from reportgen.figures import Figure, chart_gaps
 
 TITLE = "Weights: trained vs. untrained"
 
@@ -32,45 +32,6 @@ def NEEDS(options) -> tuple[str, ...]:
 
 OPTIONAL = ("activity",)
 CHART_FROM = 6  # kernel layers from which the depth chart is drawn
-
-
-HISTOGRAM_COLOURS = {"fresh": "#9aa5b1", "trained": "#1f5fa8"}
-
-
-def histogram_figure(path: str, entry: dict) -> str:
-    """Trained and freshly initialised kernel values on the same bins (a PNG data URI).
-
-    Drawn straight to pixels (:mod:`reportgen.raster`), not by Matplotlib: a deep model's report
-    draws hundreds of these, and Matplotlib laid out every label of every one again.
-    """
-    import base64
-
-    from reportgen import raster
-
-    edges = np.asarray(entry["histogram"]["edges"], dtype=np.float64)
-    counts = np.asarray(entry["histogram"]["counts"], dtype=np.float64)
-    series = [raster.Series(counts, HISTOGRAM_COLOURS["trained"], "trained")]
-    tallest = counts
-    if entry.get("baseline"):
-        fresh = np.asarray(entry["baseline"]["histogram"]["counts"], dtype=np.float64)
-        series.insert(0, raster.Series(fresh, HISTOGRAM_COLOURS["fresh"], "untrained (fresh init)"))
-        tallest = np.maximum(counts, fresh)
-    # Autoscaling's limits: 5% margins in x, from 0 to 5% over the tallest bar (raised where the bars would
-    # reach into the legend: a uniform draw's flat top runs from edge to edge).
-    lo, hi = float(edges[0]), float(edges[-1])
-    pad = 0.05 * (hi - lo) if hi > lo else 0.5
-    top = float(tallest.max(initial=0.0))
-    png = raster.histogram_png(
-        edges,
-        series,
-        title=path if len(path) <= 48 else "…" + path[-47:],
-        xlabel="kernel weight value",
-        ylabel="count",
-        xlim=(lo - pad, hi + pad),
-        ylim=(0.0, 1.05 * top if top > 0 else 1.0),
-        legend_at="clear",
-    )
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def stage_marks(refs: list[graph.LayerRef]) -> list[tuple[int, str]]:
@@ -181,7 +142,7 @@ def _activation_panel(ctx: Context, labels: list[str], activity) -> tuple[dict |
 
 def depth_figure(
     ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]
-) -> tuple[Later | None, list[str]]:
+) -> tuple[Figure | None, list[str]]:
     """The chart across depth (drawn when a page shows it), and what its caption must add (a panel not
     drawn and why, ...)."""
     t = ctx.analyses.thresholds
@@ -212,12 +173,12 @@ def depth_figure(
     missing = chart_gaps(panels)
     if len(missing) == len(panels):
         return None, missing + notes
-    return Later(depth_chart, labels, panels, stage_marks(refs), title), missing + notes
+    return Figure("weights.depth", labels, panels, stage_marks(refs), title), missing + notes
 
 
 def alpha_figure(
     ctx: Context, refs: list[graph.LayerRef], stats: dict, flagged: set[str]
-) -> tuple[Later | None, dict]:
+) -> tuple[Figure | None, dict]:
     """The spectral alpha across depth, WeightWatcher's 2 and 6 marked (the thresholds in force), and what
     the caption says: how many layers are charted, which are left out and why (too few eigenvalues, ...)."""
     t = ctx.analyses.thresholds
@@ -253,7 +214,7 @@ def alpha_figure(
         f"spectral alpha of {len(fitted)} of {len(refs)} kernel layers in depth order"
         "; red: over- or under-trained by WeightWatcher's thresholds"
     )
-    return Later(depth_chart, labels, [panel], stage_marks(fitted), title), caption
+    return Figure("weights.depth", labels, [panel], stage_marks(fitted), title), caption
 
 
 def run(ctx: Context) -> SectionResult:
@@ -263,7 +224,7 @@ def run(ctx: Context) -> SectionResult:
     paths = {r.path for r in refs}
     flagged = {f["layer"] for f in ctx.analyses.weight_findings if f["layer"] in paths}
     shown, why = graph.detail_layers(refs, ctx.options.layers or (), flagged)
-    figures = {r.path: Later(histogram_figure, r.path, stats[r.path]) for r in shown}
+    figures = {r.path: Figure("weights.histogram", r.path, stats[r.path]) for r in shown}
     depth, depth_notes = depth_figure(ctx, refs, stats, flagged) if len(refs) >= CHART_FROM else (None, [])
     gains = {p: lw.gains_json() for p, lw in facts.items() if lw.gains_json() is not None}
     alpha_flagged = {

@@ -1,7 +1,7 @@
 """Robustness, measured: the model under the common corruptions and under L-infinity attacks.
 
 Compute only (typed results, no plotting); :mod:`reportgen.sections.robustness`
-describes, :mod:`reportgen.plots` draws.
+describes, :mod:`reportgen.painters.robustness` draws.
 
 - :mod:`.corruptions`: the 15 corruptions of Hendrycks & Dietterich (ICLR 2019)
   -- 14 here, frost left out (:data:`.corruptions.LEFT_OUT`) -- one registered
