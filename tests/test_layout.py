@@ -109,3 +109,31 @@ def test_a_small_vit_report_keeps_headings_with_their_content_and_fills_its_page
     assert not L.underfilled(doc)
     assert not L.orphaned_tables(small_vit_pdf)
     assert len(doc) <= 20
+
+
+def test_pattern_mosaics_share_a_page(tmp_path):
+    """A separable-conv model's 32- and 64-filter mosaics: at full width the 64's (8 rows) fills two thirds of
+    a page, so the 32's was left alone on a page a third full; capped in print, they share one."""
+    import keras
+
+    from reportgen import Report
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(16, 3, activation="relu", padding="same", name="stem"),
+            keras.layers.SeparableConv2D(32, 3, activation="relu", padding="same", name="sep1"),
+            keras.layers.MaxPooling2D(name="pool1"),
+            keras.layers.SeparableConv2D(
+                64, 3, activation="relu", padding="same", depth_multiplier=2, name="sep2"
+            ),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(5, activation="softmax", name="head"),
+        ],
+        name="sepconv",
+    )
+    out = tmp_path / "patterns.pdf"
+    Report(model, sections="patterns", quiet=True, pattern_steps=5).to_file(out)
+    doc = L.pages(out)
+    assert not L.underfilled(doc) and not L.stranded_headings(doc)
