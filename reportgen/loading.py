@@ -30,6 +30,7 @@ import importlib
 import os
 import re
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,10 +204,14 @@ def load_file(path: Path, unsafe: bool = False, input_shape: tuple[int, ...] | N
             f"'{path}' is not a .keras or .h5 file; save the model with model.save('model.keras')"
         )
     try:
-        with quiet_optimizer():
+        # Keras' warnings of a load that then fails (a weight group it skipped) are the error's symptoms:
+        # the one-line error tells the cause, so they are shown only when the load succeeds.
+        with quiet_optimizer(), warnings.catch_warnings(record=True) as raised:
             model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises many types for bad files
         raise _explain_load_error(path, exc, unsafe) from None
+    for w in raised:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not isinstance(model, keras.Model):
         raise UserError(
             f"'{path}' holds no Keras model (only weights?); save the whole model with model.save()"
@@ -278,6 +283,9 @@ def _explain_load_error(path: Path, exc: Exception, unsafe: bool) -> UserError:
             "Python's own code (a config gadget); Keras refuses to load it; do not use this file, "
             "or re-save the model from the code that built it"
         )
+    rebuilt = _rebuilt_mismatch(path, unsafe) if kind == "zip" and "could not be loaded" in lowered else None
+    if rebuilt is not None:
+        return UserError(rebuilt)
     shapes = _shape_mismatch(text)
     if shapes is not None:
         return UserError(
@@ -332,6 +340,65 @@ def _foreign_class(path: Path) -> str | None:
         elif isinstance(node, list):
             stack.extend(node)
     return None
+
+
+# Arguments every Keras layer or model takes, which a class's get_config need not repeat.
+_BASE_ARGUMENTS = {"self", "args", "kwargs", "name", "dtype", "trainable", "inputs", "outputs"}
+
+
+def _rebuilt_mismatch(path: Path, unsafe: bool) -> str | None:
+    """Why a .keras archive's weights do not load, found by rebuilding its network from its config: the first
+    layer whose saved weights do not fit the rebuilt one and, where that layer belongs to a model class
+    that builds its own layers (a keras-hub backbone), the constructor arguments its ``get_config`` leaves
+    out -- Keras rebuilds the model with their defaults, so a model built with other values cannot be loaded
+    back (keras-hub 0.32's ``EfficientNetBackbone`` leaves out ``num_features``). None when the rebuilt
+    network fits, or cannot be rebuilt."""
+    import inspect
+    import json
+
+    import keras
+
+    from reportgen import graph, warned
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        with warned.quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = keras.saving.deserialize_keras_object(config, safe_mode=not unsafe)
+    except Exception:  # noqa: BLE001  (no rebuilt network: Keras' own reason stands)
+        return None
+    if not isinstance(model, keras.Model):
+        return None
+    mismatch = first_mismatch(model, path)
+    if mismatch is None:
+        return None
+    where = re.match(r"layer '([^']+)'", mismatch)
+    owner = None
+    for ref in graph.walk(model):  # the innermost model holding the layer whose class builds its own layers
+        inside = where is not None and where.group(1).startswith(ref.path + "/")
+        if ref.is_model and inside and type(ref.layer) not in (keras.Model, keras.Sequential):
+            owner = ref.layer
+    if owner is None and type(model) not in (keras.Model, keras.Sequential):
+        owner = model
+    if owner is not None:
+        cls = type(owner)
+        takes = [n for n in inspect.signature(cls.__init__).parameters if n not in _BASE_ARGUMENTS]
+        recorded = owner.get_config()
+        left_out = [n for n in takes if n not in recorded]
+        if left_out:
+            names = left_out[0] if len(left_out) == 1 else f"{', '.join(left_out[:-1])} or {left_out[-1]}"
+            return (
+                f"'{path}' cannot be loaded back: the network its config rebuilds does not fit its saved "
+                f"weights ({mismatch}); {cls.__name__}.get_config() does not record {names}, so Keras "
+                "rebuilds it with their defaults, not the values it was built with (a "
+                f"{cls.__module__.split('.')[0]} bug, not a damaged file); build the model in code and give "
+                f"it these weights: reportgen module:callable --weights {path}"
+            )
+    return (
+        f"'{path}' holds weights that do not fit the network its own config rebuilds ({mismatch}); the "
+        "archive was put together from two models; re-save the model with model.save('model.keras')"
+    )
 
 
 def _shape_mismatch(text: str) -> str | None:

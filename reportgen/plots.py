@@ -283,7 +283,29 @@ def labelled_grid(
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
         cb = fig.colorbar(sm, ax=ax, fraction=0.035, pad=0.02)
         cb.ax.tick_params(labelsize=7)
+    _fit_title(fig, ax)
     return fig_to_uri(fig)
+
+
+def _fit_title(fig: Any, ax: Any, smallest: float = 8.0) -> None:
+    """Fit an axes title that is wider than its axes (a long layer path), which would run under the colour
+    bar beside them: a smaller font, down to ``smallest`` pt, then wrapped."""
+    import textwrap
+
+    title = ax.title
+    renderer = fig.canvas.get_renderer()
+    ax.apply_aspect()
+    room, wide = ax.get_window_extent(renderer).width, title.get_window_extent(renderer).width
+    if not wide > room > 0:
+        return
+    size = title.get_fontsize()
+    title.set_fontsize(max(smallest, size * room / wide))
+    text, wide = title.get_text(), title.get_window_extent(renderer).width
+    chars = len(text)
+    while wide > room and chars > 16:  # the widest line decides: shorter lines until it fits
+        chars = max(16, min(chars - 1, int(chars * room / wide)))
+        title.set_text("\n".join(textwrap.wrap(text, chars)))
+        wide = title.get_window_extent(renderer).width
 
 
 def matrix_figure(matrix: np.ndarray, limit: float, title: str, ylabel: str, xlabel: str, cmap: str) -> str:

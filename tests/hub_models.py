@@ -290,6 +290,96 @@ def clip(classes: int = 2) -> Any:
     return _pooled_head(enc, classes, "clip_classifier")
 
 
+def mobilenetv5(classes: int = 2) -> Any:
+    """keras-hub's MobileNetV5 (Gemma 3n's vision encoder) at 32 px: an edge-residual stage, two universal
+    inverted residual stages, a mobile multi-query attention block on the last one, and the multi-scale
+    fusion adapter over the last two stages (4x4 out). Its task takes no ``activation``: the head gives
+    logits."""
+    kh = _hub()
+    bb = kh.models.MobileNetV5Backbone(
+        stackwise_block_types=[["er"], ["uir", "uir"], ["uir", "mqa"]],
+        stackwise_num_blocks=[1, 2, 2],
+        stackwise_num_filters=[[8], [16, 16], [16, 16]],
+        stackwise_strides=[[2], [2, 1], [2, 1]],
+        stackwise_act_layers=[["relu"], ["gelu", "gelu"], ["gelu", "gelu"]],
+        stackwise_exp_ratios=[[2.0], [2.0, 2.0], [2.0, 0.0]],
+        stackwise_se_ratios=[[0.0], [0.0, 0.0], [0.0, 0.0]],
+        stackwise_dw_kernel_sizes=[[0], [3, 0], [3, 0]],
+        stackwise_dw_start_kernel_sizes=[[0], [3, 0], [3, 0]],
+        stackwise_dw_end_kernel_sizes=[[0], [0, 0], [0, 0]],
+        stackwise_exp_kernel_sizes=[[3], [0, 0], [0, 0]],
+        stackwise_pw_kernel_sizes=[[1], [0, 0], [0, 0]],
+        stackwise_num_heads=[[0], [0, 0], [0, 2]],
+        stackwise_key_dims=[[0], [0, 0], [0, 8]],
+        stackwise_value_dims=[[0], [0, 0], [0, 8]],
+        stackwise_kv_strides=[[0], [0, 0], [0, 1]],
+        stackwise_use_cpe=[[False], [False, False], [False, False]],
+        stem_size=8,
+        num_features=32,
+        use_msfa=True,
+        msfa_indices=(-2, -1),
+        msfa_output_resolution=4,
+        layer_scale_init_value=1e-5,
+        image_shape=(SIZE, SIZE, 3),
+    )
+    conv = kh.layers.MobileNetV5ImageConverter(image_size=(SIZE, SIZE), scale=1 / 255.0)
+    pre = kh.models.MobileNetV5ImageClassifierPreprocessor(image_converter=conv)
+    return kh.models.MobileNetV5ImageClassifier(backbone=bb, num_classes=classes, preprocessor=pre)
+
+
+def metaclip2(classes: int = 2) -> Any:
+    enc = _hub().models.MetaCLIP2VisionEncoder(
+        patch_size=8,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=64,
+        image_shape=(SIZE, SIZE, 3),
+    )
+    return _pooled_head(enc, classes, "metaclip2_classifier")
+
+
+def blip2(classes: int = 2) -> Any:
+    """BLIP-2's vision encoder (an EVA ViT with a class token)."""
+    enc = _hub().models.BLIP2VisionEncoder(
+        image_size=SIZE,
+        patch_size=8,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        use_patch_bias=True,
+        use_class_token=True,
+        use_mha_bias=True,
+        use_mlp_bias=True,
+        dropout_rate=0.0,
+        layer_norm_epsilon=1e-6,
+        initializer_range=0.02,
+    )
+    return _pooled_head(enc, classes, "blip2_classifier")
+
+
+def gemma3(classes: int = 2) -> Any:
+    """Gemma 3's vision encoder (a SigLIP ViT, then an average pool of its 4x4 patch grid to 2x2 tokens for
+    the language model). It takes a stack of images per example, ``(batch, images, H, W, 3)``: one image each
+    here."""
+    enc = _hub().models.Gemma3VisionEncoder(
+        image_size=SIZE,
+        patch_size=8,
+        num_heads=2,
+        hidden_dim=32,
+        num_layers=2,
+        intermediate_dim=64,
+        output_dim=16,
+        pool_size=2,
+    )
+    x = keras.Input((SIZE, SIZE, 3), name="images")
+    y = enc(keras.layers.Reshape((1, SIZE, SIZE, 3), name="one_image")(x))
+    y = keras.layers.GlobalAveragePooling1D(name="pool")(y)
+    out = keras.layers.Dense(classes, activation="softmax", name="predictions")(y)
+    return keras.Model(x, out, name="gemma3_classifier")
+
+
 FAMILIES: dict[str, Callable[[], Any]] = {
     "vit": vit,
     "deit": deit,
@@ -307,6 +397,10 @@ FAMILIES: dict[str, Callable[[], Any]] = {
     "hgnetv2": hgnetv2,
     "efficientnet": efficientnet,
     "mobilenet": mobilenet,
+    "mobilenetv5": mobilenetv5,
+    "metaclip2": metaclip2,
+    "blip2": blip2,
+    "gemma3": gemma3,
 }
 
 

@@ -92,3 +92,52 @@ def underfilled(doc: list[Page], least: float = 0.4) -> list[str]:
         if p.filled() < least and not nxt.starts_with_section():
             bad.append(f"page {p.number}: {100 * p.filled():.0f}% filled, and page {nxt.number} goes on")
     return bad
+
+
+def lines(pdf: Path) -> list[list[tuple[float, float, str]]]:
+    """Each page's text runs as (top, bottom, text), top down (points from the page's top edge)."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf))
+    out = []
+    for n in range(len(doc)):
+        page = doc[n]
+        height = page.get_height()
+        text = page.get_textpage()
+        runs = []
+        for i in range(text.count_rects()):
+            left, bottom, right, top = text.get_rect(i)
+            runs.append((height - top, height - bottom, text.get_text_bounded(left, bottom, right, top)))
+        out.append(sorted(runs))
+    return out
+
+
+def orphaned_tables(pdf: Path, header: str = "rank") -> list[str]:
+    """Tables whose header row (a text run starting with ``header``) has no image above it on its page: the
+    table went on without the figure it belongs to (a CAM figure's predictions at the top of the next
+    page)."""
+    doc = pages(pdf)
+    bad = []
+    for p, runs in zip(doc, lines(pdf)):
+        for top, _bottom, text in runs:
+            if not text.strip().lower().startswith(header):
+                continue
+            if not any(
+                i.bottom <= top + 0.5 and not i.heading and i.top < top for i in _images(pdf, p.number)
+            ):
+                bad.append(f"page {p.number}: a table at {top:.0f} pt with no figure above it")
+    return bad
+
+
+def _images(pdf: Path, number: int) -> list[Item]:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    page = pdfium.PdfDocument(str(pdf))[number - 1]
+    height = page.get_height()
+    out = []
+    for obj in page.get_objects(max_depth=4):
+        if obj.type == raw.FPDF_PAGEOBJ_IMAGE:
+            left, bottom, right, top = obj.get_bounds()
+            out.append(Item(height - top, height - bottom, False, False))
+    return out

@@ -197,3 +197,27 @@ def test_one_sigmoid_unit_with_open_sizes_is_a_two_class_classifier(folder, tmp_
     fired = (out.reshape(len(xs), -1, 4) > 1e-6).any(axis=1).mean(axis=0)
     np.testing.assert_allclose(ds["units"]["conv2"]["active_fraction"], fired, atol=1e-6)
     assert "is_one" not in ds["units"]  # the output's sigmoid is explained as a logit, not counted as units
+
+
+def test_a_model_without_units_to_count_says_so_instead_of_an_empty_table(folder, tmp_path):
+    """A ViT's MLPs use GELU, which is never silent: no layer's units are counted, and the page says why
+    instead of drawing the table's header over no rows."""
+    import shutil
+
+    two = tmp_path / "two"
+    for c in ("0", "1"):
+        shutil.copytree(folder / c, two / c)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="gelu", padding="same", name="conv1"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="gelu_only",
+    )
+    r = Report(model, images=[two], sections="dataset", sample=2)
+    assert r.json["section_errors"] == [] and r.json["dataset"]["units"] == {}
+    section = r.html().split("Units on the data", 1)[1].split("<h3", 1)[0]
+    assert "no units to count" in section and "<table" not in section

@@ -255,3 +255,40 @@ def test_bad_preset_directory_is_one_line(hub_task, tmp_path):
         (broken / name).write_bytes((folder / "small_preset" / name).read_bytes())
     with pytest.raises(UserError, match="keras-hub preset directory.*save_to_preset"):
         loading.load(str(broken))
+
+
+def test_a_config_that_does_not_rebuild_its_network_is_told_so(tmp_path):
+    """keras-hub 0.32's EfficientNetBackbone.get_config() leaves out ``num_features``: a backbone built with
+    32 comes back with a 1280-channel top conv, and Keras reports "3 objects could not be loaded" (and
+    warns of skipped weight groups). The one line names the layer, both shapes, the arguments the config
+    leaves out, and the fix -- which then works: the model built in code, given the file's weights."""
+    import hub_models
+
+    model = hub_models.efficientnet()
+    path = tmp_path / "efficientnet.keras"
+    model.save(path)
+    res = run_cli(path, "--format", "json", "--out", tmp_path / "out", "--sections", "overview")
+    if "num_features" in model.backbone.get_config():  # a keras-hub that records it: the file loads
+        assert res.status == 0, res.stderr
+        return
+    assert res.status == 2
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "top_conv" in res.stderr and "(1, 1, 16, 1280)" in res.stderr and "(1, 1, 16, 32)" in res.stderr
+    assert "EfficientNetBackbone.get_config() does not record" in res.stderr and "num_features" in res.stderr
+    assert "truncated" not in res.stderr and "Skipping nested container" not in res.stderr
+    assert f"module:callable --weights {path}" in res.stderr
+    fixed = run_cli(
+        "hub_models:efficientnet",
+        "--weights",
+        path,
+        "--format",
+        "json",
+        "--out",
+        tmp_path / "out",
+        "--sections",
+        "overview",
+        "--quiet",
+    )
+    assert fixed.status == 0, fixed.stderr
+    data = json.loads(next((tmp_path / "out").glob("*/report.json")).read_text())
+    assert data["model"]["weights"] == str(path) and data["model"]["total_params"] == model.count_params()

@@ -110,6 +110,29 @@ def test_mean_cam_titles_sit_clear_of_every_tile(monkeypatch, n, name):
     assert boxes[0].height / boxes[0].width == pytest.approx(7 / 9, rel=0.02)
 
 
+@pytest.mark.parametrize(
+    "title", ["conv2d: input channel 0 (largest kernel norm), ±0.248", "x" * 40 + "/" * 60]
+)
+def test_a_kernel_grid_title_stays_clear_of_its_colour_bar(monkeypatch, title):
+    """A ViT's patch embedding has a long path: its grid's title ran under the colour bar (issue 32's PDF
+    pages). A long title gets a smaller font, then a second line, inside its tiles' width."""
+    from reportgen import plots
+
+    captured = _keep_figure(monkeypatch, plots)
+    grid = {"limit": 0.05, "tiles": [np.full((8, 8), 0.01 * (i % 5 - 2)) for i in range(32)], "labels": None}
+    long = "vi_t_backbone/vit_patching_and_embedding/patch_embedding: " + title
+    from reportgen.sections.kernels import grid_figure
+
+    grid_figure(grid, long)
+    fig = captured["fig"]
+    renderer = fig.canvas.get_renderer()
+    tiles, bar = fig.axes[0], fig.axes[-1]
+    box = tiles.title.get_window_extent(renderer)
+    assert box.x1 <= bar.get_window_extent(renderer).x0
+    assert box.x1 <= tiles.get_window_extent(renderer).x1 + 1 and tiles.title.get_fontsize() >= 8
+    assert "".join(tiles.title.get_text().split()) == "".join(long.split())  # all of it, on more lines
+
+
 # --- 3. the kernel grid's input channel --------------------------------------------------
 
 

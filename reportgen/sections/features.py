@@ -38,10 +38,14 @@ def _selection_text(model: Any, chosen: Sequence[graph.LayerRef], user: bool) ->
     blocks = graph.token_blocks(model)
     if blocks:
         shown = sum(1 for r in chosen if r.grid is not None)
+        prefix = blocks[-1].grid.prefix
+        left_out = {0: "", 1: " (the class token left out)"}.get(
+            prefix,
+            f" (the {prefix} tokens before the patches left out: class, distillation or register tokens)",
+        )
         return (
             f"the patch embedding and {shown} of {len(blocks)} transformer blocks, each block's patch tokens "
-            f"as maps on the {blocks[-1].grid.height}x{blocks[-1].grid.width} patch grid"
-            f"{' (class and register tokens left out)' if blocks[-1].grid.prefix else ''}; "
+            f"as maps on the {blocks[-1].grid.height}x{blocks[-1].grid.width} patch grid{left_out}; "
             "choose others with --layers"
         )
     total = [r for r in graph.feature_map_layers(model) if graph.has_spatial_output(r)]
