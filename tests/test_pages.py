@@ -121,7 +121,7 @@ def test_a_kernel_grid_title_stays_clear_of_its_colour_bar(monkeypatch, title):
     captured = _keep_figure(monkeypatch, plots)
     grid = {"limit": 0.05, "tiles": [np.full((8, 8), 0.01 * (i % 5 - 2)) for i in range(32)], "labels": None}
     long = "vi_t_backbone/vit_patching_and_embedding/patch_embedding: " + title
-    from reportgen.sections.kernels import grid_figure
+    from reportgen.painters.kernels import grid_figure
 
     grid_figure(grid, long)
     fig = captured["fig"]
