@@ -96,7 +96,7 @@ CASES: list[Case] = [
         env={"REPORTGEN_MAX_CONFIG_MB": "lots"},
     ),
     _r("model config gadget (os.system)", "{d}/gadget.keras", *REPORT, says="config gadget"),
-    _r("model weights of another shape", "{d}/wrongshape.keras", *REPORT, says="(3, 3, 3, 4) in the weights"),
+    _r("model weights of another shape", "{d}/wrongshape.keras", *REPORT, says="the file's (3, 3, 3, 4)"),
     _r("model unreadable (chmod 000)", "{d}/perm.keras", *REPORT, says="permission denied", root=False),
     _r(
         "model in an unreadable folder",
