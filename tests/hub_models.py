@@ -380,6 +380,24 @@ def gemma3(classes: int = 2) -> Any:
     return keras.Model(x, out, name="gemma3_classifier")
 
 
+def vitdet(classes: int = 2) -> Any:
+    """keras-hub's ViTDet (SAM's image encoder) at 32 px: 8-px patches on a 4x4 grid, kept as a (4, 4, 16)
+    map through its blocks, the first attending within 2x2 windows, the second globally, then its neck's two
+    convs (8 channels). It has no classifier: a pooled dense head on its map."""
+    bb = _hub().models.ViTDetBackbone(
+        hidden_size=16,
+        num_layers=2,
+        intermediate_dim=32,
+        num_heads=2,
+        global_attention_layer_indices=[1],
+        image_shape=(SIZE, SIZE, 3),
+        patch_size=8,
+        num_output_channels=8,
+        window_size=2,
+    )
+    return _pooled_head(bb, classes, "vitdet_classifier")
+
+
 FAMILIES: dict[str, Callable[[], Any]] = {
     "vit": vit,
     "deit": deit,
@@ -401,6 +419,7 @@ FAMILIES: dict[str, Callable[[], Any]] = {
     "metaclip2": metaclip2,
     "blip2": blip2,
     "gemma3": gemma3,
+    "vitdet": vitdet,
 }
 
 

@@ -55,3 +55,40 @@ def test_unknown_spatial_sizes_are_traced_at_a_concrete_size():
     assert target.output_shape[-1] == graph.anatomy(model).ref("conv_1").output_shape[-1]
     starts = [r.path for r in graph.default_pattern_layers(model)]
     assert len(starts) == 5 and starts[0] == "conv"
+
+
+class ChannelAttention(keras.layers.Layer):
+    """CBAM's channel gate: a Dense bottleneck on the pooled map, a sigmoid weight per channel."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.reduce = keras.layers.Dense(channels // 2, activation="relu")
+        self.expand = keras.layers.Dense(channels, activation="sigmoid")
+
+    def call(self, x):
+        return x * self.expand(self.reduce(keras.ops.mean(x, axis=(1, 2), keepdims=True)))
+
+
+class GatedBlock(keras.layers.Layer):
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(channels, 3, padding="same")
+        self.gate = ChannelAttention(channels)
+
+    def call(self, x):
+        return x + self.gate(self.conv(x))
+
+
+def test_a_cnn_with_attention_gates_after_a_patchify_stem_is_a_cnn():
+    """A ConvNeXt-like 4x4 stride-4 stem and blocks with a channel-attention gate: the gate's Dense layers
+    act on the pooled map, not on each token, so these are no transformer blocks (ViTDet's are: its attention
+    projects every token of its map)."""
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 4, strides=4, name="stem")(inp)
+    x = GatedBlock(8, name="block_1")(x)
+    x = GatedBlock(8, name="block_2")(x)
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, out)
+    assert "ChannelAttention" in {r.class_name for r in graph.walk(model)}
+    assert graph.token_blocks(model) == []
+    assert graph.model_kind(model) == "CNN"

@@ -5,9 +5,9 @@ One report each (JSON only: the PDF's layout is tested in test_pages.py), comput
 truths are independent of reportgen: keras-hub's own ``predict`` (its converter, then the network) on the same
 pixels, each family's token layout as keras-hub documents it (a class token for ViT, CLIP, MetaCLIP 2 and
 BLIP-2, class + distillation for DeiT, class + 4 registers for DINOv2 and DINOv3, none for SigLIP and Gemma 3,
-whose encoders pool their tokens), each model's own attention layers (Swin's windows, MiT's spatial
-reduction), and the warnings Keras raises while a report runs. The families not swept are named in NOT_SWEPT,
-each with its reason.
+whose encoders pool their tokens, and none for ViTDet, whose tokens stay a map), each model's own attention
+layers (Swin's windows, MiT's spatial reduction, ViTDet's windowed and global blocks), and the warnings Keras
+raises while a report runs. The families not swept are named in NOT_SWEPT, each with its reason.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ TRANSFORMERS = {
     "metaclip2",
     "blip2",
     "gemma3",
+    "vitdet",
 }
 # Tokens before the patches, as keras-hub builds each family.
 PREFIX = {
@@ -60,27 +61,23 @@ PREFIX = {
 }
 # Attention layers of their own (not Keras MultiHeadAttention): no rollout, and a note that names them.
 OWN_ATTENTION = {"dinov3": "DINOV3Attention", "gemma3": "Gemma3VisionAttention"}
+# ViTDet's tokens are no sequence: they stay an (H, W, C) map (test_vitdet_is_a_transformer_whose_...).
 FAMILIES = list(hub_models.FAMILIES) + ["resnet_any_size"]
 
 
 # The vision families of this keras-hub that the sweep does not report on, and why: none has an
-# image-classifier head, and each is one of these -- its image encoder is a family swept above, it is not a
-# network from an image to a vector, or reportgen cannot yet tell what it is.
+# image-classifier head, and each is one of these -- its image encoder is a family swept above, or it is not
+# a network from an image to a vector.
 NOT_SWEPT = {
     # Segmenters, detectors and depth: a per-pixel or per-box output, on an encoder swept above.
     "basnet": "a segmenter (a ResNet backbone, swept, and a refinement decoder)",
     "deeplabv3": "a segmenter (a ResNet backbone, swept, and an ASPP decoder)",
     "segformer": "a segmenter (a MiT encoder, swept, and an all-MLP decoder)",
-    "sam": "a promptable segmenter (a ViTDet image encoder, below, a prompt encoder and a mask decoder)",
+    "sam": "a promptable segmenter (a ViTDet image encoder, swept, a prompt encoder and a mask decoder)",
     "sam3": "a promptable segmenter (text and box prompts, a detector and a mask decoder)",
     "retinanet": "an object detector (a ResNet backbone, swept, with a feature pyramid and box heads)",
     "dfine": "an object detector (an HGNetV2 backbone, swept, and a DETR decoder)",
     "depthanything": "a depth estimator (a DINOv2 encoder, swept, and a DPT head)",
-    "vitdet": (
-        "SAM's image encoder, no classifier: its blocks attend over a grid of tokens kept as (H, W, C) "
-        "maps, which reportgen does not yet recognise as a transformer (it would be titled a CNN, without "
-        "attention)"
-    ),
     # Vision-language and generative models: the image goes into a language model or comes out of one.
     "gemma3n": "a vision-language model; its vision encoder is MobileNetV5, swept",
     "gemma4": (
@@ -229,6 +226,34 @@ def test_attention_notes_are_true_of_each_model(reports, name):
     assert att["note"] is None
     assert np.shape(data["images"][0]["attention_rollout"]) == (grid.height, grid.width)
     assert ("class token's row" in att["read_from"]) == (PREFIX[name] > 0)
+
+
+def test_vitdet_is_a_transformer_whose_tokens_stay_a_map(reports):
+    """ViTDet (SAM's image encoder) keeps its patch tokens as a (4, 4, 16) map through its blocks: they are
+    its transformer blocks, shown as the maps they are; its own attention layer is named, with the windows
+    its blocks hold (the first 2x2, the second global); the CAM is a CNN's, on the last map of its neck,
+    which hands every token on to the head."""
+    model, _p, data, _v, _r, _e = reports["vitdet"]
+    blocks = graph.token_blocks(model)
+    assert [b.class_name for b in blocks] == ["WindowedTransformerEncoder"] * 2
+    assert all(b.grid is None and tuple(b.output_shape[1:]) == (4, 4, 16) for b in blocks)
+    paths = [b.path for b in blocks]
+    bb = next(layer for layer in model.layers if type(layer).__name__ == "ViTDetBackbone")
+    patches = next(layer for layer in bb.layers if type(layer).__name__ == "ViTDetPatchingAndEmbedding")
+    assert data["feature_maps"]["layers"] == [f"{bb.name}/{patches.name}/{patches.projection.name}"] + paths
+    selection = data["feature_maps"]["selection"]
+    assert "2 of 2 transformer blocks" in selection and "4x4 map" in selection
+    assert "class token" not in selection and "left out" not in selection
+    assert list(data["patterns"]) == paths
+    att = data["attention"]
+    assert att["read_from"] is None and att["layers"] == [] and att["grid"] is None
+    assert "attention_rollout" not in data["images"][0]
+    assert "MultiHeadAttentionWithRelativePE" in att["note"]
+    assert "within its 2x2 window in 1 of the 2 blocks" in att["note"]
+    assert "to every token in 1 of the 2 blocks" in att["note"]
+    assert not any(w in att["note"] for w in ("Swin", "strided", "class token"))
+    assert data["gradcam"]["layer"] == f"{bb.name}/{bb.neck.name}/{bb.neck.layers[-1].name}"
+    assert data["gradcam"]["layer_resolution"] == [4, 4]
 
 
 def test_swin_and_mit_notes_say_how_they_attend(reports):

@@ -107,12 +107,34 @@ def how_it_attends(layer: Any) -> str | None:
     return None
 
 
-def not_recomputed_note(found: Sequence[graph.LayerRef]) -> str:
+def windows_of_blocks(found: Sequence[graph.LayerRef], blocks: Sequence[graph.LayerRef]) -> str | None:
+    """What ``blocks`` say of the reach of the attention layers in ``found`` where the blocks, not the layers,
+    hold the window (ViTDet's ``window_size``, 0 for a block that attends globally); None when they say
+    nothing."""
+    sizes = [
+        getattr(b.layer, "window_size", None)
+        for b in blocks
+        if any(r.path.startswith(b.path + "/") for r in found)
+    ]
+    if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
+        return None
+    ways = [
+        f"within its {w}x{w} window in {sizes.count(w)} of the {len(sizes)} blocks"
+        for w in sorted({s for s in sizes if s > 0})
+    ]
+    if sizes.count(0):
+        ways.append(f"to every token in {sizes.count(0)} of the {len(sizes)} blocks")
+    return "each token attends " + " and ".join(ways)
+
+
+def not_recomputed_note(found: Sequence[graph.LayerRef], blocks: Sequence[graph.LayerRef] = ()) -> str:
     """Why no rollout is drawn for attention layers that are not Keras ``MultiHeadAttention``: true of each
-    model (Swin's windows, MiT's spatial reduction; of DINOv3's nothing more than that), no family's wording
-    on another's."""
+    model (Swin's windows, MiT's spatial reduction, ViTDet's windowed and global blocks; of DINOv3's nothing
+    more than that), no family's wording on another's."""
     kinds = sorted({r.class_name for r in found})
     ways = sorted({w for r in found if (w := how_it_attends(r.layer))})
+    if not ways and (held := windows_of_blocks(found, blocks)):
+        ways = [held]
     ratios = sorted(
         {int(r.layer.sr_ratio) for r in found if isinstance(getattr(r.layer, "sr_ratio", None), int)}
     )
@@ -206,7 +228,7 @@ def analyse(model: Any, x: np.ndarray, feeds: Feeds | None = None) -> Attention 
             for r in graph.walk(model)
             if "attention" in r.class_name.lower() and any(r.path.startswith(b.path + "/") for b in blocks)
         ]
-        return Attention(grid=blocks[-1].grid, note=not_recomputed_note(found))
+        return Attention(grid=blocks[-1].grid, note=not_recomputed_note(found, blocks))
     grid = _grid_of(model, refs[-1])
     seen: dict[str, tuple] = {}
 

@@ -8,6 +8,7 @@ import keras
 
 from reportgen.errors import UserError
 from reportgen.graph.anatomy import (
+    _is_patch_embedding,
     _single_pixel,
     anatomy,
     conv_layers,
@@ -226,13 +227,16 @@ def _last_on_axes(model: keras.Model, refs: list[LayerRef]) -> LayerRef | None:
 
 def token_blocks(model: keras.Model) -> list[LayerRef]:
     """A transformer's blocks, in call order: the innermost layers on a patch grid that hold an attention
-    layer (ViT's ``transformer_block_N``, DINOv2's ``layers_N``, each Swin block). Empty for a CNN."""
+    layer (ViT's ``transformer_block_N``, DINOv2's ``layers_N``, each Swin block, and ViTDet's
+    ``windowed_transformer_encoder_N``, whose tokens stay an (H, W, C) map: :func:`_token_maps`). Empty for a
+    CNN."""
     refs = walk(model)
     attention = [r.path for r in refs if "attention" in r.class_name.lower()]
+    as_maps = _token_maps(refs)
     found = [
         r
         for r in refs
-        if r.grid is not None
+        if (r.grid is not None or r.path in as_maps)
         and not r.is_model
         and children(r.layer)
         and any(a.startswith(r.path + "/") for a in attention)
@@ -240,9 +244,36 @@ def token_blocks(model: keras.Model) -> list[LayerRef]:
     return [r for r in found if not any(o.path.startswith(r.path + "/") for o in found)]
 
 
+def _token_maps(refs: Sequence[LayerRef]) -> set[str]:
+    """The layers whose output is patch tokens kept as an (H, W, C) map, as ViTDet (SAM's image encoder) keeps
+    them between its blocks: a map at the grid of a patch embedding before it, in a model whose attention
+    projects each token of a map with a Dense (its queries, keys and values). A CNN's attention gate is not
+    that: it pools before its Dense layers (squeeze-and-excitation, CBAM's channel gate) or convolves."""
+    attention = [r.path + "/" for r in refs if "attention" in r.class_name.lower()]
+    if not any(
+        isinstance(r.layer, keras.layers.Dense)
+        and any(r.path.startswith(a) for a in attention)
+        and r.output_shape is not None
+        and len(r.output_shape) == 4
+        and not one_pixel(spatial_part(r.output_shape))
+        for r in refs
+    ):
+        return set()
+    parents = {r.path: r for r in refs}
+    grids: set[tuple] = set()
+    found = set()
+    for r in refs:
+        shape = r.output_shape
+        if _is_patch_embedding(r, parents):
+            grids.add(tuple(shape[1:3]))
+        elif shape is not None and len(shape) == 4 and tuple(shape[1:3]) in grids:
+            found.add(r.path)
+    return found
+
+
 def model_kind(model: keras.Model) -> str:
     """What a report calls the model in its title: "vision transformer" (blocks of attention over patch
-    tokens: ViT, DeiT, DINOv2, Swin, MiT), "CNN" (convolutions), else "model"."""
+    tokens: ViT, DeiT, DINOv2, Swin, MiT, ViTDet), "CNN" (convolutions), else "model"."""
     if token_blocks(model):
         return "vision transformer"
     if any(is_conv(r.layer) for r in walk(model)):
@@ -268,6 +299,8 @@ def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) 
     - A transformer: the last block's first normalisation (pytorch-grad-cam's
       ``blocks[-1].norm1``), before that block's attention. Later, only the
       class token reaches the head, so the patch tokens' gradient is zero.
+      A transformer that keeps its tokens as a map (ViTDet) gets a CNN's
+      choice: its map of tokens, every one of them, goes on to the head.
     - A CNN: the last spatial output before the head -- the last block's
       output after its add or activation (ResNet's ``conv5_block3_out``,
       EfficientNet's ``top_activation``, VGG16's ``block5_conv3``) --, never a
@@ -277,7 +310,7 @@ def cam_layer(model: keras.Model, output: int = 0, exclude: Iterable[str] = ()) 
       the backbone's last spatial output, not a conv of the head.
     """
     skip = set(exclude)
-    blocks = [b for b in token_blocks(model) if b.path not in skip]
+    blocks = [b for b in token_blocks(model) if b.path not in skip and b.grid is not None]
     if blocks:
         last = blocks[-1]
         inner = [

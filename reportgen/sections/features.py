@@ -36,6 +36,13 @@ def _selection_text(model: Any, chosen: Sequence[graph.LayerRef], user: bool) ->
     if user:
         return f"{len(chosen)} layer(s) chosen with --layers"
     blocks = graph.token_blocks(model)
+    if blocks and blocks[-1].grid is None:  # ViTDet: the blocks keep their tokens as a map
+        shown = len({r.path for r in chosen} & {b.path for b in blocks})
+        height, width = graph.spatial_size(blocks[-1])
+        return (
+            f"the patch embedding and {shown} of {len(blocks)} transformer blocks, each block's patch tokens "
+            f"as the {height}x{width} map on the patch grid it keeps them in; choose others with --layers"
+        )
     if blocks:
         shown = sum(1 for r in chosen if r.grid is not None)
         prefix = blocks[-1].grid.prefix
