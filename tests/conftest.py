@@ -1,4 +1,5 @@
-"""Shared fixtures: small models built in the test, a CLI runner, a temp report folder."""
+"""Shared fixtures: small models built in the test, a CLI runner, a temp report folder; and how the
+suite runs on two pytest-xdist workers (which tests share a worker, in which order, on how many threads)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,22 @@ import reportgen  # noqa: F401  (quiets TensorFlow before it is imported)
 
 import io
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 import pytest
 
 from reportgen.cli import main
+
+if TYPE_CHECKING:
+    import keras
+
+# Keras, and with it TensorFlow, is imported by the first test that needs it, not here: under pytest-xdist
+# the controlling process only hands tests out, and importing TensorFlow there would hold up the workers'
+# start by seconds.
 
 
 @dataclass
@@ -40,6 +49,8 @@ def cli():
 def small_cnn(
     input_shape=(16, 16, 3), classes: int = 4, seed: int = 0, name: str = "small_cnn"
 ) -> keras.Model:
+    import keras
+
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
@@ -56,6 +67,8 @@ def small_cnn(
 
 def nested_cnn(seed: int = 0) -> keras.Model:
     """A transfer-learning shape: a functional backbone held as one layer of an outer model."""
+    import keras
+
     keras.utils.set_random_seed(seed)
     inner_in = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(6, 3, activation="relu", name="block1_conv1")(inner_in)
@@ -102,6 +115,8 @@ def vgg16() -> keras.Model:
     """``keras.applications.VGG16(weights=None)`` with its top (138 M parameters, seconds to build).
 
     Shared: only for tests that read its layers; a test that changes weights builds its own."""
+    import keras
+
     return keras.applications.VGG16(weights=None)
 
 
@@ -129,3 +144,85 @@ def mobilenet_v3_small_report(tmp_path_factory) -> tuple[CliResult, Path]:
         "8",
     )
     return result, out / "mobilenet_v3_small"
+
+
+# --- two workers: the README's command runs the suite on two pytest-xdist workers -----------------------
+#
+# pyproject.toml's addopts: ``-n 2 --dist loadfile --no-loadscope-reorder``; ``-n 0`` runs the tests in
+# one process. Each test file goes to one worker whole, so a module-scoped fixture is built once; the files
+# below, which read one session fixture, go to one worker together, for the same reason.
+SHARED_SESSION_FIXTURE = {
+    "test_zoo.py": "mobilenet_v3_small_report",
+    "test_browser.py": "mobilenet_v3_small_report",
+    "test_gradcam.py": "vgg16",
+    "test_graph.py": "vgg16",
+}
+
+# The slowest files first, so that a worker's last file is a short one and the two finish together; files not
+# named here follow in their usual order. Seconds: the whole suite in one process on 2 busy cores, 427 s.
+SLOWEST_FILES_FIRST = (
+    "test_hub_families.py",  # 47
+    "test_transformers.py",  # 31
+    "test_browser.py",  # 20, and test_zoo.py's 8 on the same worker
+    "test_many_models.py",  # 27
+    "test_fuzz.py",  # 26
+    "test_awkward_models.py",  # 25
+    "test_robustness.py",  # 25
+    "test_backends.py",  # 22 (three probe processes at once)
+    "test_messages.py",  # 22
+    "test_dataset_review.py",  # 21
+    "test_demo.py",  # 14
+    "test_weights_and_layers.py",  # 14
+    "test_filter_patterns.py",  # 13
+    "test_pages.py",  # 8
+    "test_provenance.py",  # 8
+    "test_alpha.py",  # 8
+    "test_hub_loading.py",  # 7
+    "test_architecture.py",  # 7
+    "test_dataset.py",  # 6
+    "test_gradcam.py",  # 6 with test_graph.py
+)
+
+
+def _workers(config: pytest.Config) -> int:
+    n = getattr(config.option, "numprocesses", None)  # pytest-xdist's -n, "auto" already made a number
+    return n if isinstance(n, int) else 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``-n N`` (N > 1), before the workers start: TensorFlow's and the BLAS libraries' thread pools
+    get the cores divided by N, so that the workers do not take turns on cores their spinning pools hold
+    (130 tests, 2 cores, 2 workers: 77 s with two threads each, 62 s with one). The tests' own subprocesses
+    inherit it."""
+    workers = _workers(config)
+    if workers > 1 and not hasattr(config, "workerinput"):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        each = str(max(1, cores // workers))
+        for var in (
+            "TF_NUM_INTRAOP_THREADS",
+            "TF_NUM_INTEROP_THREADS",
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+        ):
+            os.environ.setdefault(var, each)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile``, with the files of SHARED_SESSION_FIXTURE grouped as one file."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureFiles(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return SHARED_SESSION_FIXTURE.get(file.rsplit("/", 1)[-1], file)
+
+    return SharedFixtureFiles(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # a worker: the order in which the files are handed out
+        rank = {name: i for i, name in enumerate(SLOWEST_FILES_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its order
