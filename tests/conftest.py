@@ -1,5 +1,6 @@
 """Shared fixtures: small models built in the test, a CLI runner, a temp report folder; and how the
-suite runs on two pytest-xdist workers (which tests share a worker, in which order, on how many threads)."""
+suite runs on two pytest-xdist workers (which tests share a worker, in which order, on how many threads)
+and which tests are marked ``slow``."""
 
 from __future__ import annotations
 
@@ -222,7 +223,61 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return SharedFixtureFiles(config, log)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
     if hasattr(config, "workerinput"):  # a worker: the order in which the files are handed out
         rank = {name: i for i, name in enumerate(SLOWEST_FILES_FIRST)}
         items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its order
+
+
+# --- slow: `python3 -m pytest -m "not slow"` runs the rest, for a quick loop; CI runs every test -----------
+#
+# The tests that take seconds each (one process, 2 cores): a training run, a big or hub model, a subprocess
+# that imports a backend, a browser. {file: the test functions (every parameter), or ALL: the whole file,
+# where a module fixture costs the seconds}. Marked here, in one table, rather than in each file.
+ALL = frozenset({"*"})
+SLOW = {
+    "test_hub_families.py": ALL,  # one report of each keras-hub family, 45 s
+    "test_transformers.py": ALL,  # a ViT trained for its fixture, and every keras-hub backbone
+    "test_browser.py": ALL,  # chromium, and the two reports it opens
+    "test_zoo.py": ALL,  # MobileNetV3Small's full report, InceptionV3
+    "test_backends.py": {
+        "test_every_backend_gives_the_same_numbers",
+        "test_a_report_on_another_backend_never_imports_tensorflow",
+    },
+    "test_many_models.py": {
+        "test_ray_runs_one_task_per_model_on_a_local_instance",
+        "test_jobs_2_uses_two_processes_and_equals_the_sequential_run",
+    },
+    "test_fuzz.py": {"test_case_behaves_as_promised", "test_sigterm_stops_jobs_workers_with_the_parent"},
+    "test_demo.py": {"test_demo_trains_offline_and_writes_a_complete_report"},
+    "test_robustness.py": {
+        "test_jobs_1_and_jobs_2_give_identical_numbers",
+        "test_other_backends_agree_with_tensorflow_within_0_002",
+    },
+    "test_messages.py": {"test_ctrl_c_in_a_run_of_several_models"},
+    "test_architecture.py": {"test_a_json_only_report_imports_no_plotting_or_pdf_code"},
+    "test_layout.py": {"test_a_small_vit_report_keeps_headings_with_their_content_and_fills_its_pages"},
+    "test_dataset_review.py": {"test_every_section_renders_under_each_preprocess_source"},
+    "test_awkward_models.py": {
+        "test_every_kind_of_model_gets_every_section",
+        "test_the_issues_hed_example_with_tf_image_resize",
+    },
+    "test_weights_and_layers.py": {
+        "test_top_singular_value_equals_numpy_svd",
+        "test_trained_weights_spread_out_against_the_baseline",
+    },
+    "test_pages.py": {"test_activation_zeros_come_from_the_relu_after_each_conv"},
+    "test_hub_loading.py": {"test_without_keras_hub"},
+    "test_gradcam.py": {"test_heatmap_peak_falls_on_the_bright_square"},
+    "test_dataset.py": {"test_unreadable_files_are_skipped_counted_and_named"},
+    "test_packaging.py": {"test_wheel_ships_templates_data_and_console_script"},
+}
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    names = SLOW.get(item.path.name, ())
+    return names is ALL or getattr(item, "originalname", item.name) in names
