@@ -160,28 +160,31 @@ SHARED_SESSION_FIXTURE = {
 }
 
 # The slowest files first, so that a worker's last file is a short one and the two finish together; files not
-# named here follow in their usual order. Seconds: the whole suite in one process on 2 busy cores, 427 s.
+# named here follow in their usual order. Seconds: the whole suite in one process (-n 0), 2 cores, torch
+# installed as in CI, 284 s.
 SLOWEST_FILES_FIRST = (
-    "test_hub_families.py",  # 47
-    "test_transformers.py",  # 31
-    "test_browser.py",  # 20, and test_zoo.py's 8 on the same worker
-    "test_many_models.py",  # 27
-    "test_fuzz.py",  # 26
-    "test_awkward_models.py",  # 25
-    "test_robustness.py",  # 25
-    "test_backends.py",  # 22 (three probe processes at once)
-    "test_messages.py",  # 22
-    "test_dataset_review.py",  # 21
-    "test_demo.py",  # 14
-    "test_weights_and_layers.py",  # 14
-    "test_filter_patterns.py",  # 13
-    "test_pages.py",  # 8
-    "test_provenance.py",  # 8
-    "test_alpha.py",  # 8
-    "test_hub_loading.py",  # 7
-    "test_architecture.py",  # 7
-    "test_dataset.py",  # 6
-    "test_gradcam.py",  # 6 with test_graph.py
+    "test_hub_families.py",  # 30
+    "test_backends.py",  # 26 (three probe processes at once)
+    "test_transformers.py",  # 25
+    "test_browser.py",  # 17, and test_zoo.py's 7 on the same worker
+    "test_awkward_models.py",  # 22
+    "test_robustness.py",  # 19
+    "test_dataset_review.py",  # 17
+    "test_many_models.py",  # 14
+    "test_messages.py",  # 12
+    "test_fuzz.py",  # 12
+    "test_demo.py",  # 8
+    "test_pages.py",  # 7
+    "test_filter_patterns.py",  # 6
+    "test_architecture.py",  # 6
+    "test_hub_loading.py",  # 6
+    "test_dataset.py",  # 5
+    "test_layout.py",  # 5
+    "test_cli_and_loading.py",  # 5
+    "test_provenance.py",  # 4
+    "test_weights_and_layers.py",  # 4
+    "test_alpha.py",  # 4
+    "test_gradcam.py",  # 3 with test_graph.py
 )
 
 
@@ -240,7 +243,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # where a module fixture costs the seconds}. Marked here, in one table, rather than in each file.
 ALL = frozenset({"*"})
 SLOW = {
-    "test_hub_families.py": ALL,  # one report of each keras-hub family, 45 s
+    "test_hub_families.py": ALL,  # one report of each keras-hub family, 30 s
     "test_transformers.py": ALL,  # a ViT trained for its fixture, and every keras-hub backbone
     "test_browser.py": ALL,  # chromium, and the two reports it opens
     "test_zoo.py": ALL,  # MobileNetV3Small's full report, InceptionV3
