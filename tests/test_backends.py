@@ -161,12 +161,28 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def _probe(backend_name: str, paths: dict) -> dict:
+def _probe(backend_name: str, paths: dict) -> subprocess.Popen:
+    """Start the probe on a backend, in its own process (the ``probes`` fixture waits for it)."""
     code = PROBE.format(tests=str(HERE), **{k: str(v) for k, v in paths.items()})
     env = {**os.environ, "KERAS_BACKEND": backend_name}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
-    assert line, f"{backend_name} probe failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _output(proc: subprocess.Popen) -> tuple[str, str]:
+    """The probe's stdout and stderr; one still running after 600 s is killed (its output so far)."""
+    try:
+        return proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
+def _numbers(backend_name: str, output: tuple[str, str]) -> dict:
+    stdout, stderr = output
+    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT")]
+    assert line, f"{backend_name} probe failed:\n{stdout[-2000:]}\n{stderr[-4000:]}"
     return json.loads(line[0][len("RESULT") :])
 
 
@@ -199,12 +215,27 @@ def saved(tmp_path_factory):
 OTHERS = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
 
 
+@pytest.fixture(scope="module")
+def probes(saved) -> dict:
+    """{backend: the probe's (stdout, stderr)}: this process's backend and every other installed one, each
+    probe in a process of its own, all started together; this process's backend is probed once, not once
+    for each other backend."""
+    started = {name: _probe(name, saved) for name in OTHERS}
+    try:
+        return {name: _output(proc) for name, proc in started.items()}
+    finally:
+        for proc in started.values():
+            if proc.poll() is None:
+                proc.kill()
+
+
 @pytest.mark.parametrize("other", OTHERS)
-def test_every_backend_gives_the_same_numbers(saved, other):
+def test_every_backend_gives_the_same_numbers(request, other):
     if other == backend.name():
         pytest.skip("the backend of this process is the reference")
-    here = _probe(backend.name(), saved)
-    there = _probe(other, saved)
+    probes = request.getfixturevalue("probes")
+    here = _numbers(backend.name(), probes[backend.name()])
+    there = _numbers(other, probes[other])
     assert here["backend"] == backend.name() and there["backend"] == other
     for layer, means in here["features"].items():
         np.testing.assert_allclose(there["features"][layer], means, atol=1e-4, rtol=1e-4)

@@ -245,7 +245,9 @@ def _tf_noise(line: str) -> bool:
 
 
 def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (Linux /proc), the resource tracker aside."""
+    """The processes whose parent is ``pid`` (Linux /proc), the resource tracker aside (told by its code, not
+    by the word: a worker's command line holds ``-W ...multiprocessing.resource_tracker`` when PYTHONWARNINGS
+    does, as it does after a ``--jobs 2`` run in this process set it)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -257,7 +259,7 @@ def _children(pid: int) -> list[int]:
                 cmd = fh.read()
         except OSError:
             continue
-        if int(fields[1]) == pid and b"resource_tracker" not in cmd:
+        if int(fields[1]) == pid and b"multiprocessing.resource_tracker import main" not in cmd:
             found.append(int(entry))
     return found
 
